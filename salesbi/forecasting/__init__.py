@@ -1,0 +1,1 @@
+"""Sales forecasting with LightGBM against statistical baselines."""

@@ -1,0 +1,1 @@
+"""A deterministic generator of sample companies in the canonical CSV layout."""

@@ -1,0 +1,1 @@
+"""Customer-level sales prediction (LightGBM) and the model store."""

@@ -1,0 +1,1 @@
+"""Reading a company's CSV files through a profile into canonical frames."""

@@ -1,0 +1,1 @@
+"""The report layer (``rpt``): star schema, analytic tables, commentary."""

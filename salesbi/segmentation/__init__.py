@@ -1,0 +1,1 @@
+"""Customer segmentation: RFM segments, behaviour clusters, recommended actions."""

@@ -1,0 +1,116 @@
+"""How each column kind is represented in pandas, Arrow and SQL.
+
+Every consumer asks this module instead of spelling a type itself, so the
+readers, the warehouse DDL and the Parquet export cannot disagree.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from salesbi.schema import Column, Table
+
+TEXT_LENGTH = 255
+ID_LENGTH = 64
+
+
+def sql_type(column: Column) -> sa.types.TypeEngine[object]:
+    """Return the SQLAlchemy type for ``column`` (NVARCHAR/DECIMAL/DATE... on SQL Server)."""
+    kind = column.kind
+    if kind == "id":
+        return sa.Unicode(column.length or ID_LENGTH)
+    if kind == "text":
+        return sa.Unicode(column.length or TEXT_LENGTH)
+    if kind == "long_text":
+        return sa.UnicodeText()
+    if kind == "int":
+        return sa.BigInteger()
+    if kind == "money":
+        return sa.Numeric(18, 2, asdecimal=False)
+    if kind == "fraction":
+        return sa.Numeric(9, 4, asdecimal=False)
+    if kind == "float":
+        return sa.Float(precision=53)
+    if kind == "date":
+        return sa.Date()
+    if kind == "datetime":
+        return sa.DateTime()
+    if kind == "bool":
+        return sa.Boolean()
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def pandas_dtype(column: Column) -> str:
+    """Return the pandas dtype name a frame column of this kind holds."""
+    return {
+        "id": "string",
+        "text": "string",
+        "long_text": "string",
+        "int": "Int64",
+        "money": "float64",
+        "fraction": "float64",
+        "float": "float64",
+        "date": "datetime64[s]",
+        "datetime": "datetime64[us]",
+        "bool": "boolean",
+    }[column.kind]
+
+
+def arrow_type(column: Column) -> pa.DataType:
+    """Return the Arrow (and so Parquet) type for this column."""
+    return {
+        "id": pa.string(),
+        "text": pa.string(),
+        "long_text": pa.string(),
+        "int": pa.int64(),
+        "money": pa.float64(),
+        "fraction": pa.float64(),
+        "float": pa.float64(),
+        "date": pa.date32(),
+        "datetime": pa.timestamp("us"),
+        "bool": pa.bool_(),
+    }[column.kind]
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    """Return the Arrow schema of ``table``, nullability included."""
+    return pa.schema(
+        [
+            pa.field(c.name, arrow_type(c), nullable=not (c.required or c.name in table.key))
+            for c in table.columns
+        ]
+    )
+
+
+def conform(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """Return ``frame`` with exactly the table's columns, in order, cast to their pandas dtypes.
+
+    Missing optional columns are added as nulls; extra columns are dropped.
+    Values that cannot be cast raise ``ValueError`` naming the column.
+    """
+    out: dict[str, pd.Series] = {}
+    for c in table.columns:
+        if c.name in frame.columns:
+            s = frame[c.name]
+        else:
+            s = pd.Series(pd.NA, index=frame.index, dtype="object")
+        dtype = pandas_dtype(c)
+        try:
+            if c.kind in ("date", "datetime"):
+                s = pd.to_datetime(s).astype(dtype)
+            elif c.kind in ("id", "text", "long_text"):
+                s = s.astype("string")
+            else:
+                s = s.astype(dtype)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{table.name}.{c.name}: cannot cast to {dtype}: {exc}") from exc
+        out[c.name] = s
+    return pd.DataFrame(out, index=frame.index)
+
+
+def to_arrow(frame: pd.DataFrame, table: Table) -> pa.Table:
+    """Return ``frame`` as an Arrow table with the table's exact schema (for Parquet)."""
+    conformed = conform(frame, table)
+    return pa.Table.from_pandas(conformed, schema=arrow_schema(table), preserve_index=False)

@@ -1,0 +1,1 @@
+"""Validation of staged tables with Great Expectations, and quarantine of bad rows."""

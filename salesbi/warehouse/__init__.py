@@ -1,0 +1,1 @@
+"""The warehouse: engines, schemas, DDL, bulk loads, upserts and atomic report swaps."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: where the real datasets are, strict mode, small generated companies."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SALESBI_SHARED", PROJECT_ROOT.parent / "shared"))
+DATASETS = SHARED / "datasets"
+STRICT = os.environ.get("SALESBI_STRICT") == "1"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip the calling test when ``condition`` is false; under SALESBI_STRICT=1, fail instead."""
+    if condition:
+        return
+    if STRICT:
+        pytest.fail(f"SALESBI_STRICT=1 and a required resource is missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    """Return ``../shared/datasets`` (skips, or fails under strict mode, when absent)."""
+    need(DATASETS.is_dir(), f"real datasets not found at {DATASETS}")
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def classicmodels_dir(datasets_dir: Path) -> Path:
+    """Return the classicmodels CSV folder."""
+    return datasets_dir / "classicmodels"
+
+
+@pytest.fixture(scope="session")
+def northwind_dir(datasets_dir: Path) -> Path:
+    """Return the Northwind CSV folder."""
+    return datasets_dir / "northwind"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """Return ``../shared`` (skips, or fails under strict mode, when absent)."""
+    need(SHARED.is_dir(), f"../shared not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """Return the PostgreSQL URL for integration tests (SALESBI_TEST_PG_URL)."""
+    url = os.environ.get("SALESBI_TEST_PG_URL", "")
+    need(bool(url), "SALESBI_TEST_PG_URL is not set (run .ci/run, or start PostgreSQL and export it)")
+    return url
