@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import mssql
 
 from salesbi.schema import Column, Table
 
@@ -28,15 +29,15 @@ def sql_type(column: Column) -> sa.types.TypeEngine[object]:
     if kind == "int":
         return sa.BigInteger()
     if kind == "money":
-        return sa.Numeric(18, 2, asdecimal=False)
+        return sa.Numeric(18, 2, asdecimal=False).with_variant(mssql.DECIMAL(18, 2, asdecimal=False), "mssql")
     if kind == "fraction":
-        return sa.Numeric(9, 4, asdecimal=False)
+        return sa.Numeric(9, 4, asdecimal=False).with_variant(mssql.DECIMAL(9, 4, asdecimal=False), "mssql")
     if kind == "float":
         return sa.Float(precision=53)
     if kind == "date":
-        return sa.Date()
+        return sa.Date().with_variant(mssql.DATE(), "mssql")
     if kind == "datetime":
-        return sa.DateTime()
+        return sa.DateTime().with_variant(mssql.DATETIME2(), "mssql")
     if kind == "bool":
         return sa.Boolean()
     raise ValueError(f"unknown column kind {kind!r}")

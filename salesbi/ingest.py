@@ -1,0 +1,158 @@
+"""Ingestion: read a source through its profile, validate, stage, and upsert into ``core``.
+
+Order of events, so that bad input never half-changes the warehouse:
+
+1. read every file through the profile — structural faults raise here, before
+   any connection is opened;
+2. validate the typed frames (row faults are quarantined, table-level faults raise);
+3. in ONE transaction: replace ``staging``, upsert accepted rows into ``core``
+   in dependency order (only rows whose values changed are rewritten), and
+   append the quarantined rows to ``audit.rejected_rows``.
+
+A run killed before step 3 commits leaves ``core`` exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from salesbi import contract
+from salesbi.reading.reader import SourceData, read_source
+from salesbi.runlog import TableCounts
+from salesbi.validation.validate import ValidationOutcome, validate_staged
+from salesbi.warehouse.ddl import warehouse_metadata
+from salesbi.warehouse.engine import ensure_schemas
+from salesbi.warehouse.load import bulk_insert, count_rows, delete_all, upsert_statement
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (step label, done, total)
+
+
+@dataclass
+class LoadResult:
+    """What the load step did: per-table counts (read/loaded/rejected/warehouse_rows)."""
+
+    counts: dict[str, TableCounts]
+    rejected_rows: int
+
+
+def prepare_warehouse(engine: Engine) -> sa.MetaData:
+    """Create the schemas and every missing table; return the warehouse metadata."""
+    ensure_schemas(engine)
+    md = warehouse_metadata()
+    md.create_all(engine, checkfirst=True)
+    return md
+
+
+def read_step(source: Path, profile: str | Path) -> SourceData:
+    """Return the source's seven tables read through ``profile`` (raises StructuralError/ProfileError)."""
+    data = read_source(Path(source), profile)
+    for note in data.notes:
+        log.info("note: %s", note)
+    for name, t in data.tables.items():
+        log.info("read %s: %d rows from %s", name, t.read, ", ".join(str(f) for f in t.files) or "derived")
+    return data
+
+
+def core_keys(engine: Engine, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
+    """Return, per parent table, the key columns of the rows already in ``core``."""
+    out: dict[str, pd.DataFrame] = {}
+    parents = {parent for t in contract.TABLES for _, parent, _ in t.foreign_keys}
+    with engine.connect() as conn:
+        for name in sorted(parents):
+            spec = contract.table(name)
+            table = metadata.tables[f"core.{name}"]
+            rows = conn.execute(sa.select(*(table.c[k] for k in spec.key))).fetchall()
+            out[name] = pd.DataFrame(rows, columns=list(spec.key), dtype="string")
+    return out
+
+
+def validate_step(
+    data: SourceData,
+    *,
+    run_id: str,
+    previous_counts: Mapping[str, int] | None = None,
+    known_keys: Mapping[str, pd.DataFrame] | None = None,
+    config: Any = None,
+) -> ValidationOutcome:
+    """Return the validation outcome: accepted rows, quarantined rows, warnings and counts."""
+    return validate_staged(
+        data.tables,
+        run_id=run_id,
+        config=config,
+        previous_counts=previous_counts,
+        known_keys=known_keys,
+    )
+
+
+def _staging_frame(frame: pd.DataFrame, accepted: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    out = frame.copy()
+    out["_run_id"] = run_id
+    out["_status"] = pd.Series(
+        frame.index.isin(accepted.index), index=frame.index, dtype="boolean"
+    ).map({True: "accepted", False: "rejected"})
+    return out
+
+
+def load_step(
+    engine: Engine,
+    metadata: sa.MetaData,
+    data: SourceData,
+    outcome: ValidationOutcome,
+    *,
+    run_id: str,
+    progress: Progress | None = None,
+) -> LoadResult:
+    """Replace staging, upsert accepted rows into core and store rejects — all in one transaction."""
+    counts: dict[str, TableCounts] = {}
+    total = len(contract.TABLES)
+    with engine.begin() as conn:
+        for i, spec in enumerate(contract.TABLES):
+            name = spec.name
+            staged = data.tables[name]
+            accepted = outcome.accepted[name]
+            staging = metadata.tables[f"staging.{name}"]
+            core = metadata.tables[f"core.{name}"]
+            delete_all(conn, staging)
+            bulk_insert(conn, staging, _staging_frame(staged.frame, accepted, run_id))
+            conn.execute(
+                upsert_statement(
+                    conn.dialect,
+                    core,
+                    staging,
+                    spec.key,
+                    where=staging.c["_status"] == "accepted",
+                )
+            )
+            oc = outcome.counts[name]
+            counts[name] = TableCounts(
+                read=oc.read, loaded=oc.loaded, rejected=oc.rejected, warehouse_rows=count_rows(conn, core)
+            )
+            log.info(
+                "loaded %s: read %d, loaded %d, rejected %d, now %d rows in core",
+                name,
+                oc.read,
+                oc.loaded,
+                oc.rejected,
+                counts[name].warehouse_rows,
+            )
+            if progress:
+                progress("load", i + 1, total)
+        rejected = outcome.rejected_rows
+        if len(rejected):
+            bulk_insert(conn, metadata.tables["audit.rejected_rows"], rejected)
+        warnings = outcome.warnings
+        if len(warnings):
+            bulk_insert(conn, metadata.tables["audit.rejected_rows"], warnings)
+    for name, c in counts.items():
+        c.check(name)
+    return LoadResult(counts=counts, rejected_rows=len(outcome.rejected_rows))

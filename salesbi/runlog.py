@@ -1,0 +1,198 @@
+"""The record of a run: ``audit.runs``/``audit.run_tables`` rows and ``<out>/run_summary.json``.
+
+DESIGN.md fixes the summary's shape::
+
+    {"run_id", "status", "tables": {name: {"read", "loaded", "rejected", "warehouse_rows"}},
+     "timings": {step: seconds}, "outputs": {...}}
+
+Invariant, checked before the summary is written: read = loaded + rejected per table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from salesbi.warehouse.ddl import warehouse_metadata
+
+
+def new_run_id() -> str:
+    """Return a new run id: UTC timestamp plus a short random suffix, sortable by start time."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def utcnow() -> datetime:
+    """Return the current UTC time without tzinfo (the warehouse stores naive UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class TableCounts:
+    """Rows of one table in one run."""
+
+    read: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    warehouse_rows: int | None = None
+
+    def check(self, table: str) -> None:
+        """Raise AssertionError naming the table when read != loaded + rejected."""
+        if self.read != self.loaded + self.rejected:
+            raise AssertionError(
+                f"{table}: read {self.read} != loaded {self.loaded} + rejected {self.rejected}; "
+                "rows were lost — this is a bug, please report it"
+            )
+
+
+@dataclass
+class RunSummary:
+    """What a run did; serialised to ``run_summary.json`` and ``audit.runs.summary_json``."""
+
+    run_id: str
+    flow: str
+    status: str = "running"
+    started_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    failed_step: str | None = None
+    error: str | None = None
+    source: str | None = None
+    profile: str | None = None
+    warehouse: str | None = None
+    tables: dict[str, TableCounts] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    kpis: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON document (DESIGN.md shape, plus context fields)."""
+        return {
+            "run_id": self.run_id,
+            "flow": self.flow,
+            "status": self.status,
+            "started_at": self.started_at.isoformat() + "Z",
+            "finished_at": self.finished_at.isoformat() + "Z" if self.finished_at else None,
+            "failed_step": self.failed_step,
+            "error": self.error,
+            "source": self.source,
+            "profile": self.profile,
+            "warehouse": self.warehouse,
+            "tables": {
+                name: {
+                    "read": c.read,
+                    "loaded": c.loaded,
+                    "rejected": c.rejected,
+                    "warehouse_rows": c.warehouse_rows,
+                }
+                for name, c in self.tables.items()
+            },
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "outputs": self.outputs,
+            "kpis": self.kpis,
+            "notes": self.notes,
+        }
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Time the enclosed block into ``timings[step]``; on error, record ``step`` as the failed step."""
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            if self.failed_step is None:
+                self.failed_step = step
+            raise
+        finally:
+            self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - start
+
+    def write_json(self, out_dir: Path) -> Path:
+        """Write ``<out_dir>/run_summary.json`` atomically and return its path."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "run_summary.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+def _audit_tables() -> tuple[sa.Table, sa.Table]:
+    md = warehouse_metadata()
+    return md.tables["audit.runs"], md.tables["audit.run_tables"]
+
+
+def record_start(engine: Engine, summary: RunSummary) -> None:
+    """Insert the ``audit.runs`` row of a starting run (status running)."""
+    runs, _ = _audit_tables()
+    with engine.begin() as conn:
+        conn.execute(
+            runs.insert().values(
+                run_id=summary.run_id,
+                flow=summary.flow,
+                status="running",
+                started_at=summary.started_at,
+                source=summary.source,
+                profile=summary.profile,
+                warehouse=summary.warehouse,
+            )
+        )
+
+
+def record_end(engine: Engine, summary: RunSummary) -> None:
+    """Update the run's ``audit.runs`` row with its end state and write its ``audit.run_tables`` rows."""
+    runs, run_tables = _audit_tables()
+    with engine.begin() as conn:
+        conn.execute(
+            runs.update()
+            .where(runs.c.run_id == summary.run_id)
+            .values(
+                status=summary.status,
+                finished_at=summary.finished_at,
+                failed_step=summary.failed_step,
+                error=summary.error,
+                summary_json=json.dumps(summary.as_dict(), default=str),
+            )
+        )
+        conn.execute(run_tables.delete().where(run_tables.c.run_id == summary.run_id))
+        rows = [
+            {
+                "run_id": summary.run_id,
+                "table_name": name,
+                "read": c.read,
+                "loaded": c.loaded,
+                "rejected": c.rejected,
+                "warehouse_rows": c.warehouse_rows,
+            }
+            for name, c in summary.tables.items()
+        ]
+        if rows:
+            conn.execute(run_tables.insert(), rows)
+
+
+def last_good_counts(engine: Engine, flow: str = "ingest") -> dict[str, int]:
+    """Return per table the rows loaded into core by the last succeeded run that read tables."""
+    runs, run_tables = _audit_tables()
+    with engine.connect() as conn:
+        last = conn.execute(
+            sa.select(runs.c.run_id)
+            .where(runs.c.status == "succeeded")
+            .where(sa.exists().where(run_tables.c.run_id == runs.c.run_id))
+            .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if last is None:
+            return {}
+        rows = conn.execute(
+            sa.select(run_tables.c.table_name, run_tables.c.read).where(run_tables.c.run_id == last)
+        ).fetchall()
+    return {name: int(n) for name, n in rows}

@@ -1,0 +1,44 @@
+"""Definitions of the ``audit`` tables: one row per run, and per-table counts of each run."""
+
+from __future__ import annotations
+
+from salesbi.schema import Column, Table
+
+RUN_STATUSES = ("running", "succeeded", "failed")
+
+RUNS = Table(
+    name="runs",
+    schema="audit",
+    description="One row per pipeline run: what ran, on what, and how it ended.",
+    key=("run_id",),
+    columns=(
+        Column("run_id", "id", required=True),
+        Column("flow", "text", required=True, length=64),
+        Column("status", "text", required=True, length=16, allowed=RUN_STATUSES),
+        Column("started_at", "datetime", required=True),
+        Column("finished_at", "datetime"),
+        Column("failed_step", "text", length=64),
+        Column("error", "long_text"),
+        Column("source", "long_text"),
+        Column("profile", "text"),
+        Column("warehouse", "long_text", description="URL with the password masked"),
+        Column("summary_json", "long_text", description="the run_summary.json document"),
+    ),
+)
+
+RUN_TABLES = Table(
+    name="run_tables",
+    schema="audit",
+    description="Per run and table: rows read, loaded into core, rejected, and in core afterwards.",
+    key=("run_id", "table_name"),
+    columns=(
+        Column("run_id", "id", required=True),
+        Column("table_name", "text", required=True, length=64),
+        Column("read", "int", required=True),
+        Column("loaded", "int", required=True),
+        Column("rejected", "int", required=True),
+        Column("warehouse_rows", "int"),
+    ),
+)
+
+AUDIT_TABLES: tuple[Table, ...] = (RUNS, RUN_TABLES)

@@ -1,0 +1,165 @@
+"""Moving frames in and out of the warehouse: bulk inserts, idempotent upserts, atomic replaces.
+
+Each backend gets its fastest safe path:
+
+* SQLite: ``executemany`` on the raw connection with rows built column-wise by Arrow;
+* PostgreSQL: ``COPY ... FROM STDIN`` (CSV);
+* SQL Server and others: SQLAlchemy ``executemany`` (``fast_executemany`` on
+  pyodbc), chunked so that no statement carries more than 2,100 parameters.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+MSSQL_MAX_PARAMS = 2100
+CHUNK_ROWS = 50_000
+
+
+def rows_per_statement(n_columns: int, max_params: int = MSSQL_MAX_PARAMS) -> int:
+    """Return how many rows fit in one multi-row statement under SQL Server's parameter limit."""
+    return max(1, (max_params - 1) // max(1, n_columns))
+
+
+def _column_values(series: pd.Series, sql_column: sa.Column[Any]) -> list[Any]:
+    """Return a column's values as DB-API-ready Python objects (None for nulls, ISO text for dates)."""
+    arr = pa.Array.from_pandas(series)
+    type_ = sql_column.type
+    if isinstance(type_, sa.Date) or pa.types.is_date(arr.type):
+        if pa.types.is_timestamp(arr.type):
+            arr = pc.strftime(arr, format="%Y-%m-%d")
+        elif pa.types.is_date(arr.type):
+            arr = arr.cast(pa.string())
+    elif isinstance(type_, sa.DateTime) and pa.types.is_timestamp(arr.type):
+        arr = pc.strftime(arr, format="%Y-%m-%d %H:%M:%S.%f")
+    elif pa.types.is_boolean(arr.type):
+        arr = arr.cast(pa.int8())
+    elif pa.types.is_floating(arr.type):
+        # NaN is a null in pandas' float columns
+        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+    return arr.to_pylist()  # type: ignore[no-any-return]
+
+
+def iter_row_chunks(frame: pd.DataFrame, table: sa.Table, chunk_rows: int) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield lists of row tuples in the table's column order, ``chunk_rows`` at a time."""
+    names = [c.name for c in table.columns if c.name in frame.columns]
+    for start in range(0, len(frame), chunk_rows):
+        part = frame.iloc[start : start + chunk_rows]
+        columns = [_column_values(part[n], table.c[n]) for n in names]
+        yield list(zip(*columns, strict=True))
+
+
+def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+    """Insert every row of ``frame`` into ``table`` (columns matched by name); return the row count."""
+    if frame.empty:
+        return 0
+    names = [c.name for c in table.columns if c.name in frame.columns]
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        cols = ", ".join(f'"{n}"' for n in names)
+        marks = ", ".join("?" for _ in names)
+        sql = f'INSERT INTO {table.schema}."{table.name}" ({cols}) VALUES ({marks})'
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for rows in iter_row_chunks(frame, table, CHUNK_ROWS):
+                cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+    elif dialect == "postgresql":
+        _copy_postgres(conn, table, frame[names])
+    else:
+        chunk = CHUNK_ROWS if getattr(conn.dialect, "fast_executemany", False) else rows_per_statement(len(names))
+        stmt = table.insert()
+        for rows in iter_row_chunks(frame, table, chunk):
+            conn.execute(stmt, [dict(zip(names, r, strict=True)) for r in rows])
+    return len(frame)
+
+
+def _copy_postgres(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    out = frame.copy()
+    for name in out.columns:
+        col_type = table.c[name].type
+        if isinstance(col_type, sa.Date) and not isinstance(col_type, sa.DateTime):
+            out[name] = pd.to_datetime(out[name]).dt.strftime("%Y-%m-%d")
+    buffer = io.StringIO()
+    out.to_csv(buffer, index=False, header=False, na_rep="\\N")
+    cols = ", ".join(f'"{n}"' for n in out.columns)
+    sql = f'COPY "{table.schema}"."{table.name}" ({cols}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')'
+    dbapi = conn.connection.driver_connection
+    with dbapi.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+        copy.write(buffer.getvalue())
+
+
+def delete_all(conn: sa.Connection, table: sa.Table) -> None:
+    """Delete every row of ``table`` (inside the caller's transaction)."""
+    conn.execute(table.delete())
+
+
+def upsert_statement(
+    dialect: sa.Dialect, target: sa.Table, source: sa.Table, key: Sequence[str], where: Any = None
+) -> sa.Executable:
+    """Return one statement merging ``source`` rows into ``target`` by ``key``.
+
+    Existing rows are updated only where a value differs, so a rerun with the
+    same input writes nothing. SQLite and PostgreSQL use ``INSERT ... ON
+    CONFLICT``; SQL Server uses ``MERGE``.
+    """
+    names = [c.name for c in target.columns]
+    value_cols = [n for n in names if n not in key]
+    select = sa.select(*(source.c[n] for n in names))
+    select = select.where(where) if where is not None else select.where(sa.true())
+    if dialect.name in ("sqlite", "postgresql"):
+        module: Any = sqlite if dialect.name == "sqlite" else postgresql
+        ins = module.insert(target).from_select(names, select)
+        if not value_cols:
+            return ins.on_conflict_do_nothing(index_elements=list(key))
+        excluded = ins.excluded
+        changed = sa.or_(*(target.c[n].is_distinct_from(excluded[n]) for n in value_cols))
+        return ins.on_conflict_do_update(
+            index_elements=list(key), set_={n: excluded[n] for n in value_cols}, where=changed
+        )
+    if dialect.name == "mssql":
+        return sa.text(mssql_merge_sql(target, source, key, where_sql="s._status = N'accepted'"))
+    raise NotImplementedError(f"no upsert for the {dialect.name} dialect")
+
+
+def mssql_merge_sql(target: sa.Table, source: sa.Table, key: Sequence[str], where_sql: str) -> str:
+    """Return the T-SQL MERGE that upserts ``source`` into ``target`` by ``key``, updating only changes."""
+    names = [c.name for c in target.columns]
+    value_cols = [n for n in names if n not in key]
+
+    def q(n: str) -> str:
+        return f"[{n}]"
+
+    src = f"(SELECT {', '.join(q(n) for n in names)} FROM [{source.schema}].[{source.name}] s WHERE {where_sql})"
+    on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
+    t_cols = ", ".join(f"t.{q(n)}" for n in value_cols)
+    s_cols = ", ".join(f"s.{q(n)}" for n in value_cols)
+    sql = f"MERGE [{target.schema}].[{target.name}] WITH (HOLDLOCK) AS t USING {src} AS s ON {on}"
+    if value_cols:
+        sets = ", ".join(f"t.{q(n)} = s.{q(n)}" for n in value_cols)
+        sql += f" WHEN MATCHED AND EXISTS (SELECT {s_cols} EXCEPT SELECT {t_cols}) THEN UPDATE SET {sets}"
+    sql += (
+        f" WHEN NOT MATCHED BY TARGET THEN INSERT ({', '.join(q(n) for n in names)})"
+        f" VALUES ({', '.join('s.' + q(n) for n in names)});"
+    )
+    return sql
+
+
+def count_rows(conn: sa.Connection, table: sa.Table) -> int:
+    """Return the number of rows in ``table``."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def read_table(conn: sa.Connection, table: sa.Table) -> pd.DataFrame:
+    """Return the whole of ``table`` as a frame (column types as the driver returns them)."""
+    result = conn.execute(sa.select(table))
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
