@@ -97,9 +97,9 @@ def validate_step(
 def _staging_frame(frame: pd.DataFrame, accepted: pd.DataFrame, run_id: str) -> pd.DataFrame:
     out = frame.copy()
     out["_run_id"] = run_id
-    out["_status"] = pd.Series(
-        frame.index.isin(accepted.index), index=frame.index, dtype="boolean"
-    ).map({True: "accepted", False: "rejected"})
+    out["_status"] = pd.Series(frame.index.isin(accepted.index), index=frame.index, dtype="boolean").map(
+        {True: "accepted", False: "rejected"}
+    )
     return out
 
 

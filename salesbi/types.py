@@ -6,6 +6,8 @@ readers, the warehouse DDL and the Parquet export cannot disagree.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -17,7 +19,7 @@ TEXT_LENGTH = 255
 ID_LENGTH = 64
 
 
-def sql_type(column: Column) -> sa.types.TypeEngine[object]:
+def sql_type(column: Column) -> sa.types.TypeEngine[Any]:
     """Return the SQLAlchemy type for ``column`` (NVARCHAR/DECIMAL/DATE... on SQL Server)."""
     kind = column.kind
     if kind == "id":

@@ -8,6 +8,7 @@ columns ``_run_id``, ``_source_file``, ``_source_line`` and ``_status``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,7 +29,7 @@ NAMING = {
 LINEAGE_COLUMNS = ("_run_id", "_source_file", "_source_line", "_status")
 
 
-def _columns(table: Table, *, all_nullable: bool = False) -> list[sa.Column[object]]:
+def _columns(table: Table, *, all_nullable: bool = False) -> list[Any]:
     return [
         sa.Column(
             c.name,
@@ -42,7 +43,7 @@ def _columns(table: Table, *, all_nullable: bool = False) -> list[sa.Column[obje
 def add_core_table(metadata: sa.MetaData, table: Table) -> sa.Table:
     """Return the ``core`` SQLAlchemy table for a contract table (PK, FKs, indexes) added to ``metadata``."""
     cols = _columns(table)
-    constraints: list[sa.SchemaItem] = [sa.PrimaryKeyConstraint(*table.key)]
+    constraints: list[Any] = [sa.PrimaryKeyConstraint(*table.key)]
     for col, parent, parent_col in table.foreign_keys:
         constraints.append(sa.ForeignKeyConstraint([col], [f"core.{parent}.{parent_col}"]))
     t = sa.Table(table.name, metadata, *cols, *constraints, schema="core")
@@ -53,7 +54,7 @@ def add_core_table(metadata: sa.MetaData, table: Table) -> sa.Table:
 
 def add_staging_table(metadata: sa.MetaData, table: Table) -> sa.Table:
     """Return the ``staging`` table for a contract table: typed, all nullable, with lineage columns."""
-    lineage = [
+    lineage: list[Any] = [
         sa.Column("_run_id", sa.Unicode(64), nullable=False),
         sa.Column("_source_file", sa.Unicode(400)),
         sa.Column("_source_line", sa.BigInteger()),
@@ -83,7 +84,7 @@ def plain_tables() -> tuple[Table, ...]:
         from salesbi.validation.tables import REJECTED_ROWS
 
         audit = (*audit, REJECTED_ROWS)
-    return tuple(rpt_tables()) + (MODEL_RUNS, *ml_tables()) + audit
+    return (*tuple(rpt_tables()), MODEL_RUNS, *ml_tables(), *audit)
 
 
 def warehouse_metadata(extra: Iterable[Table] = ()) -> sa.MetaData:

@@ -61,6 +61,19 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     """Insert every row of ``frame`` into ``table`` (columns matched by name); return the row count."""
     if frame.empty:
         return 0
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        _bulk_insert(conn, table, frame)
+    except (
+        dbapi_error
+    ) as exc:  # raw-cursor paths: wrap like SQLAlchemy does (IntegrityError, OperationalError…)
+        raise sa.exc.DBAPIError.instance(
+            f"bulk insert into {table.schema}.{table.name}", None, exc, dbapi_error, dialect=conn.dialect
+        ) from exc
+    return len(frame)
+
+
+def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
     names = [c.name for c in table.columns if c.name in frame.columns]
     dialect = conn.dialect.name
     if dialect == "sqlite":
@@ -76,11 +89,12 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     elif dialect == "postgresql":
         _copy_postgres(conn, table, frame[names])
     else:
-        chunk = CHUNK_ROWS if getattr(conn.dialect, "fast_executemany", False) else rows_per_statement(len(names))
+        chunk = (
+            CHUNK_ROWS if getattr(conn.dialect, "fast_executemany", False) else rows_per_statement(len(names))
+        )
         stmt = table.insert()
         for rows in iter_row_chunks(frame, table, chunk):
             conn.execute(stmt, [dict(zip(names, r, strict=True)) for r in rows])
-    return len(frame)
 
 
 def _copy_postgres(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
@@ -139,7 +153,8 @@ def mssql_merge_sql(target: sa.Table, source: sa.Table, key: Sequence[str], wher
     def q(n: str) -> str:
         return f"[{n}]"
 
-    src = f"(SELECT {', '.join(q(n) for n in names)} FROM [{source.schema}].[{source.name}] s WHERE {where_sql})"
+    cols = ", ".join(q(n) for n in names)
+    src = f"(SELECT {cols} FROM [{source.schema}].[{source.name}] s WHERE {where_sql})"
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
     t_cols = ", ".join(f"t.{q(n)}" for n in value_cols)
     s_cols = ", ".join(f"s.{q(n)}" for n in value_cols)

@@ -1,0 +1,272 @@
+"""The ``salesbi`` command line.
+
+Errors a user can meet (a :class:`salesbi.errors.SalesBIError`) print one
+message naming file, line, column and what to do, and exit with status 2 — no
+traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from salesbi.errors import SalesBIError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+powerbi_app = typer.Typer(no_args_is_help=True, help="Build the Power BI project.")
+app.add_typer(powerbi_app, name="powerbi")
+console = Console(stderr=True)
+
+DEFAULT_SAMPLE = Path("var") / "sample"
+DEFAULT_OUT = Path("out")
+
+SourceOpt = Annotated[Path, typer.Option("--source", "-s", help="folder with the company's CSV files")]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="profile name (profiles/) or YAML path")]
+WarehouseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse", "-w", help="SQLAlchemy URL (default $SALESBI_WAREHOUSE_URL, else SQLite in var/)"
+    ),
+]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="output folder")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@contextmanager
+def _progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled or not console.is_terminal:
+        last: dict[str, str] = {}
+
+        def plain(label: str, done: int, total: int) -> None:
+            if last.get("label") != label:
+                console.print(f"[{done}/{total}] {label}")
+                last["label"] = label
+
+        yield plain
+        return
+    with Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("starting", total=1)
+
+        def update(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        yield update
+
+
+def _fail(exc: SalesBIError) -> None:
+    console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _print_outputs(summary: Any) -> None:
+    doc = summary.as_dict()
+    console.print(f"\n[bold]run {doc['run_id']}[/]: {doc['status']}")
+    if doc["tables"]:
+        console.print("table            read   loaded  rejected  in warehouse")
+        for name, c in doc["tables"].items():
+            console.print(
+                f"{name:<15}{c['read']:>7}{c['loaded']:>9}{c['rejected']:>10}{c['warehouse_rows'] or 0:>14}"
+            )
+    console.print("\n[bold]outputs[/]")
+    for key, value in doc["outputs"].items():
+        if isinstance(value, dict):
+            value = f"{len(value)} tables"
+        console.print(f"  {key:<20} {value}")
+
+
+@app.command()
+def generate(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="folder to write the seven CSVs into")
+    ] = DEFAULT_SAMPLE,
+    order_lines: Annotated[int, typer.Option("--order-lines", "-n", min=100)] = 100_000,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+) -> None:
+    """Generate a sample company: the seven canonical CSVs plus its ground truth."""
+    from salesbi.generate import generate_company
+
+    summary = generate_company(out, order_lines=order_lines, seed=seed)
+    console.print(f"wrote a sample company to {out.resolve()}: {summary}")
+
+
+@app.command()
+def ingest(
+    source: SourceOpt,
+    profile: ProfileOpt = "canonical",
+    warehouse: WarehouseOpt = None,
+    out: OutOpt = DEFAULT_OUT,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Read, validate and load a source into the warehouse (staging → core)."""
+    _run(source=source, profile=profile, warehouse=warehouse, out=out, steps="ingest", verbose=verbose)
+
+
+@app.command()
+def report(
+    warehouse: WarehouseOpt = None,
+    out: OutOpt = DEFAULT_OUT,
+    as_of: Annotated[str | None, typer.Option(help="as-of date YYYY-MM-DD")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Rebuild the report layer (rpt tables, Parquet, insights) from core, without re-ingesting."""
+    _run(
+        source=None,
+        profile="canonical",
+        warehouse=warehouse,
+        out=out,
+        steps="reports",
+        as_of=as_of,
+        verbose=verbose,
+    )
+
+
+@app.command()
+def run(
+    source: SourceOpt,
+    profile: ProfileOpt = "canonical",
+    warehouse: WarehouseOpt = None,
+    out: OutOpt = DEFAULT_OUT,
+    steps: Annotated[
+        str, typer.Option(help="comma-separated: ingest,reports,segments,predictions,forecast,powerbi")
+    ] = "ingest,reports,segments,predictions,forecast,powerbi",
+    as_of: Annotated[str | None, typer.Option(help="as-of date YYYY-MM-DD")] = None,
+    churn_months: Annotated[int, typer.Option(min=1)] = 2,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""
+    _run(
+        source=source,
+        profile=profile,
+        warehouse=warehouse,
+        out=out,
+        steps=steps,
+        as_of=as_of,
+        churn_months=churn_months,
+        verbose=verbose,
+    )
+
+
+def _run(
+    *,
+    source: Path | None,
+    profile: str,
+    warehouse: str | None,
+    out: Path,
+    steps: str,
+    as_of: str | None = None,
+    churn_months: int = 2,
+    verbose: bool = False,
+) -> None:
+    from pydantic import ValidationError
+
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import run_pipeline
+
+    _setup_logging(verbose)
+    try:
+        params = PipelineParams(
+            source=source,
+            profile=profile,
+            warehouse_url=warehouse,
+            out_dir=out,
+            steps=steps,  # type: ignore[arg-type]
+            as_of=date.fromisoformat(as_of) if as_of else None,
+            churn_months=churn_months,
+        )
+    except (ValidationError, ValueError) as exc:
+        _fail(SalesBIError(f"invalid parameter: {exc}", hint="see `salesbi run --help`"))
+        return
+    try:
+        with _progress_bar() as progress:
+            summary = run_pipeline(params, progress=progress)
+    except SalesBIError as exc:
+        _fail(exc)
+        return
+    _print_outputs(summary)
+
+
+@app.command()
+def demo(
+    out: OutOpt = DEFAULT_OUT,
+    sample: Annotated[Path, typer.Option(help="where the generated sample company lives")] = DEFAULT_SAMPLE,
+    order_lines: Annotated[int, typer.Option("--order-lines", "-n", min=100)] = 100_000,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Generate a sample company (if none is there yet) and run the whole pipeline on the embedded warehouse."""
+    if not (sample / "order_items.csv").exists():
+        from salesbi.generate import generate_company
+
+        console.print(f"generating a sample company ({order_lines:,} order lines) in {sample} ...")
+        generate_company(sample, order_lines=order_lines, seed=seed)
+    _run(
+        source=sample,
+        profile="canonical",
+        warehouse=None,
+        out=out,
+        steps="ingest,reports,segments,predictions,forecast,powerbi",
+        verbose=verbose,
+    )
+
+
+@powerbi_app.command("build")
+def powerbi_build(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the PBIP project")] = Path("powerbi"),
+    parquet_folder: Annotated[
+        str | None, typer.Option(help="absolute folder of the Parquet files (default: ./out/powerbi/data)")
+    ] = None,
+) -> None:
+    """Write the Power BI project (PBIP: TMDL model + PBIR report) generated from the rpt tables."""
+    from salesbi.powerbi import build_powerbi_project
+
+    folder = parquet_folder or str((DEFAULT_OUT / "powerbi" / "data").resolve())
+    path = build_powerbi_project(out, parquet_folder=folder)
+    console.print(f"wrote the Power BI project to {Path(path).resolve()}")
+
+
+@app.command("sql-server")
+def sql_server(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the T-SQL scripts")] = Path(
+        "sql_server"
+    ),
+) -> None:
+    """Write the T-SQL scripts for a SQL Server DBA (schemas, tables, Power BI read-only role)."""
+    from salesbi.warehouse.tsql import write_scripts
+
+    for path in write_scripts(out):
+        console.print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI (console script entry point)."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except SalesBIError as exc:  # raised outside a command's own handling
+        console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

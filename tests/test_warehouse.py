@@ -1,0 +1,300 @@
+"""Warehouse layer: DDL from the contract, bulk loads, idempotent upserts, atomic replaces.
+
+The same tests run on the embedded SQLite default and on a real PostgreSQL
+server (integration marker); SQL Server statements are compiled with
+SQLAlchemy's mssql dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import mssql
+
+from salesbi import contract
+from salesbi.publish import export_parquet, replace_tables
+from salesbi.schema import Column, Table
+from salesbi.types import conform
+from salesbi.warehouse.ddl import warehouse_metadata
+from salesbi.warehouse.engine import SCHEMAS, create_engine, ensure_schemas, redact, sqlite_schema_file
+from salesbi.warehouse.load import (
+    bulk_insert,
+    count_rows,
+    iter_row_chunks,
+    read_table,
+    rows_per_statement,
+    upsert_statement,
+)
+
+OFFICES = pd.DataFrame(
+    {
+        "office_id": ["1", "2", "3"],
+        "city": ["Paris", "Tokyo", "Boston"],
+        "state": [None, "Chiyoda-Ku", "MA"],
+        "country": ["France", "Japan", "USA"],
+        "territory": ["EMEA", "Japan", None],
+        "postal_code": ["75017", "102-8578", "02107"],
+    }
+)
+
+
+def _fresh_pg_schemas(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for schema in SCHEMAS:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.integration])])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An empty warehouse with every table created, on SQLite or PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'wh.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        _fresh_pg_schemas(url)
+    eng = create_engine(url)
+    ensure_schemas(eng)
+    warehouse_metadata().create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+def _stage(
+    conn: sa.Connection, md: sa.MetaData, name: str, frame: pd.DataFrame, status: str = "accepted"
+) -> None:
+    staging = md.tables[f"staging.{name}"]
+    conn.execute(staging.delete())
+    staged = conform(frame, contract.table(name))
+    staged["_run_id"] = "r1"
+    staged["_status"] = status
+    bulk_insert(conn, staging, staged)
+
+
+def _upsert(conn: sa.Connection, md: sa.MetaData, name: str) -> None:
+    staging = md.tables[f"staging.{name}"]
+    conn.execute(
+        upsert_statement(
+            conn.dialect,
+            md.tables[f"core.{name}"],
+            staging,
+            contract.table(name).key,
+            where=staging.c["_status"] == "accepted",
+        )
+    )
+
+
+def _row_versions(conn: sa.Connection) -> object:
+    """Return something that changes whenever a core.offices row is rewritten."""
+    if conn.dialect.name == "postgresql":
+        return conn.exec_driver_sql("SELECT office_id, xmin::text FROM core.offices ORDER BY 1").fetchall()
+    return conn.exec_driver_sql("SELECT total_changes()").scalar_one()
+
+
+def test_sqlite_schemas_are_attached_files(tmp_path: Path) -> None:
+    eng = create_engine(f"sqlite:///{tmp_path / 'wh.db'}")
+    warehouse_metadata().create_all(eng)
+    for schema in SCHEMAS:
+        assert sqlite_schema_file(tmp_path / "wh.db", schema).exists()
+    with eng.connect() as conn:
+        names = {r[0] for r in conn.exec_driver_sql("SELECT name FROM core.sqlite_master WHERE type='table'")}
+    assert names == {t.name for t in contract.TABLES}
+
+
+def test_upsert_inserts_then_merges_and_rerun_changes_nothing(engine: sa.Engine) -> None:
+    md = warehouse_metadata()
+    core = md.tables["core.offices"]
+    with engine.begin() as conn:
+        _stage(conn, md, "offices", OFFICES)
+        _upsert(conn, md, "offices")
+    with engine.begin() as conn:
+        assert count_rows(conn, core) == 3
+        # same input again: nothing is rewritten (0 rows touched)
+        _stage(conn, md, "offices", OFFICES)
+        staging = md.tables["staging.offices"]
+        before = _row_versions(conn)
+        conn.execute(
+            upsert_statement(
+                conn.dialect, core, staging, ("office_id",), where=staging.c["_status"] == "accepted"
+            )
+        )
+        assert _row_versions(conn) == before
+    changed = OFFICES.copy()
+    changed.loc[0, "city"] = "Lyon"
+    changed = pd.concat(
+        [changed, pd.DataFrame([{"office_id": "4", "city": "Sydney", "country": "Australia"}])]
+    )
+    with engine.begin() as conn:
+        _stage(conn, md, "offices", changed)
+        _upsert(conn, md, "offices")
+    with engine.connect() as conn:
+        stored = read_table(conn, core).sort_values("office_id").reset_index(drop=True)
+    assert stored["office_id"].tolist() == ["1", "2", "3", "4"]
+    assert stored["city"].tolist() == ["Lyon", "Tokyo", "Boston", "Sydney"]
+    assert pd.isna(stored.loc[3, "state"])
+
+
+def test_rejected_staging_rows_do_not_reach_core(engine: sa.Engine) -> None:
+    md = warehouse_metadata()
+    with engine.begin() as conn:
+        _stage(conn, md, "offices", OFFICES, status="rejected")
+        _upsert(conn, md, "offices")
+        assert count_rows(conn, md.tables["core.offices"]) == 0
+        assert count_rows(conn, md.tables["staging.offices"]) == 3
+
+
+def test_types_round_trip(engine: sa.Engine) -> None:
+    md = warehouse_metadata()
+    orders = pd.DataFrame(
+        {
+            "order_id": ["10100", "10101"],
+            "customer_id": ["C1", "C1"],
+            "employee_id": [None, None],
+            "order_date": pd.to_datetime(["2003-01-06", "2003-01-09"]),
+            "required_date": pd.to_datetime(["2003-01-13", None]),
+            "shipped_date": pd.to_datetime([None, "2003-01-11"]),
+            "status": ["placed", "shipped"],
+        }
+    )
+    customers = pd.DataFrame(
+        {"customer_id": ["C1"], "customer_name": ["Café Zoë"], "city": ["Köln"], "country": ["Germany"]}
+    )
+    customers["credit_limit"] = [12345.67]
+    with engine.begin() as conn:
+        _stage(conn, md, "customers", customers)
+        _upsert(conn, md, "customers")
+        _stage(conn, md, "orders", orders)
+        _upsert(conn, md, "orders")
+    with engine.connect() as conn:
+        got = conform(read_table(conn, md.tables["core.orders"]), contract.table("orders"))
+        cust = read_table(conn, md.tables["core.customers"])
+    got = got.sort_values("order_id").reset_index(drop=True)
+    assert got["order_date"].dt.strftime("%Y-%m-%d").tolist() == ["2003-01-06", "2003-01-09"]
+    assert got["shipped_date"].isna().tolist() == [True, False]
+    assert cust.loc[0, "customer_name"] == "Café Zoë"
+    assert float(cust.loc[0, "credit_limit"]) == pytest.approx(12345.67)
+
+
+SMALL = Table(
+    name="test_small",
+    schema="rpt",
+    key=("k",),
+    columns=(Column("k", "id", required=True), Column("v", "float"), Column("d", "date")),
+)
+
+
+def test_replace_tables_is_atomic(engine: sa.Engine) -> None:
+    md = warehouse_metadata(extra=[SMALL])
+    good = pd.DataFrame({"k": ["a", "b"], "v": [1.0, 2.0], "d": pd.to_datetime(["2024-01-01", "2024-02-01"])})
+    assert replace_tables(engine, md, {"test_small": good}, [SMALL]) == {"test_small": 2}
+    # a duplicate key makes the second replace fail: the first version must survive untouched
+    bad = pd.DataFrame({"k": ["x", "x"], "v": [9.0, 9.0], "d": pd.to_datetime(["2024-01-01", "2024-01-01"])})
+    with pytest.raises(sa.exc.IntegrityError):
+        replace_tables(engine, md, {"test_small": bad}, [SMALL])
+    with engine.connect() as conn:
+        stored = read_table(conn, md.tables["rpt.test_small"]).sort_values("k")
+    assert stored["k"].tolist() == ["a", "b"]
+    assert stored["v"].tolist() == [1.0, 2.0]
+
+
+def test_replace_recreates_a_table_whose_columns_changed(engine: sa.Engine) -> None:
+    old = Table(name="test_small", schema="rpt", key=("k",), columns=(Column("k", "id", required=True),))
+    replace_tables(engine, warehouse_metadata(extra=[old]), {"test_small": pd.DataFrame({"k": ["a"]})}, [old])
+    md = warehouse_metadata(extra=[SMALL])
+    frame = pd.DataFrame({"k": ["z"], "v": [3.5], "d": pd.to_datetime(["2024-03-01"])})
+    replace_tables(engine, md, {"test_small": frame}, [SMALL])
+    with engine.connect() as conn:
+        stored = read_table(conn, md.tables["rpt.test_small"])
+    assert stored.columns.tolist() == ["k", "v", "d"]
+    assert stored["v"].tolist() == [3.5]
+
+
+def test_export_parquet_keeps_tables_not_rebuilt(tmp_path: Path) -> None:
+    other = Table(name="other", schema="rpt", key=("k",), columns=(Column("k", "id", required=True),))
+    folder = tmp_path / "data"
+    export_parquet({"other": pd.DataFrame({"k": ["keep"]})}, [other], folder)
+    frame = pd.DataFrame({"k": ["a"], "v": [1.0], "d": pd.to_datetime(["2024-01-01"])})
+    export_parquet({"test_small": frame}, [SMALL, other], folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["other.parquet", "test_small.parquet"]
+    assert pd.read_parquet(folder / "other.parquet")["k"].tolist() == ["keep"]
+    written = pd.read_parquet(folder / "test_small.parquet")
+    assert str(written["d"].dtype).startswith("datetime64") or written["d"].dtype == object
+    assert not (tmp_path / "data.new").exists() and not (tmp_path / "data.old").exists()
+
+
+# --- SQL Server: compile every statement with the mssql dialect ---------------------------------
+
+
+def _mssql() -> sa.Dialect:
+    d = mssql.dialect()
+    d.server_version_info = (16, 0)
+    d.deprecate_large_types = True
+    return d
+
+
+def test_mssql_ddl_uses_nvarchar_datetime2_decimal() -> None:
+    from sqlalchemy.schema import CreateTable
+
+    md = warehouse_metadata()
+    ddl = str(CreateTable(md.tables["core.order_items"]).compile(dialect=_mssql()))
+    assert "unit_price DECIMAL(18, 2) NOT NULL" in ddl
+    assert "order_id NVARCHAR(64) NOT NULL" in ddl
+    runs = str(CreateTable(md.tables["audit.runs"]).compile(dialect=_mssql()))
+    assert "started_at DATETIME2 NOT NULL" in runs
+    assert "NVARCHAR(max)" in runs
+
+
+def test_mssql_upsert_is_a_merge_updating_only_changes() -> None:
+    md = warehouse_metadata()
+    stmt = upsert_statement(
+        _mssql(), md.tables["core.order_items"], md.tables["staging.order_items"], ("order_id", "line_number")
+    )
+    sql = str(stmt)
+    assert sql.startswith("MERGE [core].[order_items] WITH (HOLDLOCK) AS t USING")
+    assert "ON t.[order_id] = s.[order_id] AND t.[line_number] = s.[line_number]" in sql
+    assert "WHEN MATCHED AND EXISTS (SELECT s.[product_id]" in sql
+    assert "EXCEPT SELECT t.[product_id]" in sql
+    import sqlglot
+
+    parsed = sqlglot.parse_one(sql, read="tsql")
+    assert parsed.key == "merge"
+
+
+def test_mssql_multirow_insert_stays_under_2100_parameters() -> None:
+    md = warehouse_metadata()
+    table = md.tables["staging.order_items"]
+    per_stmt = rows_per_statement(len(table.columns))
+    assert per_stmt * len(table.columns) < 2100
+    frame = pd.DataFrame(
+        {
+            "order_id": [str(i) for i in range(per_stmt + 5)],
+            "line_number": 1,
+            "product_id": "P",
+            "quantity": 1,
+            "unit_price": 1.0,
+            "_run_id": "r",
+            "_status": "accepted",
+        }
+    )
+    chunks = list(iter_row_chunks(frame, table, per_stmt))
+    assert [len(c) for c in chunks] == [per_stmt, 5]
+    stmt = table.insert().values([dict(zip(frame.columns, r, strict=False)) for r in chunks[0]])
+    compiled = stmt.compile(dialect=_mssql())
+    assert len(compiled.params) < 2100
+
+
+def test_redact_hides_password() -> None:
+    url = "mssql+pyodbc://sa:S3cret!@db.example.com/sales?driver=ODBC+Driver+18+for+SQL+Server"
+    assert "S3cret" not in redact(url)
+    assert "***" in redact(url)
+
+
+def test_unique_pg_schema_names_are_the_design_names() -> None:
+    assert SCHEMAS == ("staging", "core", "rpt", "ml", "audit")
+    md = warehouse_metadata()
+    assert {t.schema for t in md.tables.values()} == set(SCHEMAS)
