@@ -1,0 +1,112 @@
+"""Human-readable account of a run: the markdown summary and small tables published as artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def headline_kpis(frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """Return headline figures from the fact table: net sales, gross profit, orders, customers, date range."""
+    fact = frames.get("fact_order_lines")
+    if fact is None or fact.empty:
+        return {}
+    live = fact[~fact["is_cancelled"].astype(bool)]
+    profit = live["gross_profit"]
+    return {
+        "net_sales": round(float(live["net_sales"].sum()), 2),
+        "gross_profit": round(float(profit.sum()), 2) if profit.notna().any() else None,
+        "orders": int(live["order_id"].nunique()),
+        "cancelled_orders": int(fact.loc[fact["is_cancelled"].astype(bool), "order_id"].nunique()),
+        "customers": int(live["customer_id"].nunique()),
+        "first_order": str(pd.Timestamp(fact["order_date"].min()).date()),
+        "last_order": str(pd.Timestamp(fact["order_date"].max()).date()),
+    }
+
+
+def rejects_by_rule(rejected: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Return rows of (table, rule, rows) counting quarantined records per table and rule."""
+    if rejected is None or rejected.empty:
+        return []
+    counts = (
+        rejected.groupby(["table_name", "rule"], sort=True).size().reset_index(name="rows")  # type: ignore[call-overload]
+    )
+    return [{"table": r.table_name, "rule": r.rule, "rows": int(r.rows)} for r in counts.itertuples()]
+
+
+def render_run_markdown(
+    summary: Mapping[str, Any],
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    rejected: pd.DataFrame | None = None,
+    top_insights: int = 5,
+) -> str:
+    """Return the run's markdown summary: status, rows per table, KPIs, top insights, output paths."""
+    lines = [f"# salesbi run `{summary['run_id']}`: **{summary['status']}**", ""]
+    if summary.get("status") == "failed":
+        lines += [f"Failed in step **{summary.get('failed_step')}**: {summary.get('error')}", ""]
+    tables = summary.get("tables") or {}
+    if tables:
+        lines += ["| table | read | loaded | rejected | in warehouse |", "|---|---:|---:|---:|---:|"]
+        for name, c in tables.items():
+            lines.append(
+                f"| {name} | {_fmt(c['read'])} | {_fmt(c['loaded'])} | {_fmt(c['rejected'])} "
+                f"| {_fmt(c['warehouse_rows'] or 0)} |"
+            )
+        lines.append("")
+    rules = rejects_by_rule(rejected)
+    if rules:
+        lines += ["**Quarantined rows by rule**", "", "| table | rule | rows |", "|---|---|---:|"]
+        lines += [f"| {r['table']} | {r['rule']} | {r['rows']:,} |" for r in rules]
+        lines.append("")
+    kpis = headline_kpis(frames)
+    if kpis:
+        lines += ["**Headline figures**", ""]
+        lines += [f"- {k.replace('_', ' ')}: {_fmt(v)}" for k, v in kpis.items() if v is not None]
+        lines.append("")
+    insights = frames.get("insights")
+    if insights is not None and not insights.empty:
+        text_col = (
+            "finding"
+            if "finding" in insights.columns
+            else insights.columns[min(2, len(insights.columns) - 1)]
+        )
+        lines += ["**Top insights**", ""]
+        lines += [f"{i}. {t}" for i, t in enumerate(insights[text_col].head(top_insights).tolist(), start=1)]
+        lines.append("")
+    outputs = summary.get("outputs") or {}
+    if outputs:
+        lines += ["**Outputs**", ""]
+        for key, value in outputs.items():
+            shown = f"{len(value)} tables" if isinstance(value, dict) else f"`{value}`"
+            lines.append(f"- {key.replace('_', ' ')}: {shown}")
+        lines.append("")
+    timings = summary.get("timings") or {}
+    if timings:
+        lines.append("Timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def table_rows(frame: pd.DataFrame | None, columns: list[str], limit: int) -> list[dict[str, Any]]:
+    """Return up to ``limit`` rows of the named columns that exist, as JSON-friendly dicts."""
+    if frame is None or frame.empty:
+        return []
+    present = [c for c in columns if c in frame.columns]
+    head = frame[present].head(limit)
+    return [
+        {
+            k: (None if pd.isna(v) else v if not isinstance(v, pd.Timestamp) else str(v.date()))
+            for k, v in row.items()
+        }
+        for row in head.to_dict(orient="records")
+    ]
