@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows._runs import lookup
+from flows._secrets import with_warehouse_secret
 from salesbi.params import PipelineParams
 from salesbi.pipeline import recorded, start_run
 from tasks.artifacts import publish_run_artifacts
@@ -20,6 +21,7 @@ def ingest_flow(params: PipelineParams, run_key: str | None = None) -> dict[str,
         connect_task(run)
         ingest_task(run)
         return run.summary.as_dict()["tables"]
+    params = with_warehouse_secret(params)
     run = start_run(params.model_copy(update={"steps": ("ingest",)}), flow="ingest")
     try:
         with recorded(run):

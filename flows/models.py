@@ -6,6 +6,7 @@ from prefect import flow
 from prefect.futures import wait
 
 from flows._runs import lookup
+from flows._secrets import with_warehouse_secret
 from salesbi.params import PipelineParams
 from salesbi.pipeline import Run, recorded, start_run
 from tasks.artifacts import publish_run_artifacts
@@ -41,6 +42,7 @@ def models_flow(params: PipelineParams, run_key: str | None = None) -> list[str]
         _run_models(run)
         return sorted(run.frames)
     steps = tuple(s for s in params.steps if s in MODEL_STEPS) or MODEL_STEPS
+    params = with_warehouse_secret(params)
     run = start_run(params.model_copy(update={"steps": ("reports", *steps)}), flow="train-models")
     try:
         with recorded(run):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows._runs import lookup
+from flows._secrets import with_warehouse_secret
 from salesbi.params import PipelineParams
 from salesbi.pipeline import recorded, start_run
 from tasks.artifacts import publish_run_artifacts
@@ -20,6 +21,7 @@ def reports_flow(params: PipelineParams, run_key: str | None = None) -> list[str
             core_task(run)
         reports_task(run)
         return sorted(run.frames)
+    params = with_warehouse_secret(params)
     run = start_run(params.model_copy(update={"steps": ("reports",)}), flow="rebuild-reports")
     try:
         with recorded(run):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows._runs import attached
+from flows._secrets import with_warehouse_secret
 from flows.ingest import ingest_flow
 from flows.models import MODEL_STEPS, models_flow
 from flows.reports import reports_flow
@@ -17,6 +18,7 @@ from tasks.stages import connect_task, insights_task, powerbi_task, publish_task
 @flow(name="sales-pipeline", log_prints=True)
 def sales_pipeline(params: PipelineParams) -> dict[str, object]:
     """Run the selected steps as subflows and publish everything in one atomic step; return the summary."""
+    params = with_warehouse_secret(params)
     run = start_run(params, flow="sales-pipeline")
     steps = set(params.steps)
     try:

@@ -26,6 +26,10 @@ class PipelineParams(BaseModel):
         description="SQLAlchemy URL; default $SALESBI_WAREHOUSE_URL, else SQLite under ./var/",
         repr=False,
     )
+    warehouse_secret: str | None = Field(
+        default=None,
+        description="name of a Prefect Secret block holding the warehouse URL (used by the Prefect flows)",
+    )
     out_dir: Path = Field(default=Path("out"), description="where summaries, Parquet and Power BI go")
     as_of: date | None = Field(default=None, description="as-of date; default: the day after the last order")
     churn_months: int = Field(
