@@ -215,7 +215,7 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 42,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Generate a sample company (if none is there yet) and run the whole pipeline on the embedded warehouse."""
+    """Generate a sample company (if none is there yet) and run everything on the embedded warehouse."""
     if not (sample / "order_items.csv").exists():
         from salesbi.generate import generate_company
 

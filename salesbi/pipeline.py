@@ -234,7 +234,9 @@ def insights_stage(run: Run) -> None:
 
 def publish_stage(run: Run) -> None:
     """Replace the rpt tables atomically, store model runs, export Parquet and write insights.md."""
-    from salesbi.publish import export_parquet, record_model_runs, replace_tables
+    import shutil
+
+    from salesbi.publish import record_model_runs, replace_tables, stage_parquet, swap_in
     from salesbi.reports.insights import render_insights_markdown
     from salesbi.rpt import rpt_tables
 
@@ -242,13 +244,18 @@ def publish_stage(run: Run) -> None:
     out = run.params.out_dir
     with run.summary.timed("publish"):
         tables = rpt_tables()
-        written = replace_tables(run.engine, run.metadata, run.frames, tables)
+        # Parquet first, aside; then the one warehouse transaction; then the folder swap
+        staged = stage_parquet(run.frames, tables, run.params.parquet_dir)
+        try:
+            written = replace_tables(run.engine, run.metadata, run.frames, tables)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        folder = swap_in(staged, run.params.parquet_dir)
         run.summary.outputs["rpt_tables"] = written
+        run.summary.outputs["parquet"] = str(folder.resolve())
         if run.model_runs:
             record_model_runs(run.engine, run.metadata, run.run_id, run.model_runs)
-        if run.frames:
-            folder = export_parquet(run.frames, tables, run.params.parquet_dir)
-            run.summary.outputs["parquet"] = str(folder.resolve())
         if "insights" in run.frames:
             path = out / "insights.md"
             path.write_text(render_insights_markdown(run.frames["insights"]), encoding="utf-8")

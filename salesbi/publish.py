@@ -80,18 +80,17 @@ def record_model_runs(engine: Engine, metadata: sa.MetaData, run_id: str, runs: 
     return len(rows)
 
 
-def export_parquet(frames: Mapping[str, pd.DataFrame], definitions: Sequence[Table], folder: Path) -> Path:
-    """Write ``<folder>/<table>.parquet`` for every defined table with a frame, swapping the folder atomically.
+def stage_parquet(frames: Mapping[str, pd.DataFrame], definitions: Sequence[Table], folder: Path) -> Path:
+    """Write the new Parquet set beside ``folder`` (``<folder>.new``) and return that staging folder.
 
-    Tables without a frame in this run keep their previous file. Returns ``folder``.
+    It starts as a copy of the current folder, so tables without a frame in
+    this run keep their previous file. Nothing a reader sees changes yet.
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.with_name(folder.name + ".new")
-    old = folder.with_name(folder.name + ".old")
-    for leftover in (staging, old):
-        if leftover.exists():
-            shutil.rmtree(leftover)
+    if staging.exists():
+        shutil.rmtree(staging)
     if folder.exists():
         shutil.copytree(folder, staging)
     else:
@@ -101,9 +100,25 @@ def export_parquet(frames: Mapping[str, pd.DataFrame], definitions: Sequence[Tab
             tmp = staging / f"{spec.name}.parquet.tmp"
             pq.write_table(to_arrow(frames[spec.name], spec), tmp, compression="zstd")
             os.replace(tmp, staging / f"{spec.name}.parquet")
+    return staging
+
+
+def swap_in(staging: Path, folder: Path) -> Path:
+    """Replace ``folder`` by ``staging`` with two renames; return ``folder``."""
+    old = folder.with_name(folder.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
     if folder.exists():
         os.replace(folder, old)
     os.replace(staging, folder)
     if old.exists():
         shutil.rmtree(old)
     return folder
+
+
+def export_parquet(frames: Mapping[str, pd.DataFrame], definitions: Sequence[Table], folder: Path) -> Path:
+    """Write ``<folder>/<table>.parquet`` for every defined table with a frame, swapping the folder in.
+
+    Tables without a frame in this run keep their previous file. Returns ``folder``.
+    """
+    return swap_in(stage_parquet(frames, definitions, folder), Path(folder))

@@ -54,3 +54,13 @@ def pg_url() -> str:
     url = os.environ.get("SALESBI_TEST_PG_URL", "")
     need(bool(url), "SALESBI_TEST_PG_URL is not set (run .ci/run, or start PostgreSQL and export it)")
     return url
+
+
+@pytest.fixture(scope="session")
+def sample_company(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a folder with a small generated company (canonical CSVs + ground truth), one per session."""
+    from salesbi.generate import generate_company
+
+    folder = tmp_path_factory.mktemp("sample_company")
+    generate_company(folder, order_lines=20_000, seed=7)
+    return folder

@@ -1,0 +1,115 @@
+"""A real Prefect server and worker as subprocesses, for end-to-end tests.
+
+Readiness is detected from the processes' own output (no sleeping); every
+process is terminated by the context manager, whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """Return a TCP port on localhost that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
+    """Return an environment isolating Prefect state under ``home`` (SQLite backend, no telemetry)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_UI_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "SALESBI_HOME": str(PROJECT_ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float, log: list[str]) -> None:
+    """Block until ``needle`` appears in the process output; raise with the output if it dies or times out."""
+    found = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append(line)
+            if needle in line:
+                found.set()
+        found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not found.wait(timeout) or proc.poll() is not None:
+        proc.kill()
+        raise RuntimeError(f"process did not print {needle!r} in {timeout}s:\n{''.join(log[-60:])}")
+
+
+@contextmanager
+def running(cmd: list[str], env: dict[str, str], ready: str, timeout: float = 120) -> Iterator[list[str]]:
+    """Start ``cmd``, wait until it prints ``ready``, yield its output lines, and stop it on exit."""
+    log: list[str] = []
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_line(proc, ready, timeout, log)
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def prefect_server(home: Path) -> Iterator[str]:
+    """Run ``prefect server start`` on a free localhost port; yield its API URL."""
+    port = free_port()
+    cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with running(cmd, prefect_env(home), ready="Application startup complete", timeout=180):
+        yield f"http://127.0.0.1:{port}/api"
+
+
+def prefect_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """Run a ``prefect`` CLI command to completion; return its output or raise with it."""
+    done = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"prefect {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
+    return done.stdout + done.stderr

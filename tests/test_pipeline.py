@@ -1,0 +1,193 @@
+"""The whole run on a generated company: counts add up, reruns change nothing, failures keep good reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from salesbi import contract
+from salesbi.params import PipelineParams
+from salesbi.pipeline import run_pipeline
+from salesbi.warehouse.engine import create_engine
+
+pytestmark = pytest.mark.slow
+
+FULL = ("ingest", "reports", "segments", "predictions", "forecast", "powerbi")
+
+
+def _params(workdir: Path, source: Path, steps: tuple[str, ...] = FULL) -> PipelineParams:
+    return PipelineParams(
+        source=source,
+        profile="canonical",
+        warehouse_url=f"sqlite:///{workdir / 'var' / 'warehouse.db'}",
+        out_dir=workdir / "out",
+        steps=steps,  # type: ignore[arg-type]
+    )
+
+
+def _fingerprint(workdir: Path) -> dict[str, str]:
+    """Return a hash of every rpt table's content and of every Parquet file."""
+    out: dict[str, str] = {}
+    engine = create_engine(f"sqlite:///{workdir / 'var' / 'warehouse.db'}")
+    with engine.connect() as conn:
+        names = [r[0] for r in conn.exec_driver_sql("SELECT name FROM rpt.sqlite_master WHERE type='table'")]
+        for name in sorted(names):
+            rows = conn.exec_driver_sql(f'SELECT * FROM rpt."{name}"').fetchall()
+            out[f"rpt.{name}"] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+    engine.dispose()
+    for path in sorted((workdir / "out" / "powerbi" / "data").glob("*.parquet")):
+        out[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _runs(workdir: Path) -> list[tuple[str, str | None]]:
+    engine = sa.create_engine(f"sqlite:///{workdir / 'var' / 'warehouse.audit.db'}")
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT status, failed_step FROM runs ORDER BY started_at, run_id"
+        ).fetchall()
+    engine.dispose()
+    return [(r[0], r[1]) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory, sample_company: Path) -> Path:
+    """A workdir after one successful full run on the sample company."""
+    workdir = tmp_path_factory.mktemp("baseline")
+    run_pipeline(_params(workdir, sample_company))
+    return workdir
+
+
+@pytest.fixture
+def workdir(baseline: Path, tmp_path: Path) -> Path:
+    """A private copy of the baseline warehouse and outputs."""
+    target = tmp_path / "w"
+    shutil.copytree(baseline, target)
+    return target
+
+
+def test_counts_add_up_and_match_the_csv_files(baseline: Path, sample_company: Path) -> None:
+    summary = json.loads((baseline / "out" / "run_summary.json").read_text())
+    assert summary["status"] == "succeeded"
+    engine = create_engine(f"sqlite:///{baseline / 'var' / 'warehouse.db'}")
+    for spec in contract.TABLES:
+        counts = summary["tables"][spec.name]
+        assert counts["read"] == counts["loaded"] + counts["rejected"]
+        csv_rows = len(pd.read_csv(sample_company / f"{spec.name}.csv", dtype=str, keep_default_na=False))
+        assert counts["read"] == csv_rows, spec.name
+        with engine.connect() as conn:
+            in_core = conn.execute(sa.text(f"SELECT COUNT(*) FROM core.{spec.name}")).scalar_one()
+        assert counts["warehouse_rows"] == in_core == counts["loaded"], spec.name
+    engine.dispose()
+    assert _runs(baseline) == [("succeeded", None)]
+    for key in ("warehouse", "run_summary", "parquet", "insights", "powerbi_project", "validation_summary"):
+        assert key in summary["outputs"], key
+
+
+def test_net_sales_in_reports_match_a_direct_sum_of_the_csv(baseline: Path, sample_company: Path) -> None:
+    items = pd.read_csv(sample_company / "order_items.csv", dtype={"order_id": str})
+    orders = pd.read_csv(sample_company / "orders.csv", dtype={"order_id": str})
+    lines = items.merge(orders[["order_id", "status"]], on="order_id")
+    live = lines[lines["status"] != "cancelled"]
+    expected = (live["quantity"] * live["unit_price"] * (1 - live["discount"].fillna(0))).sum()
+    fact = pd.read_parquet(baseline / "out" / "powerbi" / "data" / "fact_order_lines.parquet")
+    assert fact["net_sales"].sum() == pytest.approx(expected, rel=1e-9, abs=0.5)
+
+
+def test_rerun_with_same_input_changes_nothing(workdir: Path, sample_company: Path) -> None:
+    before = _fingerprint(workdir)
+    core_before = _core_snapshot(workdir)
+    run_pipeline(_params(workdir, sample_company))
+    assert _core_snapshot(workdir) == core_before
+    after = _fingerprint(workdir)
+    # run ids differ in the forecast table; every other rpt table and Parquet file is identical
+    changed = {k for k in before if before[k] != after.get(k)}
+    assert changed <= {"rpt.sales_forecast", "sales_forecast.parquet"}, changed
+
+
+def _core_snapshot(workdir: Path) -> dict[str, str]:
+    engine = create_engine(f"sqlite:///{workdir / 'var' / 'warehouse.db'}")
+    out = {}
+    with engine.connect() as conn:
+        for spec in contract.TABLES:
+            rows = conn.exec_driver_sql(f"SELECT * FROM core.{spec.name}").fetchall()
+            out[spec.name] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+    engine.dispose()
+    return out
+
+
+def _boom(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("injected failure")
+
+
+# stage that fails → (what to patch, the failed_step recorded, steps to run)
+FAILURES: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str, tuple[str, ...]]] = {
+    "read": (lambda mp: mp.setattr("salesbi.ingest.read_source", _boom), "read", ("ingest", "reports")),
+    "validate": (
+        lambda mp: mp.setattr("salesbi.ingest.validate_staged", _boom),
+        "validate",
+        ("ingest", "reports"),
+    ),
+    "load": (lambda mp: mp.setattr("salesbi.ingest.upsert_statement", _boom), "load", ("ingest", "reports")),
+    "reports": (lambda mp: mp.setattr("salesbi.reports.build.build_reports", _boom), "reports", ("reports",)),
+    "segments": (
+        lambda mp: mp.setattr("salesbi.segmentation.segment_customers", _boom),
+        "segments",
+        ("reports", "segments"),
+    ),
+    "predictions": (
+        lambda mp: mp.setattr("salesbi.prediction.predict_customer_sales", _boom),
+        "predictions",
+        ("reports", "predictions"),
+    ),
+    "forecast": (
+        lambda mp: mp.setattr("salesbi.forecasting.forecast_sales", _boom),
+        "forecast",
+        ("reports", "forecast"),
+    ),
+    "insights": (
+        lambda mp: mp.setattr("salesbi.reports.insights.build_insights", _boom),
+        "insights",
+        ("reports",),
+    ),
+    "publish-parquet": (
+        lambda mp: mp.setattr("salesbi.publish.stage_parquet", _boom),
+        "publish",
+        ("reports",),
+    ),
+    "publish-warehouse": (
+        lambda mp: mp.setattr("salesbi.publish.bulk_insert", _boom),
+        "publish",
+        ("reports",),
+    ),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(FAILURES))
+def test_a_failure_in_any_stage_keeps_the_last_good_reports(
+    stage: str, workdir: Path, sample_company: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patch, failed_step, steps = FAILURES[stage]
+    before = _fingerprint(workdir)
+    with monkeypatch.context() as mp:
+        patch(mp)
+        with pytest.raises(RuntimeError, match="injected failure"):
+            run_pipeline(_params(workdir, sample_company, steps))
+    assert _fingerprint(workdir) == before
+    runs = _runs(workdir)
+    assert runs[-1] == ("failed", failed_step) or (stage == "read" and runs == [("succeeded", None)])
+    summary = json.loads((workdir / "out" / "run_summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["failed_step"] == failed_step
+    assert "injected failure" in summary["error"]
+    # the next run succeeds with no clean-up
+    run_pipeline(_params(workdir, sample_company, steps))
+    assert _runs(workdir)[-1] == ("succeeded", None)
