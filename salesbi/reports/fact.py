@@ -58,7 +58,9 @@ def build_fact_order_lines(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
     before they reach ``core``).
     """
     items = core["order_items"]
-    orders = core["orders"][["order_id", "customer_id", "employee_id", "order_date", "shipped_date", "status"]]
+    orders = core["orders"][
+        ["order_id", "customer_id", "employee_id", "order_date", "shipped_date", "status"]
+    ]
     customers = core["customers"][["customer_id", "sales_rep_id"]]
     products = core["products"][["product_id", "product_line_id", "unit_cost"]]
     employees = core["employees"][["employee_id", "office_id"]]

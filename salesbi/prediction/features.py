@@ -1,0 +1,159 @@
+"""Customer features at a cutoff date, computed strictly from orders before the cutoff, and targets after it.
+
+A cutoff ``c`` sees only orders dated before ``c`` (``order_date < c``); the target is what the
+customer bought in ``[c, c + horizon)``. :func:`features_at` is used for every rolling origin,
+for the final prediction and for the single-customer path alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from salesbi.segmentation.history import orders_from_lines
+
+FEATURES: tuple[str, ...] = (
+    "recency_days",
+    "tenure_days",
+    "frequency",
+    "monetary",
+    "avg_order_value",
+    "product_lines",
+    "cancellation_rate",
+    "sales_last_window",
+    "orders_last_window",
+    "sales_prev_window",
+    "orders_prev_window",
+    "sales_last_365",
+    "orders_last_365",
+    "avg_window_sales",
+    "orders_per_window",
+    "mean_gap_days",
+    "overdue_ratio",
+)
+
+
+@dataclass
+class Prepared:
+    """Orders (one row per order) and the first purchase date of each (customer, product line)."""
+
+    orders: pd.DataFrame
+    first_line_use: pd.DataFrame
+
+    @property
+    def start(self) -> pd.Timestamp:
+        """Return the first order date."""
+        return pd.Timestamp(self.orders["order_date"].min())
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """Return the last order date."""
+        return pd.Timestamp(self.orders["order_date"].max())
+
+
+def prepare(lines: pd.DataFrame) -> Prepared:
+    """Return the :class:`Prepared` orders of history-shaped ``lines`` (see segmentation.history)."""
+    orders = orders_from_lines(lines)
+    orders = orders.sort_values(["customer_id", "order_date", "order_id"], kind="stable").reset_index(
+        drop=True
+    )
+    placed_lines = lines[~lines["is_cancelled"] & lines["product_line_id"].notna()]
+    first_use = (
+        placed_lines.groupby(["customer_id", "product_line_id"], observed=True)["order_date"]
+        .min()
+        .reset_index()
+    )
+    return Prepared(orders=orders, first_line_use=first_use)
+
+
+def features_at(prepared: Prepared, cutoff: date | pd.Timestamp, horizon_days: int) -> pd.DataFrame:
+    """Return FEATURES for every customer with an order before ``cutoff``, indexed by customer_id (sorted).
+
+    Only orders dated before ``cutoff`` are read. Recency counts from the last non-cancelled
+    order (the last order when all were cancelled); windows are ``horizon_days`` long.
+    """
+    c = pd.Timestamp(cutoff)
+    h = pd.Timedelta(days=horizon_days)
+    o = prepared.orders[prepared.orders["order_date"] < c]
+    placed = ~o["is_cancelled"].to_numpy()
+    dates = o["order_date"]
+    sales = np.where(placed, o["net_sales"].to_numpy(), 0.0)
+    last_w = placed & (dates >= c - h).to_numpy()
+    prev_w = placed & (dates >= c - 2 * h).to_numpy() & (dates < c - h).to_numpy()
+    last_y = placed & (dates >= c - pd.Timedelta(days=365)).to_numpy()
+    work = pd.DataFrame(
+        {
+            "customer_id": o["customer_id"].to_numpy(),
+            "order_date": dates.to_numpy(),
+            "placed_date": dates.where(placed).to_numpy(),
+            "any": 1,
+            "placed": placed.astype("int64"),
+            "sales": sales,
+            "sales_last_window": np.where(last_w, sales, 0.0),
+            "orders_last_window": last_w.astype("int64"),
+            "sales_prev_window": np.where(prev_w, sales, 0.0),
+            "orders_prev_window": prev_w.astype("int64"),
+            "sales_last_365": np.where(last_y, sales, 0.0),
+            "orders_last_365": last_y.astype("int64"),
+        }
+    )
+    g = work.groupby("customer_id", sort=True, observed=True)
+    out = g.agg(
+        first=("order_date", "min"),
+        last_any=("order_date", "max"),
+        last_placed=("placed_date", "max"),
+        n_any=("any", "sum"),
+        frequency=("placed", "sum"),
+        monetary=("sales", "sum"),
+        sales_last_window=("sales_last_window", "sum"),
+        orders_last_window=("orders_last_window", "sum"),
+        sales_prev_window=("sales_prev_window", "sum"),
+        orders_prev_window=("orders_prev_window", "sum"),
+        sales_last_365=("sales_last_365", "sum"),
+        orders_last_365=("orders_last_365", "sum"),
+    )
+    fl = prepared.first_line_use
+    breadth = fl[fl["order_date"] < c].groupby("customer_id", observed=True).size()
+    out["product_lines"] = breadth.reindex(out.index).fillna(0).to_numpy(dtype="float64")
+    last = out["last_placed"].fillna(out["last_any"])
+    out["recency_days"] = (c - last).dt.days.to_numpy(dtype="float64")
+    out["tenure_days"] = (c - out["first"]).dt.days.to_numpy(dtype="float64")
+    freq = out["frequency"].to_numpy(dtype="float64")
+    monetary = out["monetary"].to_numpy(dtype="float64")
+    tenure = out["tenure_days"].to_numpy()
+    recency = out["recency_days"].to_numpy()
+    windows = np.maximum(tenure, horizon_days) / horizon_days
+    out["avg_order_value"] = np.divide(monetary, freq, out=np.zeros(len(out)), where=freq > 0)
+    out["cancellation_rate"] = 1.0 - freq / out["n_any"].to_numpy(dtype="float64")
+    out["avg_window_sales"] = monetary / windows
+    out["orders_per_window"] = freq / windows
+    gap = np.divide(tenure - recency, freq - 1, out=np.full(len(out), np.nan), where=freq >= 2)
+    out["mean_gap_days"] = gap
+    out["overdue_ratio"] = np.divide(recency, gap, out=np.full(len(out), np.nan), where=gap > 0)
+    out = out[list(FEATURES)].astype("float64")
+    out.index = pd.Index(out.index.astype("string"), name="customer_id")
+    return out
+
+
+def targets_at(
+    prepared: Prepared, cutoff: date | pd.Timestamp, horizon_days: int, index: pd.Index
+) -> pd.DataFrame:
+    """Return ``target_sales`` and ``target_ordered`` (any placed order) in ``[cutoff, cutoff + h)``."""
+    c = pd.Timestamp(cutoff)
+    o = prepared.orders
+    inside = o[
+        (o["order_date"] >= c) & (o["order_date"] < c + pd.Timedelta(days=horizon_days)) & ~o["is_cancelled"]
+    ]
+    g = inside.groupby("customer_id", observed=True)
+    sales = g["net_sales"].sum().reindex(index).fillna(0.0)
+    count = g["order_id"].count().reindex(index).fillna(0)
+    return pd.DataFrame(
+        {
+            "target_sales": sales.to_numpy(dtype="float64"),
+            "target_ordered": (count > 0).to_numpy(dtype="int64"),
+        },
+        index=index,
+    )

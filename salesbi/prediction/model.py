@@ -1,0 +1,181 @@
+"""The stored customer-sales model and how it turns features into predictions.
+
+One bundle holds up to four LightGBM boosters — ``sales`` (expected net sales in the window),
+``order`` (probability of ordering at all), ``q10`` and ``q90`` (interval) — or none, when the
+data were too thin and the naive baseline is the published method. :func:`predict_frame` is the
+only place that turns features into prediction columns, for the batch and the single customer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from salesbi.modelstore import dumps, make_version, read_card
+from salesbi.prediction.features import FEATURES
+
+MODEL_NAME = "customer_sales"
+MODEL_FILE = "model.json"
+BOOSTERS = ("sales", "order", "q10", "q90")
+SALES_METHODS = ("lightgbm", "naive_last_window", "naive_average")
+PROBABILITY_METHODS = ("lightgbm", "naive_rate")
+
+
+@dataclass
+class StoredModel:
+    """A fitted (or naive) customer-sales model: methods, boosters, feature list, window, metrics."""
+
+    as_of: date
+    horizon_days: int
+    sales_method: str
+    probability_method: str
+    boosters: dict[str, lgb.Booster] = field(default_factory=dict)
+    features: list[str] = field(default_factory=lambda: list(FEATURES))
+    status: str = "ok"
+    note: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_start: date | None = None
+    data_end: date | None = None
+    created_at: str = ""
+    version: str = ""
+    model_name: str = MODEL_NAME
+
+    def payload(self) -> dict[str, Any]:
+        """Return the non-booster content as JSON-able data."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "horizon_days": self.horizon_days,
+            "sales_method": self.sales_method,
+            "probability_method": self.probability_method,
+            "features": self.features,
+            "boosters": sorted(self.boosters),
+            "status": self.status,
+            "note": self.note,
+        }
+
+    def files(self) -> dict[str, bytes]:
+        """Return the files to store: ``model.json`` and one LightGBM text model per booster."""
+        files = {MODEL_FILE: dumps(self.payload())}
+        for name, booster in sorted(self.boosters.items()):
+            files[f"{name}.txt"] = booster.model_to_string().encode("utf-8")
+        return files
+
+    def card(self) -> dict[str, Any]:
+        """Return the model card."""
+        return {
+            "kind": "customer_sales",
+            "model_name": self.model_name,
+            "version": self.version,
+            "created_at": self.created_at,
+            "status": self.status,
+            "training_window": {
+                "start": self.data_start.isoformat() if self.data_start else None,
+                "end": self.data_end.isoformat() if self.data_end else None,
+                "as_of": self.as_of.isoformat(),
+                "horizon_days": self.horizon_days,
+            },
+            "features": self.features,
+            "methods": {"sales": self.sales_method, "probability": self.probability_method},
+            "params": self.params,
+            "metrics": self.metrics,
+            "note": self.note,
+        }
+
+    def stamp(self, created_at: datetime) -> None:
+        """Set ``created_at`` and the content-derived ``version``."""
+        self.created_at = created_at.isoformat()
+        self.version = make_version(created_at, self.files(), self.card())
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> StoredModel:
+        """Return the model stored in a version folder (boosters loaded from their text files)."""
+        folder = Path(folder)
+        card = read_card(folder)
+        data = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+        boosters = {name: lgb.Booster(model_file=str(folder / f"{name}.txt")) for name in data["boosters"]}
+        window = card.get("training_window", {})
+        return cls(
+            as_of=date.fromisoformat(data["as_of"]),
+            horizon_days=int(data["horizon_days"]),
+            sales_method=data["sales_method"],
+            probability_method=data["probability_method"],
+            boosters=boosters,
+            features=list(data["features"]),
+            status=data.get("status", "ok"),
+            note=data.get("note", ""),
+            params=card.get("params", {}),
+            metrics=card.get("metrics", {}),
+            data_start=date.fromisoformat(window["start"]) if window.get("start") else None,
+            data_end=date.fromisoformat(window["end"]) if window.get("end") else None,
+            created_at=card.get("created_at", ""),
+            version=card.get("version", ""),
+            model_name=card.get("model_name", MODEL_NAME),
+        )
+
+
+def naive_sales(features: pd.DataFrame, method: str) -> np.ndarray:
+    """Return the naive baseline's predicted sales: last window's sales, or the average per window."""
+    column = "sales_last_window" if method == "naive_last_window" else "avg_window_sales"
+    return features[column].to_numpy(dtype="float64")
+
+
+def naive_probability(features: pd.DataFrame) -> np.ndarray:
+    """Return the naive P(order in window) = 1 − exp(−orders per past window) (a Poisson rate)."""
+    return 1.0 - np.exp(-features["orders_per_window"].to_numpy(dtype="float64"))
+
+
+def top_drivers(booster: lgb.Booster, x: pd.DataFrame, n: int = 3) -> list[str]:
+    """Return per row the ``n`` features with the largest SHAP contribution, e.g. 'recency_days (-), ...'."""
+    contrib = np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
+    order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :n]
+    names = np.asarray(x.columns)
+    out = []
+    for row, idx in zip(contrib, order, strict=True):
+        out.append(", ".join(f"{names[i]} ({'+' if row[i] >= 0 else '-'})" for i in idx))
+    return out
+
+
+def risk_from_probability(p: np.ndarray) -> np.ndarray:
+    """Return churn risk words: P(order) < 0.3 → high, < 0.6 → medium, else low."""
+    p = np.asarray(p, dtype="float64")
+    return np.where(p < 0.3, "high", np.where(p < 0.6, "medium", "low")).astype(object)
+
+
+def predict_frame(features: pd.DataFrame, model: StoredModel) -> pd.DataFrame:
+    """Return the prediction columns (sales, interval, probability, drivers...) for feature rows."""
+    x = features[model.features]
+    n = len(x)
+    out = pd.DataFrame(index=features.index)
+    if model.sales_method == "lightgbm" and n:
+        sales = np.clip(np.asarray(model.boosters["sales"].predict(x)), 0.0, None)
+        low = np.clip(np.asarray(model.boosters["q10"].predict(x)), 0.0, None)
+        high = np.asarray(model.boosters["q90"].predict(x))
+        out["predicted_sales_low"] = np.round(np.minimum(low, sales), 2)
+        out["predicted_sales_high"] = np.round(np.maximum(high, sales), 2)
+        out["top_drivers"] = top_drivers(model.boosters["sales"], x)
+    else:
+        sales = naive_sales(features, model.sales_method) if n else np.zeros(0)
+        out["predicted_sales_low"] = np.nan
+        out["predicted_sales_high"] = np.nan
+        out["top_drivers"] = pd.NA
+    out["predicted_sales"] = np.round(sales, 2)
+    if model.probability_method == "lightgbm" and n:
+        probability = np.asarray(model.boosters["order"].predict(x))
+    else:
+        probability = naive_probability(features) if n else np.zeros(0)
+    out["order_probability"] = np.round(probability, 6)
+    out["churn_risk"] = risk_from_probability(probability)
+    out["last_window_sales"] = np.round(features["sales_last_window"].to_numpy(), 2)
+    out["avg_window_sales"] = np.round(features["avg_window_sales"].to_numpy(), 2)
+    out["method"] = model.sales_method
+    out["model_version"] = model.version
+    out["note"] = model.note or pd.NA
+    return out
