@@ -17,6 +17,9 @@ _ACTIVE: dict[str, Run] = {}
 @contextmanager
 def attached(run: Run) -> Iterator[str]:
     """Make ``run`` reachable by its run id for the duration of the block; yield the key."""
+    if _ACTIVE.get(run.run_id) is run:  # already attached by an enclosing flow: leave it to that one
+        yield run.run_id
+        return
     _ACTIVE[run.run_id] = run
     try:
         yield run.run_id

@@ -1,35 +1,75 @@
-"""Deployable flow: segmentation, customer predictions and sales forecast, run concurrently."""
+"""Deployable flow: segmentation, customer predictions and sales forecast, run concurrently.
+
+The three model steps are pure functions of the core frames
+(:data:`salesbi.pipeline.MODEL_FITS`), submitted as tasks whose results are
+merged into the run afterwards. That keeps them independent of the process
+they run in: with ``task_runner="dask"`` they go to a Dask cluster (a local
+one with ``dask_workers`` processes, or ``dask_address``), otherwise to
+threads of the flow's process.
+"""
 
 from __future__ import annotations
 
-from prefect import flow
-from prefect.futures import wait
+import time
+from typing import Any
 
-from flows._runs import lookup
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+from prefect.logging import get_run_logger
+
+from flows._runs import attached, lookup
 from flows._secrets import with_warehouse_secret
 from salesbi.params import PipelineParams
-from salesbi.pipeline import Run, recorded, start_run
+from salesbi.pipeline import MODEL_FITS, Run, apply_model_result, model_inputs, recorded, start_run
 from tasks.artifacts import publish_run_artifacts
-from tasks.stages import (
-    connect_task,
-    core_task,
-    forecast_task,
-    predictions_task,
-    publish_task,
-    reports_task,
-    segments_task,
-)
+from tasks.stages import connect_task, core_task, publish_task, reports_task
 
 MODEL_STEPS = ("segments", "predictions", "forecast")
 
 
-def _run_models(run: Run) -> None:
-    wanted = [s for s in MODEL_STEPS if s in run.params.steps]
-    tasks = {"segments": segments_task, "predictions": predictions_task, "forecast": forecast_task}
-    futures = [tasks[s].submit(run) for s in wanted]
-    wait(futures)
-    for future in futures:
-        future.result()  # re-raise the first failure
+@task(name="fit-model", cache_policy=NO_CACHE, task_run_name="fit-{step}")
+def fit_task(step: str, args: tuple[Any, ...]) -> tuple[Any, float]:
+    """Return the result of model step ``step`` and the seconds it took."""
+    started = time.perf_counter()
+    result = MODEL_FITS[step][0](*args)
+    return result, time.perf_counter() - started
+
+
+@flow(name="fit-models", log_prints=True)
+def fit_models_flow(run_key: str) -> list[str]:
+    """Fit the selected model steps of the active run ``run_key`` concurrently; return the steps fitted."""
+    run = lookup(run_key)
+    wanted: list[str] = [s for s in MODEL_STEPS if s in run.params.steps]
+    futures = {s: fit_task.submit(s, model_inputs(run, s)) for s in wanted}
+    wait(list(futures.values()))
+    for step, future in futures.items():
+        result, seconds = future.result()  # re-raises the step's failure
+        apply_model_result(run, step, result)
+        run.summary.timings[step] = round(seconds, 3)
+        get_run_logger().info("%s done in %.1fs", step, seconds)
+    return wanted
+
+
+def run_models(run: Run) -> None:
+    """Fit the run's model steps on the task runner its parameters ask for, merging results into it."""
+    runner = task_runner_for(run.params)
+    fit = fit_models_flow if runner is None else fit_models_flow.with_options(task_runner=runner)
+    with attached(run) as key:
+        fit(key)
+
+
+def task_runner_for(params: PipelineParams) -> Any:
+    """Return the Prefect task runner the model steps use for ``params`` (None: the flow's default)."""
+    if params.task_runner != "dask":
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    if params.dask_address:
+        return DaskTaskRunner(address=params.dask_address)
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": params.dask_workers, "threads_per_worker": 1, "dashboard_address": None}
+    )
 
 
 @flow(name="train-models", log_prints=True)
@@ -39,7 +79,7 @@ def models_flow(params: PipelineParams, run_key: str | None = None) -> list[str]
         run = lookup(run_key)
         if run.core is None:
             core_task(run)
-        _run_models(run)
+        run_models(run)
         return sorted(run.frames)
     steps = tuple(s for s in params.steps if s in MODEL_STEPS) or MODEL_STEPS
     params = with_warehouse_secret(params)
@@ -49,7 +89,7 @@ def models_flow(params: PipelineParams, run_key: str | None = None) -> list[str]
             connect_task(run)
             core_task(run)
             reports_task(run)  # the fact table the models read, and insights need the rest
-            _run_models(run)
+            run_models(run)
             publish_task(run)
     finally:
         publish_run_artifacts(run)

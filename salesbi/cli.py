@@ -80,8 +80,7 @@ def _fail(exc: SalesBIError) -> None:
     raise typer.Exit(code=2)
 
 
-def _print_outputs(summary: Any) -> None:
-    doc = summary.as_dict()
+def _print_outputs(doc: dict[str, Any]) -> None:
     console.print(f"\n[bold]run {doc['run_id']}[/]: {doc['status']}")
     if doc["tables"]:
         console.print("table            read   loaded  rejected  in warehouse")
@@ -153,6 +152,19 @@ def run(
     ] = "ingest,reports,segments,predictions,forecast,powerbi",
     as_of: Annotated[str | None, typer.Option(help="as-of date YYYY-MM-DD")] = None,
     churn_months: Annotated[int, typer.Option(min=1)] = 2,
+    prefect: Annotated[
+        bool,
+        typer.Option(
+            "--prefect",
+            help="run as the Prefect flow sales-pipeline ($PREFECT_API_URL, else a temporary local server)",
+        ),
+    ] = False,
+    task_runner: Annotated[
+        str, typer.Option(help="with --prefect: threads or dask (model steps)")
+    ] = "threads",
+    dask_address: Annotated[
+        str | None, typer.Option(help="with --task-runner dask: scheduler address (default: local cluster)")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""
@@ -165,6 +177,8 @@ def run(
         as_of=as_of,
         churn_months=churn_months,
         verbose=verbose,
+        prefect=prefect,
+        extra={"task_runner": task_runner, "dask_address": dask_address},
     )
 
 
@@ -178,6 +192,8 @@ def _run(
     as_of: str | None = None,
     churn_months: int = 2,
     verbose: bool = False,
+    prefect: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     from pydantic import ValidationError
 
@@ -194,9 +210,13 @@ def _run(
             steps=steps,  # type: ignore[arg-type]
             as_of=date.fromisoformat(as_of) if as_of else None,
             churn_months=churn_months,
+            **(extra or {}),
         )
     except (ValidationError, ValueError) as exc:
         _fail(SalesBIError(f"invalid parameter: {exc}", hint="see `salesbi run --help`"))
+        return
+    if prefect:
+        _run_prefect_flow(params)
         return
     try:
         with _progress_bar() as progress:
@@ -204,7 +224,21 @@ def _run(
     except SalesBIError as exc:
         _fail(exc)
         return
-    _print_outputs(summary)
+    _print_outputs(summary.as_dict())
+
+
+def _run_prefect_flow(params: Any) -> None:
+    """Run the sales-pipeline Prefect flow in this process and print its outputs."""
+    import json
+
+    from flows.sales_pipeline import sales_pipeline
+
+    state = sales_pipeline(params, return_state=True)
+    summary_path = params.out_dir / "run_summary.json"
+    if summary_path.exists():
+        _print_outputs(json.loads(summary_path.read_text(encoding="utf-8")))
+    if not state.is_completed():
+        _fail(SalesBIError(f"the Prefect flow run ended {state.name}: {state.message}", file=summary_path))
 
 
 @app.command()

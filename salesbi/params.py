@@ -45,6 +45,15 @@ class PipelineParams(BaseModel):
     )
     steps: tuple[Step, ...] = Field(default=ALL_STEPS, description="which steps to run")
     random_state: int = 0
+    task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description="how the Prefect flows run the model steps: threads in the flow's process, or Dask",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="scheduler of an existing Dask cluster (tcp://host:8786); default: a local cluster",
+    )
+    dask_workers: int = Field(default=2, ge=1, le=256, description="workers of the local Dask cluster")
 
     @field_validator("steps", mode="before")
     @classmethod

@@ -153,7 +153,8 @@ def reports_stage(run: Run) -> None:
         run.frames.update(build_reports(run.core, params))
 
 
-def _fact(run: Run) -> pd.DataFrame:
+def fact_of(run: Run) -> pd.DataFrame:
+    """Return the run's fact_order_lines frame (built from core when reports did not run)."""
     if "fact_order_lines" in run.frames:
         return run.frames["fact_order_lines"]
     from salesbi.reports.fact import build_fact_order_lines
@@ -162,62 +163,88 @@ def _fact(run: Run) -> pd.DataFrame:
     return build_fact_order_lines(run.core)
 
 
-def segments_stage(run: Run) -> None:
-    """Segment customers (RFM + clusters) and recommend an action per customer."""
+def fit_segments(fact: pd.DataFrame, core: dict[str, pd.DataFrame], params: PipelineParams) -> Any:
+    """Return the SegmentationResult for ``fact`` (pure: safe to run in another process)."""
     from salesbi.segmentation import segment_customers
 
+    return segment_customers(
+        fact, core["customers"], core["employees"], as_of=params.as_of, random_state=params.random_state
+    )
+
+
+def fit_predictions(fact: pd.DataFrame, core: dict[str, pd.DataFrame], params: PipelineParams) -> Any:
+    """Return the PredictionResult for ``fact`` (pure: safe to run in another process)."""
+    from salesbi.prediction import predict_customer_sales
+
+    return predict_customer_sales(
+        fact,
+        core["customers"],
+        employees=core["employees"],
+        as_of=params.as_of,
+        horizon_days=params.prediction_horizon_days,
+        random_state=params.random_state,
+    )
+
+
+def fit_forecast(
+    fact: pd.DataFrame, core: dict[str, pd.DataFrame], params: PipelineParams, run_id: str
+) -> Any:
+    """Return the ForecastResult for ``fact`` (pure: safe to run in another process)."""
+    from salesbi.forecasting import forecast_sales
+
+    return forecast_sales(
+        fact,
+        core["customers"],
+        core["product_lines"],
+        core["offices"],
+        run_id=run_id,
+        frequency=params.forecast_frequency,
+        horizon=params.forecast_horizon,
+        random_state=params.random_state,
+    )
+
+
+#: model step → (fit function, the result attributes that are rpt tables)
+MODEL_FITS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+    "segments": (fit_segments, ("customer_segments", "segment_summary")),
+    "predictions": (fit_predictions, ("customer_predictions",)),
+    "forecast": (fit_forecast, ("sales_forecast", "forecast_accuracy")),
+}
+
+
+def model_inputs(run: Run, step: str) -> tuple[Any, ...]:
+    """Return the arguments of the fit function of model ``step`` for this run."""
     assert run.core is not None
-    with run.summary.timed("segments"):
-        result = segment_customers(
-            _fact(run),
-            run.core["customers"],
-            run.core["employees"],
-            as_of=run.params.as_of,
-            random_state=run.params.random_state,
-        )
-        run.frames["customer_segments"] = result.customer_segments
-        run.frames["segment_summary"] = result.segment_summary
-        run.model_runs.extend(result.model_runs)
-        run.models["segmentation"] = result
+    args: tuple[Any, ...] = (fact_of(run), run.core, run.params)
+    return (*args, run.run_id) if step == "forecast" else args
+
+
+def apply_model_result(run: Run, step: str, result: Any) -> None:
+    """Merge a fit function's result into the run: rpt frames, model runs, models to store."""
+    for name in MODEL_FITS[step][1]:
+        run.frames[name] = getattr(result, name)
+    run.model_runs.extend(result.model_runs)
+    run.models.update(getattr(result, "models", None) or {})
+
+
+def _model_stage(run: Run, step: str) -> None:
+    with run.summary.timed(step):
+        apply_model_result(run, step, MODEL_FITS[step][0](*model_inputs(run, step)))
+
+
+def segments_stage(run: Run) -> None:
+    """Segment customers (RFM + clusters) and recommend an action per customer."""
+    _model_stage(run, "segments")
 
 
 def predictions_stage(run: Run) -> None:
     """Predict each customer's sales and order probability over the next horizon."""
-    from salesbi.prediction import predict_customer_sales
-
-    assert run.core is not None
-    with run.summary.timed("predictions"):
-        result = predict_customer_sales(
-            _fact(run),
-            run.core["customers"],
-            as_of=run.params.as_of,
-            horizon_days=run.params.prediction_horizon_days,
-            random_state=run.params.random_state,
-        )
-        run.frames["customer_predictions"] = result.customer_predictions
-        run.model_runs.extend(result.model_runs)
-        run.models["prediction"] = result
+    _model_stage(run, "predictions")
 
 
 def forecast_stage(run: Run) -> None:
     """Forecast net sales per series with LightGBM and baselines, champion per series."""
-    from salesbi.forecasting import forecast_sales
-
-    assert run.core is not None
-    with run.summary.timed("forecast"):
-        result = forecast_sales(
-            _fact(run),
-            run.core["customers"],
-            run.core["product_lines"],
-            run.core["offices"],
-            run_id=run.run_id,
-            frequency=run.params.forecast_frequency,
-            horizon=run.params.forecast_horizon,
-            random_state=run.params.random_state,
-        )
-        run.frames["sales_forecast"] = result.sales_forecast
-        run.frames["forecast_accuracy"] = result.forecast_accuracy
-        run.model_runs.extend(result.model_runs)
+    _model_stage(run, "forecast")
 
 
 def insights_stage(run: Run) -> None:
@@ -236,6 +263,7 @@ def publish_stage(run: Run) -> None:
     """Replace the rpt tables atomically, store model runs, export Parquet and write insights.md."""
     import shutil
 
+    from salesbi.modelstore import save_all
     from salesbi.publish import record_model_runs, replace_tables, stage_parquet, swap_in
     from salesbi.reports.insights import render_insights_markdown
     from salesbi.rpt import rpt_tables
@@ -256,6 +284,10 @@ def publish_stage(run: Run) -> None:
         run.summary.outputs["parquet"] = str(folder.resolve())
         if run.model_runs:
             record_model_runs(run.engine, run.metadata, run.run_id, run.model_runs)
+        if run.models:
+            # only after the tables landed: a failed run never replaces the models the API serves
+            saved = save_all(run.models, run.params.models_dir)
+            run.summary.outputs["models"] = {name: str(path.resolve()) for name, path in saved.items()}
         if "insights" in run.frames:
             path = out / "insights.md"
             path.write_text(render_insights_markdown(run.frames["insights"]), encoding="utf-8")

@@ -7,6 +7,8 @@ Database stages retry with backoff on transient errors only.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
@@ -15,7 +17,7 @@ from salesbi import pipeline
 from salesbi.pipeline import Run
 from tasks.retry import DB_RETRY_DELAYS, retry_on_transient
 
-DB = {
+DB: dict[str, Any] = {
     "retries": len(DB_RETRY_DELAYS),
     "retry_delay_seconds": DB_RETRY_DELAYS,
     "retry_condition_fn": retry_on_transient,
@@ -63,27 +65,6 @@ def reports_task(run: Run) -> None:
     """Build the star schema and analytic tables."""
     pipeline.reports_stage(run)
     _log_done(run, "reports")
-
-
-@task(name="segment-customers", cache_policy=NO_CACHE)
-def segments_task(run: Run) -> None:
-    """Segment customers and recommend actions."""
-    pipeline.segments_stage(run)
-    _log_done(run, "segments")
-
-
-@task(name="predict-customer-sales", cache_policy=NO_CACHE)
-def predictions_task(run: Run) -> None:
-    """Predict each customer's next-horizon sales and order probability."""
-    pipeline.predictions_stage(run)
-    _log_done(run, "predictions")
-
-
-@task(name="forecast-sales", cache_policy=NO_CACHE)
-def forecast_task(run: Run) -> None:
-    """Forecast sales per series with backtested champions."""
-    pipeline.forecast_stage(run)
-    _log_done(run, "forecast")
 
 
 @task(name="write-insights", cache_policy=NO_CACHE)

@@ -33,6 +33,10 @@ def _params(workdir: Path, source: Path, steps: tuple[str, ...] = FULL) -> Pipel
     )
 
 
+#: columns that name the run or the model version (UTC time + content hash), not the data
+RUN_SPECIFIC = {"run_id", "model_version", "created_at", "generated_at"}
+
+
 def _fingerprint(workdir: Path) -> dict[str, str]:
     """Return a hash of every rpt table's content and of every Parquet file."""
     out: dict[str, str] = {}
@@ -40,11 +44,15 @@ def _fingerprint(workdir: Path) -> dict[str, str]:
     with engine.connect() as conn:
         names = [r[0] for r in conn.exec_driver_sql("SELECT name FROM rpt.sqlite_master WHERE type='table'")]
         for name in sorted(names):
-            rows = conn.exec_driver_sql(f'SELECT * FROM rpt."{name}"').fetchall()
+            cols = [r[1] for r in conn.exec_driver_sql(f'PRAGMA rpt.table_info("{name}")')]
+            keep = ", ".join(f'"{c}"' for c in cols if c not in RUN_SPECIFIC)
+            rows = conn.exec_driver_sql(f'SELECT {keep} FROM rpt."{name}"').fetchall()
             out[f"rpt.{name}"] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
     engine.dispose()
     for path in sorted((workdir / "out" / "powerbi" / "data").glob("*.parquet")):
-        out[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        frame = pd.read_parquet(path)
+        frame = frame.drop(columns=[c for c in frame.columns if c in RUN_SPECIFIC])
+        out[path.name] = hashlib.sha256(pd.util.hash_pandas_object(frame).values.tobytes()).hexdigest()
     return out
 
 
@@ -92,6 +100,15 @@ def test_counts_add_up_and_match_the_csv_files(baseline: Path, sample_company: P
         assert key in summary["outputs"], key
 
 
+def test_models_are_stored_where_the_api_loads_them(baseline: Path) -> None:
+    from salesbi.modelstore import load_latest, versions
+
+    models = baseline / "out" / "models"
+    for name in ("customer_segments", "customer_sales"):
+        assert len(versions(models, name)) == 1, name
+        assert load_latest(models, name).model_name == name
+
+
 def test_net_sales_in_reports_match_a_direct_sum_of_the_csv(baseline: Path, sample_company: Path) -> None:
     items = pd.read_csv(sample_company / "order_items.csv", dtype={"order_id": str})
     orders = pd.read_csv(sample_company / "orders.csv", dtype={"order_id": str})
@@ -108,9 +125,10 @@ def test_rerun_with_same_input_changes_nothing(workdir: Path, sample_company: Pa
     run_pipeline(_params(workdir, sample_company))
     assert _core_snapshot(workdir) == core_before
     after = _fingerprint(workdir)
-    # run ids differ in the forecast table; every other rpt table and Parquet file is identical
-    changed = {k for k in before if before[k] != after.get(k)}
-    assert changed <= {"rpt.sales_forecast", "sales_forecast.parquet"}, changed
+    # apart from run ids and model versions, every rpt table and Parquet file is identical
+    assert before.keys() == after.keys()
+    changed = {k for k in before if before[k] != after[k]}
+    assert not changed, changed
 
 
 def _core_snapshot(workdir: Path) -> dict[str, str]:
