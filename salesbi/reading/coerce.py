@@ -1,0 +1,127 @@
+"""Typing text columns into the contract's kinds, recording each cell that cannot be typed as a fault.
+
+A cell that fails becomes null and yields one fault (rule ``invalid_date``,
+``invalid_number`` or ``invalid_integer`` with the raw text); the row is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from salesbi.reading.detect import DateFormat, detect_date_format
+from salesbi.reading.profile import CsvOptions
+from salesbi.schema import Column
+from salesbi.types import pandas_dtype
+
+RULE_DATE = "invalid_date"
+RULE_NUMBER = "invalid_number"
+RULE_INTEGER = "invalid_integer"
+RULE_UNMAPPED = "unmapped_value"
+RULE_BOOL = "invalid_boolean"
+
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+
+
+@dataclass
+class Typed:
+    """A typed column, the positions of cells that failed (with their raw text), and notes."""
+
+    series: pd.Series
+    bad: np.ndarray  # bool mask, True where the raw text could not be typed
+    rule: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _as_arrow(s: pd.Series) -> pa.ChunkedArray | pa.Array:
+    return pa.array(s.array) if not isinstance(s.array, pd.arrays.ArrowStringArray) else s.array._pa_array
+
+
+def _no_faults(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=bool)
+
+
+def _numeric(raw: pd.Series, decimal: str) -> pd.Series:
+    text = raw.str.replace(",", ".", regex=False) if decimal == "," else raw
+    return pd.to_numeric(text.astype(object), errors="coerce")
+
+
+def type_column(raw: pd.Series, column: Column, options: CsvOptions, date_format: str | None = None) -> Typed:
+    """Return ``raw`` (a string Series, nulls already applied) typed per ``column.kind``."""
+    kind = column.kind
+    n = len(raw)
+    if kind in ("id", "text", "long_text"):
+        return Typed(raw.astype("string"), _no_faults(n))
+    present = raw.notna().to_numpy()
+    if kind in ("money", "fraction", "float"):
+        return _type_float(raw, present, options)
+    if kind == "int":
+        return _type_int(raw, present, options)
+    if kind in ("date", "datetime"):
+        return _type_date(raw, present, column, options, date_format)
+    if kind == "bool":
+        lowered = raw.str.lower()
+        values = lowered.map(lambda v: True if v in TRUE_WORDS else (False if v in FALSE_WORDS else None))
+        out = pd.Series(values, index=raw.index, dtype="boolean")
+        return Typed(out, present & out.isna().to_numpy(), RULE_BOOL)
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def _type_float(raw: pd.Series, present: np.ndarray, options: CsvOptions) -> Typed:
+    if options.decimal != ",":
+        try:
+            arr = pc.cast(_as_arrow(raw), pa.float64())
+            values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype="float64")
+            return Typed(pd.Series(values, index=raw.index, dtype="float64"), _no_faults(len(raw)))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    num = _numeric(raw, options.decimal or ".")
+    bad = present & num.isna().to_numpy()
+    return Typed(num.astype("float64"), bad, RULE_NUMBER)
+
+
+def _type_int(raw: pd.Series, present: np.ndarray, options: CsvOptions) -> Typed:
+    try:
+        arr = pc.cast(_as_arrow(raw), pa.int64())
+        return Typed(
+            pd.Series(pd.array(arr, dtype=pd.ArrowDtype(pa.int64())), index=raw.index).astype("Int64"),
+            _no_faults(len(raw)),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    num = _numeric(raw, options.decimal or ".")
+    values = num.to_numpy(dtype="float64", na_value=np.nan)
+    integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
+    bad = present & ~integral
+    values = np.where(integral, values, np.nan)
+    out = pd.Series(values, index=raw.index).astype("Int64")
+    return Typed(out, bad, RULE_INTEGER)
+
+
+def _type_date(
+    raw: pd.Series, present: np.ndarray, column: Column, options: CsvOptions, date_format: str | None
+) -> Typed:
+    notes: list[str] = []
+    fmt = date_format or options.date_format
+    if fmt in (None, "auto"):
+        distinct = [str(v) for v in raw.dropna().unique()]
+        detected: DateFormat = detect_date_format(
+            distinct, dayfirst_default=bool(options.dayfirst), column=column.name
+        )
+        fmt = detected.format
+        if detected.note:
+            notes.append(detected.note)
+    parsed = pd.to_datetime(raw.astype(object), format=fmt, errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    if column.kind == "date":
+        parsed = parsed.dt.floor("D")
+    dtype = pandas_dtype(column)
+    out = parsed.astype(dtype)
+    bad = present & out.isna().to_numpy()
+    return Typed(out, bad, RULE_DATE, notes)

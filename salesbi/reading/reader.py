@@ -1,0 +1,400 @@
+"""Reading a source folder through a profile into the seven typed canonical tables.
+
+``read_source`` first reads and checks every file (structural faults are all
+collected and raised together, before anything else happens), then renames,
+derives, maps values and types each column. Cells that cannot be typed or
+mapped become null and are listed in the table's ``faults``; rows are never
+dropped here — validation decides.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from salesbi import contract
+from salesbi.errors import StructuralError
+from salesbi.reading.coerce import RULE_UNMAPPED, type_column
+from salesbi.reading.csvfile import RawFile, read_csv_file
+from salesbi.reading.derive import LookupTable, derive_column, map_values, scalar_text
+from salesbi.reading.profile import MUST_HAVE_ROWS, CsvOptions, Profile, TableSpec, load_profile
+from salesbi.schema import Table
+
+SOURCE_FILE = "_source_file"
+SOURCE_LINE = "_source_line"
+FAULT_COLUMNS = ("line", "column", "rule", "value")
+
+
+@dataclass
+class SourceTable:
+    """One canonical table as read from the source: typed frame, files, counts, cell faults and notes."""
+
+    table: Table
+    frame: pd.DataFrame
+    files: tuple[Path, ...]
+    read: int
+    faults: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SourceData:
+    """All seven tables of a source, in contract order, plus the notes of the read."""
+
+    profile_name: str
+    source: Path
+    tables: dict[str, SourceTable]
+    notes: list[str]
+
+
+def empty_faults() -> pd.DataFrame:
+    """Return an empty faults frame with the standard columns."""
+    return pd.DataFrame(
+        {
+            "line": pd.Series([], dtype="int64"),
+            "column": pd.Series([], dtype="string"),
+            "rule": pd.Series([], dtype="string"),
+            "value": pd.Series([], dtype="string"),
+        }
+    )
+
+
+@dataclass
+class _Rows:
+    """Raw rows of one table: renamed text columns plus _source_file/_source_line."""
+
+    frame: pd.DataFrame
+    files: tuple[Path, ...]
+    file_label: str  # full paths, for messages
+    header: list[str]
+    short_label: str = ""  # names relative to the source, for notes
+
+
+class _SourceReader:
+    """Reads one source through one profile; caches raw file reads; collects structural errors."""
+
+    def __init__(self, source: Path, profile: Profile) -> None:
+        self.source = source
+        self.profile = profile
+        self.raw_cache: dict[Path, RawFile] = {}
+        self.errors: list[StructuralError] = []
+        self.notes: list[str] = list(profile.notes)
+
+    # ------------------------------------------------------------------------------------ files
+
+    def _key(self, table: str, key: str) -> str:
+        return f"tables.{table}.{key}" + (f" in profile {self.profile.label}" if self.profile.path else "")
+
+    def resolve_files(self, table: str, pattern: str) -> list[Path]:
+        """Return the files matching ``pattern`` in the source (StructuralError when none)."""
+        if any(ch in pattern for ch in "*?["):
+            found = sorted(p for p in self.source.glob(pattern) if p.is_file())
+        else:
+            exact = self.source / pattern
+            found = [exact] if exact.is_file() else []
+            if not found and self.source.is_dir():
+                found = [
+                    p for p in self.source.iterdir() if p.is_file() and p.name.lower() == pattern.lower()
+                ]
+        if not found:
+            present = (
+                sorted(
+                    p.name
+                    for p in self.source.iterdir()
+                    if p.is_file() and fnmatch.fnmatch(p.name.lower(), "*.csv")
+                )
+                if self.source.is_dir()
+                else []
+            )
+            raise StructuralError(
+                f"{table}: expected file {pattern!r} not found",
+                file=self.source / pattern,
+                hint=(
+                    f"put {pattern} in {self.source}, or change {self._key(table, 'file')} "
+                    f"to the file that holds {table} (CSV files there: {', '.join(present) or 'none'})"
+                ),
+            )
+        return found
+
+    def raw(self, path: Path, options: CsvOptions) -> RawFile:
+        """Return the cached raw read of ``path``."""
+        if path not in self.raw_cache:
+            self.raw_cache[path] = read_csv_file(path, options)
+            self.notes.extend(self.raw_cache[path].notes)
+        return self.raw_cache[path]
+
+    def label(self, path: Path) -> str:
+        """Return the file name relative to the source folder."""
+        try:
+            return str(path.relative_to(self.source))
+        except ValueError:
+            return str(path)
+
+    def rows_of_files(self, table: str, files: list[Path], options: CsvOptions) -> _Rows:
+        """Return the concatenated raw rows of ``files`` with their source file and line."""
+        frames = []
+        header: list[str] = []
+        for path in files:
+            raw = self.raw(path, options)
+            f = raw.frame.copy()
+            f[SOURCE_FILE] = pd.Series(self.label(path), index=f.index, dtype="string")
+            f[SOURCE_LINE] = pd.Series(raw.lines, index=f.index, dtype="Int64")
+            frames.append(f)
+            header = header or raw.header
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return _Rows(
+            frame,
+            tuple(files),
+            ", ".join(str(p) for p in files),
+            header,
+            ", ".join(self.label(p) for p in files),
+        )
+
+    # ------------------------------------------------------------------------------------ tables
+
+    def source_rows(self, name: str, spec: TableSpec) -> _Rows:
+        """Return the raw rows a table is built from (its own files, or another table's)."""
+        if spec.from_table is not None:
+            other = spec.from_table
+            pattern = self.profile.file_pattern(other)
+            if pattern is None:
+                raise StructuralError(
+                    f"{name}: from_table {other!r} is itself derived",
+                    hint=(
+                        f"derive {name} from a table that is read from a file "
+                        f"({self._key(name, 'from_table')})"
+                    ),
+                )
+            files = self.resolve_files(other, pattern)
+            rows = self.rows_of_files(other, files, self.profile.csv_options(other))
+            return _Rows(rows.frame, (), rows.file_label, rows.header, rows.short_label)
+        pattern = self.profile.file_pattern(name)
+        assert pattern is not None
+        files = self.resolve_files(name, pattern)
+        return self.rows_of_files(name, files, self.profile.csv_options(name))
+
+    def lookup(self, table: str, options: CsvOptions) -> LookupTable:
+        """Return a function reading (and caching) a lookup file's key → value mapping."""
+
+        def fetch(file: str, key: str, value: str) -> pd.Series:
+            path = self.resolve_files(table, file)[0]
+            raw = self.raw(path, options)
+            for col in (key, value):
+                if col not in raw.frame.columns:
+                    raise StructuralError(
+                        f"{table}: lookup column {col!r} not found",
+                        file=path,
+                        column=col,
+                        hint=(
+                            f"columns there: {', '.join(raw.header)}; "
+                            f"fix the lookup in {self._key(table, 'derive')}"
+                        ),
+                    )
+            pairs = raw.frame[[key, value]].dropna(subset=[key]).drop_duplicates(subset=[key])
+            return pd.Series(pairs[value].to_numpy(), index=pairs[key].to_numpy())
+
+        return fetch
+
+    def build(self, table: Table) -> SourceTable:
+        """Return the typed SourceTable for ``table`` (StructuralError for a structural fault)."""
+        name = table.name
+        spec = self.profile.spec(name)
+        options = self.profile.csv_options(name)
+        rows = self.source_rows(name, spec)
+        work = rows.frame
+        notes: list[str] = []
+
+        # renames: each named source column must be there
+        missing_src = [s for s in spec.rename if s not in work.columns]
+        if missing_src:
+            s = missing_src[0]
+            raise StructuralError(
+                f"{name}: column {s!r} named in the profile's rename is not in the file",
+                file=rows.file_label,
+                column=s,
+                hint=(
+                    f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'rename')} "
+                    f"(it maps {s!r} → {spec.rename[s]!r})"
+                ),
+            )
+        canonical_targets = set(spec.rename.values())
+        keep = [c for c in work.columns if c not in canonical_targets or c in spec.rename]
+        work = work[keep].rename(columns=spec.rename)
+
+        if spec.distinct:
+            absent = [c for c in spec.distinct if c not in work.columns]
+            if absent:
+                raise StructuralError(
+                    f"{name}: distinct column {absent[0]!r} is not in the rows",
+                    file=rows.file_label,
+                    column=absent[0],
+                    hint=f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'distinct')}",
+                )
+            work = work.drop_duplicates(subset=spec.distinct, keep="first").reset_index(drop=True)
+
+        fetch = self.lookup(name, options)
+        for target, deriv in spec.derive.items():
+            absent = [c for c in deriv.inputs() if c not in work.columns]
+            if absent:
+                raise StructuralError(
+                    f"{name}: column {absent[0]!r} used to derive {target!r} is not in the file",
+                    file=rows.file_label,
+                    column=absent[0],
+                    hint=(
+                        f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'derive.' + target)}"
+                    ),
+                )
+            work[target] = derive_column(work, deriv, fetch)
+
+        # required columns must be available
+        available = set(work.columns) | set(spec.defaults)
+        missing_req = [c for c in table.required_columns if c not in available]
+        if missing_req:
+            req = missing_req[0]
+            extra = f" (also missing: {', '.join(missing_req[1:])})" if len(missing_req) > 1 else ""
+            unused = [h for h in rows.header if h not in spec.rename and h not in table.column_names]
+            guess = difflib.get_close_matches(req, unused, n=1, cutoff=0.3)
+            source_col = guess[0] if guess else "<source column>"
+            raise StructuralError(
+                f"{name}: required column {req!r} is missing{extra}",
+                file=rows.file_label,
+                column=req,
+                hint=(
+                    f"columns there: {', '.join(rows.header)}; "
+                    f"add a rename under {self._key(name, 'rename')}, "
+                    f"e.g. rename: {{{source_col}: {req}}}, or derive it"
+                ),
+            )
+        n = len(work)
+        if n == 0 and name in MUST_HAVE_ROWS and not spec.allow_empty:
+            raise StructuralError(
+                f"{name}: the file has a header but no data rows",
+                file=rows.file_label,
+                hint=(
+                    f"a source must have {name}; export the table with its rows, "
+                    f"or point {self._key(name, 'file')} at the right file"
+                ),
+            )
+
+        lines = work[SOURCE_LINE].to_numpy(dtype="int64", na_value=0)
+        out: dict[str, pd.Series] = {}
+        fault_parts: list[pd.DataFrame] = []
+        for col in table.columns:
+            cname = col.name
+            if cname in work.columns:
+                raw = work[cname].astype("string")
+            else:
+                raw = pd.Series(pd.NA, index=work.index, dtype="string")
+                if cname in spec.absent:
+                    notes.append(f"{name}.{cname}: {spec.absent[cname]}")
+                elif cname not in spec.defaults:
+                    notes.append(f"{name}.{cname}: not in {rows.short_label}; left null")
+            if cname in spec.values:
+                raw = map_values(raw, spec.values[cname])
+            typed = type_column(raw, col, options, spec.dates.get(cname))
+            notes.extend(f"{name}.{t}" for t in typed.notes)
+            series = typed.series
+            bad = typed.bad
+            if bad.any():
+                fault_parts.append(_faults(lines[bad], cname, typed.rule or "invalid", raw[bad]))
+            if col.allowed is not None:
+                series = normalize_allowed(series, col.allowed)
+                outside = series.notna().to_numpy() & ~series.isin(col.allowed).to_numpy()
+                if outside.any():
+                    fault_parts.append(_faults(lines[outside], cname, RULE_UNMAPPED, raw[outside]))
+                    series = series.mask(outside)
+                    bad = bad | outside
+            if cname in spec.defaults:
+                fill = type_column(
+                    pd.Series([scalar_text(spec.defaults[cname])], dtype="string"), col, options
+                ).series.iloc[0]
+                fill_mask = series.isna().to_numpy() & ~bad
+                if fill_mask.any():
+                    series = series.mask(fill_mask, fill)
+            out[cname] = series.reset_index(drop=True)
+        frame = pd.DataFrame(out)
+        frame[SOURCE_FILE] = work[SOURCE_FILE].astype("string").reset_index(drop=True)
+        frame[SOURCE_LINE] = work[SOURCE_LINE].astype("Int64").reset_index(drop=True)
+        faults = pd.concat(fault_parts, ignore_index=True) if fault_parts else empty_faults()
+        if len(faults):
+            faults = faults.sort_values(["line", "column"], kind="stable").reset_index(drop=True)
+        return SourceTable(
+            table=table, frame=frame, files=rows.files, read=len(frame), faults=faults, notes=notes
+        )
+
+
+def normalize_allowed(series: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
+    """Return ``series`` with values equal to an allowed value up to case, spaces and hyphens replaced by it.
+
+    ``Shipped`` → ``shipped``, ``On Hold`` → ``on_hold``; anything else is left as it is.
+    """
+    known = {a.casefold(): a for a in allowed}
+    folded = series.str.strip().str.casefold().str.replace(r"[\s-]+", "_", regex=True)
+    mapped = pd.Series(folded.map(known), index=series.index, dtype="string")
+    return mapped.fillna(series)
+
+
+def _faults(lines: np.ndarray, column: str, rule: str, values: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "line": pd.Series(lines, dtype="int64"),
+            "column": pd.Series([column] * len(lines), dtype="string"),
+            "rule": pd.Series([rule] * len(lines), dtype="string"),
+            "value": pd.Series(values.to_numpy(), dtype="string"),
+        }
+    )
+
+
+def combine_structural(errors: list[StructuralError]) -> StructuralError:
+    """Return one error listing every structural problem (the single one itself when there is one)."""
+    unique: dict[str, StructuralError] = {}
+    for e in errors:
+        unique.setdefault(e.message, e)
+    errors = list(unique.values())
+    if len(errors) == 1:
+        return errors[0]
+    listing = "; ".join(f"({i}) {e.message}" for i, e in enumerate(errors, 1))
+    return StructuralError(
+        f"{len(errors)} structural problems in the source: {listing}",
+        hint="fix them all, then run again",
+    )
+
+
+def read_source(source: Path, profile: str | Path | Profile) -> SourceData:
+    """Return the seven canonical tables read from ``source`` through ``profile``.
+
+    Raises ProfileError for an unknown or malformed profile and StructuralError
+    (one error listing every problem) for missing files/columns, empty files or
+    unreadable encodings — before any table is returned.
+    """
+    prof = load_profile(profile)
+    source = Path(source)
+    if not source.is_dir():
+        raise StructuralError(
+            "source folder not found",
+            file=source,
+            hint="pass the folder that holds the CSV files (--source DIR)",
+        )
+    reader = _SourceReader(source, prof)
+    tables: dict[str, SourceTable] = {}
+    for table in contract.TABLES:
+        try:
+            tables[table.name] = reader.build(table)
+        except StructuralError as exc:
+            reader.errors.append(exc)
+    if reader.errors:
+        raise combine_structural(reader.errors)
+    notes = list(reader.notes)
+    for st in tables.values():
+        notes.extend(n for n in st.notes if n not in notes)
+    return SourceData(profile_name=prof.name, source=source, tables=tables, notes=notes)
+
+
+def core_frames(data: SourceData) -> dict[str, pd.DataFrame]:
+    """Return canonical table name → frame with exactly the contract's columns (no ``_source_*``)."""
+    return {name: st.frame[st.table.column_names].copy() for name, st in data.tables.items()}
