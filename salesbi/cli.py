@@ -269,13 +269,19 @@ def demo(
 def powerbi_build(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the PBIP project")] = Path("powerbi"),
     parquet_folder: Annotated[
-        str | None, typer.Option(help="absolute folder of the Parquet files (default: ./out/powerbi/data)")
+        str | None,
+        typer.Option(
+            help="absolute folder of the Parquet files (default: C:\\salesbi\\out\\powerbi\\data)"
+        ),
     ] = None,
 ) -> None:
-    """Write the Power BI project (PBIP: TMDL model + PBIR report) generated from the rpt tables."""
-    from salesbi.powerbi import build_powerbi_project
+    """Write the Power BI project (PBIP: TMDL model + PBIR report) generated from the rpt tables.
 
-    folder = parquet_folder or str((DEFAULT_OUT / "powerbi" / "data").resolve())
+    ``make run`` writes its own copy to out/powerbi/ already pointing at this machine's Parquet.
+    """
+    from salesbi.powerbi import DEFAULT_PARQUET_FOLDER, build_powerbi_project
+
+    folder = parquet_folder or DEFAULT_PARQUET_FOLDER
     path = build_powerbi_project(out, parquet_folder=folder)
     console.print(f"wrote the Power BI project to {Path(path).resolve()}")
 

@@ -1,0 +1,353 @@
+"""What the Power BI model declares beyond the tables: measures, extra relationships, sort orders.
+
+Each declaration names the tables and columns it needs; :func:`salesbi.powerbi.model.plan_model`
+emits it only when they exist. Measures are listed dependencies-first.
+"""
+
+from __future__ import annotations
+
+from salesbi.powerbi.model import MeasureSpec, RelationshipSpec, SortSpec
+from salesbi.powerbi.tmdl import CURRENCY_FORMAT, DECIMAL_FORMAT, INTEGER_FORMAT, PERCENT_FORMAT
+
+F = "fact_order_lines"
+
+
+def _m(name: str, table: str, expression: str, fmt: str, folder: str, description: str) -> MeasureSpec:
+    return MeasureSpec(name, table, expression.strip("\n"), fmt, folder, description)
+
+
+MEASURES: tuple[MeasureSpec, ...] = (
+    # --- Sales -------------------------------------------------------------
+    _m(
+        "Net Sales",
+        F,
+        f"SUM({F}[net_sales])",
+        CURRENCY_FORMAT,
+        "Sales",
+        "Revenue after discounts, excluding cancelled orders.",
+    ),
+    _m(
+        "Gross Sales",
+        F,
+        f"SUM({F}[revenue])",
+        CURRENCY_FORMAT,
+        "Sales",
+        "Revenue after discounts, including cancelled orders.",
+    ),
+    _m(
+        "Discounts",
+        F,
+        f"SUM({F}[discount_amount])",
+        CURRENCY_FORMAT,
+        "Sales",
+        "Value given away as line discounts.",
+    ),
+    _m("Units", F, f"SUM({F}[quantity])", INTEGER_FORMAT, "Sales", "Quantity ordered (all orders)."),
+    _m(
+        "Gross Profit",
+        F,
+        f"SUM({F}[net_profit])",
+        CURRENCY_FORMAT,
+        "Profit",
+        "Net sales minus cost of goods, excluding cancelled orders; blank where cost is unknown.",
+    ),
+    _m(
+        "Margin %",
+        F,
+        "DIVIDE([Gross Profit], [Net Sales])",
+        PERCENT_FORMAT,
+        "Profit",
+        "Gross profit as a share of net sales.",
+    ),
+    # --- Orders ------------------------------------------------------------
+    _m(
+        "Orders Placed",
+        F,
+        f"DISTINCTCOUNT({F}[order_id])",
+        INTEGER_FORMAT,
+        "Orders",
+        "Distinct orders placed, cancelled ones included.",
+    ),
+    _m(
+        "Cancelled Orders",
+        F,
+        f"CALCULATE(DISTINCTCOUNT({F}[order_id]), KEEPFILTERS({F}[is_cancelled] = TRUE()))",
+        INTEGER_FORMAT,
+        "Orders",
+        "Distinct orders that were cancelled.",
+    ),
+    _m(
+        "Orders",
+        F,
+        "[Orders Placed] - [Cancelled Orders]",
+        INTEGER_FORMAT,
+        "Orders",
+        "Distinct orders that were not cancelled.",
+    ),
+    _m(
+        "Cancel Rate",
+        F,
+        "DIVIDE([Cancelled Orders], [Orders Placed])",
+        PERCENT_FORMAT,
+        "Orders",
+        "Share of placed orders that were cancelled.",
+    ),
+    _m(
+        "Average Order Value",
+        F,
+        "DIVIDE([Net Sales], [Orders])",
+        CURRENCY_FORMAT,
+        "Orders",
+        "Net sales per non-cancelled order.",
+    ),
+    # --- Customers ---------------------------------------------------------
+    _m(
+        "Active Customers",
+        F,
+        f"CALCULATE(DISTINCTCOUNT({F}[customer_id]), KEEPFILTERS({F}[is_cancelled] = FALSE()))",
+        INTEGER_FORMAT,
+        "Customers",
+        "Customers with at least one non-cancelled order in the period.",
+    ),
+    _m(
+        "New Customers",
+        F,
+        f"""
+VAR _periodStart = MIN(dim_date[date])
+VAR _customers =
+    CALCULATETABLE(VALUES({F}[customer_id]), KEEPFILTERS({F}[is_cancelled] = FALSE()))
+VAR _firsts =
+    ADDCOLUMNS(
+        _customers,
+        "@first", CALCULATE(MIN({F}[order_date]), REMOVEFILTERS(dim_date), {F}[is_cancelled] = FALSE())
+    )
+RETURN
+    COUNTROWS(FILTER(_firsts, [@first] >= _periodStart))
+""",
+        INTEGER_FORMAT,
+        "Customers",
+        "Active customers whose first non-cancelled order falls in the period.",
+    ),
+    _m(
+        "Customers",
+        "dim_customer",
+        "COUNTROWS(dim_customer)",
+        INTEGER_FORMAT,
+        "Customers",
+        "Customers in the customer dimension.",
+    ),
+    # --- Time intelligence (needs the marked date table) ------------------
+    _m(
+        "Net Sales PY",
+        F,
+        "CALCULATE([Net Sales], SAMEPERIODLASTYEAR(dim_date[date]))",
+        CURRENCY_FORMAT,
+        "Time Intelligence",
+        "Net sales in the same period one year earlier.",
+    ),
+    _m(
+        "Net Sales PM",
+        F,
+        "CALCULATE([Net Sales], DATEADD(dim_date[date], -1, MONTH))",
+        CURRENCY_FORMAT,
+        "Time Intelligence",
+        "Net sales in the period shifted one month back.",
+    ),
+    _m(
+        "Sales YoY %",
+        F,
+        """
+VAR _previous = [Net Sales PY]
+RETURN
+    DIVIDE([Net Sales] - _previous, _previous)
+""",
+        PERCENT_FORMAT,
+        "Time Intelligence",
+        "Growth of net sales against the same period last year; blank when last year is empty.",
+    ),
+    _m(
+        "Sales MoM %",
+        F,
+        """
+VAR _previous = [Net Sales PM]
+RETURN
+    DIVIDE([Net Sales] - _previous, _previous)
+""",
+        PERCENT_FORMAT,
+        "Time Intelligence",
+        "Growth of net sales against the previous month; blank when that month is empty.",
+    ),
+    _m(
+        "Net Sales YTD",
+        F,
+        "TOTALYTD([Net Sales], dim_date[date])",
+        CURRENCY_FORMAT,
+        "Time Intelligence",
+        "Net sales from the start of the calendar year to the end of the period.",
+    ),
+    # --- Customer growth ledger -------------------------------------------
+    _m(
+        "Churned Customers",
+        "customer_growth",
+        "SUM(customer_growth[churned])",
+        INTEGER_FORMAT,
+        "Customer Growth",
+        "Customers who became inactive in the period (see docs/reports.md).",
+    ),
+    _m(
+        "Regained Customers",
+        "customer_growth",
+        "SUM(customer_growth[regained])",
+        INTEGER_FORMAT,
+        "Customer Growth",
+        "Former customers who ordered again after a gap.",
+    ),
+    _m(
+        "Retained Customers",
+        "customer_growth",
+        "SUM(customer_growth[retained])",
+        INTEGER_FORMAT,
+        "Customer Growth",
+        "Customers who ordered again within the churn window.",
+    ),
+    _m(
+        "New Customers (Ledger)",
+        "customer_growth",
+        "SUM(customer_growth[new])",
+        INTEGER_FORMAT,
+        "Customer Growth",
+        "First-time customers, as counted by the growth ledger.",
+    ),
+    _m(
+        "Quick Ratio",
+        "customer_growth",
+        """
+VAR _gained = [New Customers (Ledger)] + [Regained Customers]
+RETURN
+    DIVIDE(_gained, [Churned Customers])
+""",
+        DECIMAL_FORMAT,
+        "Customer Growth",
+        "(New + regained) / churned customers; above 1 means the base is growing.",
+    ),
+    _m(
+        "Loyalty Sales",
+        "customer_summary",
+        "SUM(customer_summary[net_sales])",
+        CURRENCY_FORMAT,
+        "Customers",
+        "Net sales of the customers in the selected loyalty tiers (customer summary).",
+    ),
+    _m(
+        "Orders in Band",
+        "order_value_distribution",
+        "SUM(order_value_distribution[orders])",
+        INTEGER_FORMAT,
+        "Orders",
+        "Non-cancelled orders whose value falls in the order-value band.",
+    ),
+    # --- Segments & predictions --------------------------------------------
+    _m(
+        "Segment Customers",
+        "customer_segments",
+        "COUNTROWS(customer_segments)",
+        INTEGER_FORMAT,
+        "Segments",
+        "Customers in the selected segments.",
+    ),
+    _m(
+        "Segment Sales",
+        "customer_segments",
+        "SUM(customer_segments[monetary])",
+        CURRENCY_FORMAT,
+        "Segments",
+        "Historical net sales of the customers in the selected segments.",
+    ),
+    _m(
+        "Predicted Sales",
+        "customer_predictions",
+        "SUM(customer_predictions[predicted_sales])",
+        CURRENCY_FORMAT,
+        "Predictions",
+        "Predicted net sales over the prediction horizon.",
+    ),
+    _m(
+        "Average Order Probability",
+        "customer_predictions",
+        "AVERAGE(customer_predictions[order_probability])",
+        PERCENT_FORMAT,
+        "Predictions",
+        "Mean predicted probability that a customer orders within the horizon.",
+    ),
+    # --- Forecast ----------------------------------------------------------
+    _m(
+        "Forecast",
+        "sales_forecast",
+        'CALCULATE(SUM(sales_forecast[forecast]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
+        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        CURRENCY_FORMAT,
+        "Forecast",
+        "Forecast net sales.",
+    ),
+    _m(
+        "Forecast Lower 80",
+        "sales_forecast",
+        'CALCULATE(SUM(sales_forecast[lower_80]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
+        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        CURRENCY_FORMAT,
+        "Forecast",
+        "Lower bound of the 80% prediction interval.",
+    ),
+    _m(
+        "Forecast Upper 80",
+        "sales_forecast",
+        'CALCULATE(SUM(sales_forecast[upper_80]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
+        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        CURRENCY_FORMAT,
+        "Forecast",
+        "Upper bound of the 80% prediction interval.",
+    ),
+    _m(
+        "Forecast Lower 95",
+        "sales_forecast",
+        'CALCULATE(SUM(sales_forecast[lower_95]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
+        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        CURRENCY_FORMAT,
+        "Forecast",
+        "Lower bound of the 95% prediction interval.",
+    ),
+    _m(
+        "Forecast Upper 95",
+        "sales_forecast",
+        'CALCULATE(SUM(sales_forecast[upper_95]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
+        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        CURRENCY_FORMAT,
+        "Forecast",
+        "Upper bound of the 95% prediction interval.",
+    ),
+)
+
+RELATIONSHIPS: tuple[RelationshipSpec, ...] = (
+    RelationshipSpec(F, "order_date", "dim_date", "date"),
+    RelationshipSpec("sales_monthly", "month", "dim_date", "date"),
+    RelationshipSpec("customer_growth", "month", "dim_date", "date"),
+    RelationshipSpec("sales_forecast", "month_start", "dim_date", "date"),
+    RelationshipSpec("customer_summary", "customer_id", "dim_customer", "customer_id"),
+    RelationshipSpec("customer_segments", "customer_id", "dim_customer", "customer_id"),
+    RelationshipSpec("customer_predictions", "customer_id", "dim_customer", "customer_id"),
+    RelationshipSpec("product_summary", "product_id", "dim_product", "product_id"),
+    RelationshipSpec("product_line_summary", "product_line_id", "dim_product_line", "product_line_id"),
+    RelationshipSpec("employee_performance", "employee_id", "dim_employee", "employee_id"),
+)
+
+SORTS: tuple[SortSpec, ...] = (
+    SortSpec("dim_date", "month_name", "month"),
+    SortSpec("dim_date", "month_short", "month"),
+    SortSpec("dim_date", "year_month", "year_month_key"),
+    SortSpec("dim_date", "year_month_label", "year_month_key"),
+    SortSpec("dim_date", "quarter_label", "quarter"),
+    SortSpec("dim_date", "day_name", "day_of_week"),
+    SortSpec("dim_date", "day_short", "day_of_week"),
+    SortSpec("order_value_distribution", "bin_label", "bin_number"),
+    SortSpec("segment_summary", "segment", "segment_order"),
+)

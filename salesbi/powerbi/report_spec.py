@@ -1,0 +1,531 @@
+"""The report pages as data: which visuals each page shows and which model fields they bind.
+
+A visual is emitted only when every field it binds exists in the model plan;
+a page is emitted when at least one of its non-slicer visuals is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Field:
+    """A model field bound by a visual: a column or a measure of ``table``."""
+
+    table: str
+    name: str
+    is_measure: bool = False
+
+    @property
+    def query_ref(self) -> str:
+        """Return ``table.name`` as used in PBIR ``queryRef``."""
+        return f"{self.table}.{self.name}"
+
+
+@dataclass(frozen=True)
+class VisualSpec:
+    """A visual: type, title, fields per data role, optional sort and slicer mode."""
+
+    key: str
+    visual_type: str
+    title: str
+    roles: tuple[tuple[str, tuple[Field, ...]], ...]
+    sort: Field | None = None
+    sort_descending: bool = True
+    slicer_mode: str | None = None  # 'Between' (date range) or 'Dropdown'
+    wide: bool = False
+
+    @property
+    def fields(self) -> list[Field]:
+        """Return every field the visual binds, in role order."""
+        out = [f for _, fs in self.roles for f in fs]
+        if self.sort is not None and self.sort not in out:
+            out.append(self.sort)
+        return out
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """A report page: stable name, title, the question it answers, and its visuals."""
+
+    key: str
+    display_name: str
+    question: str
+    visuals: tuple[VisualSpec, ...]
+
+
+def col(table: str, name: str) -> Field:
+    """Return a column field."""
+    return Field(table, name)
+
+
+def meas(table: str, name: str) -> Field:
+    """Return a measure field."""
+    return Field(table, name, is_measure=True)
+
+
+F = "fact_order_lines"
+
+
+def _cards(page: str, *measures: tuple[str, str]) -> tuple[VisualSpec, ...]:
+    return tuple(
+        VisualSpec(f"{page}_card_{i}", "card", name, (("Values", (meas(table, name),)),))
+        for i, (table, name) in enumerate(measures)
+    )
+
+
+def _slicers(
+    page: str, *, date: bool = True, country: Field | None = None, product_line: bool = False
+) -> tuple[VisualSpec, ...]:
+    out: list[VisualSpec] = []
+    if date:
+        out.append(
+            VisualSpec(
+                f"{page}_slicer_date",
+                "slicer",
+                "Order date",
+                (("Values", (col("dim_date", "date"),)),),
+                slicer_mode="Between",
+            )
+        )
+    if country is not None:
+        out.append(
+            VisualSpec(
+                f"{page}_slicer_country",
+                "slicer",
+                "Country",
+                (("Values", (country,)),),
+                slicer_mode="Dropdown",
+            )
+        )
+    if product_line:
+        out.append(
+            VisualSpec(
+                f"{page}_slicer_product_line",
+                "slicer",
+                "Product line",
+                (("Values", (col("dim_product_line", "product_line_name"),)),),
+                slicer_mode="Dropdown",
+            )
+        )
+    return tuple(out)
+
+
+MONTH = col("dim_date", "year_month_label")
+GEO_COUNTRY = col("dim_geography", "country")
+
+
+def _table(
+    key: str,
+    title: str,
+    table: str,
+    columns: tuple[str, ...],
+    sort: str | None = None,
+    descending: bool = False,
+    wide: bool = False,
+) -> VisualSpec:
+    return VisualSpec(
+        key,
+        "tableEx",
+        title,
+        (("Values", tuple(col(table, c) for c in columns)),),
+        sort=col(table, sort) if sort else None,
+        sort_descending=descending,
+        wide=wide,
+    )
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec(
+        "overview",
+        "Overview",
+        "How are we doing? Net sales, profit, margin and orders, the monthly trend with the forecast, "
+        "and how many orders were cancelled.",
+        _slicers("overview", country=GEO_COUNTRY, product_line=True)
+        + _cards(
+            "overview",
+            (F, "Net Sales"),
+            (F, "Gross Profit"),
+            (F, "Margin %"),
+            (F, "Orders"),
+            (F, "Average Order Value"),
+            (F, "Sales YoY %"),
+        )
+        + (
+            VisualSpec(
+                "overview_sales_trend",
+                "lineChart",
+                "Monthly net sales and forecast (80% interval)",
+                (
+                    ("Category", (MONTH,)),
+                    (
+                        "Y",
+                        (
+                            meas(F, "Net Sales"),
+                            meas("sales_forecast", "Forecast"),
+                            meas("sales_forecast", "Forecast Lower 80"),
+                            meas("sales_forecast", "Forecast Upper 80"),
+                        ),
+                    ),
+                ),
+                sort=MONTH,
+                sort_descending=False,
+                wide=True,
+            ),
+            VisualSpec(
+                "overview_orders",
+                "clusteredColumnChart",
+                "Orders placed vs cancelled by month",
+                (("Category", (MONTH,)), ("Y", (meas(F, "Orders Placed"), meas(F, "Cancelled Orders")))),
+                sort=MONTH,
+                sort_descending=False,
+            ),
+            VisualSpec(
+                "overview_mom",
+                "lineChart",
+                "Sales growth: month on month and year on year",
+                (("Category", (MONTH,)), ("Y", (meas(F, "Sales MoM %"), meas(F, "Sales YoY %")))),
+                sort=MONTH,
+                sort_descending=False,
+            ),
+            VisualSpec(
+                "overview_order_values",
+                "clusteredColumnChart",
+                "Orders by order value band",
+                (
+                    ("Category", (col("order_value_distribution", "bin_label"),)),
+                    ("Y", (meas("order_value_distribution", "Orders in Band"),)),
+                ),
+                sort=col("order_value_distribution", "bin_label"),
+                sort_descending=False,
+            ),
+        ),
+    ),
+    PageSpec(
+        "customers",
+        "Customers & Loyalty",
+        "Who are our best customers, which loyalty tier are they in, and is the customer base growing "
+        "(new, retained, regained, churned)?",
+        _slicers("customers", country=col("dim_customer", "country"))
+        + _cards(
+            "customers",
+            (F, "Active Customers"),
+            (F, "New Customers"),
+            ("customer_growth", "Churned Customers"),
+            ("customer_growth", "Quick Ratio"),
+        )
+        + (
+            _table(
+                "customers_top",
+                "Top customers by net sales",
+                "customer_summary",
+                (
+                    "sales_rank",
+                    "customer_name",
+                    "country",
+                    "net_sales",
+                    "orders",
+                    "loyalty_tier",
+                    "last_order_date",
+                    "recency_days",
+                ),
+                sort="sales_rank",
+            ),
+            VisualSpec(
+                "customers_tiers",
+                "donutChart",
+                "Net sales by loyalty tier",
+                (
+                    ("Category", (col("customer_summary", "loyalty_tier"),)),
+                    ("Y", (meas("customer_summary", "Loyalty Sales"),)),
+                ),
+            ),
+            VisualSpec(
+                "customers_ledger",
+                "clusteredColumnChart",
+                "Customer growth ledger by month",
+                (
+                    ("Category", (MONTH,)),
+                    (
+                        "Y",
+                        (
+                            meas("customer_growth", "New Customers (Ledger)"),
+                            meas("customer_growth", "Regained Customers"),
+                            meas("customer_growth", "Churned Customers"),
+                        ),
+                    ),
+                ),
+                sort=MONTH,
+                sort_descending=False,
+                wide=True,
+            ),
+        ),
+    ),
+    PageSpec(
+        "locations",
+        "Locations",
+        "Where do sales come from: which countries, cities and offices sell most, at what margin, "
+        "and how fast they grow?",
+        (
+            *_slicers("locations"),
+            VisualSpec(
+                "locations_map",
+                "map",
+                "Net sales by country",
+                (("Category", (col("dim_geography", "country"),)), ("Size", (meas(F, "Net Sales"),))),
+            ),
+            VisualSpec(
+                "locations_countries",
+                "clusteredBarChart",
+                "Countries ranked by net sales",
+                (("Category", (col("dim_geography", "country"),)), ("Y", (meas(F, "Net Sales"),))),
+                sort=meas(F, "Net Sales"),
+            ),
+            VisualSpec(
+                "locations_offices",
+                "clusteredBarChart",
+                "Offices ranked by net sales",
+                (("Category", (col("dim_office", "office_name"),)), ("Y", (meas(F, "Net Sales"),))),
+                sort=meas(F, "Net Sales"),
+            ),
+            _table(
+                "locations_table",
+                "Locations: sales, margin, customers, growth",
+                "location_summary",
+                (
+                    "level",
+                    "location_name",
+                    "net_sales",
+                    "gross_profit",
+                    "margin",
+                    "customers",
+                    "orders",
+                    "sales_share",
+                    "yoy_growth",
+                ),
+                sort="net_sales",
+                descending=True,
+            ),
+        ),
+    ),
+    PageSpec(
+        "products",
+        "Products",
+        "Which products and product lines sell, which earn margin, and which few products make most "
+        "of the sales (ABC)?",
+        (
+            *_slicers("products", country=GEO_COUNTRY, product_line=True),
+            VisualSpec(
+                "products_scatter",
+                "scatterChart",
+                "Products: net sales vs margin",
+                (
+                    ("Category", (col("dim_product", "product_name"),)),
+                    ("X", (meas(F, "Net Sales"),)),
+                    ("Y", (meas(F, "Margin %"),)),
+                    ("Size", (meas(F, "Units"),)),
+                ),
+            ),
+            VisualSpec(
+                "products_lines",
+                "clusteredBarChart",
+                "Product lines by net sales",
+                (
+                    ("Category", (col("dim_product_line", "product_line_name"),)),
+                    ("Y", (meas(F, "Net Sales"), meas(F, "Gross Profit"))),
+                ),
+                sort=meas(F, "Net Sales"),
+            ),
+            _table(
+                "products_abc",
+                "Products with ABC class",
+                "product_summary",
+                (
+                    "sales_rank",
+                    "product_name",
+                    "product_line_name",
+                    "net_sales",
+                    "gross_profit",
+                    "margin",
+                    "abc_class",
+                ),
+                sort="sales_rank",
+                wide=True,
+            ),
+        ),
+    ),
+    PageSpec(
+        "employees",
+        "Employees",
+        "Which sales reps and offices bring in the most, and which reward tier has each rep earned?",
+        (
+            *_slicers("employees", country=col("dim_office", "country")),
+            _table(
+                "employees_leaderboard",
+                "Sales rep leaderboard",
+                "employee_performance",
+                (
+                    "rank_overall",
+                    "employee_name",
+                    "office_name",
+                    "net_sales",
+                    "orders",
+                    "customers_served",
+                    "margin",
+                    "reward_tier",
+                ),
+                sort="rank_overall",
+                wide=True,
+            ),
+            VisualSpec(
+                "employees_reps",
+                "clusteredBarChart",
+                "Net sales by sales rep",
+                (("Category", (col("dim_employee", "employee_name"),)), ("Y", (meas(F, "Net Sales"),))),
+                sort=meas(F, "Net Sales"),
+            ),
+            VisualSpec(
+                "employees_offices",
+                "clusteredColumnChart",
+                "Net sales by office",
+                (("Category", (col("dim_office", "office_name"),)), ("Y", (meas(F, "Net Sales"),))),
+                sort=meas(F, "Net Sales"),
+            ),
+        ),
+    ),
+    PageSpec(
+        "segments",
+        "Segments",
+        "Which customer segments do we have, how big and valuable is each, and what should we do "
+        "with each customer next?",
+        _slicers("segments", date=False, country=col("customer_segments", "country"))
+        + _cards(
+            "segments",
+            ("customer_segments", "Segment Customers"),
+            ("customer_segments", "Segment Sales"),
+            ("customer_predictions", "Predicted Sales"),
+        )
+        + (
+            VisualSpec(
+                "segments_sizes",
+                "donutChart",
+                "Customers by segment",
+                (
+                    ("Category", (col("customer_segments", "segment"),)),
+                    ("Y", (meas("customer_segments", "Segment Customers"),)),
+                ),
+            ),
+            VisualSpec(
+                "segments_value",
+                "clusteredBarChart",
+                "Historical sales by segment",
+                (
+                    ("Category", (col("customer_segments", "segment"),)),
+                    ("Y", (meas("customer_segments", "Segment Sales"),)),
+                ),
+                sort=meas("customer_segments", "Segment Sales"),
+            ),
+            _table(
+                "segments_summary",
+                "Segment summary",
+                "segment_summary",
+                (
+                    "segment",
+                    "customers",
+                    "customer_share",
+                    "net_sales",
+                    "sales_share",
+                    "avg_recency_days",
+                    "recommended_action",
+                ),
+                sort="segment_order",
+                wide=True,
+            ),
+            _table(
+                "segments_actions",
+                "Actions per customer",
+                "customer_segments",
+                (
+                    "action_priority",
+                    "customer_name",
+                    "segment",
+                    "value_tier",
+                    "risk",
+                    "action",
+                    "sales_rep_name",
+                ),
+                sort="action_priority",
+                wide=True,
+            ),
+        ),
+    ),
+    PageSpec(
+        "forecast",
+        "Forecast",
+        "What will we sell in the coming months, how sure are we (80% and 95% intervals), and how "
+        "accurate were past forecasts?",
+        (
+            VisualSpec(
+                "forecast_chart",
+                "lineChart",
+                "Actual vs forecast net sales with intervals",
+                (
+                    ("Category", (MONTH,)),
+                    (
+                        "Y",
+                        (
+                            meas(F, "Net Sales"),
+                            meas("sales_forecast", "Forecast"),
+                            meas("sales_forecast", "Forecast Lower 80"),
+                            meas("sales_forecast", "Forecast Upper 80"),
+                            meas("sales_forecast", "Forecast Lower 95"),
+                            meas("sales_forecast", "Forecast Upper 95"),
+                        ),
+                    ),
+                ),
+                sort=MONTH,
+                sort_descending=False,
+                wide=True,
+            ),
+            _table(
+                "forecast_table",
+                "Forecast by month",
+                "sales_forecast",
+                (
+                    "month_start",
+                    "series_name",
+                    "model",
+                    "forecast",
+                    "lower_80",
+                    "upper_80",
+                    "lower_95",
+                    "upper_95",
+                ),
+                sort="month_start",
+            ),
+            _table(
+                "forecast_accuracy",
+                "Forecast accuracy (backtest)",
+                "forecast_accuracy",
+                ("series_name", "model", "wape", "mase", "bias", "coverage_80", "coverage_95", "is_champion"),
+                sort="wape",
+            ),
+        ),
+    ),
+    PageSpec(
+        "insights",
+        "Insights",
+        "What should management do? Ranked findings with the numbers behind them and a recommended action.",
+        (
+            _table(
+                "insights_table",
+                "Insights and recommended actions",
+                "insights",
+                ("rank", "topic", "finding", "action", "metric_name", "metric_value"),
+                sort="rank",
+                wide=True,
+            ),
+        ),
+    ),
+)
