@@ -105,6 +105,8 @@ def conform(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
                 s = pd.to_datetime(s).astype(dtype)
             elif c.kind in ("id", "text", "long_text"):
                 s = s.astype("string")
+            elif dtype == "float64" and s.dtype == object:  # pd.NA/None mixed in: via the nullable dtype
+                s = s.astype("Float64").astype(dtype)
             else:
                 s = s.astype(dtype)
         except (TypeError, ValueError) as exc:

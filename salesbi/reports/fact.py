@@ -43,11 +43,17 @@ FACT_ORDER_LINES = Table(
         Column("gross_profit", "money"),
         Column("net_sales", "money", required=True),
         Column("net_profit", "money", description="gross_profit, or 0 for cancelled orders"),
+        Column("geography_key", "id", description="customer's '<country>|<city>' (rpt.dim_geography)"),
     ),
     indexes=(("customer_id",), ("order_date",), ("product_id",)),
 )
 
 CANCELLED_STATUSES = frozenset({"cancelled"})
+
+
+def geography_key(country: pd.Series, city: pd.Series) -> pd.Series:
+    """Return the ``'<country>|<city>'`` key of ``rpt.dim_geography`` (empty parts when unknown)."""
+    return country.astype("string").fillna("") + "|" + city.astype("string").fillna("")
 
 
 def build_fact_order_lines(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -61,7 +67,7 @@ def build_fact_order_lines(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
     orders = core["orders"][
         ["order_id", "customer_id", "employee_id", "order_date", "shipped_date", "status"]
     ]
-    customers = core["customers"][["customer_id", "sales_rep_id"]]
+    customers = core["customers"][["customer_id", "sales_rep_id", "country", "city"]]
     products = core["products"][["product_id", "product_line_id", "unit_cost"]]
     employees = core["employees"][["employee_id", "office_id"]]
 
@@ -86,6 +92,8 @@ def build_fact_order_lines(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
     f["net_profit"] = np.where(cancelled, 0.0, f["gross_profit"])
     # a cancelled line of a product without cost still has an unknown profit, not zero
     f.loc[f["gross_profit"].isna(), "net_profit"] = np.nan
+
+    f["geography_key"] = geography_key(f["country"], f["city"])
 
     f = f.sort_values(["order_id", "line_number"], kind="stable").reset_index(drop=True)
     return f[FACT_ORDER_LINES.column_names]

@@ -1,0 +1,124 @@
+"""The prepared inputs every report builder shares: the fact, its orders, the as-of date and windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from salesbi.errors import SalesBIError
+from salesbi.reports.measures import add_months
+from salesbi.reports.params import ReportParams
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Frames and dates computed once per build.
+
+    ``orders`` has one row per order (from the fact): order_id, customer_id, employee_id,
+    office_id, geography_key, order_date, is_cancelled, units, net_sales, net_profit (null when
+    any line's cost is unknown), in_last_12m, in_prior_12m.  ``sold`` is the fact without
+    cancelled lines.
+    """
+
+    core: dict[str, pd.DataFrame]
+    fact: pd.DataFrame
+    sold: pd.DataFrame
+    orders: pd.DataFrame
+    params: ReportParams
+    as_of: date
+    last_12m_start: date
+    prior_12m_start: date
+    covers_prior_12m: bool
+    first_order_date: date | None
+    last_order_date: date | None
+
+
+def default_as_of(fact: pd.DataFrame) -> date:
+    """Return the day after the last order date in ``fact``."""
+    if not len(fact):
+        raise SalesBIError(
+            "there are no order lines to report on",
+            hint="load orders and order items first, or pass an explicit as_of date",
+        )
+    last = pd.Timestamp(fact["order_date"].max()).date()
+    return last + timedelta(days=1)
+
+
+def order_frame(fact: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per order of ``fact`` (which is sorted by order_id, line_number)."""
+    n = len(fact)
+    if n == 0:
+        return pd.DataFrame(
+            {
+                "order_id": pd.Series(dtype="string"),
+                "customer_id": pd.Series(dtype="string"),
+                "employee_id": pd.Series(dtype="string"),
+                "office_id": pd.Series(dtype="string"),
+                "geography_key": pd.Series(dtype="string"),
+                "order_date": pd.Series(dtype="datetime64[s]"),
+                "is_cancelled": pd.Series(dtype="bool"),
+                "units": pd.Series(dtype="int64"),
+                "net_sales": pd.Series(dtype="float64"),
+                "net_profit": pd.Series(dtype="float64"),
+            }
+        )
+    ids = fact["order_id"]
+    first = np.ones(n, dtype=bool)
+    first[1:] = (ids.to_numpy()[1:] != ids.to_numpy()[:-1]).astype(bool)
+    starts = np.flatnonzero(first)
+    head = fact.iloc[starts]
+    qty = fact["quantity"].to_numpy(dtype="float64", na_value=0.0)
+    sales = fact["net_sales"].to_numpy(dtype="float64", na_value=0.0)
+    profit_raw = fact["net_profit"].to_numpy(dtype="float64", na_value=np.nan)
+    unknown = np.add.reduceat(np.isnan(profit_raw).astype(np.int64), starts)
+    profit = np.add.reduceat(np.nan_to_num(profit_raw, nan=0.0), starts)
+    out = pd.DataFrame(
+        {
+            "order_id": head["order_id"].to_numpy(),
+            "customer_id": head["customer_id"].to_numpy(),
+            "employee_id": head["employee_id"].to_numpy(),
+            "office_id": head["office_id"].to_numpy(),
+            "geography_key": head["geography_key"].to_numpy(),
+            "order_date": head["order_date"].to_numpy(),
+            "is_cancelled": head["is_cancelled"].to_numpy(dtype=bool, na_value=False),
+            "units": np.add.reduceat(qty, starts).astype("int64"),
+            "net_sales": np.add.reduceat(sales, starts).round(2),
+            "net_profit": np.where(unknown > 0, np.nan, profit.round(2)),
+        }
+    )
+    for col in ("order_id", "customer_id", "employee_id", "office_id", "geography_key"):
+        out[col] = out[col].astype("string")
+    return out
+
+
+def build_context(core: dict[str, pd.DataFrame], fact: pd.DataFrame, params: ReportParams) -> ReportContext:
+    """Return the :class:`ReportContext` of ``fact`` built from ``core`` with ``params``."""
+    as_of = params.as_of or default_as_of(fact)
+    orders = order_frame(fact)
+    last_start = add_months(as_of, -12)
+    prior_start = add_months(as_of, -24)
+    dates = orders["order_date"]
+    as_of_ts = pd.Timestamp(as_of)
+    orders["in_last_12m"] = ((dates >= pd.Timestamp(last_start)) & (dates < as_of_ts)).to_numpy()
+    orders["in_prior_12m"] = (
+        (dates >= pd.Timestamp(prior_start)) & (dates < pd.Timestamp(last_start))
+    ).to_numpy()
+    first = pd.Timestamp(dates.min()).date() if len(orders) else None
+    last = pd.Timestamp(dates.max()).date() if len(orders) else None
+    sold = fact[~fact["is_cancelled"].to_numpy(dtype=bool, na_value=False)]
+    return ReportContext(
+        core=core,
+        fact=fact,
+        sold=sold,
+        orders=orders,
+        params=params,
+        as_of=as_of,
+        last_12m_start=last_start,
+        prior_12m_start=prior_start,
+        covers_prior_12m=first is not None and first <= prior_start,
+        first_order_date=first,
+        last_order_date=last,
+    )

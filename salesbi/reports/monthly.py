@@ -1,0 +1,209 @@
+"""Month-by-month tables: ``sales_monthly``, the ``customer_growth`` ledger, order value bins."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from salesbi.reports.context import ReportContext
+from salesbi.reports.measures import growth, month_index, month_start_of_index, safe_ratio
+from salesbi.reports.tables import CUSTOMER_GROWTH, ORDER_VALUE_DISTRIBUTION, SALES_MONTHLY
+from salesbi.types import conform
+
+
+def month_range(ctx: ReportContext) -> np.ndarray:
+    """Return the month indices (see :func:`month_index`) from the first to the last order month."""
+    if not len(ctx.orders):
+        return np.array([], dtype="int64")
+    m = month_index(ctx.orders["order_date"])
+    return np.arange(int(m.min()), int(m.max()) + 1, dtype="int64")
+
+
+def _month_labels(months: np.ndarray) -> tuple[pd.DatetimeIndex, list[str]]:
+    """Return (first day, 'yyyy-mm' label) of each month index."""
+    starts = month_start_of_index(months)
+    return starts, [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in months]
+
+
+def _is_complete(months: np.ndarray, ctx: ReportContext) -> np.ndarray:
+    """Return whether each month ended on or before the as-of date."""
+    next_starts = month_start_of_index(months + 1)
+    return np.asarray(next_starts <= pd.Timestamp(ctx.as_of))
+
+
+def _active_pairs(ctx: ReportContext) -> pd.DataFrame:
+    """Return distinct (customer_id, month) pairs with a non-cancelled order, sorted."""
+    o = ctx.orders[~ctx.orders["is_cancelled"]]
+    pairs = pd.DataFrame(
+        {"customer_id": o["customer_id"].to_numpy(), "month": month_index(o["order_date"]).to_numpy()}
+    )
+    pairs = (
+        pairs.drop_duplicates().sort_values(["customer_id", "month"], kind="stable").reset_index(drop=True)
+    )
+    return pairs
+
+
+def build_sales_monthly(ctx: ReportContext) -> pd.DataFrame:
+    """Return ``rpt.sales_monthly``: one row per month from the first to the last order month."""
+    months = month_range(ctx)
+    o = ctx.orders
+    m = month_index(o["order_date"]).to_numpy()
+    cancelled = o["is_cancelled"].to_numpy()
+    placed = pd.Series(m).value_counts()
+    n_cancelled = pd.Series(m[cancelled]).value_counts()
+    sold = o[~cancelled]
+    sm = m[~cancelled]
+    per = pd.DataFrame(
+        {
+            "month": sm,
+            "units": sold["units"].to_numpy(),
+            "net_sales": sold["net_sales"].to_numpy(),
+            "profit": sold["net_profit"].to_numpy(dtype="float64", na_value=np.nan),
+        }
+    )
+    per["unknown"] = np.isnan(per["profit"].to_numpy()).astype("int64")
+    agg = per.groupby("month").agg(
+        units=("units", "sum"),
+        net_sales=("net_sales", "sum"),
+        profit=("profit", "sum"),
+        unknown=("unknown", "sum"),
+    )
+    pairs = _active_pairs(ctx)
+    active = pairs.groupby("month").size()
+    first_month = pairs.groupby("customer_id", sort=False)["month"].min()
+    new = first_month.value_counts()
+
+    f = pd.DataFrame({"_m": months})
+    f["month"], f["year_month"] = _month_labels(months)
+    f["year"] = months // 12
+    f["month_number"] = months % 12 + 1
+    f["orders_placed"] = f["_m"].map(placed).fillna(0).astype("int64")
+    f["orders_cancelled"] = f["_m"].map(n_cancelled).fillna(0).astype("int64")
+    f["orders"] = f["orders_placed"] - f["orders_cancelled"]
+    f["units"] = f["_m"].map(agg["units"]).fillna(0)
+    f["net_sales"] = f["_m"].map(agg["net_sales"]).fillna(0.0).round(2)
+    profit = f["_m"].map(agg["profit"]).fillna(0.0).round(2)
+    unknown = f["_m"].map(agg["unknown"]).fillna(0)
+    f["gross_profit"] = profit.where(unknown == 0)
+    f["margin"] = safe_ratio(f["gross_profit"], f["net_sales"])
+    f["avg_order_value"] = safe_ratio(f["net_sales"], f["orders"]).round(2)
+    f["active_customers"] = f["_m"].map(active).fillna(0).astype("int64")
+    f["new_customers"] = f["_m"].map(new).fillna(0).astype("int64")
+    f["existing_customers"] = f["active_customers"] - f["new_customers"]
+    by_month = pd.Series(f["net_sales"].to_numpy(), index=months)
+    f["mom_growth"] = growth(f["net_sales"], f["_m"].map(by_month.rename(lambda k: k + 1)))
+    f["yoy_growth"] = growth(f["net_sales"], f["_m"].map(by_month.rename(lambda k: k + 12)))
+    f["sales_ytd"] = f.groupby("year")["net_sales"].cumsum().round(2)
+    f["is_complete"] = _is_complete(months, ctx)
+    return conform(f, SALES_MONTHLY)
+
+
+def build_customer_growth(ctx: ReportContext) -> pd.DataFrame:
+    """Return ``rpt.customer_growth``: the monthly ledger of new, retained, regained, churned customers.
+
+    With N = churn_months and activity = a non-cancelled order: *new* = first order ever this
+    month; *retained* = ordered this month and in at least one of the N months before;
+    *regained* = ordered this month, ordered before, but in none of the N months before;
+    *churned* = last order (as of this month's end) was exactly N months ago, i.e. the N-th
+    month in a row without an order ends now.  ``customers_in_window`` counts customers with an
+    order in this month or the N − 1 before; it obeys in_window(m) = in_window(m − 1) + new +
+    regained − churned.
+    """
+    n = ctx.params.churn_months
+    months = month_range(ctx)
+    pairs = _active_pairs(ctx)
+    cust = pairs["customer_id"].to_numpy()
+    mon = pairs["month"].to_numpy()
+    same_prev = np.zeros(len(pairs), dtype=bool)
+    same_prev[1:] = cust[1:] == cust[:-1]
+    gap = np.full(len(pairs), -1, dtype="int64")
+    gap[1:] = mon[1:] - mon[:-1]
+    gap[~same_prev] = -1
+    is_new = ~same_prev
+    is_retained = same_prev & (gap <= n)
+    is_regained = same_prev & (gap > n)
+    same_next = np.zeros(len(pairs), dtype=bool)
+    same_next[:-1] = same_prev[1:]
+    next_gap = np.full(len(pairs), np.iinfo("int64").max, dtype="int64")
+    next_gap[:-1] = np.where(same_next[:-1], mon[1:] - mon[:-1], np.iinfo("int64").max)
+    churn_month = mon[next_gap > n] + n
+
+    def count(values: np.ndarray) -> pd.Series:
+        return pd.Series(values).value_counts()
+
+    f = pd.DataFrame({"_m": months})
+    f["month"], f["year_month"] = _month_labels(months)
+    f["new"] = f["_m"].map(count(mon[is_new])).fillna(0).astype("int64")
+    f["retained"] = f["_m"].map(count(mon[is_retained])).fillna(0).astype("int64")
+    f["regained"] = f["_m"].map(count(mon[is_regained])).fillna(0).astype("int64")
+    f["churned"] = f["_m"].map(count(churn_month)).fillna(0).astype("int64")
+    f["active"] = f["new"] + f["retained"] + f["regained"]
+    f["customers_in_window"] = (f["new"] + f["regained"] - f["churned"]).cumsum()
+    f["quick_ratio"] = safe_ratio(f["new"] + f["regained"], f["churned"])
+    f["churn_months"] = n
+    f["is_complete"] = _is_complete(months, ctx)
+    return conform(f, CUSTOMER_GROWTH)
+
+
+def nice_step(span: float, bins: int = 10) -> float:
+    """Return a round bin width (1, 2, 2.5 or 5 × 10^k) giving about ``bins`` bins over ``span``."""
+    if span <= 0:
+        return 1.0
+    raw = span / bins
+    power = 10 ** math.floor(math.log10(raw))
+    for mult in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if raw <= mult * power + 1e-9:
+            return mult * power
+    return 10.0 * power
+
+
+def _fmt(value: float) -> str:
+    """Return a bin edge as text with thousands separators."""
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+
+
+def build_order_value_distribution(ctx: ReportContext, bins: int = 10) -> pd.DataFrame:
+    """Return ``rpt.order_value_distribution``: non-cancelled orders by value in round-edged bins.
+
+    The width is a round number giving about ``bins`` bins up to the 99th percentile; orders at
+    or above the last edge fall in one open-ended top bin.
+    """
+    values = ctx.orders.loc[~ctx.orders["is_cancelled"], "net_sales"].to_numpy(dtype="float64")
+    if not len(values):
+        return conform(pd.DataFrame(columns=ORDER_VALUE_DISTRIBUTION.column_names), ORDER_VALUE_DISTRIBUTION)
+    lo = min(0.0, float(values.min()))
+    hi = float(np.quantile(values, 0.99))
+    step = nice_step(hi - lo, bins)
+    start = math.floor(lo / step) * step
+    count = max(1, math.ceil((hi - start) / step + 1e-9))
+    if start + count * step <= hi:
+        count += 1
+    edges = start + step * np.arange(count + 1)
+    top_open = bool(values.max() >= edges[-1])
+    idx = np.clip(np.floor((values - start) / step).astype("int64"), 0, count if top_open else count - 1)
+    n_bins = count + (1 if top_open else 0)
+    orders = np.bincount(idx, minlength=n_bins)
+    sales = np.bincount(idx, weights=values, minlength=n_bins)
+    lower = [float(edges[i]) for i in range(n_bins)]
+    upper: list[float | None] = [float(edges[i + 1]) for i in range(count)] + ([None] if top_open else [])
+    labels = [
+        f"{_fmt(lower[i])} – {_fmt(u)}" if u is not None else f"{_fmt(lower[i])} and more"
+        for i, u in enumerate(upper)
+    ]
+    total_sales = float(values.sum())
+    f = pd.DataFrame(
+        {
+            "bin_number": np.arange(1, n_bins + 1),
+            "bin_label": labels,
+            "lower_bound": lower,
+            "upper_bound": pd.array(upper, dtype="Float64").astype("float64"),
+            "orders": orders,
+            "order_share": orders / len(values),
+            "cumulative_order_share": np.cumsum(orders) / len(values),
+            "net_sales": np.round(sales, 2),
+            "sales_share": sales / total_sales if total_sales else np.zeros(n_bins),
+        }
+    )
+    return conform(f, ORDER_VALUE_DISTRIBUTION)

@@ -1,0 +1,188 @@
+"""Report tables on hand-made histories: growth ledger, MoM/YoY, tiers, ABC, ranks, ties, null profit."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from salesbi.errors import ConfigurationError
+from salesbi.reports.build import ReportParams, build_reports
+from salesbi.reports.tables import TABLES_BY_NAME
+from salesbi.types import pandas_dtype
+from tests.reports_helpers import make_core
+
+
+def one(order_id: str, customer: str, day: str, amount: float, status: str = "shipped", product: str = "P1"):  # type: ignore[no-untyped-def]
+    """Return a one-line order worth ``amount`` (quantity 1)."""
+    return (order_id, customer, day, status, [(product, 1, amount, 0.0)])
+
+
+LEDGER_ORDERS = [
+    one("1", "C1", "2023-01-10", 100),
+    one("2", "C2", "2023-01-15", 100),
+    one("3", "C4", "2023-02-01", 50, status="cancelled"),
+    one("4", "C1", "2023-02-10", 100),
+    one("5", "C3", "2023-03-05", 100),
+    one("6", "C3", "2023-03-20", 100),
+    one("7", "C2", "2023-04-15", 100),
+    one("8", "C1", "2023-05-10", 100),
+    one("9", "C3", "2023-06-01", 100, status="cancelled"),
+]
+
+
+def test_every_table_matches_its_definition() -> None:
+    out = build_reports(make_core(LEDGER_ORDERS))
+    assert set(out) == set(TABLES_BY_NAME) - {"insights"}
+    for name, frame in out.items():
+        table = TABLES_BY_NAME[name]
+        assert list(frame.columns) == table.column_names, name
+        for c in table.columns:
+            assert str(frame[c.name].dtype) == str(pd.Series(dtype=pandas_dtype(c)).dtype), (name, c.name)
+        assert not frame.duplicated(list(table.key)).any(), name
+
+
+def test_growth_ledger_month_by_month() -> None:
+    g = build_reports(make_core(LEDGER_ORDERS), ReportParams(churn_months=2))["customer_growth"]
+    assert g["year_month"].tolist() == ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05", "2023-06"]
+    # hand count: C1 active Jan, Feb, May; C2 Jan, Apr; C3 Mar (twice); C4 and C3-June are cancelled only
+    assert g["new"].tolist() == [2, 0, 1, 0, 0, 0]
+    assert g["retained"].tolist() == [0, 1, 0, 0, 0, 0]
+    assert g["regained"].tolist() == [0, 0, 0, 1, 1, 0]
+    assert g["churned"].tolist() == [0, 0, 1, 1, 1, 1]  # C2 (Mar), C1 (Apr), C3 (May), C2 (Jun)
+    assert g["active"].tolist() == [2, 1, 1, 1, 1, 0]
+    assert g["customers_in_window"].tolist() == [2, 2, 2, 2, 2, 1]
+    qr = g["quick_ratio"].tolist()
+    assert math.isnan(qr[0]) and math.isnan(qr[1])
+    assert qr[2:] == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_growth_ledger_with_longer_churn_window() -> None:
+    g = build_reports(make_core(LEDGER_ORDERS), ReportParams(churn_months=3))["customer_growth"]
+    # N = 3: Jan→Apr (C2) and Feb→May (C1) are gaps of 3, so both are retained, not regained
+    assert g["retained"].tolist() == [0, 1, 0, 1, 1, 0]
+    assert g["regained"].tolist() == [0, 0, 0, 0, 0, 0]
+    assert g["churned"].tolist() == [0, 0, 0, 0, 0, 1]  # only C3 (last order March) by June
+
+
+def test_sales_monthly_mom_yoy_and_ytd() -> None:
+    orders = [
+        one("1", "C1", "2023-01-05", 100),
+        one("2", "C1", "2023-02-05", 200),
+        one("3", "C2", "2023-02-06", 999, status="cancelled"),
+        one("4", "C2", "2024-01-05", 150),
+        one("5", "C1", "2024-02-05", 100),
+    ]
+    m = build_reports(make_core(orders))["sales_monthly"].set_index("year_month")
+    assert len(m) == 14
+    assert m.loc["2023-02", "net_sales"] == 200.0
+    assert m.loc["2023-02", "orders_placed"] == 2 and m.loc["2023-02", "orders_cancelled"] == 1
+    assert m.loc["2023-02", "mom_growth"] == pytest.approx(1.0)
+    assert m.loc["2023-03", "mom_growth"] == pytest.approx(-1.0)
+    assert pd.isna(m.loc["2023-04", "mom_growth"])  # zero base → null, never inf
+    assert pd.isna(m.loc["2023-02", "yoy_growth"])
+    assert m.loc["2024-01", "yoy_growth"] == pytest.approx(0.5)
+    assert m.loc["2024-02", "yoy_growth"] == pytest.approx(-0.5)
+    assert m.loc["2024-02", "sales_ytd"] == 250.0
+    assert m.loc["2024-01", "new_customers"] == 1 and m.loc["2024-01", "existing_customers"] == 0
+    assert m.loc["2024-02", "active_customers"] == 1
+    assert bool(m.loc["2024-01", "is_complete"]) and not bool(m.loc["2024-02", "is_complete"])
+    assert m.loc["2023-02", "gross_profit"] == pytest.approx(200 - 6)
+
+
+TIER_ORDERS = [
+    one("1", "C1", "2023-01-10", 500),
+    one("2", "C2", "2023-01-11", 300),
+    one("3", "C4", "2023-01-12", 100, product="P2"),
+    one("4", "C3", "2023-01-13", 100, product="P2"),
+]
+
+
+def test_loyalty_tiers_ranks_and_ties() -> None:
+    cs = build_reports(make_core(TIER_ORDERS))["customer_summary"].set_index("customer_id")
+    # C3 and C4 tie at 100: the lower id ranks first
+    assert cs["sales_rank"].to_dict() == {"C1": 1, "C2": 2, "C3": 3, "C4": 4, "C5": 5}
+    # share before: C1 0 → Platinum, C2 0.5 → Gold, C3 0.8 → Silver, C4 0.9 → Silver, C5 no sales
+    assert cs["loyalty_tier"].to_dict() == {
+        "C1": "Platinum",
+        "C2": "Gold",
+        "C3": "Silver",
+        "C4": "Silver",
+        "C5": "None",
+    }
+    assert cs.loc["C2", "cumulative_share"] == pytest.approx(0.8)
+    assert cs.loc["C1", "gross_profit"] == pytest.approx(494.0)
+    assert cs.loc["C1", "margin"] == pytest.approx(494 / 500)
+    assert cs.loc["C5", "orders"] == 0 and pd.isna(cs.loc["C5", "avg_order_value"])
+    assert cs.loc["C1", "recency_days"] == 4  # as_of defaults to the day after the last order (2023-01-14)
+
+
+def test_abc_classes_and_product_lines() -> None:
+    orders = [
+        one("1", "C1", "2023-01-10", 850),
+        one("2", "C2", "2023-01-11", 100, product="P2"),
+        one("3", "C3", "2023-01-12", 50, product="P3"),
+    ]
+    out = build_reports(make_core(orders))
+    ps = out["product_summary"].set_index("product_id")
+    # before-shares 0, 0.85, 0.95 → A, B, C
+    assert ps["abc_class"].to_dict() == {"P1": "A", "P2": "B", "P3": "C"}
+    assert pd.isna(ps.loc["P3", "gross_profit"]) and pd.isna(ps.loc["P3", "margin"])
+    assert ps.loc["P2", "gross_profit"] == pytest.approx(97.0)
+    assert ps.loc["P1", "profit_rank"] == 1 and pd.isna(ps.loc["P3", "profit_rank"])
+    pl = out["product_line_summary"].set_index("product_line_id")
+    assert pl.loc["L2", "net_sales"] == 150.0
+    assert pd.isna(pl.loc["L2", "gross_profit"])  # one of its products has no cost: unknown, not partial
+    assert pl.loc["L1", "margin"] == pytest.approx(844 / 850)
+
+
+def test_unknown_cost_gives_null_profit_and_margin() -> None:
+    out = build_reports(make_core(TIER_ORDERS, uncosted=True))
+    for name in ("customer_summary", "location_summary", "employee_performance", "sales_monthly"):
+        assert out[name]["gross_profit"].isna().all(), name
+        assert out[name]["margin"].isna().all(), name
+
+
+def test_locations_employees_and_growth() -> None:
+    orders = [
+        one("1", "C1", "2022-03-01", 100),
+        one("2", "C3", "2022-03-02", 300),
+        one("3", "C1", "2023-03-01", 250),
+        one("4", "C3", "2023-03-02", 300),
+        one("5", "C4", "2023-03-03", 100, status="cancelled"),
+    ]
+    out = build_reports(make_core(orders), ReportParams(as_of=date(2024, 3, 1)))
+    loc = out["location_summary"].set_index(["level", "location_key"])
+    assert loc.loc[("country", "France"), "net_sales"] == 600.0
+    assert loc.loc[("country", "France"), "sales_rank"] == 1
+    assert loc.loc[("country", "USA"), "yoy_growth"] == pytest.approx(1.5)
+    assert loc.loc[("country", "France"), "yoy_growth"] == pytest.approx(0.0)
+    assert loc.loc[("city", "USA|New York"), "customers"] == 1
+    assert loc.loc[("office", "O2"), "orders"] == 2
+    assert loc.loc[("country", "USA"), "sales_share"] == pytest.approx(350 / 950)
+    ep = out["employee_performance"].set_index("employee_id")
+    assert sorted(ep.index) == ["E1", "E2"]  # E0 has no customers and no orders
+    assert ep.loc["E2", "rank_overall"] == 1 and ep.loc["E1", "rank_in_office"] == 1
+    assert ep.loc["E2", "customers_managed"] == 3 and ep.loc["E2", "customers_served"] == 1
+    # two reps with sales: Gold = first ceil(0.2×2) = 1, Silver up to ceil(0.5×2) = 1, so E1 is Bronze
+    assert ep["reward_tier"].to_dict() == {"E2": "Gold", "E1": "Bronze"}
+
+
+def test_invalid_parameters_are_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="churn_months"):
+        ReportParams(churn_months=0)
+    with pytest.raises(ConfigurationError, match="fiscal_year_start_month"):
+        ReportParams(fiscal_year_start_month=13)
+
+
+def test_fiscal_calendar() -> None:
+    dd = build_reports(make_core(TIER_ORDERS), ReportParams(fiscal_year_start_month=4))["dim_date"]
+    dd = dd.set_index("date")
+    assert len(dd) == 365 and dd.index.min() == pd.Timestamp("2023-01-01")
+    march, april = dd.loc[pd.Timestamp("2023-03-31")], dd.loc[pd.Timestamp("2023-04-01")]
+    assert (march["fiscal_year"], march["fiscal_month"], march["fiscal_quarter"]) == (2023, 12, 4)
+    assert (april["fiscal_year"], april["fiscal_month"], april["fiscal_quarter"]) == (2024, 1, 1)
+    assert april["iso_week"] == 13 and april["day_of_week"] == 6 and bool(april["is_weekend"])
+    assert april["year_month_label"] == "Apr 2023" and april["year_month_key"] == 202304
