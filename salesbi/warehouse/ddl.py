@@ -17,6 +17,7 @@ from salesbi.modelrun import MODEL_RUNS
 from salesbi.rpt import ml_tables, rpt_tables
 from salesbi.schema import Table
 from salesbi.types import sql_type
+from salesbi.validation.tables import REJECTED_ROWS
 from salesbi.warehouse.audit_tables import AUDIT_TABLES
 
 NAMING = {
@@ -77,14 +78,7 @@ def add_plain_table(metadata: sa.MetaData, table: Table, *, name: str | None = N
 
 def plain_tables() -> tuple[Table, ...]:
     """Return every non-contract table definition: rpt, ml and audit."""
-    import importlib.util
-
-    audit = AUDIT_TABLES
-    if importlib.util.find_spec("salesbi.validation.tables") is not None:  # TODO(lead): plain import
-        from salesbi.validation.tables import REJECTED_ROWS
-
-        audit = (*audit, REJECTED_ROWS)
-    return (*tuple(rpt_tables()), MODEL_RUNS, *ml_tables(), *audit)
+    return (*tuple(rpt_tables()), MODEL_RUNS, *ml_tables(), *AUDIT_TABLES, REJECTED_ROWS)
 
 
 def warehouse_metadata(extra: Iterable[Table] = ()) -> sa.MetaData:

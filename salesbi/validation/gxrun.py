@@ -1,0 +1,73 @@
+"""Run a generated suite over one in-memory frame with Great Expectations and collect failing rows.
+
+Datasource choice: the **pandas** datasource. The reader hands us typed frames
+in memory, so validating them where they are avoids writing every staged row
+to a database first (and works the same for SQLite, PostgreSQL and SQL
+Server); ``result_format="COMPLETE"`` gives ``unexpected_index_list``, i.e.
+the positions of the failing rows, which is what quarantine needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from salesbi.validation.gxcontext import ephemeral_context
+from salesbi.validation.suites import gx_suite
+
+RESULT_FORMAT: dict[str, Any] = {"result_format": "COMPLETE", "partial_unexpected_count": 20}
+
+
+@dataclass
+class Finding:
+    """One expectation's outcome: its rule meta and the positions (0-based) of the rows it failed."""
+
+    meta: dict[str, Any]
+    success: bool
+    positions: np.ndarray
+    observed: Any = None
+    error: str | None = None
+
+
+def _positions(result: dict[str, Any]) -> np.ndarray:
+    idx = result.get("unexpected_index_list") or []
+    if idx and isinstance(idx[0], dict):  # with unexpected_index_column_names GX returns dicts
+        idx = [next(iter(d.values())) for d in idx]
+    return np.asarray(sorted({int(i) for i in idx}), dtype="int64")
+
+
+class SuiteRunner:
+    """One ephemeral GX context with a pandas datasource; validates frames against suite documents."""
+
+    def __init__(self) -> None:
+        self.context = ephemeral_context()
+        self.datasource = self.context.data_sources.add_pandas("staged")
+
+    def run(
+        self, name: str, frame: pd.DataFrame, suite_doc: dict[str, Any], parameters: Mapping[str, Any]
+    ) -> tuple[Any, list[Finding]]:
+        """Return the GX validation result of ``frame`` (0..n-1 index) and one Finding per expectation."""
+        asset = self.datasource.add_dataframe_asset(name)
+        batch_definition = asset.add_batch_definition_whole_dataframe(f"{name}_whole")
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        suite = gx_suite(suite_doc)
+        result = batch.validate(suite, result_format=RESULT_FORMAT, expectation_parameters=dict(parameters))
+        findings = []
+        for r in result.results:
+            info = r.exception_info or {}
+            error = info.get("exception_message") if info.get("raised_exception") else None
+            res = dict(r.result or {})
+            findings.append(
+                Finding(
+                    meta=dict(r.expectation_config.meta or {}),
+                    success=bool(r.success),
+                    positions=_positions(res),
+                    observed=res.get("observed_value"),
+                    error=error,
+                )
+            )
+        return result, findings

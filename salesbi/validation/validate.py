@@ -1,0 +1,342 @@
+"""The validation step between staging and core: GX suites, reader faults, references, quarantine.
+
+``validate_staged`` returns which rows may go to core, the quarantined rows
+(``audit.rejected_rows``), warnings and per-table counts with
+read = loaded + rejected. Table-level failures raise ``ValidationFailed``.
+
+Order of work:
+
+1. table-level rules (schema, zero rows, shrink) — raise before anything else;
+2. per table, Great Expectations evaluates the generated suite (pandas datasource,
+   ``COMPLETE`` result format → failing row positions);
+3. cells the reader could not type/map (``faults``) become issues with the fault's rule;
+4. duplicate keys: conflicting copies are all rejected (``duplicate_key``); exact copies
+   keep the first and quarantine the rest (``duplicate_identical``);
+5. foreign keys and the cascade, in contract load order (see ``references``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from salesbi import contract
+from salesbi.errors import ValidationFailed
+from salesbi.runlog import TableCounts
+from salesbi.schema import Table
+from salesbi.validation.config import ValidationConfig, load_config
+from salesbi.validation.issues import (
+    empty_issues,
+    empty_rejected_rows,
+    issues_at,
+    to_rejected_rows,
+)
+from salesbi.validation.references import check_references
+from salesbi.validation.rules import READER_RULES, derived_columns
+from salesbi.validation.suites import suite_dict
+from salesbi.validation.table_checks import check_counts, check_schema
+
+__all__ = ["StagedTable", "StagedTableData", "TableCounts", "ValidationOutcome", "validate_staged"]
+
+
+class StagedTable(Protocol):
+    """What validation needs from a staged table (``salesbi.reading.reader.SourceTable`` fits)."""
+
+    table: Table
+    frame: pd.DataFrame
+    faults: pd.DataFrame
+    files: tuple[Any, ...]
+
+
+@dataclass
+class StagedTableData:
+    """A plain StagedTable, for callers (and tests) that build frames themselves."""
+
+    table: Table
+    frame: pd.DataFrame
+    faults: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {
+                "line": pd.Series([], dtype="int64"),
+                "column": pd.Series([], dtype="string"),
+                "rule": pd.Series([], dtype="string"),
+                "value": pd.Series([], dtype="string"),
+            }
+        )
+    )
+    files: tuple[Any, ...] = ()
+
+
+@dataclass
+class ValidationOutcome:
+    """Result of validation: accepted rows per table, quarantined rows, warnings, counts, GX results."""
+
+    accepted: dict[str, pd.DataFrame]
+    rejected_rows: pd.DataFrame
+    warnings: pd.DataFrame
+    counts: dict[str, TableCounts]
+    suite_results: dict[str, Any]
+    run_id: str = ""
+    today: date | None = None
+
+
+def _gx_frame(spec: Table, frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame[spec.column_names].reset_index(drop=True)
+    for name, (column, factor) in derived_columns(spec.name).items():
+        out[name] = out[column] * factor
+    return out
+
+
+def _gx_issues(
+    spec: Table, frame: pd.DataFrame, findings: list[Any]
+) -> tuple[list[pd.DataFrame], np.ndarray | None]:
+    """Return issue frames of the row-level findings and the positions of duplicated keys."""
+    parts: list[pd.DataFrame] = []
+    duplicates: np.ndarray | None = None
+    for f in findings:
+        meta = f.meta
+        rule = str(meta.get("rule"))
+        if f.error:
+            raise ValidationFailed(
+                f"{spec.name}: Great Expectations could not evaluate rule {rule!r} "
+                f"(column {meta.get('column')}): {f.error}",
+                hint="fix the rule in expectations/business_rules.yaml, regenerate the suites "
+                "(python -m salesbi.validation.suites) and re-run",
+            )
+        if meta.get("level") == "table":
+            if not f.success:
+                raise ValidationFailed(
+                    f"{spec.name}: table-level rule {rule!r} failed (column {meta.get('column')}, "
+                    f"observed {f.observed!r})",
+                    hint="the staged frame does not match the contract; core was not changed",
+                )
+            continue
+        if rule == "duplicate_key":
+            duplicates = f.positions
+            continue
+        if f.success or not len(f.positions):
+            continue
+        parts.append(
+            issues_at(
+                frame,
+                f.positions,
+                rule=rule,
+                column=meta.get("column"),
+                template=str(meta.get("message", rule)),
+                other_column=meta.get("other_column"),
+            )
+        )
+    return parts, duplicates
+
+
+def _fault_issues(spec: Table, frame: pd.DataFrame, faults: pd.DataFrame | None) -> pd.DataFrame:
+    """Return issues for the reader's cell faults, located by source line (and file when given)."""
+    if faults is None or not len(faults):
+        return empty_issues()
+    lines = pd.DataFrame(
+        {
+            "line": frame["_source_line"].astype("Int64").to_numpy(),
+            "pos": np.arange(len(frame), dtype="int64"),
+        }
+    )
+    on = ["line"]
+    if "file" in faults.columns and "_source_file" in frame.columns:
+        lines["file"] = frame["_source_file"].to_numpy()
+        on.append("file")
+    f = faults.reset_index(drop=True).copy()
+    f["fault_no"] = np.arange(len(f))
+    f["line"] = f["line"].astype("Int64")
+    m = f.merge(lines, on=on, how="left")
+    unmatched = m[m["pos"].isna()]
+    if len(unmatched):
+        first = unmatched.iloc[0]
+        raise ValidationFailed(
+            f"{spec.name}: the reader reported a fault on line {first['line']} which is not a staged row",
+            column=str(first["column"]),
+            hint="this is a bug in the reader; please report it",
+        )
+    # Several files can share a line number: keep the row whose cell is the (nulled) faulty one.
+    if m["fault_no"].duplicated().any():
+        keep = np.ones(len(m), dtype=bool)
+        for column, sub in m.groupby("column"):
+            keep[sub.index.to_numpy()] = (
+                frame[str(column)].isna().to_numpy()[sub["pos"].to_numpy(dtype="int64")]
+            )
+        m = m[keep | ~m["fault_no"].duplicated(keep=False)]
+    parts = []
+    for rule, sub in m.groupby("rule", sort=True):
+        template = "{column}: " + READER_RULES.get(str(rule), "could not read {value}")
+        for column, cell in sub.groupby("column", sort=True):
+            parts.append(
+                issues_at(
+                    frame,
+                    cell["pos"].to_numpy(dtype="int64"),
+                    rule=str(rule),
+                    column=str(column),
+                    template=template.replace("{column}", str(column)),
+                    values=cell["value"],
+                )
+            )
+    return pd.concat(parts, ignore_index=True) if parts else empty_issues()
+
+
+def _duplicate_issues(spec: Table, frame: pd.DataFrame, positions: np.ndarray | None) -> pd.DataFrame:
+    """Return issues for repeated keys: every conflicting copy, and the extra exact copies."""
+    if positions is None or not len(positions):
+        return empty_issues()
+    key = list(spec.key)
+    sub = frame[spec.column_names].iloc[positions].copy()
+    sub["_pos"] = positions
+    distinct = sub.drop_duplicates(subset=spec.column_names)
+    versions = distinct.groupby(key, dropna=False, sort=False).size()
+    conflicting_keys = versions[versions > 1].index
+    keyed = sub.set_index(key).index
+    conflicting = keyed.isin(conflicting_keys)
+    label = ", ".join(key)
+    parts = [
+        issues_at(
+            frame,
+            sub["_pos"].to_numpy()[conflicting],
+            rule="duplicate_key",
+            column=key[0] if len(key) == 1 else None,
+            template=f"key ({label}) appears more than once with different values; every copy is "
+            "rejected — keep one version in the source",
+            values=_key_text(sub[conflicting], key),
+        )
+    ]
+    extra = ~conflicting & sub.duplicated(subset=spec.column_names, keep="first").to_numpy()
+    parts.append(
+        issues_at(
+            frame,
+            sub["_pos"].to_numpy()[extra],
+            rule="duplicate_identical",
+            column=key[0] if len(key) == 1 else None,
+            template=f"exact copy of an earlier row with the same key ({label}); the first copy is loaded",
+            values=_key_text(sub[extra], key),
+        )
+    )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _key_text(sub: pd.DataFrame, key: list[str]) -> pd.Series:
+    out: pd.Series | None = None
+    for k in key:
+        part = sub[k].astype("string").fillna("<empty>").reset_index(drop=True)
+        out = part if out is None else out + "|" + part
+    return out if out is not None else pd.Series([], dtype="string")
+
+
+def validate_staged(
+    tables: Mapping[str, StagedTable],
+    *,
+    run_id: str,
+    config: ValidationConfig | None = None,
+    previous_counts: Mapping[str, int] | None = None,
+    known_keys: Mapping[str, pd.DataFrame] | None = None,
+    today: date | None = None,
+) -> ValidationOutcome:
+    """Return the ValidationOutcome of the seven staged tables; raise ValidationFailed on table-level faults.
+
+    ``previous_counts``: rows read per table by the last good run (shrink rule).
+    ``known_keys``: per parent table, a frame of key columns already in core, so references resolve
+    against rows loaded by earlier runs. ``today`` fixes "in the future" (default: the current date).
+    """
+    config = config or load_config()
+    today = today or date.today()
+    check_schema(tables)
+    check_counts(tables, config, previous_counts)
+
+    from salesbi.validation.gxrun import SuiteRunner
+
+    runner = SuiteRunner()
+    parameters = {"today": pd.Timestamp(today), "min_order_date": pd.Timestamp(config.min_order_date)}
+    issues: dict[str, pd.DataFrame] = {}
+    suite_results: dict[str, Any] = {}
+    for spec in contract.TABLES:
+        staged = tables[spec.name]
+        frame = staged.frame
+        doc = suite_dict(spec.name, config)
+        gx_frame = _gx_frame(spec, frame)
+        result, findings = runner.run(spec.name, gx_frame, doc, parameters)
+        suite_results[spec.name] = result
+        parts, duplicates = _gx_issues(spec, gx_frame, findings)  # same positions, plus derived columns
+        parts.append(_fault_issues(spec, frame, getattr(staged, "faults", None)))
+        parts.append(_duplicate_issues(spec, frame, duplicates))
+        issues[spec.name] = pd.concat([p for p in parts if len(p)] or [empty_issues()], ignore_index=True)
+
+    frames = {name: tables[name].frame for name in contract.TABLES_BY_NAME}
+    issues = check_references(frames, issues, config, known_keys or {})
+    return _assemble(frames, issues, config, run_id, suite_results, today)
+
+
+def _assemble(
+    frames: Mapping[str, pd.DataFrame],
+    issues: Mapping[str, pd.DataFrame],
+    config: ValidationConfig,
+    run_id: str,
+    suite_results: dict[str, Any],
+    today: date,
+) -> ValidationOutcome:
+    accepted: dict[str, pd.DataFrame] = {}
+    counts: dict[str, TableCounts] = {}
+    rejected_parts: list[pd.DataFrame] = []
+    warning_parts: list[pd.DataFrame] = []
+    for spec in contract.TABLES:
+        frame = frames[spec.name]
+        found = issues[spec.name]
+        severity = found["rule"].map(config.severity_of).astype("string")
+        is_reject = (severity == "reject").to_numpy(dtype=bool)
+        rejected_pos = np.unique(found["pos"].to_numpy(dtype="int64")[is_reject])
+        keep = np.ones(len(frame), dtype=bool)
+        keep[rejected_pos] = False
+        accepted[spec.name] = frame[keep]
+        counts[spec.name] = TableCounts(read=len(frame), loaded=int(keep.sum()), rejected=len(rejected_pos))
+        rej = found[is_reject]
+        if len(rej):
+            rejected_parts.append(
+                to_rejected_rows(
+                    rej, frame, table=spec.name, key=spec.key, run_id=run_id, severity=severity[is_reject]
+                )
+            )
+        warn_mask = ~is_reject & keep[found["pos"].to_numpy(dtype="int64")]
+        if warn_mask.any():
+            warning_parts.append(
+                to_rejected_rows(
+                    found[warn_mask],
+                    frame,
+                    table=spec.name,
+                    key=spec.key,
+                    run_id=run_id,
+                    severity=severity[warn_mask],
+                )
+            )
+    rejected = _concat(rejected_parts)
+    warnings = _concat(warning_parts)
+    rejected["reject_id"] = pd.array(np.arange(1, len(rejected) + 1), dtype="Int64")
+    warnings["reject_id"] = pd.array(
+        np.arange(len(rejected) + 1, len(rejected) + len(warnings) + 1), dtype="Int64"
+    )
+    for name, c in counts.items():
+        c.check(name)
+    return ValidationOutcome(
+        accepted=accepted,
+        rejected_rows=rejected,
+        warnings=warnings,
+        counts=counts,
+        suite_results=suite_results,
+        run_id=run_id,
+        today=today,
+    )
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Return the parts (one per table, contract order) each sorted by file, line and rule."""
+    if not parts:
+        return empty_rejected_rows()
+    order = ["source_file", "source_line", "rule", "column_name"]
+    return pd.concat([p.sort_values(order, kind="stable") for p in parts], ignore_index=True)
