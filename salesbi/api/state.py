@@ -1,0 +1,62 @@
+"""What the running API holds: settings, accepted keys, the loaded models, the warehouse reader."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from salesbi.api.db import RptReader, read_only_engine
+from salesbi.api.settings import ApiSettings
+from salesbi.errors import SalesBIError
+from salesbi.prediction.model import MODEL_NAME as PREDICTION_MODEL
+from salesbi.prediction.model import StoredModel
+from salesbi.public import load_prediction_model, load_segmentation_model
+from salesbi.segmentation.model import MODEL_NAME as SEGMENTATION_MODEL
+from salesbi.segmentation.model import SegmentationModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiState:
+    """Loaded once at startup (and by POST /admin/reload); a missing piece keeps its reason for 503s."""
+
+    settings: ApiSettings
+    keys: tuple[str, ...]
+    segmentation: SegmentationModel | None = None
+    prediction: StoredModel | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+    reader: RptReader | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def load(self) -> None:
+        """(Re)load both models from the model store and open the read-only warehouse reader."""
+        reasons: dict[str, str] = {}
+        segmentation: SegmentationModel | None = None
+        prediction: StoredModel | None = None
+        try:
+            segmentation = load_segmentation_model(self.settings.models_dir)
+        except SalesBIError as exc:
+            reasons[SEGMENTATION_MODEL] = exc.message
+        try:
+            prediction = load_prediction_model(self.settings.models_dir)
+        except SalesBIError as exc:
+            reasons[PREDICTION_MODEL] = exc.message
+        reader: RptReader | None = None
+        try:
+            reader = RptReader(read_only_engine(self.settings.warehouse_url))
+        except SalesBIError as exc:
+            reasons["warehouse"] = exc.message
+        for what, why in reasons.items():
+            log.warning("API starts without %s: %s", what, why)
+        with self.lock:
+            old = self.reader
+            self.segmentation, self.prediction, self.reader, self.reasons = (
+                segmentation,
+                prediction,
+                reader,
+                reasons,
+            )
+        if old is not None:
+            old.engine.dispose()
