@@ -117,7 +117,8 @@ DUCK_SQL = {
     "customer_summary": """
         SELECT o.customer_id, count(DISTINCT o.order_id) orders, sum(i.quantity) units,
                sum(round(i.quantity * i.unit_price * (1 - coalesce(i.discount, 0)), 2)) net_sales,
-               sum(round(i.quantity * i.unit_price * (1 - coalesce(i.discount, 0)), 2) - round(i.quantity * p.unit_cost, 2)) gross_profit,
+               sum(round(i.quantity * i.unit_price * (1 - coalesce(i.discount, 0)), 2)
+                   - round(i.quantity * p.unit_cost, 2)) gross_profit,
                min(o.order_date) first_order, max(o.order_date) last_order
         FROM order_items i JOIN orders o USING (order_id) JOIN products p USING (product_id)
         WHERE o.status <> 'cancelled' GROUP BY o.customer_id""",

@@ -62,7 +62,8 @@ def test_classicmodels_counts_and_total(classic) -> None:  # type: ignore[no-unt
 def test_classicmodels_top_customers(classic) -> None:  # type: ignore[no-untyped-def]
     _, out, con = classic
     rows = con.execute(
-        f"SELECT o.customer_id, sum({LINE}) s {SOLD} GROUP BY o.customer_id ORDER BY s DESC, o.customer_id LIMIT 10"
+        f"SELECT o.customer_id, sum({LINE}) s {SOLD} "
+        "GROUP BY o.customer_id ORDER BY s DESC, o.customer_id LIMIT 10"
     ).fetchall()
     top = out["customer_summary"].sort_values("sales_rank").head(10)
     assert top["customer_id"].tolist() == [r[0] for r in rows]
@@ -72,9 +73,9 @@ def test_classicmodels_top_customers(classic) -> None:  # type: ignore[no-untype
 
 def test_classicmodels_top_country_office_and_rep(classic) -> None:  # type: ignore[no-untyped-def]
     _, out, con = classic
+    sold_by_customer = SOLD.replace("WHERE", "JOIN customers c ON c.customer_id = o.customer_id WHERE")
     country, c_sales = con.execute(
-        f"SELECT c.country, sum({LINE}) s {SOLD.replace('WHERE', 'JOIN customers c ON c.customer_id = o.customer_id WHERE')}"
-        " GROUP BY c.country ORDER BY s DESC LIMIT 1"
+        f"SELECT c.country, sum({LINE}) s {sold_by_customer} GROUP BY c.country ORDER BY s DESC LIMIT 1"
     ).fetchone()
     credited = (
         "FROM order_items i JOIN orders o ON o.order_id = i.order_id "
@@ -105,9 +106,10 @@ def test_classicmodels_top_country_office_and_rep(classic) -> None:  # type: ign
 
 def test_classicmodels_product_margins(classic) -> None:  # type: ignore[no-untyped-def]
     _, out, con = classic
+    sold_by_product = SOLD.replace("WHERE", "JOIN products p ON p.product_id = i.product_id WHERE")
     rows = con.execute(
         f"SELECT p.product_line_id, sum({LINE}), sum(i.quantity * p.unit_cost) "
-        f"{SOLD.replace('WHERE', 'JOIN products p ON p.product_id = i.product_id WHERE')} GROUP BY p.product_line_id"
+        f"{sold_by_product} GROUP BY p.product_line_id"
     ).fetchall()
     pls = out["product_line_summary"].set_index("product_line_id")
     for line, sales, cost in rows:

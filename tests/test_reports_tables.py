@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date
 
@@ -9,9 +10,11 @@ import pandas as pd
 import pytest
 
 from salesbi.errors import ConfigurationError
+from salesbi.forecasting.tables import FORECAST_ACCURACY, SALES_FORECAST
 from salesbi.reports.build import ReportParams, build_reports
+from salesbi.reports.insights import build_insights, forecast_findings
 from salesbi.reports.tables import TABLES_BY_NAME
-from salesbi.types import pandas_dtype
+from salesbi.types import conform, pandas_dtype
 from tests.reports_helpers import make_core
 
 
@@ -186,3 +189,126 @@ def test_fiscal_calendar() -> None:
     assert (april["fiscal_year"], april["fiscal_month"], april["fiscal_quarter"]) == (2024, 1, 1)
     assert april["iso_week"] == 13 and april["day_of_week"] == 6 and bool(april["is_weekend"])
     assert april["year_month_label"] == "Apr 2023" and april["year_month_key"] == 202304
+
+
+def forecast_frames(
+    actuals: dict[str, float],
+    future: dict[str, tuple[float, float, float]],
+    accuracy: list[tuple[str, str, float, bool]],
+) -> dict[str, pd.DataFrame]:
+    """Return rpt.sales_forecast / rpt.forecast_accuracy: a monthly total series plus a France series.
+
+    ``actuals`` maps 'YYYY-MM' to net sales (the last two months also carry a backtest forecast);
+    ``future`` maps 'YYYY-MM' to (forecast, lower_80, upper_80); ``accuracy`` rows are
+    (series_id, model, wape, is_champion).
+    """
+    hist_months = sorted(actuals)
+    rows = [
+        {
+            "date": f"{m}-01",
+            "actual": actuals[m],
+            "forecast": actuals[m] * 0.9 if m in hist_months[-2:] else None,
+            "is_future": False,
+            "is_backtest": m in hist_months[-2:],
+        }
+        for m in hist_months
+    ] + [
+        {
+            "date": f"{m}-01",
+            "actual": None,
+            "forecast": f,
+            "lower_80": lo,
+            "upper_80": hi,
+            "lower_95": lo * 0.9,
+            "upper_95": hi * 1.1,
+            "is_future": True,
+            "is_backtest": False,
+        }
+        for m, (f, lo, hi) in sorted(future.items())
+    ]
+    total = pd.DataFrame(rows).assign(
+        series_id="total", series_level="total", series_name="All sales", model="lightgbm"
+    )
+    # a country series with bigger numbers: must not leak into the company-wide finding
+    france = total.assign(
+        series_id="country:France",
+        series_level="country",
+        series_name="France",
+        actual=total["actual"] * 10,
+        forecast=total["forecast"] * 10,
+    )
+    sf = pd.concat([france, total], ignore_index=True).assign(frequency="M", run_id="r1")
+    sf["month_start"] = sf["date"]
+    acc = pd.DataFrame(
+        [
+            {
+                "series_id": sid,
+                "model": model,
+                "series_level": "total" if sid == "total" else "country",
+                "series_name": "All sales" if sid == "total" else "France",
+                "frequency": "M",
+                "horizon": 3,
+                "wape": wape,
+                "coverage_80": 0.8,
+                "is_champion": champ,
+                "status": "ok",
+                "run_id": "r1",
+            }
+            for sid, model, wape, champ in accuracy
+        ]
+    )
+    return {
+        "sales_forecast": conform(sf, SALES_FORECAST),
+        "forecast_accuracy": conform(acc, FORECAST_ACCURACY),
+    }
+
+
+def test_forecast_finding_next_month_vs_last_year_and_champion() -> None:
+    actuals = {f"2023-{m:02d}": 100.0 + (m - 1) * 5 for m in range(1, 13)}  # Jan 2023 = 100
+    frames = forecast_frames(
+        actuals,
+        {
+            "2024-01": (120.0, 100.0, 140.0),
+            "2024-02": (130.0, 105.0, 155.0),
+            "2024-03": (150.0, 120.0, 180.0),
+        },
+        [
+            ("total", "lightgbm", 0.12, True),
+            ("total", "seasonal_naive", 0.20, False),
+            ("total", "theta", 0.15, False),
+            ("country:France", "theta", 0.30, True),
+            ("country:France", "seasonal_naive", 0.50, False),
+        ],
+    )
+    (f,) = forecast_findings(frames, ReportParams())
+    assert f.insight_id == "forecast.sales" and f.topic == "forecast"
+    assert f.finding == (
+        "Net sales for January 2024 are forecast at 120 (80% interval 100 to 140), up 20.0% on January 2023 "
+        "(100). Over the next 3 months, to March 2024, the forecast totals 400. The LightGBM model is used: "
+        "backtest WAPE 12.0% vs 20.0% for seasonal naive."
+    )
+    assert (f.metric_name, f.metric_value, f.metric_format) == ("next_period_forecast", 120.0, "money")
+    ins = build_insights(frames).set_index("insight_id")
+    details = json.loads(ins.loc["forecast.sales", "details"])
+    assert details["comparison"] == "same_period_last_year"
+    assert details["comparison_date"] == "2023-01-01" and details["comparison_actual"] == 100.0
+    assert details["growth"] == pytest.approx(0.2)
+    assert details["horizon_periods"] == 3 and details["horizon_total"] == 400.0
+    assert details["model"] == "lightgbm"
+    assert details["wape"] == pytest.approx(0.12) and details["seasonal_naive_wape"] == pytest.approx(0.2)
+
+
+def test_forecast_finding_falls_back_to_last_actual_month() -> None:
+    actuals = {f"2023-{m:02d}": 100.0 + (m - 7) * 10 for m in range(7, 13)}  # Dec 2023 = 150
+    frames = forecast_frames(
+        actuals,
+        {"2024-01": (120.0, 90.0, 150.0)},
+        [("total", "seasonal_naive", 0.25, True), ("total", "lightgbm", 0.40, False)],
+    )
+    (f,) = forecast_findings(frames, ReportParams())
+    assert f.finding == (
+        "Net sales for January 2024 are forecast at 120 (80% interval 90 to 150), down 20.0% on the last "
+        "actual month, December 2023 (150). The seasonal naive model is used: backtest WAPE 25.0%."
+    )
+    assert f.details["comparison"] == "last_actual" and f.details["horizon_periods"] == 1
+    assert forecast_findings({"sales_forecast": frames["sales_forecast"].iloc[0:0]}, ReportParams()) == []

@@ -204,7 +204,10 @@ def trend_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> 
         if all(m in by_month for m in prior_months) and sum(by_month[m] for m in prior_months) > 0:
             base = sum(by_month[m] for m in prior_months)
             g = cur / base - 1
-            text = f"The last three complete months ({period}) brought {money(cur)}, {signed_pct(g)} on the same months a year earlier ({money(base)})."
+            text = (
+                f"The last three complete months ({period}) brought {money(cur)}, {signed_pct(g)} on the "
+                f"same months a year earlier ({money(base)})."
+            )
             name = "last_3_months_yoy_growth"
         else:
             before = [add_months(months3[0], -i) for i in (3, 2, 1)]
@@ -212,7 +215,11 @@ def trend_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> 
                 return out + _ledger_findings(tables, params)
             base = sum(by_month[m] for m in before)
             g = cur / base - 1
-            text = f"The last three complete months ({period}) brought {money(cur)}, {signed_pct(g)} on the three months before ({money(base)}); there is not enough history for a year-over-year comparison."
+            text = (
+                f"The last three complete months ({period}) brought {money(cur)}, {signed_pct(g)} on the "
+                f"three months before ({money(base)}); there is not enough history for a year-over-year "
+                "comparison."
+            )
             name = "last_3_months_growth"
         out.append(
             Finding(
@@ -222,7 +229,10 @@ def trend_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> 
                 text,
                 "Keep the current plan and push the growing lines."
                 if g >= 0
-                else "Treat the decline as a priority in the next sales meeting: check pipeline, pricing and lapsed accounts.",
+                else (
+                    "Treat the decline as a priority in the next sales meeting: check pipeline, pricing and "
+                    "lapsed accounts."
+                ),
                 name,
                 g,
                 "percent",
@@ -245,8 +255,8 @@ def _ledger_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
     n = params.churn_months
     ratio_text = f"a quick ratio of {ratio:.2f}" if ratio is not None else "no churn"
     text = (
-        f"Over the last {len(done)} complete months you gained {new} new and won back {regained} lapsed customers "
-        f"while {churned} stopped ordering (no order for {n} months): {ratio_text}."
+        f"Over the last {len(done)} complete months you gained {new} new and won back {regained} lapsed "
+        f"customers while {churned} stopped ordering (no order for {n} months): {ratio_text}."
     )
     if new == 0 and (ratio is None or ratio >= 1):
         action = "No new customers in this period: set a prospecting target for each sales rep."
@@ -255,7 +265,10 @@ def _ledger_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
             "More customers are leaving than arriving: run a win-back campaign for customers silent for "
             f"{n}+ months."
             if ratio is not None and ratio < 1
-            else "The customer base is growing: keep onboarding new accounts and follow up after their first order."
+            else (
+                "The customer base is growing: keep onboarding new accounts and follow up after their "
+                "first order."
+            )
         )
     return [
         Finding(
@@ -289,7 +302,10 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
     lapsed_names = lapsed["customer_name"].fillna(lapsed["customer_id"]).tolist()
     if len(lapsed):
         verb = "has" if len(lapsed) == 1 else "have"
-        tail = f"; {len(lapsed)} of them {verb} not ordered for {params.lapsed_days}+ days ({names_list(lapsed_names)})"
+        tail = (
+            f"; {len(lapsed)} of them {verb} not ordered for {params.lapsed_days}+ days "
+            f"({names_list(lapsed_names)})"
+        )
         action = (
             f"Enrol the top {n} in the loyalty program, and have their sales reps call "
             f"{names_list(lapsed_names)} this week."
@@ -302,7 +318,8 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
             "customers.top_share",
             "customers",
             20,
-            f"Your top {n} customers bring {pct(share)} of net sales ({money(float(top['net_sales'].sum()))}){tail}.",
+            f"Your top {n} customers bring {pct(share)} of net sales "
+            f"({money(float(top['net_sales'].sum()))}){tail}.",
             action,
             "top_n_sales_share",
             share,
@@ -326,7 +343,8 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                 24,
                 f"One customer, {first['customer_name']}, alone brings {pct(first_share)} of net sales "
                 f"({money(first['net_sales'])}).",
-                "Give this account a named senior contact and a retention plan; losing it would hit sales hard.",
+                "Give this account a named senior contact and a retention plan; losing it would hit sales "
+                "hard.",
                 "largest_customer_share",
                 first_share,
                 "percent",
@@ -341,11 +359,11 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
             "customers.loyalty_tiers",
             "customers",
             22,
-            f"{plat} Platinum customers ({pct(plat / len(buyers))} of the {len(buyers)} buying customers) make "
-            f"the first {pct(params.platinum_share, 0)} of net sales; {gold} Gold customers the next "
+            f"{plat} Platinum customers ({pct(plat / len(buyers))} of the {len(buyers)} buying customers) "
+            f"make the first {pct(params.platinum_share, 0)} of net sales; {gold} Gold customers the next "
             f"{pct(params.gold_share, 0)}.",
-            "Offer Platinum customers the top loyalty benefits (account manager, best terms) and Gold customers "
-            "a path to Platinum.",
+            "Offer Platinum customers the top loyalty benefits (account manager, best terms) and Gold "
+            "customers a path to Platinum.",
             "platinum_customers",
             float(plat),
             "count",
@@ -365,9 +383,11 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                 "customers.lapsed_valuable",
                 "customers",
                 23,
-                f"{len(valuable)} Platinum or Gold {'customer has' if len(valuable) == 1 else 'customers have'} not ordered for {params.lapsed_days}+ days "
-                f"({names_list(valuable['customer_name'].fillna(valuable['customer_id']).tolist())}); they bought "
-                f"{money(float(valuable['net_sales'].sum()))} in total.",
+                f"{len(valuable)} Platinum or Gold "
+                f"{'customer has' if len(valuable) == 1 else 'customers have'} not ordered for "
+                f"{params.lapsed_days}+ days "
+                f"({names_list(valuable['customer_name'].fillna(valuable['customer_id']).tolist())}); they "
+                f"bought {money(float(valuable['net_sales'].sum()))} in total.",
                 "Ask their sales reps for a call within two weeks and a tailored offer.",
                 "lapsed_valuable_customers",
                 float(len(valuable)),
@@ -399,10 +419,12 @@ def location_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                 "locations.top_country",
                 "locations",
                 30,
-                f"{top['location_name']} is the largest market: {money(top['net_sales'])} ({pct(_num(top['sales_share']))} "
-                f"of net sales){margin_text} from {int(top['customers'])} customers; the top 3 countries "
-                f"({names_list(countries.head(3)['location_name'].tolist())}) bring {pct(top3)}.",
-                f"Keep investing in {top['location_name']}; compare customers per country to find under-served markets.",
+                f"{top['location_name']} is the largest market: {money(top['net_sales'])} "
+                f"({pct(_num(top['sales_share']))} of net sales){margin_text} from {int(top['customers'])} "
+                f"customers; the top 3 countries ({names_list(countries.head(3)['location_name'].tolist())}) "
+                f"bring {pct(top3)}.",
+                f"Keep investing in {top['location_name']}; compare customers per country to find "
+                "under-served markets.",
                 "top_country_share",
                 _num(top["sales_share"]),
                 "percent",
@@ -428,10 +450,12 @@ def location_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                     "locations.growth",
                     "locations",
                     32,
-                    f"Over the last 12 months {best['location_name']} grew most ({signed_pct(float(best['yoy_growth']))}, "
-                    f"{money(best['sales_last_12m'])} vs {money(best['sales_prior_12m'])}); {worst['location_name']} "
-                    f"changed least ({signed_pct(float(worst['yoy_growth']))}).",
-                    f"Back the momentum in {best['location_name']} and review the pipeline in {worst['location_name']}.",
+                    f"Over the last 12 months {best['location_name']} grew most "
+                    f"({signed_pct(float(best['yoy_growth']))}, {money(best['sales_last_12m'])} vs "
+                    f"{money(best['sales_prior_12m'])}); {worst['location_name']} changed least "
+                    f"({signed_pct(float(worst['yoy_growth']))}).",
+                    f"Back the momentum in {best['location_name']} and review the pipeline in "
+                    f"{worst['location_name']}.",
                     "best_country_yoy_growth",
                     float(best["yoy_growth"]),
                     "percent",
@@ -512,7 +536,8 @@ def product_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                     42,
                     f"{hi['product_line_name']} earns the highest margin ({pct(_num(hi['margin']))}) and "
                     f"{lo['product_line_name']} the lowest ({pct(_num(lo['margin']))}).",
-                    f"Promote {hi['product_line_name']}; review prices or supplier costs in {lo['product_line_name']}.",
+                    f"Promote {hi['product_line_name']}; review prices or supplier costs in "
+                    f"{lo['product_line_name']}.",
                     "margin_spread",
                     float(hi["margin"]) - float(lo["margin"]),
                     "percent",
@@ -556,8 +581,9 @@ def product_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                         "products.top_profit",
                         "products",
                         43,
-                        f"The most profitable product is {b['product_name']}: {money(b['gross_profit'])} gross profit "
-                        f"on {money(b['net_sales'])} of sales ({pct(_num(b['margin']))} margin).",
+                        f"The most profitable product is {b['product_name']}: {money(b['gross_profit'])} "
+                        f"gross profit on {money(b['net_sales'])} of sales ({pct(_num(b['margin']))} "
+                        "margin).",
                         f"Feature {b['product_name']} in campaigns and keep it in stock.",
                         "top_product_profit",
                         _num(b["gross_profit"]),
@@ -575,8 +601,8 @@ def product_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                 "data.no_cost",
                 "data",
                 90,
-                "Profit and margins are shown as blank, not zero: the source data has no product cost, so profit "
-                "cannot be computed.",
+                "Profit and margins are shown as blank, not zero: the source data has no product cost, so "
+                "profit cannot be computed.",
                 "Add a unit cost per product to the source (the products file) to see profitability.",
                 "products_without_cost",
                 float(ps["cost"].isna().sum()),
@@ -602,7 +628,8 @@ def employee_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
             50,
             f"{top['employee_name']} ({top['office_name']}) is the top sales rep: {money(top['net_sales'])} "
             f"({pct(_num(top['sales_share']))} of net sales) from {int(top['orders'])} orders with "
-            f"{int(top['customers_served'])} customers. Gold reward tier: {names_list(gold['employee_name'].tolist())}.",
+            f"{int(top['customers_served'])} customers. Gold reward tier: "
+            f"{names_list(gold['employee_name'].tolist())}.",
             f"Reward the Gold tier ({len(gold)} reps) and ask {top['employee_name']} to share what works.",
             "top_rep_share",
             _num(top["sales_share"]),
@@ -622,8 +649,9 @@ def employee_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                 "employees.growth",
                 "employees",
                 51,
-                f"{g['employee_name']} grew sales most over the last 12 months: {signed_pct(float(g['yoy_growth']))} "
-                f"({money(g['sales_last_12m'])} vs {money(g['sales_prior_12m'])}).",
+                f"{g['employee_name']} grew sales most over the last 12 months: "
+                f"{signed_pct(float(g['yoy_growth']))} ({money(g['sales_last_12m'])} vs "
+                f"{money(g['sales_prior_12m'])}).",
                 f"Recognise {g['employee_name']}'s growth in the reward program alongside total sales.",
                 "best_rep_yoy_growth",
                 float(g["yoy_growth"]),
@@ -653,8 +681,8 @@ def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                     "segments.at_risk",
                     "segments",
                     60,
-                    f"{n} customers are in the At Risk, Can't Lose Them or About to Sleep segments; they made "
-                    f"{pct(share)} of net sales.",
+                    f"{n} customers are in the At Risk, Can't Lose Them or About to Sleep segments; they "
+                    f"made {pct(share)} of net sales.",
                     "Work through the call list in customer_segments (highest action priority first).",
                     "at_risk_sales_share",
                     share,
@@ -669,8 +697,8 @@ def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                     "segments.champions",
                     "segments",
                     61,
-                    f"{int(c['customers'])} Champions (recent, frequent, high-spending) make {pct(_num(c['sales_share']))} "
-                    "of net sales.",
+                    f"{int(c['customers'])} Champions (recent, frequent, high-spending) make "
+                    f"{pct(_num(c['sales_share']))} of net sales.",
                     "Invite Champions to the loyalty program first and ask them for referrals.",
                     "champions_sales_share",
                     _num(c["sales_share"]),
@@ -691,9 +719,10 @@ def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                 "forecast.customer_predictions",
                 "forecast",
                 70,
-                f"Customers are expected to buy {money(expected)} in the next {horizon} days; {len(high)} customers "
-                f"have a high churn risk (usually {money(at_stake)} per {horizon} days together).",
-                "Have reps contact the high-risk customers listed in customer_predictions before the window ends.",
+                f"Customers are expected to buy {money(expected)} in the next {horizon} days; {len(high)} "
+                f"customers have a high churn risk (usually {money(at_stake)} per {horizon} days together).",
+                "Have reps contact the high-risk customers listed in customer_predictions before the window "
+                "ends.",
                 "expected_customer_sales",
                 expected,
                 "money",
@@ -703,58 +732,148 @@ def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
     return out
 
 
-def forecast_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
-    """Return a finding from ``sales_forecast`` (and ``forecast_accuracy``) when present."""
-    sf = tables.get("sales_forecast")
-    if sf is None or not len(sf):
-        return []
-    value_col = next(
-        (
-            c
-            for c in ("forecast", "predicted_net_sales", "net_sales_forecast", "yhat", "prediction")
-            if c in sf.columns
-        ),
-        None,
-    )
-    date_col = next((c for c in ("period_start", "date", "period", "month", "ds") if c in sf.columns), None)
-    if value_col is None or date_col is None:
-        return []
-    rows = sf
-    if "is_forecast" in sf.columns:
-        rows = sf[sf["is_forecast"].fillna(False).astype(bool)]
-    if "series" in rows.columns:
-        total = rows[rows["series"].astype("string").str.lower().isin(["total", "all"])]
-        rows = total if len(total) else rows
-    values = pd.to_numeric(rows[value_col], errors="coerce").dropna()
-    if not len(values):
-        return []
-    starts = pd.to_datetime(rows[date_col], errors="coerce")
-    expected = float(values.sum())
-    first, last = starts.min(), starts.max()
-    period = (
-        f"{first:%d %b %Y} to {last:%d %b %Y}"
-        if pd.notna(first) and pd.notna(last)
-        else "the forecast horizon"
-    )
-    details: dict[str, Any] = {"forecast_total": expected, "periods": len(values)}
+PERIOD_NOUNS: dict[str, str] = {"D": "day", "W": "week", "M": "month"}
+YEAR_BACK: dict[str, pd.DateOffset] = {
+    "D": pd.DateOffset(days=364),
+    "W": pd.DateOffset(weeks=52),
+    "M": pd.DateOffset(months=12),
+}
+MODEL_LABELS: dict[str, str] = {
+    "lightgbm": "LightGBM",
+    "seasonal_naive": "seasonal naive",
+    "ets_damped": "damped ETS",
+    "theta": "Theta",
+}
+
+
+def _period_label(day: pd.Timestamp, frequency: str) -> str:
+    """Return a forecast period as text: 'June 2025', 'the week of 02 Jun 2025' or '02 Jun 2025'."""
+    if frequency == "M":
+        return f"{day:%B %Y}"
+    if frequency == "W":
+        return f"the week of {day:%d %b %Y}"
+    return f"{day:%d %b %Y}"
+
+
+def _model_label(model: Any) -> str:
+    """Return a model name for prose, e.g. 'seasonal_naive' → 'seasonal naive'."""
+    name = str(model)
+    return MODEL_LABELS.get(name, name.replace("_", " "))
+
+
+def _flag(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Return a boolean column with nulls as False."""
+    return frame[column].astype("boolean").fillna(False).astype(bool)
+
+
+def _accuracy_text(tables: Mapping[str, pd.DataFrame], series_id: str, details: dict[str, Any]) -> str:
+    """Return the champion's backtest WAPE vs seasonal naive for ``series_id`` (and fill ``details``)."""
     acc = tables.get("forecast_accuracy")
-    acc_text = ""
-    if acc is not None and len(acc):
-        col = next((c for c in ("mape", "wape", "smape") if c in acc.columns), None)
-        if col is not None:
-            err = pd.to_numeric(acc[col], errors="coerce").dropna()
-            if len(err):
-                acc_text = f" Backtest {col.upper()}: {pct(float(err.min()))} for the best model."
-                details[col] = float(err.min())
+    needed = {"series_id", "model", "wape", "is_champion"}
+    if acc is None or not len(acc) or not needed <= set(acc.columns):
+        return ""
+    rows = acc[acc["series_id"].astype("string") == series_id]
+    champ = rows[_flag(rows, "is_champion")]
+    if not len(champ):
+        return ""
+    c = champ.sort_values("model", kind="stable").iloc[0]
+    wape = _num(c["wape"])
+    details["model"] = c["model"]
+    details["wape"] = wape
+    if "coverage_80" in champ.columns:
+        details["coverage_80"] = _num(c["coverage_80"])
+    if "status" in champ.columns:
+        details["model_status"] = c["status"]
+    if wape is None:
+        return ""
+    text = f" The {_model_label(c['model'])} model is used: backtest WAPE {pct(wape)}"
+    naive = rows[rows["model"].astype("string") == "seasonal_naive"]
+    naive_wape = _num(naive["wape"].iloc[0]) if len(naive) else None
+    details["seasonal_naive_wape"] = naive_wape
+    if str(c["model"]) != "seasonal_naive" and naive_wape is not None:
+        text += f" vs {pct(naive_wape)} for seasonal naive"
+    return text + "."
+
+
+def forecast_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
+    """Return a finding from ``rpt.sales_forecast`` (and ``rpt.forecast_accuracy``) when present.
+
+    Uses the total series: the next period's forecast with its 80 % interval, compared with the
+    actual of the same period a year earlier (else the last actual period), the forecast summed over
+    the horizon, and the champion model's backtest WAPE against seasonal naive.
+    """
+    sf = tables.get("sales_forecast")
+    needed = {"series_level", "series_id", "date", "frequency", "actual", "forecast", "is_future"}
+    if sf is None or not len(sf) or not needed <= set(sf.columns):
+        return []
+    total = sf[sf["series_level"].astype("string") == "total"].copy()
+    total["date"] = pd.to_datetime(total["date"])
+    total = total.sort_values("date", kind="stable")
+    future_flag = _flag(total, "is_future")
+    future = total[future_flag & total["forecast"].notna()]
+    if not len(future):
+        return []
+    nxt = future.iloc[0]
+    day = pd.Timestamp(nxt["date"])
+    frequency = str(nxt["frequency"])
+    noun = PERIOD_NOUNS.get(frequency, "period")
+    value = float(nxt["forecast"])
+    lower, upper = _num(nxt.get("lower_80")), _num(nxt.get("upper_80"))
+    history = total[~future_flag & total["actual"].notna()]
+    actuals = dict(zip(history["date"], history["actual"].astype(float), strict=True))
+    details: dict[str, Any] = {
+        "series_id": nxt["series_id"],
+        "frequency": frequency,
+        "date": day,
+        "forecast": value,
+        "lower_80": lower,
+        "upper_80": upper,
+    }
+    label = _period_label(day, frequency)
+    interval = (
+        f" (80% interval {money(lower)} to {money(upper)})" if lower is not None and upper is not None else ""
+    )
+    text = f"Net sales for {label} are forecast at {money(value)}{interval}"
+    year_ago = day - YEAR_BACK[frequency] if frequency in YEAR_BACK else None
+    base_day: pd.Timestamp | None = None
+    if year_ago is not None and actuals.get(year_ago, 0.0) > 0:
+        base_day, comparison = year_ago, "same_period_last_year"
+        base_text = _period_label(year_ago, frequency)
+    elif len(history) and float(history["actual"].iloc[-1]) > 0:
+        base_day, comparison = pd.Timestamp(history["date"].iloc[-1]), "last_actual"
+        base_text = f"the last actual {noun}, {_period_label(base_day, frequency)}"
+    if base_day is not None:
+        base = actuals[base_day]
+        growth = value / base - 1
+        text += f", {signed_pct(growth)} on {base_text} ({money(base)})"
+        details.update(
+            {
+                "comparison": comparison,
+                "comparison_date": base_day,
+                "comparison_actual": base,
+                "growth": growth,
+            }
+        )
+    text += "."
+    horizon_total = float(future["forecast"].sum())
+    details.update({"horizon_periods": len(future), "horizon_total": horizon_total})
+    if len(future) > 1:
+        last = pd.Timestamp(future["date"].iloc[-1])
+        text += (
+            f" Over the next {len(future)} {noun}s, to {_period_label(last, frequency)}, the forecast "
+            f"totals {money(horizon_total)}."
+        )
+    text += _accuracy_text(tables, str(nxt["series_id"]), details)
     return [
         Finding(
             "forecast.sales",
             "forecast",
             71,
-            f"Net sales are forecast at {money(expected)} over {len(values)} periods from {period}.{acc_text}",
-            "Use the forecast as the baseline for targets and stock planning; revisit when actuals arrive.",
-            "forecast_total",
-            expected,
+            text,
+            "Use the forecast and its 80% range as the baseline for targets and stock planning; revisit "
+            "when actuals arrive.",
+            "next_period_forecast",
+            value,
             "money",
             details,
         )
@@ -773,8 +892,8 @@ def data_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> l
                     "data.thin_history",
                     "data",
                     91,
-                    f"The data cover {complete} complete months; year-over-year growth needs at least 13, so it "
-                    "is left blank rather than guessed.",
+                    f"The data cover {complete} complete months; year-over-year growth needs at least 13, so "
+                    "it is left blank rather than guessed.",
                     "Load older history if it exists.",
                     "complete_months",
                     float(complete),
