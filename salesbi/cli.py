@@ -286,6 +286,17 @@ def powerbi_build(
     console.print(f"wrote the Power BI project to {Path(path).resolve()}")
 
 
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the segmentation, prediction and forecast API (keys from $SALESBI_API_KEYS; see docs/api.md)."""
+    from salesbi.api import ApiSettings, serve
+
+    serve(host=host, port=port, settings=ApiSettings.from_env())
+
+
 @app.command("sql-server")
 def sql_server(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the T-SQL scripts")] = Path(
