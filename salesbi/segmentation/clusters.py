@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
 
 CLUSTER_FEATURES: tuple[str, ...] = (
     "recency_days",
@@ -167,7 +168,9 @@ def fit_clusters(features: pd.DataFrame, *, random_state: int = 0) -> ClusterMod
     silhouettes: dict[int, float] = {}
     fits: dict[int, KMeans] = {}
     for k in range(K_RANGE[0], k_max + 1):
-        km = KMeans(n_clusters=k, n_init=4, random_state=random_state).fit(x)
+        # one OpenMP thread: on a busy machine spinning threads make small fits many times slower
+        with threadpool_limits(limits=1, user_api="openmp"):
+            km = KMeans(n_clusters=k, n_init=4, random_state=random_state).fit(x)
         if len(np.unique(km.labels_)) < 2:
             continue
         silhouettes[k] = round(

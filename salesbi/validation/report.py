@@ -79,7 +79,7 @@ def build_data_docs(outcome: Any, out_dir: Path) -> Path:
 
     from salesbi.validation.gxcontext import ephemeral_context
 
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # GX wants an absolute base_directory
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
