@@ -1,19 +1,21 @@
 """Customer features at a cutoff date, computed strictly from orders before the cutoff, and targets after it.
 
 A cutoff ``c`` sees only orders dated before ``c`` (``order_date < c``); the target is what the
-customer bought in ``[c, c + horizon)``. :func:`features_at` is used for every rolling origin,
-for the final prediction and for the single-customer path alike.
+customer bought in ``[c, c + horizon)``. :func:`features_at` is used for every rolling origin
+and for the final prediction; the single-customer path uses :func:`customer_features_at`, the
+same values without frames (tests/test_prediction_fast.py checks them against the batch).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from salesbi.segmentation.history import orders_from_lines
+from salesbi.segmentation.history import CustomerLines, customer_orders, group_sums, orders_from_lines
 
 FEATURES: tuple[str, ...] = (
     "recency_days",
@@ -136,6 +138,70 @@ def features_at(prepared: Prepared, cutoff: date | pd.Timestamp, horizon_days: i
     out = out[list(FEATURES)].astype("float64")
     out.index = pd.Index(out.index.astype("string"), name="customer_id")
     return out
+
+
+def customer_features_at(
+    lines: CustomerLines, cutoff: date | pd.Timestamp, horizon_days: int
+) -> dict[str, float] | None:
+    """Return one customer's FEATURES at ``cutoff`` from their lines (None when no order is before it).
+
+    The single-customer fast path: equals ``features_at(prepare(lines before cutoff), cutoff,
+    horizon_days)`` for the customer, value for value, without building frames.
+    """
+    c = pd.Timestamp(cutoff).to_datetime64()
+    before = lines.order_date < c
+    orders = customer_orders(lines, before)
+    n = len(orders)
+    if not n:
+        return None
+    # prepare() sorts the orders by (customer_id, order_date, order_id), stably
+    dates_list = orders.order_date.tolist()
+    order = sorted(range(n), key=lambda i: (dates_list[i], orders.order_id[i]))
+    dates = orders.order_date[order]
+    placed = ~orders.is_cancelled[order]
+    sales = np.where(placed, orders.net_sales[order], 0.0)
+    h = np.timedelta64(horizon_days, "D")
+    last_w = placed & (dates >= c - h)
+    prev_w = placed & (dates >= c - 2 * h) & (dates < c - h)
+    last_y = placed & (dates >= c - np.timedelta64(365, "D"))
+    one = np.zeros(n, dtype=np.intp)
+
+    def total(values: np.ndarray) -> float:
+        return float(group_sums(values, one, 1)[0])
+
+    frequency = float(placed.sum())
+    monetary = total(sales)
+    last = dates[placed].max() if placed.any() else dates.max()
+    day = np.timedelta64(1, "D")
+    recency = float((c - last) // day)
+    tenure = float((c - dates.min()) // day)
+    breadth = {
+        p
+        for i, p in enumerate(lines.product_line_id)
+        if before[i] and not lines.is_cancelled[i] and p is not None
+    }
+    windows = max(tenure, float(horizon_days)) / horizon_days
+    gap = (tenure - recency) / (frequency - 1) if frequency >= 2 else math.nan
+    values = {
+        "recency_days": recency,
+        "tenure_days": tenure,
+        "frequency": frequency,
+        "monetary": monetary,
+        "avg_order_value": monetary / frequency if frequency > 0 else 0.0,
+        "product_lines": float(len(breadth)),
+        "cancellation_rate": 1.0 - frequency / float(n),
+        "sales_last_window": total(np.where(last_w, sales, 0.0)),
+        "orders_last_window": float(last_w.sum()),
+        "sales_prev_window": total(np.where(prev_w, sales, 0.0)),
+        "orders_prev_window": float(prev_w.sum()),
+        "sales_last_365": total(np.where(last_y, sales, 0.0)),
+        "orders_last_365": float(last_y.sum()),
+        "avg_window_sales": monetary / windows,
+        "orders_per_window": frequency / windows,
+        "mean_gap_days": gap,
+        "overdue_ratio": recency / gap if gap > 0 else math.nan,
+    }
+    return {name: values[name] for name in FEATURES}
 
 
 def targets_at(

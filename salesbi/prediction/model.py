@@ -2,13 +2,15 @@
 
 One bundle holds up to four LightGBM boosters — ``sales`` (expected net sales in the window),
 ``order`` (probability of ordering at all), ``q10`` and ``q90`` (interval) — or none, when the
-data were too thin and the naive baseline is the published method. :func:`predict_frame` is the
-only place that turns features into prediction columns, for the batch and the single customer.
+data were too thin and the naive baseline is the published method. :func:`predict_frame` turns
+feature rows into prediction columns for the batch; :func:`predict_row` does the same for one
+customer (single-threaded, no frames) and must stay in step with it (tests/test_prediction_fast.py).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -132,15 +134,18 @@ def naive_probability(features: pd.DataFrame) -> np.ndarray:
     return 1.0 - np.exp(-features["orders_per_window"].to_numpy(dtype="float64"))
 
 
-def top_drivers(booster: lgb.Booster, x: pd.DataFrame, n: int = 3) -> list[str]:
-    """Return per row the ``n`` features with the largest SHAP contribution, e.g. 'recency_days (-), ...'."""
-    contrib = np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
+def _driver_text(contrib: np.ndarray, names: list[str] | np.ndarray, n: int) -> list[str]:
     order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :n]
-    names = np.asarray(x.columns)
     out = []
     for row, idx in zip(contrib, order, strict=True):
         out.append(", ".join(f"{names[i]} ({'+' if row[i] >= 0 else '-'})" for i in idx))
     return out
+
+
+def top_drivers(booster: lgb.Booster, x: pd.DataFrame, n: int = 3) -> list[str]:
+    """Return per row the ``n`` features with the largest SHAP contribution, e.g. 'recency_days (-), ...'."""
+    contrib = np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
+    return _driver_text(contrib, np.asarray(x.columns), n)
 
 
 def risk_from_probability(p: np.ndarray) -> np.ndarray:
@@ -179,3 +184,43 @@ def predict_frame(features: pd.DataFrame, model: StoredModel) -> pd.DataFrame:
     out["model_version"] = model.version
     out["note"] = model.note or pd.NA
     return out
+
+
+def predict_row(features: dict[str, float], model: StoredModel) -> dict[str, Any]:
+    """Return :func:`predict_frame`'s columns for one customer's features, as a dict of plain values.
+
+    The single-customer fast path: the same numbers as ``predict_frame`` on a one-row frame
+    (missing values as None), from a NumPy row and single-threaded LightGBM calls — a request
+    predicts one row, where thread start-up costs more than it saves.
+    """
+    out: dict[str, Any] = {}
+    if model.sales_method == "lightgbm":
+        x = np.array([[features[name] for name in model.features]], dtype="float64")
+        boosters = model.boosters
+        sales = max(float(boosters["sales"].predict(x, num_threads=1)[0]), 0.0)
+        low = max(float(boosters["q10"].predict(x, num_threads=1)[0]), 0.0)
+        high = float(boosters["q90"].predict(x, num_threads=1)[0])
+        out["predicted_sales_low"] = float(np.round(min(low, sales), 2))
+        out["predicted_sales_high"] = float(np.round(max(high, sales), 2))
+        contrib = np.asarray(boosters["sales"].predict(x, pred_contrib=True, num_threads=1))[:, :-1]
+        out["top_drivers"] = _driver_text(contrib, model.features, 3)[0]
+    else:
+        column = "sales_last_window" if model.sales_method == "naive_last_window" else "avg_window_sales"
+        sales = features[column]
+        out["predicted_sales_low"] = None
+        out["predicted_sales_high"] = None
+        out["top_drivers"] = None
+    out["predicted_sales"] = float(np.round(sales, 2))
+    if model.probability_method == "lightgbm":
+        x = np.array([[features[name] for name in model.features]], dtype="float64")
+        probability = float(model.boosters["order"].predict(x, num_threads=1)[0])
+    else:
+        probability = float(1.0 - np.exp(-np.float64(features["orders_per_window"])))
+    out["order_probability"] = float(np.round(probability, 6))
+    out["churn_risk"] = str(risk_from_probability(np.array([probability]))[0])
+    out["last_window_sales"] = float(np.round(features["sales_last_window"], 2))
+    out["avg_window_sales"] = float(np.round(features["avg_window_sales"], 2))
+    out["method"] = model.sales_method
+    out["model_version"] = model.version
+    out["note"] = model.note or None
+    return {key: (None if isinstance(v, float) and math.isnan(v) else v) for key, v in out.items()}

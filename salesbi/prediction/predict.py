@@ -20,6 +20,7 @@ Method (see docs/segmentation.md):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,10 +33,17 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from salesbi.errors import ConfigurationError, SalesBIError
 from salesbi.modelrun import ModelRun
 from salesbi.modelstore import utc_now
-from salesbi.prediction.features import FEATURES, Prepared, features_at, prepare, targets_at
-from salesbi.prediction.model import StoredModel, naive_probability, naive_sales, predict_frame
+from salesbi.prediction.features import (
+    FEATURES,
+    Prepared,
+    customer_features_at,
+    features_at,
+    prepare,
+    targets_at,
+)
+from salesbi.prediction.model import StoredModel, naive_probability, naive_sales, predict_frame, predict_row
 from salesbi.prediction.tables import CUSTOMER_PREDICTIONS
-from salesbi.segmentation.history import default_as_of, lines_from_fact, lines_from_history
+from salesbi.segmentation.history import customer_lines, default_as_of, lines_from_fact
 from salesbi.segmentation.segment import customer_reps, rep_names
 from salesbi.types import conform
 
@@ -394,26 +402,18 @@ def predict_from_history(
     the answer equals the batch row of the same customer. Keys: the prediction columns of
     ``rpt.customer_predictions`` (without names) plus ``features``.
     """
-    lines = lines_from_history(history)
+    lines = customer_lines(history)
     t = pd.Timestamp(as_of or model.as_of)
-    prepared = prepare(lines[lines["order_date"] < t])
-    if prepared.orders.empty:
+    features = customer_features_at(lines, t, model.horizon_days)
+    if features is None:
         raise SalesBIError(
             f"the history has no order before {t.date()}", hint="send orders before the as-of date"
         )
-    features = features_at(prepared, t, model.horizon_days)
-    row = predict_frame(features, model).iloc[0]
     out: dict[str, Any] = {
         "as_of_date": t.date(),
         "horizon_days": model.horizon_days,
         "window_end": (t + pd.Timedelta(days=model.horizon_days - 1)).date(),
     }
-    for key, value in row.items():
-        if value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-            out[str(key)] = None
-        elif isinstance(value, np.floating):
-            out[str(key)] = float(value)
-        else:
-            out[str(key)] = value
-    out["features"] = {k: (None if np.isnan(v) else float(v)) for k, v in features.iloc[0].items()}
+    out.update(predict_row(features, model))
+    out["features"] = {k: (None if math.isnan(v) else float(v)) for k, v in features.items()}
     return out

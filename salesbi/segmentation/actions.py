@@ -108,6 +108,7 @@ def _money(x: float) -> str:
 
 
 def _rep(name: object) -> str:
+    """Return 'by <rep>', or '(no sales rep assigned)' (already in parentheses) without a rep."""
     return f"by {name}" if isinstance(name, str) and name else "(no sales rep assigned)"
 
 
@@ -128,7 +129,8 @@ def recommend(
     if value_tier == "high" and risk == "medium":
         return "Check-in call", f"Check-in call {rep}: {facts}", 2
     action, what, priority, _ = SEGMENT_ACTIONS[segment]
-    return action, f"{what} ({rep}): {facts}", priority
+    who = rep if rep.startswith("(") else f"({rep})"
+    return action, f"{what} {who}: {facts}", priority
 
 
 def recommend_all(frame: pd.DataFrame) -> pd.DataFrame:

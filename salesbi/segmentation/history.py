@@ -1,14 +1,20 @@
 """Order histories in one shape, and the behaviour features computed from them at an as-of date.
 
-Both the batch path (every customer, from ``rpt.fact_order_lines``) and the
-single-customer path (one customer's history sent to an API) go through the
-same two functions, :func:`lines_from_fact` / :func:`lines_from_history` and
-:func:`behaviour_features`, so they cannot disagree.
+The batch path (every customer, from ``rpt.fact_order_lines``) goes through
+:func:`lines_from_fact` and :func:`behaviour_features`. The single-customer path (one
+customer's history sent to the API, which must answer in milliseconds) uses
+:func:`customer_lines` and :func:`customer_behaviour`: the same values computed with NumPy
+and plain Python over the customer's rows, bit for bit equal to the batch's (sums follow
+pandas' groupby sum, see :func:`group_sums`); tests/test_segmentation_fast.py holds them to it.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,25 +69,31 @@ def lines_from_fact(fact: pd.DataFrame) -> pd.DataFrame:
     return _normalise(fact[list(LINE_COLUMNS)])
 
 
-def lines_from_history(history: pd.DataFrame, customer_id: str = SINGLE_CUSTOMER) -> pd.DataFrame:
-    """Return one customer's history (``order_date`` and ``net_sales`` or ``amount``) in the history shape.
-
-    Optional columns: ``order_id`` (without it every row is one order), ``product_line_id``,
-    ``is_cancelled`` (default False) and ``employee_id``. Rows are order lines or whole orders.
-    """
-    frame = history.copy()
-    if "net_sales" not in frame.columns and "amount" in frame.columns:
-        frame = frame.rename(columns={"amount": "net_sales"})
-    missing = [c for c in ("order_date", "net_sales") if c not in frame.columns]
+def _sales_column(history: pd.DataFrame) -> str:
+    """Return the name of the sales column of a history after checking it is usable (else raise)."""
+    sales = "amount" if "net_sales" not in history.columns and "amount" in history.columns else "net_sales"
+    missing = [c for c, n in (("order_date", "order_date"), ("net_sales", sales)) if n not in history.columns]
     if missing:
         raise SalesBIError(
             f"the order history lacks the columns {missing}",
             column=missing[0],
             hint="send one row per order or order line with order_date and net_sales (or amount)",
         )
-    if frame["order_date"].isna().any():
-        row = int(np.flatnonzero(frame["order_date"].isna().to_numpy())[0])
+    absent = history["order_date"].isna().to_numpy()
+    if absent.any():
+        row = int(np.flatnonzero(absent)[0])
         raise SalesBIError("an order in the history has no order_date", line=row + 1, column="order_date")
+    return sales
+
+
+def lines_from_history(history: pd.DataFrame, customer_id: str = SINGLE_CUSTOMER) -> pd.DataFrame:
+    """Return one customer's history (``order_date`` and ``net_sales`` or ``amount``) in the history shape.
+
+    Optional columns: ``order_id`` (without it every row is one order), ``product_line_id``,
+    ``is_cancelled`` (default False) and ``employee_id``. Rows are order lines or whole orders.
+    """
+    sales = _sales_column(history)
+    frame = history.rename(columns={"amount": "net_sales"}) if sales == "amount" else history.copy()
     frame = frame.reset_index(drop=True)
     frame["customer_id"] = customer_id
     if "order_id" not in frame.columns:
@@ -90,6 +102,242 @@ def lines_from_history(history: pd.DataFrame, customer_id: str = SINGLE_CUSTOMER
         if column not in frame.columns:
             frame[column] = default
     return _normalise(frame[list(LINE_COLUMNS)])
+
+
+# --- the single-customer fast path -------------------------------------------------------------
+#
+# One customer's history is a few dozen rows; pandas' per-call overhead on such frames is most
+# of the cost of an API request. The functions below compute the same values as
+# ``lines_from_history`` → ``behaviour_features`` (and, in salesbi.prediction.features,
+# ``prepare`` → ``features_at``) with NumPy and plain Python over the customer's rows. Each
+# column conversion takes a fast route only for plain inputs (dates, ISO date strings, floats,
+# bools, strings) and otherwise uses the very pandas expression of ``_normalise``; sums follow
+# pandas' groupby-sum (see :func:`group_sums`) so that the results are bit-for-bit the batch's.
+# tests/test_segmentation_fast.py checks the equality on random customers.
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FAST_DAYS = (np.datetime64("1700-01-01", "s"), np.datetime64("2200-01-01", "s"))
+
+
+@dataclass(frozen=True)
+class CustomerLines:
+    """One customer's order lines as plain arrays, in the order given (normalised as ``_normalise`` does).
+
+    ``order_id`` is None where the history's order_id is missing (such lines belong to no order).
+    """
+
+    order_date: np.ndarray  # datetime64[s]
+    net_sales: np.ndarray  # float64, missing as 0.0
+    is_cancelled: np.ndarray  # bool
+    order_id: list[str | None]
+    product_line_id: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.order_date)
+
+
+def _plain_numpy(column: pd.Series) -> np.ndarray | None:
+    return column.to_numpy() if isinstance(column.dtype, np.dtype) else None
+
+
+def _objects(column: pd.Series) -> list[Any] | None:
+    """Return the column's values as Python objects when it holds objects or strings, else None."""
+    if isinstance(column.dtype, pd.StringDtype) or (
+        isinstance(column.dtype, np.dtype) and column.dtype == object
+    ):
+        return list(column.to_numpy(dtype=object).tolist())
+    return None
+
+
+def _dates(column: pd.Series) -> np.ndarray:
+    values = _plain_numpy(column)
+    items = _objects(column)
+    out: np.ndarray | None = None
+    if values is not None and values.dtype.kind == "M":
+        seconds = values.astype("datetime64[s]")
+        if bool((seconds == values).all()):
+            out = seconds
+    elif items is not None and (
+        all(type(v) is date for v in items) or all(type(v) is str and _ISO_DAY.fullmatch(v) for v in items)
+    ):
+        try:
+            out = np.array(items, dtype="datetime64[D]").astype("datetime64[s]")
+        except ValueError:
+            out = None
+    if out is not None and len(out) and (out.min() < _FAST_DAYS[0] or out.max() > _FAST_DAYS[1]):
+        out = None
+    if out is None:
+        out = pd.to_datetime(column).astype("datetime64[s]").to_numpy()
+    return np.asarray(out, dtype="datetime64[s]")
+
+
+def _amounts(column: pd.Series) -> np.ndarray:
+    values = _plain_numpy(column)
+    out: np.ndarray | None = None
+    if values is not None and values.dtype == np.float64:
+        out = values.copy()
+    elif values is not None and values.dtype == object:
+        items = values.tolist()
+        if all(type(v) is float or (type(v) is int and abs(v) < 2**53) for v in items):
+            out = np.array(items, dtype="float64")
+    if out is None:
+        out = pd.to_numeric(column).astype("float64").to_numpy(copy=True)
+    out[np.isnan(out)] = 0.0
+    return out
+
+
+def _flags(column: pd.Series) -> np.ndarray:
+    values = _plain_numpy(column)
+    if values is not None and values.dtype == np.bool_:
+        return values
+    if values is not None and values.dtype == object:
+        items = values.tolist()
+        if all(type(v) is bool for v in items):
+            return np.array(items, dtype=bool)
+    return column.astype("boolean").fillna(False).astype(bool).to_numpy()
+
+
+def _ids(column: pd.Series) -> list[str | None]:
+    items = _objects(column)
+    if items is not None and all(
+        type(v) is str or v is None or v is pd.NA or (type(v) is float and v != v) for v in items
+    ):
+        return [v if type(v) is str else None for v in items]
+    return list(column.astype("string").to_numpy(dtype=object, na_value=None).tolist())
+
+
+def customer_lines(history: pd.DataFrame) -> CustomerLines:
+    """Return one customer's history as :class:`CustomerLines` (the input of ``lines_from_history``)."""
+    sales = _sales_column(history)
+    n = len(history)
+    columns = history.columns
+    return CustomerLines(
+        order_date=_dates(history["order_date"]),
+        net_sales=_amounts(history[sales]),
+        is_cancelled=_flags(history["is_cancelled"])
+        if "is_cancelled" in columns
+        else np.zeros(n, dtype=bool),
+        order_id=_ids(history["order_id"]) if "order_id" in columns else [f"row{i}" for i in range(n)],
+        product_line_id=_ids(history["product_line_id"]) if "product_line_id" in columns else [None] * n,
+    )
+
+
+def _kahan(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Return per-group sums by pandas' Cython kernel: Kahan-compensated, NaN skipped, in row order."""
+    sums = [0.0] * n_groups
+    compensation = [0.0] * n_groups
+    for value, g in zip(values.tolist(), groups.tolist(), strict=True):
+        if value != value:
+            continue
+        y = value - compensation[g]
+        t = sums[g] + y
+        c = t - sums[g] - y
+        compensation[g] = c if math.isfinite(c) else 0.0
+        sums[g] = t
+    return np.array(sums, dtype="float64")
+
+
+def group_sums(
+    values: np.ndarray, groups: np.ndarray, n_groups: int, *, monotonic: bool | None = None
+) -> np.ndarray:
+    """Return per-group float sums exactly as pandas' groupby ``sum`` computes them.
+
+    ``groups`` are group numbers 0..n_groups-1 in row order (every group present). pandas adds
+    each group's rows with ``np.add.reduceat`` when the group numbers never decrease and there
+    is no NaN, and with its Kahan-compensated kernel otherwise; the results differ in the last
+    bits, so the fast path makes the same choice. ``monotonic`` overrides the check when rows
+    pandas drops (missing keys, numbered -1 there) are not among ``values``.
+    """
+    values = np.asarray(values, dtype="float64")
+    if n_groups == 0:
+        return np.zeros(0)
+    if monotonic is None:
+        monotonic = len(groups) < 2 or not bool((np.diff(groups) < 0).any())
+    if not monotonic or bool(np.isnan(values).any()):
+        return _kahan(values, groups, n_groups)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return np.asarray(np.add.reduceat(values, starts), dtype="float64")
+
+
+@dataclass(frozen=True)
+class CustomerOrders:
+    """One customer's orders (as ``orders_from_lines`` makes them), in order of first appearance."""
+
+    order_id: list[str]
+    order_date: np.ndarray  # datetime64[s], the order's first line date
+    net_sales: np.ndarray  # float64, the sum of its lines
+    is_cancelled: np.ndarray  # bool, any line cancelled
+
+    def __len__(self) -> int:
+        return len(self.order_id)
+
+
+def customer_orders(lines: CustomerLines, keep: np.ndarray) -> CustomerOrders:
+    """Return the orders of the lines where ``keep`` is true (lines without an order_id are skipped)."""
+    number: dict[str, int] = {}
+    groups: list[int] = []
+    rows: list[int] = []
+    monotonic, previous = True, -1
+    for i in np.flatnonzero(keep).tolist():
+        oid = lines.order_id[i]
+        g = -1 if oid is None else number.setdefault(oid, len(number))
+        monotonic = monotonic and g >= previous
+        previous = g
+        if g >= 0:
+            rows.append(i)
+            groups.append(g)
+    n = len(number)
+    index = np.asarray(rows, dtype=np.intp)
+    codes = np.asarray(groups, dtype=np.intp)
+    first = np.full(n, np.datetime64("NaT", "s"))
+    cancelled = np.zeros(n, dtype=bool)
+    dates = lines.order_date[index]
+    if n:
+        order = np.argsort(codes, kind="stable")
+        starts = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1]])
+        first = np.minimum.reduceat(dates[order].astype("int64"), starts).astype("datetime64[s]")
+        cancelled = np.logical_or.reduceat(lines.is_cancelled[index][order], starts)
+    return CustomerOrders(
+        order_id=list(number),
+        order_date=first,
+        net_sales=group_sums(lines.net_sales[index], codes, n, monotonic=monotonic),
+        is_cancelled=cancelled,
+    )
+
+
+def customer_behaviour(lines: CustomerLines, as_of: date) -> dict[str, Any] | None:
+    """Return one customer's ``BEHAVIOUR_COLUMNS`` values at ``as_of`` (None when no order is before it).
+
+    Equals the customer's row of :func:`behaviour_features` (same values, dates as Timestamps).
+    """
+    cutoff = pd.Timestamp(as_of)
+    before = lines.order_date < cutoff.to_datetime64()
+    orders = customer_orders(lines, before)
+    if not len(orders):
+        return None
+    placed = ~orders.is_cancelled
+    frequency = int(placed.sum())
+    first = orders.order_date.min()
+    last = orders.order_date[placed].max() if frequency else orders.order_date.max()
+    sums = group_sums(orders.net_sales[placed], np.zeros(frequency, dtype=np.intp), 1)
+    monetary = float(np.round(sums, 2)[0]) if frequency else 0.0
+    breadth = {
+        p
+        for i, p in enumerate(lines.product_line_id)
+        if before[i] and not lines.is_cancelled[i] and p is not None
+    }
+    c = cutoff.to_datetime64()
+    return {
+        "first_order_date": pd.Timestamp(first),
+        "last_order_date": pd.Timestamp(last),
+        "recency_days": int((c - last) // np.timedelta64(1, "D")),
+        "frequency": frequency,
+        "monetary": monetary,
+        "tenure_days": int((c - first) // np.timedelta64(1, "D")),
+        "avg_order_value": float(np.round(monetary / frequency, 2)) if frequency else 0.0,
+        "product_lines": len(breadth),
+        "cancellation_rate": 1.0 - frequency / len(orders),
+    }
 
 
 def default_as_of(lines: pd.DataFrame) -> date:

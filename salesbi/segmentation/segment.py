@@ -9,15 +9,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from salesbi.errors import SalesBIError
 from salesbi.modelrun import ModelRun
 from salesbi.modelstore import utc_now
-from salesbi.segmentation.actions import SEGMENT_ACTIONS, recommend_all, risks, value_tiers
-from salesbi.segmentation.clusters import K_RANGE, WEAK_SILHOUETTE, assign, centroid_profiles, fit_clusters
+from salesbi.segmentation.actions import SEGMENT_ACTIONS, recommend, recommend_all, risks, value_tiers
+from salesbi.segmentation.clusters import (
+    CLUSTER_FEATURES,
+    K_RANGE,
+    LOGGED,
+    WEAK_SILHOUETTE,
+    ClusterModel,
+    assign,
+    centroid_profiles,
+    fit_clusters,
+)
 from salesbi.segmentation.history import (
     behaviour_features,
+    customer_behaviour,
+    customer_lines,
     default_as_of,
     lines_from_fact,
-    lines_from_history,
 )
 from salesbi.segmentation.model import SegmentationModel
 from salesbi.segmentation.rfm import RfmEdges, fit_rfm_edges, rfm_scores, segment_names
@@ -133,8 +144,6 @@ def segment_customers(
     as_of = as_of or default_as_of(lines)
     features = behaviour_features(lines, as_of)
     if features.empty:
-        from salesbi.errors import SalesBIError
-
         raise SalesBIError(f"no orders before the as-of date {as_of}", hint="choose a later as_of")
     edges = fit_rfm_edges(
         features["recency_days"].to_numpy(), features["frequency"].to_numpy(), features["monetary"].to_numpy()
@@ -231,6 +240,58 @@ def segment_from_rfm(
     }
 
 
+def assign_one(features: dict[str, Any], model: ClusterModel) -> int:
+    """Return the cluster of one customer: :func:`~salesbi.segmentation.clusters.assign` on one row."""
+    raw = np.array(
+        [[float(features[name]) for name in CLUSTER_FEATURES]],
+        dtype="float64",
+    )
+    logged = np.array([name in LOGGED for name in CLUSTER_FEATURES])
+    raw[:, logged] = np.log1p(np.clip(raw[:, logged], 0.0, None))
+    x = (raw - np.asarray(model.mean)) / np.asarray(model.scale)
+    centroids = np.asarray(model.centroids)
+    distances = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    return int(np.argmin(distances, axis=1)[0])
+
+
+def score_one(
+    features: dict[str, Any], model: SegmentationModel, as_of: date, sales_rep_name: str | None
+) -> dict[str, Any]:
+    """Return :func:`score_features` for one customer's behaviour values, as ``segment_from_history`` answers.
+
+    The single-customer fast path: the same scoring functions on one-element arrays, no frames.
+    """
+    recency, frequency, monetary = features["recency_days"], features["frequency"], features["monetary"]
+    r, f, m = rfm_scores(np.array([recency]), np.array([frequency]), np.array([monetary]), model.edges)
+    row: dict[str, Any] = dict(features)
+    row["monetary"] = np.float64(monetary)
+    row["avg_order_value"] = np.float64(features["avg_order_value"])
+    row["cancellation_rate"] = np.float64(features["cancellation_rate"])
+    row["r_score"], row["f_score"], row["m_score"] = int(r[0]), int(f[0]), int(m[0])
+    row["rfm_score"] = f"{int(r[0])}{int(f[0])}{int(m[0])}"
+    row["segment"] = str(segment_names(r, f, m)[0])
+    if model.clusters is not None:
+        label = assign_one(features, model.clusters)
+        row["cluster_id"], row["cluster_name"] = label, model.clusters.names[label]
+    else:
+        row["cluster_id"], row["cluster_name"] = None, None
+    row["value_tier"] = str(value_tiers(m)[0])
+    row["risk"] = str(
+        risks(r, np.array([frequency]), np.array([recency]), np.array([features["tenure_days"]]))[0]
+    )
+    row["sales_rep_name"] = None if sales_rep_name is None else str(sales_rep_name)
+    rep = row["sales_rep_name"]
+    action, detail, priority = recommend(
+        row["segment"], row["value_tier"], row["risk"], int(recency), int(frequency), float(monetary), rep
+    )
+    row.update({"action": action, "action_detail": detail, "action_priority": int(priority)})
+    for column in ("first_order_date", "last_order_date"):
+        row[column] = pd.Timestamp(row[column]).date()
+    out: dict[str, Any] = {"as_of_date": as_of, "model_version": model.version}
+    out.update({column: row[column] for column in CUSTOMER_SEGMENTS.column_names if column in row})
+    return out
+
+
 def segment_from_history(
     history: pd.DataFrame,
     model: SegmentationModel,
@@ -241,37 +302,14 @@ def segment_from_history(
     """Return one customer's ``customer_segments`` values (features, scores, segment, cluster, action).
 
     ``history``: the customer's orders or order lines (see ``lines_from_history``). ``as_of``
-    defaults to the model's as-of date, so the answer equals the batch row of the same customer.
+    defaults to the model's as-of date, so the answer equals the batch row of the same customer
+    (computed without frames: see ``customer_behaviour`` and :func:`score_one`).
     """
-    lines = lines_from_history(history)
+    lines = customer_lines(history)
     as_of = as_of or model.as_of
-    features = behaviour_features(lines, as_of)
-    if features.empty:
-        from salesbi.errors import SalesBIError
-
+    features = customer_behaviour(lines, as_of)
+    if features is None:
         raise SalesBIError(
             f"the history has no order before {as_of}", hint="send orders before the as-of date"
         )
-    names = pd.Series([sales_rep_name], index=features.index, dtype="string")
-    row = score_features(features, model.edges, model.clusters, names).iloc[0]
-    out: dict[str, Any] = {"as_of_date": as_of, "model_version": model.version}
-    for column in CUSTOMER_SEGMENTS.column_names:
-        if column in row.index:
-            value = row[column]
-            out[column] = None if value is pd.NA or (isinstance(value, float) and np.isnan(value)) else value
-    for column in ("first_order_date", "last_order_date"):
-        out[column] = pd.Timestamp(out[column]).date()
-    for column in (
-        "recency_days",
-        "frequency",
-        "tenure_days",
-        "product_lines",
-        "r_score",
-        "f_score",
-        "m_score",
-    ):
-        out[column] = int(out[column])
-    if out.get("cluster_id") is not None:
-        out["cluster_id"] = int(out["cluster_id"])
-    out["action_priority"] = int(out["action_priority"])
-    return out
+    return score_one(features, model, as_of, sales_rep_name)
