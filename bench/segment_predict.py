@@ -4,7 +4,7 @@
 
 For each size a synthetic ``fact_order_lines`` with known personas is built (not timed:
 ``salesbi.prediction.synthetic``), then a child process times ``segment_customers`` and
-``predict_customer_sales`` (LightGBM on 2 threads) and reports its peak RSS; a second child
+``predict_customer_sales`` (LightGBM, one thread) and reports its peak RSS; a second child
 reports the peak RSS of just building the data, so the models' own memory is the difference.
 Prints a markdown table for docs/benchmarks.md.
 """
