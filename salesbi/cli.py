@@ -90,7 +90,11 @@ def _print_outputs(doc: dict[str, Any]) -> None:
             )
     console.print("\n[bold]outputs[/]")
     for key, value in doc["outputs"].items():
-        if isinstance(value, dict):
+        if key == "models" and isinstance(value, dict):
+            for name, folder in value.items():
+                console.print(f"  {'model ' + name:<20} {folder}")
+            continue
+        if isinstance(value, dict | list):
             value = f"{len(value)} tables"
         console.print(f"  {key:<20} {value}")
 
