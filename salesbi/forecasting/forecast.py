@@ -1,0 +1,347 @@
+"""Entry points: ``forecast_sales`` (the pipeline's forecast step) and ``forecast_series`` (one series)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from salesbi.errors import ConfigurationError, SalesBIError
+from salesbi.forecasting.engine import MODELS, EngineOutput, run_engine
+from salesbi.forecasting.evaluate import LEVELS
+from salesbi.forecasting.lgbm import LightGBMConfig
+from salesbi.forecasting.series import (
+    DEFAULT_HORIZON,
+    FREQUENCY_NAMES,
+    SeriesPanel,
+    build_panel,
+    build_series,
+    choose_frequency,
+    choose_horizon,
+    normalize_frequency,
+    period_start,
+)
+from salesbi.forecasting.tables import FORECAST_ACCURACY, SALES_FORECAST
+from salesbi.modelrun import ModelRun
+from salesbi.types import conform
+
+MODEL_VERSION = "1"
+
+
+@dataclass
+class ForecastResult:
+    """The forecast step's output: the two rpt frames, one ModelRun per model, frequency and horizon."""
+
+    sales_forecast: pd.DataFrame
+    forecast_accuracy: pd.DataFrame
+    model_runs: list[ModelRun]
+    frequency: str
+    horizon: int
+    models: dict[str, Any] = field(default_factory=dict)  # nothing to store: refitted every run
+
+
+def _resolve(
+    order_dates: pd.Series, frequency: str | None, horizon: int | None, backtest_origins: int
+) -> tuple[str, int | None]:
+    freq = normalize_frequency(frequency) if frequency else choose_frequency(order_dates)
+    if horizon is not None and horizon < 1:
+        raise ConfigurationError(f"forecast horizon must be at least 1 period, got {horizon}")
+    if backtest_origins < 0:
+        raise ConfigurationError(f"backtest_origins must be 0 or more, got {backtest_origins}")
+    return freq, horizon
+
+
+def _check_length(panel: SeriesPanel, horizon: int) -> None:
+    if panel.n_periods < 4:
+        raise SalesBIError(
+            f"only {panel.n_periods} full {FREQUENCY_NAMES[panel.frequency]} periods of sales: "
+            "too few to forecast",
+            hint="load more history or choose a finer frequency (forecast_frequency D or W)",
+        )
+
+
+def forecast_sales(
+    fact: pd.DataFrame,
+    customers: pd.DataFrame,
+    product_lines: pd.DataFrame,
+    offices: pd.DataFrame,
+    *,
+    run_id: str,
+    frequency: str | None = None,
+    horizon: int | None = None,
+    backtest_origins: int = 3,
+    top_countries: int = 5,
+    random_state: int = 0,
+    n_jobs: int = 1,
+    lgbm_config: LightGBMConfig | None = None,
+) -> ForecastResult:
+    """Return forecasts of total, product-line, country and office net sales with their backtest.
+
+    ``fact`` is ``rpt.fact_order_lines``.  Frequency (D/W/M) and horizon default to what the
+    data support (see :func:`choose_frequency`, :func:`choose_horizon`).  Each series publishes
+    its champion's forecast (lowest backtest WAPE) with conformal 80 % / 95 % intervals.
+    """
+    if fact.empty:
+        raise SalesBIError(
+            "fact_order_lines is empty: there are no sales to forecast", hint="load orders first"
+        )
+    orders = fact.drop_duplicates("order_id") if "order_id" in fact.columns else fact
+    freq, h = _resolve(orders["order_date"], frequency, horizon, backtest_origins)
+    panel = build_series(fact, customers, product_lines, offices, freq, top_countries)
+    h = h or choose_horizon(freq, panel.n_periods, backtest_origins)
+    _check_length(panel, h)
+    out = run_engine(panel, h, backtest_origins, random_state, n_jobs=n_jobs, lgbm_config=lgbm_config)
+    return _result(out, run_id, backtest_origins, top_countries, random_state)
+
+
+def forecast_series(
+    history: pd.Series, horizon: int | None = None, frequency: str | None = None
+) -> pd.DataFrame:
+    """Return the future forecast of one sales series (index: dates) with 80 %/95 % intervals.
+
+    ``history`` values are summed per period (so daily orders may be passed for a monthly
+    forecast) and missing periods count as zero.  Columns: date, forecast, lower_80,
+    upper_80, lower_95, upper_95, model, model_note, horizon_step.
+    """
+    if not isinstance(history, pd.Series) or history.empty:
+        raise SalesBIError("history must be a non-empty pandas Series of sales indexed by date")
+    try:
+        dates = pd.to_datetime(pd.Series(history.index))
+    except (TypeError, ValueError) as exc:
+        raise SalesBIError(
+            "the history's index must hold dates", hint="index the series by order date"
+        ) from exc
+    values = pd.to_numeric(pd.Series(history.to_numpy()), errors="coerce").fillna(0.0).astype("float64")
+    freq = normalize_frequency(frequency) if frequency else choose_frequency(dates[values != 0])
+    long = pd.DataFrame(
+        {"series_id": "total", "order_date": dates.to_numpy(), "net_sales": values.to_numpy()}
+    )
+    meta = pd.DataFrame(
+        {
+            "series_id": ["total"],
+            "series_level": ["total"],
+            "series_name": ["All sales"],
+            "country_code": [None],
+        }
+    )
+    end = dates.max()
+    if freq != "D":
+        # a series given per period (e.g. month starts) covers its last period entirely
+        starts = period_start(dates, freq)
+        if bool((pd.DatetimeIndex(dates) == starts).all()):
+            end = _period_last_day(starts.max(), freq)
+    panel = build_panel(long, meta, freq, end=end)
+    h = horizon or choose_horizon(freq, panel.n_periods, 3)
+    _check_length(panel, h)
+    out = run_engine(panel, h, 3, 0)
+    sf = _forecast_rows(out, "forecast_series")
+    fut = sf[sf["is_future"]].reset_index(drop=True)
+    cols = [
+        "date",
+        "forecast",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
+        "model",
+        "model_note",
+        "horizon_step",
+    ]
+    return fut[cols]
+
+
+def _period_last_day(start: pd.Timestamp, freq: str) -> pd.Timestamp:
+    from salesbi.forecasting.series import period_end
+
+    return period_end(start, freq)
+
+
+def _forecast_rows(out: EngineOutput, run_id: str) -> pd.DataFrame:
+    """Return the ``sales_forecast`` rows: every history period, backtest forecasts, the future."""
+    panel = out.panel
+    n, T, H = panel.n_series, panel.n_periods, out.horizon
+    meta = panel.meta
+    idx = np.arange(n)
+    champ = np.array(out.champion, dtype=object)
+
+    hist = pd.DataFrame(
+        {
+            "series_i": np.repeat(idx, T),
+            "t": np.tile(np.arange(T), n),
+            "date": np.tile(panel.dates.to_numpy(), n),
+            "actual": panel.values.ravel(),
+        }
+    )
+    # champion's out-of-sample forecasts over the backtest windows, as (series, period) grids
+    grids = {c: np.full((n, T), np.nan) for c in ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")}
+    step = np.full((n, T), np.nan)
+    in_backtest = np.zeros((n, T), dtype=bool)
+    for m in set(champ):
+        rows = np.flatnonzero(champ == m)
+        for k, o in enumerate(out.origins):
+            cols = slice(o + 1, o + 1 + H)
+            grids["forecast"][rows, cols] = out.backtest[m][rows, k]
+            for level in LEVELS:
+                lo, hi = out.backtest_bounds[m][level]
+                tag = round(level * 100)
+                grids[f"lower_{tag}"][rows, cols] = lo[rows, k]
+                grids[f"upper_{tag}"][rows, cols] = hi[rows, k]
+            step[rows, cols] = np.arange(1, H + 1)
+            in_backtest[rows, cols] = True
+    for col, grid in grids.items():
+        hist[col] = grid.ravel()
+    hist["horizon_step"] = step.ravel()
+    flat = in_backtest.ravel()
+    hist["is_backtest"] = flat
+    series_of_row = hist["series_i"].to_numpy()
+    hist["model"] = np.where(flat, champ[series_of_row], None)
+    hist["model_note"] = np.where(flat, np.array(out.champion_note, dtype=object)[series_of_row], None)
+    hist["is_future"] = False
+
+    fut = pd.DataFrame(
+        {
+            "series_i": np.repeat(idx, H),
+            "date": np.tile(pd.DatetimeIndex(out.future_dates).to_numpy(), n),
+            "actual": np.nan,
+            "horizon_step": np.tile(np.arange(1, H + 1), n),
+            "is_backtest": False,
+            "is_future": True,
+            "model": np.repeat(champ, H),
+            "model_note": np.repeat(np.array(out.champion_note, dtype=object), H),
+        }
+    )
+    fc = np.stack([out.future[champ[i]][i] for i in range(n)])
+    fut["forecast"] = fc.ravel()
+    for level in LEVELS:
+        tag = round(level * 100)
+        lo = np.stack([out.future_bounds[champ[i]][level][0][i] for i in range(n)])
+        hi = np.stack([out.future_bounds[champ[i]][level][1][i] for i in range(n)])
+        fut[f"lower_{tag}"] = lo.ravel()
+        fut[f"upper_{tag}"] = hi.ravel()
+
+    frame = pd.concat([hist.drop(columns="t"), fut], ignore_index=True)
+    for col in ("series_id", "series_level", "series_name"):
+        frame[col] = meta[col].to_numpy()[frame["series_i"].to_numpy()]
+    frame["frequency"] = panel.frequency
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame["month_start"] = frame["date"].dt.to_period("M").dt.to_timestamp()
+    frame["run_id"] = run_id
+    for col in ("actual", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"):
+        frame[col] = frame[col].astype("float64").round(2)
+    frame["horizon_step"] = frame["horizon_step"].astype("Float64").astype("Int64")
+    frame = frame.sort_values(["series_i", "date"], kind="stable").reset_index(drop=True)
+    return conform(frame, SALES_FORECAST)
+
+
+def _accuracy_rows(out: EngineOutput, run_id: str) -> pd.DataFrame:
+    panel = out.panel
+    rows: list[dict[str, Any]] = []
+    for i in range(panel.n_series):
+        meta = panel.meta.iloc[i]
+        champ = out.champion[i]
+        for m in MODELS:
+            met = out.metrics[m]
+            status = out.status[m][i]
+            notes = [out.notes[m][i]] if out.notes[m][i] else []
+            if m == champ:
+                notes.insert(0, f"champion: {out.champion_note[i]}")
+            elif m == "lightgbm":
+                notes.insert(0, f"not published: {out.champion_note[i]}")
+            if not out.origins:
+                notes.append("history too short for a backtest")
+            rows.append(
+                {
+                    "series_id": meta["series_id"],
+                    "model": m,
+                    "series_level": meta["series_level"],
+                    "series_name": meta["series_name"],
+                    "frequency": panel.frequency,
+                    "horizon": out.horizon,
+                    "wape": met["wape"][i],
+                    "mase": met["mase"][i],
+                    "bias": met["bias"][i],
+                    "coverage_80": met["coverage_80"][i],
+                    "coverage_95": met["coverage_95"][i],
+                    "n_origins": len(out.origins),
+                    "n_points": len(out.origins) * out.horizon,
+                    "is_champion": m == champ,
+                    "status": status,
+                    "note": "; ".join(notes) or None,
+                    "run_id": run_id,
+                }
+            )
+    return conform(pd.DataFrame(rows), FORECAST_ACCURACY)
+
+
+def _model_runs(
+    out: EngineOutput, backtest_origins: int, top_countries: int, random_state: int
+) -> list[ModelRun]:
+    panel = out.panel
+    start = panel.dates[0].date()
+    end = panel.dates[-1].date()
+    runs = []
+    for m in MODELS:
+        met = out.metrics[m]
+        champions = sum(1 for c in out.champion if c == m)
+        fallbacks = sum(1 for s in out.status[m] if s != "ok")
+
+        def mean(x: np.ndarray) -> float | None:
+            finite = x[np.isfinite(x)]
+            return float(finite.mean()) if len(finite) else None
+
+        params: dict[str, Any] = {
+            "frequency": panel.frequency,
+            "horizon": out.horizon,
+            "backtest_origins_requested": backtest_origins,
+            "backtest_origins": [str(panel.dates[o].date()) for o in out.origins],
+            "top_countries": top_countries,
+            "random_state": random_state,
+            "strategy": "direct, global" if m == "lightgbm" else "per series",
+        }
+        if m == "lightgbm":
+            params["train_rows_final"] = out.lgbm_rows
+        runs.append(
+            ModelRun(
+                model_name=f"forecast_{m}",
+                model_version=MODEL_VERSION,
+                status="ok" if out.origins else "too_thin",
+                data_start=start,
+                data_end=end,
+                n_rows=panel.n_series * panel.n_periods,
+                params=params,
+                metrics={
+                    "series": panel.n_series,
+                    "mean_wape": mean(met["wape"]),
+                    "mean_mase": mean(met["mase"]),
+                    "mean_bias": mean(met["bias"]),
+                    "mean_coverage_80": mean(met["coverage_80"]),
+                    "mean_coverage_95": mean(met["coverage_95"]),
+                    "champion_of_series": champions,
+                    "fallback_series": fallbacks,
+                    "seconds": out.seconds.get("lightgbm" if m == "lightgbm" else "baselines"),
+                },
+                notes=(
+                    f"{champions} of {panel.n_series} series publish this model's forecast"
+                    + (f"; {fallbacks} series fell back to a simpler forecast" if fallbacks else "")
+                    + ("" if out.origins else "; history too short for a backtest")
+                ),
+            )
+        )
+    return runs
+
+
+def _result(
+    out: EngineOutput, run_id: str, backtest_origins: int, top_countries: int, random_state: int
+) -> ForecastResult:
+    return ForecastResult(
+        sales_forecast=_forecast_rows(out, run_id),
+        forecast_accuracy=_accuracy_rows(out, run_id),
+        model_runs=_model_runs(out, backtest_origins, top_countries, random_state),
+        frequency=out.panel.frequency,
+        horizon=out.horizon,
+    )
+
+
+__all__ = ["DEFAULT_HORIZON", "ForecastResult", "forecast_sales", "forecast_series"]

@@ -1,0 +1,299 @@
+"""Sales series to forecast: total, per product line, per customer country (top N + Other), per office.
+
+Every series is a row of one dense ``(n_series, n_periods)`` array over the same calendar of
+period starts; a period without sales is a zero, never a gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from salesbi.errors import ConfigurationError, SalesBIError
+
+FREQUENCY_NAMES = {"D": "daily", "W": "weekly", "M": "monthly"}
+#: accepted spellings of a frequency → canonical code
+FREQUENCY_ALIASES = {
+    "D": "D",
+    "DAY": "D",
+    "DAILY": "D",
+    "W": "W",
+    "WEEK": "W",
+    "WEEKLY": "W",
+    "M": "M",
+    "MS": "M",
+    "ME": "M",
+    "MONTH": "M",
+    "MONTHLY": "M",
+}
+#: main seasonal period per frequency (a week of days, a year of weeks, a year of months)
+SEASON = {"D": 7, "W": 52, "M": 12}
+#: periods in a year per frequency (for the yearly seasonal lag)
+YEAR = {"D": 364, "W": 52, "M": 12}
+DEFAULT_HORIZON = {"D": 28, "W": 8, "M": 3}
+OTHER = "Other"
+
+
+@dataclass
+class SeriesPanel:
+    """Aligned series: ``values[i, t]`` is the net sales of series ``i`` in period ``dates[t]``."""
+
+    frequency: str
+    dates: pd.DatetimeIndex
+    values: np.ndarray
+    meta: pd.DataFrame  # series_id, series_level, series_name, country_code (None when unknown)
+
+    @property
+    def n_series(self) -> int:
+        """Return the number of series."""
+        return int(self.values.shape[0])
+
+    @property
+    def n_periods(self) -> int:
+        """Return the number of periods."""
+        return int(self.values.shape[1])
+
+
+def normalize_frequency(frequency: str) -> str:
+    """Return the canonical code ``D``, ``W`` or ``M`` of ``frequency``; ConfigurationError if unknown."""
+    code = FREQUENCY_ALIASES.get(str(frequency).strip().upper())
+    if code is None:
+        raise ConfigurationError(
+            f"unknown forecast frequency {frequency!r}",
+            hint="use D (daily), W (weekly) or M (monthly), or leave it unset to choose from the data",
+        )
+    return code
+
+
+def period_start(dates: pd.Series | pd.DatetimeIndex, frequency: str) -> pd.DatetimeIndex:
+    """Return the first day of the period (day, Monday-based week, month) holding each date."""
+    idx = pd.DatetimeIndex(pd.to_datetime(dates)).normalize()
+    if frequency == "D":
+        return idx
+    if frequency == "W":
+        return idx - pd.to_timedelta(idx.day_of_week, unit="D")
+    return idx.to_period("M").to_timestamp()
+
+
+def period_range(start: pd.Timestamp, periods: int, frequency: str) -> pd.DatetimeIndex:
+    """Return ``periods`` consecutive period starts from ``start``."""
+    freq = {"D": "D", "W": "7D", "M": "MS"}[frequency]
+    return pd.date_range(start, periods=periods, freq=freq)
+
+
+def period_end(start: pd.Timestamp, frequency: str) -> pd.Timestamp:
+    """Return the last day of the period beginning ``start``."""
+    if frequency == "D":
+        return start
+    if frequency == "W":
+        return start + pd.Timedelta(days=6)
+    return start + pd.offsets.MonthEnd(0)
+
+
+def choose_frequency(order_dates: pd.Series) -> str:
+    """Return the finest frequency the orders support: ``D``, ``W`` or ``M``.
+
+    A frequency is dense enough when its periods hold at least 5 orders on average and
+    90 % of its periods hold an order, and the span gives at least 8 of its seasons
+    (8 weeks of days, 8 months of weeks is not enough: weekly needs a year).  So a shop
+    with dozens of orders a day forecasts daily; classicmodels (326 orders in ~2.5 years,
+    ~2.6 a week) forecasts monthly.
+    """
+    days = pd.to_datetime(order_dates.dropna()).dt.normalize()
+    if days.empty:
+        raise SalesBIError("there are no orders to forecast", hint="load orders before the forecast step")
+    span_days = int((days.max() - days.min()).days) + 1
+    for code, min_periods in (("D", 8 * 7 * 4), ("W", 60)):
+        starts = period_start(days, code)
+        n_periods = max(1, {"D": span_days, "W": span_days // 7}[code])
+        per_period = len(days) / n_periods
+        covered = starts.nunique() / n_periods
+        if n_periods >= min_periods and per_period >= 5 and covered >= 0.9:
+            return code
+    return "M"
+
+
+def choose_horizon(frequency: str, n_periods: int, backtest_origins: int) -> int:
+    """Return the default horizon: 28/14/7 days, 8/4/2 weeks or 3/2/1 months, shortened for short history.
+
+    The longest option is kept when the backtest windows still leave 8 weeks of days, half a
+    year of weeks or a year of months to train on before the first origin.
+    """
+    options = {"D": (28, 14, 7), "W": (8, 4, 2), "M": (3, 2, 1)}[frequency]
+    for h in options:
+        # keep at least two seasons (or a year) of training before the first backtest origin
+        need = backtest_origins * h + {"D": 56, "W": 26, "M": 12}[frequency]
+        if n_periods >= need:
+            return h
+    return options[-1]
+
+
+@lru_cache(maxsize=1)
+def _country_codes() -> dict[str, str]:
+    from holidays.registry import COUNTRIES
+
+    codes: dict[str, str] = {}
+    for key, names in COUNTRIES.items():
+        class_name, alpha2, alpha3 = names[0], names[1], names[2]
+        for spelling in (key, class_name, alpha2, alpha3, key.replace("_", " ")):
+            codes[spelling.lower()] = alpha2
+    extra = {
+        "usa": "US",
+        "us": "US",
+        "united states": "US",
+        "united states of america": "US",
+        "uk": "GB",
+        "united kingdom": "GB",
+        "great britain": "GB",
+        "england": "GB",
+        "russia": "RU",
+        "south korea": "KR",
+        "korea": "KR",
+    }
+    codes.update(extra)
+    return codes
+
+
+def country_code(name: object) -> str | None:
+    """Return the ISO alpha-2 code the ``holidays`` package knows for a country name, else None."""
+    if name is None or (isinstance(name, float) and np.isnan(name)) or name is pd.NA:
+        return None
+    return _country_codes().get(str(name).strip().lower().replace("_", " ")) or _country_codes().get(
+        str(name).strip().lower().replace(" ", "_")
+    )
+
+
+def _series_frame(
+    fact: pd.DataFrame,
+    customers: pd.DataFrame,
+    product_lines: pd.DataFrame,
+    offices: pd.DataFrame,
+    top_countries: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (long rows: series_id, order_date, net_sales) and (series meta)."""
+    f = fact[["order_date", "net_sales", "customer_id", "product_line_id", "office_id"]].copy()
+    f["net_sales"] = f["net_sales"].astype("float64").fillna(0.0)
+    cust = customers[["customer_id", "country"]].drop_duplicates("customer_id")
+    f = f.merge(cust, on="customer_id", how="left")
+    f["country"] = f["country"].astype("string").fillna("Unknown")
+
+    by_country = f.groupby("country")["net_sales"].sum().sort_values(ascending=False, kind="stable")
+    top = list(by_country.index[: max(0, top_countries)])
+    f["country_group"] = f["country"].where(f["country"].isin(top), OTHER)
+
+    pl_names = dict(
+        zip(
+            product_lines["product_line_id"].astype("string"),
+            product_lines["name"].astype("string"),
+            strict=True,
+        )
+    )
+    off = offices[["office_id", "city", "country"]].astype("string")
+    office_city = dict(zip(off["office_id"], off["city"], strict=True))
+    office_country = dict(zip(off["office_id"], off["country"], strict=True))
+
+    # the company's home country (for holidays of total and product lines): a clear majority of sales
+    share = by_country / by_country.sum() if by_country.sum() > 0 else by_country
+    home = country_code(share.index[0]) if len(share) and float(share.iloc[0]) >= 0.5 else None
+
+    parts = [f.assign(series_id="total", series_level="total", series_name="All sales", code=home)]
+    pl = f[f["product_line_id"].notna()]
+    parts.append(
+        pl.assign(
+            series_id="product_line:" + pl["product_line_id"].astype(str),
+            series_level="product_line",
+            series_name=pl["product_line_id"].map(lambda x: pl_names.get(x) or str(x)),
+            code=home,
+        )
+    )
+    cg = f["country_group"].astype(str)
+    parts.append(
+        f.assign(
+            series_id="country:" + cg,
+            series_level="country",
+            series_name=cg,
+            code=cg.map(lambda c: None if c == OTHER else country_code(c)),
+        )
+    )
+    of = f[f["office_id"].notna()]
+    parts.append(
+        of.assign(
+            series_id="office:" + of["office_id"].astype(str),
+            series_level="office",
+            series_name=of["office_id"].map(lambda x: office_city.get(x) or str(x)),
+            code=of["office_id"].map(lambda x: country_code(office_country.get(x))),
+        )
+    )
+    long = pd.concat(parts, ignore_index=True)
+    meta = (
+        long.groupby("series_id", sort=False)
+        .agg(
+            series_level=("series_level", "first"),
+            series_name=("series_name", "first"),
+            country_code=("code", "first"),
+        )
+        .reset_index()
+    )
+    level_order = {"total": 0, "product_line": 1, "country": 2, "office": 3}
+    meta["_o"] = meta["series_level"].map(level_order)
+    meta = meta.sort_values(["_o", "series_id"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    meta["series_name"] = meta["series_name"].astype(str)
+    meta["country_code"] = meta["country_code"].astype(object).where(meta["country_code"].notna(), None)
+    return long[["series_id", "order_date", "net_sales"]], meta
+
+
+def build_panel(
+    long: pd.DataFrame, meta: pd.DataFrame, frequency: str, end: pd.Timestamp | None = None
+) -> SeriesPanel:
+    """Return the panel of ``long`` rows (series_id, order_date, net_sales) summed per period.
+
+    Missing periods are zeros.  A last period that the data do not cover to its end
+    (``end`` = last order date) is dropped: half a month is not a month of low sales.
+    """
+    if long.empty:
+        raise SalesBIError("there are no sales to forecast", hint="load orders before the forecast step")
+    dates = pd.to_datetime(long["order_date"])
+    last_day = pd.Timestamp(dates.max()).normalize() if end is None else pd.Timestamp(end).normalize()
+    starts = period_start(dates, frequency)
+    first, last = starts.min(), period_start(pd.DatetimeIndex([last_day]), frequency)[0]
+    if period_end(last, frequency) > last_day:
+        last = _previous(last, frequency)
+    if last < first:
+        raise SalesBIError(
+            f"the orders cover less than one full {FREQUENCY_NAMES[frequency]} period",
+            hint="choose a finer forecast frequency or load more history",
+        )
+    calendar = pd.date_range(first, last, freq={"D": "D", "W": "7D", "M": "MS"}[frequency])
+    ids = list(meta["series_id"])
+    row = pd.Series(np.arange(len(ids)), index=ids)
+    col = pd.Series(np.arange(len(calendar)), index=calendar)
+    keep = (starts >= first) & (starts <= last)
+    r = row.reindex(long["series_id"][keep].to_numpy()).to_numpy()
+    c = col.reindex(starts[keep]).to_numpy()
+    values = np.zeros((len(ids), len(calendar)), dtype="float64")
+    np.add.at(values, (r, c), long["net_sales"][keep].to_numpy(dtype="float64"))
+    return SeriesPanel(frequency=frequency, dates=calendar, values=values, meta=meta.reset_index(drop=True))
+
+
+def _previous(start: pd.Timestamp, frequency: str) -> pd.Timestamp:
+    if frequency == "D":
+        return start - pd.Timedelta(days=1)
+    if frequency == "W":
+        return start - pd.Timedelta(days=7)
+    return (start - pd.offsets.MonthBegin(1)).normalize()
+
+
+def build_series(
+    fact: pd.DataFrame,
+    customers: pd.DataFrame,
+    product_lines: pd.DataFrame,
+    offices: pd.DataFrame,
+    frequency: str,
+    top_countries: int = 5,
+) -> SeriesPanel:
+    """Return the panel of every series: total, product lines, top countries + Other, offices."""
+    long, meta = _series_frame(fact, customers, product_lines, offices, top_countries)
+    return build_panel(long, meta, frequency)
