@@ -274,9 +274,7 @@ def powerbi_build(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the PBIP project")] = Path("powerbi"),
     parquet_folder: Annotated[
         str | None,
-        typer.Option(
-            help="absolute folder of the Parquet files (default: C:\\salesbi\\out\\powerbi\\data)"
-        ),
+        typer.Option(help="absolute folder of the Parquet files (default: C:\\salesbi\\out\\powerbi\\data)"),
     ] = None,
 ) -> None:
     """Write the Power BI project (PBIP: TMDL model + PBIR report) generated from the rpt tables.
