@@ -64,9 +64,36 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float, log
         raise RuntimeError(f"process did not print {needle!r} in {timeout}s:\n{''.join(log[-60:])}")
 
 
+def _wait_healthy(proc: subprocess.Popen[str], url: str, timeout: float, log: list[str]) -> None:
+    """Block until ``url`` answers 200; between probes wait on the process itself (so a crash shows)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        try:
+            proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            continue
+        break  # the process exited
+    proc.kill()
+    raise RuntimeError(f"{url} did not answer 200 within {timeout}s:\n{''.join(log[-60:])}")
+
+
 @contextmanager
-def running(cmd: list[str], env: dict[str, str], ready: str, timeout: float = 120) -> Iterator[list[str]]:
-    """Start ``cmd``, wait until it prints ``ready``, yield its output lines, and stop it on exit."""
+def running(
+    cmd: list[str], env: dict[str, str], ready: str, timeout: float = 120, health_url: str | None = None
+) -> Iterator[list[str]]:
+    """Start ``cmd``, wait until it prints ``ready`` (and ``health_url`` answers), yield its output lines.
+
+    The process is stopped on exit, whatever happens.
+    """
     log: list[str] = []
     proc = subprocess.Popen(
         cmd,
@@ -79,6 +106,8 @@ def running(cmd: list[str], env: dict[str, str], ready: str, timeout: float = 12
     )
     try:
         _wait_for_line(proc, ready, timeout, log)
+        if health_url:
+            _wait_healthy(proc, health_url, timeout, log)
         yield log
     finally:
         proc.terminate()
@@ -94,8 +123,10 @@ def prefect_server(home: Path) -> Iterator[str]:
     """Run ``prefect server start`` on a free localhost port; yield its API URL."""
     port = free_port()
     cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with running(cmd, prefect_env(home), ready="Application startup complete", timeout=180):
-        yield f"http://127.0.0.1:{port}/api"
+    api = f"http://127.0.0.1:{port}/api"
+    # the banner comes before uvicorn listens; the health endpoint says when the API is up
+    with running(cmd, prefect_env(home), ready="PREFECT_API_URL", timeout=180, health_url=f"{api}/health"):
+        yield api
 
 
 def prefect_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
