@@ -15,9 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-import salesbi
 from salesbi import contract
 from salesbi.errors import ProfileError
+from salesbi.resources import project_dir
 
 Scalar = str | int | float | bool
 
@@ -216,8 +216,8 @@ def template_fields(template: str) -> list[str]:
 
 
 def repo_profiles_dir() -> Path:
-    """Return ``<repo>/profiles``, where the shipped profiles live."""
-    return Path(salesbi.__file__).resolve().parents[1] / "profiles"
+    """Return the shipped profiles' folder: ``<repo>/profiles``, or the installed package's copy."""
+    return project_dir("profiles")
 
 
 def profile_dirs() -> list[Path]:

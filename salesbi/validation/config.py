@@ -16,11 +16,12 @@ import yaml
 
 from salesbi import contract
 from salesbi.errors import ConfigurationError
+from salesbi.resources import project_dir
 
 Severity = Literal["reject", "warn"]
 SEVERITIES: tuple[str, ...] = ("reject", "warn")
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+EXPECTATIONS_DIR = project_dir("expectations")
 
 # Rules that keep core consistent (keys unique and present, references resolvable): always reject.
 # (not_null covers the contract's required columns, which are NOT NULL in core.)
