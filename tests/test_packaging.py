@@ -52,3 +52,14 @@ def test_the_wheel_carries_the_data_folders_unchanged(wheel: zipfile.ZipFile, fo
 def test_a_checkout_reads_its_own_folders() -> None:
     assert project_dir("profiles") == ROOT / "profiles"
     assert project_dir("expectations") == ROOT / "expectations"
+
+
+def test_public_functions_are_reexported_lazily() -> None:
+    import salesbi
+    import salesbi.public
+
+    assert salesbi.segment is salesbi.public.segment
+    assert salesbi.predict_customer_sales is salesbi.public.predict_customer_sales
+    assert salesbi.forecast is salesbi.public.forecast
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = salesbi.nope  # type: ignore[attr-defined]
