@@ -38,3 +38,11 @@ def test_classicmodels_monthly_three_months(classicmodels_dir: Path) -> None:
         hist.round(2), expected.reindex(hist.index).round(2), check_names=False, check_index_type=False
     )
     assert acc.groupby("series_id")["is_champion"].sum().eq(1).all()
+    # every published forecast lies inside its own intervals (a biased model's residual quantiles
+    # could put both bounds on one side; they are widened to include the point)
+    shown = sf[sf["forecast"].notna()]
+    assert len(shown) > 0
+    for tag in ("80", "95"):
+        assert (shown[f"lower_{tag}"] <= shown["forecast"]).all()
+        assert (shown["forecast"] <= shown[f"upper_{tag}"]).all()
+    assert (shown["lower_95"] <= shown["lower_80"]).all() and (shown["upper_80"] <= shown["upper_95"]).all()
