@@ -232,9 +232,9 @@ def _forecast_rows(out: EngineOutput, run_id: str) -> pd.DataFrame:
     # (e.g. a model that always under-forecasts). A published forecast outside its own interval
     # reads as an error in a chart, so the bounds are widened to include it: coverage only grows.
     point = frame["forecast"].to_numpy(dtype="float64")
-    for tag in ("80", "95"):
-        frame[f"lower_{tag}"] = np.fmin(frame[f"lower_{tag}"].to_numpy(dtype="float64"), point)
-        frame[f"upper_{tag}"] = np.fmax(frame[f"upper_{tag}"].to_numpy(dtype="float64"), point)
+    for pct in ("80", "95"):
+        frame[f"lower_{pct}"] = np.fmin(frame[f"lower_{pct}"].to_numpy(dtype="float64"), point)
+        frame[f"upper_{pct}"] = np.fmax(frame[f"upper_{pct}"].to_numpy(dtype="float64"), point)
     for col in ("actual", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"):
         frame[col] = frame[col].astype("float64").round(2)
     frame["horizon_step"] = frame["horizon_step"].astype("Float64").astype("Int64")
