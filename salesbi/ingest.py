@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from salesbi import contract
 from salesbi.reading.reader import SourceData, read_source
 from salesbi.runlog import TableCounts
+from salesbi.validation.gxcontext import import_in_background
 from salesbi.validation.validate import ValidationOutcome, validate_staged
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import ensure_schemas
@@ -35,6 +36,9 @@ from salesbi.warehouse.load import bulk_insert, count_rows, delete_all, upsert_s
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (step label, done, total)
+
+# a first load of more rows than this into an empty core table builds its secondary indexes after
+REBUILD_INDEXES_ABOVE = 10_000
 
 
 @dataclass
@@ -55,6 +59,7 @@ def prepare_warehouse(engine: Engine) -> sa.MetaData:
 
 def read_step(source: Path, profile: str | Path) -> SourceData:
     """Return the source's seven tables read through ``profile`` (raises StructuralError/ProfileError)."""
+    import_in_background()  # overlaps GX's import with the read; validation needs it next
     data = read_source(Path(source), profile)
     for note in data.notes:
         log.info("note: %s", note)
@@ -124,6 +129,12 @@ def load_step(
             core = metadata.tables[f"core.{name}"]
             delete_all(conn, staging)
             bulk_insert(conn, staging, _staging_frame(staged.frame, accepted, run_id))
+            # first load into an empty table: build its secondary indexes once, after the rows
+            # (sorting once beats a B-tree insert per row; ~1 s per million order lines on SQLite)
+            first_bulk_load = len(accepted) > REBUILD_INDEXES_ABOVE and count_rows(conn, core) == 0
+            rebuild = list(core.indexes) if first_bulk_load else []
+            for index in rebuild:
+                index.drop(conn)
             conn.execute(
                 upsert_statement(
                     conn.dialect,
@@ -133,6 +144,8 @@ def load_step(
                     where=staging.c["_status"] == "accepted",
                 )
             )
+            for index in rebuild:
+                index.create(conn)
             oc = outcome.counts[name]
             counts[name] = TableCounts(
                 read=oc.read, loaded=oc.loaded, rejected=oc.rejected, warehouse_rows=count_rows(conn, core)

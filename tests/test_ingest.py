@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from salesbi import contract
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
+from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import SCHEMAS, create_engine
 
 DATA = Path(__file__).parent / "data"
@@ -152,6 +153,25 @@ def test_an_updated_csv_is_merged(warehouse: str, sample_company: Path, tmp_path
     engine.dispose()
     assert float(price) == pytest.approx(123.45)
     assert _scalar(warehouse, "SELECT COUNT(*) FROM core.products") == len(products)
+    # the first load into the empty core built the secondary indexes after the rows: all back
+    assert _core_index_names(warehouse) == _declared_index_names()
+
+
+def _core_index_names(url: str) -> set[tuple[str, str]]:
+    engine = create_engine(url)
+    inspector = sa.inspect(engine)
+    names = {
+        (t.name, str(ix["name"]))
+        for t in contract.TABLES
+        for ix in inspector.get_indexes(t.name, schema="core")
+    }
+    engine.dispose()
+    return names
+
+
+def _declared_index_names() -> set[tuple[str, str]]:
+    md = warehouse_metadata()
+    return {(t.name, str(ix.name)) for t in contract.TABLES for ix in md.tables[f"core.{t.name}"].indexes}
 
 
 def test_dirty_input_is_quarantined_and_nothing_is_lost(warehouse: str, tmp_path: Path) -> None:

@@ -184,3 +184,40 @@ def test_reports(tmp_path: Path) -> None:
     assert index.exists()
     pages = list((tmp_path / "data_docs").rglob("order_items*.html"))
     assert pages
+
+
+def test_dates_beyond_the_nanosecond_range_are_rejected_with_their_own_value() -> None:
+    # GX sees nanosecond dates (gxrun.for_gx clips 1500 and 2400 to 1677/2262): the rows must still
+    # be rejected by the date rules, and the messages must quote the values as read
+    tables = company(orders=4)
+    frame = tables["orders"].frame
+    frame.loc[0, "order_date"] = pd.Timestamp("1500-03-01").as_unit("s")
+    frame.loc[1, "order_date"] = np.datetime64("2400-01-01", "s")
+    assert str(frame["order_date"].dtype) == "datetime64[s]"
+    out = validate_staged(tables, run_id="r", today=TODAY)
+    r = out.rejected_rows
+    orders = r[(r["table_name"] == "orders") & (r["severity"] == "reject")]
+    by_key = dict(zip(orders["natural_key"], orders["rule"], strict=True))
+    assert by_key == {"order_id=1": "order_date_too_old", "order_id=2": "order_date_in_future"}
+    messages = " ".join(orders["message"])
+    assert "1500-03-01" in messages and "2400-01-01" in messages
+    assert out.counts["orders"].loaded == 2
+    # their lines go with them (parent rejected); the other two orders load
+    assert out.counts["order_items"].loaded == 2
+
+
+def test_range_rules_hold_on_nullable_integers_with_and_without_nulls() -> None:
+    # a null-free Int64 column reaches GX as int64 (vectorised); one with a null stays Int64
+    for null_in_column in (False, True):
+        tables = company(orders=4)
+        items = tables["order_items"].frame
+        items.loc[0, "quantity"] = -3
+        if null_in_column:
+            items.loc[1, "quantity"] = pd.NA
+        out = validate_staged(tables, run_id="r", today=TODAY)
+        r = out.rejected_rows
+        rules = r[r["table_name"] == "order_items"].groupby("natural_key")["rule"].apply(set).to_dict()
+        expected = {"order_id=1|line_number=1": {"quantity_not_positive"}}
+        if null_in_column:
+            expected["order_id=2|line_number=1"] = {"not_null"}
+        assert rules == expected, rules

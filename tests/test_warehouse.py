@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import SCHEMAS, create_engine, ensure_schemas, redact, sqlite_schema_file
 from salesbi.warehouse.load import (
+    _column_values,
     bulk_insert,
     count_rows,
     iter_row_chunks,
@@ -298,3 +300,12 @@ def test_unique_pg_schema_names_are_the_design_names() -> None:
     assert SCHEMAS == ("staging", "core", "rpt", "ml", "audit")
     md = warehouse_metadata()
     assert {t.schema for t in md.tables.values()} == set(SCHEMAS)
+
+
+def test_dates_become_iso_days_for_the_driver() -> None:
+    md = warehouse_metadata()
+    column = md.tables["staging.orders"].c["order_date"]
+    days = ["1969-12-31T05:00", "1500-01-01T23:00", "NaT", "2024-02-29"]
+    values = pd.Series(np.array(days, dtype="datetime64[s]"))
+    assert str(values.dtype) == "datetime64[s]"
+    assert _column_values(values, column) == ["1969-12-31", "1500-01-01", None, "2024-02-29"]

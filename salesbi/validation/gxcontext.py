@@ -1,9 +1,10 @@
-"""Lazy, quiet access to Great Expectations (its import takes ~10 s, so only functions import it)."""
+"""Lazy, quiet access to Great Expectations (its import takes seconds, so only functions import it)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -17,6 +18,15 @@ def gx() -> ModuleType:
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     return great_expectations
+
+
+def import_in_background() -> None:
+    """Start importing Great Expectations on a daemon thread; returns at once.
+
+    Call it before work that leaves a core idle (reading CSVs with Arrow), so that the first
+    validation does not wait the import's few seconds. Harmless if GX is already imported.
+    """
+    threading.Thread(target=gx, name="import-great-expectations", daemon=True).start()
 
 
 def ephemeral_context() -> Any:

@@ -40,6 +40,28 @@ def _positions(result: dict[str, Any]) -> np.ndarray:
     return np.asarray(sorted({int(i) for i in idx}), dtype="int64")
 
 
+def for_gx(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with its columns in the dtypes GX's range checks vectorise.
+
+    GX's pandas engine compares values with vectorised code only for numpy int/float and
+    nanosecond date columns; for anything else it calls a Python function per value (seconds
+    per million rows). So second-resolution dates become datetime64[ns] (dates outside that
+    range, before 1677 or after 2262, are clipped to it) and nullable Int64 columns without a
+    null become int64. GX reports the same type names either way (see rules.gx_type_name).
+    """
+    converted = {}
+    low = pd.Timestamp.min.ceil("s")
+    high = pd.Timestamp.max.floor("s")
+    for col in frame.columns:
+        if str(frame[col].dtype) == "datetime64[s]":
+            # dates outside the nanosecond range are clipped to its ends for GX only (1677 fails
+            # every lower bound, 2262 every "not in the future"); the accepted rows keep the originals
+            converted[col] = frame[col].clip(lower=low, upper=high).astype("datetime64[ns]")
+        elif str(frame[col].dtype) == "Int64" and not frame[col].hasnans:
+            converted[col] = frame[col].astype("int64")
+    return frame.assign(**converted) if converted else frame
+
+
 class SuiteRunner:
     """One ephemeral GX context with a pandas datasource; validates frames against suite documents."""
 
@@ -53,7 +75,7 @@ class SuiteRunner:
         """Return the GX validation result of ``frame`` (0..n-1 index) and one Finding per expectation."""
         asset = self.datasource.add_dataframe_asset(name)
         batch_definition = asset.add_batch_definition_whole_dataframe(f"{name}_whole")
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": for_gx(frame)})
         suite = gx_suite(suite_doc)
         result = batch.validate(suite, result_format=RESULT_FORMAT, expectation_parameters=dict(parameters))
         findings = []

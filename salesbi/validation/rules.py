@@ -35,7 +35,9 @@ READER_RULES: dict[str, str] = {
 
 def gx_type_name(dtype: str) -> str:
     """Return the type name GX's pandas engine reports for a column of pandas ``dtype``."""
-    return {"string": "str", "Int64": "int64", "boolean": "bool"}.get(dtype, dtype)
+    # dates reach GX as datetime64[ns] (see gxrun.for_gx): its range checks are vectorised only then
+    names = {"string": "str", "Int64": "int64", "boolean": "bool", "datetime64[s]": "datetime64[ns]"}
+    return names.get(dtype, dtype)
 
 
 @dataclass(frozen=True)

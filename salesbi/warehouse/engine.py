@@ -64,6 +64,7 @@ def _sqlite_engine(url: URL) -> Engine:
             cur.execute(f"ATTACH DATABASE ? AS {schema}", (str(sqlite_schema_file(main, schema)),))
             cur.execute(f"PRAGMA {schema}.journal_mode=DELETE")
             cur.execute(f"PRAGMA {schema}.synchronous=NORMAL")
+            cur.execute(f"PRAGMA {schema}.cache_size=-131072")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
