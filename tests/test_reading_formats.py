@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 
 from salesbi.reading.detect import detect_date_format, detect_delimiter, detect_encoding
 from salesbi.reading.reader import read_source
+from salesbi.validation.validate import validate_staged
 
 MINI = Path(__file__).parent / "data" / "reading" / "mini"
 
@@ -176,17 +178,41 @@ def test_typing_faults_keep_the_row(src: Path) -> None:
     orders = data.tables["orders"]
     assert orders.read == 3
     assert orders.faults.to_dict("records") == [
-        {"line": 3, "column": "order_date", "rule": "invalid_date", "value": "2024-02-30"},
-        {"line": 4, "column": "status", "rule": "unmapped_value", "value": "lost"},
+        {
+            "file": "orders.csv",
+            "line": 3,
+            "column": "order_date",
+            "rule": "invalid_date",
+            "value": "2024-02-30",
+        },
+        {"file": "orders.csv", "line": 4, "column": "status", "rule": "unmapped_value", "value": "lost"},
     ]
     assert orders.frame["status"].tolist()[:2] == ["shipped", "shipped"]
     assert pd.isna(orders.frame["status"][2]) and pd.isna(orders.frame["order_date"][1])
     items = data.tables["order_items"]
     assert items.read == 4
     assert items.faults.to_dict("records") == [
-        {"line": 3, "column": "quantity", "rule": "invalid_integer", "value": "two"},
-        {"line": 4, "column": "unit_price", "rule": "invalid_number", "value": "12.5O"},
-        {"line": 5, "column": "quantity", "rule": "invalid_integer", "value": "1.5"},
+        {
+            "file": "order_items.csv",
+            "line": 3,
+            "column": "quantity",
+            "rule": "invalid_integer",
+            "value": "two",
+        },
+        {
+            "file": "order_items.csv",
+            "line": 4,
+            "column": "unit_price",
+            "rule": "invalid_number",
+            "value": "12.5O",
+        },
+        {
+            "file": "order_items.csv",
+            "line": 5,
+            "column": "quantity",
+            "rule": "invalid_integer",
+            "value": "1.5",
+        },
     ]
     assert items.frame["quantity"].isna().tolist() == [False, True, False, True]
     assert items.frame["discount"].tolist() == [0.0, 0.1, 0.0, 0.0]  # the profile default fills nulls
@@ -201,7 +227,7 @@ def test_invalid_number_fault(src: Path) -> None:
     )
     st = read_source(src, "canonical").tables["products"]
     assert st.faults.to_dict("records") == [
-        {"line": 3, "column": "unit_cost", "rule": "invalid_number", "value": "abc"}
+        {"file": "products.csv", "line": 3, "column": "unit_cost", "rule": "invalid_number", "value": "abc"}
     ]
     assert st.frame["unit_cost"].isna().tolist() == [False, True]
     assert st.frame["list_price"].tolist() == [19.9, 12.5]
@@ -238,3 +264,51 @@ def test_a_glob_reads_every_matching_file_in_name_order(tmp_path: Path, src: Pat
         "items_2024_02.csv",
     ]
     assert st.frame["_source_line"].tolist() == [2, 3, 2]
+
+
+def test_a_fault_in_one_of_several_files_rejects_only_its_own_row(src: Path, tmp_path: Path) -> None:
+    # orders split over two files read by a glob: line 2 of each file is a different order, and
+    # both have shipped_date null after reading (one unreadable, one genuinely empty)
+    header = (MINI / "orders.csv").read_text(encoding="utf-8").splitlines()[0] + "\n"
+    (src / "orders.csv").unlink()
+    (src / "orders_a.csv").write_text(
+        header + "1001,C1,10,2024-01-05,2024-01-12,2024-01-38,shipped,Paris,France\n", encoding="utf-8"
+    )
+    (src / "orders_b.csv").write_text(
+        header
+        + "1002,C2,11,2024-01-09,2024-01-16,,placed,Dallas,USA\n"
+        + "1003,C3,10,2024-02-11,2024-02-18,2024-02-13,cancelled,Nice,France\n",
+        encoding="utf-8",
+    )
+    profile = tmp_path / "split.yaml"
+    profile.write_text("tables:\n  orders:\n    file: orders_*.csv\n", encoding="utf-8")
+    data = read_source(src, profile)
+    orders = data.tables["orders"]
+    assert orders.frame["_source_file"].tolist() == ["orders_a.csv", "orders_b.csv", "orders_b.csv"]
+    assert orders.faults[["file", "line", "column", "rule"]].to_dict("records") == [
+        {"file": "orders_a.csv", "line": 2, "column": "shipped_date", "rule": "invalid_date"}
+    ]
+    outcome = validate_staged(data.tables, run_id="r", today=date(2025, 6, 1))
+    rejected = outcome.rejected_rows
+    assert rejected[["table_name", "natural_key", "source_file", "source_line", "rule"]].to_dict(
+        "records"
+    ) == [
+        {
+            "table_name": "orders",
+            "natural_key": "order_id=1001",
+            "source_file": "orders_a.csv",
+            "source_line": 2,
+            "rule": "invalid_date",
+        },
+        *[
+            {
+                "table_name": "order_items",
+                "natural_key": key,
+                "source_file": "order_items.csv",
+                "source_line": line,
+                "rule": "parent_rejected",
+            }
+            for key, line in (("order_id=1001|line_number=1", 2), ("order_id=1001|line_number=2", 3))
+        ],
+    ]
+    assert sorted(outcome.accepted["orders"]["order_id"]) == ["1002", "1003"]

@@ -43,7 +43,7 @@ def _assert_shape(data: SourceData) -> None:
             assert str(st.frame[col.name].dtype) == pandas_dtype(col), (name, col.name)
         assert str(st.frame["_source_line"].dtype) == "Int64"
         assert st.read == len(st.frame)
-        assert list(st.faults.columns) == ["line", "column", "rule", "value"]
+        assert list(st.faults.columns) == ["file", "line", "column", "rule", "value"]
 
 
 def test_classicmodels_counts_and_no_faults(classic: SourceData) -> None:

@@ -27,7 +27,7 @@ from salesbi.schema import Table
 
 SOURCE_FILE = "_source_file"
 SOURCE_LINE = "_source_line"
-FAULT_COLUMNS = ("line", "column", "rule", "value")
+FAULT_COLUMNS = ("file", "line", "column", "rule", "value")
 
 
 @dataclass
@@ -56,6 +56,7 @@ def empty_faults() -> pd.DataFrame:
     """Return an empty faults frame with the standard columns."""
     return pd.DataFrame(
         {
+            "file": pd.Series([], dtype="string"),
             "line": pd.Series([], dtype="int64"),
             "column": pd.Series([], dtype="string"),
             "rule": pd.Series([], dtype="string"),
@@ -282,6 +283,7 @@ class _SourceReader:
             )
 
         lines = work[SOURCE_LINE].to_numpy(dtype="int64", na_value=0)
+        files = work[SOURCE_FILE].astype("string").to_numpy()
         out: dict[str, pd.Series] = {}
         fault_parts: list[pd.DataFrame] = []
         for col in table.columns:
@@ -301,12 +303,14 @@ class _SourceReader:
             series = typed.series
             bad = typed.bad
             if bad.any():
-                fault_parts.append(_faults(lines[bad], cname, typed.rule or "invalid", raw[bad]))
+                fault_parts.append(_faults(files[bad], lines[bad], cname, typed.rule or "invalid", raw[bad]))
             if col.allowed is not None:
                 series = normalize_allowed(series, col.allowed)
                 outside = series.notna().to_numpy() & ~series.isin(col.allowed).to_numpy()
                 if outside.any():
-                    fault_parts.append(_faults(lines[outside], cname, RULE_UNMAPPED, raw[outside]))
+                    fault_parts.append(
+                        _faults(files[outside], lines[outside], cname, RULE_UNMAPPED, raw[outside])
+                    )
                     series = series.mask(outside)
                     bad = bad | outside
             if cname in spec.defaults:
@@ -322,7 +326,7 @@ class _SourceReader:
         frame[SOURCE_LINE] = work[SOURCE_LINE].astype("Int64").reset_index(drop=True)
         faults = pd.concat(fault_parts, ignore_index=True) if fault_parts else empty_faults()
         if len(faults):
-            faults = faults.sort_values(["line", "column"], kind="stable").reset_index(drop=True)
+            faults = faults.sort_values(["file", "line", "column"], kind="stable").reset_index(drop=True)
         return SourceTable(
             table=table, frame=frame, files=rows.files, read=len(frame), faults=faults, notes=notes
         )
@@ -339,9 +343,10 @@ def normalize_allowed(series: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
     return mapped.fillna(series)
 
 
-def _faults(lines: np.ndarray, column: str, rule: str, values: pd.Series) -> pd.DataFrame:
+def _faults(files: np.ndarray, lines: np.ndarray, column: str, rule: str, values: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(
         {
+            "file": pd.Series(files, dtype="string"),
             "line": pd.Series(lines, dtype="int64"),
             "column": pd.Series([column] * len(lines), dtype="string"),
             "rule": pd.Series([rule] * len(lines), dtype="string"),
