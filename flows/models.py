@@ -68,8 +68,30 @@ def task_runner_for(params: PipelineParams) -> Any:
     if params.dask_address:
         return DaskTaskRunner(address=params.dask_address)
     return DaskTaskRunner(
-        cluster_kwargs={"n_workers": params.dask_workers, "threads_per_worker": 1, "dashboard_address": None}
+        cluster_kwargs={
+            "n_workers": params.dask_workers,
+            "threads_per_worker": 1,
+            "dashboard_address": None,  # no Bokeh dashboard ...
+            "scheduler_kwargs": {"dashboard_address": ":0"},  # ... and its HTTP routes on a free port
+            "env": {"PREFECT_API_URL": current_api_url()},
+        }
     )
+
+
+def current_api_url() -> str:
+    """Return the URL of the Prefect API this process reports to (its temporary server when none is set).
+
+    Local Dask workers get it, so their task runs land beside the flow's instead of each worker
+    starting a temporary API of its own (~20 s apiece, and runs nobody sees).
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    configured = get_current_settings().api.url
+    if configured:
+        return str(configured)
+    with get_client(sync_client=True) as client:  # starts (or finds) this process's temporary server
+        return str(client.api_url)
 
 
 @flow(name="train-models", log_prints=True)

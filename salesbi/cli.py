@@ -234,7 +234,12 @@ def _run(
 def _run_prefect_flow(params: Any) -> None:
     """Run the sales-pipeline Prefect flow in this process and print its outputs."""
     import json
+    import os
 
+    if not os.environ.get("PREFECT_API_URL"):
+        # the temporary API Prefect starts for this run: no telemetry (its failures offline are
+        # logged as errors); a server of your own keeps its own setting
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.sales_pipeline import sales_pipeline
 
     state = sales_pipeline(params, return_state=True)

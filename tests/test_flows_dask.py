@@ -29,7 +29,13 @@ def test_dask_runner_matches_threads(prefect_api: None, tmp_path: Path) -> None:
     threads = _run(tmp_path / "threads")
     dask = _run(tmp_path / "dask", task_runner="dask", dask_workers=2)
     assert task_runner_for(threads.params) is None
-    assert type(task_runner_for(dask.params)).__name__ == "DaskTaskRunner"
+    runner = task_runner_for(dask.params)
+    assert type(runner).__name__ == "DaskTaskRunner"
+    # the local workers report to this session's API instead of starting temporary ones
+    from prefect.settings import get_current_settings
+
+    assert runner.cluster_kwargs["env"] == {"PREFECT_API_URL": str(get_current_settings().api.url)}
+    assert runner.cluster_kwargs["env"]["PREFECT_API_URL"].startswith("http://")
     run_models(threads)
     run_models(dask)
     for name in ("customer_segments", "segment_summary", "customer_predictions"):
