@@ -262,3 +262,19 @@ def test_backtest_origins_tile_the_last_horizons() -> None:
     assert backtest_origins(100, 10, 3, "D") == [69, 79, 89]
     assert backtest_origins(30, 3, 3, "M") == [20, 23, 26]
     assert backtest_origins(8, 3, 3, "M") == []
+
+
+def test_forecast_series_picks_the_frequency_of_daily_totals() -> None:
+    # one total per day, every day selling: daily (entry counts are not order counts)
+    days = pd.date_range("2023-01-01", "2024-12-31", freq="D")
+    rng = np.random.default_rng(1)
+    daily = pd.Series(1000 + rng.normal(0, 50, len(days)), index=days)
+    out = forecast_series(daily)
+    assert out["date"].diff().dropna().eq(pd.Timedelta(days=1)).all()
+    assert out["date"].min() == pd.Timestamp("2025-01-01")
+    # monthly totals stay monthly; individual orders (several a day, a few a week) go by density
+    months = pd.date_range("2021-01-01", "2024-12-01", freq="MS")
+    monthly = forecast_series(pd.Series(30_000 + rng.normal(0, 1_000, len(months)), index=months))
+    assert list(monthly["date"].dt.day.unique()) == [1] and monthly["date"].dt.month.nunique() == len(monthly)
+    sparse_orders = pd.Series(100.0, index=pd.DatetimeIndex(days[::3].tolist() * 2))
+    assert len(forecast_series(sparse_orders)) <= 8  # weekly or monthly, not 28 days

@@ -19,6 +19,7 @@ from salesbi.forecasting.series import (
     build_panel,
     build_series,
     choose_frequency,
+    choose_frequency_of_totals,
     choose_horizon,
     normalize_frequency,
     period_start,
@@ -114,7 +115,12 @@ def forecast_series(
             "the history's index must hold dates", hint="index the series by order date"
         ) from exc
     values = pd.to_numeric(pd.Series(history.to_numpy()), errors="coerce").fillna(0.0).astype("float64")
-    freq = normalize_frequency(frequency) if frequency else choose_frequency(dates[values != 0])
+    if frequency:
+        freq = normalize_frequency(frequency)
+    elif dates.dt.normalize().is_unique:  # already one total per day (or per period)
+        freq = choose_frequency_of_totals(dates, values)
+    else:  # one entry per order: its density says how fine the periods can be
+        freq = choose_frequency(dates[values != 0])
     long = pd.DataFrame(
         {"series_id": "total", "order_date": dates.to_numpy(), "net_sales": values.to_numpy()}
     )

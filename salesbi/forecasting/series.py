@@ -98,7 +98,7 @@ def choose_frequency(order_dates: pd.Series) -> str:
 
     A frequency is dense enough when its periods hold at least 5 orders on average and
     90 % of its periods hold an order, and the span gives at least 8 of its seasons
-    (8 weeks of days, 8 months of weeks is not enough: weekly needs a year).  So a shop
+    (224 days for daily; 8 months of weeks is not enough: weekly needs 60 weeks).  So a shop
     with dozens of orders a day forecasts daily; classicmodels (326 orders in ~2.5 years,
     ~2.6 a week) forecasts monthly.
     """
@@ -112,6 +112,25 @@ def choose_frequency(order_dates: pd.Series) -> str:
         per_period = len(days) / n_periods
         covered = starts.nunique() / n_periods
         if n_periods >= min_periods and per_period >= 5 and covered >= 0.9:
+            return code
+    return "M"
+
+
+def choose_frequency_of_totals(dates: pd.Series, values: pd.Series) -> str:
+    """Return ``D``, ``W`` or ``M`` for a series already summed per date (one value per date).
+
+    Order counts are unknown here, so a frequency is dense enough when at least 90 % of its
+    periods hold sales and the span gives 8 of its seasons (as :func:`choose_frequency`).
+    """
+    days = pd.DatetimeIndex(pd.to_datetime(dates)).normalize()
+    selling = days[np.asarray(values, dtype="float64") != 0]
+    if selling.empty:
+        raise SalesBIError("the history has no sales to forecast", hint="pass a series with sales")
+    span_days = int((days.max() - days.min()).days) + 1
+    for code, min_periods in (("D", 8 * 7 * 4), ("W", 60)):
+        n_periods = max(1, {"D": span_days, "W": span_days // 7}[code])
+        covered = period_start(pd.Series(selling), code).nunique() / n_periods
+        if n_periods >= min_periods and covered >= 0.9:
             return code
     return "M"
 
