@@ -184,6 +184,11 @@ def test_reports(tmp_path: Path) -> None:
     assert index.exists()
     pages = list((tmp_path / "data_docs").rglob("order_items*.html"))
     assert pages
+    # one expectation-suite page per table, linked from the index, listing the suite's rules
+    suites = tmp_path / "data_docs" / "expectations"
+    assert sorted(p.stem for p in suites.glob("*.html")) == sorted(t.name for t in contract.TABLES)
+    assert "expectations/orders.html" in index.read_text(encoding="utf-8")
+    assert "order_date" in (suites / "orders.html").read_text(encoding="utf-8")
 
 
 def test_dates_beyond_the_nanosecond_range_are_rejected_with_their_own_value() -> None:

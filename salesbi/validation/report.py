@@ -78,6 +78,7 @@ def build_data_docs(outcome: Any, out_dir: Path) -> Path:
     )
 
     from salesbi.validation.gxcontext import ephemeral_context
+    from salesbi.validation.suites import gx_suite
 
     out = Path(out_dir).resolve()  # GX wants an absolute base_directory
     if out.exists():
@@ -93,6 +94,8 @@ def build_data_docs(outcome: Any, out_dir: Path) -> Path:
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
+    for doc in getattr(outcome, "suite_docs", {}).values():
+        context.suites.add(gx_suite(doc))  # expectation-suite pages beside the result pages
     run_id = RunIdentifier(run_name=outcome.run_id or "validation")
     for name, result in outcome.suite_results.items():
         key = ValidationResultIdentifier(

@@ -83,6 +83,7 @@ class ValidationOutcome:
     suite_results: dict[str, Any]
     run_id: str = ""
     today: date | None = None
+    suite_docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # the suites as run
 
 
 def _gx_frame(spec: Table, frame: pd.DataFrame) -> pd.DataFrame:
@@ -257,10 +258,11 @@ def validate_staged(
     parameters = {"today": pd.Timestamp(today), "min_order_date": pd.Timestamp(config.min_order_date)}
     issues: dict[str, pd.DataFrame] = {}
     suite_results: dict[str, Any] = {}
+    suite_docs: dict[str, dict[str, Any]] = {}
     for spec in contract.TABLES:
         staged = tables[spec.name]
         frame = staged.frame
-        doc = suite_dict(spec.name, config)
+        doc = suite_docs[spec.name] = suite_dict(spec.name, config)
         gx_frame = _gx_frame(spec, frame)
         result, findings = runner.run(spec.name, gx_frame, doc, parameters)
         suite_results[spec.name] = result
@@ -271,7 +273,9 @@ def validate_staged(
 
     frames = {name: tables[name].frame for name in contract.TABLES_BY_NAME}
     issues = check_references(frames, issues, config, known_keys or {})
-    return _assemble(frames, issues, config, run_id, suite_results, today)
+    outcome = _assemble(frames, issues, config, run_id, suite_results, today)
+    outcome.suite_docs = suite_docs
+    return outcome
 
 
 def _assemble(
