@@ -309,3 +309,18 @@ def test_dates_become_iso_days_for_the_driver() -> None:
     values = pd.Series(np.array(days, dtype="datetime64[s]"))
     assert str(values.dtype) == "datetime64[s]"
     assert _column_values(values, column) == ["1969-12-31", "1500-01-01", None, "2024-02-29"]
+
+
+def test_core_index_rebuild_compiles_for_sql_server() -> None:
+    # the first bulk load drops and re-creates core's secondary indexes (salesbi.ingest)
+    import sqlglot
+    from sqlalchemy.schema import CreateIndex, DropIndex
+
+    md = warehouse_metadata()
+    (index,) = md.tables["core.order_items"].indexes
+    drop = str(DropIndex(index).compile(dialect=_mssql())).strip()
+    create = str(CreateIndex(index).compile(dialect=_mssql())).strip()
+    assert drop == "DROP INDEX ix_order_items_product_id ON core.order_items"
+    assert create == "CREATE INDEX ix_order_items_product_id ON core.order_items (product_id)"
+    for sql in (drop, create):
+        sqlglot.parse_one(sql, read="tsql")
