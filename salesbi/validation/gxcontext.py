@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from functools import cache
 from types import ModuleType
@@ -26,7 +27,8 @@ def import_in_background() -> None:
     Call it before work that leaves a core idle (reading CSVs with Arrow), so that the first
     validation does not wait the import's few seconds. Harmless if GX is already imported.
     """
-    threading.Thread(target=gx, name="import-great-expectations", daemon=True).start()
+    if "great_expectations" not in sys.modules:
+        threading.Thread(target=gx, name="import-great-expectations", daemon=True).start()
 
 
 def ephemeral_context() -> Any:
