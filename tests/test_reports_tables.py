@@ -312,3 +312,44 @@ def test_forecast_finding_falls_back_to_last_actual_month() -> None:
     )
     assert f.details["comparison"] == "last_actual" and f.details["horizon_periods"] == 1
     assert forecast_findings({"sales_forecast": frames["sales_forecast"].iloc[0:0]}, ReportParams()) == []
+
+
+def test_fact_lookups_keep_merge_semantics() -> None:
+    # lines sorted by order then line number as text; an unknown order drops its lines; an unknown
+    # product or employee leaves its columns null; the order's employee wins over the customer's rep
+    from salesbi.errors import SalesBIError
+    from salesbi.reports.fact import build_fact_order_lines
+
+    core = make_core(
+        [
+            ("10", "C1", "2024-01-05", "shipped", [("P2", 1, 5.0, 0.0), ("P1", 2, 10.0, 0.1)]),
+            ("9", "C3", "2024-01-06", "shipped", [("P1", 1, 10.0, 0.0)]),
+        ]
+    )
+    items = core["order_items"]
+    core["order_items"] = pd.concat(
+        [
+            items.iloc[::-1],
+            items.iloc[[0]].assign(order_id="404"),
+            items.iloc[[0]].assign(order_id="9", line_number=2, product_id="P404"),
+        ],
+        ignore_index=True,
+    ).pipe(lambda f: f.astype(items.dtypes.to_dict()))
+    core["orders"].loc[core["orders"]["order_id"] == "9", "employee_id"] = "E404"
+    fact = build_fact_order_lines(core)
+    assert list(zip(fact["order_id"], fact["line_number"], strict=True)) == [
+        ("10", 1),
+        ("10", 2),
+        ("9", 1),
+        ("9", 2),
+    ]
+    assert fact["customer_id"].tolist() == ["C1", "C1", "C3", "C3"]
+    assert fact["employee_id"].tolist() == ["E1", "E1", "E404", "E404"]
+    assert fact["office_id"].isna().tolist() == [False, False, True, True]
+    unknown_product = fact.iloc[3]
+    assert pd.isna(unknown_product["product_line_id"]) and pd.isna(unknown_product["cost"])
+    assert fact["revenue"].tolist()[:2] == [5.0, 18.0]
+
+    core["products"] = pd.concat([core["products"], core["products"].iloc[[0]]], ignore_index=True)
+    with pytest.raises(SalesBIError, match=r"products\.product_id has duplicate values"):
+        build_fact_order_lines(core)

@@ -7,10 +7,27 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from salesbi.errors import SalesBIError
 from salesbi.reports.measures import add_months
 from salesbi.reports.params import ReportParams
+
+# the fact columns the builders read from ``ReportContext.sold`` (filtering fewer columns is faster)
+SOLD_COLUMNS = (
+    "order_id",
+    "line_number",
+    "customer_id",
+    "product_id",
+    "product_line_id",
+    "order_date",
+    "quantity",
+    "net_sales",
+    "cost",
+    "gross_profit",
+    "discount_amount",
+)
 
 
 @dataclass(frozen=True)
@@ -20,7 +37,8 @@ class ReportContext:
     ``orders`` has one row per order (from the fact): order_id, customer_id, employee_id,
     office_id, geography_key, order_date, is_cancelled, units, net_sales, net_profit (null when
     any line's cost is unknown), in_last_12m, in_prior_12m.  ``sold`` is the fact without
-    cancelled lines.
+    cancelled lines (columns SOLD_COLUMNS), plus integer codes ``_order_no`` (row of
+    ``orders``) and ``_customer_no`` (one code per customer_id) for fast distinct counts.
     """
 
     core: dict[str, pd.DataFrame]
@@ -65,11 +83,9 @@ def order_frame(fact: pd.DataFrame) -> pd.DataFrame:
                 "net_profit": pd.Series(dtype="float64"),
             }
         )
-    ids = fact["order_id"]
-    first = np.ones(n, dtype=bool)
-    first[1:] = (ids.to_numpy()[1:] != ids.to_numpy()[:-1]).astype(bool)
-    starts = np.flatnonzero(first)
-    head = fact.iloc[starts]
+    starts = np.flatnonzero(order_starts(fact["order_id"]))
+    text = ("order_id", "customer_id", "employee_id", "office_id", "geography_key")
+    head = {col: fact[col].iloc[starts] for col in (*text, "order_date", "is_cancelled")}
     qty = fact["quantity"].to_numpy(dtype="float64", na_value=0.0)
     sales = fact["net_sales"].to_numpy(dtype="float64", na_value=0.0)
     profit_raw = fact["net_profit"].to_numpy(dtype="float64", na_value=np.nan)
@@ -77,11 +93,7 @@ def order_frame(fact: pd.DataFrame) -> pd.DataFrame:
     profit = np.add.reduceat(np.nan_to_num(profit_raw, nan=0.0), starts)
     out = pd.DataFrame(
         {
-            "order_id": head["order_id"].to_numpy(),
-            "customer_id": head["customer_id"].to_numpy(),
-            "employee_id": head["employee_id"].to_numpy(),
-            "office_id": head["office_id"].to_numpy(),
-            "geography_key": head["geography_key"].to_numpy(),
+            **{col: head[col].astype("string").reset_index(drop=True) for col in text},
             "order_date": head["order_date"].to_numpy(),
             "is_cancelled": head["is_cancelled"].to_numpy(dtype=bool, na_value=False),
             "units": np.add.reduceat(qty, starts).astype("int64"),
@@ -89,9 +101,18 @@ def order_frame(fact: pd.DataFrame) -> pd.DataFrame:
             "net_profit": np.where(unknown > 0, np.nan, profit.round(2)),
         }
     )
-    for col in ("order_id", "customer_id", "employee_id", "office_id", "geography_key"):
-        out[col] = out[col].astype("string")
     return out
+
+
+def order_starts(order_ids: pd.Series) -> np.ndarray:
+    """Return a boolean array: True where a line starts a new order (``order_ids`` sorted by order)."""
+    n = len(order_ids)
+    first = np.ones(n, dtype=bool)
+    if n > 1:
+        ids = pa.array(order_ids, from_pandas=True)
+        changed = pc.not_equal(ids.slice(1), ids.slice(0, n - 1))
+        first[1:] = pc.fill_null(changed, True).to_numpy(zero_copy_only=False)
+    return first
 
 
 def build_context(core: dict[str, pd.DataFrame], fact: pd.DataFrame, params: ReportParams) -> ReportContext:
@@ -108,7 +129,12 @@ def build_context(core: dict[str, pd.DataFrame], fact: pd.DataFrame, params: Rep
     ).to_numpy()
     first = pd.Timestamp(dates.min()).date() if len(orders) else None
     last = pd.Timestamp(dates.max()).date() if len(orders) else None
-    sold = fact[~fact["is_cancelled"].to_numpy(dtype=bool, na_value=False)]
+    kept = ~fact["is_cancelled"].to_numpy(dtype=bool, na_value=False)
+    order_no = np.cumsum(order_starts(fact["order_id"])) - 1
+    customer_of_order = pd.factorize(orders["customer_id"], use_na_sentinel=True)[0]
+    sold = fact[list(SOLD_COLUMNS)][kept].assign(
+        _order_no=order_no[kept], _customer_no=customer_of_order[order_no[kept]] if len(fact) else order_no
+    )
     return ReportContext(
         core=core,
         fact=fact,

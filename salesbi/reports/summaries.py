@@ -180,8 +180,8 @@ def _product_lines(ctx: ReportContext, key: str) -> pd.DataFrame:
     work = pd.DataFrame(
         {
             key: s[key],
-            "order_id": s["order_id"],
-            "customer_id": s["customer_id"],
+            "order_id": s["_order_no"].to_numpy(),  # integer codes: distinct counts without hashing text
+            "customer_id": s["_customer_no"].to_numpy(),
             "units": s["quantity"].to_numpy(dtype="float64", na_value=0.0),
             "net_sales": sales,
             "cost": np.nan_to_num(cost, nan=0.0),
