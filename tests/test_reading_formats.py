@@ -312,3 +312,15 @@ def test_a_fault_in_one_of_several_files_rejects_only_its_own_row(src: Path, tmp
         ],
     ]
     assert sorted(outcome.accepted["orders"]["order_id"]) == ["1002", "1003"]
+
+
+def test_a_header_naming_a_column_twice_reads_the_first_with_a_note(src: Path) -> None:
+    header = [*CUSTOMERS_HEADER[:5], "state", *CUSTOMERS_HEADER[5:]]
+    rows = [[*r[:5], "XX", *r[5:]] for r in ACCENTED]
+    _write(src / "customers.csv", [header, *rows])
+    data = read_source(src, "canonical")
+    frame = data.tables["customers"].frame
+    assert frame["state"].isna().tolist() == [True, False, True] and frame["state"][1] == "TX"
+    assert frame["country"].tolist()[0] == "Switzerland"
+    notes = " ".join(data.tables["customers"].notes + data.notes)
+    assert "customers.csv: the header names 'state' more than once; column 6 is read as 'state.1'" in notes

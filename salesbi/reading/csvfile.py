@@ -105,7 +105,12 @@ def read_csv_file(path: Path, options: CsvOptions) -> RawFile:
     )
     header = _dedupe(header_rows)
     repaired: list[int] = []
-    notes: list[str] = []
+    notes: list[str] = [
+        f"{path.name}: the header names {raw.strip()!r} more than once; column {i + 1} is read as {name!r} "
+        f"(the first {raw.strip()!r} is the one used)"
+        for i, (raw, name) in enumerate(zip(header_rows, header, strict=True))
+        if name != raw.strip()
+    ]
     utf8 = body if encoding != "cp1252" else body.decode("cp1252").encode("utf-8")
     frame, lines = _read_fast(utf8, header, delimiter, quote, path)
     if frame is None:
