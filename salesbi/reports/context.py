@@ -131,7 +131,8 @@ def build_context(core: dict[str, pd.DataFrame], fact: pd.DataFrame, params: Rep
     last = pd.Timestamp(dates.max()).date() if len(orders) else None
     kept = ~fact["is_cancelled"].to_numpy(dtype=bool, na_value=False)
     order_no = np.cumsum(order_starts(fact["order_id"])) - 1
-    customer_of_order = pd.factorize(orders["customer_id"], use_na_sentinel=True)[0]
+    customer_of_order = pd.factorize(orders["customer_id"], use_na_sentinel=True)[0].astype("float64")
+    customer_of_order[customer_of_order < 0] = np.nan  # like the text column: no customer, not counted
     sold = fact[list(SOLD_COLUMNS)][kept].assign(
         _order_no=order_no[kept], _customer_no=customer_of_order[order_no[kept]] if len(fact) else order_no
     )

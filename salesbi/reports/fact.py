@@ -75,7 +75,7 @@ def _positions(keys: pd.Series, table: pd.DataFrame, key: str, table_name: str) 
             f"{table_name}.{key} has duplicate values: the fact table needs one row per {key}",
             hint=f"load {table_name} through salesbi ingest, which keeps one row per key",
         )
-    pos = pc.index_in(_text(keys), value_set=right)
+    pos = pc.index_in(_text(keys), value_set=right, skip_nulls=True)  # a null key matches nothing
     return np.asarray(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), dtype=np.intp)
 
 
