@@ -104,3 +104,16 @@ def test_fast_prediction_equals_the_batch(world, sales_method: str | None) -> No
                 assert same(single[column], published.loc[cid, column]), (cid, column)
         for name in FEATURES:
             assert same(single["features"][name], features.loc[cid, name]), (cid, name)
+
+
+def test_more_threads_give_the_same_predictions(world) -> None:  # type: ignore[no-untyped-def]
+    fact, result, _ = world
+    _, customers, employees, _ = synthetic_fact(400, seed=1)
+    two = predict_customer_sales(
+        fact, customers, employees=employees, boost_rounds=40, created_at=CREATED, threads=2
+    )
+    left = result.customer_predictions.drop(columns="model_version")
+    right = two.customer_predictions.drop(columns="model_version")
+    pd.testing.assert_frame_equal(left, right)
+    assert two.model_runs[0].params["lightgbm"]["num_threads"] == 2
+    assert two.model_runs[0].metrics["mae"] == result.model_runs[0].metrics["mae"]

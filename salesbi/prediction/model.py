@@ -142,9 +142,9 @@ def _driver_text(contrib: np.ndarray, names: list[str] | np.ndarray, n: int) -> 
     return out
 
 
-def top_drivers(booster: lgb.Booster, x: pd.DataFrame, n: int = 3) -> list[str]:
+def top_drivers(booster: lgb.Booster, x: pd.DataFrame, n: int = 3, threads: int = 1) -> list[str]:
     """Return per row the ``n`` features with the largest SHAP contribution, e.g. 'recency_days (-), ...'."""
-    contrib = np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
+    contrib = np.asarray(booster.predict(x, pred_contrib=True, num_threads=threads))[:, :-1]
     return _driver_text(contrib, np.asarray(x.columns), n)
 
 
@@ -154,18 +154,19 @@ def risk_from_probability(p: np.ndarray) -> np.ndarray:
     return np.where(p < 0.3, "high", np.where(p < 0.6, "medium", "low")).astype(object)
 
 
-def predict_frame(features: pd.DataFrame, model: StoredModel) -> pd.DataFrame:
+def predict_frame(features: pd.DataFrame, model: StoredModel, threads: int = 1) -> pd.DataFrame:
     """Return the prediction columns (sales, interval, probability, drivers...) for feature rows."""
     x = features[model.features]
     n = len(x)
     out = pd.DataFrame(index=features.index)
     if model.sales_method == "lightgbm" and n:
-        sales = np.clip(np.asarray(model.boosters["sales"].predict(x)), 0.0, None)
-        low = np.clip(np.asarray(model.boosters["q10"].predict(x)), 0.0, None)
-        high = np.asarray(model.boosters["q90"].predict(x))
+        boosters = model.boosters
+        sales = np.clip(np.asarray(boosters["sales"].predict(x, num_threads=threads)), 0.0, None)
+        low = np.clip(np.asarray(boosters["q10"].predict(x, num_threads=threads)), 0.0, None)
+        high = np.asarray(boosters["q90"].predict(x, num_threads=threads))
         out["predicted_sales_low"] = np.round(np.minimum(low, sales), 2)
         out["predicted_sales_high"] = np.round(np.maximum(high, sales), 2)
-        out["top_drivers"] = top_drivers(model.boosters["sales"], x)
+        out["top_drivers"] = top_drivers(boosters["sales"], x, threads=threads)
     else:
         sales = naive_sales(features, model.sales_method) if n else np.zeros(0)
         out["predicted_sales_low"] = np.nan
@@ -173,7 +174,7 @@ def predict_frame(features: pd.DataFrame, model: StoredModel) -> pd.DataFrame:
         out["top_drivers"] = pd.NA
     out["predicted_sales"] = np.round(sales, 2)
     if model.probability_method == "lightgbm" and n:
-        probability = np.asarray(model.boosters["order"].predict(x))
+        probability = np.asarray(model.boosters["order"].predict(x, num_threads=threads))
     else:
         probability = naive_probability(features) if n else np.zeros(0)
     out["order_probability"] = np.round(probability, 6)

@@ -69,8 +69,8 @@ class PredictionResult:
         return self.models["customer_sales"]
 
 
-def lgb_params(objective: str, random_state: int, **extra: Any) -> dict[str, Any]:
-    """Return deterministic, single-thread LightGBM parameters for ``objective``."""
+def lgb_params(objective: str, random_state: int, threads: int = 1, **extra: Any) -> dict[str, Any]:
+    """Return deterministic LightGBM parameters for ``objective`` (same trees for any ``threads``)."""
     params: dict[str, Any] = {
         "objective": objective,
         "learning_rate": 0.05,
@@ -78,7 +78,8 @@ def lgb_params(objective: str, random_state: int, **extra: Any) -> dict[str, Any
         "min_data_in_leaf": 20,
         "feature_fraction": 0.9,
         "lambda_l2": 1.0,
-        "num_threads": 1,  # small frames: OpenMP threads cost more than they save, and steps run side by side
+        # 1 by default: steps that run side by side on few cores slow each other down with OpenMP threads
+        "num_threads": threads,
         "deterministic": True,
         "force_row_wise": True,
         "seed": random_state,
@@ -122,16 +123,18 @@ def _cap(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
     return frame.iloc[keep]
 
 
-def fit_boosters(train: pd.DataFrame, random_state: int, rounds: int) -> dict[str, lgb.Booster]:
+def fit_boosters(
+    train: pd.DataFrame, random_state: int, rounds: int, threads: int = 1
+) -> dict[str, lgb.Booster]:
     """Return the four boosters (sales, order, q10, q90) fitted on ``train``."""
     x = train[list(FEATURES)]
     sales = train["target_sales"].to_numpy(dtype="float64")
     ordered = train["target_ordered"].to_numpy(dtype="float64")
     specs = {
-        "sales": (lgb_params("tweedie", random_state, tweedie_variance_power=1.3), sales),
-        "order": (lgb_params("binary", random_state), ordered),
-        "q10": (lgb_params("quantile", random_state, alpha=0.1), sales),
-        "q90": (lgb_params("quantile", random_state, alpha=0.9), sales),
+        "sales": (lgb_params("tweedie", random_state, threads, tweedie_variance_power=1.3), sales),
+        "order": (lgb_params("binary", random_state, threads), ordered),
+        "q10": (lgb_params("quantile", random_state, threads, alpha=0.1), sales),
+        "q90": (lgb_params("quantile", random_state, threads, alpha=0.9), sales),
     }
     return {
         name: lgb.train(params, lgb.Dataset(x, label=y, free_raw_data=True), num_boost_round=rounds)
@@ -233,10 +236,12 @@ def predict_customer_sales(
     random_state: int = 0,
     boost_rounds: int = BOOST_ROUNDS,
     created_at: datetime | None = None,
+    threads: int = 1,
 ) -> PredictionResult:
     """Return next-``horizon_days`` sales and order-probability predictions for every customer with an order.
 
-    ``employees`` (optional) fills ``sales_rep_name``. See the module docstring for the method.
+    ``employees`` (optional) fills ``sales_rep_name``. ``threads``: LightGBM threads for the fits
+    and the scoring (the trees do not depend on it). See the module docstring for the method.
     """
     if horizon_days < 7:
         raise ConfigurationError(f"horizon_days must be at least 7, got {horizon_days}")
@@ -262,7 +267,9 @@ def predict_customer_sales(
     }
     if len(evaluation):
         eval_boosters = (
-            None if thin else fit_boosters(_cap(eval_train, random_state), random_state, boost_rounds)
+            None
+            if thin
+            else fit_boosters(_cap(eval_train, random_state), random_state, boost_rounds, threads)
         )
         metrics.update(evaluate(evaluation, eval_boosters))
     metrics["train_rows_eval_model"] = len(eval_train)
@@ -276,7 +283,7 @@ def predict_customer_sales(
     final_origins = origins(e, start, horizon_days)
     if not thin and "lightgbm" in (sales_method, probability_method):
         final_train = training_frame(prepared, final_origins, horizon_days)
-        boosters = fit_boosters(_cap(final_train, random_state), random_state, boost_rounds)
+        boosters = fit_boosters(_cap(final_train, random_state), random_state, boost_rounds, threads)
         metrics["train_rows_final_model"] = len(final_train)
 
     note = ""
@@ -298,7 +305,7 @@ def predict_customer_sales(
         "origin_step_days": max(7, horizon_days // 2),
         "origins_final": [c.date().isoformat() for c in final_origins],
         "boost_rounds": boost_rounds,
-        "lightgbm": lgb_params("tweedie", random_state, tweedie_variance_power=1.3),
+        "lightgbm": lgb_params("tweedie", random_state, threads, tweedie_variance_power=1.3),
         "thresholds": {
             "min_windows": MIN_WINDOWS,
             "min_customers": MIN_CUSTOMERS,
@@ -321,7 +328,7 @@ def predict_customer_sales(
     model.stamp(created_at or utc_now())
 
     features = features_at(prepared, t, horizon_days)
-    frame = predict_frame(features, model)
+    frame = predict_frame(features, model, threads=threads)
     frame = _with_names(frame, lines, customers, employees)
     frame["as_of_date"] = t
     frame["horizon_days"] = horizon_days
