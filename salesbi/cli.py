@@ -169,6 +169,12 @@ def run(
     dask_address: Annotated[
         str | None, typer.Option(help="with --task-runner dask: scheduler address (default: local cluster)")
     ] = None,
+    model_threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="LightGBM threads per model fit (default: all cores, 1 when steps run side by side)"
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""
@@ -182,7 +188,7 @@ def run(
         churn_months=churn_months,
         verbose=verbose,
         prefect=prefect,
-        extra={"task_runner": task_runner, "dask_address": dask_address},
+        extra={"task_runner": task_runner, "dask_address": dask_address, "model_threads": model_threads},
     )
 
 

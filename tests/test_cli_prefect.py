@@ -1,4 +1,4 @@
-"""`salesbi run --prefect` without a server: the temporary API it starts has Prefect's telemetry off."""
+"""The CLI's run options: Prefect telemetry off for the temporary API, model threads passed through."""
 
 from __future__ import annotations
 
@@ -32,3 +32,25 @@ def test_temporary_api_has_telemetry_off_unless_the_user_set_it(
     monkeypatch.setattr(flows.sales_pipeline, "sales_pipeline", fake_flow)
     cli._run_prefect_flow(SimpleNamespace(out_dir=tmp_path))
     assert seen["analytics"] == (user_setting or "false")
+
+
+def test_run_passes_model_threads_to_the_pipeline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import salesbi.pipeline
+
+    seen: dict[str, Any] = {}
+
+    def fake_pipeline(params: Any, progress: Any = None) -> Any:
+        seen["threads"] = params.model_threads
+        return SimpleNamespace(as_dict=lambda: {"status": "succeeded", "tables": {}, "outputs": {}})
+
+    monkeypatch.setattr(salesbi.pipeline, "run_pipeline", fake_pipeline)
+    monkeypatch.setattr(cli, "_print_outputs", lambda summary: None)
+    runner = CliRunner()
+    args = ["run", "--source", str(tmp_path), "--out", str(tmp_path / "out"), "--steps", "ingest"]
+    assert runner.invoke(cli.app, [*args, "--model-threads", "3"]).exit_code == 0
+    assert seen["threads"] == 3
+    assert runner.invoke(cli.app, args).exit_code == 0
+    assert seen["threads"] is None  # resolved per step: all cores alone, 1 side by side
+    assert runner.invoke(cli.app, [*args, "--model-threads", "0"]).exit_code == 2
