@@ -41,7 +41,7 @@ def fit_models_flow(run_key: str) -> list[str]:
     """Fit the selected model steps of the active run ``run_key`` concurrently; return the steps fitted."""
     run = lookup(run_key)
     wanted: list[str] = [s for s in MODEL_STEPS if s in run.params.steps]
-    futures = {s: fit_task.submit(s, model_inputs(run, s, side_by_side=True)) for s in wanted}
+    futures = {s: fit_task.submit(s, model_inputs(run, s)) for s in wanted}
     wait(list(futures.values()))
     for step, future in futures.items():
         result, seconds = future.result()  # re-raises the step's failure

@@ -170,11 +170,9 @@ def run(
         str | None, typer.Option(help="with --task-runner dask: scheduler address (default: local cluster)")
     ] = None,
     model_threads: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="LightGBM threads per model fit (default: all cores, 1 when steps run side by side)"
-        ),
-    ] = None,
+        int,
+        typer.Option(min=1, help="LightGBM threads per model fit (raise on a machine with idle cores)"),
+    ] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""

@@ -54,13 +54,13 @@ class PipelineParams(BaseModel):
         description="scheduler of an existing Dask cluster (tcp://host:8786); default: a local cluster",
     )
     dask_workers: int = Field(default=2, ge=1, le=256, description="workers of the local Dask cluster")
-    model_threads: int | None = Field(
-        default=None,
+    model_threads: int = Field(
+        default=1,
         ge=1,
         le=256,
         description=(
-            "LightGBM threads per model fit; default: every core when the model steps run one after "
-            "another (salesbi run), 1 when they run side by side (Prefect flow, Dask)"
+            "LightGBM threads per model fit; raise it only where the fits have cores to themselves "
+            "(threads that share busy cores make fits several times slower)"
         ),
     )
 

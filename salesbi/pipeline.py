@@ -13,7 +13,6 @@ the last stage and is itself atomic.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -184,7 +183,7 @@ def fit_predictions(fact: pd.DataFrame, core: dict[str, pd.DataFrame], params: P
         as_of=params.as_of,
         horizon_days=params.prediction_horizon_days,
         random_state=params.random_state,
-        threads=params.model_threads or 1,
+        threads=params.model_threads,
     )
 
 
@@ -204,7 +203,7 @@ def fit_forecast(
         frequency=params.forecast_frequency,
         horizon=params.forecast_horizon,
         random_state=params.random_state,
-        lgbm_config=LightGBMConfig(random_state=params.random_state, num_threads=params.model_threads or 1),
+        lgbm_config=LightGBMConfig(random_state=params.random_state, num_threads=params.model_threads),
     )
 
 
@@ -216,18 +215,10 @@ MODEL_FITS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
 }
 
 
-def model_inputs(run: Run, step: str, *, side_by_side: bool = False) -> tuple[Any, ...]:
-    """Return the arguments of the fit function of model ``step`` for this run.
-
-    Unless the run's parameters fix ``model_threads``, a step fitted alone gets every core and
-    steps fitted ``side_by_side`` (the Prefect flow's runners) get one thread each.
-    """
+def model_inputs(run: Run, step: str) -> tuple[Any, ...]:
+    """Return the arguments of the fit function of model ``step`` for this run."""
     assert run.core is not None
-    params = run.params
-    if params.model_threads is None:
-        threads = 1 if side_by_side else max(1, os.cpu_count() or 1)
-        params = params.model_copy(update={"model_threads": threads})
-    args: tuple[Any, ...] = (fact_of(run), run.core, params)
+    args: tuple[Any, ...] = (fact_of(run), run.core, run.params)
     return (*args, run.run_id) if step == "forecast" else args
 
 

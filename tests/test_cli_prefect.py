@@ -52,5 +52,5 @@ def test_run_passes_model_threads_to_the_pipeline(monkeypatch: pytest.MonkeyPatc
     assert runner.invoke(cli.app, [*args, "--model-threads", "3"]).exit_code == 0
     assert seen["threads"] == 3
     assert runner.invoke(cli.app, args).exit_code == 0
-    assert seen["threads"] is None  # resolved per step: all cores alone, 1 side by side
+    assert seen["threads"] == 1
     assert runner.invoke(cli.app, [*args, "--model-threads", "0"]).exit_code == 2
