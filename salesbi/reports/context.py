@@ -65,8 +65,11 @@ def default_as_of(fact: pd.DataFrame) -> date:
     return last + timedelta(days=1)
 
 
-def order_frame(fact: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per order of ``fact`` (which is sorted by order_id, line_number)."""
+def order_frame(fact: pd.DataFrame, starts_order: np.ndarray | None = None) -> pd.DataFrame:
+    """Return one row per order of ``fact`` (which is sorted by order_id, line_number).
+
+    ``starts_order``: :func:`order_starts` of the fact when the caller has it already.
+    """
     n = len(fact)
     if n == 0:
         return pd.DataFrame(
@@ -83,7 +86,8 @@ def order_frame(fact: pd.DataFrame) -> pd.DataFrame:
                 "net_profit": pd.Series(dtype="float64"),
             }
         )
-    starts = np.flatnonzero(order_starts(fact["order_id"]))
+    first = order_starts(fact["order_id"]) if starts_order is None else starts_order
+    starts = np.flatnonzero(first)
     text = ("order_id", "customer_id", "employee_id", "office_id", "geography_key")
     head = {col: fact[col].iloc[starts] for col in (*text, "order_date", "is_cancelled")}
     qty = fact["quantity"].to_numpy(dtype="float64", na_value=0.0)
@@ -118,7 +122,8 @@ def order_starts(order_ids: pd.Series) -> np.ndarray:
 def build_context(core: dict[str, pd.DataFrame], fact: pd.DataFrame, params: ReportParams) -> ReportContext:
     """Return the :class:`ReportContext` of ``fact`` built from ``core`` with ``params``."""
     as_of = params.as_of or default_as_of(fact)
-    orders = order_frame(fact)
+    starts_order = order_starts(fact["order_id"])
+    orders = order_frame(fact, starts_order)
     last_start = add_months(as_of, -12)
     prior_start = add_months(as_of, -24)
     dates = orders["order_date"]
@@ -130,7 +135,7 @@ def build_context(core: dict[str, pd.DataFrame], fact: pd.DataFrame, params: Rep
     first = pd.Timestamp(dates.min()).date() if len(orders) else None
     last = pd.Timestamp(dates.max()).date() if len(orders) else None
     kept = ~fact["is_cancelled"].to_numpy(dtype=bool, na_value=False)
-    order_no = np.cumsum(order_starts(fact["order_id"])) - 1
+    order_no = np.cumsum(starts_order) - 1
     customer_of_order = pd.factorize(orders["customer_id"], use_na_sentinel=True)[0].astype("float64")
     customer_of_order[customer_of_order < 0] = np.nan  # like the text column: no customer, not counted
     sold = fact[list(SOLD_COLUMNS)][kept].assign(

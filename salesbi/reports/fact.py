@@ -67,7 +67,7 @@ def _text(values: pd.Series) -> pa.Array:
     return pc.cast(arr, pa.large_string())
 
 
-def _positions(keys: pd.Series, table: pd.DataFrame, key: str, table_name: str) -> np.ndarray:
+def _positions(keys: pa.Array, table: pd.DataFrame, key: str, table_name: str) -> np.ndarray:
     """Return, per key, the row of ``table`` holding it (-1 where absent); its keys must be unique."""
     right = _text(table[key])
     if pc.count_distinct(right, mode="only_valid").as_py() != len(right) - right.null_count:
@@ -75,7 +75,7 @@ def _positions(keys: pd.Series, table: pd.DataFrame, key: str, table_name: str) 
             f"{table_name}.{key} has duplicate values: the fact table needs one row per {key}",
             hint=f"load {table_name} through salesbi ingest, which keeps one row per key",
         )
-    pos = pc.index_in(_text(keys), value_set=right, skip_nulls=True)  # a null key matches nothing
+    pos = pc.index_in(keys, value_set=right, skip_nulls=True)  # a null key matches nothing
     return np.asarray(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), dtype=np.intp)
 
 
@@ -97,31 +97,37 @@ def build_fact_order_lines(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
     products, employees = core["products"], core["employees"]
 
     # lookups by key position (Arrow hash joins), not pandas merges: ~3x faster on a million lines
-    order_row = _positions(items["order_id"], orders, "order_id", "orders")
-    known = order_row >= 0
-    if not known.all():
-        items, order_row = items[known], order_row[known]
-    line_order = pc.sort_indices(
-        pa.table({"o": _text(items["order_id"]), "l": pa.array(items["line_number"], from_pandas=True)}),
+    order_ids = _text(items["order_id"])
+    order_row = _positions(order_ids, orders, "order_id", "orders")
+    item_row = np.flatnonzero(order_row >= 0)  # lines of unknown orders are left out
+    by_order_and_line = pc.sort_indices(
+        pa.table(
+            {
+                "o": order_ids.take(item_row),
+                "l": pa.array(items["line_number"], from_pandas=True).take(item_row),
+            }
+        ),
         sort_keys=[("o", "ascending"), ("l", "ascending")],
     ).to_numpy()
-    item_row = np.flatnonzero(known)[line_order] if not known.all() else line_order
-    order_row = order_row[line_order]
-    source = core["order_items"]
-    f = pd.DataFrame({c: _take(source[c], item_row) for c in ("order_id", "line_number", "product_id")})
-    for c in ("quantity", "unit_price", "discount"):
-        f[c] = _take(source[c], item_row)
+    item_row = item_row[by_order_and_line]
+    order_row = order_row[item_row]
+    f = pd.DataFrame(
+        {
+            c: _take(items[c], item_row)
+            for c in ("order_id", "line_number", "product_id", "quantity", "unit_price", "discount")
+        }
+    )
     for c in ("customer_id", "employee_id", "order_date", "shipped_date", "status"):
         f[c] = _take(orders[c], order_row)
-    customer_row = _positions(f["customer_id"], customers, "customer_id", "customers")
+    customer_row = _positions(_text(f["customer_id"]), customers, "customer_id", "customers")
     for c in ("sales_rep_id", "country", "city"):
         f[c] = _take(customers[c], customer_row)
-    product_row = _positions(f["product_id"], products, "product_id", "products")
+    product_row = _positions(_text(f["product_id"]), products, "product_id", "products")
     for c in ("product_line_id", "unit_cost"):
         f[c] = _take(products[c], product_row)
     f["employee_id"] = f["employee_id"].fillna(f["sales_rep_id"])
     f["office_id"] = _take(
-        employees["office_id"], _positions(f["employee_id"], employees, "employee_id", "employees")
+        employees["office_id"], _positions(_text(f["employee_id"]), employees, "employee_id", "employees")
     )
 
     qty = f["quantity"].astype("float64")

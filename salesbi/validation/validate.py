@@ -27,6 +27,7 @@ import pandas as pd
 
 from salesbi import contract
 from salesbi.errors import ValidationFailed
+from salesbi.reading.reader import empty_faults
 from salesbi.runlog import TableCounts
 from salesbi.schema import Table
 from salesbi.validation.config import ValidationConfig, load_config
@@ -59,16 +60,7 @@ class StagedTableData:
 
     table: Table
     frame: pd.DataFrame
-    faults: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(
-            {
-                "line": pd.Series([], dtype="int64"),
-                "column": pd.Series([], dtype="string"),
-                "rule": pd.Series([], dtype="string"),
-                "value": pd.Series([], dtype="string"),
-            }
-        )
-    )
+    faults: pd.DataFrame = field(default_factory=empty_faults)  # FAULT_COLUMNS, as the reader's
     files: tuple[Any, ...] = ()
 
 
@@ -136,39 +128,28 @@ def _gx_issues(
 
 
 def _fault_issues(spec: Table, frame: pd.DataFrame, faults: pd.DataFrame | None) -> pd.DataFrame:
-    """Return issues for the reader's cell faults, located by source line (and file when given)."""
+    """Return issues for the reader's cell faults, located by source file and line."""
     if faults is None or not len(faults):
         return empty_issues()
-    lines = pd.DataFrame(
+    rows = pd.DataFrame(
         {
+            "file": frame["_source_file"].to_numpy(),
             "line": frame["_source_line"].astype("Int64").to_numpy(),
             "pos": np.arange(len(frame), dtype="int64"),
         }
     )
-    on = ["line"]
-    if "file" in faults.columns and "_source_file" in frame.columns:
-        lines["file"] = frame["_source_file"].to_numpy()
-        on.append("file")
     f = faults.reset_index(drop=True).copy()
-    f["fault_no"] = np.arange(len(f))
     f["line"] = f["line"].astype("Int64")
-    m = f.merge(lines, on=on, how="left")
+    m = f.merge(rows, on=["file", "line"], how="left")
     unmatched = m[m["pos"].isna()]
     if len(unmatched):
         first = unmatched.iloc[0]
         raise ValidationFailed(
             f"{spec.name}: the reader reported a fault on line {first['line']} which is not a staged row",
+            file=str(first["file"]),
             column=str(first["column"]),
             hint="this is a bug in the reader; please report it",
         )
-    # Several files can share a line number: keep the row whose cell is the (nulled) faulty one.
-    if m["fault_no"].duplicated().any():
-        keep = np.ones(len(m), dtype=bool)
-        for column, sub in m.groupby("column"):
-            keep[sub.index.to_numpy()] = (
-                frame[str(column)].isna().to_numpy()[sub["pos"].to_numpy(dtype="int64")]
-            )
-        m = m[keep | ~m["fault_no"].duplicated(keep=False)]
     parts = []
     for rule, sub in m.groupby("rule", sort=True):
         template = "{column}: " + READER_RULES.get(str(rule), "could not read {value}")
