@@ -62,3 +62,11 @@ class ConfigurationError(SalesBIError):
 
 class ValidationFailed(SalesBIError):
     """A table-level validation rule failed; the run stops before ``core`` changes."""
+
+
+class StepSkipped(SalesBIError):
+    """A step cannot run meaningfully on this data (too little history, a table the source lacks).
+
+    The run goes on without the step; the run's status becomes ``succeeded_with_warnings`` and
+    its summary, insights and artifacts name the step and this reason.
+    """

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from salesbi import contract
-from salesbi.errors import SalesBIError
+from salesbi.errors import SalesBIError, StepSkipped
 from salesbi.modelrun import ModelRun
 from salesbi.params import PipelineParams
 from salesbi.runlog import RunSummary, new_run_id, record_end, record_start, utcnow
@@ -316,7 +316,7 @@ def recorded(run: Run) -> Iterator[Run]:
     """
     try:
         yield run
-        run.summary.status = "succeeded"
+        run.summary.status = run.summary.final_status()
     except BaseException as exc:
         run.summary.status = "failed"
         run.summary.error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -370,6 +370,12 @@ def run_pipeline(
         for i, (name, fn) in enumerate(plan):
             run.tick(name, i, len(plan))
             log.info("run %s: %s", run.run_id, name)
-            fn(run)
+            try:
+                fn(run)
+            except StepSkipped as skipped:
+                # the step cannot run on this data: the run goes on and its status says so
+                run.summary.failed_step = None
+                run.summary.warn(name, skipped.message, kind="skipped")
+                log.warning("run %s: step %s skipped: %s", run.run_id, name, skipped.message)
         run.tick("done", len(plan), len(plan))
     return run.summary

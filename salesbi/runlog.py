@@ -74,6 +74,18 @@ class RunSummary:
     outputs: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     kpis: dict[str, Any] = field(default_factory=dict)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+    def warn(self, step: str, what: str, *, kind: str = "warning") -> None:
+        """Record that ``step`` was skipped, lost data or fell back (``kind``), and why (``what``).
+
+        A run with any warning ends ``succeeded_with_warnings``, never ``succeeded``.
+        """
+        self.warnings.append({"step": step, "kind": kind, "what": what})
+
+    def final_status(self) -> str:
+        """Return a finished run's status: ``succeeded``, or ``succeeded_with_warnings`` if any warning."""
+        return "succeeded_with_warnings" if self.warnings else "succeeded"
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON document (DESIGN.md shape, plus context fields)."""
@@ -100,6 +112,7 @@ class RunSummary:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "outputs": self.outputs,
             "kpis": self.kpis,
+            "warnings": self.warnings,
             "notes": self.notes,
         }
 
@@ -185,7 +198,7 @@ def last_good_counts(engine: Engine, flow: str = "ingest") -> dict[str, int]:
     with engine.connect() as conn:
         last = conn.execute(
             sa.select(runs.c.run_id)
-            .where(runs.c.status == "succeeded")
+            .where(runs.c.status.in_(("succeeded", "succeeded_with_warnings")))
             .where(sa.exists().where(run_tables.c.run_id == runs.c.run_id))
             .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
             .limit(1)

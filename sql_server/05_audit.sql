@@ -34,7 +34,7 @@ IF OBJECT_ID(N'audit.runs', N'U') IS NULL
 CREATE TABLE audit.runs (
 	run_id NVARCHAR(64) NOT NULL, 
 	flow NVARCHAR(64) NOT NULL, 
-	status NVARCHAR(16) NOT NULL, 
+	status NVARCHAR(32) NOT NULL, 
 	started_at DATETIME2 NOT NULL, 
 	finished_at DATETIME2 NULL, 
 	failed_step NVARCHAR(64) NULL, 

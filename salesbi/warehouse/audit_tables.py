@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from salesbi.schema import Column, Table
 
-RUN_STATUSES = ("running", "succeeded", "failed")
+RUN_STATUSES = ("running", "succeeded", "succeeded_with_warnings", "failed", "crashed")
 
 RUNS = Table(
     name="runs",
@@ -14,7 +14,7 @@ RUNS = Table(
     columns=(
         Column("run_id", "id", required=True),
         Column("flow", "text", required=True, length=64),
-        Column("status", "text", required=True, length=16, allowed=RUN_STATUSES),
+        Column("status", "text", required=True, length=32, allowed=RUN_STATUSES),
         Column("started_at", "datetime", required=True),
         Column("finished_at", "datetime"),
         Column("failed_step", "text", length=64),
