@@ -19,11 +19,9 @@ from prefect.futures import wait
 from prefect.logging import get_run_logger
 
 from flows._runs import attached, lookup
-from flows._secrets import with_warehouse_secret
-from salesbi.params import PipelineParams
-from salesbi.pipeline import MODEL_FITS, Run, apply_model_result, model_inputs, recorded, start_run
-from tasks.artifacts import publish_run_artifacts
-from tasks.stages import connect_task, core_task, publish_task, reports_task
+from salesbi.errors import StepSkipped
+from salesbi.params import PipelineParams, RunOptions
+from salesbi.pipeline import MODEL_FITS, Run, apply_model_result, model_inputs, skip
 
 MODEL_STEPS = ("segments", "predictions", "forecast")
 
@@ -37,26 +35,41 @@ def fit_task(step: str, args: tuple[Any, ...]) -> tuple[Any, float]:
 
 
 @flow(name="fit-models", log_prints=True)
-def fit_models_flow(run_key: str) -> list[str]:
-    """Fit the selected model steps of the active run ``run_key`` concurrently; return the steps fitted."""
+def fit_models_flow(run_key: str, steps: list[str]) -> list[str]:
+    """Fit model ``steps`` of the active run ``run_key`` concurrently; return the steps fitted.
+
+    ``run_key`` names the parent flow's run in this process (a subflow, never a deployment).
+    A step that cannot run on the data (StepSkipped) is recorded as a warning.
+    """
     run = lookup(run_key)
-    wanted: list[str] = [s for s in MODEL_STEPS if s in run.params.steps]
-    futures = {s: fit_task.submit(s, model_inputs(run, s)) for s in wanted}
+    futures = {s: fit_task.submit(s, model_inputs(run, s)) for s in steps}
     wait(list(futures.values()))
+    fitted: list[str] = []
     for step, future in futures.items():
-        result, seconds = future.result()  # re-raises the step's failure
+        try:
+            result, seconds = future.result()  # re-raises the step's failure
+        except StepSkipped as skipped:
+            skip(run, step, skipped)
+            continue
+        except BaseException:
+            run.summary.failed_step = run.summary.failed_step or step
+            raise
         apply_model_result(run, step, result)
         run.summary.timings[step] = round(seconds, 3)
         get_run_logger().info("%s done in %.1fs", step, seconds)
-    return wanted
+        fitted.append(step)
+    return fitted
 
 
-def run_models(run: Run) -> None:
-    """Fit the run's model steps on the task runner its parameters ask for, merging results into it."""
+def run_models(run: Run, steps: list[str] | None = None) -> None:
+    """Fit model ``steps`` (default: the run's) on the task runner its parameters ask for, merging results."""
+    wanted: list[str] = (
+        list(steps) if steps is not None else [s for s in MODEL_STEPS if s in run.params.steps]
+    )
     runner = task_runner_for(run.params)
     fit = fit_models_flow if runner is None else fit_models_flow.with_options(task_runner=runner)
     with attached(run) as key:
-        fit(key)
+        fit(key, wanted)
 
 
 def task_runner_for(params: PipelineParams) -> Any:
@@ -95,24 +108,14 @@ def current_api_url() -> str:
 
 
 @flow(name="train-models", log_prints=True)
-def models_flow(params: PipelineParams, run_key: str | None = None) -> list[str]:
-    """Fit the models on core and score every customer/series; return the tables they produced."""
-    if run_key is not None:
-        run = lookup(run_key)
-        if run.core is None:
-            core_task(run)
-        run_models(run)
-        return sorted(run.frames)
-    steps = tuple(s for s in params.steps if s in MODEL_STEPS) or MODEL_STEPS
-    params = with_warehouse_secret(params)
-    run = start_run(params.model_copy(update={"steps": ("reports", *steps)}), flow="train-models")
-    try:
-        with recorded(run):
-            connect_task(run)
-            core_task(run)
-            reports_task(run)  # the fact table the models read, and insights need the rest
-            run_models(run)
-            publish_task(run)
-    finally:
-        publish_run_artifacts(run)
-    return sorted(run.frames)
+def models_flow(params: RunOptions) -> list[str]:
+    """Refit the selected models (all three by default) on core and publish; return the rpt tables written.
+
+    Runs the plan of reports + the model steps: the models read the fact table,
+    and the insights need every table.
+    """
+    from flows._plan import run_plan
+
+    chosen = tuple(s for s in params.steps if s in MODEL_STEPS) or MODEL_STEPS
+    summary = run_plan(params, flow="train-models", steps=("reports", *chosen))  # type: ignore[arg-type]
+    return sorted(summary["outputs"].get("rpt_tables") or {})

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from salesbi.errors import SalesBIError
@@ -76,7 +77,7 @@ def _progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], No
 
 
 def _fail(exc: SalesBIError) -> None:
-    console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -173,6 +174,24 @@ def run(
         int,
         typer.Option(min=1, help="LightGBM threads per model fit (raise on a machine with idle cores)"),
     ] = 1,
+    forecast_frequency: Annotated[
+        str | None, typer.Option(help="forecast period: D, W or M (default: from the data)")
+    ] = None,
+    forecast_horizon: Annotated[
+        int | None, typer.Option(min=1, max=366, help="periods to forecast (default: from the data)")
+    ] = None,
+    prediction_horizon: Annotated[
+        int, typer.Option(min=7, max=730, help="days ahead the customer predictions look")
+    ] = 90,
+    connect_timeout: Annotated[
+        int, typer.Option(min=1, max=600, help="seconds to wait for the warehouse to accept a connection")
+    ] = 15,
+    lock_timeout: Annotated[
+        int,
+        typer.Option(
+            min=0, help="seconds to wait for another run writing to the same --out folder (0: fail at once)"
+        ),
+    ] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""
@@ -186,7 +205,16 @@ def run(
         churn_months=churn_months,
         verbose=verbose,
         prefect=prefect,
-        extra={"task_runner": task_runner, "dask_address": dask_address, "model_threads": model_threads},
+        extra={
+            "task_runner": task_runner,
+            "dask_address": dask_address,
+            "model_threads": model_threads,
+            "forecast_frequency": forecast_frequency,
+            "forecast_horizon": forecast_horizon,
+            "prediction_horizon_days": prediction_horizon,
+            "connect_timeout": connect_timeout,
+            "lock_timeout": lock_timeout,
+        },
     )
 
 
@@ -226,11 +254,18 @@ def _run(
     if prefect:
         _run_prefect_flow(params)
         return
+    import sqlalchemy as sa
+
+    from salesbi.warehouse.engine import connect_failure, resolve_url
+
     try:
         with _progress_bar() as progress:
             summary = run_pipeline(params, progress=progress)
     except SalesBIError as exc:
         _fail(exc)
+        return
+    except sa.exc.DBAPIError as exc:  # the warehouse failed mid-run (connection lost, server stopped)
+        _fail(connect_failure(resolve_url(params.warehouse_url), exc))
         return
     _print_outputs(summary.as_dict())
 
@@ -240,18 +275,68 @@ def _run_prefect_flow(params: Any) -> None:
     import json
     import os
 
+    from salesbi.params import RunOptions
+
+    if getattr(params, "warehouse_url", None):
+        # a flow parameter never holds the URL (it would show in the UI): hand it over in the environment
+        os.environ["SALESBI_WAREHOUSE_URL"] = params.warehouse_url
+    options = (
+        RunOptions(**params.model_dump(exclude={"warehouse_url"}))
+        if hasattr(params, "model_dump")
+        else params
+    )
     if not os.environ.get("PREFECT_API_URL"):
         # the temporary API Prefect starts for this run: no telemetry (its failures offline are
         # logged as errors); a server of your own keeps its own setting
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.sales_pipeline import sales_pipeline
 
-    state = sales_pipeline(params, return_state=True)
+    state = sales_pipeline(options, return_state=True)
     summary_path = params.out_dir / "run_summary.json"
     if summary_path.exists():
         _print_outputs(json.loads(summary_path.read_text(encoding="utf-8")))
     if not state.is_completed():
         _fail(SalesBIError(f"the Prefect flow run ended {state.name}: {state.message}", file=summary_path))
+
+
+@app.command()
+def runs(
+    warehouse: WarehouseOpt = None,
+    last: Annotated[int, typer.Option("--last", "-n", min=1, help="how many runs to list")] = 10,
+) -> None:
+    """List the last runs recorded in audit.runs, newest first; runs whose process died are marked crashed."""
+    import sqlalchemy as sa
+
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import open_warehouse
+    from salesbi.runlog import list_runs, mark_crashed
+    from salesbi.warehouse.engine import connect_failure
+
+    try:
+        engine, _ = open_warehouse(PipelineParams(warehouse_url=warehouse))
+    except SalesBIError as exc:
+        _fail(exc)
+        return
+    try:
+        for gone in mark_crashed(engine):
+            console.print(f"run {gone}: its process is gone, marked crashed")
+        rows = list_runs(engine, last)
+    except sa.exc.DBAPIError as exc:
+        _fail(connect_failure(engine.url, exc))
+        return
+    finally:
+        engine.dispose()
+    out = Console()
+    out.print(f"{'run_id':<26} {'flow':<16} {'status':<24} {'started (UTC)':<20} {'failed step':<12} error")
+    for r in rows:
+        started = r["started_at"].strftime("%Y-%m-%d %H:%M:%S") if r["started_at"] else ""
+        error = (r["error"] or "").splitlines()[0][:100] if r["error"] else ""
+        out.print(
+            f"{r['run_id']:<26} {r['flow'] or '':<16} {r['status']:<24} {started:<20} "
+            f"{r['failed_step'] or '':<12} {error}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -326,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except SalesBIError as exc:  # raised outside a command's own handling
-        console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -12,39 +12,63 @@ Step = Literal["ingest", "reports", "segments", "predictions", "forecast", "powe
 ALL_STEPS: tuple[Step, ...] = ("ingest", "reports", "segments", "predictions", "forecast", "powerbi")
 
 
-class PipelineParams(BaseModel):
-    """Everything a run needs; every field has a safe default except the source folder."""
+class RunOptions(BaseModel):
+    """What a run does, without saying how to reach the warehouse: the Prefect flows' parameter form.
+
+    Every field is described (the descriptions are the form's help texts) and
+    has a default that works on a fresh checkout, except that the sample source
+    has to be generated first (``salesbi generate --out var/sample``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     source: Path | None = Field(
-        default=None, description="folder holding the company's CSV files (needed by the ingest step)"
-    )
-    profile: str = Field(default="canonical", description="profile name in profiles/, or a path to a YAML")
-    warehouse_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL; default $SALESBI_WAREHOUSE_URL, else SQLite under ./var/",
-        repr=False,
+        description=(
+            "folder holding the company's CSV files (needed by the ingest step); "
+            "for the sample company run `salesbi generate --out var/sample` once"
+        ),
+    )
+    profile: str = Field(
+        default="canonical", description="how to read the source: a profile name in profiles/, or a YAML path"
     )
     warehouse_secret: str | None = Field(
         default=None,
-        description="name of a Prefect Secret block holding the warehouse URL (used by the Prefect flows)",
+        description="name of a Prefect Secret block holding the warehouse's SQLAlchemy URL",
     )
-    out_dir: Path = Field(default=Path("out"), description="where summaries, Parquet and Power BI go")
-    as_of: date | None = Field(default=None, description="as-of date; default: the day after the last order")
+    warehouse_env: str | None = Field(
+        default=None,
+        description=(
+            "name of an environment variable (on the worker) holding the warehouse URL; "
+            "with neither this nor a secret: $SALESBI_WAREHOUSE_URL, else SQLite under ./var/"
+        ),
+    )
+    out_dir: Path = Field(
+        default=Path("out"), description="folder for run_summary.json, Parquet, models and Power BI"
+    )
+    as_of: date | None = Field(
+        default=None, description="report date YYYY-MM-DD; default: the day after the last order"
+    )
     churn_months: int = Field(
         default=2, ge=1, le=24, description="months without an order that count as churn"
     )
-    fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
-    prediction_horizon_days: int = Field(default=90, ge=7, le=730)
+    fiscal_year_start_month: int = Field(
+        default=1, ge=1, le=12, description="first month of the fiscal year (1 = January)"
+    )
+    prediction_horizon_days: int = Field(
+        default=90, ge=7, le=730, description="days ahead the customer predictions look"
+    )
     forecast_frequency: Literal["D", "W", "M"] | None = Field(
-        default=None, description="default: from the data"
+        default=None, description="forecast period: D day, W week, M month; default: from the data"
     )
     forecast_horizon: int | None = Field(
-        default=None, ge=1, le=366, description="periods; default: from the data"
+        default=None, ge=1, le=366, description="periods to forecast; default: from the data"
     )
-    steps: tuple[Step, ...] = Field(default=ALL_STEPS, description="which steps to run")
-    random_state: int = 0
+    steps: tuple[Step, ...] = Field(
+        default=ALL_STEPS,
+        description="which steps to run: ingest, reports, segments, predictions, forecast, powerbi",
+    )
+    random_state: int = Field(default=0, description="seed of the models (same seed, same results)")
     task_runner: Literal["threads", "dask"] = Field(
         default="threads",
         description="how the Prefect flows run the model steps: threads in the flow's process, or Dask",
@@ -61,6 +85,21 @@ class PipelineParams(BaseModel):
         description=(
             "LightGBM threads per model fit; raise it only where the fits have cores to themselves "
             "(threads that share busy cores make fits several times slower)"
+        ),
+    )
+    connect_timeout: int = Field(
+        default=15,
+        ge=1,
+        le=600,
+        description="seconds to wait for the warehouse to accept a connection (SQLite: for its lock)",
+    )
+    lock_timeout: int = Field(
+        default=0,
+        ge=0,
+        le=86_400,
+        description=(
+            "seconds a run waits for another run writing to the same output folder before failing "
+            "(0: fail at once)"
         ),
     )
 
@@ -80,3 +119,13 @@ class PipelineParams(BaseModel):
     def models_dir(self) -> Path:
         """Return the model store folder: ``<out>/models``."""
         return self.out_dir / "models"
+
+
+class PipelineParams(RunOptions):
+    """Everything a run needs, including the warehouse URL (CLI and library; never a flow parameter)."""
+
+    warehouse_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default $SALESBI_WAREHOUSE_URL, else SQLite under ./var/",
+        repr=False,
+    )

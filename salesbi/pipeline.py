@@ -1,8 +1,13 @@
 """The whole run as plain functions: ingest → reports → models → publish.
 
-Each stage is a function of a :class:`Run` (the state flowing between stages)
-so that the CLI calls them in order and the Prefect flows wrap each one in a
-task, with no logic duplicated. Nothing here imports Prefect.
+The run plan is declared once, in :data:`STAGES`: each :class:`Stage` says
+what it needs, what it produces, whether it publishes, and which ``--steps``
+select it. :func:`plan` picks the stages of a step selection and
+:func:`execute` runs them; ``salesbi run`` calls each stage function directly,
+the Prefect flows call the task of the same name (``tasks.stages.TASKS``)
+through the same :func:`execute`, so both run the same stages in the same
+order. Each stage is a function of a :class:`Run` (the state flowing between
+stages). Nothing here imports Prefect.
 
 Failure contract: a failing stage marks ``audit.runs`` failed with the stage
 and reason, writes ``run_summary.json`` with status ``failed``, and re-raises;
@@ -13,7 +18,7 @@ the last stage and is itself atomic.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +31,11 @@ from sqlalchemy.engine import Engine
 from salesbi import contract
 from salesbi.errors import SalesBIError, StepSkipped
 from salesbi.modelrun import ModelRun
-from salesbi.params import PipelineParams
-from salesbi.runlog import RunSummary, new_run_id, record_end, record_start, utcnow
+from salesbi.params import ALL_STEPS, PipelineParams
+from salesbi.runlock import run_lock
+from salesbi.runlog import RunSummary, mark_crashed, new_run_id, record_end, record_start, utcnow
 from salesbi.types import conform
-from salesbi.warehouse.engine import create_engine, redact, resolve_url
+from salesbi.warehouse.engine import connect_failure, create_engine, redact, resolve_url
 from salesbi.warehouse.load import read_table
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,9 @@ class Run:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     model_runs: list[ModelRun] = field(default_factory=list)
     models: dict[str, Any] = field(default_factory=dict)
+    #: model outputs already in rpt, read for the insights when the models did not run
+    stored: dict[str, pd.DataFrame] = field(default_factory=dict)
+    published: bool = False
     progress: Progress | None = None
 
     @property
@@ -76,25 +85,72 @@ def start_run(params: PipelineParams, *, flow: str = "sales_pipeline", run_id: s
     return Run(params=params, summary=summary)
 
 
+#: the sample company's folder on a fresh checkout, and the command that creates it
+SAMPLE_SOURCE = Path("var") / "sample"
+
+
 def read_stage(run: Run) -> None:
     """Read the source through its profile (structural faults raise here, before any connection)."""
     from salesbi.ingest import read_step
 
-    if run.params.source is None:
+    source = run.params.source
+    if source is None:
         raise SalesBIError("the ingest step needs a source folder", hint="pass --source DIR")
+    if not Path(source).is_dir():
+        run.summary.failed_step = "read"
+        raise SalesBIError(
+            "the source folder does not exist",
+            file=source,
+            hint=(
+                f"generate the sample company first: salesbi generate --out {source}"
+                if Path(source) == SAMPLE_SOURCE or Path(source).resolve() == SAMPLE_SOURCE.resolve()
+                else "point the source parameter at the folder the CSV drop lands in"
+            ),
+        )
     with run.summary.timed("read"):
-        run.source = read_step(run.params.source, run.params.profile)
+        run.source = read_step(source, run.params.profile)
         run.summary.notes.extend(run.source.notes)
 
 
-def connect_stage(run: Run) -> None:
-    """Open the warehouse, create missing schemas/tables and record the run as started."""
+def open_warehouse(params: PipelineParams) -> tuple[Engine, sa.MetaData]:
+    """Connect, create missing schemas/tables; return engine and metadata, or raise WarehouseUnavailable.
+
+    Nothing is left half-open: on failure the engine is disposed. The error
+    names the warehouse (password hidden), the driver's reason and what to do;
+    its cause is the driver's exception, so a retry policy can judge it.
+    """
     from salesbi.ingest import prepare_warehouse
 
+    engine = create_engine(params.warehouse_url, connect_timeout=params.connect_timeout)
+    try:
+        metadata = prepare_warehouse(engine)
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        raise connect_failure(engine.url, exc) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine, metadata
+
+
+def connect_stage(run: Run) -> None:
+    """Open the warehouse, create missing schemas/tables, mark dead runs crashed and record this one.
+
+    Idempotent: the run gets its engine only once everything succeeded, so a
+    retry after a failure connects again from scratch.
+    """
+    if run.engine is not None:
+        return
     with run.summary.timed("connect"):
-        run.engine = create_engine(run.params.warehouse_url)
-        run.metadata = prepare_warehouse(run.engine)
-        record_start(run.engine, run.summary)
+        engine, metadata = open_warehouse(run.params)
+        try:
+            for gone in mark_crashed(engine):
+                log.warning("run %s was left running by a process that is gone: marked crashed", gone)
+            record_start(engine, run.summary)
+        except sa.exc.DBAPIError as exc:
+            engine.dispose()
+            raise connect_failure(engine.url, exc) from exc
+        run.engine, run.metadata = engine, metadata
 
 
 def ingest_stage(run: Run) -> None:
@@ -259,7 +315,33 @@ def insights_stage(run: Run) -> None:
         return
     with run.summary.timed("insights"):
         params = ReportParams(as_of=run.params.as_of, churn_months=run.params.churn_months)
-        run.frames["insights"] = build_insights(run.frames, params)
+        run.stored = stored_model_outputs(run)
+        run.frames["insights"] = build_insights({**run.stored, **run.frames}, params)
+
+
+#: rpt tables the model steps write, read back for the insights when the models did not run
+MODEL_TABLES: tuple[str, ...] = tuple(t for _, tables in MODEL_FITS.values() for t in tables)
+
+
+def stored_model_outputs(run: Run) -> dict[str, pd.DataFrame]:
+    """Return the model tables this run did not build, as last published in rpt (empty ones left out)."""
+    from salesbi.rpt import rpt_tables
+
+    missing = [name for name in MODEL_TABLES if name not in run.frames]
+    if not missing or run.engine is None or run.metadata is None:
+        return {}
+    specs = {t.name: t for t in rpt_tables()}
+    out: dict[str, pd.DataFrame] = {}
+    inspector = sa.inspect(run.engine)
+    with run.engine.connect() as conn:
+        for name in missing:
+            spec = specs.get(name)
+            if spec is None or not inspector.has_table(name, schema="rpt"):
+                continue
+            frame = conform(read_table(conn, run.metadata.tables[spec.qualified_name]), spec)
+            if len(frame):
+                out[name] = frame
+    return out
 
 
 def publish_stage(run: Run) -> None:
@@ -295,6 +377,8 @@ def publish_stage(run: Run) -> None:
             path = out / "insights.md"
             path.write_text(render_insights_markdown(run.frames["insights"]), encoding="utf-8")
             run.summary.outputs["insights"] = str(path.resolve())
+        run.published = True
+        run.summary.outputs["published_by"] = run.run_id
 
 
 def powerbi_stage(run: Run) -> None:
@@ -307,39 +391,216 @@ def powerbi_stage(run: Run) -> None:
         run.summary.outputs["powerbi_project"] = str(Path(project).resolve())
 
 
+#: outputs that only a successful publish changes; a run that did not publish carries them forward
+PUBLISHED_OUTPUTS: tuple[str, ...] = (
+    "rpt_tables",
+    "parquet",
+    "models",
+    "insights",
+    "powerbi_project",
+    "published_by",
+)
+
+
+def previous_summary(out_dir: Path) -> dict[str, Any]:
+    """Return the last ``run_summary.json`` in ``out_dir`` as a dict ({} when none or unreadable)."""
+    import json
+
+    try:
+        doc = json.loads((out_dir / "run_summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def keep_last_good(run: Run, previous: dict[str, Any]) -> None:
+    """Carry the last published outputs forward into this run's summary where it published nothing.
+
+    Only a publish changes what Power BI and the API read; a failed (or an
+    ingest-only) run's summary still names the last good Parquet, models and
+    insights, and ``published_by`` the run that made them.
+    """
+    before = previous.get("outputs") or {}
+    for key in PUBLISHED_OUTPUTS:
+        if key not in run.summary.outputs and key in before:
+            run.summary.outputs[key] = before[key]
+    if not run.published and run.summary.status == "failed" and before.get("published_by"):
+        run.summary.notes.append(
+            f"nothing was published; the reports, Parquet and models of run {before['published_by']} "
+            "stay in place"
+        )
+
+
+def _record_failure_without_connection(run: Run) -> None:
+    """Record a run that failed before connecting (e.g. reading the source) in audit.runs, if reachable."""
+    try:
+        engine, _ = open_warehouse(run.params)
+    except SalesBIError as exc:
+        log.warning("run %s not recorded in audit.runs: %s", run.run_id, exc.message)
+        return
+    try:
+        record_start(engine, run.summary)
+        record_end(engine, run.summary)
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("could not record run %s in audit.runs: %s", run.run_id, exc)
+    finally:
+        engine.dispose()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Return the one-paragraph reason a run failed: the user-facing message, else type and text."""
+    return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+
+
 @contextmanager
 def recorded(run: Run) -> Iterator[Run]:
     """Finish the run's record whatever happens: audit.runs row and run_summary.json.
 
     On error the run is marked failed with the failing step and reason, then the
-    error propagates.
+    error propagates. A run that failed before it reached the warehouse (the
+    source could not be read) is still recorded there when the warehouse answers.
+    The last published outputs are carried forward when this run published nothing.
     """
+    previous = previous_summary(run.params.out_dir)
     try:
         yield run
         run.summary.status = run.summary.final_status()
     except BaseException as exc:
         run.summary.status = "failed"
-        run.summary.error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        run.summary.error = describe_failure(exc)
         raise
     finally:
         run.summary.finished_at = utcnow()
         path = run.params.out_dir / "run_summary.json"
         run.summary.outputs.setdefault("run_summary", str(path.resolve()))
         run.summary.outputs.setdefault("warehouse", run.summary.warehouse)
+        keep_last_good(run, previous)
         if run.engine is not None:
             try:
                 record_end(run.engine, run.summary)
             except sa.exc.SQLAlchemyError as db_exc:  # the database itself may be what failed
                 log.error("could not record the end of run %s in audit.runs: %s", run.run_id, db_exc)
-        run.summary.write_json(run.params.out_dir)
+        elif run.summary.status == "failed" and run.summary.failed_step not in (None, "connect"):
+            _record_failure_without_connection(run)
+        try:
+            run.summary.write_json(run.params.out_dir)
+        except OSError as os_exc:
+            log.error("could not write %s: %s", path, os_exc)
 
 
-STAGES_AFTER_CORE: tuple[tuple[str, Callable[[Run], None]], ...] = (
-    ("reports", reports_stage),
-    ("segments", segments_stage),
-    ("predictions", predictions_stage),
-    ("forecast", forecast_stage),
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the run plan: what it needs and produces, whether it publishes, which steps select it."""
+
+    name: str
+    run: Callable[[Run], None]
+    needs: tuple[str, ...]
+    produces: tuple[str, ...]
+    selected_by: frozenset[str]
+    publishes: bool = False
+    #: talks to the warehouse: transient database errors are worth a retry
+    database: bool = False
+    #: fits a model: independent of the other model stages, may run concurrently with them
+    model: bool = False
+
+
+_ANALYTIC = frozenset({"reports", "segments", "predictions", "forecast"})
+
+#: the run plan, in execution order (a stage runs when one of its ``selected_by`` steps is selected)
+STAGES: tuple[Stage, ...] = (
+    Stage("read", read_stage, ("source folder",), ("source tables",), frozenset({"ingest"})),
+    Stage("connect", connect_stage, ("warehouse URL",), ("warehouse",), frozenset(ALL_STEPS), database=True),
+    Stage(
+        "ingest",
+        ingest_stage,
+        ("source tables", "warehouse"),
+        ("core", "staging", "audit.rejected_rows", "validation.md", "data_docs"),
+        frozenset({"ingest"}),
+        database=True,
+    ),
+    Stage("core", core_stage, ("warehouse",), ("core frames",), _ANALYTIC, database=True),
+    Stage("reports", reports_stage, ("core frames",), ("report frames",), frozenset({"reports"})),
+    *(
+        Stage(step, fn, ("core frames",), MODEL_FITS[step][1], frozenset({step}), model=True)
+        for step, fn in (
+            ("segments", segments_stage),
+            ("predictions", predictions_stage),
+            ("forecast", forecast_stage),
+        )
+    ),
+    Stage(
+        "insights",
+        insights_stage,
+        ("report frames", "rpt model tables"),
+        ("insights",),
+        frozenset({"reports"}),
+    ),
+    Stage(
+        "publish",
+        publish_stage,
+        ("warehouse", "frames"),
+        ("rpt tables", "Parquet", "models", "insights.md"),
+        _ANALYTIC,
+        publishes=True,
+        database=True,
+    ),
+    Stage("powerbi", powerbi_stage, ("Parquet",), ("Power BI project",), frozenset({"powerbi"})),
 )
+
+#: kept for callers of the old plan (stage name → function)
+STAGES_AFTER_CORE: tuple[tuple[str, Callable[[Run], None]], ...] = tuple(
+    (s.name, s.run) for s in STAGES if s.name in _ANALYTIC
+)
+
+
+def plan(steps: Iterable[str]) -> tuple[Stage, ...]:
+    """Return the stages that the step selection ``steps`` runs, in order."""
+    wanted = set(steps)
+    return tuple(s for s in STAGES if s.selected_by & wanted)
+
+
+def call_directly(stage: Stage, run: Run) -> None:
+    """Run ``stage`` in this thread: how ``salesbi run`` executes a plan."""
+    stage.run(run)
+
+
+def execute(
+    run: Run,
+    stages: Sequence[Stage],
+    call: Callable[[Stage, Run], None] = call_directly,
+    call_models: Callable[[Sequence[Stage], Run], None] | None = None,
+) -> None:
+    """Run ``stages`` in order through ``call``; consecutive model stages through ``call_models`` if given.
+
+    A stage that raises :class:`StepSkipped` is recorded as a warning and the
+    run goes on; any other error propagates.
+    """
+    groups: list[list[Stage]] = []
+    for stage in stages:
+        if call_models is not None and stage.model and groups and groups[-1][0].model:
+            groups[-1].append(stage)
+        else:
+            groups.append([stage])
+    done = 0
+    for group in groups:
+        run.tick(group[0].name, done, len(stages))
+        log.info("run %s: %s", run.run_id, ", ".join(s.name for s in group))
+        try:
+            if call_models is not None and group[0].model:
+                call_models(group, run)
+            else:
+                call(group[0], run)
+        except StepSkipped as skipped:
+            skip(run, group[0].name, skipped)
+        done += len(group)
+    run.tick("done", len(stages), len(stages))
+
+
+def skip(run: Run, step: str, skipped: StepSkipped) -> None:
+    """Record that ``step`` could not run on this data (a warning); the run goes on."""
+    run.summary.failed_step = None
+    run.summary.warn(step, skipped.message, kind="skipped")
+    log.warning("run %s: step %s skipped: %s", run.run_id, step, skipped.message)
 
 
 def run_pipeline(
@@ -349,33 +610,13 @@ def run_pipeline(
     flow: str = "sales_pipeline",
     run_id: str | None = None,
 ) -> RunSummary:
-    """Run the selected steps end to end and return the run summary (also written to disk)."""
+    """Run the selected steps end to end and return the run summary (also written to disk).
+
+    Holds the output folder's run lock throughout (a second run waits
+    ``params.lock_timeout`` seconds, then fails with a message naming the first).
+    """
     run = start_run(params, flow=flow, run_id=run_id)
     run.progress = progress
-    steps = set(params.steps)
-    plan: list[tuple[str, Callable[[Run], None]]] = []
-    if "ingest" in steps:
-        plan += [("read", read_stage), ("connect", connect_stage), ("ingest", ingest_stage)]
-    else:
-        plan += [("connect", connect_stage)]
-    needs_core = steps & {"reports", "segments", "predictions", "forecast"}
-    if needs_core:
-        plan.append(("core", core_stage))
-    plan += [(name, fn) for name, fn in STAGES_AFTER_CORE if name in steps]
-    if needs_core:
-        plan += [("insights", insights_stage), ("publish", publish_stage)]
-    if "powerbi" in steps:
-        plan.append(("powerbi", powerbi_stage))
-    with recorded(run):
-        for i, (name, fn) in enumerate(plan):
-            run.tick(name, i, len(plan))
-            log.info("run %s: %s", run.run_id, name)
-            try:
-                fn(run)
-            except StepSkipped as skipped:
-                # the step cannot run on this data: the run goes on and its status says so
-                run.summary.failed_step = None
-                run.summary.warn(name, skipped.message, kind="skipped")
-                log.warning("run %s: step %s skipped: %s", run.run_id, name, skipped.message)
-        run.tick("done", len(plan), len(plan))
+    with run_lock(params.out_dir, run.run_id, timeout=params.lock_timeout), recorded(run):
+        execute(run, plan(params.steps))
     return run.summary

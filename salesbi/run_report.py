@@ -50,11 +50,27 @@ def render_run_markdown(
     *,
     rejected: pd.DataFrame | None = None,
     top_insights: int = 5,
+    published: bool = True,
 ) -> str:
-    """Return the run's markdown summary: status, rows per table, KPIs, top insights, output paths."""
+    """Return the run's markdown summary: status, rows per table, KPIs, top insights, output paths.
+
+    With ``published`` false (the run published nothing) it says which run's
+    outputs stay in place instead of showing KPIs and insights.
+    """
     lines = [f"# salesbi run `{summary['run_id']}`: **{summary['status']}**", ""]
     if summary.get("status") == "failed":
-        lines += [f"Failed in step **{summary.get('failed_step')}**: {summary.get('error')}", ""]
+        lines += [f"Failed in step **{summary.get('failed_step') or 'start'}**: {summary.get('error')}", ""]
+    if not published:
+        kept = (summary.get("outputs") or {}).get("published_by")
+        lines += [
+            "Nothing was published by this run: "
+            + (
+                f"the reports, Parquet and models of run `{kept}` stay in place (listed under Outputs)."
+                if kept
+                else "no earlier published outputs were found."
+            ),
+            "",
+        ]
     tables = summary.get("tables") or {}
     if tables:
         lines += ["| table | read | loaded | rejected | in warehouse |", "|---|---:|---:|---:|---:|"]

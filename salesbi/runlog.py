@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -144,8 +145,37 @@ def _audit_tables() -> tuple[sa.Table, sa.Table]:
     return md.tables["audit.runs"], md.tables["audit.run_tables"]
 
 
+def this_process() -> dict[str, Any]:
+    """Return what identifies the running process later: pid, hostname and its start time (epoch s)."""
+    import psutil
+
+    me = psutil.Process()
+    return {"pid": me.pid, "host": socket.gethostname(), "process_started": round(me.create_time(), 3)}
+
+
+def process_gone(owner: dict[str, Any]) -> bool:
+    """Return True when ``owner`` (see :func:`this_process`) ran on this host and no longer runs.
+
+    A process on another host cannot be checked from here: it counts as alive.
+    A reused pid is told apart by its start time.
+    """
+    import psutil
+
+    if owner.get("host") != socket.gethostname() or not owner.get("pid"):
+        return False
+    try:
+        proc = psutil.Process(int(owner["pid"]))
+        started = proc.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+    except psutil.AccessDenied:
+        return False
+    wanted = owner.get("process_started")
+    return wanted is not None and abs(started - float(wanted)) > 1.0
+
+
 def record_start(engine: Engine, summary: RunSummary) -> None:
-    """Insert the ``audit.runs`` row of a starting run (status running)."""
+    """Insert the ``audit.runs`` row of a starting run (status running), with the owning process."""
     runs, _ = _audit_tables()
     with engine.begin() as conn:
         conn.execute(
@@ -157,8 +187,51 @@ def record_start(engine: Engine, summary: RunSummary) -> None:
                 source=summary.source,
                 profile=summary.profile,
                 warehouse=summary.warehouse,
+                summary_json=json.dumps({"process": this_process()}),
             )
         )
+
+
+def mark_crashed(engine: Engine) -> list[str]:
+    """Mark ``crashed`` every ``running`` run whose process (same host) is gone; return their run ids."""
+    runs, _ = _audit_tables()
+    crashed: list[str] = []
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(runs.c.run_id, runs.c.summary_json).where(runs.c.status == "running")
+        ).fetchall()
+        for run_id, doc in rows:
+            try:
+                owner = (json.loads(doc) if doc else {}).get("process") or {}
+            except (TypeError, ValueError):
+                owner = {}
+            if process_gone(owner):
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.run_id == run_id)
+                    .where(runs.c.status == "running")
+                    .values(
+                        status="crashed",
+                        finished_at=utcnow(),
+                        error=f"process {owner.get('pid')} on {owner.get('host')} ended without "
+                        "finishing the run (killed, or the machine stopped)",
+                    )
+                )
+                crashed.append(str(run_id))
+    return crashed
+
+
+def list_runs(engine: Engine, last: int = 10) -> list[dict[str, Any]]:
+    """Return the ``last`` runs, newest first: run_id, flow, status, started/finished, failed_step, error."""
+    runs, _ = _audit_tables()
+    cols = [
+        runs.c[n] for n in ("run_id", "flow", "status", "started_at", "finished_at", "failed_step", "error")
+    ]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(*cols).order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(last)
+        ).fetchall()
+    return [dict(row._mapping) for row in rows]
 
 
 def record_end(engine: Engine, summary: RunSummary) -> None:

@@ -10,12 +10,17 @@ from salesbi.run_report import rejects_by_rule, render_run_markdown, table_rows
 
 
 def publish_run_artifacts(run: Run) -> None:
-    """Publish the run summary (markdown) and tables: top customers, latest forecast, rejects by rule."""
-    frames = run.frames
+    """Publish the run summary (markdown) and tables: top customers, latest forecast, rejects by rule.
+
+    The report tables (top customers, latest forecast) and the KPIs and insights
+    of the summary come only from a run whose publish succeeded: anything else
+    would show data nobody published. A failed run's summary says so and what was kept.
+    """
+    frames = run.frames if run.published else {}
     rejected = getattr(run.outcome, "rejected_rows", None)
     summary = run.summary.as_dict()
     create_markdown_artifact(
-        render_run_markdown(summary, frames, rejected=rejected),
+        render_run_markdown(summary, frames, rejected=rejected, published=run.published),
         key="sales-run-summary",
         description=f"salesbi run {run.run_id}: {summary['status']}",
     )

@@ -1,8 +1,10 @@
-"""One Prefect task per pipeline stage, each calling the salesbi stage function of the same name.
+"""One Prefect task per stage of the run plan (:data:`salesbi.pipeline.STAGES`), same name.
 
 The :class:`salesbi.pipeline.Run` state is passed in-process (thread task
 runner), so caching is off: a stage's result is its side effect on the run.
-Database stages retry with backoff on transient errors only.
+Database stages (``Stage.database``) retry with backoff on transient errors only
+(:mod:`tasks.retry`); a stage function leaves nothing half-set when it fails, so
+a retry starts clean.
 """
 
 from __future__ import annotations
@@ -39,9 +41,8 @@ def read_task(run: Run) -> None:
 
 @task(name="connect-warehouse", cache_policy=NO_CACHE, **DB)
 def connect_task(run: Run) -> None:
-    """Open the warehouse, create what is missing and record the run start."""
-    if run.engine is None:
-        pipeline.connect_stage(run)
+    """Open the warehouse (bounded by ``connect_timeout``), create what is missing and record the run."""
+    pipeline.connect_stage(run)
     _log_done(run, "connect")
 
 
@@ -84,3 +85,29 @@ def publish_task(run: Run) -> None:
 def powerbi_task(run: Run) -> None:
     """Build the Power BI project pointing at this run's Parquet."""
     pipeline.powerbi_stage(run)
+
+
+#: stage name → its task; model stages run in the fit-models subflow (flows/models.py)
+TASKS: dict[str, Any] = {
+    "read": read_task,
+    "connect": connect_task,
+    "ingest": ingest_task,
+    "core": core_task,
+    "reports": reports_task,
+    "insights": insights_task,
+    "publish": publish_task,
+    "powerbi": powerbi_task,
+}
+
+
+def _check_plan() -> None:
+    """Fail at import when the plan and the tasks disagree (a stage without a task, or a retry mismatch)."""
+    for stage in pipeline.STAGES:
+        if stage.model:
+            continue
+        task_ = TASKS[stage.name]
+        if stage.database != bool(task_.retries):
+            raise RuntimeError(f"task of stage {stage.name} must retry iff it is a database stage")
+
+
+_check_plan()
