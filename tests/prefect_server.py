@@ -11,9 +11,13 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -26,8 +30,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
-    """Return an environment isolating Prefect state under ``home`` (SQLite backend, no telemetry)."""
+#: the scheduler's loops, shortened from 60 s / 5 s so that a test sees scheduled runs within seconds
+SCHEDULER_LOOP_SECONDS = "2"
+
+
+def prefect_env(home: Path, api_url: str | None = None, *, scheduler: bool = True) -> dict[str, str]:
+    """Return an environment isolating Prefect state under ``home`` (SQLite backend, no telemetry).
+
+    With ``scheduler`` the server's scheduler service runs, looping every few seconds.
+    """
     env = dict(os.environ)
     env.update(
         {
@@ -35,7 +46,9 @@ def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
             "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_ENABLED": "false",
-            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "true" if scheduler else "false",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": SCHEDULER_LOOP_SECONDS,
+            "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": SCHEDULER_LOOP_SECONDS,
             "PREFECT_LOGGING_LEVEL": "INFO",
             "SALESBI_HOME": str(PROJECT_ROOT),
             "PYTHONUNBUFFERED": "1",
@@ -66,8 +79,6 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float, log
 
 def _wait_healthy(proc: subprocess.Popen[str], url: str, timeout: float, log: list[str]) -> None:
     """Block until ``url`` answers 200; between probes wait on the process itself (so a crash shows)."""
-    import time
-
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -119,14 +130,28 @@ def running(
 
 
 @contextmanager
-def prefect_server(home: Path) -> Iterator[str]:
-    """Run ``prefect server start`` on a free localhost port; yield its API URL."""
+def prefect_server(home: Path, *, scheduler: bool = True) -> Iterator[tuple[str, list[str]]]:
+    """Run ``prefect server start`` on a free localhost port; yield its API URL and its output lines."""
     port = free_port()
     cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     api = f"http://127.0.0.1:{port}/api"
+    env = prefect_env(home, scheduler=scheduler)
     # the banner comes before uvicorn listens; the health endpoint says when the API is up
-    with running(cmd, prefect_env(home), ready="PREFECT_API_URL", timeout=180, health_url=f"{api}/health"):
-        yield api
+    with running(cmd, env, ready="PREFECT_API_URL", timeout=180, health_url=f"{api}/health") as log:
+        yield api, log
+
+
+def poll(what: str, probe: Callable[[], T | None], timeout: float, every: float = 1.0) -> T:
+    """Call ``probe`` until it returns something other than None; return that, or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()  # never set: wait() is a pause between probes, not a guess of duration
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not seen within {timeout:.0f}s")
+        pause.wait(every)
 
 
 def prefect_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> str:

@@ -195,17 +195,24 @@ def test_a_failure_in_any_stage_keeps_the_last_good_reports(
 ) -> None:
     patch, failed_step, steps = FAILURES[stage]
     before = _fingerprint(workdir)
+    good = json.loads((workdir / "out" / "run_summary.json").read_text())["outputs"]
+    insights_md = (workdir / "out" / "insights.md").read_text()
     with monkeypatch.context() as mp:
         patch(mp)
         with pytest.raises(RuntimeError, match="injected failure"):
             run_pipeline(_params(workdir, sample_company, steps))
     assert _fingerprint(workdir) == before
-    runs = _runs(workdir)
-    assert runs[-1] == ("failed", failed_step) or (stage == "read" and runs == [("succeeded", None)])
+    assert (workdir / "out" / "insights.md").read_text() == insights_md
+    # every failure is recorded, a read failure too (the warehouse answers)
+    assert _runs(workdir)[-1] == ("failed", failed_step)
     summary = json.loads((workdir / "out" / "run_summary.json").read_text())
     assert summary["status"] == "failed"
     assert summary["failed_step"] == failed_step
     assert "injected failure" in summary["error"]
+    # the last good outputs are still the ones named, by the run that published them
+    for key in ("rpt_tables", "parquet", "models", "insights", "powerbi_project", "published_by"):
+        assert summary["outputs"][key] == good[key], key
+    assert any("nothing was published" in note for note in summary["notes"])
     # the next run succeeds with no clean-up
     run_pipeline(_params(workdir, sample_company, steps))
     assert _runs(workdir)[-1] == ("succeeded", None)
@@ -223,3 +230,103 @@ def test_model_threads_reach_the_lightgbm_fits(tmp_path: Path) -> None:
     assert params(run, "predictions").model_threads == 1  # the safe default on shared cores
     run.params = run.params.model_copy(update={"model_threads": 3})
     assert params(run, "predictions").model_threads == params(run, "forecast").model_threads == 3
+
+
+def test_rebuilding_reports_keeps_the_model_insights(workdir: Path) -> None:
+    before = pd.read_parquet(workdir / "out" / "powerbi" / "data" / "insights.parquet")
+    summary = run_pipeline(_params(workdir, workdir / "unused", ("reports",)))
+    after = pd.read_parquet(workdir / "out" / "powerbi" / "data" / "insights.parquet")
+    assert len(after) == len(before) and set(after["topic"]) == set(before["topic"])
+    assert summary.outputs["published_by"] == summary.run_id
+    assert "insights" in summary.outputs["rpt_tables"]
+
+
+def test_a_missing_default_source_names_the_command_that_creates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from salesbi.errors import SalesBIError
+
+    monkeypatch.chdir(tmp_path)
+    params = PipelineParams(source=Path("var/sample"), out_dir=Path("out"), steps=("ingest",))
+    with pytest.raises(SalesBIError, match="salesbi generate --out var/sample"):
+        run_pipeline(params)
+    assert json.loads(Path("out/run_summary.json").read_text())["failed_step"] == "read"
+
+
+def test_the_plan_is_declared_once() -> None:
+    from salesbi.pipeline import STAGES, plan
+
+    names = [s.name for s in STAGES]
+    assert names == [
+        "read", "connect", "ingest", "core", "reports", "segments", "predictions", "forecast",
+        "insights", "publish", "powerbi",
+    ]  # fmt: skip
+    assert [s.name for s in plan(("forecast",))] == ["connect", "core", "forecast", "publish"]
+    assert [s.name for s in plan(("ingest",))] == ["read", "connect", "ingest"]
+    assert [s.name for s in plan(("powerbi",))] == ["connect", "powerbi"]
+    assert [s.name for s in STAGES if s.publishes] == ["publish"]
+    produced = {p for s in STAGES for p in s.produces}
+    for stage in STAGES:  # every need is produced by an earlier stage or given from outside
+        earlier = {p for s in STAGES[: STAGES.index(stage)] for p in s.produces}
+        outside = {"source folder", "warehouse URL", "rpt model tables", "frames", "Parquet"}
+        assert set(stage.needs) <= earlier | outside | produced, stage.name
+
+
+#: step selections run by both the CLI and the flow
+SELECTIONS: tuple[tuple[str, ...], ...] = (
+    ("ingest",),
+    ("reports",),
+    ("segments",),
+    ("predictions",),
+    ("forecast",),
+    ("reports", "forecast"),
+    ("segments", "predictions", "forecast"),
+    FULL,
+)
+
+
+@pytest.fixture
+def stored_fits(baseline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replace each model fit by the baseline's published result (the same object for CLI and flow).
+
+    The models themselves are tested elsewhere; here only which stages run and what they publish matters.
+    """
+    from types import SimpleNamespace
+
+    from salesbi.pipeline import MODEL_FITS
+
+    data = baseline / "out" / "powerbi" / "data"
+    for step, (_, tables) in list(MODEL_FITS.items()):
+        result = SimpleNamespace(
+            **{t: pd.read_parquet(data / f"{t}.parquet") for t in tables}, model_runs=[], models={}
+        )
+        monkeypatch.setitem(MODEL_FITS, step, (lambda *_a, _r=result: _r, tables))
+
+
+@pytest.mark.integration
+@pytest.mark.prefect
+def test_cli_and_flow_publish_the_same_tables_for_every_selection(
+    prefect_api: None, workdir: Path, sample_company: Path, stored_fits: None, tmp_path: Path
+) -> None:
+    from flows.sales_pipeline import sales_pipeline
+    from salesbi.params import RunOptions
+
+    flow_dir = tmp_path / "flow"
+    shutil.copytree(workdir, flow_dir)
+    for steps in SELECTIONS:
+        cli = run_pipeline(_params(workdir, sample_company, steps)).as_dict()
+        flow_params = _params(flow_dir, sample_company, steps)
+        options = RunOptions(
+            **flow_params.model_dump(exclude={"warehouse_url"}), warehouse_env="SALESBI_T_WH"
+        )
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SALESBI_T_WH", str(flow_params.warehouse_url))
+            flow = sales_pipeline(options)
+        assert isinstance(flow, dict)
+        assert flow["status"] == cli["status"], steps
+        assert (flow["outputs"]["published_by"] == flow["run_id"]) == (
+            cli["outputs"]["published_by"] == cli["run_id"]
+        ), steps
+        assert flow["outputs"]["rpt_tables"] == cli["outputs"]["rpt_tables"], steps
+        assert set(flow["timings"]) == set(cli["timings"]), steps
+        assert flow["tables"] == cli["tables"], steps
