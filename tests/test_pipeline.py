@@ -321,7 +321,7 @@ def test_cli_and_flow_publish_the_same_tables_for_every_selection(
         )
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SALESBI_T_WH", str(flow_params.warehouse_url))
-            flow = sales_pipeline(options)
+            flow: dict[str, Any] = sales_pipeline(options)  # type: ignore[assignment]
         assert isinstance(flow, dict)
         assert flow["status"] == cli["status"], steps
         assert (flow["outputs"]["published_by"] == flow["run_id"]) == (

@@ -53,15 +53,21 @@ class Server:
     deployed: str
     workdir: Path
 
-    def get(self, path: str) -> Any:
-        response = httpx.get(self.api + path, timeout=30)
-        response.raise_for_status()
-        return response.json()
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        # like Prefect's own client, try again while the server says it is busy (503/429: SQLite locked)
+        def answer() -> httpx.Response | None:
+            response = httpx.request(method, self.api + path, json=body, timeout=30)
+            return None if response.status_code in (429, 503) else response
 
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        response = httpx.post(self.api + path, json=body, timeout=30)
+        response = poll(f"{method} {path} while the server is busy", answer, timeout=60)
         response.raise_for_status()
         return response.json() if response.content else None
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self._call("POST", path, body)
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +118,10 @@ def test_every_scheduled_deployment_gets_upcoming_runs(server: Server) -> None:
         assert schedule["active"] is True
         assert schedule["schedule"]["cron"] == want["cron"]
         assert schedule["schedule"]["timezone"] == want["timezone"] == "Europe/London"
+        deployment_id: str = deployment["id"]
         runs = poll(
             f"scheduled runs of {declared['name']}",
-            lambda dep=deployment: _runs(server, dep["id"], "SCHEDULED"),
+            lambda: _runs(server, deployment_id, "SCHEDULED"),  # noqa: B023 - polled at once
             timeout=120,
         )
         minute, hour, _, _, weekday = want["cron"].split()

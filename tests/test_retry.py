@@ -43,7 +43,9 @@ def _sqlite_error(tmp_path: Path, what: str) -> sqlite3.OperationalError:
 
 
 def _wrapped(orig: BaseException) -> sa.exc.DBAPIError:
-    return sa.exc.DBAPIError.instance("SELECT 1", {}, orig, Exception)  # type: ignore[arg-type]
+    wrapped = sa.exc.DBAPIError.instance("SELECT 1", {}, orig, Exception)  # type: ignore[arg-type]
+    assert isinstance(wrapped, sa.exc.DBAPIError)
+    return wrapped
 
 
 @pytest.fixture
