@@ -148,7 +148,12 @@ def load_step(
                 index.create(conn)
             oc = outcome.counts[name]
             counts[name] = TableCounts(
-                read=oc.read, loaded=oc.loaded, rejected=oc.rejected, warehouse_rows=count_rows(conn, core)
+                read=oc.read,
+                loaded=oc.loaded,
+                rejected=oc.rejected,
+                warehouse_rows=count_rows(conn, core),
+                lines=oc.lines,
+                skipped=oc.skipped,
             )
             log.info(
                 "loaded %s: read %d, loaded %d, rejected %d, now %d rows in core",
