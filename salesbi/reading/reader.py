@@ -338,6 +338,9 @@ class _SourceReader:
             bad = typed.bad
             if bad.any():
                 fault_parts.append(_faults(files[bad], lines[bad], cname, typed.rule or "invalid", raw[bad]))
+            for mask, rule in typed.more:
+                fault_parts.append(_faults(files[mask], lines[mask], cname, rule, raw[mask]))
+                bad = bad | mask
             if col.allowed is not None:
                 series = normalize_allowed(series, col.allowed)
                 outside = series.notna().to_numpy() & ~series.isin(col.allowed).to_numpy()

@@ -41,6 +41,9 @@ READER_RULES: dict[str, str] = {
     "fields; it is rejected and the lines after it are read on their own: {value}",
     "field_count": "the line does not split into as many fields as the header has (quote values that "
     "contain the delimiter): {value}",
+    "decimal_scale": "{value} has more decimals than the warehouse column keeps (it would be rounded); "
+    "round it in the source",
+    "key_collision": "",
     "record_spans_lines": "a quoted value holds a line break: one record read from {value}",
 }
 

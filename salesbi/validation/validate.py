@@ -11,7 +11,8 @@ Order of work:
    ``COMPLETE`` result format → failing row positions);
 3. cells the reader could not type/map (``faults``) become issues with the fault's rule;
 4. duplicate keys: conflicting copies are all rejected (``duplicate_key``); exact copies
-   keep the first and quarantine the rest (``duplicate_identical``);
+   keep the first and quarantine the rest (``duplicate_identical``); keys equal only once case,
+   spaces and Unicode form are ignored are all rejected (``key_collision``, see ``limits``);
 5. foreign keys and the cascade, in contract load order (see ``references``).
 """
 
@@ -38,6 +39,7 @@ from salesbi.validation.issues import (
     issues_at,
     to_rejected_rows,
 )
+from salesbi.validation.limits import key_collisions
 from salesbi.validation.references import check_references
 from salesbi.validation.rules import EARLIEST_DATE, LATEST_DATE, READER_RULES, derived_columns
 from salesbi.validation.suites import suite_dict
@@ -276,6 +278,7 @@ def validate_staged(
         parts, duplicates = _gx_issues(spec, gx_frame, findings)  # same positions, plus derived columns
         parts.append(_fault_issues(spec, frame, getattr(staged, "faults", None)))
         parts.append(_duplicate_issues(spec, frame, duplicates))
+        parts.append(key_collisions(spec, frame))
         found = pd.concat([p for p in parts if len(p)] or [empty_issues()], ignore_index=True)
         issues[spec.name] = _only_line_faults(found)
 
