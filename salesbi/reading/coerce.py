@@ -30,6 +30,7 @@ RULE_UNMAPPED = "unmapped_value"
 RULE_BOOL = "invalid_boolean"
 RULE_NOT_FINITE = "not_finite"
 RULE_SCALE = "decimal_scale"
+NON_FINITE_WORDS = ("nan", "inf", "infinity")
 OFFSET_REGEX = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
@@ -68,7 +69,7 @@ def type_column(raw: pd.Series, column: Column, options: CsvOptions, date_format
         return Typed(raw.astype("string"), _no_faults(n))
     present = raw.notna().to_numpy()
     if kind in ("money", "fraction", "float"):
-        return _limit_float(_type_float(raw, present, options), present, decimal_limit(column))
+        return _limit_float(raw, _type_float(raw, present, options), present, decimal_limit(column))
     if kind == "int":
         return _type_int(raw, present, options)
     if kind in ("date", "datetime"):
@@ -94,9 +95,14 @@ def _type_float(raw: pd.Series, present: np.ndarray, options: CsvOptions) -> Typ
     return Typed(num.astype("float64"), bad, RULE_NUMBER)
 
 
-def _limit_float(typed: Typed, present: np.ndarray, decimal: tuple[int, int] | None) -> Typed:
+def _limit_float(raw: pd.Series, typed: Typed, present: np.ndarray, decimal: tuple[int, int] | None) -> Typed:
     """Return ``typed`` with non-finite values, and values finer than the DECIMAL scale, as faults."""
     values = typed.series.to_numpy(dtype="float64", na_value=np.nan)
+    words = present & typed.bad  # "NaN" parses to a null and looks unreadable: it is a non-finite number
+    if words.any():
+        folded = raw.str.strip().str.lower().str.lstrip("+-")
+        words &= folded.isin(NON_FINITE_WORDS).fillna(False).to_numpy(dtype=bool)
+        typed.bad = typed.bad & ~words
     nonfinite = present & ~typed.bad & ~np.isfinite(values)
     masks = nonfinite
     if nonfinite.any():

@@ -339,8 +339,10 @@ class _SlowReader:
         """Handle a record that the parser read from lines ``start``..``end``."""
         rest = [self.physical[i] for i in range(start, end)]  # lines start+1 .. end
         alone = [None if self.blank(t) else self.alone(t) for t in rest]
-        complete = all(a is not None or self.blank(t) for a, t in zip(alone, rest, strict=True))
-        fitted = self.fit(row, start) if not complete else None
+        filled = sum(1 for t in rest if not self.blank(t))
+        complete = sum(1 for a in alone if a is not None)
+        stray = complete >= 1 and 2 * complete >= filled  # most following lines are records on their own
+        fitted = self.fit(row, start) if not stray else None
         if fitted is not None:  # a quoted line break: one record over several lines
             self.add(fitted, start)
             self.parsed.skipped += end - start

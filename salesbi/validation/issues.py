@@ -36,7 +36,11 @@ def as_text(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         out = values.dt.strftime("%Y-%m-%d")
     elif pd.api.types.is_float_dtype(values):
-        out = values.map(lambda v: None if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() else repr(v)))
+        out = values.map(
+            lambda v: (
+                None if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() and abs(v) < 1e15 else repr(v))
+            )
+        )
     else:
         out = values
     return out.astype("string")
