@@ -120,7 +120,8 @@ def guess_single_byte(data: bytes) -> tuple[str, str]:
 
     charset-normalizer proposes an encoding and a confidence; the Western and Central
     European code pages (and its proposal) are then scored on the decoded text — C1
-    control characters and symbols glued to letters (``Pøíli¹``) count against — and
+    control characters, symbols glued to letters (``Pøíli¹``) and ASCII bytes swallowed by
+    multi-byte characters count against — and
     the least implausible wins; ties go to charset-normalizer's proposal when it is not
     a Latin code page, else to the order cp1252, ISO-8859-2, cp1250, ISO-8859-15.
     """
@@ -141,12 +142,15 @@ def guess_single_byte(data: bytes) -> tuple[str, str]:
     if proposal and proposal not in order:
         order.append(proposal)
     scored: list[tuple[int, int, str]] = []
+    ascii_bytes = len(data) - sum(1 for b in data if b >= 128)
     for i, enc in enumerate(order):
         try:
             text = data.decode(enc)
         except (UnicodeDecodeError, LookupError):
             continue
-        scored.append((_implausibility(text), i, enc))
+        # a multi-byte code page that swallows ASCII bytes into its characters is implausible too
+        swallowed = ascii_bytes - sum(1 for ch in text if ord(ch) < 128)
+        scored.append((_implausibility(text) + 10 * max(swallowed, 0), i, enc))
     if not scored:
         return "", evidence
     scored.sort()
