@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-
 import sqlalchemy as sa
 
-from salesbi.errors import StructuralError
 from salesbi.warehouse.engine import create_engine
 
 BAD_INPUTS = Path(__file__).parent / "data" / "bad_inputs"
@@ -531,3 +530,76 @@ def test_sqlite_and_postgresql_quarantine_identical_rows(pg_url: str, tmp_path: 
         outcomes.append((rows.sort_values(list(rows.columns)).reset_index(drop=True), counts))
     pd.testing.assert_frame_equal(outcomes[0][0], outcomes[1][0], check_dtype=False)
     assert outcomes[0][1] == outcomes[1][1] == HOSTILE_ACCOUNTING
+
+
+# ------------------------------------------------------------------------------- the issue's cases
+# The company corpus with four faults from issue 16 added; each test below failed before the fix
+# (unclosed quote swallowed 13 orders; inf loaded; a 300-character name loaded; Zürich became ZÃ¼rich).
+ISSUE_NAME = "Overlong " + "n" * 291
+
+
+@pytest.fixture(scope="module")
+def issue_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a copy of the company corpus with the issue's unclosed quote, inf, long name, mixed encoding."""
+    folder = tmp_path_factory.mktemp("issue16") / "company"
+    shutil.copytree(COMPANY, folder)
+    orders = (folder / "orders.csv").read_text(encoding="utf-8").splitlines()
+    assert orders[2] == "1002,C2,11,2024-01-09,2024-01-16,,placed,Dallas,USA"
+    orders[2] = '1002,C2,11,2024-01-09,2024-01-16,,placed,Dallas,"USA'  # line 3: a quote left open
+    (folder / "orders.csv").write_text("\n".join(orders) + "\n", encoding="utf-8")
+    items = (folder / "order_items.csv").read_text(encoding="utf-8")
+    (folder / "order_items.csv").write_text(items.replace("1001,2,P3,1,39.00,0.1", "1001,2,P3,1,inf,0.1"))
+    customers = (folder / "customers.csv").read_bytes()
+    customers = customers.replace(b"C2,Beta Games,", f"C2,{ISSUE_NAME},".encode())
+    customers += "C7,Café Zürich,Ann Weiß,Zürich,,Switzerland,8001,10,100\n".encode()  # line 8, UTF-8
+    customers += "C8,Müller AG,Hans Müller,Zürich,,Switzerland,3000,10,100\n".encode("cp1252")  # line 9
+    (folder / "customers.csv").write_bytes(customers)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def issue_outcome(issue_source: Path):  # type: ignore[no-untyped-def]
+    from salesbi.reading.reader import read_source
+    from salesbi.validation.validate import validate_staged
+
+    data = read_source(issue_source, "canonical")
+    return data, validate_staged(data.tables, run_id="issue16", today=TODAY)
+
+
+def test_issue_unclosed_quote_rejects_its_line_and_keeps_every_later_order(issue_outcome) -> None:  # type: ignore[no-untyped-def]
+    data, out = issue_outcome
+    orders = data.tables["orders"]
+    assert orders.read == 15 and orders.lines == 15  # no line swallowed
+    r = out.rejected_rows
+    bad = r[(r["table_name"] == "orders") & (r["source_line"] == 3)]
+    assert bad["rule"].tolist() == ["unclosed_quote"]
+    assert bad["value"].tolist() == ['1002,C2,11,2024-01-09,2024-01-16,,placed,Dallas,"USA']
+    assert "1013" in set(out.accepted["orders"]["order_id"])  # line 16, after the quote
+    assert out.accepted["orders"]["ship_country"].str.len().max() < 20
+    c = out.counts["orders"]
+    assert c.lines == c.loaded + c.rejected + c.skipped == 15
+
+
+def test_issue_inf_price_is_rejected_not_loaded(issue_outcome) -> None:  # type: ignore[no-untyped-def]
+    _, out = issue_outcome
+    r = out.rejected_rows
+    bad = r[(r["natural_key"] == "order_id=1001|line_number=2") & (r["rule"] == "not_finite")]
+    assert bad[["column_name", "value", "source_line"]].values.tolist() == [["unit_price", "inf", 3]]
+    assert np.isfinite(out.accepted["order_items"]["unit_price"]).all()
+
+
+def test_issue_overlong_name_is_quarantined(issue_outcome) -> None:  # type: ignore[no-untyped-def]
+    _, out = issue_outcome
+    r = out.rejected_rows
+    bad = r[(r["natural_key"] == "customer_id=C2") & (r["rule"] == "text_too_long")]
+    assert bad[["column_name", "value", "source_line"]].values.tolist() == [["customer_name", ISSUE_NAME, 3]]
+    assert out.accepted["customers"]["customer_name"].str.len().max() <= 255
+
+
+def test_issue_mixed_encoding_keeps_utf8_lines_and_reads_the_others(issue_outcome) -> None:  # type: ignore[no-untyped-def]
+    data, _ = issue_outcome
+    frame = data.tables["customers"].frame.set_index("customer_id")
+    assert frame.loc["C7", "city"] == "Zürich"  # a UTF-8 line
+    assert frame.loc["C7", "contact_name"] == "Ann Weiß"
+    assert frame.loc["C8", "contact_name"] == "Hans Müller"  # the cp1252 line
+    assert any("customers.csv: mixed encodings" in n and "lines 9 are not" in n for n in data.notes)
