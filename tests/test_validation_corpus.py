@@ -603,3 +603,104 @@ def test_issue_mixed_encoding_keeps_utf8_lines_and_reads_the_others(issue_outcom
     assert frame.loc["C7", "contact_name"] == "Ann Weiß"
     assert frame.loc["C8", "contact_name"] == "Hans Müller"  # the cp1252 line
     assert any("customers.csv: mixed encodings" in n and "lines 9 are not" in n for n in data.notes)
+
+
+# ------------------------------------------------------------------------------------- whole files
+CUSTOMERS_HEADER = (
+    "customer_id,customer_name,contact_name,city,state,country,postal_code,sales_rep_id,credit_limit"
+)
+CENTRAL = [
+    "C1,Příliš žluťoučký kůň,Łukasz Żółć,Kraków,,Poland,30-001,10,5000",
+    "C2,Świętochłowice Sp.,Ján Šťastný,Košice,,Slovakia,04001,11,100",
+    "C3,Ďábelské ódy,Zdeněk Řezník,Plzeň,,Czechia,30100,11,100",
+    "C4,Gdańsk Handel,Źdźbło Ąę,Wrocław,,Poland,50-001,11,100",
+    "C5,Brno Trade,Tomáš Čapek,Brno,,Czechia,60200,11,100",
+    "C6,Last Co,Ann Lee,Oslo,,Norway,0150,11,100",
+]
+# (id, encoding, delimiter, bytes prefix) — every one must read the names exactly
+WHOLE_FILES = [
+    ("excel-unicode-text", "utf-16", "\t", b""),  # Python's utf-16 writes a BOM, as Excel does
+    ("utf-16-be-bom", "utf-16-be", ",", b"\xfe\xff"),
+    ("utf-16-le-no-bom", "utf-16-le", ",", b""),
+    ("utf-32-bom", "utf-32", ",", b""),
+    ("utf-8-bom-semicolon", "utf-8-sig", ";", b""),
+    ("latin-2", "iso8859_2", ",", b""),
+    ("cp1250", "cp1250", ";", b""),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "encoding", "delimiter", "prefix"), WHOLE_FILES, ids=[w[0] for w in WHOLE_FILES]
+)
+def test_whole_file_encodings_are_read_from_evidence(
+    tmp_path: Path, case: str, encoding: str, delimiter: str, prefix: bytes
+) -> None:
+    from salesbi.reading.reader import read_source
+
+    folder = tmp_path / "company"
+    shutil.copytree(COMPANY, folder)
+    text = "\n".join(line.replace(",", delimiter) for line in [CUSTOMERS_HEADER, *CENTRAL]) + "\n"
+    (folder / "customers.csv").write_bytes(prefix + text.encode(encoding))
+    data = read_source(folder, "canonical")
+    frame = data.tables["customers"].frame
+    assert frame["customer_name"].tolist() == [line.split(",")[1] for line in CENTRAL]
+    assert frame["contact_name"].tolist() == [line.split(",")[2] for line in CENTRAL]
+    assert frame["_source_line"].tolist() == [2, 3, 4, 5, 6, 7]
+    assert data.tables["customers"].lines == 6
+
+
+# (id, how the source is broken, text of the message, line) — the CLI stops with exit code 2 before
+# the warehouse is touched
+STRUCTURAL = [
+    (
+        "wrong-delimiter",
+        lambda d: (d / "orders.csv").write_text(
+            (d / "orders.csv").read_text(encoding="utf-8").replace(",", ";", 3), encoding="utf-8"
+        ),
+        "records do not split into the header's",
+        2,
+    ),
+    (
+        "bom-promises-utf8",
+        lambda d: (d / "products.csv").write_bytes(
+            b"\xef\xbb\xbf" + (d / "products.csv").read_bytes() + b"\xff\n"
+        ),
+        "unreadable encoding: byte 0xff",
+        7,
+    ),
+    ("empty-file", lambda d: (d / "offices.csv").write_bytes(b""), "empty file: no header line", None),
+    (
+        "header-only-orders",
+        lambda d: (d / "orders.csv").write_text(
+            (d / "orders.csv").read_text(encoding="utf-8").splitlines()[0] + "\n",
+            encoding="utf-8",
+        ),
+        "orders: the file has a header but no data rows",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "breaks", "text", "line"), STRUCTURAL, ids=[s[0] for s in STRUCTURAL])
+def test_structural_fault_exits_2_naming_file_and_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    breaks,
+    text: str,
+    line: int | None,  # type: ignore[no-untyped-def]
+) -> None:
+    folder = tmp_path / "company"
+    shutil.copytree(COMPANY, folder)
+    breaks(folder)
+    db = tmp_path / "w.db"
+    code = _cli(
+        "ingest", "--source", str(folder), "--warehouse", f"sqlite:///{db}", "--out", str(tmp_path / "o")
+    )
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2
+    assert text in err, err
+    if line is not None:
+        assert f"line {line}" in err
+    assert "Traceback" not in err
+    assert not db.exists() or db.stat().st_size == 0  # nothing was written
