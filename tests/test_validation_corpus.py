@@ -704,3 +704,25 @@ def test_structural_fault_exits_2_naming_file_and_line(
         assert f"line {line}" in err
     assert "Traceback" not in err
     assert not db.exists() or db.stat().st_size == 0  # nothing was written
+
+
+def test_validation_summary_says_what_the_cascade_removed(outcome) -> None:  # type: ignore[no-untyped-def]
+    from salesbi.validation.report import cascade, render_validation_summary
+
+    found = cascade(outcome.rejected_rows)
+    by_parent = {(r.table_name, r.parent): r.rows for r in found.itertuples()}
+    # counted by hand from the corpus: rows whose only reasons are parent_rejected
+    assert by_parent == {
+        ("employees", "employees employee_id=13"): 1,
+        ("customers", "employees employee_id=13"): 1,
+        ("orders", "customers customer_id=C5"): 1,
+        ("orders", "employees employee_id=13"): 1,
+        ("order_items", "orders order_id=1003"): 1,
+        ("order_items", "orders order_id=1009"): 1,
+        ("order_items", "orders order_id=1012"): 1,
+        ("order_items", "products product_id=P5"): 1,
+    }
+    text = render_validation_summary(outcome)
+    assert "## Rejected only because a parent row was rejected (cascade)" in text
+    assert "| order_items | product_id | products product_id=P5 | 1 |" in text
+    assert "| offices | 3 | 0 | 3 | 3 | 0 | 0 |" in text
