@@ -69,7 +69,7 @@ FILES: dict[str, bytes] = {
             'C12,"=HYPERLINK(""http://x"",""y"")",,Oslo,,Norway,,11,100',  # 14 formula: data
             'C13,"+SUM(A1:A2)",,Oslo,,Norway,,11,100',  # 15 formula: data
             'C14,"@SUM(1+1)",,Oslo,,Norway,,11,100',  # 16 formula: data
-            'C15,"-2+3+cmd|\' /C calc\'!A0",,Oslo,,Norway,,11,100',  # 17 formula: data
+            "C15,\"-2+3+cmd|' /C calc'!A0\",,Oslo,,Norway,,11,100",  # 17 formula: data
             "CÄ1,Composed,,Oslo,,Norway,,11,100",  # 18 NFC
             "CA\u03081,Decomposed,,Oslo,,Norway,,11,100",  # 19 NFD of the same key
             "C16,Zero\u200bWidth,,Oslo,,Norway,,11,100",  # 20 zero-width space
