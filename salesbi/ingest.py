@@ -27,7 +27,9 @@ from sqlalchemy.engine import Engine
 from salesbi import contract
 from salesbi.reading.reader import SourceData, read_source
 from salesbi.runlog import TableCounts
+from salesbi.schema import Table
 from salesbi.validation.gxcontext import import_in_background
+from salesbi.validation.limits import storable
 from salesbi.validation.validate import ValidationOutcome, validate_staged
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import ensure_schemas
@@ -99,8 +101,10 @@ def validate_step(
     )
 
 
-def _staging_frame(frame: pd.DataFrame, accepted: pd.DataFrame, run_id: str) -> pd.DataFrame:
-    out = frame.copy()
+def _staging_frame(frame: pd.DataFrame, accepted: pd.DataFrame, run_id: str, spec: Table) -> pd.DataFrame:
+    rejected = ~frame.index.isin(accepted.index)
+    # a rejected value the database would refuse must not abort the load (it is kept in the audit)
+    out = storable(frame, spec, rejected) if rejected.any() else frame.copy()
     out["_run_id"] = run_id
     out["_status"] = pd.Series(frame.index.isin(accepted.index), index=frame.index, dtype="boolean").map(
         {True: "accepted", False: "rejected"}
@@ -128,7 +132,7 @@ def load_step(
             staging = metadata.tables[f"staging.{name}"]
             core = metadata.tables[f"core.{name}"]
             delete_all(conn, staging)
-            bulk_insert(conn, staging, _staging_frame(staged.frame, accepted, run_id))
+            bulk_insert(conn, staging, _staging_frame(staged.frame, accepted, run_id, spec))
             # first load into an empty table: build its secondary indexes once, after the rows
             # (sorting once beats a B-tree insert per row; ~1 s per million order lines on SQLite)
             first_bulk_load = len(accepted) > REBUILD_INDEXES_ABOVE and count_rows(conn, core) == 0
@@ -148,7 +152,12 @@ def load_step(
                 index.create(conn)
             oc = outcome.counts[name]
             counts[name] = TableCounts(
-                read=oc.read, loaded=oc.loaded, rejected=oc.rejected, warehouse_rows=count_rows(conn, core)
+                read=oc.read,
+                loaded=oc.loaded,
+                rejected=oc.rejected,
+                warehouse_rows=count_rows(conn, core),
+                lines=oc.lines,
+                skipped=oc.skipped,
             )
             log.info(
                 "loaded %s: read %d, loaded %d, rejected %d, now %d rows in core",

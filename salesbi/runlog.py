@@ -5,7 +5,9 @@ DESIGN.md fixes the summary's shape::
     {"run_id", "status", "tables": {name: {"read", "loaded", "rejected", "warehouse_rows"}},
      "timings": {step: seconds}, "outputs": {...}}
 
-Invariant, checked before the summary is written: read = loaded + rejected per table.
+Invariants, checked before the summary is written: read = loaded + rejected per table, and for a
+table read from its own files lines = loaded + rejected + skipped (``lines``: physical lines after
+the header; ``skipped``: blank/padding lines and continuation lines of records spanning lines).
 """
 
 from __future__ import annotations
@@ -46,13 +48,20 @@ class TableCounts:
     loaded: int = 0
     rejected: int = 0
     warehouse_rows: int | None = None
+    lines: int | None = None  # physical data lines of the table's files; None for derived tables
+    skipped: int = 0
 
     def check(self, table: str) -> None:
-        """Raise AssertionError naming the table when read != loaded + rejected."""
+        """Raise AssertionError naming the table when rows or physical lines do not add up."""
         if self.read != self.loaded + self.rejected:
             raise AssertionError(
                 f"{table}: read {self.read} != loaded {self.loaded} + rejected {self.rejected}; "
                 "rows were lost — this is a bug, please report it"
+            )
+        if self.lines is not None and self.lines != self.loaded + self.rejected + self.skipped:
+            raise AssertionError(
+                f"{table}: {self.lines} lines != loaded {self.loaded} + rejected {self.rejected} + "
+                f"skipped {self.skipped}; lines were lost — this is a bug, please report it"
             )
 
 
@@ -107,6 +116,8 @@ class RunSummary:
                     "loaded": c.loaded,
                     "rejected": c.rejected,
                     "warehouse_rows": c.warehouse_rows,
+                    "lines": c.lines,
+                    "skipped": c.skipped,
                 }
                 for name, c in self.tables.items()
             },

@@ -31,9 +31,11 @@ def sql_type(column: Column) -> sa.types.TypeEngine[Any]:
     if kind == "int":
         return sa.BigInteger()
     if kind == "money":
-        return sa.Numeric(18, 2, asdecimal=False).with_variant(mssql.DECIMAL(18, 2, asdecimal=False), "mssql")
+        p, sc = DECIMALS["money"]
+        return sa.Numeric(p, sc, asdecimal=False).with_variant(mssql.DECIMAL(p, sc, asdecimal=False), "mssql")
     if kind == "fraction":
-        return sa.Numeric(9, 4, asdecimal=False).with_variant(mssql.DECIMAL(9, 4, asdecimal=False), "mssql")
+        p, sc = DECIMALS["fraction"]
+        return sa.Numeric(p, sc, asdecimal=False).with_variant(mssql.DECIMAL(p, sc, asdecimal=False), "mssql")
     if kind == "float":
         return sa.Float(precision=53)
     if kind == "date":
@@ -43,6 +45,23 @@ def sql_type(column: Column) -> sa.types.TypeEngine[Any]:
     if kind == "bool":
         return sa.Boolean()
     raise ValueError(f"unknown column kind {kind!r}")
+
+
+def text_limit(column: Column) -> int | None:
+    """Return the most characters ``column`` may hold in the warehouse (its DDL size), None if unbounded."""
+    if column.kind == "id":
+        return column.length or ID_LENGTH
+    if column.kind == "text":
+        return column.length or TEXT_LENGTH
+    return None
+
+
+DECIMALS: dict[str, tuple[int, int]] = {"money": (18, 2), "fraction": (9, 4)}  # kind → (precision, scale)
+
+
+def decimal_limit(column: Column) -> tuple[int, int] | None:
+    """Return ``(precision, scale)`` of a DECIMAL column (money, fraction), None for other kinds."""
+    return DECIMALS.get(column.kind)
 
 
 def pandas_dtype(column: Column) -> str:

@@ -95,8 +95,8 @@ def test_header_only_is_fine_for_other_tables(src: Path) -> None:
 
 
 def test_unreadable_encoding_names_offset_line_and_fix(src: Path) -> None:
-    # 0x81 is undefined in cp1252 and invalid as a UTF-8 start byte
-    raw = (src / "customers.csv").read_bytes().replace(b"Gamma Kids", b"Gamma \x81Kids")
+    # a UTF-8 byte-order mark promises UTF-8; 0x81 is invalid as a UTF-8 start byte
+    raw = b"\xef\xbb\xbf" + (src / "customers.csv").read_bytes().replace(b"Gamma Kids", b"Gamma \x81Kids")
     (src / "customers.csv").write_bytes(raw)
     offset = raw.index(b"\x81")
     with pytest.raises(StructuralError) as exc:
@@ -106,6 +106,16 @@ def test_unreadable_encoding_names_offset_line_and_fix(src: Path) -> None:
     assert err.line == 4
     assert f"unreadable encoding: byte 0x81 at byte offset {offset}" in str(err)
     assert "save the file as UTF-8" in str(err)
+
+
+def test_byte_undefined_in_cp1252_is_read_and_left_to_validation(src: Path) -> None:
+    # without a BOM, 0x81 (undefined in cp1252) is read by the next code page as the C1 control U+0081,
+    # which the control_character rule rejects with file, line and column
+    raw = (src / "customers.csv").read_bytes().replace(b"Gamma Kids", b"Gamma \x81Kids")
+    (src / "customers.csv").write_bytes(raw)
+    data = read_source(src, "canonical")
+    assert data.tables["customers"].frame["customer_name"][2] == "Gamma \x81Kids"
+    assert any("not valid UTF-8; read as iso8859_2" in n for n in data.notes)
 
 
 def test_declared_encoding_that_does_not_fit(tmp_path: Path, src: Path) -> None:
@@ -147,12 +157,13 @@ def test_all_structural_problems_are_reported_together(src: Path) -> None:
     assert msg.endswith("fix them all, then run again")
 
 
-def test_ragged_record_that_cannot_be_repaired(src: Path) -> None:
+def test_ragged_record_that_cannot_be_repaired_is_a_rejected_line(src: Path) -> None:
     _rewrite(src / "customers.csv", "C2,Beta Games", "C2,Beta,Games")
-    with pytest.raises(StructuralError) as exc:
-        read_source(src, "canonical")
-    assert exc.value.line == 3
-    assert "record has 10 fields but the header has 9" in str(exc.value)
+    customers = read_source(src, "canonical").tables["customers"]
+    assert customers.faults[["line", "rule"]].values.tolist() == [[3, "field_count"]]
+    assert customers.faults["value"][0].startswith("C2,Beta,Games,")
+    assert customers.frame.iloc[1].drop(["_source_file", "_source_line"]).isna().all()
+    assert customers.lines == customers.read + customers.skipped
 
 
 def test_ragged_repair_can_be_refused(tmp_path: Path, src: Path) -> None:
@@ -160,6 +171,15 @@ def test_ragged_repair_can_be_refused(tmp_path: Path, src: Path) -> None:
     assert read_source(src, "canonical").tables["customers"].frame["customer_name"][1] == "Beta, Games"
     profile = tmp_path / "p.yaml"
     profile.write_text("name: p\ncsv: {repair_ragged: false}\n", encoding="utf-8")
+    faults = read_source(src, profile).tables["customers"].faults
+    assert faults[["line", "rule"]].values.tolist() == [[3, "field_count"]]
+
+
+def test_most_records_broken_is_structural(src: Path) -> None:
+    path = src / "customers.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0], *(line + ",x" for line in lines[1:])]) + "\n", encoding="utf-8")
     with pytest.raises(StructuralError) as exc:
-        read_source(src, profile)
-    assert "record has 10 fields" in str(exc.value)
+        read_source(src, "canonical")
+    assert exc.value.line == 2
+    assert "records do not split into the header's 9 fields (first: line 2, field count)" in str(exc.value)

@@ -2,6 +2,11 @@
 
 A cell that fails becomes null and yields one fault (rule ``invalid_date``,
 ``invalid_number`` or ``invalid_integer`` with the raw text); the row is kept.
+Numbers that parse but are not finite (``inf``, ``nan``) or carry more decimals
+than their DECIMAL scale are faults too (``not_finite``, ``decimal_scale``): never
+a silent null, 0 or rounding. Dates with UTC offsets: a ``date`` keeps the
+calendar day as written (the offset is dropped, so no day shifts), a ``datetime``
+is converted to UTC; a note says which.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ import pyarrow.compute as pc
 from salesbi.reading.detect import DateFormat, detect_date_format
 from salesbi.reading.profile import CsvOptions
 from salesbi.schema import Column
-from salesbi.types import pandas_dtype
+from salesbi.types import decimal_limit, pandas_dtype
 
 RULE_DATE = "invalid_date"
 RULE_NUMBER = "invalid_number"
 RULE_INTEGER = "invalid_integer"
 RULE_UNMAPPED = "unmapped_value"
 RULE_BOOL = "invalid_boolean"
+RULE_NOT_FINITE = "not_finite"
+RULE_SCALE = "decimal_scale"
+NON_FINITE_WORDS = ("nan", "inf", "infinity")
+OFFSET_REGEX = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
@@ -36,6 +45,7 @@ class Typed:
     bad: np.ndarray  # bool mask, True where the raw text could not be typed
     rule: str | None = None
     notes: list[str] = field(default_factory=list)
+    more: list[tuple[np.ndarray, str]] = field(default_factory=list)  # further (mask, rule) faults
 
 
 def _as_arrow(s: pd.Series) -> pa.ChunkedArray | pa.Array:
@@ -59,7 +69,7 @@ def type_column(raw: pd.Series, column: Column, options: CsvOptions, date_format
         return Typed(raw.astype("string"), _no_faults(n))
     present = raw.notna().to_numpy()
     if kind in ("money", "fraction", "float"):
-        return _type_float(raw, present, options)
+        return _limit_float(raw, _type_float(raw, present, options), present, decimal_limit(column))
     if kind == "int":
         return _type_int(raw, present, options)
     if kind in ("date", "datetime"):
@@ -83,6 +93,32 @@ def _type_float(raw: pd.Series, present: np.ndarray, options: CsvOptions) -> Typ
     num = _numeric(raw, options.decimal or ".")
     bad = present & num.isna().to_numpy()
     return Typed(num.astype("float64"), bad, RULE_NUMBER)
+
+
+def _limit_float(raw: pd.Series, typed: Typed, present: np.ndarray, decimal: tuple[int, int] | None) -> Typed:
+    """Return ``typed`` with non-finite values, and values finer than the DECIMAL scale, as faults."""
+    values = typed.series.to_numpy(dtype="float64", na_value=np.nan)
+    words = present & typed.bad  # "NaN" parses to a null and looks unreadable: it is a non-finite number
+    if words.any():
+        folded = raw.str.strip().str.lower().str.lstrip("+-")
+        words &= folded.isin(NON_FINITE_WORDS).fillna(False).to_numpy(dtype=bool)
+        typed.bad = typed.bad & ~words
+    nonfinite = present & ~typed.bad & ~np.isfinite(values)
+    masks = nonfinite
+    if nonfinite.any():
+        typed.more.append((nonfinite, RULE_NOT_FINITE))
+    if decimal is not None:
+        factor = 10.0 ** decimal[1]
+        with np.errstate(invalid="ignore", over="ignore"):
+            scaled = values * factor
+            finer = np.abs(scaled - np.round(scaled)) > 1e-6 * np.maximum(1.0, np.abs(scaled)) * 1e-3
+        finer &= present & ~typed.bad & ~nonfinite
+        if finer.any():
+            typed.more.append((finer, RULE_SCALE))
+            masks = masks | finer
+    if masks.any():
+        typed.series = typed.series.mask(masks)
+    return typed
 
 
 def _type_int(raw: pd.Series, present: np.ndarray, options: CsvOptions) -> Typed:
@@ -116,7 +152,24 @@ def _type_date(
         fmt = detected.format
         if detected.note:
             notes.append(detected.note)
-    parsed = pd.to_datetime(raw.astype(object), format=fmt, errors="coerce")
+    text = raw
+    utc = False
+    if fmt == "ISO8601":
+        with_offset = raw.str.contains(OFFSET_REGEX, regex=True).fillna(False).to_numpy(dtype=bool)
+        if with_offset.any():
+            if column.kind == "date":
+                text = raw.str.replace(OFFSET_REGEX, "", regex=True)
+                notes.append(
+                    f"{column.name}: {int(with_offset.sum())} value(s) carry a UTC offset; a date keeps "
+                    "the calendar day as written (the offset is dropped, no day is shifted)"
+                )
+            else:
+                utc = True
+                notes.append(
+                    f"{column.name}: values carry UTC offsets; every value is converted to UTC "
+                    "(values without an offset are taken as UTC)"
+                )
+    parsed = pd.to_datetime(text.astype(object), format=fmt, errors="coerce", utc=utc)
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     if column.kind == "date":

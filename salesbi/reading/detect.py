@@ -21,7 +21,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from salesbi.errors import StructuralError
@@ -30,38 +31,9 @@ DELIMITER_CANDIDATES = (",", ";", "\t", "|")
 SAMPLE_BYTES = 256 * 1024
 
 
-def detect_encoding(data: bytes, file: Path) -> str:
-    """Return ``utf-8-sig``, ``utf-8`` or ``cp1252`` for ``data``; raise StructuralError if none decodes."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        try:
-            data[3:].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _unreadable(data, file, exc.start + 3) from None
-        return "utf-8-sig"
-    try:
-        data.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError as exc:
-        first_bad = exc.start
-    try:
-        data.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        pass
-    raise _unreadable(data, file, first_bad)
-
-
-def check_encoding(data: bytes, encoding: str, file: Path) -> None:
-    """Raise StructuralError when ``data`` does not decode with the profile's ``encoding``."""
-    try:
-        data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise _unreadable(data, file, exc.start, declared=encoding) from None
-
-
 def _unreadable(data: bytes, file: Path, offset: int, declared: str | None = None) -> StructuralError:
     line = data.count(b"\n", 0, offset) + 1
-    tried = declared or "UTF-8, UTF-8 with BOM or cp1252"
+    tried = declared or "UTF-8 or any of the fallback code pages"
     return StructuralError(
         f"unreadable encoding: byte 0x{data[offset]:02x} at byte offset {offset} is not valid {tried}",
         file=file,
@@ -71,6 +43,216 @@ def _unreadable(data: bytes, file: Path, offset: int, declared: str | None = Non
             "or set csv.encoding for this table in the profile"
         ),
     )
+
+
+# ------------------------------------------------------------------------------------------- encoding
+
+BOMS: tuple[tuple[bytes, str, str], ...] = (
+    # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+    (b"\xff\xfe\x00\x00", "utf-32-le", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16-le", "utf-16"),
+    (b"\xfe\xff", "utf-16-be", "utf-16"),
+)
+# single-byte code pages tried for bytes that are not UTF-8, in the order that wins a tie
+FALLBACKS = ("cp1252", "iso8859_2", "cp1250", "iso8859_15")
+LATIN_FAMILY = frozenset(
+    {
+        "cp1252",
+        "cp1250",
+        "latin_1",
+        "iso8859_1",
+        "iso8859_2",
+        "iso8859_15",
+        "iso8859_9",
+        "cp1254",
+        "mac_roman",
+    }
+)
+
+
+@dataclass
+class Decoded:
+    """A file's text, the encoding it was read with, and what the reader should be told about it."""
+
+    text: str
+    encoding: str  # utf-8, utf-8-sig, utf-16, utf-32, a code page, or "utf-8+<code page>" (mixed)
+    notes: list[str] = field(default_factory=list)
+    fallback_lines: list[int] = field(default_factory=list)  # 1-based lines not read as UTF-8
+
+
+def _implausibility(text: str) -> int:
+    """Return how unlike real text ``text`` looks: C1 controls, and symbols glued to letters."""
+    score = 0
+    prev_letter = False
+    pending_symbol = False
+    for ch in text:
+        code = ord(ch)
+        if code < 128:
+            letter = ch.isalpha()
+            if pending_symbol and letter:
+                score += 1
+            pending_symbol = False
+            prev_letter = letter
+            continue
+        if 0x80 <= code <= 0x9F:
+            score += 10
+            prev_letter = pending_symbol = False
+            continue
+        if unicodedata.category(ch).startswith("L"):
+            if pending_symbol:
+                score += 1
+            pending_symbol = False
+            prev_letter = True
+        else:
+            if prev_letter:
+                score += 1
+                pending_symbol = False
+            else:
+                pending_symbol = True
+            prev_letter = False
+    return score
+
+
+def guess_single_byte(data: bytes) -> tuple[str, str]:
+    """Return (encoding, evidence) for bytes that are not UTF-8.
+
+    charset-normalizer proposes an encoding and a confidence; the Western and Central
+    European code pages (and its proposal) are then scored on the decoded text — C1
+    control characters, symbols glued to letters (``Pøíli¹``) and ASCII bytes swallowed by
+    multi-byte characters count against — and
+    the least implausible wins; ties go to charset-normalizer's proposal when it is not
+    a Latin code page, else to the order cp1252, ISO-8859-2, cp1250, ISO-8859-15.
+    """
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    proposal = best.encoding if best is not None else None
+    evidence = (
+        f"charset-normalizer proposed {proposal} ({100 - best.percent_chaos:.0f}% clean, "
+        f"{best.percent_coherence:.0f}% language coherence)"
+        if best is not None
+        else "charset-normalizer had no proposal"
+    )
+    order: list[str] = []
+    if proposal and proposal not in LATIN_FAMILY:
+        order.append(proposal)
+    order.extend(FALLBACKS)
+    if proposal and proposal not in order:
+        order.append(proposal)
+    scored: list[tuple[int, int, str]] = []
+    ascii_bytes = len(data) - sum(1 for b in data if b >= 128)
+    for i, enc in enumerate(order):
+        try:
+            text = data.decode(enc)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        # a multi-byte code page that swallows ASCII bytes into its characters is implausible too
+        swallowed = ascii_bytes - sum(1 for ch in text if ord(ch) < 128)
+        scored.append((_implausibility(text) + 10 * max(swallowed, 0), i, enc))
+    if not scored:
+        return "", evidence
+    scored.sort()
+    return scored[0][2], evidence
+
+
+def _line_numbers(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:10])
+    return shown + (f" ... ({len(numbers)} lines)" if len(numbers) > 10 else "")
+
+
+def _looks_utf16(data: bytes) -> str | None:
+    """Return utf-16-le/-be for BOM-less UTF-16 text (a NUL in every other byte), else None."""
+    head = data[:4096]
+    if len(head) < 4 or len(head) % 2:
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if odd > 0.4 * len(head) / 2 and even == 0:
+        return "utf-16-le"
+    if even > 0.4 * len(head) / 2 and odd == 0:
+        return "utf-16-be"
+    return None
+
+
+def decode_file(data: bytes, file: Path, declared: str | None = None) -> Decoded:
+    """Return the text of ``data`` decoded from evidence (or with the profile's ``declared`` encoding).
+
+    Order: a byte-order mark (UTF-8, UTF-16, UTF-32); BOM-less UTF-16; strict UTF-8;
+    otherwise line by line — lines valid as UTF-8 stay UTF-8, the others are read with
+    the code page :func:`guess_single_byte` picks from them, and a note lists those lines.
+    Raises StructuralError when no encoding decodes the bytes.
+    """
+    name = file.name
+    if declared not in (None, "auto"):
+        assert declared is not None
+        body = data[3:] if declared == "utf-8-sig" and data.startswith(b"\xef\xbb\xbf") else data
+        try:
+            text = body.decode("utf-8" if declared == "utf-8-sig" else declared)
+        except UnicodeDecodeError as exc:
+            raise _unreadable(body, file, exc.start, declared=declared) from None
+        except LookupError:
+            raise StructuralError(
+                f"unknown encoding {declared!r}",
+                file=file,
+                hint="set csv.encoding to a Python codec name (utf-8, cp1252, iso8859_2, utf-16 ...) or auto",
+            ) from None
+        return Decoded(text.removeprefix("\ufeff"), declared)
+    for bom, codec, label in BOMS:
+        if data.startswith(bom):
+            try:
+                return Decoded(data[len(bom) :].decode(codec), label)
+            except UnicodeDecodeError as exc:
+                raise _unreadable(data, file, exc.start + len(bom), declared=label) from None
+    utf16 = _looks_utf16(data)
+    if utf16 is not None:
+        try:
+            text = data.decode(utf16)
+            return Decoded(text, "utf-16", [f"{name}: UTF-16 without a byte-order mark; read as {utf16}"])
+        except UnicodeDecodeError:
+            pass
+    try:
+        return Decoded(data.decode("utf-8"), "utf-8")
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    lines = data.splitlines(keepends=True)
+    good: list[str | None] = []
+    bad_bytes: list[bytes] = []
+    utf8_non_ascii = 0
+    for line in lines:
+        try:
+            text = line.decode("utf-8")
+            good.append(text)
+            utf8_non_ascii += not line.isascii()
+        except UnicodeDecodeError:
+            good.append(None)
+            bad_bytes.append(line)
+    fallback, evidence = guess_single_byte(b"".join(bad_bytes))
+    if not fallback:
+        raise _unreadable(data, file, first_bad)
+    bad_lines = [i + 1 for i, t in enumerate(good) if t is None]
+    if utf8_non_ascii == 0:
+        return Decoded(
+            data.decode(fallback),
+            fallback,
+            [f"{name}: not valid UTF-8; read as {fallback} ({evidence})"],
+            bad_lines,
+        )
+    text = "".join(t if t is not None else line.decode(fallback) for t, line in zip(good, lines, strict=True))
+    return Decoded(
+        text,
+        f"utf-8+{fallback}",
+        [
+            f"{name}: mixed encodings — most lines are UTF-8, lines {_line_numbers(bad_lines)} are not "
+            f"and were read as {fallback} ({evidence}); check those lines"
+        ],
+        bad_lines,
+    )
+
+
+def detect_encoding(data: bytes, file: Path) -> str:
+    """Return the encoding :func:`decode_file` reads ``data`` with (StructuralError if none)."""
+    return decode_file(data, file).encoding
 
 
 def _records(sample: str, delimiter: str, quote: str, limit: int = 30) -> list[list[str]]:

@@ -4,7 +4,10 @@
 collected and raised together, before anything else happens), then renames,
 derives, maps values and types each column. Cells that cannot be typed or
 mapped become null and are listed in the table's ``faults``; rows are never
-dropped here — validation decides.
+dropped here — validation decides. Records the CSV reader could not split into
+cells (an unclosed quote, a wrong field count) are all-null rows with a line
+fault, so validation rejects them; ``lines``/``skipped`` account for every
+physical line of a table's files.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from salesbi.schema import Table
 
 SOURCE_FILE = "_source_file"
 SOURCE_LINE = "_source_line"
+BROKEN = "_broken"  # rows-frame only: the CSV record could not be split into cells
 FAULT_COLUMNS = ("file", "line", "column", "rule", "value")
 
 
@@ -40,6 +44,8 @@ class SourceTable:
     read: int
     faults: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    lines: int | None = None  # physical data lines of its files (None: built from another table)
+    skipped: int = 0  # blank/padding/continuation lines, and rows a profile's ``distinct`` collapsed
 
 
 @dataclass
@@ -74,6 +80,9 @@ class _Rows:
     file_label: str  # full paths, for messages
     header: list[str]
     short_label: str = ""  # names relative to the source, for notes
+    lines: int | None = None
+    skipped: int = 0
+    line_faults: pd.DataFrame | None = None
 
 
 class _SourceReader:
@@ -140,20 +149,39 @@ class _SourceReader:
         """Return the concatenated raw rows of ``files`` with their source file and line."""
         frames = []
         header: list[str] = []
+        lines = skipped = 0
+        faults: list[tuple[str, int, str, str]] = []
         for path in files:
             raw = self.raw(path, options)
             f = raw.frame.copy()
-            f[SOURCE_FILE] = pd.Series(self.label(path), index=f.index, dtype="string")
+            label = self.label(path)
+            f[SOURCE_FILE] = pd.Series(label, index=f.index, dtype="string")
             f[SOURCE_LINE] = pd.Series(raw.lines, index=f.index, dtype="Int64")
+            f[BROKEN] = raw.broken
             frames.append(f)
             header = header or raw.header
+            lines += raw.data_lines
+            skipped += raw.skipped
+            faults.extend((label, line, rule, value) for line, rule, value in raw.line_faults)
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        line_faults = pd.DataFrame(
+            {
+                "file": pd.Series([f[0] for f in faults], dtype="string"),
+                "line": pd.Series([f[1] for f in faults], dtype="int64"),
+                "column": pd.Series([pd.NA] * len(faults), dtype="string"),
+                "rule": pd.Series([f[2] for f in faults], dtype="string"),
+                "value": pd.Series([f[3] for f in faults], dtype="string"),
+            }
+        )
         return _Rows(
             frame,
             tuple(files),
             ", ".join(str(p) for p in files),
             header,
             ", ".join(self.label(p) for p in files),
+            lines,
+            skipped,
+            line_faults,
         )
 
     # ------------------------------------------------------------------------------------ tables
@@ -173,7 +201,9 @@ class _SourceReader:
                 )
             files = self.resolve_files(other, pattern)
             rows = self.rows_of_files(other, files, self.profile.csv_options(other))
-            return _Rows(rows.frame, (), rows.file_label, rows.header, rows.short_label)
+            # the other table accounts for its lines and rejects its broken records
+            frame = rows.frame[~rows.frame[BROKEN].to_numpy(dtype=bool)].reset_index(drop=True)
+            return _Rows(frame, (), rows.file_label, rows.header, rows.short_label)
         pattern = self.profile.file_pattern(name)
         assert pattern is not None
         files = self.resolve_files(name, pattern)
@@ -236,7 +266,11 @@ class _SourceReader:
                     column=absent[0],
                     hint=f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'distinct')}",
                 )
+            before = len(work)
             work = work.drop_duplicates(subset=spec.distinct, keep="first").reset_index(drop=True)
+            if rows.lines is not None and len(work) < before:
+                rows.skipped += before - len(work)
+                notes.append(f"{name}: {before - len(work)} row(s) collapsed by distinct {spec.distinct}")
 
         fetch = self.lookup(name, options)
         for target, deriv in spec.derive.items():
@@ -304,6 +338,9 @@ class _SourceReader:
             bad = typed.bad
             if bad.any():
                 fault_parts.append(_faults(files[bad], lines[bad], cname, typed.rule or "invalid", raw[bad]))
+            for mask, rule in typed.more:
+                fault_parts.append(_faults(files[mask], lines[mask], cname, rule, raw[mask]))
+                bad = bad | mask
             if col.allowed is not None:
                 series = normalize_allowed(series, col.allowed)
                 outside = series.notna().to_numpy() & ~series.isin(col.allowed).to_numpy()
@@ -324,11 +361,21 @@ class _SourceReader:
         frame = pd.DataFrame(out)
         frame[SOURCE_FILE] = work[SOURCE_FILE].astype("string").reset_index(drop=True)
         frame[SOURCE_LINE] = work[SOURCE_LINE].astype("Int64").reset_index(drop=True)
+        if rows.line_faults is not None and len(rows.line_faults):
+            fault_parts.insert(0, rows.line_faults)
         faults = pd.concat(fault_parts, ignore_index=True) if fault_parts else empty_faults()
         if len(faults):
-            faults = faults.sort_values(["file", "line", "column"], kind="stable").reset_index(drop=True)
+            faults = faults.sort_values(["file", "line", "column"], kind="stable", na_position="first")
+            faults = faults.reset_index(drop=True)
         return SourceTable(
-            table=table, frame=frame, files=rows.files, read=len(frame), faults=faults, notes=notes
+            table=table,
+            frame=frame,
+            files=rows.files,
+            read=len(frame),
+            faults=faults,
+            notes=notes,
+            lines=rows.lines,
+            skipped=rows.skipped,
         )
 
 

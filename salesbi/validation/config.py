@@ -26,7 +26,22 @@ EXPECTATIONS_DIR = project_dir("expectations")
 # Rules that keep core consistent (keys unique and present, references resolvable): always reject.
 # (not_null covers the contract's required columns, which are NOT NULL in core.)
 FIXED_REJECT: frozenset[str] = frozenset(
-    {"not_null", "duplicate_key", "duplicate_identical", "foreign_key", "parent_rejected"}
+    {
+        "not_null",
+        "duplicate_key",
+        "duplicate_identical",
+        "key_collision",
+        "foreign_key",
+        "parent_rejected",
+        # a value the warehouse would refuse (or that is not a value at all) never reaches a load
+        "unclosed_quote",
+        "field_count",
+        "text_too_long",
+        "number_out_of_range",
+        "not_finite",
+        "control_character",
+        "date_out_of_range",
+    }
 )
 
 

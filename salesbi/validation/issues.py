@@ -36,7 +36,11 @@ def as_text(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         out = values.dt.strftime("%Y-%m-%d")
     elif pd.api.types.is_float_dtype(values):
-        out = values.map(lambda v: None if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() else repr(v)))
+        out = values.map(
+            lambda v: (
+                None if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() and abs(v) < 1e15 else repr(v))
+            )
+        )
     else:
         out = values
     return out.astype("string")
@@ -120,7 +124,7 @@ def to_rejected_rows(
             return pd.Series(frame[col].iloc[pos].to_numpy(), index=idx).astype(dtype)
         return pd.Series(pd.NA, index=idx, dtype=dtype)
 
-    return pd.DataFrame(
+    return _storable_text(
         {
             "run_id": pd.Series(run_id, index=idx, dtype="string"),
             "reject_id": pd.Series(0, index=idx, dtype="Int64"),
@@ -133,9 +137,17 @@ def to_rejected_rows(
             "value": pd.Series(issues["value"].to_numpy(), index=idx, dtype="string"),
             "natural_key": natural_keys(frame, key, pos) if n else pd.Series([], dtype="string"),
             "message": pd.Series(issues["message"].to_numpy(), index=idx, dtype="string"),
-        },
-        columns=list(REJECTED_ROW_COLUMNS),
+        }
     )
+
+
+def _storable_text(columns: dict[str, pd.Series]) -> pd.DataFrame:
+    """Return the audit frame with NUL shown as ``\\x00`` (PostgreSQL refuses it) and texts cut to size."""
+    for name in ("value", "natural_key", "message", "source_file"):
+        columns[name] = columns[name].str.replace("\x00", "\\x00", regex=False)
+    for name, size in (("natural_key", 400), ("source_file", 400)):
+        columns[name] = columns[name].str.slice(0, size)
+    return pd.DataFrame(columns, columns=list(REJECTED_ROW_COLUMNS))
 
 
 def empty_rejected_rows() -> pd.DataFrame:

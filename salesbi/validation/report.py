@@ -33,10 +33,20 @@ def render_validation_summary(outcome: Any) -> str:
         f"{total_read} rows read, {total_read - total_rej} loaded, {total_rej} rejected "
         f"({len(rejected)} reasons), {len(warnings)} warnings. read = loaded + rejected for every table."
     )
-    lines += ["", "| table | read | loaded | rejected | warnings |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "Lines: physical lines of the table's files after the header = loaded + rejected + skipped "
+        "(skipped: blank or padding lines, and continuation lines of records spanning lines).",
+        "",
+        "| table | lines | skipped | read | loaded | rejected | warnings |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, c in outcome.counts.items():
         n_warn = int((warnings["table_name"] == name).sum()) if len(warnings) else 0
-        lines.append(f"| {name} | {c.read} | {c.loaded} | {c.rejected} | {n_warn} |")
+        n_lines = "" if getattr(c, "lines", None) is None else c.lines
+        skipped = getattr(c, "skipped", 0)
+        lines.append(f"| {name} | {n_lines} | {skipped} | {c.read} | {c.loaded} | {c.rejected} | {n_warn} |")
+    lines += cascade_section(rejected)
     for title, frame in (("Rejects", rejected), ("Warnings", warnings)):
         if not len(frame):
             continue
@@ -64,6 +74,51 @@ def render_validation_summary(outcome: Any) -> str:
             "and re-run — accepted rows are upserted, so nothing is loaded twice.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def cascade(rejected: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows rejected only because a parent was rejected, counted per parent.
+
+    Columns: ``table_name``, ``column_name`` (the reference), ``parent`` (the message's parent key),
+    ``rows``. A row with any reason of its own besides ``parent_rejected`` is not counted.
+    """
+    if not len(rejected):
+        return pd.DataFrame({"table_name": [], "column_name": [], "parent": [], "rows": []})
+    record = ["table_name", "source_file", "source_line"]
+    own = rejected[rejected["rule"] != "parent_rejected"][record].drop_duplicates()
+    mine = rejected[rejected["rule"] == "parent_rejected"]
+    only = mine.merge(own.assign(_own=True), on=record, how="left")
+    only = only[only["_own"].isna()]
+    parent = only["message"].str.extract(r"parent rejected: (\S+ \S+)")[0]
+    out = (
+        only.assign(parent=parent)
+        .groupby(["table_name", "column_name", "parent"], dropna=False, sort=False)
+        .size()
+        .reset_index(name="rows")
+    )
+    return out.sort_values("rows", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def cascade_section(rejected: pd.DataFrame) -> list[str]:
+    """Return markdown lines saying how many rows the cascade rejected and because of which parent."""
+    found = cascade(rejected)
+    if not len(found):
+        return []
+    total = int(found["rows"].sum())
+    lines = [
+        "",
+        "## Rejected only because a parent row was rejected (cascade)",
+        "",
+        f"{total} row(s) have no fault of their own: they reference a row rejected in this run "
+        "(rule `parent_rejected`; a rejected customer takes its orders, an order its lines). "
+        "Fix the parent's own reason and they load too.",
+        "",
+        "| table | reference | rejected parent | rows |",
+        "|---|---|---|---:|",
+    ]
+    for r in found.head(20).itertuples(index=False):
+        lines.append(f"| {r.table_name} | {_md(r.column_name)} | {_md(r.parent)} | {r.rows} |")
+    return lines
 
 
 def build_data_docs(outcome: Any, out_dir: Path) -> Path:

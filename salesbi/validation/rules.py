@@ -15,14 +15,19 @@ from typing import Any, Literal
 from salesbi import contract
 from salesbi.errors import ConfigurationError
 from salesbi.schema import Table
-from salesbi.types import pandas_dtype
+from salesbi.types import decimal_limit, pandas_dtype, text_limit
 from salesbi.validation.config import load_rules_file
 
 Level = Literal["row", "table"]
 
-# A value that a spreadsheet would run as a formula: =, +, - or @ followed by a letter or "(".
-FORMULA_REGEX = r"^[=+\-@][A-Za-z(]"
 TEXT_KINDS = ("id", "text", "long_text")
+# Characters no value may hold: C0/C1 controls (NUL included), DEL, byte-order marks, zero-width and
+# direction marks. Keys and short text may not hold tabs or line breaks either; long text may.
+CONTROL_REGEX_LONG = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]"
+CONTROL_REGEX = CONTROL_REGEX_LONG[:-1] + "\t\n\r]"
+# Plausible dates for every date column (GX suite parameters earliest_date / latest_date)
+EARLIEST_DATE = "1900-01-01"
+LATEST_DATE = "2100-12-31"
 
 READER_RULES: dict[str, str] = {
     "invalid_date": "could not read {value} as a date in the profile's date format",
@@ -30,6 +35,16 @@ READER_RULES: dict[str, str] = {
     "invalid_integer": "could not read {value} as a whole number",
     "invalid_boolean": "could not read {value} as true/false",
     "unmapped_value": "value {value} is not an allowed value and no mapping in the profile covers it",
+    "not_finite": "{value} is not a finite number (infinity or not-a-number); "
+    "write a number or leave the cell empty",
+    "unclosed_quote": "a quote opened on this line is never closed, so the line cannot be split into "
+    "fields; it is rejected and the lines after it are read on their own: {value}",
+    "field_count": "the line does not split into as many fields as the header has (quote values that "
+    "contain the delimiter): {value}",
+    "decimal_scale": "{value} has more decimals than the warehouse column keeps (it would be rounded); "
+    "round it in the source",
+    "key_collision": "",
+    "record_spans_lines": "a quoted value holds a line break: one record read from {value}",
 }
 
 
@@ -126,19 +141,7 @@ def contract_rules(table: Table) -> list[Rule]:
                     f"{c.name} {{value}} is not one of {', '.join(c.allowed)}",
                 )
             )
-    for c in table.columns:
-        if c.kind in TEXT_KINDS:
-            rules.append(
-                Rule(
-                    "text_formula",
-                    name,
-                    c.name,
-                    "expect_column_values_to_not_match_regex",
-                    {"column": c.name, "regex": FORMULA_REGEX},
-                    f"{c.name} {{value}} starts like a spreadsheet formula; remove the leading character "
-                    "or quote it in the source",
-                )
-            )
+    rules.extend(limit_rules(table))
     for col, parent, pcol in table.foreign_keys:
         rules.append(
             Rule(
@@ -151,6 +154,83 @@ def contract_rules(table: Table) -> list[Rule]:
                 f"warehouse); add the {parent} row or fix the reference",
             )
         )
+    return rules
+
+
+def limit_rules(table: Table) -> list[Rule]:
+    """Return the rules that keep every value storable on every backend (checked before the load).
+
+    Text no longer than its DDL size, no control or invisible characters, numbers within their
+    DECIMAL precision, dates within [earliest_date, latest_date]. A value that breaks one is
+    quarantined with the rule named — never truncated, nulled or left to abort the load.
+    """
+    name = table.name
+    rules: list[Rule] = []
+    for c in table.columns:
+        limit = text_limit(c)
+        if limit is not None:
+            rules.append(
+                Rule(
+                    "text_too_long",
+                    name,
+                    c.name,
+                    "expect_column_value_lengths_to_be_between",
+                    {"column": c.name, "max_value": limit},
+                    f"{c.name} is longer than {limit} characters, the most the warehouse column holds: "
+                    "{value}",
+                )
+            )
+        if c.kind in TEXT_KINDS:
+            regex = CONTROL_REGEX_LONG if c.kind == "long_text" else CONTROL_REGEX
+            rules.append(
+                Rule(
+                    "control_character",
+                    name,
+                    c.name,
+                    "expect_column_values_to_not_match_regex",
+                    {"column": c.name, "regex": regex},
+                    f"{c.name} holds a control or invisible character (NUL, byte-order mark, "
+                    f"zero-width space{'' if c.kind == 'long_text' else ', tab, line break'} ...): "
+                    "{value}; remove it in the source",
+                )
+            )
+        decimal = decimal_limit(c)
+        if decimal is not None:
+            precision, scale = decimal
+            bound = 10.0 ** (precision - scale)
+            rules.append(
+                Rule(
+                    "number_out_of_range",
+                    name,
+                    c.name,
+                    "expect_column_values_to_be_between",
+                    {
+                        "column": c.name,
+                        "min_value": -bound,
+                        "max_value": bound,
+                        "strict_min": True,
+                        "strict_max": True,
+                    },
+                    f"{c.name} {{value}} does not fit DECIMAL({precision},{scale}) "
+                    f"(it must be between -{bound:.0e} and {bound:.0e})",
+                )
+            )
+        if c.kind in ("date", "datetime"):
+            rules.append(
+                Rule(
+                    "date_out_of_range",
+                    name,
+                    c.name,
+                    "expect_column_values_to_be_between",
+                    {
+                        "column": c.name,
+                        "min_value": {"$PARAMETER": "earliest_date"},
+                        "max_value": {"$PARAMETER": "latest_date"},
+                    },
+                    f"{c.name} {{value}} is not a plausible date "
+                    f"(accepted: {EARLIEST_DATE} to {LATEST_DATE})",
+                )
+            )
     return rules
 
 
@@ -201,8 +281,15 @@ def rules_for(table: Table, directory: Path | None = None) -> list[Rule]:
     return contract_rules(table) + business_rules(table, load_rules_file(directory))
 
 
-def derived_columns(table: str, directory: Path | None = None) -> dict[str, tuple[str, float]]:
-    """Return ``{helper_column: (source_column, factor)}`` computed before GX runs on ``table``."""
+def derived_columns(table: str, directory: Path | None = None) -> dict[str, tuple[str, str, float]]:
+    """Return ``{helper_column: (source_column, operation, operand)}`` computed before GX runs on ``table``.
+
+    ``operation`` is ``multiply`` (column × operand) or ``add_days`` (a date column + operand days).
+    """
     doc = load_rules_file(directory).get("derived_columns") or {}
     spec = doc.get(table) or {}
-    return {str(k): (str(v["column"]), float(v["multiply"])) for k, v in spec.items()}
+    out: dict[str, tuple[str, str, float]] = {}
+    for k, v in spec.items():
+        op = "add_days" if "add_days" in v else "multiply"
+        out[str(k)] = (str(v["column"]), op, float(v[op]))
+    return out

@@ -11,7 +11,8 @@ Order of work:
    ``COMPLETE`` result format → failing row positions);
 3. cells the reader could not type/map (``faults``) become issues with the fault's rule;
 4. duplicate keys: conflicting copies are all rejected (``duplicate_key``); exact copies
-   keep the first and quarantine the rest (``duplicate_identical``);
+   keep the first and quarantine the rest (``duplicate_identical``); keys equal only once case,
+   spaces and Unicode form are ignored are all rejected (``key_collision``, see ``limits``);
 5. foreign keys and the cascade, in contract load order (see ``references``).
 """
 
@@ -27,6 +28,7 @@ import pandas as pd
 
 from salesbi import contract
 from salesbi.errors import ValidationFailed
+from salesbi.reading.csvfile import BROKEN_RULES
 from salesbi.reading.reader import empty_faults
 from salesbi.runlog import TableCounts
 from salesbi.schema import Table
@@ -37,10 +39,13 @@ from salesbi.validation.issues import (
     issues_at,
     to_rejected_rows,
 )
+from salesbi.validation.limits import key_collisions
 from salesbi.validation.references import check_references
-from salesbi.validation.rules import READER_RULES, derived_columns
+from salesbi.validation.rules import EARLIEST_DATE, LATEST_DATE, READER_RULES, derived_columns
 from salesbi.validation.suites import suite_dict
 from salesbi.validation.table_checks import check_counts, check_schema
+
+LINE_COLUMN = "<line>"  # groups line faults (no column) in _fault_issues
 
 __all__ = ["StagedTable", "StagedTableData", "TableCounts", "ValidationOutcome", "validate_staged"]
 
@@ -80,8 +85,11 @@ class ValidationOutcome:
 
 def _gx_frame(spec: Table, frame: pd.DataFrame) -> pd.DataFrame:
     out = frame[spec.column_names].reset_index(drop=True)
-    for name, (column, factor) in derived_columns(spec.name).items():
-        out[name] = out[column] * factor
+    for name, (column, op, operand) in derived_columns(spec.name).items():
+        if op == "add_days":
+            out[name] = out[column] + pd.Timedelta(days=operand)
+        else:
+            out[name] = out[column] * operand
     return out
 
 
@@ -151,20 +159,35 @@ def _fault_issues(spec: Table, frame: pd.DataFrame, faults: pd.DataFrame | None)
             hint="this is a bug in the reader; please report it",
         )
     parts = []
+    m["column"] = m["column"].astype("string").fillna(LINE_COLUMN)
     for rule, sub in m.groupby("rule", sort=True):
-        template = "{column}: " + READER_RULES.get(str(rule), "could not read {value}")
+        text = READER_RULES.get(str(rule), "could not read {value}")
         for column, cell in sub.groupby("column", sort=True):
+            line_rule = column == LINE_COLUMN
             parts.append(
                 issues_at(
                     frame,
                     cell["pos"].to_numpy(dtype="int64"),
                     rule=str(rule),
-                    column=str(column),
-                    template=template.replace("{column}", str(column)),
+                    column=None if line_rule else str(column),
+                    template=text if line_rule else f"{column}: {text}",
                     values=cell["value"],
                 )
             )
     return pd.concat(parts, ignore_index=True) if parts else empty_issues()
+
+
+def _only_line_faults(issues: pd.DataFrame) -> pd.DataFrame:
+    """Return ``issues`` without the findings on broken records other than their line fault.
+
+    A record that could not be split into cells is all-null; its null key and columns say nothing.
+    """
+    broken = issues["rule"].isin(BROKEN_RULES).to_numpy(dtype=bool)
+    if not broken.any():
+        return issues
+    positions = issues["pos"].to_numpy(dtype="int64")
+    on_broken = np.isin(positions, positions[broken])
+    return issues[~on_broken | broken].reset_index(drop=True)
 
 
 def _duplicate_issues(spec: Table, frame: pd.DataFrame, positions: np.ndarray | None) -> pd.DataFrame:
@@ -236,7 +259,12 @@ def validate_staged(
     from salesbi.validation.gxrun import SuiteRunner
 
     runner = SuiteRunner()
-    parameters = {"today": pd.Timestamp(today), "min_order_date": pd.Timestamp(config.min_order_date)}
+    parameters = {
+        "today": pd.Timestamp(today),
+        "min_order_date": pd.Timestamp(config.min_order_date),
+        "earliest_date": pd.Timestamp(EARLIEST_DATE),
+        "latest_date": pd.Timestamp(LATEST_DATE),
+    }
     issues: dict[str, pd.DataFrame] = {}
     suite_results: dict[str, Any] = {}
     suite_docs: dict[str, dict[str, Any]] = {}
@@ -250,11 +278,16 @@ def validate_staged(
         parts, duplicates = _gx_issues(spec, gx_frame, findings)  # same positions, plus derived columns
         parts.append(_fault_issues(spec, frame, getattr(staged, "faults", None)))
         parts.append(_duplicate_issues(spec, frame, duplicates))
-        issues[spec.name] = pd.concat([p for p in parts if len(p)] or [empty_issues()], ignore_index=True)
+        parts.append(key_collisions(spec, frame))
+        found = pd.concat([p for p in parts if len(p)] or [empty_issues()], ignore_index=True)
+        issues[spec.name] = _only_line_faults(found)
 
     frames = {name: tables[name].frame for name in contract.TABLES_BY_NAME}
     issues = check_references(frames, issues, config, known_keys or {})
-    outcome = _assemble(frames, issues, config, run_id, suite_results, today)
+    accounting = {
+        name: (getattr(t, "lines", None), int(getattr(t, "skipped", 0) or 0)) for name, t in tables.items()
+    }
+    outcome = _assemble(frames, issues, config, run_id, suite_results, today, accounting)
     outcome.suite_docs = suite_docs
     return outcome
 
@@ -266,6 +299,7 @@ def _assemble(
     run_id: str,
     suite_results: dict[str, Any],
     today: date,
+    accounting: Mapping[str, tuple[int | None, int]],
 ) -> ValidationOutcome:
     accepted: dict[str, pd.DataFrame] = {}
     counts: dict[str, TableCounts] = {}
@@ -280,7 +314,13 @@ def _assemble(
         keep = np.ones(len(frame), dtype=bool)
         keep[rejected_pos] = False
         accepted[spec.name] = frame[keep]
-        counts[spec.name] = TableCounts(read=len(frame), loaded=int(keep.sum()), rejected=len(rejected_pos))
+        counts[spec.name] = TableCounts(
+            read=len(frame),
+            loaded=int(keep.sum()),
+            rejected=len(rejected_pos),
+            lines=accounting.get(spec.name, (None, 0))[0],
+            skipped=accounting.get(spec.name, (None, 0))[1],
+        )
         rej = found[is_reject]
         if len(rej):
             rejected_parts.append(
