@@ -11,6 +11,8 @@
 ARG BASE=python:3.11-slim
 
 # ---------------------------------------------------------------- runtime libraries (shared by both stages)
+# the tag is in the ARG's default (hadolint does not expand ARGs in FROM)
+# hadolint ignore=DL3006
 FROM ${BASE} AS system
 ARG ODBC_DRIVER=auto
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -50,7 +52,7 @@ RUN /opt/uv/bin/uv pip install --quiet --no-cache --python /opt/salesbi/bin/pyth
 # ---------------------------------------------------------------- the image
 FROM system AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/salesbi --shell /bin/bash salesbi
+RUN useradd --uid 10001 --user-group --create-home --home-dir /home/salesbi --shell /bin/bash salesbi
 COPY --from=build /opt/salesbi /opt/salesbi
 # the checkout the Prefect worker runs flows from (prefect.yaml's pull step: $SALESBI_HOME);
 # var/ (CSV drop, embedded warehouse) and out/ (Parquet, PBIP, models) are volumes in compose.yaml

@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "${SALESBI_HOME:-/app}"
 pool=${SALESBI_WORK_POOL:-salesbi-process}
-if ! prefect work-pool inspect "$pool" >/dev/null 2>&1; then
-  prefect work-pool create "$pool" --type process
-fi
+# a worker started at the same time may create the pool first: then inspecting it is enough
+prefect work-pool inspect "$pool" >/dev/null 2>&1 \
+  || prefect work-pool create "$pool" --type process \
+  || prefect work-pool inspect "$pool" >/dev/null
 prefect --no-prompt deploy --all
 prefect deployment ls
