@@ -1,4 +1,4 @@
-"""The Postman collection (api/postman/) covers every API endpoint, and newman passes it against a real server.
+"""The Postman collection (api/postman/) covers every endpoint; newman passes it against a real server.
 
 The integration test starts the API with uvicorn on localhost (the session's API test world: trained
 models and an SQLite warehouse) and runs the collection with the newman pinned in api/postman/package.json
@@ -97,7 +97,8 @@ def test_newman_passes_the_collection_against_a_real_server(tmp_path: Path) -> N
     folders = [f["name"] for f in _collection()["item"] if f["name"] not in PENDING]
     report = tmp_path / "newman.json"
     newman = [str(NEWMAN), "run", str(COLLECTION), "-e", str(ENVIRONMENT)]
-    newman += ["--env-var", f"baseUrl={base}", "--env-var", f"apiKey={KEY}", "--env-var", "customerId=C000001"]
+    for variable in (f"baseUrl={base}", f"apiKey={KEY}", "customerId=C000001"):
+        newman += ["--env-var", variable]
     newman += [arg for name in folders for arg in ("--folder", name)]
     newman += ["--reporters", "cli,json", "--reporter-json-export", str(report), "--disable-unicode"]
     with running(cmd, env, ready="Uvicorn running on", health_url=f"{base}/health") as server_log:
