@@ -44,6 +44,9 @@ class PipelineParams(BaseModel):
         default=None, ge=1, le=366, description="periods; default: from the data"
     )
     steps: tuple[Step, ...] = Field(default=ALL_STEPS, description="which steps to run")
+    keep_rejects_runs: int = Field(
+        default=30, ge=1, description="audit.rejected_rows keeps the rejects of this many newest runs"
+    )
     random_state: int = 0
     task_runner: Literal["threads", "dask"] = Field(
         default="threads",

@@ -115,7 +115,14 @@ def ingest_stage(run: Run) -> None:
             known_keys=core_keys(run.engine, run.metadata),
         )
     with run.summary.timed("load"):
-        result = load_step(run.engine, run.metadata, run.source, run.outcome, run_id=run.run_id)
+        result = load_step(
+            run.engine,
+            run.metadata,
+            run.source,
+            run.outcome,
+            run_id=run.run_id,
+            keep_rejects_runs=run.params.keep_rejects_runs,
+        )
     run.summary.tables = result.counts
     out = run.params.out_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ CREATE TABLE audit.rejected_rows (
 	value NVARCHAR(max) NULL, 
 	natural_key NVARCHAR(400) NULL, 
 	message NVARCHAR(max) NULL, 
+	raw_line NVARCHAR(max) NULL, 
 	CONSTRAINT pk_rejected_rows PRIMARY KEY (run_id, reject_id)
 );
 GO
