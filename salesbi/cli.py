@@ -406,6 +406,62 @@ def sql_server(
         console.print(f"wrote {path}")
 
 
+rejects_app = typer.Typer(no_args_is_help=True, help="Export rejected rows for fixing, and replay the fixes.")
+app.add_typer(rejects_app, name="rejects")
+
+
+@rejects_app.command("export")
+def rejects_export(
+    run_id: Annotated[str, typer.Option("--run", help="run id (run_summary.json, audit.runs)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write")],
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Write one CSV row per rejected record of a run: every reason, the raw line and an editable copy."""
+    from salesbi.rejects import export_rejects
+    from salesbi.warehouse.engine import create_engine
+
+    try:
+        engine = create_engine(warehouse)
+        rows = export_rejects(engine, run_id, out)
+        engine.dispose()
+    except SalesBIError as exc:
+        _fail(exc)
+        return
+    console.print(f"wrote {rows} rejected records of run {run_id} to {out.resolve()}")
+
+
+@rejects_app.command("replay")
+def rejects_replay(
+    file: Annotated[Path, typer.Argument(help="an edited export (corrected_line changed; empty removes)")],
+    warehouse: WarehouseOpt = None,
+    out: OutOpt = DEFAULT_OUT,
+    source: Annotated[
+        Path | None, typer.Option("--source", "-s", help="default: the run's source folder")
+    ] = None,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="default: the run's profile")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Re-ingest the corrected records through the same read and validation as any run."""
+    from salesbi.rejects import replay
+    from salesbi.warehouse.engine import create_engine
+
+    _setup_logging(verbose)
+    try:
+        engine = create_engine(warehouse)
+        summary, skipped = replay(
+            engine, file, warehouse_url=warehouse, out_dir=out, source=source, profile=profile
+        )
+        engine.dispose()
+    except SalesBIError as exc:
+        _fail(exc)
+        return
+    for note in skipped:
+        console.print(f"not replayed: {note}")
+    _print_outputs(summary.as_dict())
+    if summary.status == "succeeded_with_warnings":
+        raise typer.Exit(code=3)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI (console script entry point)."""
     try:

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from salesbi import contract
 from salesbi.reading.reader import SourceData, read_source
+from salesbi.rejects import KEEP_RUNS, ensure_raw_line_column, prune_rejects, with_raw_lines
 from salesbi.runlog import TableCounts
 from salesbi.schema import Table
 from salesbi.validation.gxcontext import import_in_background
@@ -56,6 +57,7 @@ def prepare_warehouse(engine: Engine) -> sa.MetaData:
     ensure_schemas(engine)
     md = warehouse_metadata()
     md.create_all(engine, checkfirst=True)
+    ensure_raw_line_column(engine)
     return md
 
 
@@ -120,8 +122,13 @@ def load_step(
     *,
     run_id: str,
     progress: Progress | None = None,
+    keep_rejects_runs: int = KEEP_RUNS,
 ) -> LoadResult:
-    """Replace staging, upsert accepted rows into core and store rejects — all in one transaction."""
+    """Replace staging, upsert accepted rows into core and store rejects — all in one transaction.
+
+    Each rejected row keeps its whole raw source line; only the rejects of the newest
+    ``keep_rejects_runs`` runs are kept. Returns the per-table counts.
+    """
     counts: dict[str, TableCounts] = {}
     total = len(contract.TABLES)
     with engine.begin() as conn:
@@ -169,9 +176,10 @@ def load_step(
             )
             if progress:
                 progress("load", i + 1, total)
-        rejected = outcome.rejected_rows
+        rejected = with_raw_lines(outcome.rejected_rows, data.source)
         if len(rejected):
             bulk_insert(conn, metadata.tables["audit.rejected_rows"], rejected)
+        prune_rejects(conn, metadata, keep_rejects_runs)
         warnings = outcome.warnings
         if len(warnings):
             bulk_insert(conn, metadata.tables["audit.rejected_rows"], warnings)

@@ -69,6 +69,9 @@ class RunOptions(BaseModel):
         description="which steps to run: ingest, reports, segments, predictions, forecast, powerbi",
     )
     random_state: int = Field(default=0, description="seed of the models (same seed, same results)")
+    keep_rejects_runs: int = Field(
+        default=30, ge=1, description="audit.rejected_rows keeps the rejects of this many newest runs"
+    )
     task_runner: Literal["threads", "dask"] = Field(
         default="threads",
         description="how the Prefect flows run the model steps: threads in the flow's process, or Dask",

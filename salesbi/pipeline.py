@@ -151,6 +151,10 @@ def connect_stage(run: Run) -> None:
             engine.dispose()
             raise connect_failure(engine.url, exc) from exc
         run.engine, run.metadata = engine, metadata
+    from salesbi.publish import recover
+
+    if recovered := recover(run.engine, run.params.parquet_dir):  # a publish interrupted earlier
+        run.summary.notes.append(f"an interrupted earlier publish was {recovered}")
 
 
 def ingest_stage(run: Run) -> None:
@@ -167,7 +171,14 @@ def ingest_stage(run: Run) -> None:
             known_keys=core_keys(run.engine, run.metadata),
         )
     with run.summary.timed("load"):
-        result = load_step(run.engine, run.metadata, run.source, run.outcome, run_id=run.run_id)
+        result = load_step(
+            run.engine,
+            run.metadata,
+            run.source,
+            run.outcome,
+            run_id=run.run_id,
+            keep_rejects_runs=run.params.keep_rejects_runs,
+        )
     run.summary.tables = result.counts
     out = run.params.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -345,38 +356,35 @@ def stored_model_outputs(run: Run) -> dict[str, pd.DataFrame]:
 
 
 def publish_stage(run: Run) -> None:
-    """Replace the rpt tables atomically, store model runs, export Parquet and write insights.md."""
-    import shutil
-
-    from salesbi.modelstore import save_all
-    from salesbi.publish import record_model_runs, replace_tables, stage_parquet, swap_in
+    """Publish rpt tables, Parquet, model runs, models and insights.md all or nothing (salesbi.publish)."""
+    from salesbi.publish import publish
     from salesbi.reports.insights import render_insights_markdown
     from salesbi.rpt import rpt_tables
 
     assert run.engine is not None and run.metadata is not None
     out = run.params.out_dir
     with run.summary.timed("publish"):
-        tables = rpt_tables()
-        # Parquet first, aside; then the one warehouse transaction; then the folder swap
-        staged = stage_parquet(run.frames, tables, run.params.parquet_dir)
-        try:
-            written = replace_tables(run.engine, run.metadata, run.frames, tables)
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
-        folder = swap_in(staged, run.params.parquet_dir)
-        run.summary.outputs["rpt_tables"] = written
-        run.summary.outputs["parquet"] = str(folder.resolve())
-        if run.model_runs:
-            record_model_runs(run.engine, run.metadata, run.run_id, run.model_runs)
-        if run.models:
-            # only after the tables landed: a failed run never replaces the models the API serves
-            saved = save_all(run.models, run.params.models_dir)
-            run.summary.outputs["models"] = {name: str(path.resolve()) for name, path in saved.items()}
+        files = {}
         if "insights" in run.frames:
-            path = out / "insights.md"
-            path.write_text(render_insights_markdown(run.frames["insights"]), encoding="utf-8")
-            run.summary.outputs["insights"] = str(path.resolve())
+            files[out / "insights.md"] = render_insights_markdown(run.frames["insights"])
+        done = publish(
+            run.engine,
+            run.metadata,
+            run_id=run.run_id,
+            frames=run.frames,
+            definitions=rpt_tables(),
+            folder=run.params.parquet_dir,
+            model_runs=run.model_runs,
+            models=run.models,
+            models_dir=run.params.models_dir,
+            files=files,
+        )
+        run.summary.outputs["rpt_tables"] = done.tables
+        run.summary.outputs["parquet"] = str(done.parquet)
+        if done.models:
+            run.summary.outputs["models"] = {name: str(path) for name, path in done.models.items()}
+        if files:
+            run.summary.outputs["insights"] = str(done.files[0])
         run.published = True
         run.summary.outputs["published_by"] = run.run_id
 

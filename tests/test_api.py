@@ -213,6 +213,84 @@ def test_segment_batch_answers_each_customer_in_order(client: TestClient, world:
     assert "no order before 2000-01-01" in items[3]["error"]["message"]
 
 
+def test_a_history_of_only_cancelled_orders_is_segmented_like_its_rfm_values(
+    client: TestClient, world: World
+) -> None:
+    history = [
+        {"order_id": "A", "order_date": "2024-06-01", "net_sales": 500.0, "is_cancelled": True},
+        {"order_id": "B", "order_date": "2024-08-15", "net_sales": 80.0, "is_cancelled": True},
+    ]
+    r = client.post("/segment", json={"history": history}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    as_of = pd.Timestamp(got["as_of_date"])
+    assert (got["frequency"], got["monetary"], got["cancellation_rate"]) == (0, 0.0, 1.0)
+    assert got["recency_days"] == (as_of - pd.Timestamp("2024-08-15")).days
+    assert got["tenure_days"] == (as_of - pd.Timestamp("2024-06-01")).days
+    rfm = {
+        "recency_days": got["recency_days"],
+        "frequency": 0,
+        "monetary": 0.0,
+        "tenure_days": got["tenure_days"],
+        "product_lines": 0,
+        "cancellation_rate": 1.0,
+    }
+    same = client.post("/segment", json={"rfm": rfm}, headers=AUTH).json()
+    for key in ("rfm_score", "segment", "cluster_id", "value_tier", "risk", "action"):
+        assert got[key] == same[key], key
+    batch = client.post("/segment/batch", json={"customers": [{"history": history}]}, headers=AUTH)
+    assert batch.status_code == 200 and batch.json()["results"][0]["result"]["segment"] == got["segment"]
+
+
+def test_a_corrupt_model_answers_503_where_needed_while_the_rest_serves(tmp_path: Path, world: World) -> None:
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(world.models_dir, models)
+    for path in (models / "customer_segments").rglob("*"):
+        if path.is_file() and path.name != "card.json":
+            path.write_bytes(b"{ not a model")
+    c = TestClient(create_app(settings(world, models_dir=models)), raise_server_exceptions=False)
+    health = c.get("/health").json()
+    assert health["status"] == "degraded"
+    state = {m["name"]: m for m in health["models"]}
+    assert not state["customer_segments"]["loaded"] and state["customer_sales"]["loaded"]
+    assert "unreadable" in state["customer_segments"]["detail"]
+    r = c.post("/segment", json={"rfm": {"recency_days": 1, "frequency": 1, "monetary": 1}}, headers=AUTH)
+    assert r.status_code == 503
+    assert "unreadable" in r.json()["message"] and "salesbi run" in r.json()["message"]
+    ok = c.post("/predict/customer-sales", json={"history": history_of(world.fact, "C000001")}, headers=AUTH)
+    assert ok.status_code == 200, ok.text
+    assert c.get("/forecast?series=total", headers=AUTH).status_code == 200
+    assert c.get("/customers/C000001", headers=AUTH).status_code == 200
+
+
+def test_the_openapi_states_the_enforced_constraints(world: World) -> None:
+    c = TestClient(create_app(settings(world, max_batch_size=7, max_request_bytes=50_000)))
+    spec = c.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    for name, other in (("SegmentRequest", "rfm"), ("PredictRequest", "features")):
+        assert schemas[name]["oneOf"] == [{"required": ["history"]}, {"required": [other]}]
+        for field in ("history", other):
+            assert "null" not in str(schemas[name]["properties"][field]), (name, field)
+    assert schemas["SegmentRequest"]["properties"]["history"]["maxItems"] == 10_000
+    for name in ("SegmentBatchRequest", "PredictBatchRequest"):
+        assert schemas[name]["properties"]["customers"]["maxItems"] == 7
+    assert spec["info"]["x-max-request-bytes"] == 50_000
+    params = {p["name"]: p for p in spec["paths"]["/forecast"]["get"]["parameters"]}
+    assert "not after 'to'" in params["from"]["description"]
+    # and the server enforces exactly that: explicit nulls and both/neither are 422
+    rfm = {"recency_days": 1, "frequency": 1, "monetary": 1}
+    for body in (
+        {"history": None, "rfm": rfm},
+        {"rfm": rfm, "history": [{"order_date": "2024-01-01", "net_sales": 1}]},
+    ):
+        r = c.post("/segment", json=body, headers=AUTH)
+        assert r.status_code == 422 and r.json()["message"], body
+    r = c.get("/forecast?series=total&from=2024-05-01&to=2024-04-01", headers=AUTH)
+    assert r.status_code == 422 and "query.from" in str(r.json()["fields"])
+
+
 def test_batch_size_is_limited(world: World) -> None:
     small = TestClient(create_app(settings(world, max_batch_size=2)))
     rfm = {"rfm": {"recency_days": 1, "frequency": 1, "monetary": 1}}

@@ -9,13 +9,13 @@ import pytest
 
 from salesbi.forecasting import forecast_sales
 from salesbi.forecasting.tables import FORECAST_ACCURACY, SALES_FORECAST
+from salesbi.reading import reader
 from salesbi.reports.fact import build_fact_order_lines
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
 def test_classicmodels_monthly_three_months(classicmodels_dir: Path) -> None:
-    reader = pytest.importorskip("salesbi.reading.reader")
     core = reader.core_frames(reader.read_source(classicmodels_dir, "classicmodels"))
     fact = build_fact_order_lines(core)
     assert fact["order_id"].nunique() == 326

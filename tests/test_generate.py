@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from salesbi import contract
+from salesbi.reading import reader
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SHIPPED_LIKE = {"shipped", "returned", "disputed"}
@@ -251,7 +252,6 @@ def test_q4_is_the_peak_quarter_and_sales_grow(net_orders: pd.DataFrame) -> None
 
 
 def test_canonical_reader_reads_the_company_and_ignores_ground_truth(sample_company: Path) -> None:
-    reader = pytest.importorskip("salesbi.reading.reader")
     core = reader.core_frames(reader.read_source(sample_company, "canonical"))
     assert set(core) == {t.name for t in contract.TABLES}
     assert len(core["order_items"]) == 20_000

@@ -8,6 +8,7 @@ import pytest
 
 from salesbi.prediction import predict_customer_sales
 from salesbi.prediction.tables import CUSTOMER_PREDICTIONS
+from salesbi.reading import reader
 from salesbi.reports.fact import build_fact_order_lines
 from salesbi.segmentation import segment_customers
 from salesbi.segmentation.tables import CUSTOMER_SEGMENTS
@@ -17,7 +18,6 @@ pytestmark = pytest.mark.realdata
 
 @pytest.fixture(scope="module")
 def core(classicmodels_dir: Path):  # type: ignore[no-untyped-def]
-    reader = pytest.importorskip("salesbi.reading.reader")
     return reader.core_frames(reader.read_source(classicmodels_dir, "classicmodels"))
 
 

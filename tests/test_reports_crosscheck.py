@@ -11,8 +11,6 @@ import pytest
 from salesbi.reports.build import build_reports
 from salesbi.reports.insights import build_insights, render_insights_markdown
 
-pytest.importorskip("salesbi.reading.reader")
-
 
 def load(folder: Path, profile: str) -> dict[str, pd.DataFrame]:
     """Return the core frames of a real dataset."""

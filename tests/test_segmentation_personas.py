@@ -16,11 +16,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from salesbi import contract
+from salesbi import generate
 from salesbi.prediction.synthetic import synthetic_fact
 from salesbi.reports.fact import build_fact_order_lines
 from salesbi.segmentation import SegmentationResult, segment_customers
-from salesbi.types import conform
 
 GONE = {"Lost", "Hibernating", "At Risk", "Can't Lose Them"}
 ACTIVE_GOOD = {"Champions", "Loyal"}
@@ -73,18 +72,13 @@ def test_synthetic_clusters_put_vips_in_the_top_value_cluster(synthetic) -> None
 
 
 def _core_from_csv(folder: Path) -> dict[str, pd.DataFrame]:
-    try:
-        from salesbi.reading.reader import core_frames, read_source
-    except ImportError:
-        return {t.name: conform(pd.read_csv(folder / f"{t.name}.csv"), t) for t in contract.TABLES}
+    from salesbi.reading.reader import core_frames, read_source
+
     return core_frames(read_source(folder, "canonical"))
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[SegmentationResult, pd.DataFrame]:
-    generate = pytest.importorskip("salesbi.generate")
-    if not hasattr(generate, "generate_company"):
-        pytest.skip("salesbi.generate.generate_company is not available yet")
     folder = tmp_path_factory.mktemp("personas")
     generate.generate_company(folder, order_lines=20_000, seed=7)
     core = _core_from_csv(folder)

@@ -27,18 +27,20 @@ from salesbi.pipeline import run_pipeline
 from salesbi.rpt import rpt_tables
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import create_engine, ensure_schemas
+from tests.conftest import need
 
 pytestmark = [pytest.mark.sqlserver, pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def mssql_url() -> Iterator[str]:
+def mssql_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """The URL of a SQL Server database emptied of salesbi tables."""
     url = os.environ.get("SALESBI_TEST_MSSQL_URL", "")
-    if not url:
-        pytest.skip(
-            "SALESBI_TEST_MSSQL_URL is not set (no SQL Server here; the mssql dialect is compile-tested)"
-        )
+    need(
+        bool(url),
+        "SALESBI_TEST_MSSQL_URL is not set (no SQL Server here; the mssql dialect is compile-tested)",
+        request,
+    )
     engine = create_engine(url)
     ensure_schemas(engine)
     warehouse_metadata().drop_all(engine)

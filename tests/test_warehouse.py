@@ -7,8 +7,9 @@ SQLAlchemy's mssql dialect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -253,18 +254,73 @@ def test_mssql_ddl_uses_nvarchar_datetime2_decimal() -> None:
 
 def test_mssql_upsert_is_a_merge_updating_only_changes() -> None:
     md = warehouse_metadata()
+    staging = md.tables["staging.order_items"]
     stmt = upsert_statement(
-        _mssql(), md.tables["core.order_items"], md.tables["staging.order_items"], ("order_id", "line_number")
+        _mssql(),
+        md.tables["core.order_items"],
+        staging,
+        ("order_id", "line_number"),
+        where=staging.c["_status"] == "accepted",
     )
     sql = str(stmt)
     assert sql.startswith("MERGE [core].[order_items] WITH (HOLDLOCK) AS t USING")
     assert "ON t.[order_id] = s.[order_id] AND t.[line_number] = s.[line_number]" in sql
     assert "WHEN MATCHED AND EXISTS (SELECT s.[product_id]" in sql
     assert "EXCEPT SELECT t.[product_id]" in sql
+    assert "WHERE staging.order_items._status = N'accepted'" in sql
     import sqlglot
 
     parsed = sqlglot.parse_one(sql, read="tsql")
     assert parsed.key == "merge"
+
+
+def _merge_source_on_sqlite(merge_sql: str) -> str:
+    """Return the MERGE's USING query (T-SQL) as SQLite SQL, N'..' literals made plain strings."""
+    import sqlglot
+    from sqlglot import exp
+
+    using = sqlglot.parse_one(merge_sql, read="tsql").args["using"].this
+
+    def plain(node: exp.Expression) -> exp.Expression:
+        return exp.Literal.string(node.this) if isinstance(node, exp.National) else node
+
+    return str(using.transform(plain).sql(dialect="sqlite"))
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        lambda st: st.c["_status"] == "accepted",
+        lambda st: st.c["_status"].in_(["accepted", "it's: odd"]),
+        lambda st: sa.and_(st.c["_status"] == "accepted", st.c["city"] != "Paris"),
+        None,
+    ],
+    ids=["accepted", "in-list", "and", "none"],
+)
+def test_mssql_merge_selects_exactly_the_rows_the_sqlite_upsert_loads(
+    tmp_path: Path, condition: Callable[[sa.Table], Any] | None
+) -> None:
+    eng = create_engine(f"sqlite:///{tmp_path / 'wh.db'}")
+    md = warehouse_metadata()
+    md.create_all(eng)
+    staging, core = md.tables["staging.offices"], md.tables["core.offices"]
+    where = condition(staging) if condition else None
+    with eng.begin() as conn:
+        _stage(conn, md, "offices", OFFICES.iloc[:2], status="accepted")
+        rejected = OFFICES.iloc[2:].copy()
+        rows = conform(rejected, contract.table("offices"))
+        rows["_run_id"], rows["_status"] = "r1", "rejected"
+        bulk_insert(conn, staging, rows)
+        odd = conform(OFFICES.iloc[2:].assign(office_id="9"), contract.table("offices"))
+        odd["_run_id"], odd["_status"] = "r1", "it's: odd"
+        bulk_insert(conn, staging, odd)
+        conn.execute(upsert_statement(conn.dialect, core, staging, ("office_id",), where=where))
+        loaded = sorted(r[0] for r in conn.execute(sa.select(core.c.office_id)))
+        merge_sql = str(upsert_statement(_mssql(), core, staging, ("office_id",), where=where))
+        merged = sorted(r[0] for r in conn.exec_driver_sql(_merge_source_on_sqlite(merge_sql)))
+    eng.dispose()
+    assert merged == loaded
+    assert len(loaded) < 4 or condition is None  # the condition really filtered something
 
 
 def test_mssql_multirow_insert_stays_under_2100_parameters() -> None:

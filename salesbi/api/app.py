@@ -286,10 +286,17 @@ def _add_routes(app: FastAPI) -> None:
     def forecast(
         request: Request,
         series: Annotated[str, Query(min_length=1, max_length=200, description="series_id, e.g. 'total'")],
-        start: Annotated[date | None, Query(alias="from", description="first date (inclusive)")] = None,
-        end: Annotated[date | None, Query(alias="to", description="last date (inclusive)")] = None,
+        start: Annotated[
+            date | None, Query(alias="from", description="first date (inclusive); not after 'to' (else 422)")
+        ] = None,
+        end: Annotated[
+            date | None, Query(alias="to", description="last date (inclusive); not before 'from' (else 422)")
+        ] = None,
     ) -> ForecastResponse:
-        """Return actuals and forecasts (with intervals) of one series from rpt.sales_forecast, by date."""
+        """Return actuals and forecasts (with intervals) of one series from rpt.sales_forecast, by date.
+
+        Constraint: ``from`` ≤ ``to`` when both are given (422 otherwise).
+        """
         if start is not None and end is not None and start > end:
             raise ApiError(
                 422, "'from' is after 'to'", fields=[{"field": "query.from", "message": "after 'to'"}]
@@ -376,7 +383,31 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     _add_routes(app)
+    _state_limits_in_openapi(app, settings)
     return app
+
+
+def _state_limits_in_openapi(app: FastAPI, settings: ApiSettings) -> None:
+    """Make the published OpenAPI state this server's configured limits (batch size, body bytes)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("SegmentBatchRequest", "PredictBatchRequest"):
+            customers = components[name]["properties"]["customers"]
+            customers["maxItems"] = settings.max_batch_size
+        schema["info"]["description"] += (
+            f" Request bodies over {settings.max_request_bytes} bytes are refused with 413 before "
+            f"they are read; batch requests take at most {settings.max_batch_size} customers (422)."
+        )
+        schema["info"]["x-max-request-bytes"] = settings.max_request_bytes
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, *, settings: ApiSettings | None = None) -> None:

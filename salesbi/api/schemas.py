@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2200, 12, 31)
@@ -21,6 +22,34 @@ HISTORY_EXAMPLE: list[JsonValue] = [
     {"order_id": "10180", "order_date": "2024-07-19", "net_sales": 1830.5, "product_line_id": "Motorcycles"},
     {"order_id": "10233", "order_date": "2024-11-25", "net_sales": 3120.0, "product_line_id": "Classic Cars"},
 ]
+
+
+def exactly_one_of(first: str, second: str, examples: list[JsonValue]) -> Callable[[dict[str, Any]], None]:
+    """Return a JSON-schema hook stating that a body has exactly one of two fields, never null.
+
+    The server refuses both, neither, and an explicit null (see :func:`refuse_null`); the schema
+    says the same with ``oneOf`` and non-nullable properties.
+    """
+
+    def patch(schema: dict[str, Any]) -> None:
+        properties = schema.get("properties", {})
+        for name in (first, second):
+            prop = properties[name]
+            branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+            if len(branches) == 1:
+                prop.update(branches[0])
+            prop.pop("default", None)
+        schema["oneOf"] = [{"required": [first]}, {"required": [second]}]
+        schema["examples"] = examples
+
+    return patch
+
+
+def refuse_null(value: Any) -> Any:
+    """Return ``value``; an explicit null is refused (leave an unused field out instead)."""
+    if value is None:
+        raise ValueError("leave the field out instead of sending null")
+    return value
 
 
 class Strict(BaseModel):
@@ -46,7 +75,10 @@ class OrderLine(Strict):
 
 
 class RfmValues(Strict):
-    """RFM values measured at the model's as-of date; with the optional ones the cluster is assigned too."""
+    """RFM values measured at the model's as-of date; with the optional ones the cluster is assigned too.
+
+    tenure_days, when given, must be at least recency_days (else 422).
+    """
 
     recency_days: int = Field(ge=0, le=100_000, description="days since the last order")
     frequency: int = Field(ge=0, le=10_000_000, description="orders placed (cancelled excluded)")
@@ -69,12 +101,14 @@ class SegmentRequest(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
+        json_schema_extra=exactly_one_of(
+            "history",
+            "rfm",
+            [
                 {"customer_id": "103", "history": HISTORY_EXAMPLE, "sales_rep_name": "Leslie Jennings"},
                 {"customer_id": "103", "rfm": {"recency_days": 37, "frequency": 3, "monetary": 7400.5}},
-            ]
-        },
+            ],
+        ),
     )
 
     customer_id: str | None = Field(default=None, max_length=64, description="echoed back")
@@ -82,6 +116,8 @@ class SegmentRequest(Strict):
     rfm: RfmValues | None = None
     as_of: date | None = Field(default=None, ge=EARLIEST, le=LATEST, description="default: the model's")
     sales_rep_name: str | None = Field(default=None, max_length=100, description="named in action_detail")
+
+    _not_null = field_validator("history", "rfm", mode="before")(refuse_null)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SegmentRequest:
@@ -146,7 +182,9 @@ class PredictRequest(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"customer_id": "103", "history": HISTORY_EXAMPLE}]},
+        json_schema_extra=exactly_one_of(
+            "history", "features", [{"customer_id": "103", "history": HISTORY_EXAMPLE}]
+        ),
     )
 
     customer_id: str | None = Field(default=None, max_length=64, description="echoed back")
@@ -156,6 +194,8 @@ class PredictRequest(Strict):
     horizon_days: int | None = Field(
         default=None, ge=1, le=730, description="must equal the stored model's horizon (default)"
     )
+
+    _not_null = field_validator("history", "features", mode="before")(refuse_null)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PredictRequest:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from salesbi.api.db import RptReader, read_only_engine
 from salesbi.api.settings import ApiSettings
@@ -16,6 +17,18 @@ from salesbi.segmentation.model import MODEL_NAME as SEGMENTATION_MODEL
 from salesbi.segmentation.model import SegmentationModel
 
 log = logging.getLogger(__name__)
+
+
+def _why(exc: Exception, models_dir: Path, name: str) -> str:
+    """Return why model ``name`` could not be loaded: the user-facing message, or what was corrupt."""
+    if isinstance(exc, SalesBIError):
+        return exc.message
+    log.error("the stored model %r under %s cannot be loaded", name, models_dir, exc_info=exc)
+    return (
+        f"the newest stored model {name!r} under {models_dir} is unreadable "
+        f"({type(exc).__name__}: {str(exc)[:200]}); retrain it (salesbi run) or remove that version "
+        "folder, then POST /admin/reload"
+    )
 
 
 @dataclass
@@ -37,12 +50,12 @@ class ApiState:
         prediction: StoredModel | None = None
         try:
             segmentation = load_segmentation_model(self.settings.models_dir)
-        except SalesBIError as exc:
-            reasons[SEGMENTATION_MODEL] = exc.message
+        except Exception as exc:  # noqa: BLE001 - any unreadable model means 503 there, never no API
+            reasons[SEGMENTATION_MODEL] = _why(exc, self.settings.models_dir, SEGMENTATION_MODEL)
         try:
             prediction = load_prediction_model(self.settings.models_dir)
-        except SalesBIError as exc:
-            reasons[PREDICTION_MODEL] = exc.message
+        except Exception as exc:  # noqa: BLE001 - as above
+            reasons[PREDICTION_MODEL] = _why(exc, self.settings.models_dir, PREDICTION_MODEL)
         reader: RptReader | None = None
         try:
             reader = RptReader(read_only_engine(self.settings.warehouse_url))

@@ -319,8 +319,10 @@ def customer_behaviour(lines: CustomerLines, as_of: date) -> dict[str, Any] | No
     frequency = int(placed.sum())
     first = orders.order_date.min()
     last = orders.order_date[placed].max() if frequency else orders.order_date.max()
-    sums = group_sums(orders.net_sales[placed], np.zeros(frequency, dtype=np.intp), 1)
-    monetary = float(np.round(sums, 2)[0]) if frequency else 0.0
+    monetary = 0.0  # every order cancelled: nothing placed, nothing to add up
+    if frequency:
+        sums = group_sums(orders.net_sales[placed], np.zeros(frequency, dtype=np.intp), 1)
+        monetary = float(np.round(sums, 2)[0])
     breadth = {
         p
         for i, p in enumerate(lines.product_line_id)

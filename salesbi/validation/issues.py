@@ -137,6 +137,7 @@ def to_rejected_rows(
             "value": pd.Series(issues["value"].to_numpy(), index=idx, dtype="string"),
             "natural_key": natural_keys(frame, key, pos) if n else pd.Series([], dtype="string"),
             "message": pd.Series(issues["message"].to_numpy(), index=idx, dtype="string"),
+            "raw_line": pd.Series(pd.NA, index=idx, dtype="string"),  # filled at load time
         }
     )
 

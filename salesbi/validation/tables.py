@@ -24,6 +24,11 @@ REJECTED_ROWS = Table(
         Column("value", "long_text", description="offending value as text"),
         Column("natural_key", "text", length=400, description="e.g. order_id=10100|line_number=3"),
         Column("message", "long_text", description="what is wrong and what to do"),
+        Column(
+            "raw_line",
+            "long_text",
+            description="the whole physical source line(s) of the record, re-read at load time",
+        ),
     ),
 )
 

@@ -1,4 +1,4 @@
-"""Definitions of the ``audit`` tables: one row per run, and per-table counts of each run."""
+"""Definitions of the ``audit`` tables: one row per run, per-table counts of each run, publishes."""
 
 from __future__ import annotations
 
@@ -41,4 +41,18 @@ RUN_TABLES = Table(
     ),
 )
 
-AUDIT_TABLES: tuple[Table, ...] = (RUNS, RUN_TABLES)
+PUBLISHES = Table(
+    name="publishes",
+    schema="audit",
+    description=(
+        "One row per publish of the report layer, written in the same transaction as the rpt tables: "
+        "the proof an interrupted publish committed (salesbi.publish.recover reads it)."
+    ),
+    key=("run_id",),
+    columns=(
+        Column("run_id", "id", required=True),
+        Column("published_at", "datetime", required=True),
+    ),
+)
+
+AUDIT_TABLES: tuple[Table, ...] = (RUNS, RUN_TABLES, PUBLISHES)

@@ -140,20 +140,26 @@ def upsert_statement(
             index_elements=list(key), set_={n: excluded[n] for n in value_cols}, where=changed
         )
     if dialect.name == "mssql":
-        return sa.text(mssql_merge_sql(target, source, key, where_sql="s._status = N'accepted'"))
+        # the same SELECT (and so the same condition) as the other dialects, rendered in T-SQL;
+        # its values are the code's own constants (e.g. the 'accepted' status), so literals are safe
+        source_sql = str(select.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        # text() reads ":name" as a parameter: a colon in a literal must stay a colon
+        return sa.text(mssql_merge_sql(target, source_sql.replace(":", "\\:"), key))
     raise NotImplementedError(f"no upsert for the {dialect.name} dialect")
 
 
-def mssql_merge_sql(target: sa.Table, source: sa.Table, key: Sequence[str], where_sql: str) -> str:
-    """Return the T-SQL MERGE that upserts ``source`` into ``target`` by ``key``, updating only changes."""
+def mssql_merge_sql(target: sa.Table, source_sql: str, key: Sequence[str]) -> str:
+    """Return the T-SQL MERGE that upserts the rows of the query ``source_sql`` into ``target`` by ``key``.
+
+    ``source_sql`` must select the target's columns by name; only changed rows are updated.
+    """
     names = [c.name for c in target.columns]
     value_cols = [n for n in names if n not in key]
 
     def q(n: str) -> str:
         return f"[{n}]"
 
-    cols = ", ".join(q(n) for n in names)
-    src = f"(SELECT {cols} FROM [{source.schema}].[{source.name}] s WHERE {where_sql})"
+    src = f"({source_sql})"
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
     t_cols = ", ".join(f"t.{q(n)}" for n in value_cols)
     s_cols = ", ".join(f"s.{q(n)}" for n in value_cols)
