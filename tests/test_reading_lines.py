@@ -102,3 +102,23 @@ def test_encoding_is_decided_from_evidence(tmp_path: Path, data: bytes, encoding
         assert decoded.fallback_lines == [2]
         assert "lines 2 are not and were read as cp1252" in decoded.notes[0]
         assert "charset-normalizer" in decoded.notes[0]
+
+
+def test_distinct_collapses_duplicates_but_never_broken_records(tmp_path: Path) -> None:
+    import shutil
+
+    from salesbi.reading.reader import read_source
+
+    src = tmp_path / "src"
+    shutil.copytree(Path(__file__).parent / "data" / "reading" / "mini", src)
+    path = src / "customers.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([*lines, lines[1], "X1,too,few", "X2,too,few"]) + "\n", encoding="utf-8")
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: p\ntables:\n  customers:\n    distinct: [customer_id]\n", encoding="utf-8")
+    customers = read_source(src, profile).tables["customers"]
+    n = len(lines) - 1
+    assert customers.read == n + 2  # the duplicate collapsed; both broken records kept
+    assert customers.lines == n + 3 and customers.skipped == 1
+    staged = set(customers.frame["_source_line"])
+    assert set(customers.faults["line"]) == {n + 3, n + 4} <= staged
