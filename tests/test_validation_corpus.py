@@ -363,7 +363,7 @@ HOSTILE_LOADS = [
     ("product_lines", 3, "description", "Board games\nand card games"),  # a quoted line break
     ("product_lines", 7, "description", "t" * 5000),  # long text has no limit
     ("orders", 4, "ship_city", "Zürich"),  # read on its own after the unclosed quote on line 3
-    ("orders", 9, "order_date", "2024-03-01"),  # +02:00 offset: the day written is kept
+    ("orders", 9, "order_date", "2024-03-01"),  # 00:30+02:00 is Feb 29 in UTC: the day written is kept
     ("orders", 10, "order_date", "2024-03-02"),  # -05:00 offset in the same column: no traceback
     ("orders", 12, "customer_id", "C12"),  # the formula customer's order
     ("order_items", 10, "order_id", "1011"),

@@ -57,17 +57,30 @@ BOMS: tuple[tuple[bytes, str, str], ...] = (
 )
 # single-byte code pages tried for bytes that are not UTF-8, in the order that wins a tie
 FALLBACKS = ("cp1252", "iso8859_2", "cp1250", "iso8859_15")
-LATIN_FAMILY = frozenset(
+LATIN_FAMILY = frozenset(  # Latin-script code pages: they compete on plausibility, not on trust
     {
         "cp1252",
         "cp1250",
+        "cp1254",
+        "cp1257",
+        "cp437",
+        "cp775",
+        "cp850",
+        "cp852",
+        "cp858",
         "latin_1",
         "iso8859_1",
         "iso8859_2",
-        "iso8859_15",
+        "iso8859_3",
+        "iso8859_4",
         "iso8859_9",
-        "cp1254",
+        "iso8859_10",
+        "iso8859_13",
+        "iso8859_14",
+        "iso8859_15",
+        "iso8859_16",
         "mac_roman",
+        "mac_latin2",
     }
 )
 
@@ -82,37 +95,53 @@ class Decoded:
     fallback_lines: list[int] = field(default_factory=list)  # 1-based lines not read as UTF-8
 
 
+def _script(ch: str) -> str:
+    """Return the script of a letter: the first word of its Unicode name (LATIN, CYRILLIC, ...)."""
+    return "LATIN" if ch.isascii() else unicodedata.name(ch, "?").split(" ")[0]
+
+
 def _implausibility(text: str) -> int:
-    """Return how unlike real text ``text`` looks: C1 controls, and symbols glued to letters."""
+    """Return how unlike real text ``text`` looks.
+
+    Counted: C1 control characters (heavily), symbols glued to letters (``Pøíli¹``), and letters of
+    two scripts within one word (``Zﮰrich``).
+    """
     score = 0
     prev_letter = False
     pending_symbol = False
+    prev_script = ""
     for ch in text:
         code = ord(ch)
-        if code < 128:
-            letter = ch.isalpha()
-            if pending_symbol and letter:
-                score += 1
-            pending_symbol = False
-            prev_letter = letter
-            continue
         if 0x80 <= code <= 0x9F:
             score += 10
             prev_letter = pending_symbol = False
+            prev_script = ""
             continue
-        if unicodedata.category(ch).startswith("L"):
-            if pending_symbol:
+        if ch.isalpha():
+            script = _script(ch)
+            if pending_symbol or (prev_script and script != prev_script):
                 score += 1
             pending_symbol = False
             prev_letter = True
-        else:
+            prev_script = script
+            continue
+        if code >= 128 and unicodedata.category(ch)[0] != "Z":
             if prev_letter:
                 score += 1
                 pending_symbol = False
             else:
                 pending_symbol = True
-            prev_letter = False
+        else:
+            pending_symbol = False
+        prev_letter = False
+        prev_script = ""
     return score
+
+
+def _evidence(data: bytes) -> bytes:
+    """Return the distinct runs of non-ASCII bytes with one byte of context each side."""
+    runs = set(re.findall(rb".?[\x80-\xff]+.?", data))
+    return b"\n".join(sorted(runs))
 
 
 def guess_single_byte(data: bytes) -> tuple[str, str]:
@@ -142,15 +171,16 @@ def guess_single_byte(data: bytes) -> tuple[str, str]:
     if proposal and proposal not in order:
         order.append(proposal)
     scored: list[tuple[int, int, str]] = []
-    ascii_bytes = len(data) - sum(1 for b in data if b >= 128)
+    sample = _evidence(data)
+    ascii_bytes = sum(1 for b in sample if b < 128)
     for i, enc in enumerate(order):
         try:
-            text = data.decode(enc)
+            text = sample.decode(enc)
         except (UnicodeDecodeError, LookupError):
             continue
         # a multi-byte code page that swallows ASCII bytes into its characters is implausible too
         swallowed = ascii_bytes - sum(1 for ch in text if ord(ch) < 128)
-        scored.append((_implausibility(text) + 10 * max(swallowed, 0), i, enc))
+        scored.append((_implausibility(text) + 20 * max(swallowed, 0), i, enc))
     if not scored:
         return "", evidence
     scored.sort()

@@ -267,7 +267,9 @@ class _SourceReader:
                     hint=f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'distinct')}",
                 )
             before = len(work)
-            work = work.drop_duplicates(subset=spec.distinct, keep="first").reset_index(drop=True)
+            broken = work[BROKEN].to_numpy(dtype=bool)  # broken records are each rejected, never collapsed
+            kept = work[~broken].drop_duplicates(subset=spec.distinct, keep="first")
+            work = pd.concat([kept, work[broken]]).sort_index(kind="stable").reset_index(drop=True)
             if rows.lines is not None and len(work) < before:
                 rows.skipped += before - len(work)
                 notes.append(f"{name}: {before - len(work)} row(s) collapsed by distinct {spec.distinct}")

@@ -115,7 +115,7 @@ FILES: dict[str, bytes] = {
             "1005,C1,10,2024-02-01,2024-02-08,9999-12-31,shipped,Paris,France",  # 6 shipped in 9999
             "1006,C1,10,2024-02-02,2030-01-01,,placed,Paris,France",  # 7 required 6 years later
             "1007,C1,10,2024-02-03,2024-02-10,2026-03-01,shipped,Paris,France",  # 8 shipped 2 years later
-            "1008,C1,10,2024-03-01T23:30:00+02:00,,,placed,Paris,France",  # 9 UTC offsets: the written
+            "1008,C1,10,2024-03-01T00:30:00+02:00,,,placed,Paris,France",  # 9 in UTC: Feb 29; the written
             "1009,C1,10,2024-03-02T00:30:00-05:00,,,placed,Paris,France",  # 10 day is kept, no shift
             "1010,C4,10,2024-03-03,,,placed,Oslo,Norway",  # 11 customer C4 rejected: cascade
             "1011,C12,10,2024-03-04,,,placed,Oslo,Norway",  # 12 formula customer: loads
