@@ -380,3 +380,23 @@ def test_core_index_rebuild_compiles_for_sql_server() -> None:
     assert create == "CREATE INDEX ix_order_items_product_id ON core.order_items (product_id)"
     for sql in (drop, create):
         sqlglot.parse_one(sql, read="tsql")
+
+
+def test_under_strict_mode_only_a_sqlserver_test_may_skip_for_a_missing_resource(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from tests import conftest
+
+    monkeypatch.setattr(conftest, "STRICT", True)
+    with pytest.raises(pytest.fail.Exception, match="SALESBI_STRICT=1"):
+        conftest.need(False, "no server", request)  # this test is not marked sqlserver
+    marked = SimpleNamespace(
+        node=SimpleNamespace(get_closest_marker=lambda name: name == "sqlserver" or None)
+    )
+    with pytest.raises(pytest.skip.Exception, match="no server"):
+        conftest.need(False, "no server", marked)  # type: ignore[arg-type]
+    monkeypatch.setattr(conftest, "STRICT", False)
+    with pytest.raises(pytest.skip.Exception):
+        conftest.need(False, "no server", request)
