@@ -262,7 +262,7 @@ def test_mssql_upsert_is_a_merge_updating_only_changes() -> None:
         ("order_id", "line_number"),
         where=staging.c["_status"] == "accepted",
     )
-    sql = str(stmt)
+    sql = str(stmt.compile(dialect=_mssql()))
     assert sql.startswith("MERGE [core].[order_items] WITH (HOLDLOCK) AS t USING")
     assert "ON t.[order_id] = s.[order_id] AND t.[line_number] = s.[line_number]" in sql
     assert "WHEN MATCHED AND EXISTS (SELECT s.[product_id]" in sql
@@ -316,7 +316,8 @@ def test_mssql_merge_selects_exactly_the_rows_the_sqlite_upsert_loads(
         bulk_insert(conn, staging, odd)
         conn.execute(upsert_statement(conn.dialect, core, staging, ("office_id",), where=where))
         loaded = sorted(r[0] for r in conn.execute(sa.select(core.c.office_id)))
-        merge_sql = str(upsert_statement(_mssql(), core, staging, ("office_id",), where=where))
+        merge = upsert_statement(_mssql(), core, staging, ("office_id",), where=where)
+        merge_sql = str(merge.compile(dialect=_mssql()))  # what pyodbc would be sent
         merged = sorted(r[0] for r in conn.exec_driver_sql(_merge_source_on_sqlite(merge_sql)))
     eng.dispose()
     assert merged == loaded
