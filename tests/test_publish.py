@@ -200,15 +200,7 @@ def test_there_are_at_least_five_kill_points() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at", publish.CHECKPOINTS)
 def test_a_publish_killed_at_any_step_recovers_to_all_old_or_all_new(place: Place, kill_at: str) -> None:
-    args = {"url": place.url, "out": str(place.out), "run_id": "run-2", "kill_at": kill_at}
-    child = subprocess.run(
-        [sys.executable, "-c", "from tests.test_publish import _child; _child()", json.dumps(args)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]  # it died at that very point
+    _kill_publish_at(place, kill_at)  # it died at that very point
     # the next run (or `salesbi report`) recovers first
     engine = create_engine(place.url)
     outcome = publish.recover(engine, place.folder)
@@ -224,6 +216,40 @@ def test_a_publish_killed_at_any_step_recovers_to_all_old_or_all_new(place: Plac
     # and the next publish goes through normally
     _publish(place, "run-3", 3, (REPORT_A, REPORT_B))
     assert _state(place) == _expected(3)
+    assert _leftovers(place) == []
+
+
+def _kill_publish_at(place: Place, kill_at: str) -> None:
+    args = {"url": place.url, "out": str(place.out), "run_id": "run-2", "kill_at": kill_at}
+    child = subprocess.run(
+        [sys.executable, "-c", "from tests.test_publish import _child; _child()", json.dumps(args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kill_at", "generation"), [("before_commit", 1), ("old_folder_moved", 2)])
+def test_the_next_run_recovers_an_interrupted_publish_once_connected(
+    place: Place, kill_at: str, generation: int
+) -> None:
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import connect_stage, start_run
+
+    _kill_publish_at(place, kill_at)
+    assert publish.journal_path(place.folder).exists()
+    if kill_at == "old_folder_moved":
+        assert not place.folder.exists()  # what `salesbi report` used to rebuild without model tables
+    run = start_run(PipelineParams(out_dir=place.out, warehouse_url=place.url, steps=("reports",)))
+    connect_stage(run)
+    assert run.engine is not None
+    run.engine.dispose()
+    outcome = "completed" if generation == 2 else "rolled back"
+    assert f"an interrupted earlier publish was {outcome}" in run.summary.notes
+    assert _state(place) == _expected(generation)
     assert _leftovers(place) == []
 
 
