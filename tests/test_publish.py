@@ -268,8 +268,10 @@ def test_a_publish_failing_inside_the_transaction_changes_nothing(place: Place) 
             models_dir=place.models_dir,
             files={place.insights: "generation 2\n"},
         )
-    assert not publish.is_published(engine, "run-bad")
+    with engine.connect() as conn:
+        runs = conn.exec_driver_sql("SELECT run_id FROM audit.publishes").scalars().all()
     engine.dispose()
+    assert runs == ["run-1"]
     assert _state(place) == _expected(1)
     assert _leftovers(place) == []
 
@@ -292,6 +294,7 @@ def test_recover_repairs_a_swap_killed_between_its_renames_without_a_journal(tmp
 def test_recover_refuses_a_journal_of_another_warehouse(place: Place, tmp_path: Path) -> None:
     journal = publish.Journal(
         run_id="elsewhere",
+        publish_id="elsewhere:1",
         warehouse="postgresql+psycopg://someone:***@elsewhere/db",
         folder=str(place.folder),
         staged=str(place.folder.with_name("data.new")),
