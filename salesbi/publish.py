@@ -15,14 +15,14 @@ A publish is all or nothing, even if the process is killed at any instant:
 2. a journal ``<folder>.publish.json`` names the run and every staged path
    (written atomically);
 3. one warehouse transaction replaces the ``rpt`` tables, stores the
-   ``ml.model_runs`` rows and inserts the run into ``audit.publishes``: that
+   ``ml.model_runs`` rows and inserts this attempt into ``audit.publishes``: that
    row is the commit point;
 4. renames move the staged folder, models and files into place; the journal is
    removed last.
 
 :func:`recover` (called by every run once connected, and by :func:`publish`
 itself) reads a journal left by an interrupted publish and asks the warehouse
-whether that run's ``audit.publishes`` row exists: if so it completes the
+whether that attempt's ``audit.publishes`` row exists: if so it completes the
 renames (roll forward), otherwise it deletes what was staged (roll back). So
 after recovery the published state is entirely the old one or entirely the new
 one, never a mix, and a run that fails before the commit leaves ``rpt`` as it
@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -156,23 +157,23 @@ def _publishes_table() -> sa.Table:
     return add_plain_table(sa.MetaData(), PUBLISHES)
 
 
-def is_published(engine: Engine, run_id: str) -> bool:
-    """Return whether ``audit.publishes`` holds ``run_id``, i.e. that run's publish transaction committed."""
+def is_published(engine: Engine, publish_id: str) -> bool:
+    """Return whether ``audit.publishes`` holds ``publish_id``, i.e. that publish's transaction committed."""
     table = _publishes_table()
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(table.name, schema=table.schema):
             return False
-        found = conn.execute(sa.select(table.c.run_id).where(table.c.run_id == run_id)).first()
+        query = sa.select(table.c.publish_id).where(table.c.publish_id == publish_id)
+        found = conn.execute(query).first()
     return found is not None
 
 
-def _mark_published(conn: sa.Connection, run_id: str) -> None:
+def _mark_published(conn: sa.Connection, publish_id: str, run_id: str) -> None:
     from salesbi.runlog import utcnow
 
     table = _publishes_table()
     table.create(conn, checkfirst=True)
-    conn.execute(table.delete().where(table.c.run_id == run_id))
-    conn.execute(table.insert().values(run_id=run_id, published_at=utcnow()))
+    conn.execute(table.insert().values(publish_id=publish_id, run_id=run_id, published_at=utcnow()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,6 +241,7 @@ class Journal:
     """What an interrupted publish needs to be finished or undone (stored as JSON)."""
 
     run_id: str
+    publish_id: str  # this attempt's row in audit.publishes (a retried run publishes again)
     warehouse: str  # URL with the password masked
     folder: str
     staged: str
@@ -396,7 +398,7 @@ def recover(engine: Engine, folder: Path) -> str | None:
             file=journal_path(folder),
             hint="run once against that warehouse to finish it, or use another output folder",
         )
-    if journal.phase == "committed" or is_published(engine, journal.run_id):
+    if journal.phase == "committed" or is_published(engine, journal.publish_id):
         _roll_forward(journal)
         log.warning("publish recovery: completed the interrupted publish of run %s", journal.run_id)
         return "completed"
@@ -443,6 +445,7 @@ def publish(
     _rmtree(folder.with_name(folder.name + ".old"))
     journal = Journal(
         run_id=run_id,
+        publish_id=f"{run_id}:{uuid.uuid4().hex[:12]}",
         warehouse=_warehouse_name(engine),
         folder=str(folder),
         staged=str(folder.with_name(folder.name + ".new")),
@@ -468,7 +471,7 @@ def publish(
             written = _replace_in(conn, metadata, frames, definitions)
             if model_runs:
                 _model_runs_in(conn, metadata, run_id, model_runs)
-            _mark_published(conn, run_id)
+            _mark_published(conn, journal.publish_id, run_id)
             _checkpoint("before_commit")
             committing = True
     except BaseException:
@@ -495,7 +498,7 @@ def publish(
 def _abandon(engine: Engine, journal: Journal) -> None:
     """After a failed commit: roll back unless the commit happened after all (then the journal stays)."""
     try:
-        committed = is_published(engine, journal.run_id)
+        committed = is_published(engine, journal.publish_id)
     except sa.exc.SQLAlchemyError:  # cannot tell: keep the journal for recover()
         log.error("publish of run %s failed; the warehouse cannot say if it committed", journal.run_id)
         return

@@ -3,9 +3,10 @@
 
 IF OBJECT_ID(N'audit.publishes', N'U') IS NULL
 CREATE TABLE audit.publishes (
+	publish_id NVARCHAR(64) NOT NULL, 
 	run_id NVARCHAR(64) NOT NULL, 
 	published_at DATETIME2 NOT NULL, 
-	CONSTRAINT pk_publishes PRIMARY KEY (run_id)
+	CONSTRAINT pk_publishes PRIMARY KEY (publish_id)
 );
 GO
 

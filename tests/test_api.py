@@ -291,6 +291,19 @@ def test_the_openapi_states_the_enforced_constraints(world: World) -> None:
     assert r.status_code == 422 and "query.from" in str(r.json()["fields"])
 
 
+def test_an_over_long_history_is_a_422_not_a_413(client: TestClient) -> None:
+    line = {
+        "order_id": "O" * 64,
+        "order_date": "2024-01-01",
+        "net_sales": -123456789.25,
+        "is_cancelled": False,
+        "product_line_id": "P" * 64,
+    }
+    r = client.post("/segment", json={"history": [line] * 10_001}, headers=AUTH)
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["fields"][0]["field"] == "history"
+
+
 def test_batch_size_is_limited(world: World) -> None:
     small = TestClient(create_app(settings(world, max_batch_size=2)))
     rfm = {"rfm": {"recency_days": 1, "frequency": 1, "monetary": 1}}

@@ -200,15 +200,7 @@ def test_there_are_at_least_five_kill_points() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at", publish.CHECKPOINTS)
 def test_a_publish_killed_at_any_step_recovers_to_all_old_or_all_new(place: Place, kill_at: str) -> None:
-    args = {"url": place.url, "out": str(place.out), "run_id": "run-2", "kill_at": kill_at}
-    child = subprocess.run(
-        [sys.executable, "-c", "from tests.test_publish import _child; _child()", json.dumps(args)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]  # it died at that very point
+    _kill_publish_at(place, kill_at)  # it died at that very point
     # the next run (or `salesbi report`) recovers first
     engine = create_engine(place.url)
     outcome = publish.recover(engine, place.folder)
@@ -227,6 +219,40 @@ def test_a_publish_killed_at_any_step_recovers_to_all_old_or_all_new(place: Plac
     assert _leftovers(place) == []
 
 
+def _kill_publish_at(place: Place, kill_at: str) -> None:
+    args = {"url": place.url, "out": str(place.out), "run_id": "run-2", "kill_at": kill_at}
+    child = subprocess.run(
+        [sys.executable, "-c", "from tests.test_publish import _child; _child()", json.dumps(args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kill_at", "generation"), [("before_commit", 1), ("old_folder_moved", 2)])
+def test_the_next_run_recovers_an_interrupted_publish_once_connected(
+    place: Place, kill_at: str, generation: int
+) -> None:
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import connect_stage, start_run
+
+    _kill_publish_at(place, kill_at)
+    assert publish.journal_path(place.folder).exists()
+    if kill_at == "old_folder_moved":
+        assert not place.folder.exists()  # what `salesbi report` used to rebuild without model tables
+    run = start_run(PipelineParams(out_dir=place.out, warehouse_url=place.url, steps=("reports",)))
+    connect_stage(run)
+    assert run.engine is not None
+    run.engine.dispose()
+    outcome = "completed" if generation == 2 else "rolled back"
+    assert f"an interrupted earlier publish was {outcome}" in run.summary.notes
+    assert _state(place) == _expected(generation)
+    assert _leftovers(place) == []
+
+
 def test_a_publish_failing_inside_the_transaction_changes_nothing(place: Place) -> None:
     engine = create_engine(place.url)
     bad = pd.DataFrame({"k": ["x", "x"], "v": [9.0, 9.0]})  # duplicate key: the insert fails
@@ -242,8 +268,10 @@ def test_a_publish_failing_inside_the_transaction_changes_nothing(place: Place) 
             models_dir=place.models_dir,
             files={place.insights: "generation 2\n"},
         )
-    assert not publish.is_published(engine, "run-bad")
+    with engine.connect() as conn:
+        runs = conn.exec_driver_sql("SELECT run_id FROM audit.publishes").scalars().all()
     engine.dispose()
+    assert runs == ["run-1"]
     assert _state(place) == _expected(1)
     assert _leftovers(place) == []
 
@@ -266,6 +294,7 @@ def test_recover_repairs_a_swap_killed_between_its_renames_without_a_journal(tmp
 def test_recover_refuses_a_journal_of_another_warehouse(place: Place, tmp_path: Path) -> None:
     journal = publish.Journal(
         run_id="elsewhere",
+        publish_id="elsewhere:1",
         warehouse="postgresql+psycopg://someone:***@elsewhere/db",
         folder=str(place.folder),
         staged=str(place.folder.with_name("data.new")),

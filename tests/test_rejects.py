@@ -246,3 +246,18 @@ def test_cli_exports_and_refuses_an_unknown_run(source: Path, tmp_path: Path) ->
     )
     assert missing.returncode == 2
     assert "no run 'nope'" in missing.stderr and "Traceback" not in missing.stderr
+    # replay unchanged: the same records are rejected again, by a new run, exit 0
+    replayed = subprocess.run(
+        [str(exe), "rejects", "replay", str(out), "-w", url, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert replayed.returncode in (0, 3), replayed.stderr
+    runs = _query(url, "SELECT run_id, flow FROM audit.runs ORDER BY started_at")
+    assert runs["flow"].tolist()[-1] == "rejects_replay"
+    again = _query(
+        url, f"SELECT COUNT(*) AS n FROM audit.rejected_rows WHERE run_id = '{runs['run_id'].iloc[-1]}'"
+    )
+    first = _query(url, f"SELECT COUNT(*) AS n FROM audit.rejected_rows WHERE run_id = '{summary.run_id}'")
+    assert int(again["n"].iloc[0]) == int(first["n"].iloc[0]) > 0

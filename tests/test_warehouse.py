@@ -262,7 +262,7 @@ def test_mssql_upsert_is_a_merge_updating_only_changes() -> None:
         ("order_id", "line_number"),
         where=staging.c["_status"] == "accepted",
     )
-    sql = str(stmt)
+    sql = str(stmt.compile(dialect=_mssql()))
     assert sql.startswith("MERGE [core].[order_items] WITH (HOLDLOCK) AS t USING")
     assert "ON t.[order_id] = s.[order_id] AND t.[line_number] = s.[line_number]" in sql
     assert "WHEN MATCHED AND EXISTS (SELECT s.[product_id]" in sql
@@ -316,7 +316,8 @@ def test_mssql_merge_selects_exactly_the_rows_the_sqlite_upsert_loads(
         bulk_insert(conn, staging, odd)
         conn.execute(upsert_statement(conn.dialect, core, staging, ("office_id",), where=where))
         loaded = sorted(r[0] for r in conn.execute(sa.select(core.c.office_id)))
-        merge_sql = str(upsert_statement(_mssql(), core, staging, ("office_id",), where=where))
+        merge = upsert_statement(_mssql(), core, staging, ("office_id",), where=where)
+        merge_sql = str(merge.compile(dialect=_mssql()))  # what pyodbc would be sent
         merged = sorted(r[0] for r in conn.exec_driver_sql(_merge_source_on_sqlite(merge_sql)))
     eng.dispose()
     assert merged == loaded
@@ -380,3 +381,23 @@ def test_core_index_rebuild_compiles_for_sql_server() -> None:
     assert create == "CREATE INDEX ix_order_items_product_id ON core.order_items (product_id)"
     for sql in (drop, create):
         sqlglot.parse_one(sql, read="tsql")
+
+
+def test_under_strict_mode_only_a_sqlserver_test_may_skip_for_a_missing_resource(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from tests import conftest
+
+    monkeypatch.setattr(conftest, "STRICT", True)
+    with pytest.raises(pytest.fail.Exception, match="SALESBI_STRICT=1"):
+        conftest.need(False, "no server", request)  # this test is not marked sqlserver
+    marked = SimpleNamespace(
+        node=SimpleNamespace(get_closest_marker=lambda name: name == "sqlserver" or None)
+    )
+    with pytest.raises(pytest.skip.Exception, match="no server"):
+        conftest.need(False, "no server", marked)  # type: ignore[arg-type]
+    monkeypatch.setattr(conftest, "STRICT", False)
+    with pytest.raises(pytest.skip.Exception):
+        conftest.need(False, "no server", request)

@@ -39,7 +39,14 @@ class ApiSettings(BaseModel):
     )
     require_api_key: bool = Field(default=True, description="False only for a trusted local network")
     cors_origins: tuple[str, ...] = Field(default=(), description="allowed browser origins; empty = no CORS")
-    max_request_bytes: int = Field(default=1_000_000, ge=1_000, description="larger bodies get 413")
+    max_request_bytes: int = Field(
+        default=4_000_000,
+        ge=1_000,
+        description=(
+            "larger bodies get 413; the default fits a history one line over the schema's 10,000 "
+            "(plain-text ids at their 64-character limit), so an over-long history gets its 422"
+        ),
+    )
     max_batch_size: int = Field(default=500, ge=1, le=10_000, description="customers per batch request")
     horizon_days: int | None = Field(
         default=None, ge=7, le=730, description="horizon a request without one assumes; default: the model's"

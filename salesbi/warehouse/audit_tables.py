@@ -48,8 +48,9 @@ PUBLISHES = Table(
         "One row per publish of the report layer, written in the same transaction as the rpt tables: "
         "the proof an interrupted publish committed (salesbi.publish.recover reads it)."
     ),
-    key=("run_id",),
+    key=("publish_id",),
     columns=(
+        Column("publish_id", "id", required=True, description="<run_id>:<random>, one per attempt"),
         Column("run_id", "id", required=True),
         Column("published_at", "datetime", required=True),
     ),
