@@ -173,6 +173,9 @@ def run(
         int,
         typer.Option(min=1, help="LightGBM threads per model fit (raise on a machine with idle cores)"),
     ] = 1,
+    week_start: Annotated[
+        str, typer.Option(help="first day of a forecast week: MON, TUE, WED, THU, FRI, SAT or SUN")
+    ] = "MON",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""
@@ -186,7 +189,12 @@ def run(
         churn_months=churn_months,
         verbose=verbose,
         prefect=prefect,
-        extra={"task_runner": task_runner, "dask_address": dask_address, "model_threads": model_threads},
+        extra={
+            "task_runner": task_runner,
+            "dask_address": dask_address,
+            "model_threads": model_threads,
+            "week_start": week_start.strip().upper(),
+        },
     )
 
 

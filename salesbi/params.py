@@ -43,6 +43,9 @@ class PipelineParams(BaseModel):
     forecast_horizon: int | None = Field(
         default=None, ge=1, le=366, description="periods; default: from the data"
     )
+    week_start: Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"] = Field(
+        default="MON", description="first day of a week in weekly forecasts"
+    )
     steps: tuple[Step, ...] = Field(default=ALL_STEPS, description="which steps to run")
     random_state: int = 0
     task_runner: Literal["threads", "dask"] = Field(

@@ -143,15 +143,18 @@ def intervals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (lower, upper) of shape (series, horizon) around ``forecast``, never below zero.
 
-    A bound that cannot be computed (no residuals, no forecast) stays NaN: an unknown interval
-    is published empty, never as a zero-width one.
+    The interval always holds the point forecast: residual quantiles of a biased model can put
+    both bounds on one side of it (a model that always under-forecasts), and a forecast outside
+    its own interval reads as an error in a chart; widening only raises coverage, and the
+    coverage the backtest reports is that of these widened intervals.  A bound that cannot be
+    computed (no residuals, no forecast) stays NaN: an unknown interval is published empty,
+    never as a zero-width one.
     """
     width = scale[:, None] * factors[None, :]
-    lower = forecast + width * bounds[:, 0:1]
-    upper = forecast + width * bounds[:, 1:2]
+    lower = np.minimum(forecast + width * bounds[:, 0:1], forecast)  # NaN stays NaN
+    upper = np.maximum(forecast + width * bounds[:, 1:2], forecast)
     with np.errstate(invalid="ignore"):
         lower = np.where(np.isnan(lower), np.nan, np.clip(lower, 0.0, None))
-        upper = np.where(np.isnan(upper), np.nan, np.fmax(upper, lower))
     return lower, upper
 
 

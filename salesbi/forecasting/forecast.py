@@ -264,16 +264,6 @@ def _forecast_rows(out: EngineOutput, run_id: str) -> pd.DataFrame:
     frame["date"] = pd.to_datetime(frame["date"])
     frame["month_start"] = frame["date"].dt.to_period("M").dt.to_timestamp()
     frame["run_id"] = run_id
-    # Residual quantiles of a biased model can put both bounds on one side of the point forecast
-    # (e.g. a model that always under-forecasts). A published forecast outside its own interval
-    # reads as an error in a chart, so the bounds are widened to include it: coverage only grows.
-    # A missing bound (no backtest to calibrate on) stays missing: never lower = upper = forecast.
-    point = frame["forecast"].to_numpy(dtype="float64")
-    for pct in ("80", "95"):
-        lo = frame[f"lower_{pct}"].to_numpy(dtype="float64")
-        hi = frame[f"upper_{pct}"].to_numpy(dtype="float64")
-        frame[f"lower_{pct}"] = np.where(np.isnan(lo), np.nan, np.fmin(lo, point))
-        frame[f"upper_{pct}"] = np.where(np.isnan(hi), np.nan, np.fmax(hi, point))
     for col in ("actual", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"):
         frame[col] = frame[col].astype("float64").round(2)
     frame["horizon_step"] = frame["horizon_step"].astype("Float64").astype("Int64")
