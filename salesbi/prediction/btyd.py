@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -202,22 +203,22 @@ class BTYD:
         return cls(BGNBD(**data["bgnbd"]), GammaGamma(**data["gamma_gamma"]))
 
 
-def rfm_inputs(features: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    """Return (x, t_x, T, n, mean) in weeks from prediction features (one row per customer).
+def rfm_inputs(features: Any) -> tuple[np.ndarray, ...]:
+    """Return (x, t_x, T, n, mean) in weeks from prediction features (a frame, or one row as a dict).
 
     ``x`` = placed orders − 1, ``t_x`` = days from the first order to the last placed one,
     ``T`` = days from the first order to the cutoff, ``n`` = placed orders, ``mean`` = their
     average value.  A customer whose orders were all cancelled has x = 0 and t_x = 0.
     """
-    freq = features["frequency"].to_numpy(dtype="float64")
-    tenure = features["tenure_days"].to_numpy(dtype="float64")
-    recency = features["recency_days"].to_numpy(dtype="float64")
+
+    def col(name: str) -> np.ndarray:
+        return np.atleast_1d(np.asarray(features[name], dtype="float64"))
+
+    freq, tenure, recency = col("frequency"), col("tenure_days"), col("recency_days")
     x = np.maximum(freq - 1.0, 0.0)
-    t_x = np.where(freq >= 1, np.clip(tenure - recency, 0.0, None), 0.0) / DAYS_PER_UNIT
     T = np.maximum(tenure, 0.0) / DAYS_PER_UNIT
-    t_x = np.minimum(t_x, T)
-    mean = features["avg_order_value"].to_numpy(dtype="float64")
-    return x, t_x, T, freq, mean
+    t_x = np.where(freq >= 1, np.clip(tenure - recency, 0.0, None), 0.0) / DAYS_PER_UNIT
+    return x, np.minimum(t_x, T), T, freq, col("avg_order_value")
 
 
 def fit_btyd(features: pd.DataFrame) -> BTYD:
@@ -226,18 +227,19 @@ def fit_btyd(features: pd.DataFrame) -> BTYD:
     return BTYD(fit_bgnbd(x, t_x, T), fit_gamma_gamma(n, mean))
 
 
-def btyd_predict(model: BTYD, features: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+#: the columns :func:`btyd_arrays` adds (LightGBM features, and the BG/NBD candidate's predictions)
+BTYD_FEATURES: tuple[str, ...] = ("btyd_purchases", "btyd_probability", "btyd_alive", "btyd_sales")
+
+
+def btyd_arrays(model: BTYD, features: Any, horizon_days: int) -> dict[str, np.ndarray]:
     """Return per customer: expected purchases, P(order), P(alive) and expected sales in the next window."""
     x, t_x, T, n, mean = rfm_inputs(features)
     t = horizon_days / DAYS_PER_UNIT
     purchases = expected_purchases(model.purchases, t, x, t_x, T)
     value = np.where(n > 0, expected_order_value(model.spend, n, mean), 0.0)
-    return pd.DataFrame(
-        {
-            "btyd_purchases": purchases,
-            "btyd_probability": probability_of_purchase(model.purchases, t, x, t_x, T),
-            "btyd_alive": probability_alive(model.purchases, x, t_x, T),
-            "btyd_sales": purchases * value,
-        },
-        index=features.index,
-    )
+    return {
+        "btyd_purchases": purchases,
+        "btyd_probability": probability_of_purchase(model.purchases, t, x, t_x, T),
+        "btyd_alive": probability_alive(model.purchases, x, t_x, T),
+        "btyd_sales": purchases * value,
+    }
