@@ -146,7 +146,9 @@ def test_baselines_that_cannot_be_fitted_are_not_candidates() -> None:
     assert out.status["naive"] == "ok"
     assert out.forecasts["ets_damped"].shape == (3, 3)
     # NaN exactly where the model could not be fitted: 6 and 9 periods < 10; 13 periods fit
-    assert np.isnan(out.forecasts["ets_damped"][:2]).all() and np.isfinite(out.forecasts["ets_damped"][2]).all()
+    assert (
+        np.isnan(out.forecasts["ets_damped"][:2]).all() and np.isfinite(out.forecasts["ets_damped"][2]).all()
+    )
     # seasonal naive: the first two origins lack a season of 12, the last has one (phase 12 back)
     assert np.isnan(out.forecasts["seasonal_naive"][:2]).all()
     assert list(out.forecasts["seasonal_naive"][2]) == [0.0, 3.0, 4.0]
