@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -295,3 +296,25 @@ def test_week_start_reaches_the_forecast_from_the_cli(
     params = salesbi.pipeline.PipelineParams(week_start="SAT")
     salesbi.pipeline.fit_forecast(pd.DataFrame(), core, params, "r")
     assert captured["week_start"] == "SAT"
+
+
+@pytest.mark.slow
+def test_a_run_on_two_sparse_months_skips_the_forecast_and_goes_on(tmp_path: Path) -> None:
+    from salesbi.generate import generate_company
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import run_pipeline
+
+    generate_company(tmp_path / "src", order_lines=100, seed=3, years=2 / 12)
+    summary = run_pipeline(
+        PipelineParams(
+            source=tmp_path / "src",
+            warehouse_url=f"sqlite:///{tmp_path / 'w.db'}",
+            out_dir=tmp_path / "out",
+            steps=("ingest", "reports", "forecast"),
+        )
+    ).as_dict()
+    assert summary["status"] == "succeeded_with_warnings" and summary["failed_step"] is None
+    text = json.dumps(summary)
+    assert "forecast skipped: only 1 full monthly period of sales" in text
+    assert "too sparse for a finer frequency" in text
+    assert summary["outputs"]["rpt_tables"]["fact_order_lines"] == 100  # the reports were built

@@ -60,7 +60,8 @@ def _too_short(panel: SeriesPanel) -> str | None:
     if panel.n_periods >= need:
         return None
     name = FREQUENCY_NAMES[panel.frequency]
-    return f"only {panel.n_periods} full {name} periods of sales: a {name} forecast needs at least {need}"
+    periods = "period" if panel.n_periods == 1 else "periods"
+    return f"only {panel.n_periods} full {name} {periods} of sales: a {name} forecast needs at least {need}"
 
 
 def _check_length(panel: SeriesPanel) -> None:
