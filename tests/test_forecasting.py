@@ -153,6 +153,9 @@ def test_baselines_that_cannot_be_fitted_are_not_candidates() -> None:
     assert np.isnan(out.forecasts["seasonal_naive"][:2]).all()
     assert list(out.forecasts["seasonal_naive"][2]) == [0.0, 3.0, 4.0]
     assert list(out.forecasts["naive"][0]) == [6.0, 6.0, 6.0]
+    # window average: the mean of the last 12 months, only where 12 are known
+    assert np.isnan(out.forecasts["window_average"][:2]).all()
+    assert out.forecasts["window_average"][2] == pytest.approx([short[1:].mean()] * 3)
 
 
 def test_frequency_from_density() -> None:
@@ -248,6 +251,7 @@ def test_forecast_sales_tables() -> None:
     assert {r.model_name for r in result.model_runs} == {
         "forecast_lightgbm",
         "forecast_naive",
+        "forecast_window_average",
         "forecast_seasonal_naive",
         "forecast_ets_damped",
         "forecast_theta",

@@ -1,4 +1,4 @@
-"""Statistical baselines fitted per series with statsmodels: naive, seasonal naive, damped ETS, Theta.
+"""Per-series baselines: naive, window average, seasonal naive, and (statsmodels) Theta and damped ETS.
 
 A baseline is one model at every origin: its specification (seasonal or not) is fixed from the
 history known at the first origin, so the model scored in the backtest is the model published.
@@ -19,7 +19,9 @@ from statsmodels.tsa.forecasting.theta import ThetaModel
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
 #: simplest first: the champion tie rule prefers the earlier model
-BASELINES: tuple[str, ...] = ("naive", "seasonal_naive", "theta", "ets_damped")
+BASELINES: tuple[str, ...] = ("naive", "window_average", "seasonal_naive", "theta", "ets_damped")
+#: periods averaged by the window-average baseline (4 weeks of days, 8 weeks, a year of months)
+AVERAGE_WINDOW = {"D": 28, "W": 8, "M": 12}
 #: fewest periods ETS and Theta are fitted on
 MIN_FIT = 10
 #: most recent periods a per-series model is fitted on
@@ -44,6 +46,13 @@ def seasonal_naive(y: np.ndarray, horizon: int, season: int) -> np.ndarray:
     steps = np.arange(1, horizon + 1)
     back = season * np.ceil(steps / season).astype(int)
     return np.asarray(y[len(y) - 1 + steps - back], dtype="float64")
+
+
+def window_average(y: np.ndarray, horizon: int, window: int) -> np.ndarray:
+    """Return the mean of the last ``window`` periods repeated (NaN with fewer periods)."""
+    if len(y) < window:
+        return np.full(horizon, np.nan)
+    return np.full(horizon, float(np.mean(y[-window:])))
 
 
 def naive(y: np.ndarray, horizon: int) -> np.ndarray:
@@ -142,6 +151,10 @@ def fit_baselines(
     for origin in origins:
         hist = np.asarray(y[max(0, origin + 1 - window) : origin + 1], dtype="float64")
         out["naive"].append(naive(hist, horizon))
+        w = AVERAGE_WINDOW[frequency]
+        out["window_average"].append(window_average(hist, horizon, w))
+        if len(hist) < w:
+            notes["window_average"].append(f"origin {origin}: shorter than its window ({w} periods)")
         out["seasonal_naive"].append(seasonal_naive(hist, horizon, season))
         if len(hist) < season:
             notes["seasonal_naive"].append(f"origin {origin}: shorter than one season ({season} periods)")

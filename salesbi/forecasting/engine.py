@@ -38,7 +38,7 @@ MODELS: tuple[str, ...] = (*BASELINES, "lightgbm")
 #: relative difference of mean WAPE within which two candidates tie (the simpler one wins)
 TIE_TOLERANCE = 0.01
 #: the baselines: a champion among them is published labelled as the baseline
-NAIVE_MODELS: tuple[str, ...] = ("naive", "seasonal_naive")
+NAIVE_MODELS: tuple[str, ...] = ("naive", "window_average", "seasonal_naive")
 
 
 @dataclass
