@@ -6,7 +6,14 @@ from salesbi.schema import Column, Table
 
 SERIES_LEVELS: tuple[str, ...] = ("total", "product_line", "country", "office")
 FREQUENCIES: tuple[str, ...] = ("D", "W", "M")
-MODEL_NAMES: tuple[str, ...] = ("naive", "window_average", "seasonal_naive", "theta", "ets_damped", "lightgbm")
+MODEL_NAMES: tuple[str, ...] = (
+    "naive",
+    "window_average",
+    "seasonal_naive",
+    "theta",
+    "ets_damped",
+    "lightgbm",
+)
 
 SALES_FORECAST = Table(
     name="sales_forecast",
