@@ -8,11 +8,13 @@ Three data sets:
 * ``scale``: 1,000 synthetic daily series × 3 years, fitted and backtested with 2 processes.
 
 For each, the last horizon is held out entirely: the engine (backtest, champion choice,
-intervals) sees only the data before it, and every model — plus Prophet, fitted per series on
-the same data — is scored on the held-out periods.  The backtest table is printed too.
+intervals) sees only the data before it, and every model — plus Prophet and statsforecast's
+AutoETS, AutoARIMA, AutoTheta, SeasonalNaive, Naive and WindowAverage, fitted per series on the
+same data — is scored on the held-out periods.  The backtest table is printed too.
 
     .venv/bin/python bench/forecast.py            # all three
     .venv/bin/python bench/forecast.py --only scale --series 1000
+    .venv/bin/python bench/forecast.py --only classicmodels --no-prophet   # statsforecast only
 """
 
 from __future__ import annotations
@@ -66,6 +68,51 @@ def prophet_forecasts(panel: SeriesPanel, horizon: int, rows: list[int]) -> tupl
     return out, time.perf_counter() - t0
 
 
+def statsforecast_forecasts(panel: SeriesPanel, horizon: int) -> tuple[dict[str, np.ndarray], float]:
+    """Return ({model: forecasts (n_series, horizon)}, seconds) of statsforecast's models on ``panel``.
+
+    Seasonal models get the season (7 days, 52 weeks, 12 months) when two seasons are known,
+    else none; SeasonalNaive only with a full season; a series a model cannot fit gets Naive.
+    """
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive, WindowAverage
+
+    season = SEASON[panel.frequency]
+    m = season if panel.n_periods >= 2 * season else 1
+    models: list[object] = [
+        AutoETS(season_length=m),
+        AutoARIMA(season_length=m),
+        AutoTheta(season_length=m),
+        Naive(),
+        WindowAverage(window_size=min(season, panel.n_periods)),
+    ]
+    if panel.n_periods >= season:
+        models.append(SeasonalNaive(season_length=season))
+    n, t = panel.n_series, panel.n_periods
+    df = pd.DataFrame(
+        {
+            "unique_id": np.repeat([f"s{i:05d}" for i in range(n)], t),
+            "ds": np.tile(panel.dates.to_numpy(), n),
+            "y": panel.values.ravel(),
+        }
+    )
+    freq = {"D": "D", "W": "7D", "M": "MS"}[panel.frequency]
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = StatsForecast(models=models, freq=freq, n_jobs=1, fallback_model=Naive()).forecast(
+            h=horizon, df=df
+        )
+    seconds = time.perf_counter() - t0
+    fc = fc.sort_values(["unique_id", "ds"], kind="stable")
+    out = {}
+    for col in fc.columns:
+        if col in ("unique_id", "ds"):
+            continue
+        out[f"sf_{col}"] = np.clip(fc[col].to_numpy(dtype="float64").reshape(n, horizon), 0.0, None)
+    return out, seconds
+
+
 def _wape(truth: np.ndarray, fc: np.ndarray) -> float:
     return float(np.abs(truth - fc).sum() / max(np.abs(truth).sum(), 1e-9))
 
@@ -80,7 +127,11 @@ def _mase(truth: np.ndarray, fc: np.ndarray, history: np.ndarray, season: int) -
 
 
 def tables(
-    name: str, out: EngineOutput, truth: np.ndarray, prophet: tuple[np.ndarray, float, list[int]] | None
+    name: str,
+    out: EngineOutput,
+    truth: np.ndarray,
+    prophet: tuple[np.ndarray, float, list[int]] | None,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> str:
     """Return the markdown tables of one data set: held-out accuracy and backtest accuracy."""
     panel = out.panel
@@ -88,6 +139,7 @@ def tables(
     champ = np.stack([out.future[out.champion[i]][i] for i in range(panel.n_series)])
     forecasts: dict[str, np.ndarray] = {m: out.future[m] for m in MODELS}
     forecasts["champion (published)"] = champ
+    forecasts.update(extra or {})
     rows = list(range(panel.n_series)) if prophet is None else prophet[2]
     lines = [
         f"### {name}: held-out last {out.horizon} periods "
@@ -149,7 +201,13 @@ def timing(
 
 
 def run_panel(
-    name: str, panel: SeriesPanel, horizon: int, n_jobs: int, prophet_series: int, seed: int = 0
+    name: str,
+    panel: SeriesPanel,
+    horizon: int,
+    n_jobs: int,
+    prophet_series: int,
+    seed: int = 0,
+    statsforecast: bool = True,
 ) -> str:
     """Return the report of one data set (hold out, run the engine, score every model and Prophet)."""
     seen, truth = holdout(panel, horizon)
@@ -165,7 +223,11 @@ def run_panel(
         rows = sorted(rng.choice(n, size=min(n, prophet_series), replace=False).tolist())
         pf, prophet_s = prophet_forecasts(seen, horizon, rows)
         prophet = (pf, prophet_s, rows)
-    return tables(name, out, truth, prophet) + "\n" + timing(name, out.seconds, total, prophet_s, len(rows))
+    extra, sf_s = statsforecast_forecasts(seen, horizon) if statsforecast else ({}, None)
+    line = timing(name, out.seconds, total, prophet_s, len(rows))
+    if sf_s is not None:
+        line += f"statsforecast: {sf_s:.1f} s for {len(extra)} models × {seen.n_series} series\n"
+    return tables(name, out, truth, prophet, extra) + "\n" + line
 
 
 def generated_panel(order_lines: int, seed: int) -> tuple[SeriesPanel, str]:
@@ -199,7 +261,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--order-lines", type=int, default=200_000, help="order lines of the generated company")
     ap.add_argument("--prophet-series", type=int, default=25, help="series Prophet is fitted on (scale)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--no-prophet", action="store_true", help="skip Prophet (statsforecast still runs)")
     args = ap.parse_args(argv)
+    if args.no_prophet:
+        args.prophet_series = 0
     which = args.only or ["generated", "classicmodels", "scale"]
     report: list[str] = [
         "## Forecast benchmark",
@@ -212,7 +277,9 @@ def main(argv: list[str] | None = None) -> None:
         panel, source = generated_panel(args.order_lines, 7)
         report.append(f"Generated data: {source}, built in {time.perf_counter() - t0:.1f} s.\n")
         h = choose_horizon(panel.frequency, panel.n_periods - 28, 3)
-        report.append(run_panel("generated", panel, h, args.jobs, prophet_series=panel.n_series))
+        report.append(
+            run_panel("generated", panel, h, args.jobs, prophet_series=args.prophet_series and panel.n_series)
+        )
         print("\n".join(report[-2:]), flush=True)
     if "classicmodels" in which and CLASSICMODELS.is_dir():
         from salesbi.reading.reader import core_frames, read_source
@@ -221,7 +288,9 @@ def main(argv: list[str] | None = None) -> None:
         core = core_frames(read_source(CLASSICMODELS, "classicmodels"))
         fact = build_fact_order_lines(core)
         panel = build_series(fact, core["customers"], core["product_lines"], core["offices"], "M")
-        report.append(run_panel("classicmodels", panel, 3, 1, prophet_series=panel.n_series))
+        report.append(
+            run_panel("classicmodels", panel, 3, 1, prophet_series=args.prophet_series and panel.n_series)
+        )
         print(report[-1], flush=True)
     if "scale" in which:
         panel = daily_panel(args.series, args.days + 28, seed=11)

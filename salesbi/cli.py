@@ -192,6 +192,9 @@ def run(
             min=0, help="seconds to wait for another run writing to the same --out folder (0: fail at once)"
         ),
     ] = 0,
+    week_start: Annotated[
+        str, typer.Option(help="first day of a forecast week: MON, TUE, WED, THU, FRI, SAT or SUN")
+    ] = "MON",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""
@@ -214,6 +217,7 @@ def run(
             "prediction_horizon_days": prediction_horizon,
             "connect_timeout": connect_timeout,
             "lock_timeout": lock_timeout,
+            "week_start": week_start.strip().upper(),
         },
     )
 

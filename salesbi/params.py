@@ -72,6 +72,9 @@ class RunOptions(BaseModel):
     keep_rejects_runs: int = Field(
         default=30, ge=1, description="audit.rejected_rows keeps the rejects of this many newest runs"
     )
+    week_start: Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"] = Field(
+        default="MON", description="first day of a week in weekly forecasts"
+    )
     task_runner: Literal["threads", "dask"] = Field(
         default="threads",
         description="how the Prefect flows run the model steps: threads in the flow's process, or Dask",

@@ -269,6 +269,7 @@ def fit_forecast(
         run_id=run_id,
         frequency=params.forecast_frequency,
         horizon=params.forecast_horizon,
+        week_start=params.week_start,
         random_state=params.random_state,
         lgbm_config=LightGBMConfig(random_state=params.random_state, num_threads=params.model_threads),
     )

@@ -59,12 +59,13 @@ def test_lightgbm_beats_seasonal_naive_on_wape(
         m: float(np.abs(truth - out.future[m]).sum() / truth.sum()) for m in ("lightgbm", "seasonal_naive")
     }
     assert held["lightgbm"] < held["seasonal_naive"]
-    # the per-series metric is the same formula
+    # the per-series metric is the mean over origins of each origin's WAPE
     i = 0
-    a = out.actual[i].ravel()
-    assert out.metrics["lightgbm"]["wape"][i] == pytest.approx(
-        np.abs(a - out.backtest["lightgbm"][i].ravel()).sum() / a.sum()
-    )
+    per_origin = [
+        np.abs(out.actual[i, k] - out.backtest["lightgbm"][i, k]).sum() / out.actual[i, k].sum()
+        for k in range(len(out.origins))
+    ]
+    assert out.metrics["lightgbm"]["wape"][i] == pytest.approx(np.mean(per_origin))
 
 
 def test_interval_coverage_near_nominal(synthetic: tuple[SeriesPanel, SeriesPanel, EngineOutput]) -> None:
@@ -130,19 +131,31 @@ def test_metrics_by_hand() -> None:
 def test_seasonal_naive_repeats_last_season() -> None:
     y = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     assert list(seasonal_naive(y, 5, 3)) == [8.0, 9.0, 10.0, 8.0, 9.0]
-    assert list(seasonal_naive(np.array([4.0, 5.0]), 3, 7)) == [5.0, 5.0, 5.0]
+    # without a full season there is no seasonal naive (never "the last value" under its name)
+    assert np.isnan(seasonal_naive(np.array([4.0, 5.0]), 3, 7)).all()
 
 
-def test_baselines_fall_back_and_say_so() -> None:
+def test_baselines_that_cannot_be_fitted_are_not_candidates() -> None:
     zeros = np.zeros(60)
     out = fit_baselines(zeros, [40, 59], 5, 7, "D")
-    assert out.status["ets_damped"] == "fallback" and "no sales" in out.notes["ets_damped"]
-    assert out.status["theta"] == "fallback"
-    assert np.all(out.forecasts["theta"] == 0)
-    short = np.array([5.0, 0.0, 3.0, 4.0, 0.0, 6.0])
-    out = fit_baselines(short, [5], 3, 12, "M")
-    assert out.status["ets_damped"] == "fallback" and "too few" in out.notes["ets_damped"]
-    assert out.forecasts["ets_damped"].shape == (1, 3)
+    assert out.status["ets_damped"] == "ok" and np.all(out.forecasts["theta"] == 0)
+    short = np.array([5.0, 0.0, 3.0, 4.0, 0.0, 6.0, 2.0, 1.0, 0.0, 3.0, 4.0, 5.0, 6.0])
+    out = fit_baselines(short, [5, 8, 12], 3, 12, "M")
+    assert out.status["ets_damped"] == "not_candidate" and "too few" in out.notes["ets_damped"]
+    assert out.status["seasonal_naive"] == "not_candidate" and "one season" in out.notes["seasonal_naive"]
+    assert out.status["naive"] == "ok"
+    assert out.forecasts["ets_damped"].shape == (3, 3)
+    # NaN exactly where the model could not be fitted: 6 and 9 periods < 10; 13 periods fit
+    assert (
+        np.isnan(out.forecasts["ets_damped"][:2]).all() and np.isfinite(out.forecasts["ets_damped"][2]).all()
+    )
+    # seasonal naive: the first two origins lack a season of 12, the last has one (phase 12 back)
+    assert np.isnan(out.forecasts["seasonal_naive"][:2]).all()
+    assert list(out.forecasts["seasonal_naive"][2]) == [0.0, 3.0, 4.0]
+    assert list(out.forecasts["naive"][0]) == [6.0, 6.0, 6.0]
+    # window average: the mean of the last 12 months, only where 12 are known
+    assert np.isnan(out.forecasts["window_average"][:2]).all()
+    assert out.forecasts["window_average"][2] == pytest.approx([short[1:].mean()] * 3)
 
 
 def test_frequency_from_density() -> None:
@@ -237,6 +250,8 @@ def test_forecast_sales_tables() -> None:
     assert acc["n_origins"].eq(3).all()
     assert {r.model_name for r in result.model_runs} == {
         "forecast_lightgbm",
+        "forecast_naive",
+        "forecast_window_average",
         "forecast_seasonal_naive",
         "forecast_ets_damped",
         "forecast_theta",

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from salesbi.errors import SalesBIError
 from salesbi.rpt import rpt_table
 from salesbi.segmentation import segment_customers, segment_from_history, segment_from_rfm
-from salesbi.segmentation.rfm import apply_edges, fit_edges, segment_name
+from salesbi.segmentation.rfm import apply_edges, fit_edges, fit_rfm_edges, segment_name
 from salesbi.segmentation.tables import CUSTOMER_SEGMENTS, SEGMENT_NAMES, SEGMENT_SUMMARY
 
 AS_OF = date(2024, 1, 1)
@@ -34,16 +34,17 @@ HAND = {
 
 # Worked out by hand (see the edges in test_hand_edges):
 # recency 10 distinct values → pairs score 1..5, reversed; monetary likewise;
-# frequency values 1×4, 2, 3, 4, 5×2, 6 → edges 2, 3, 4, 5.
+# frequency: one-time buyers (C4, C5, C9, C10) score 1; the repeat buyers' values 2, 3, 4, 5×2, 6
+# give edges 3, 4, 5, 6, so 2 → 1 raised to 2, 3 → 2, 4 → 3, 5 → 4, 6 → 5.
 EXPECTED = {
     "C1": ((5, 5, 5), "Champions"),
-    "C2": ((5, 5, 5), "Champions"),
-    "C3": ((4, 4, 4), "Champions"),
+    "C2": ((5, 4, 5), "Champions"),
+    "C3": ((4, 3, 4), "Potential Loyalist"),
     "C4": ((4, 1, 3), "Promising"),
-    "C5": ((3, 1, 3), "About to Sleep"),
+    "C5": ((3, 1, 3), "Lost"),  # bought once, 60 days ago, not back: not "About to Sleep"
     "C6": ((3, 2, 2), "About to Sleep"),
-    "C7": ((2, 3, 2), "At Risk"),
-    "C8": ((2, 5, 4), "Can't Lose Them"),
+    "C7": ((2, 2, 2), "Hibernating"),
+    "C8": ((2, 4, 4), "Can't Lose Them"),
     "C9": ((1, 1, 1), "Lost"),
     "C10": ((1, 1, 1), "Lost"),
 }
@@ -101,6 +102,9 @@ def test_hand_edges() -> None:
     assert fit_edges(np.array(recency)) == (20.0, 60.0, 120.0, 300.0)
     assert fit_edges(np.array(frequency)) == (2.0, 3.0, 4.0, 5.0)
     assert fit_edges(np.array(monetary)) == (500.0, 700.0, 900.0, 5000.0)
+    # the F edges of the RFM model are fitted on repeat buyers only
+    edges = fit_rfm_edges(np.array(recency), np.array(frequency), np.array(monetary))
+    assert edges.frequency == (3.0, 4.0, 5.0, 6.0)
 
 
 def test_hand_rfm_values_scores_and_segments(hand_result) -> None:  # type: ignore[no-untyped-def]
@@ -138,10 +142,10 @@ def test_hand_summary(hand_result) -> None:  # type: ignore[no-untyped-def]
     summary = hand_result.segment_summary.set_index("segment")
     assert list(summary.index) == list(SEGMENT_NAMES)
     total = sum(v[2] for v in HAND.values())
-    assert summary.loc["Champions", "customers"] == 3
-    assert summary.loc["Champions", "net_sales"] == pytest.approx(11900.0)
-    assert summary.loc["Champions", "sales_share"] == pytest.approx(11900.0 / total)
-    assert summary.loc["Lost", "avg_recency_days"] == pytest.approx(350.0)
+    assert summary.loc["Champions", "customers"] == 2  # C1, C2
+    assert summary.loc["Champions", "net_sales"] == pytest.approx(11000.0)
+    assert summary.loc["Champions", "sales_share"] == pytest.approx(11000.0 / total)
+    assert summary.loc["Lost", "avg_recency_days"] == pytest.approx((60 + 300 + 400) / 3)  # C5, C9, C10
     assert summary.loc["New", "customers"] == 0 and pd.isna(summary.loc["New", "avg_monetary"])
     assert summary["customers"].sum() == 10
 
@@ -158,7 +162,7 @@ def test_ten_customers_are_too_few_to_cluster(hand_result) -> None:  # type: ign
     assert runs["customer_clusters"].status == "too_thin"
     assert hand_result.customer_segments["cluster_id"].isna().all()
     assert runs["rfm_segments"].status == "ok"
-    assert runs["rfm_segments"].metrics["segment_sizes"]["Champions"] == 3
+    assert runs["rfm_segments"].metrics["segment_sizes"]["Champions"] == 2
 
 
 def test_default_as_of_is_day_after_last_order() -> None:

@@ -2,8 +2,12 @@
 
 The backtest origins are the ends of the last ``K`` horizons: with ``T`` periods and horizon
 ``H`` they are ``T-1-K·H, …, T-1-H`` (non-overlapping windows that tile the last ``K·H``
-periods).  At each origin every model sees only the periods up to it.  The published
-forecast is made at ``T-1`` by the series' champion (lowest backtest WAPE).
+periods).  At each origin every model sees only the periods up to it and forecasts the same
+``H`` periods.  A model that cannot be fitted at one of the origins (or at ``T-1``) is not a
+candidate for the series.  The champion is the candidate with the lowest mean WAPE over the
+origins (mean MASE when a window sold nothing); candidates within ``TIE_TOLERANCE`` of the best
+tie, and the simplest (``MODELS`` order) wins.  The published forecast is made at ``T-1`` by
+exactly that model.
 """
 
 from __future__ import annotations
@@ -29,7 +33,12 @@ from salesbi.forecasting.features import MIN_HISTORY, FeatureContext, holiday_ma
 from salesbi.forecasting.lgbm import LightGBMConfig, fit_lightgbm
 from salesbi.forecasting.series import SEASON, SeriesPanel, period_range
 
-MODELS: tuple[str, ...] = ("lightgbm", *BASELINES)
+#: every model, simplest first (the tie rule's order)
+MODELS: tuple[str, ...] = (*BASELINES, "lightgbm")
+#: relative difference of mean WAPE within which two candidates tie (the simpler one wins)
+TIE_TOLERANCE = 0.01
+#: the baselines: a champion among them is published labelled as the baseline
+NAIVE_MODELS: tuple[str, ...] = ("naive", "window_average", "seasonal_naive")
 
 
 @dataclass
@@ -41,12 +50,12 @@ class EngineOutput:
     origins: list[int]  # backtest origins (index of the last known period)
     future_dates: list[object]
     actual: np.ndarray  # (n, K, H)
-    backtest: dict[str, np.ndarray]  # model → (n, K, H)
+    backtest: dict[str, np.ndarray]  # model → (n, K, H); NaN where the model could not be fitted
     backtest_scale: np.ndarray  # (n, K)
     backtest_bounds: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]]  # model → level → (lo, hi)
     future: dict[str, np.ndarray]  # model → (n, H)
     future_bounds: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]]  # model → level → (lo, hi) (n, H)
-    status: dict[str, list[str]]  # model → per-series ok | fallback
+    status: dict[str, list[str]]  # model → per-series ok | not_candidate
     notes: dict[str, list[str]]  # model → per-series note
     champion: list[str]
     champion_note: list[str]
@@ -75,38 +84,78 @@ def _context(panel: SeriesPanel, horizon: int) -> FeatureContext:
     )
 
 
-def interval_scale(values: np.ndarray, origin: int, season: int, frequency: str) -> np.ndarray:
-    """Return each series' noise scale at ``origin``: seasonal-naive MAE of its last two years.
+def interval_scale(values: np.ndarray, origin: int, frequency: str) -> np.ndarray:
+    """Return each series' noise scale at ``origin``: mean absolute one-period change over two years.
 
     Residuals divided by it are comparable across smooth and erratic series, so they can be
-    pooled for conformal intervals; falls back to the series' recent mean level.
+    pooled for conformal intervals.  One definition whatever the history length (no switch to a
+    seasonal difference once a year is known); the series' recent mean level when it never changed.
     """
     window = {"D": 2 * 364, "W": 2 * 52, "M": 24}[frequency]
-    level = series_scale(values, np.arange(values.shape[0]), np.full(values.shape[0], origin), frequency)
+    n = values.shape[0]
+    level = series_scale(values, np.arange(n), np.full(n, origin), frequency)
     hist = values[:, max(0, origin + 1 - window) : origin + 1]
-    out = np.array([naive_mae(row, season) for row in hist])
+    out = np.abs(np.diff(hist, axis=1)).mean(axis=1) if hist.shape[1] > 1 else np.full(n, np.nan)
     return np.where(np.isfinite(out) & (out > 0), out, level)
 
 
-def _choose_champion(scores: dict[str, tuple[float, float]]) -> tuple[str, str]:
-    """Return (model, note) with the lowest WAPE (then MAE; LightGBM first on ties)."""
+def mase_scale(history: np.ndarray, season: int) -> float:
+    """Return MASE's scale: in-sample MAE of the seasonal naive with two seasons known, else of the naive."""
+    return naive_mae(history, season if len(history) >= 2 * season else 1)
 
-    def key(m: str) -> tuple[float, float, int]:
-        w, mae = scores[m]
-        return (w if math.isfinite(w) else math.inf, mae if math.isfinite(mae) else math.inf, MODELS.index(m))
 
-    best = min(scores, key=key)
-    w_best = scores[best][0]
-    w_lgbm = scores["lightgbm"][0]
-    if not math.isfinite(w_best):
-        return best, f"no sales in the backtest windows: {best} chosen on absolute error"
-    if best == "lightgbm":
-        runner = min((m for m in scores if m != "lightgbm"), key=key)
-        return (
-            best,
-            f"lowest backtest WAPE: lightgbm {w_best:.3f} vs best baseline {runner} {scores[runner][0]:.3f}",
-        )
-    return best, f"lowest backtest WAPE: {best} {w_best:.3f} beats lightgbm {w_lgbm:.3f}"
+def origin_scores(actual: np.ndarray, forecast: np.ndarray, scale: float) -> tuple[float, float, float]:
+    """Return (mean WAPE, mean MASE, MAE) of one series over its origins (``(K, H)`` arrays).
+
+    WAPE is averaged over the origins whose window sold something; MASE divides each origin's
+    MAE by ``scale`` (the series' in-sample naive MAE at the first origin).
+    """
+    wapes = [wape(actual[k], forecast[k]) for k in range(actual.shape[0])]
+    mases = [mase(actual[k], forecast[k], scale) for k in range(actual.shape[0])]
+    fw = [w for w in wapes if math.isfinite(w)]
+    fm = [m for m in mases if math.isfinite(m)]
+    return (
+        float(np.mean(fw)) if fw else math.nan,
+        float(np.mean(fm)) if fm else math.nan,
+        float(np.abs(actual - forecast).mean()),
+    )
+
+
+def choose_champion(
+    scores: dict[str, tuple[float, float, float]], tolerance: float = TIE_TOLERANCE
+) -> tuple[str, str]:
+    """Return (model, note): the candidate with the lowest mean WAPE, the simplest among ties.
+
+    ``scores`` maps each candidate (only candidates) to (mean WAPE, mean MASE, MAE); the
+    criterion is WAPE when every candidate has one, else MASE, else MAE.  Candidates within
+    ``tolerance`` (relative) of the best tie, and the first in ``MODELS`` order wins.
+    """
+    names = sorted(scores, key=MODELS.index)
+    label, crit = "MAE", {m: scores[m][2] for m in names}
+    for j, name in enumerate(("WAPE", "MASE")):
+        values = {m: scores[m][j] for m in names}
+        if all(math.isfinite(v) for v in values.values()):
+            label, crit = name, values
+            break
+    best_value = min(crit.values())
+    tied = [m for m in names if crit[m] <= best_value * (1 + tolerance) + 1e-12]
+    best = tied[0]
+    others = [m for m in names if m != best]
+    runner = min(others, key=lambda m: (crit[m], MODELS.index(m))) if others else None
+    versus = f" vs runner-up {runner} {crit[runner]:.3f}" if runner else " (only candidate)"
+    note = f"lowest mean backtest {label}: {best} {crit[best]:.3f}{versus}"
+    if len(tied) > 1:
+        note += f"; {', '.join(tied)} tie within {tolerance:.0%}: the simplest wins"
+    if best in NAIVE_MODELS:
+        note = f"baseline: no model beat it; {note}"
+    return best, note
+
+
+def _no_backtest_champion(candidates: list[str]) -> tuple[str, str]:
+    for m in ("seasonal_naive", "naive"):
+        if m in candidates:
+            return m, f"baseline: history too short for a backtest, {m} published unmeasured"
+    return candidates[0], f"history too short for a backtest: {candidates[0]} published unmeasured"
 
 
 def run_engine(
@@ -128,14 +177,21 @@ def run_engine(
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    backtest: dict[str, np.ndarray] = {m: np.zeros((n, K, H)) for m in MODELS}
-    lgbm_rows = 0
+    backtest: dict[str, np.ndarray] = {m: np.full((n, K, H), np.nan) for m in MODELS}
+    lgbm_notes: list[str] = []
     for k, o in enumerate(origins):
         model = fit_lightgbm(ctx, o, H, config)
-        backtest["lightgbm"][:, k, :] = model.predict(ctx, o, H)
+        if model.booster is None:
+            lgbm_notes.append(f"origin {o}: {model.note}")
+        else:
+            backtest["lightgbm"][:, k, :] = model.predict(ctx, o, H)
     final = fit_lightgbm(ctx, T - 1, H, config)
     lgbm_rows = final.n_train
-    future: dict[str, np.ndarray] = {"lightgbm": final.predict(ctx, T - 1, H)}
+    future: dict[str, np.ndarray] = {
+        "lightgbm": final.predict(ctx, T - 1, H) if final.booster is not None else np.full((n, H), np.nan)
+    }
+    if final.booster is None:
+        lgbm_notes.append(f"final origin: {final.note}")
     seconds["lightgbm"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -147,45 +203,50 @@ def run_engine(
     seconds["baselines"] = time.perf_counter() - t0
     status = {m: [b.status[m] for b in fits] for m in BASELINES}
     notes = {m: [b.notes[m] for b in fits] for m in BASELINES}
-    status["lightgbm"] = ["ok" if final.booster is not None else "fallback"] * n
-    notes["lightgbm"] = [final.note] * n
+    status["lightgbm"] = ["not_candidate" if lgbm_notes else "ok"] * n
+    notes["lightgbm"] = ["; ".join(lgbm_notes)] * n
+    # a candidate forecast every window and the future: anything else is not the published model
+    candidate = {
+        m: np.isfinite(backtest[m]).all(axis=(1, 2)) & np.isfinite(future[m]).all(axis=1) for m in MODELS
+    }
+    for m in MODELS:
+        status[m] = ["ok" if candidate[m][i] else "not_candidate" for i in range(n)]
 
     actual = np.zeros((n, K, H))
     scale = np.ones((n, K))
     for k, o in enumerate(origins):
         actual[:, k, :] = panel.values[:, o + 1 : o + 1 + H]
-        scale[:, k] = interval_scale(panel.values, o, season, f)
-    final_scale = interval_scale(panel.values, T - 1, season, f)
+        scale[:, k] = interval_scale(panel.values, o, f)
+    final_scale = interval_scale(panel.values, T - 1, f)
     groups = panel.meta["series_level"].to_numpy()
 
     metrics: dict[str, dict[str, np.ndarray]] = {}
     backtest_bounds: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] = {}
     future_bounds: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] = {}
     first_origin = origins[0] if origins else T - 1
-    mase_scale = np.array([naive_mae(panel.values[i, : first_origin + 1], season) for i in range(n)])
+    scales = np.array([mase_scale(panel.values[i, : first_origin + 1], season) for i in range(n)])
     for m in MODELS:
-        fc = backtest[m]
+        fc = np.where(candidate[m][:, None, None], backtest[m], np.nan)
         res: dict[str, np.ndarray] = {x: np.full(n, np.nan) for x in ("wape", "mase", "bias", "mae")}
         for level in LEVELS:
             res[f"coverage_{round(level * 100)}"] = np.full(n, np.nan)
         if K:
             cc = cross_conformal(actual, fc, scale, groups)
             backtest_bounds[m] = cc
-            factors, bounds = calibrate(
-                (actual - fc) / scale[:, :, None], np.ones_like(fc, dtype=bool), groups
-            )
+            z = (actual - fc) / scale[:, :, None]
+            factors, bounds = calibrate(z, np.isfinite(z), groups)
+            fut = np.where(candidate[m][:, None], future[m], np.nan)
             future_bounds[m] = {
-                level: intervals(future[m], final_scale, factors, bounds[level]) for level in LEVELS
+                level: intervals(fut, final_scale, factors, bounds[level]) for level in LEVELS
             }
-            for i in range(n):
-                a, p = actual[i].ravel(), fc[i].ravel()
-                res["wape"][i] = wape(a, p)
-                res["mase"][i] = mase(a, p, mase_scale[i])
-                res["bias"][i] = bias(a, p)
-                res["mae"][i] = float(np.abs(a - p).mean())
+            for i in np.flatnonzero(candidate[m]).tolist():
+                res["wape"][i], res["mase"][i], res["mae"][i] = origin_scores(actual[i], fc[i], scales[i])
+                res["bias"][i] = bias(actual[i].ravel(), fc[i].ravel())
+                a = actual[i].ravel()
                 for level in LEVELS:
                     lo, hi = cc[level][0][i].ravel(), cc[level][1][i].ravel()
-                    res[f"coverage_{round(level * 100)}"][i] = float(np.mean((a >= lo) & (a <= hi)))
+                    if np.isfinite(lo).all() and np.isfinite(hi).all():
+                        res[f"coverage_{round(level * 100)}"][i] = float(np.mean((a >= lo) & (a <= hi)))
         else:
             nan = np.full((n, H), np.nan)
             future_bounds[m] = {level: (nan, nan) for level in LEVELS}
@@ -193,12 +254,17 @@ def run_engine(
 
     champion, champion_note = [], []
     for i in range(n):
+        names = [m for m in MODELS if candidate[m][i]]
+        if not names:  # cannot happen with one period of history (naive), kept as a guard
+            names = ["naive"]
         if not K:
-            champion.append("lightgbm")
-            champion_note.append("history too short for a backtest: lightgbm used unmeasured")
-            continue
-        scores = {m: (float(metrics[m]["wape"][i]), float(metrics[m]["mae"][i])) for m in MODELS}
-        best, note = _choose_champion(scores)
+            best, note = _no_backtest_champion(names)
+        else:
+            scores = {
+                m: (float(metrics[m]["wape"][i]), float(metrics[m]["mase"][i]), float(metrics[m]["mae"][i]))
+                for m in names
+            }
+            best, note = choose_champion(scores)
         champion.append(best)
         champion_note.append(note)
 

@@ -165,7 +165,8 @@ def holiday_matrix(country_codes: list[str | None], calendar: pd.DatetimeIndex, 
         else:
             from salesbi.forecasting.series import period_start
 
-            grouped = flags.groupby(period_start(flags.index, frequency)).sum()
+            week_start = int(calendar[0].day_of_week)  # the calendar's weeks start on its first day
+            grouped = flags.groupby(period_start(flags.index, frequency, week_start)).sum()
             per_code[code] = grouped.reindex(calendar).fillna(0.0).to_numpy()
     for i, maybe in enumerate(country_codes):
         if maybe is not None and maybe in per_code:

@@ -8,21 +8,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from salesbi.errors import ConfigurationError, SalesBIError
+from salesbi.errors import ConfigurationError, SalesBIError, StepSkipped
 from salesbi.forecasting.engine import MODELS, EngineOutput, run_engine
 from salesbi.forecasting.evaluate import LEVELS
 from salesbi.forecasting.lgbm import LightGBMConfig
 from salesbi.forecasting.series import (
     DEFAULT_HORIZON,
     FREQUENCY_NAMES,
+    MIN_PERIODS,
+    WEEKDAYS,
     SeriesPanel,
     build_panel,
     build_series,
-    choose_frequency,
     choose_frequency_of_totals,
     choose_horizon,
+    frequency_choice,
     normalize_frequency,
     period_start,
+    week_start_index,
 )
 from salesbi.forecasting.tables import FORECAST_ACCURACY, SALES_FORECAST
 from salesbi.modelrun import ModelRun
@@ -41,26 +44,30 @@ class ForecastResult:
     frequency: str
     horizon: int
     models: dict[str, Any] = field(default_factory=dict)  # nothing to store: refitted every run
+    frequency_note: str = ""  # why this frequency (chosen from the data, or set by the caller)
 
 
-def _resolve(
-    order_dates: pd.Series, frequency: str | None, horizon: int | None, backtest_origins: int
-) -> tuple[str, int | None]:
-    freq = normalize_frequency(frequency) if frequency else choose_frequency(order_dates)
+def _check_horizon(horizon: int | None, backtest_origins: int) -> None:
     if horizon is not None and horizon < 1:
         raise ConfigurationError(f"forecast horizon must be at least 1 period, got {horizon}")
     if backtest_origins < 0:
         raise ConfigurationError(f"backtest_origins must be 0 or more, got {backtest_origins}")
-    return freq, horizon
 
 
-def _check_length(panel: SeriesPanel, horizon: int) -> None:
-    if panel.n_periods < 4:
-        raise SalesBIError(
-            f"only {panel.n_periods} full {FREQUENCY_NAMES[panel.frequency]} periods of sales: "
-            "too few to forecast",
-            hint="load more history or choose a finer frequency (forecast_frequency D or W)",
-        )
+def _too_short(panel: SeriesPanel) -> str | None:
+    """Return why ``panel`` is too short to forecast (None when it is long enough)."""
+    need = MIN_PERIODS[panel.frequency]
+    if panel.n_periods >= need:
+        return None
+    name = FREQUENCY_NAMES[panel.frequency]
+    periods = "period" if panel.n_periods == 1 else "periods"
+    return f"only {panel.n_periods} full {name} {periods} of sales: a {name} forecast needs at least {need}"
+
+
+def _check_length(panel: SeriesPanel) -> None:
+    reason = _too_short(panel)
+    if reason:
+        raise SalesBIError(reason, hint="load more history or choose a finer frequency (D or W)")
 
 
 def forecast_sales(
@@ -77,24 +84,43 @@ def forecast_sales(
     random_state: int = 0,
     n_jobs: int = 1,
     lgbm_config: LightGBMConfig | None = None,
+    week_start: str | int = "MON",
 ) -> ForecastResult:
     """Return forecasts of total, product-line, country and office net sales with their backtest.
 
     ``fact`` is ``rpt.fact_order_lines``.  Frequency (D/W/M) and horizon default to what the
-    data support (see :func:`choose_frequency`, :func:`choose_horizon`).  Each series publishes
-    its champion's forecast (lowest backtest WAPE) with conformal 80 % / 95 % intervals.
+    data support (see :func:`frequency_choice`, :func:`choose_horizon`); weeks start on
+    ``week_start`` ('MON'..'SUN').  Each series publishes its champion's forecast (lowest mean
+    backtest WAPE, simplest on a tie) with conformal 80 % / 95 % intervals.  Raises
+    :class:`StepSkipped` when the history is too short for any frequency (or for the one asked).
     """
     if fact.empty:
         raise SalesBIError(
             "fact_order_lines is empty: there are no sales to forecast", hint="load orders first"
         )
+    _check_horizon(horizon, backtest_origins)
+    week = week_start_index(week_start)
     orders = fact.drop_duplicates("order_id") if "order_id" in fact.columns else fact
-    freq, h = _resolve(orders["order_date"], frequency, horizon, backtest_origins)
-    panel = build_series(fact, customers, product_lines, offices, freq, top_countries)
-    h = h or choose_horizon(freq, panel.n_periods, backtest_origins)
-    _check_length(panel, h)
+    if frequency:
+        freq, why = normalize_frequency(frequency), "set by the caller"
+    else:
+        freq, why = frequency_choice(orders["order_date"], week)
+    try:
+        panel = build_series(fact, customers, product_lines, offices, freq, top_countries, week)
+    except SalesBIError as exc:
+        raise StepSkipped(f"forecast skipped: {exc.message}") from exc
+    reason = _too_short(panel)
+    if reason:
+        hint = "" if frequency else " and the days and weeks are too sparse for a finer frequency"
+        raise StepSkipped(f"forecast skipped: {reason}{hint}")
+    h = horizon or choose_horizon(freq, panel.n_periods, backtest_origins)
     out = run_engine(panel, h, backtest_origins, random_state, n_jobs=n_jobs, lgbm_config=lgbm_config)
-    return _result(out, run_id, backtest_origins, top_countries, random_state)
+    result = _result(out, run_id, backtest_origins, top_countries, random_state)
+    result.frequency_note = why
+    for run in result.model_runs:
+        run.params["frequency_reason"] = why
+        run.params["week_start"] = WEEKDAYS[week]
+    return result
 
 
 def forecast_series(
@@ -104,7 +130,9 @@ def forecast_series(
 
     ``history`` values are summed per period (so daily orders may be passed for a monthly
     forecast) and missing periods count as zero.  Columns: date, forecast, lower_80,
-    upper_80, lower_95, upper_95, model, model_note, horizon_step.
+    upper_80, lower_95, upper_95, model, model_note, horizon_step, frequency.  Without
+    ``frequency`` it is chosen from the data and the ``frequency`` column says which
+    (D, W or M); weekly totals dated on one weekday keep their weeks starting on that day.
     """
     if not isinstance(history, pd.Series) or history.empty:
         raise SalesBIError("history must be a non-empty pandas Series of sales indexed by date")
@@ -120,7 +148,7 @@ def forecast_series(
     elif dates.dt.normalize().is_unique:  # already one total per day (or per period)
         freq = choose_frequency_of_totals(dates, values)
     else:  # one entry per order: its density says how fine the periods can be
-        freq = choose_frequency(dates[values != 0])
+        freq = frequency_choice(dates[values != 0])[0]
     long = pd.DataFrame(
         {"series_id": "total", "order_date": dates.to_numpy(), "net_sales": values.to_numpy()}
     )
@@ -133,14 +161,16 @@ def forecast_series(
         }
     )
     end = dates.max()
+    weekdays = pd.DatetimeIndex(dates).day_of_week.unique()
+    week = int(weekdays[0]) if freq == "W" and len(weekdays) == 1 else 0
     if freq != "D":
         # a series given per period (e.g. month starts) covers its last period entirely
-        starts = period_start(dates, freq)
+        starts = period_start(dates, freq, week)
         if bool((pd.DatetimeIndex(dates) == starts).all()):
             end = _period_last_day(starts.max(), freq)
-    panel = build_panel(long, meta, freq, end=end)
+    panel = build_panel(long, meta, freq, end=end, week_start=week)
+    _check_length(panel)
     h = horizon or choose_horizon(freq, panel.n_periods, 3)
-    _check_length(panel, h)
     out = run_engine(panel, h, 3, 0)
     sf = _forecast_rows(out, "forecast_series")
     fut = sf[sf["is_future"]].reset_index(drop=True)
@@ -154,6 +184,7 @@ def forecast_series(
         "model",
         "model_note",
         "horizon_step",
+        "frequency",
     ]
     return fut[cols]
 
@@ -234,13 +265,6 @@ def _forecast_rows(out: EngineOutput, run_id: str) -> pd.DataFrame:
     frame["date"] = pd.to_datetime(frame["date"])
     frame["month_start"] = frame["date"].dt.to_period("M").dt.to_timestamp()
     frame["run_id"] = run_id
-    # Residual quantiles of a biased model can put both bounds on one side of the point forecast
-    # (e.g. a model that always under-forecasts). A published forecast outside its own interval
-    # reads as an error in a chart, so the bounds are widened to include it: coverage only grows.
-    point = frame["forecast"].to_numpy(dtype="float64")
-    for pct in ("80", "95"):
-        frame[f"lower_{pct}"] = np.fmin(frame[f"lower_{pct}"].to_numpy(dtype="float64"), point)
-        frame[f"upper_{pct}"] = np.fmax(frame[f"upper_{pct}"].to_numpy(dtype="float64"), point)
     for col in ("actual", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"):
         frame[col] = frame[col].astype("float64").round(2)
     frame["horizon_step"] = frame["horizon_step"].astype("Float64").astype("Int64")
@@ -260,7 +284,9 @@ def _accuracy_rows(out: EngineOutput, run_id: str) -> pd.DataFrame:
             notes = [out.notes[m][i]] if out.notes[m][i] else []
             if m == champ:
                 notes.insert(0, f"champion: {out.champion_note[i]}")
-            elif m == "lightgbm":
+            elif status != "ok":
+                notes.insert(0, "not a candidate: could not be fitted at every origin")
+            else:
                 notes.insert(0, f"not published: {out.champion_note[i]}")
             if not out.origins:
                 notes.append("history too short for a backtest")
@@ -298,7 +324,7 @@ def _model_runs(
     for m in MODELS:
         met = out.metrics[m]
         champions = sum(1 for c in out.champion if c == m)
-        fallbacks = sum(1 for s in out.status[m] if s != "ok")
+        skipped = sum(1 for s in out.status[m] if s != "ok")
 
         def mean(x: np.ndarray) -> float | None:
             finite = x[np.isfinite(x)]
@@ -332,12 +358,12 @@ def _model_runs(
                     "mean_coverage_80": mean(met["coverage_80"]),
                     "mean_coverage_95": mean(met["coverage_95"]),
                     "champion_of_series": champions,
-                    "fallback_series": fallbacks,
+                    "not_candidate_series": skipped,
                     "seconds": out.seconds.get("lightgbm" if m == "lightgbm" else "baselines"),
                 },
                 notes=(
                     f"{champions} of {panel.n_series} series publish this model's forecast"
-                    + (f"; {fallbacks} series fell back to a simpler forecast" if fallbacks else "")
+                    + (f"; not a candidate for {skipped} series" if skipped else "")
                     + ("" if out.origins else "; history too short for a backtest")
                 ),
             )

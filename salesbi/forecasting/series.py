@@ -34,6 +34,10 @@ SEASON = {"D": 7, "W": 52, "M": 12}
 #: periods in a year per frequency (for the yearly seasonal lag)
 YEAR = {"D": 364, "W": 52, "M": 12}
 DEFAULT_HORIZON = {"D": 28, "W": 8, "M": 3}
+#: fewest full periods a series needs to be forecast at all (below: a finer frequency, or skip)
+MIN_PERIODS = {"D": 28, "W": 8, "M": 6}
+#: week start days as the CLI spells them (index = pandas day_of_week, Monday = 0)
+WEEKDAYS: tuple[str, ...] = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 OTHER = "Other"
 
 
@@ -68,13 +72,30 @@ def normalize_frequency(frequency: str) -> str:
     return code
 
 
-def period_start(dates: pd.Series | pd.DatetimeIndex, frequency: str) -> pd.DatetimeIndex:
-    """Return the first day of the period (day, Monday-based week, month) holding each date."""
+def week_start_index(week_start: str | int) -> int:
+    """Return the day index (Monday = 0 … Sunday = 6) of ``week_start`` ('MON'..'SUN' or 0..6)."""
+    if isinstance(week_start, int) and 0 <= week_start <= 6:
+        return week_start
+    code = str(week_start).strip().upper()[:3]
+    if code not in WEEKDAYS:
+        raise ConfigurationError(
+            f"unknown week start {week_start!r}", hint="use one of MON, TUE, WED, THU, FRI, SAT, SUN"
+        )
+    return WEEKDAYS.index(code)
+
+
+def period_start(
+    dates: pd.Series | pd.DatetimeIndex, frequency: str, week_start: int = 0
+) -> pd.DatetimeIndex:
+    """Return the first day of the period (day, week starting on ``week_start``, month) of each date.
+
+    ``week_start`` is a day index, Monday = 0 (the default) … Sunday = 6.
+    """
     idx = pd.DatetimeIndex(pd.to_datetime(dates)).normalize()
     if frequency == "D":
         return idx
     if frequency == "W":
-        return idx - pd.to_timedelta(idx.day_of_week, unit="D")
+        return idx - pd.to_timedelta((idx.day_of_week - week_start) % 7, unit="D")
     return idx.to_period("M").to_timestamp()
 
 
@@ -94,26 +115,49 @@ def period_end(start: pd.Timestamp, frequency: str) -> pd.Timestamp:
 
 
 def choose_frequency(order_dates: pd.Series) -> str:
-    """Return the finest frequency the orders support: ``D``, ``W`` or ``M``.
+    """Return the frequency the orders support: ``D``, ``W`` or ``M`` (see :func:`frequency_choice`)."""
+    return frequency_choice(order_dates)[0]
 
-    A frequency is dense enough when its periods hold at least 5 orders on average and
-    90 % of its periods hold an order, and the span gives at least 8 of its seasons
-    (224 days for daily; 8 months of weeks is not enough: weekly needs 60 weeks).  So a shop
-    with dozens of orders a day forecasts daily; classicmodels (326 orders in ~2.5 years,
-    ~2.6 a week) forecasts monthly.
+
+def frequency_choice(order_dates: pd.Series, week_start: int = 0) -> tuple[str, str]:
+    """Return (frequency, reason): the finest frequency whose periods are dense and history long enough.
+
+    A frequency is dense when its periods hold at least 5 orders on average and 90 % of its
+    periods hold an order; it is long enough with 8 of its seasons (224 days for daily) or 60
+    weeks for weekly.  So a shop with dozens of orders a day forecasts daily; classicmodels
+    (326 orders in ~2.5 years, ~2.6 a week) forecasts monthly.  Thin history: when monthly
+    would give fewer than ``MIN_PERIODS['M']`` months, the coarsest dense frequency with
+    enough periods (weekly, else daily) is chosen instead; when none has, monthly is returned
+    and the caller finds too few periods (the forecast step is then skipped).
     """
     days = pd.to_datetime(order_dates.dropna()).dt.normalize()
     if days.empty:
         raise SalesBIError("there are no orders to forecast", hint="load orders before the forecast step")
     span_days = int((days.max() - days.min()).days) + 1
-    for code, min_periods in (("D", 8 * 7 * 4), ("W", 60)):
-        starts = period_start(days, code)
+    stats: dict[str, tuple[int, float, float]] = {}
+    for code in ("D", "W"):
         n_periods = max(1, {"D": span_days, "W": span_days // 7}[code])
-        per_period = len(days) / n_periods
-        covered = starts.nunique() / n_periods
-        if n_periods >= min_periods and per_period >= 5 and covered >= 0.9:
-            return code
-    return "M"
+        covered = period_start(days, code, week_start).nunique() / n_periods
+        stats[code] = (n_periods, len(days) / n_periods, covered)
+
+    def dense(code: str) -> bool:
+        return stats[code][1] >= 5 and stats[code][2] >= 0.9
+
+    def described(code: str) -> str:
+        n_periods, per_period, covered = stats[code]
+        unit = {"D": "day", "W": "week"}[code]
+        return f"{per_period:.1f} orders a {unit} on {covered:.0%} of {n_periods} {unit}s"
+
+    for code, min_periods in (("D", 8 * 7 * 4), ("W", 60)):
+        if stats[code][0] >= min_periods and dense(code):
+            return code, f"{FREQUENCY_NAMES[code]}: {described(code)}"
+    months = span_days // 30
+    if months >= MIN_PERIODS["M"]:
+        return "M", f"monthly: days and weeks too sparse or history too short ({described('W')})"
+    for code in ("W", "D"):
+        if stats[code][0] >= MIN_PERIODS[code] + 1 and dense(code):
+            return code, f"{FREQUENCY_NAMES[code]}: only {months} months of history, {described(code)}"
+    return "M", f"monthly: only {months} months of history and too sparse for weeks ({described('W')})"
 
 
 def choose_frequency_of_totals(dates: pd.Series, values: pd.Series) -> str:
@@ -265,7 +309,11 @@ def _series_frame(
 
 
 def build_panel(
-    long: pd.DataFrame, meta: pd.DataFrame, frequency: str, end: pd.Timestamp | None = None
+    long: pd.DataFrame,
+    meta: pd.DataFrame,
+    frequency: str,
+    end: pd.Timestamp | None = None,
+    week_start: int = 0,
 ) -> SeriesPanel:
     """Return the panel of ``long`` rows (series_id, order_date, net_sales) summed per period.
 
@@ -276,8 +324,8 @@ def build_panel(
         raise SalesBIError("there are no sales to forecast", hint="load orders before the forecast step")
     dates = pd.to_datetime(long["order_date"])
     last_day = pd.Timestamp(dates.max()).normalize() if end is None else pd.Timestamp(end).normalize()
-    starts = period_start(dates, frequency)
-    first, last = starts.min(), period_start(pd.DatetimeIndex([last_day]), frequency)[0]
+    starts = period_start(dates, frequency, week_start)
+    first, last = starts.min(), period_start(pd.DatetimeIndex([last_day]), frequency, week_start)[0]
     if period_end(last, frequency) > last_day:
         last = _previous(last, frequency)
     if last < first:
@@ -312,7 +360,11 @@ def build_series(
     offices: pd.DataFrame,
     frequency: str,
     top_countries: int = 5,
+    week_start: int = 0,
 ) -> SeriesPanel:
-    """Return the panel of every series: total, product lines, top countries + Other, offices."""
+    """Return the panel of every series: total, product lines, top countries + Other, offices.
+
+    Weeks start on ``week_start`` (Monday = 0 … Sunday = 6).
+    """
     long, meta = _series_frame(fact, customers, product_lines, offices, top_countries)
-    return build_panel(long, meta, frequency)
+    return build_panel(long, meta, frequency, week_start=week_start)

@@ -6,7 +6,14 @@ from salesbi.schema import Column, Table
 
 SERIES_LEVELS: tuple[str, ...] = ("total", "product_line", "country", "office")
 FREQUENCIES: tuple[str, ...] = ("D", "W", "M")
-MODEL_NAMES: tuple[str, ...] = ("lightgbm", "seasonal_naive", "ets_damped", "theta")
+MODEL_NAMES: tuple[str, ...] = (
+    "naive",
+    "window_average",
+    "seasonal_naive",
+    "theta",
+    "ets_damped",
+    "lightgbm",
+)
 
 SALES_FORECAST = Table(
     name="sales_forecast",
@@ -58,7 +65,7 @@ FORECAST_ACCURACY = Table(
     schema="rpt",
     description=(
         "Rolling-origin backtest per series and model: WAPE, MASE, bias and interval coverage; "
-        "is_champion marks the model whose forecast is published for the series."
+        "is_champion marks the model whose forecast is published for the series; every model has a row."
     ),
     key=("series_id", "model"),
     columns=(
@@ -68,15 +75,35 @@ FORECAST_ACCURACY = Table(
         Column("series_name", "text", required=True),
         Column("frequency", "text", required=True, length=1, allowed=FREQUENCIES),
         Column("horizon", "int", required=True, description="periods forecast from each origin"),
-        Column("wape", "float", description="sum |actual - forecast| / sum |actual| over the backtest"),
-        Column("mase", "float", description="mean absolute error / in-sample seasonal naive MAE"),
+        Column(
+            "wape",
+            "float",
+            description="mean over backtest origins of sum |actual - forecast| / sum |actual|",
+        ),
+        Column(
+            "mase",
+            "float",
+            description="mean over origins of MAE / in-sample (seasonal) naive MAE at the first origin",
+        ),
         Column("bias", "float", description="sum (forecast - actual) / sum |actual|; > 0 over-forecasts"),
         Column("coverage_80", "fraction", description="share of backtest actuals inside the 80 % interval"),
         Column("coverage_95", "fraction", description="share of backtest actuals inside the 95 % interval"),
         Column("n_origins", "int", description="backtest origins evaluated"),
         Column("n_points", "int", description="backtest (origin, step) points evaluated"),
-        Column("is_champion", "bool", required=True, description="lowest WAPE of the series: published"),
-        Column("status", "text", required=True, length=16, allowed=("ok", "fallback", "failed")),
+        Column(
+            "is_champion",
+            "bool",
+            required=True,
+            description="lowest mean WAPE of the candidates (simplest on a tie): the published forecast",
+        ),
+        Column(
+            "status",
+            "text",
+            required=True,
+            length=16,
+            allowed=("ok", "not_candidate"),
+            description="not_candidate: the model could not be fitted at every origin (no scores)",
+        ),
         Column("note", "long_text", description="why this model won or lost, or why it fell back"),
         Column("run_id", "id", required=True),
     ),

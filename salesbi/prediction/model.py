@@ -26,8 +26,10 @@ from salesbi.prediction.features import FEATURES
 MODEL_NAME = "customer_sales"
 MODEL_FILE = "model.json"
 BOOSTERS = ("sales", "order", "q10", "q90")
-SALES_METHODS = ("lightgbm", "naive_last_window", "naive_average")
-PROBABILITY_METHODS = ("lightgbm", "naive_rate")
+SALES_METHODS = ("lightgbm", "bgnbd", "naive_last_window", "naive_average")
+PROBABILITY_METHODS = ("lightgbm_calibrated", "lightgbm", "bgnbd", "naive_rate")
+#: churn risk bands on the calibrated P(order in the window): below 0.3 high, below 0.6 medium
+RISK_BANDS = (0.3, 0.6)
 
 
 @dataclass
@@ -149,15 +151,60 @@ def top_drivers(booster: lgb.Booster, x: pd.DataFrame, n: int = 3, threads: int 
 
 
 def risk_from_probability(p: np.ndarray) -> np.ndarray:
-    """Return churn risk words: P(order) < 0.3 → high, < 0.6 → medium, else low."""
+    """Return churn risk words from the calibrated P(order): < 0.3 → high, < 0.6 → medium, else low."""
     p = np.asarray(p, dtype="float64")
-    return np.where(p < 0.3, "high", np.where(p < 0.6, "medium", "low")).astype(object)
+    high, medium = RISK_BANDS
+    return np.where(p < high, "high", np.where(p < medium, "medium", "low")).astype(object)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, dtype="float64"), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def platt_fit(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Return Platt scaling (slope, intercept) of logit(``p``) fitted to outcomes ``y`` (max likelihood)."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, dtype="int64")
+    if y.min() == y.max():
+        return 1.0, 0.0
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p)[:, None], y)
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def platt_apply(p: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Return the Platt-calibrated probabilities 1 / (1 + exp(−(slope · logit(p) + intercept)))."""
+    return 1.0 / (1.0 + np.exp(-(slope * _logit(p) + intercept)))
+
+
+def btyd_columns(features: Any, model: StoredModel) -> dict[str, np.ndarray]:
+    """Return the BG/NBD + Gamma-Gamma columns of feature rows (a frame, or one row as a dict).
+
+    Empty when the model has no fitted BG/NBD parameters (``params['btyd']``).
+    """
+    data = model.params.get("btyd")
+    if not data:
+        return {}
+    from salesbi.prediction.btyd import BTYD, btyd_arrays
+
+    return btyd_arrays(BTYD.from_dict(data), features, model.horizon_days)
+
+
+def _probability(model: StoredModel, raw: np.ndarray) -> np.ndarray:
+    if model.probability_method != "lightgbm_calibrated":
+        return raw
+    cal = model.params["calibration"]
+    return platt_apply(raw, float(cal["slope"]), float(cal["intercept"]))
 
 
 def predict_frame(features: pd.DataFrame, model: StoredModel, threads: int = 1) -> pd.DataFrame:
     """Return the prediction columns (sales, interval, probability, drivers...) for feature rows."""
+    n = len(features)
+    extra = btyd_columns(features, model) if n else {}
+    if extra:
+        features = features.assign(**extra)
     x = features[model.features]
-    n = len(x)
     out = pd.DataFrame(index=features.index)
     if model.sales_method == "lightgbm" and n:
         boosters = model.boosters
@@ -168,13 +215,18 @@ def predict_frame(features: pd.DataFrame, model: StoredModel, threads: int = 1) 
         out["predicted_sales_high"] = np.round(np.maximum(high, sales), 2)
         out["top_drivers"] = top_drivers(boosters["sales"], x, threads=threads)
     else:
-        sales = naive_sales(features, model.sales_method) if n else np.zeros(0)
+        if model.sales_method == "bgnbd":
+            sales = features["btyd_sales"].to_numpy(dtype="float64") if n else np.zeros(0)
+        else:
+            sales = naive_sales(features, model.sales_method) if n else np.zeros(0)
         out["predicted_sales_low"] = np.nan
         out["predicted_sales_high"] = np.nan
         out["top_drivers"] = pd.NA
     out["predicted_sales"] = np.round(sales, 2)
-    if model.probability_method == "lightgbm" and n:
-        probability = np.asarray(model.boosters["order"].predict(x, num_threads=threads))
+    if model.probability_method in ("lightgbm", "lightgbm_calibrated") and n:
+        probability = _probability(model, np.asarray(model.boosters["order"].predict(x, num_threads=threads)))
+    elif model.probability_method == "bgnbd" and n:
+        probability = features["btyd_probability"].to_numpy(dtype="float64")
     else:
         probability = naive_probability(features) if n else np.zeros(0)
     out["order_probability"] = np.round(probability, 6)
@@ -195,6 +247,9 @@ def predict_row(features: dict[str, float], model: StoredModel) -> dict[str, Any
     predicts one row, where thread start-up costs more than it saves.
     """
     out: dict[str, Any] = {}
+    extra = {k: float(v[0]) for k, v in btyd_columns(features, model).items()}
+    if extra:
+        features = {**features, **extra}
     if model.sales_method == "lightgbm":
         x = np.array([[features[name] for name in model.features]], dtype="float64")
         boosters = model.boosters
@@ -206,15 +261,20 @@ def predict_row(features: dict[str, float], model: StoredModel) -> dict[str, Any
         contrib = np.asarray(boosters["sales"].predict(x, pred_contrib=True, num_threads=1))[:, :-1]
         out["top_drivers"] = _driver_text(contrib, model.features, 3)[0]
     else:
-        column = "sales_last_window" if model.sales_method == "naive_last_window" else "avg_window_sales"
+        column = {"naive_last_window": "sales_last_window", "bgnbd": "btyd_sales"}.get(
+            model.sales_method, "avg_window_sales"
+        )
         sales = features[column]
         out["predicted_sales_low"] = None
         out["predicted_sales_high"] = None
         out["top_drivers"] = None
     out["predicted_sales"] = float(np.round(sales, 2))
-    if model.probability_method == "lightgbm":
+    if model.probability_method in ("lightgbm", "lightgbm_calibrated"):
         x = np.array([[features[name] for name in model.features]], dtype="float64")
-        probability = float(model.boosters["order"].predict(x, num_threads=1)[0])
+        raw = np.asarray(model.boosters["order"].predict(x, num_threads=1), dtype="float64")
+        probability = float(_probability(model, raw)[0])
+    elif model.probability_method == "bgnbd":
+        probability = features["btyd_probability"]
     else:
         probability = float(1.0 - np.exp(-np.float64(features["orders_per_window"])))
     out["order_probability"] = float(np.round(probability, 6))

@@ -1,21 +1,30 @@
-"""Train, evaluate and apply the customer-sales models on rolling origins; or fall back honestly.
+"""Train, evaluate and apply the customer-sales models on a proper holdout; or fall back honestly.
 
 Method (see docs/segmentation.md):
 
-1. ``as_of`` (T) defaults to the day after the last order; the horizon is H days.
-2. The latest complete window ``[T − H, T)`` is the evaluation window, with origin ``e = T − H``.
-3. Evaluation models are trained on origins ``e − H − i·step`` (step = H/2, up to 8 origins, each
-   with at least H days of history before it), so no training target overlaps the evaluation
-   window; features at an origin read only orders before it.
-4. On the evaluation window the LightGBM regressor is compared with the naive baselines (last
-   window's sales; average sales per window since the first order) by MAE and RMSE; the
-   classifier with the naive Poisson rate by ROC AUC and Brier score, plus a calibration table.
-5. The final models are refitted on origins ``e − i·step`` and predict at T. The published sales
-   method is the one with the lowest evaluation MAE (LightGBM or a baseline); likewise the
-   probability comes from the classifier only if it beats the naive rate's ROC AUC.
-6. Too thin (status ``too_thin``): fewer than 3 complete windows, fewer than 200 customers at the
-   evaluation origin, or fewer than 30 ordering / 30 non-ordering training examples. Then no
-   model is fitted; predictions come from the best naive baseline, and the note says so.
+1. ``as_of`` (T) defaults to the day after the last order; the horizon is H days (up to 730).
+2. The latest complete window ``[T − H, T)`` is the holdout, with origin ``e = T − H``; features
+   at an origin read only orders before it.
+3. Candidates for the sales in the next window: LightGBM (L2, as RMSE judges), BG/NBD × Gamma-Gamma
+   (fitted on the calibration period alone; its expected purchases, P(order), P(alive) and
+   expected sales are also LightGBM features), and two naive baselines (last window's sales;
+   average sales per window since the first order).  For the probability of ordering: LightGBM,
+   LightGBM Platt-calibrated, BG/NBD, and the naive Poisson rate.
+4. **Rolling origins** when the history holds at least ``MIN_WINDOWS`` windows: LightGBM for
+   the holdout is trained on origins ``e − H − i·step`` (step = H/2, up to 8, each with ≥ H days
+   of history), so no training target overlaps the holdout.  **One calibration window**
+   otherwise (long horizons: 39 weeks on 78 weeks of data): features at ``e`` from the
+   calibration period alone, targets in the holdout window; LightGBM is trained on a seeded half
+   of the customers and every candidate is scored on the other half.
+5. Champions on the holdout: sales by RMSE (MAE, Spearman rank correlation, top-decile share
+   and total error reported beside, with the best baseline and the runner-up); probability by
+   Brier score (log-loss and ROC AUC beside), the Platt calibration scored out of fold.
+6. The final LightGBM is refitted with every target up to T (origins ``e − i·step``, or all
+   customers at ``e``) and predicts at T; BG/NBD is refitted on everything before T.
+7. Too thin (status ``too_thin``): no complete window before the holdout, fewer than 200
+   customers at the holdout origin, or fewer than 30 ordering / 30 non-ordering training
+   examples. Then no model is fitted; predictions come from the best naive baseline, and the
+   note says so.
 """
 
 from __future__ import annotations
@@ -28,11 +37,13 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from scipy.stats import spearmanr
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from salesbi.errors import ConfigurationError, SalesBIError
 from salesbi.modelrun import ModelRun
 from salesbi.modelstore import utc_now
+from salesbi.prediction.btyd import BTYD, BTYD_FEATURES, btyd_arrays, fit_btyd
 from salesbi.prediction.features import (
     FEATURES,
     Prepared,
@@ -41,13 +52,24 @@ from salesbi.prediction.features import (
     prepare,
     targets_at,
 )
-from salesbi.prediction.model import StoredModel, naive_probability, naive_sales, predict_frame, predict_row
+from salesbi.prediction.model import (
+    StoredModel,
+    naive_probability,
+    naive_sales,
+    platt_apply,
+    platt_fit,
+    predict_frame,
+    predict_row,
+)
 from salesbi.prediction.tables import CUSTOMER_PREDICTIONS
 from salesbi.segmentation.history import customer_lines, default_as_of, lines_from_fact
 from salesbi.segmentation.segment import customer_reps, rep_names
 from salesbi.types import conform
 
+#: complete windows of history for rolling origins (fewer: one calibration window)
 MIN_WINDOWS = 3
+#: LightGBM's inputs: the customer features plus the BG/NBD + Gamma-Gamma outputs
+MODEL_FEATURES: tuple[str, ...] = (*FEATURES, *BTYD_FEATURES)
 MIN_CUSTOMERS = 200
 MIN_CLASS_EXAMPLES = 30
 MAX_ORIGINS = 8
@@ -101,17 +123,29 @@ def origins(end_origin: pd.Timestamp, start: pd.Timestamp, horizon_days: int) ->
     return out
 
 
+def with_btyd(x: pd.DataFrame, horizon_days: int) -> tuple[pd.DataFrame, BTYD | None]:
+    """Return ``x`` with the BTYD_FEATURES of a BG/NBD + Gamma-Gamma fitted on ``x`` itself, and the fit.
+
+    ``x`` holds the features at one cutoff (orders before it only), so the fit reads nothing
+    after the cutoff.  Fewer than 20 customers: no fit, the columns are NaN.
+    """
+    if len(x) < 20:
+        return x.assign(**{c: np.nan for c in BTYD_FEATURES}), None
+    model = fit_btyd(x)
+    return x.assign(**btyd_arrays(model, x, horizon_days)), model
+
+
 def training_frame(prepared: Prepared, cutoffs: list[pd.Timestamp], horizon_days: int) -> pd.DataFrame:
-    """Return stacked features and targets at each cutoff (column ``origin`` says which)."""
+    """Return stacked features (with BG/NBD ones) and targets at each cutoff (column ``origin``)."""
     parts = []
     for c in cutoffs:
-        x = features_at(prepared, c, horizon_days)
+        x, _ = with_btyd(features_at(prepared, c, horizon_days), horizon_days)
         y = targets_at(prepared, c, horizon_days, x.index)
         part = pd.concat([x, y], axis=1)
         part["origin"] = c
         parts.append(part)
     if not parts:
-        return pd.DataFrame(columns=[*FEATURES, "target_sales", "target_ordered", "origin"])
+        return pd.DataFrame(columns=[*MODEL_FEATURES, "target_sales", "target_ordered", "origin"])
     return pd.concat(parts)
 
 
@@ -127,11 +161,11 @@ def fit_boosters(
     train: pd.DataFrame, random_state: int, rounds: int, threads: int = 1
 ) -> dict[str, lgb.Booster]:
     """Return the four boosters (sales, order, q10, q90) fitted on ``train``."""
-    x = train[list(FEATURES)]
+    x = train[list(MODEL_FEATURES)]
     sales = train["target_sales"].to_numpy(dtype="float64")
     ordered = train["target_ordered"].to_numpy(dtype="float64")
     specs = {
-        "sales": (lgb_params("tweedie", random_state, threads, tweedie_variance_power=1.3), sales),
+        "sales": (lgb_params("regression", random_state, threads), sales),
         "order": (lgb_params("binary", random_state, threads), ordered),
         "q10": (lgb_params("quantile", random_state, threads, alpha=0.1), sales),
         "q90": (lgb_params("quantile", random_state, threads, alpha=0.9), sales),
@@ -169,11 +203,29 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
     return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
 
 
+def top_decile_share(y: np.ndarray, pred: np.ndarray) -> float | None:
+    """Return the share of actual sales bought by the 10 % of customers ranked highest by ``pred``."""
+    total = float(y.sum())
+    if total <= 0 or not len(y):
+        return None
+    k = max(1, math.ceil(0.1 * len(y)))
+    top = np.argsort(-pred, kind="stable")[:k]
+    return float(y[top].sum()) / total
+
+
+def _spearman(y: np.ndarray, pred: np.ndarray) -> float | None:
+    if len(y) < 3 or np.all(y == y[0]) or np.all(pred == pred[0]):
+        return None
+    return float(spearmanr(y, pred).statistic)
+
+
 def thin_reasons(windows: int, eval_customers: int, train: pd.DataFrame, horizon_days: int) -> list[str]:
     """Return why the data are too thin for a reliable model (empty when they are not)."""
     reasons = []
-    if windows < MIN_WINDOWS:
-        reasons.append(f"only {windows} complete {horizon_days}-day windows (need {MIN_WINDOWS})")
+    if windows < 2:
+        reasons.append(
+            f"only {windows} complete {horizon_days}-day windows (need 2: a calibration period and a holdout)"
+        )
     if eval_customers < MIN_CUSTOMERS:
         reasons.append(f"only {eval_customers} customers to evaluate on (need {MIN_CUSTOMERS})")
     positives = int(train["target_ordered"].sum()) if len(train) else 0
@@ -186,44 +238,109 @@ def thin_reasons(windows: int, eval_customers: int, train: pd.DataFrame, horizon
     return reasons
 
 
-def evaluate(evaluation: pd.DataFrame, boosters: dict[str, lgb.Booster] | None) -> dict[str, Any]:
-    """Return MAE/RMSE of the model (when given) and both baselines, classifier metrics and calibration."""
-    y = evaluation["target_sales"].to_numpy(dtype="float64")
-    ordered = evaluation["target_ordered"].to_numpy(dtype="float64")
-    mae: dict[str, float] = {}
-    rmse: dict[str, float] = {}
-    for method in ("naive_last_window", "naive_average"):
-        mae[method], rmse[method] = _errors(y, naive_sales(evaluation, method))
-    p_naive = naive_probability(evaluation)
-    auc: dict[str, float | None] = {"naive_rate": _auc(ordered, p_naive)}
-    brier: dict[str, float] = {"naive_rate": float(brier_score_loss(ordered, p_naive))}
+def _folds(n: int, random_state: int) -> np.ndarray:
+    """Return a seeded 0/1 fold label per row (half each)."""
+    rng = np.random.default_rng(random_state + 17)
+    labels = np.zeros(n, dtype="int64")
+    labels[rng.permutation(n)[: n // 2]] = 1
+    return labels
+
+
+def out_of_fold_platt(p: np.ndarray, y: np.ndarray, random_state: int) -> np.ndarray:
+    """Return Platt-calibrated ``p`` where each half is calibrated on the other half (honest scores)."""
+    folds = _folds(len(p), random_state)
+    out = np.empty(len(p))
+    for f in (0, 1):
+        fit, apply = folds != f, folds == f
+        out[apply] = platt_apply(p[apply], *platt_fit(p[fit], y[fit]))
+    return out
+
+
+def evaluate(
+    holdout: pd.DataFrame, boosters: dict[str, lgb.Booster] | None, random_state: int = 0
+) -> dict[str, Any]:
+    """Return the holdout scores of every candidate: sales (MAE, RMSE, Spearman, top decile, total error)
+    and probability (Brier, log-loss, ROC AUC), with calibration tables."""
+    y = holdout["target_sales"].to_numpy(dtype="float64")
+    ordered = holdout["target_ordered"].to_numpy(dtype="float64")
+    sales = {m: naive_sales(holdout, m) for m in ("naive_last_window", "naive_average")}
+    probs = {"naive_rate": naive_probability(holdout)}
+    if holdout["btyd_sales"].notna().all():
+        sales["bgnbd"] = holdout["btyd_sales"].to_numpy(dtype="float64")
+        probs["bgnbd"] = holdout["btyd_probability"].to_numpy(dtype="float64")
     metrics: dict[str, Any] = {
-        "eval_customers": len(evaluation),
+        "eval_customers": len(holdout),
         "eval_actual_sales": round(float(y.sum()), 2),
         "eval_ordering_customers": int(ordered.sum()),
     }
     if boosters:
-        x = evaluation[list(FEATURES)]
+        x = holdout[list(MODEL_FEATURES)]
         pred = np.clip(np.asarray(boosters["sales"].predict(x)), 0.0, None)
-        mae["lightgbm"], rmse["lightgbm"] = _errors(y, pred)
+        sales["lightgbm"] = pred
         low = np.minimum(np.clip(np.asarray(boosters["q10"].predict(x)), 0.0, None), pred)
         high = np.maximum(np.asarray(boosters["q90"].predict(x)), pred)
         metrics["interval_coverage_80"] = round(float(np.mean((y >= low) & (y <= high))), 4)
-        p = np.asarray(boosters["order"].predict(x))
-        auc["lightgbm"] = _auc(ordered, p)
-        brier["lightgbm"] = float(brier_score_loss(ordered, p))
-        metrics["calibration"] = calibration_table(ordered, p)
-    metrics["calibration_naive_rate"] = calibration_table(ordered, p_naive)
-    metrics["mae"] = {k: round(v, 4) for k, v in mae.items()}
-    metrics["rmse"] = {k: round(v, 4) for k, v in rmse.items()}
-    metrics["roc_auc"] = {k: (round(v, 4) if v is not None else None) for k, v in auc.items()}
-    metrics["brier"] = {k: round(v, 6) for k, v in brier.items()}
+        raw = np.asarray(boosters["order"].predict(x))
+        probs["lightgbm"] = raw
+        probs["lightgbm_calibrated"] = out_of_fold_platt(raw, ordered, random_state)
+        metrics["calibration"] = calibration_table(ordered, probs["lightgbm_calibrated"])
+        metrics["calibration_uncalibrated"] = calibration_table(ordered, raw)
+    metrics["calibration_naive_rate"] = calibration_table(ordered, probs["naive_rate"])
+    scores = {m: _errors(y, p) for m, p in sales.items()}
+    metrics["mae"] = {m: round(v[0], 4) for m, v in scores.items()}
+    metrics["rmse"] = {m: round(v[1], 4) for m, v in scores.items()}
+    metrics["spearman"] = {m: _round(_spearman(y, p)) for m, p in sales.items()}
+    metrics["top_decile_share"] = {m: _round(top_decile_share(y, p)) for m, p in sales.items()}
+    total = float(y.sum())
+    metrics["total_error"] = {
+        m: (round(float(p.sum()) / total - 1.0, 4) if total > 0 else None) for m, p in sales.items()
+    }
+    metrics["roc_auc"] = {m: _round(_auc(ordered, p)) for m, p in probs.items()}
+    metrics["brier"] = {m: round(float(brier_score_loss(ordered, p)), 6) for m, p in probs.items()}
+    metrics["log_loss"] = {
+        m: round(float(log_loss(ordered, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])), 6)
+        for m, p in probs.items()
+    }
+    metrics["mean_probability"] = {m: round(float(np.mean(p)), 4) for m, p in probs.items()}
+    metrics["observed_order_rate"] = round(float(ordered.mean()), 4) if len(ordered) else None
     return metrics
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _best(scores: dict[str, float], candidates: tuple[str, ...]) -> str:
     present = [c for c in candidates if c in scores]
     return min(present, key=lambda c: (scores[c], candidates.index(c)))
+
+
+#: sales candidates, simplest last: an exact tie goes to the earlier
+SALES_CANDIDATES = ("naive_average", "naive_last_window", "bgnbd", "lightgbm")
+PROBABILITY_CANDIDATES = ("naive_rate", "bgnbd", "lightgbm_calibrated", "lightgbm")
+
+
+def choose_methods(metrics: dict[str, Any], thin: bool) -> dict[str, Any]:
+    """Return the sales and probability champions with the runner-up and best baseline of each.
+
+    Sales: lowest holdout RMSE; probability: lowest Brier score.  Thin data: baselines only.
+    """
+    allowed_sales = ("naive_average", "naive_last_window") if thin else SALES_CANDIDATES
+    allowed_prob = ("naive_rate",) if thin else PROBABILITY_CANDIDATES
+    out: dict[str, Any] = {}
+    for kind, key, allowed, baselines in (
+        ("sales", "rmse", allowed_sales, ("naive_average", "naive_last_window")),
+        ("probability", "brier", allowed_prob, ("naive_rate",)),
+    ):
+        scores = {m: v for m, v in metrics.get(key, {}).items() if m in allowed}
+        if not scores:
+            out[f"{kind}_method"] = baselines[0]
+            continue
+        ranked = sorted(scores, key=lambda m: (scores[m], allowed.index(m)))
+        out[f"{kind}_method"] = ranked[0]
+        out[f"{kind}_runner_up"] = ranked[1] if len(ranked) > 1 else None
+        out[f"{kind}_baseline"] = min((m for m in baselines if m in scores), key=lambda m: scores[m])
+    return out
 
 
 def predict_customer_sales(
@@ -255,34 +372,43 @@ def predict_customer_sales(
     h = pd.Timedelta(days=horizon_days)
     e = t - h
     windows = int((t - start).days // horizon_days)
+    rolling = windows >= MIN_WINDOWS
+    design = "rolling_origins" if rolling else "one_calibration_window"
 
-    eval_train = training_frame(prepared, origins(e - h, start, horizon_days), horizon_days)
-    evaluation = training_frame(prepared, [e], horizon_days) if e > start else training_frame(prepared, [], 1)
-    reasons = thin_reasons(windows, len(evaluation), eval_train, horizon_days)
+    at_e = training_frame(prepared, [e], horizon_days) if e > start else training_frame(prepared, [], 1)
+    if rolling:
+        fit_rows = training_frame(prepared, origins(e - h, start, horizon_days), horizon_days)
+        holdout = at_e
+    else:  # one calibration window: LightGBM learns on half the customers, all are scored on the rest
+        half = _folds(len(at_e), random_state) == 1
+        fit_rows, holdout = at_e[half], at_e[~half]
+    reasons = thin_reasons(windows, len(at_e), fit_rows, horizon_days)
     thin = bool(reasons)
 
     boosters: dict[str, lgb.Booster] = {}
     metrics: dict[str, Any] = {
-        "eval_window": [e.date().isoformat(), (t - timedelta(days=1)).date().isoformat()]
+        "design": design,
+        "eval_window": [e.date().isoformat(), (t - timedelta(days=1)).date().isoformat()],
     }
-    if len(evaluation):
+    eval_boosters = None
+    if len(holdout):
         eval_boosters = (
-            None
-            if thin
-            else fit_boosters(_cap(eval_train, random_state), random_state, boost_rounds, threads)
+            None if thin else fit_boosters(_cap(fit_rows, random_state), random_state, boost_rounds, threads)
         )
-        metrics.update(evaluate(evaluation, eval_boosters))
-    metrics["train_rows_eval_model"] = len(eval_train)
-    sales_method = "naive_average"
-    probability_method = "naive_rate"
-    if "mae" in metrics:
-        sales_method = _best(metrics["mae"], ("lightgbm", "naive_average", "naive_last_window"))
-    if not thin and metrics["roc_auc"].get("lightgbm") is not None:
-        naive_auc = metrics["roc_auc"]["naive_rate"] or 0.0
-        probability_method = "lightgbm" if metrics["roc_auc"]["lightgbm"] > naive_auc else "naive_rate"
-    final_origins = origins(e, start, horizon_days)
-    if not thin and "lightgbm" in (sales_method, probability_method):
-        final_train = training_frame(prepared, final_origins, horizon_days)
+        metrics.update(evaluate(holdout, eval_boosters, random_state))
+    metrics["train_rows_eval_model"] = len(fit_rows)
+    chosen = choose_methods(metrics, thin)
+    metrics.update(chosen)
+    sales_method = chosen["sales_method"]
+    probability_method = chosen["probability_method"]
+    final_origins = origins(e, start, horizon_days) if rolling else [e]
+    calibration: dict[str, float] = {}
+    if probability_method == "lightgbm_calibrated" and eval_boosters is not None:
+        raw = np.asarray(eval_boosters["order"].predict(holdout[list(MODEL_FEATURES)]))
+        slope, intercept = platt_fit(raw, holdout["target_ordered"].to_numpy())
+        calibration = {"slope": slope, "intercept": intercept}
+    if not thin and "lightgbm" in (sales_method, probability_method.removesuffix("_calibrated")):
+        final_train = at_e if not rolling else training_frame(prepared, final_origins, horizon_days)
         boosters = fit_boosters(_cap(final_train, random_state), random_state, boost_rounds, threads)
         metrics["train_rows_final_model"] = len(final_train)
 
@@ -292,32 +418,37 @@ def predict_customer_sales(
             "Too thin for a reliable model: " + "; ".join(reasons) + f". Predictions are the naive baseline "
             f"({sales_method.replace('_', ' ')}), the probability a Poisson rate from past orders."
         )
-    elif sales_method != "lightgbm":
+    elif sales_method in ("naive_average", "naive_last_window"):
         note = (
-            f"LightGBM did not beat the naive baseline on the latest complete window; "
+            "No model beat the naive baseline on the holdout window; "
             f"predictions are the {sales_method.replace('_', ' ')} baseline."
         )
-    metrics["sales_method"] = sales_method
-    metrics["probability_method"] = probability_method
-    params = {
+    features, btyd = with_btyd(features_at(prepared, t, horizon_days), horizon_days)
+    params: dict[str, Any] = {
         "horizon_days": horizon_days,
         "as_of": t.date().isoformat(),
+        "design": design,
         "origin_step_days": max(7, horizon_days // 2),
         "origins_final": [c.date().isoformat() for c in final_origins],
         "boost_rounds": boost_rounds,
-        "lightgbm": lgb_params("tweedie", random_state, threads, tweedie_variance_power=1.3),
+        "lightgbm": lgb_params("regression", random_state, threads),
         "thresholds": {
-            "min_windows": MIN_WINDOWS,
+            "min_windows_rolling": MIN_WINDOWS,
             "min_customers": MIN_CUSTOMERS,
             "min_class_examples": MIN_CLASS_EXAMPLES,
         },
     }
+    if btyd is not None:
+        params["btyd"] = btyd.as_dict()
+    if calibration:
+        params["calibration"] = calibration
     model = StoredModel(
         as_of=t.date(),
         horizon_days=horizon_days,
         sales_method=sales_method,
         probability_method=probability_method,
         boosters=boosters,
+        features=list(MODEL_FEATURES) if boosters else list(FEATURES),
         status="too_thin" if thin else "ok",
         note=note,
         params=params,
@@ -327,8 +458,7 @@ def predict_customer_sales(
     )
     model.stamp(created_at or utc_now())
 
-    features = features_at(prepared, t, horizon_days)
-    frame = predict_frame(features, model, threads=threads)
+    frame = predict_frame(features[list(FEATURES)], model, threads=threads)
     frame = _with_names(frame, lines, customers, employees)
     frame["as_of_date"] = t
     frame["horizon_days"] = horizon_days
@@ -359,25 +489,38 @@ def _runs(model: StoredModel, metrics: dict[str, Any], n_customers: int) -> list
         "notes": model.note,
     }
     sales_keys = (
+        "design",
         "eval_window",
         "eval_customers",
         "eval_actual_sales",
         "mae",
         "rmse",
+        "spearman",
+        "top_decile_share",
+        "total_error",
         "interval_coverage_80",
         "sales_method",
+        "sales_runner_up",
+        "sales_baseline",
         "train_rows_eval_model",
         "train_rows_final_model",
     )
     order_keys = (
+        "design",
         "eval_window",
         "eval_customers",
         "eval_ordering_customers",
-        "roc_auc",
+        "observed_order_rate",
+        "mean_probability",
         "brier",
+        "log_loss",
+        "roc_auc",
         "calibration",
+        "calibration_uncalibrated",
         "calibration_naive_rate",
         "probability_method",
+        "probability_runner_up",
+        "probability_baseline",
     )
     sales_params = dict(model.params)
     order_params = {**model.params, "lightgbm": lgb_params("binary", int(model.params["lightgbm"]["seed"]))}

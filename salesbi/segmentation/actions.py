@@ -55,7 +55,7 @@ SEGMENT_ACTIONS: dict[str, tuple[str, str, int, str]] = {
         "Reactivation offer",
         "Send a reactivation offer on their usual product lines",
         3,
-        "Below-average recency and few orders; slipping away.",
+        "Repeat buyers with few orders and below-average recency; slipping away.",
     ),
     "At Risk": (
         "Win-back offer",
@@ -73,13 +73,13 @@ SEGMENT_ACTIONS: dict[str, tuple[str, str, int, str]] = {
         "Win-back email",
         "Low-cost win-back email campaign",
         5,
-        "Few, small orders long ago.",
+        "Repeat buyers with the fewest orders, long ago.",
     ),
     "Lost": (
         "Low-cost campaign",
         "Include in low-cost campaigns only; do not spend rep time",
         5,
-        "Lowest recency and frequency; probably gone.",
+        "Bought once, not recently, and never came back.",
     ),
 }
 

@@ -14,6 +14,14 @@ Edges are fitted on the customers' values so that:
 
 Recency is scored the other way round: ``r_score = 6 − score(recency_days)``, so 5 is the most
 recent. Because edges are stored, one new customer is scored exactly as in the batch.
+
+**One-time buyers are separated before scoring**: a customer with at most one placed order has
+``f_score = 1``; the frequency edges are fitted on repeat buyers (two orders or more) only and
+their score is at least 2 (the two lowest quintiles of repeat buyers share 2).  So F = 1 means
+"bought once" and nothing else, and the score map sends one-time buyers to New (R = 5),
+Promising (R = 4) or Lost (R ≤ 3) — recency does not split the old one-time buyers by purchase
+date into look-alike segments — while low-frequency repeat buyers go to About to Sleep (R = 3)
+or Hibernating (R ≤ 2).
 """
 
 from __future__ import annotations
@@ -95,22 +103,30 @@ class RfmEdges:
 
 
 def fit_rfm_edges(recency: np.ndarray, frequency: np.ndarray, monetary: np.ndarray) -> RfmEdges:
-    """Return the edges of the R, F and M scores fitted on the customers' values."""
-    return RfmEdges(fit_edges(recency), fit_edges(frequency), fit_edges(monetary))
+    """Return the edges of the R, F and M scores fitted on the customers' values.
+
+    Frequency edges are fitted on repeat buyers (frequency ≥ 2) only: one-time buyers score F = 1.
+    """
+    freq = np.asarray(frequency, dtype="float64")
+    return RfmEdges(fit_edges(recency), fit_edges(freq[freq >= 2]), fit_edges(monetary))
 
 
 def rfm_scores(
     recency: np.ndarray, frequency: np.ndarray, monetary: np.ndarray, edges: RfmEdges
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return the (r, f, m) score arrays; r is reversed so that 5 means the most recent."""
+    """Return the (r, f, m) score arrays; r is reversed so that 5 means the most recent.
+
+    ``f`` is 1 for one-time buyers (at most one placed order) and 2–5 for repeat buyers.
+    """
     r = 6 - apply_edges(recency, edges.recency)
-    f = apply_edges(frequency, edges.frequency)
+    freq = np.asarray(frequency, dtype="float64")
+    f = np.where(freq <= 1, 1, np.maximum(2, apply_edges(freq, edges.frequency)))
     m = apply_edges(monetary, edges.monetary)
     return r, f, m
 
 
 # The score map. Rules are tried in order; the first that matches names the segment.
-# (segment, r range, f range, m range), ranges inclusive.
+# (segment, r range, f range, m range), ranges inclusive.  F = 1 is exactly the one-time buyers.
 SCORE_MAP: tuple[tuple[str, tuple[int, int], tuple[int, int], tuple[int, int]], ...] = (
     ("Champions", (4, 5), (4, 5), (4, 5)),
     ("Loyal", (3, 5), (4, 5), (1, 5)),
@@ -118,12 +134,31 @@ SCORE_MAP: tuple[tuple[str, tuple[int, int], tuple[int, int], tuple[int, int]], 
     ("Promising", (4, 4), (1, 1), (1, 5)),
     ("Potential Loyalist", (4, 5), (2, 3), (1, 5)),
     ("Need Attention", (3, 3), (3, 3), (1, 5)),
-    ("About to Sleep", (3, 3), (1, 2), (1, 5)),
+    ("About to Sleep", (3, 3), (2, 2), (1, 5)),
     ("Can't Lose Them", (1, 2), (4, 5), (4, 5)),
     ("At Risk", (1, 2), (3, 5), (1, 5)),
-    ("Hibernating", (2, 2), (1, 2), (1, 5)),
-    ("Lost", (1, 1), (1, 2), (1, 5)),
+    ("Hibernating", (1, 2), (2, 2), (1, 5)),
+    ("Lost", (1, 3), (1, 1), (1, 5)),
 )
+
+
+#: segment tiers by the customer history they stand for, best first: 1 = many, large orders
+#: (also when gone quiet), 2 = other repeat buyers, 3 = the least frequent repeat buyers gone
+#: quiet, 4 = one-time buyers.  Observed future spend falls from tier to tier
+#: (tests/test_segmentation_tiers.py, on the generator's planted personas).
+SEGMENT_TIERS: dict[str, int] = {
+    "Champions": 1,
+    "Loyal": 1,
+    "Can't Lose Them": 1,
+    "Potential Loyalist": 2,
+    "Need Attention": 2,
+    "At Risk": 2,
+    "About to Sleep": 2,
+    "Hibernating": 3,
+    "New": 4,
+    "Promising": 4,
+    "Lost": 4,
+}
 
 
 def segment_name(r: int, f: int, m: int) -> str:
@@ -145,3 +180,4 @@ def segment_names(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 assert set(_LOOKUP.ravel()) == set(SEGMENT_NAMES), "the score map must use every segment name"
+assert set(SEGMENT_TIERS) == set(SEGMENT_NAMES), "every segment has a tier"

@@ -1,0 +1,130 @@
+"""Customer prediction at long horizons (one calibration window), champions, calibrated probabilities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import brier_score_loss
+
+from salesbi.prediction import predict_customer_sales, predict_from_history
+from salesbi.prediction.model import platt_apply, platt_fit
+from salesbi.prediction.predict import out_of_fold_platt, top_decile_share
+from salesbi.prediction.synthetic import synthetic_fact
+
+CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+ROUNDS = 40
+
+
+@pytest.fixture(scope="module")
+def company() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return synthetic_fact(1000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def weeks78(company):  # type: ignore[no-untyped-def]
+    """The last 78 weeks of the company, predicted 39 weeks ahead: the classic CLV split."""
+    fact, customers, employees, _ = company
+    start = pd.Timestamp("2024-12-31") - pd.Timedelta(weeks=78)
+    short = fact[fact["order_date"] >= start]
+    result = predict_customer_sales(
+        short, customers, employees=employees, horizon_days=273, boost_rounds=ROUNDS, created_at=CREATED
+    )
+    return short, result
+
+
+def test_39_weeks_ahead_on_78_weeks_uses_one_calibration_window(weeks78) -> None:  # type: ignore[no-untyped-def]
+    short, result = weeks78
+    model = result.model
+    m = model.metrics
+    assert model.status == "ok" and m["design"] == "one_calibration_window"
+    assert m["eval_window"] == ["2024-04-02", "2024-12-30"]
+    # every candidate was scored on the same holdout customers; the champion has the lowest RMSE
+    assert set(m["rmse"]) == {"lightgbm", "bgnbd", "naive_last_window", "naive_average"}
+    order = ("naive_average", "naive_last_window", "bgnbd", "lightgbm")  # exact ties: the simpler
+    ranked = sorted(m["rmse"], key=lambda k: (m["rmse"][k], order.index(k)))
+    assert m["sales_method"] == ranked[0] and m["sales_runner_up"] == ranked[1]
+    baselines = {k: m["rmse"][k] for k in ("naive_average", "naive_last_window")}
+    assert m["sales_baseline"] == min(baselines, key=baselines.get)
+    # a calibration period no longer than the horizon: both baselines are the calibration spend
+    assert m["rmse"]["naive_average"] == m["rmse"]["naive_last_window"]
+    # LightGBM (with BG/NBD features) beats copying the calibration spend on RMSE and MAE
+    assert m["sales_method"] == "lightgbm"
+    assert m["rmse"]["lightgbm"] < 0.9 * baselines["naive_average"]
+    assert m["mae"]["lightgbm"] < m["mae"]["naive_average"]
+    assert set(result.customer_predictions["method"]) == {m["sales_method"]}
+    # the holdout is half the customers known at the calibration end (the other half trains LightGBM)
+    calibration_end = pd.Timestamp("2024-04-02")
+    known = short[short["order_date"] < calibration_end]["customer_id"].nunique()
+    assert m["eval_customers"] == known - known // 2
+    # rank metrics and the total are recorded beside RMSE for every candidate
+    assert all(0.5 < m["spearman"][k] < 1.0 for k in ranked)
+    assert all(0.3 < m["top_decile_share"][k] < 0.8 for k in ranked)
+    assert abs(m["total_error"]["bgnbd"]) < 0.1  # BG/NBD × Gamma-Gamma gets the total right
+    assert model.params["btyd"]["bgnbd"]["r"] > 0 and model.params["btyd"]["gamma_gamma"]["q"] > 1
+
+
+def test_single_customer_matches_batch_with_btyd_features(weeks78) -> None:  # type: ignore[no-untyped-def]
+    short, result = weeks78
+    batch = result.customer_predictions.set_index("customer_id")
+    for cid in batch.index[:6]:
+        history = short[short["customer_id"] == cid][
+            ["order_id", "order_date", "net_sales", "is_cancelled", "product_line_id"]
+        ]
+        single = predict_from_history(history, result.model)
+        for column in ("predicted_sales", "order_probability", "churn_risk", "method"):
+            assert single[column] == batch.loc[cid, column], (cid, column)
+
+
+def test_published_probabilities_are_calibrated_out_of_sample(company) -> None:  # type: ignore[no-untyped-def]
+    """Predict at a past date, then look at what the customers did in the next 90 days."""
+    fact, customers, employees, _ = company
+    as_of = pd.Timestamp("2024-05-01")  # before the generator's planted returns (regained personas)
+    result = predict_customer_sales(
+        fact, customers, employees=employees, as_of=as_of.date(), boost_rounds=ROUNDS, created_at=CREATED
+    )
+    m = result.model.metrics
+    briers = m["brier"]
+    assert m["probability_method"] == min(briers, key=briers.get)
+    assert m["probability_method"] != "naive_rate"
+    frame = result.customer_predictions.set_index("customer_id")
+    future = fact[
+        (fact["order_date"] >= as_of)
+        & (fact["order_date"] < as_of + pd.Timedelta(days=90))
+        & ~fact["is_cancelled"]
+    ]
+    ordered = frame.index.isin(future["customer_id"].unique()).astype(int)
+    p = frame["order_probability"].to_numpy()
+    # the published probability is calibrated on the future window nobody saw
+    assert abs(p.mean() - ordered.mean()) < 0.05, (p.mean(), ordered.mean())
+    base = ordered.mean() * (1 - ordered.mean())  # Brier of the constant true rate
+    assert brier_score_loss(ordered, p) < 0.6 * base
+    # churn-risk bands: observed order rates fall from low to medium to high risk
+    rates = pd.Series(ordered, index=frame.index).groupby(frame["churn_risk"]).mean()
+    assert set(rates.index) == {"high", "medium", "low"}
+    assert rates["high"] < rates["medium"] < rates["low"]
+    # and each band's observed rate is near the band's probability range (0-0.3, 0.3-0.6, 0.6-1)
+    assert rates["high"] < 0.3 and 0.25 < rates["medium"] < 0.65 and rates["low"] > 0.6
+
+
+def test_platt_recovers_a_known_distortion() -> None:
+    rng = np.random.default_rng(0)
+    true = rng.uniform(0.02, 0.98, 20_000)
+    y = (rng.random(20_000) < true).astype(int)
+    logit = np.log(true / (1 - true))
+    distorted = 1 / (1 + np.exp(-(0.5 * logit + 1.0)))  # over-confident toward ordering
+    slope, intercept = platt_fit(distorted, y)
+    assert slope == pytest.approx(2.0, rel=0.08) and intercept == pytest.approx(-2.0, rel=0.1)
+    fixed = platt_apply(distorted, slope, intercept)
+    assert brier_score_loss(y, fixed) < brier_score_loss(y, distorted) - 0.01
+    oof = out_of_fold_platt(distorted, y, 0)
+    assert abs(oof.mean() - y.mean()) < 0.01
+
+
+def test_top_decile_share_by_hand() -> None:
+    y = np.array([10.0, 0, 0, 0, 0, 0, 0, 0, 0, 90.0])
+    assert top_decile_share(y, np.arange(10.0)) == pytest.approx(0.9)  # ranks customer 10 first
+    assert top_decile_share(y, -np.arange(10.0)) == pytest.approx(0.1)
+    assert top_decile_share(np.zeros(3), np.ones(3)) is None
