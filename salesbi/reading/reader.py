@@ -330,14 +330,23 @@ class _SourceReader:
         files = work[SOURCE_FILE].astype("string").to_numpy()
         out: dict[str, pd.Series] = {}
         fault_parts: list[pd.DataFrame] = []
+        absent_tables = self.profile.absent_tables()
         for col in table.columns:
             cname = col.name
+            parent = col.references[0] if col.references else None
+            if parent in absent_tables and parent != name and cname in work.columns:
+                if parent != "product_lines":
+                    notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
+                    work = work.drop(columns=[cname])
             if cname in work.columns:
                 raw = work[cname].astype("string")
             else:
                 raw = pd.Series(pd.NA, index=work.index, dtype="string")
                 if cname in spec.absent_columns:
                     notes.append(f"{name}.{cname}: {spec.absent_columns[cname]}")
+                elif parent in absent_tables and parent != name:
+                    if not any(n.startswith(f"{name}.{cname}:") for n in notes):
+                        notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
                 elif cname not in spec.defaults and spec.table_absent is None and spec.rows is None:
                     notes.append(f"{name}.{cname}: not in {rows.short_label}; left null")
             if cname in spec.values:
