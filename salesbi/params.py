@@ -43,6 +43,20 @@ class PipelineParams(BaseModel):
     forecast_horizon: int | None = Field(
         default=None, ge=1, le=366, description="periods; default: from the data"
     )
+    warn_rejected_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="warn when a table has more than this share of its rows rejected "
+        "(default: the profile's completeness.warn, else 0.02)",
+    )
+    max_rejected_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="fail the run when a table has more than this share of its rows rejected "
+        "(default: the profile's completeness.fail, else 0.20)",
+    )
     steps: tuple[Step, ...] = Field(default=ALL_STEPS, description="which steps to run")
     random_state: int = 0
     task_runner: Literal["threads", "dask"] = Field(

@@ -52,6 +52,7 @@ class Run:
     model_runs: list[ModelRun] = field(default_factory=list)
     models: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
+    completeness: Any = None  # salesbi.completeness.Completeness of this run's ingest
 
     @property
     def run_id(self) -> str:
@@ -110,6 +111,8 @@ def ingest_stage(run: Run) -> None:
             previous_counts=last_good_counts(run.engine),
             known_keys=core_keys(run.engine, run.metadata),
         )
+    with run.summary.timed("completeness"):
+        check_completeness(run)
     with run.summary.timed("load"):
         result = load_step(run.engine, run.metadata, run.source, run.outcome, run_id=run.run_id)
     run.summary.tables = result.counts
@@ -122,6 +125,36 @@ def ingest_stage(run: Run) -> None:
         run.summary.outputs["validation_summary"] = str((out / "validation.md").resolve())
         docs = vreport.build_data_docs(run.outcome, out / "data_docs")
         run.summary.outputs["data_docs"] = str(Path(docs).resolve())
+
+
+def check_completeness(run: Run) -> None:
+    """Record per-table completeness; warn above the warn share; fail (before load) above the fail share."""
+    from salesbi.completeness import assess, failure, resolve_thresholds
+    from salesbi.validation import report as vreport
+
+    assert run.outcome is not None and run.source is not None
+    thresholds = resolve_thresholds(
+        getattr(run.source, "profile", None),
+        warn=run.params.warn_rejected_share,
+        fail=run.params.max_rejected_share,
+    )
+    result = assess(
+        run.outcome.counts,
+        run.outcome.rejected_rows,
+        thresholds,
+        getattr(run.source, "absent_tables", None),
+    )
+    run.completeness = result
+    run.summary.completeness = result.as_dict()
+    for t in result.flagged("warn"):
+        run.summary.warn("ingest", f"{t.sentence()} (warn above {t.warn_above:.0%})", kind="completeness")
+    if result.level == "fail":
+        out = run.params.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "validation.md").write_text(vreport.render_validation_summary(run.outcome), encoding="utf-8")
+        run.summary.outputs["validation_summary"] = str((out / "validation.md").resolve())
+        run.summary.tables = dict(run.outcome.counts)
+        raise failure(result)
 
 
 def core_stage(run: Run) -> None:
@@ -259,7 +292,10 @@ def insights_stage(run: Run) -> None:
         return
     with run.summary.timed("insights"):
         params = ReportParams(as_of=run.params.as_of, churn_months=run.params.churn_months)
-        run.frames["insights"] = build_insights(run.frames, params)
+        tables = dict(run.frames)
+        if run.completeness is not None:
+            tables["run_completeness"] = run.completeness.frame()
+        run.frames["insights"] = build_insights(tables, params)
 
 
 def publish_stage(run: Run) -> None:

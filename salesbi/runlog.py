@@ -75,6 +75,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     kpis: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict[str, str]] = field(default_factory=list)
+    completeness: dict[str, Any] = field(default_factory=dict)  # salesbi.completeness, as_dict()
 
     def warn(self, step: str, what: str, *, kind: str = "warning") -> None:
         """Record that ``step`` was skipped, lost data or fell back (``kind``), and why (``what``).
@@ -113,6 +114,7 @@ class RunSummary:
             "outputs": self.outputs,
             "kpis": self.kpis,
             "warnings": self.warnings,
+            "completeness": self.completeness,
             "notes": self.notes,
         }
 

@@ -254,7 +254,7 @@ class TableSpec(_Strict):
             raise ValueError(f"set one of 'file', 'from_table' or 'rows', not {' and '.join(sources)}")
         if isinstance(self.absent, str) and (sources or self.derive or self.rename or self.defaults):
             raise ValueError(
-                "a table declared absent (absent: \"why\") reads nothing: drop file/from_table/rows/"
+                'a table declared absent (absent: "why") reads nothing: drop file/from_table/rows/'
                 "rename/derive/defaults, or use absent: {column: why} to declare single columns absent"
             )
         if self.rows is not None and not self.rows:
@@ -303,10 +303,11 @@ class Profile(_Strict):
         """Return ``name (path)`` for messages."""
         return f"{self.name} ({self.path})" if self.path else self.name
 
-
     def absent_tables(self) -> dict[str, str]:
         """Return table → reason for the tables the profile declares absent."""
-        return {name: spec.table_absent for name, spec in self.tables.items() if spec.table_absent is not None}
+        return {
+            name: spec.table_absent for name, spec in self.tables.items() if spec.table_absent is not None
+        }
 
     def allowed_empty(self) -> frozenset[str]:
         """Return the tables that may have no rows: declared absent, or ``allow_empty: true``."""
@@ -525,7 +526,12 @@ def _check_against_contract(profile: Profile, node: yaml.Node | None) -> None:
         for i, row in enumerate(spec.rows or []):
             for col in row:
                 if col not in names:
-                    fail(f"unknown column {col!r} in tables.{tname}.rows", ("tables", tname, "rows", i), hint, col)
+                    fail(
+                        f"unknown column {col!r} in tables.{tname}.rows",
+                        ("tables", tname, "rows", i),
+                        hint,
+                        col,
+                    )
             for req in table.required_columns:
                 if row.get(req) is None and req not in spec.defaults:
                     fail(

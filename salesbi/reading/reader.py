@@ -239,9 +239,7 @@ class _SourceReader:
             # products need a line: one placeholder line stands for "no product lines in the source"
             records = [{"product_line_id": NO_PRODUCT_LINE, "name": "(no product lines in the source)"}]
         data = {
-            c: pd.Series(
-                [None if r.get(c) is None else scalar_text(r[c]) for r in records], dtype="string"
-            )
+            c: pd.Series([None if r.get(c) is None else scalar_text(r[c]) for r in records], dtype="string")
             for c in table.column_names
         }
         frame = pd.DataFrame(data, index=pd.RangeIndex(len(records)))
@@ -383,7 +381,6 @@ class _SourceReader:
         return SourceTable(
             table=table, frame=frame, files=rows.files, read=len(frame), faults=faults, notes=notes
         )
-
 
     def _derive(
         self,

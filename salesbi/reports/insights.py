@@ -23,6 +23,7 @@ from salesbi.reports.tables import INSIGHTS
 from salesbi.types import conform
 
 QUESTIONS: dict[str, str] = {
+    "completeness": "How complete is the data behind these figures?",
     "trend": "How is the business moving month by month?",
     "customers": "Which top customers should join the loyalty program?",
     "locations": "Which locations sell most, and where should we invest?",
@@ -33,6 +34,7 @@ QUESTIONS: dict[str, str] = {
     "data": "What should you know about the data behind these figures?",
 }
 TOPIC_TITLES: dict[str, str] = {
+    "completeness": "Data completeness",
     "trend": "Trend",
     "customers": "Customers",
     "locations": "Locations",
@@ -259,7 +261,8 @@ def _ledger_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
         f"customers while {churned} stopped ordering (no order for {n} months): {ratio_text}."
     )
     if new == 0 and (ratio is None or ratio >= 1):
-        action = "No new customers in this period: set a prospecting target for each sales rep."
+        who = "for each sales channel" if no_rep_reason(tables) else "for each sales rep"
+        action = f"No new customers in this period: set a prospecting target {who}."
     else:
         action = (
             "More customers are leaving than arriving: run a win-back campaign for customers silent for "
@@ -285,6 +288,99 @@ def _ledger_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
     ]
 
 
+def completeness_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
+    """Return the run's completeness (read, loaded, rejected, top reasons) — ranked before any figure.
+
+    Reads ``run_completeness`` (``salesbi.completeness.Completeness.frame()``), present when the run
+    ingested; nothing otherwise.
+    """
+    rc = tables.get("run_completeness")
+    if rc is None or not len(rc):
+        return []
+    out: list[Finding] = []
+    present = rc[~rc["level"].isin(["absent"])]
+    flagged = present[present["level"].isin(["warn", "fail"])]
+    rejected = int(present["rows_rejected"].sum())
+    read = int(present["rows_read"].sum())
+    if not len(flagged):
+        text = f"All {len(present)} tables of the source loaded in full: {read:,} rows read, " + (
+            f"{rejected:,} rejected (each table under its warning limit)." if rejected else "none rejected."
+        )
+        out.append(
+            Finding(
+                "completeness.summary",
+                "completeness",
+                0,
+                text,
+                None,
+                "rows_rejected",
+                float(rejected),
+                "count",
+                {"rows_read": read, "rows_rejected": rejected},
+            )
+        )
+    for i, row in enumerate(flagged.itertuples()):
+        share = float(row.rejected_share)
+        reasons = f" Top reasons: {row.top_reasons}." if row.top_reasons else ""
+        limit = row.fail_above if row.level == "fail" else row.warn_above
+        word = "fail" if row.level == "fail" else "warning"
+        out.append(
+            Finding(
+                f"completeness.{row.table_name}",
+                "completeness",
+                1 + i,
+                f"Only {int(row.rows_loaded):,} of {int(row.rows_read):,} {row.table_name} rows loaded: "
+                f"{int(row.rows_rejected):,} ({pct(share, 2)}) were rejected, above the {word} limit of "
+                f"{pct(float(limit), 0)}.{reasons} Every figure below covers only the loaded rows.",
+                "Fix the rejected rows listed in validation.md (or get the complete extract), then re-run "
+                "before acting on these figures.",
+                "rejected_share",
+                share,
+                "percent",
+                {"table": row.table_name, "read": int(row.rows_read), "rejected": int(row.rows_rejected)},
+            )
+        )
+    absent = rc[rc["level"] == "absent"]
+    if len(absent):
+        names = names_list(absent["table_name"].tolist())
+        why = "; ".join(f"{r.table_name}: {r.absent_reason}" for r in absent.itertuples())
+        out.append(
+            Finding(
+                "completeness.absent_tables",
+                "completeness",
+                9,
+                f"The source has no {names} data ({why}).",
+                None,
+                "absent_tables",
+                float(len(absent)),
+                "count",
+                {"tables": absent["table_name"].tolist()},
+            )
+        )
+    return out
+
+
+def no_rep_reason(tables: Mapping[str, pd.DataFrame]) -> str | None:
+    """Return why there is no sales-rep data (None when orders are credited to reps)."""
+    rc = tables.get("run_completeness")
+    if rc is not None and len(rc):
+        hit = rc[(rc["table_name"] == "employees") & (rc["level"] == "absent")]
+        if len(hit):
+            return f"the source has no sales reps ({hit['absent_reason'].iloc[0]})"
+    de = tables.get("dim_employee")
+    if de is not None and not len(de):
+        return "the source has no employees"
+    ep = tables.get("employee_performance")
+    if ep is not None and (not len(ep) or float(ep["net_sales"].fillna(0).sum()) <= 0):
+        return "no order is credited to a sales rep"
+    return None
+
+
+def _callers(tables: Mapping[str, pd.DataFrame]) -> str:
+    """Return who calls customers in an action: 'their sales reps', or 'their account owners'."""
+    return "their account owners" if no_rep_reason(tables) else "their sales reps"
+
+
 def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
     """Return findings on top customers, loyalty tiers and lapsed valuable customers."""
     cs = tables.get("customer_summary")
@@ -307,7 +403,7 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
             f"({names_list(lapsed_names)})"
         )
         action = (
-            f"Enrol the top {n} in the loyalty program, and have their sales reps call "
+            f"Enrol the top {n} in the loyalty program, and have {_callers(tables)} call "
             f"{names_list(lapsed_names)} this week."
         )
     else:
@@ -388,7 +484,7 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                 f"{params.lapsed_days}+ days "
                 f"({names_list(valuable['customer_name'].fillna(valuable['customer_id']).tolist())}); they "
                 f"bought {money(float(valuable['net_sales'].sum()))} in total.",
-                "Ask their sales reps for a call within two weeks and a tailored offer.",
+                f"Ask {_callers(tables)} for a call within two weeks and a tailored offer.",
                 "lapsed_valuable_customers",
                 float(len(valuable)),
                 "count",
@@ -616,6 +712,22 @@ def product_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
 def employee_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
     """Return findings on the top sales rep, the reward tiers and the fastest grower."""
     ep = tables.get("employee_performance")
+    reason = no_rep_reason(tables)
+    if reason and tables.get("fact_order_lines") is not None:
+        return [
+            Finding(
+                "employees.no_reps",
+                "employees",
+                50,
+                f"There is no sales-rep or office data: {reason}, so there is no employee ranking or "
+                "reward tier; customer actions name the account owner instead.",
+                None,
+                "employees_with_sales",
+                0.0,
+                "count",
+                {"reason": reason},
+            )
+        ]
     if ep is None or not len(ep) or float(ep["net_sales"].sum()) <= 0:
         return []
     reps = ep.sort_values("rank_overall", kind="stable")
@@ -721,8 +833,8 @@ def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                 70,
                 f"Customers are expected to buy {money(expected)} in the next {horizon} days; {len(high)} "
                 f"customers have a high churn risk (usually {money(at_stake)} per {horizon} days together).",
-                "Have reps contact the high-risk customers listed in customer_predictions before the window "
-                "ends.",
+                f"Have {'account owners' if no_rep_reason(tables) else 'reps'} contact the high-risk "
+                "customers listed in customer_predictions before the window ends.",
                 "expected_customer_sales",
                 expected,
                 "money",
@@ -920,6 +1032,7 @@ def data_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> l
 
 
 BUILDERS: tuple[Callable[[Mapping[str, pd.DataFrame], ReportParams], list[Finding]], ...] = (
+    completeness_findings,
     trend_findings,
     customer_findings,
     location_findings,
