@@ -88,6 +88,8 @@ def _print_outputs(doc: dict[str, Any]) -> None:
             console.print(
                 f"{name:<15}{c['read']:>7}{c['loaded']:>9}{c['rejected']:>10}{c['warehouse_rows'] or 0:>14}"
             )
+    for w in doc.get("warnings") or []:
+        console.print(f"[yellow]warning[/] ({w['kind']}, {w['step']}): {w['what']}", highlight=False)
     console.print("\n[bold]outputs[/]")
     for key, value in doc["outputs"].items():
         if key == "models" and isinstance(value, dict):
@@ -97,6 +99,24 @@ def _print_outputs(doc: dict[str, Any]) -> None:
         if isinstance(value, dict | list):
             value = f"{len(value)} tables"
         console.print(f"  {key:<20} {value}")
+
+
+WarnShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="warn when a table has more than this share of its rows rejected (default 0.02, or the profile)",
+    ),
+]
+MaxShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="fail when a table has more than this share of its rows rejected (default 0.20, or the profile)",
+    ),
+]
 
 
 @app.command()
@@ -120,10 +140,20 @@ def ingest(
     profile: ProfileOpt = "canonical",
     warehouse: WarehouseOpt = None,
     out: OutOpt = DEFAULT_OUT,
+    warn_rejected_share: WarnShareOpt = None,
+    max_rejected_share: MaxShareOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read, validate and load a source into the warehouse (staging → core)."""
-    _run(source=source, profile=profile, warehouse=warehouse, out=out, steps="ingest", verbose=verbose)
+    _run(
+        source=source,
+        profile=profile,
+        warehouse=warehouse,
+        out=out,
+        steps="ingest",
+        verbose=verbose,
+        extra={"warn_rejected_share": warn_rejected_share, "max_rejected_share": max_rejected_share},
+    )
 
 
 @app.command()
@@ -173,6 +203,8 @@ def run(
         int,
         typer.Option(min=1, help="LightGBM threads per model fit (raise on a machine with idle cores)"),
     ] = 1,
+    warn_rejected_share: WarnShareOpt = None,
+    max_rejected_share: MaxShareOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""
@@ -186,7 +218,13 @@ def run(
         churn_months=churn_months,
         verbose=verbose,
         prefect=prefect,
-        extra={"task_runner": task_runner, "dask_address": dask_address, "model_threads": model_threads},
+        extra={
+            "task_runner": task_runner,
+            "dask_address": dask_address,
+            "model_threads": model_threads,
+            "warn_rejected_share": warn_rejected_share,
+            "max_rejected_share": max_rejected_share,
+        },
     )
 
 
@@ -233,6 +271,8 @@ def _run(
         _fail(exc)
         return
     _print_outputs(summary.as_dict())
+    if summary.status == "succeeded_with_warnings":
+        raise typer.Exit(code=3)
 
 
 def _run_prefect_flow(params: Any) -> None:
@@ -248,10 +288,14 @@ def _run_prefect_flow(params: Any) -> None:
 
     state = sales_pipeline(params, return_state=True)
     summary_path = params.out_dir / "run_summary.json"
+    doc: dict[str, Any] = {}
     if summary_path.exists():
-        _print_outputs(json.loads(summary_path.read_text(encoding="utf-8")))
+        doc = json.loads(summary_path.read_text(encoding="utf-8"))
+        _print_outputs(doc)
     if not state.is_completed():
         _fail(SalesBIError(f"the Prefect flow run ended {state.name}: {state.message}", file=summary_path))
+    if doc.get("status") == "succeeded_with_warnings":
+        raise typer.Exit(code=3)
 
 
 @app.command()

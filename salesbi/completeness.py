@@ -156,21 +156,21 @@ def _reasons(rejected_rows: pd.DataFrame, table: str) -> list[Reason]:
     if not len(sub):
         return []
     sub = sub.assign(
-        _col=sub["column_name"].astype("string").fillna(""),
-        _row=sub["source_file"].astype("string").fillna("")
+        col_=sub["column_name"].astype("string").fillna(""),
+        row_=sub["source_file"].astype("string").fillna("")
         + ":"
         + sub["source_line"].astype("string").fillna(""),
     )
     grouped = (
-        sub.groupby(["rule", "_col"], sort=True)
-        .agg(rows=("_row", "nunique"), example=("value", "first"))
+        sub.groupby(["rule", "col_"], sort=True)
+        .agg(rows=("row_", "nunique"), example=("value", "first"))
         .reset_index()
-        .sort_values(["rows", "rule", "_col"], ascending=[False, True, True], kind="stable")
+        .sort_values(["rows", "rule", "col_"], ascending=[False, True, True], kind="stable")
     )
     return [
         Reason(
             str(r.rule),
-            str(r._col) or None,
+            str(r.col_) or None,
             int(r.rows),
             None if pd.isna(r.example) else str(r.example)[:80],
         )

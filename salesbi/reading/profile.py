@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -516,7 +517,7 @@ def _check_against_contract(profile: Profile, node: yaml.Node | None) -> None:
         for src, dst in spec.rename.items():
             if dst not in names:
                 fail(f"rename {src!r} → unknown column {dst!r}", ("tables", tname, "rename", src), hint, dst)
-        sections = {
+        sections: dict[str, Mapping[str, Any]] = {
             "values": spec.values,
             "defaults": spec.defaults,
             "derive": spec.derive,
@@ -602,7 +603,8 @@ def _check_absent_tables(profile: Profile, node: yaml.Node | None) -> None:
             file=profile.path,
             line=_node_line(node, ("tables", "offices")),
             hint="declare employees absent too, or give offices one constant row "
-            "(rows: [{office_id: HQ, city: ..., country: ...}]) and derive employees.office_id: {constant: HQ}",
+            "(rows: [{office_id: HQ, city: ..., country: ...}]) and derive "
+            "employees.office_id: {constant: HQ}",
         )
 
 

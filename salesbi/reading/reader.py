@@ -26,6 +26,7 @@ from salesbi.reading.profile import (
     MUST_HAVE_ROWS,
     CsvOptions,
     Profile,
+    Scalar,
     TableSpec,
     load_profile,
     unsafe_path_reason,
@@ -234,14 +235,11 @@ class _SourceReader:
     def constant_rows(self, name: str, spec: TableSpec) -> _Rows:
         """Return the rows of a table the profile gives as constants (``rows:``), or declares absent."""
         table = contract.table(name)
-        records = list(spec.rows or [])
+        records: list[dict[str, Scalar | None]] = list(spec.rows or [])
         if spec.table_absent is not None and name == "product_lines":
             # products need a line: one placeholder line stands for "no product lines in the source"
             records = [{"product_line_id": NO_PRODUCT_LINE, "name": "(no product lines in the source)"}]
-        data = {
-            c: pd.Series([None if r.get(c) is None else scalar_text(r[c]) for r in records], dtype="string")
-            for c in table.column_names
-        }
+        data = {c: pd.Series([_cell(r.get(c)) for r in records], dtype="string") for c in table.column_names}
         frame = pd.DataFrame(data, index=pd.RangeIndex(len(records)))
         frame[SOURCE_FILE] = pd.Series(["(profile)"] * len(records), dtype="string")
         frame[SOURCE_LINE] = pd.Series(range(1, len(records) + 1), dtype="Int64")
@@ -332,10 +330,9 @@ class _SourceReader:
         for col in table.columns:
             cname = col.name
             parent = col.references[0] if col.references else None
-            if parent in absent_tables and parent != name and cname in work.columns:
-                if parent != "product_lines":
-                    notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
-                    work = work.drop(columns=[cname])
+            if parent in absent_tables and parent not in (name, "product_lines") and cname in work.columns:
+                notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
+                work = work.drop(columns=[cname])
             if cname in work.columns:
                 raw = work[cname].astype("string")
             else:
@@ -434,6 +431,11 @@ class _SourceReader:
 
 
 NO_PRODUCT_LINE = "(none)"
+
+
+def _cell(value: Scalar | None) -> str | None:
+    """Return a constant row's value as cell text (None stays null)."""
+    return None if value is None else scalar_text(value)
 
 
 def normalize_allowed(series: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
