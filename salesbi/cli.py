@@ -270,8 +270,9 @@ def _run(
     except SalesBIError as exc:
         _fail(exc)
         return
-    _print_outputs(summary.as_dict())
-    if summary.status == "succeeded_with_warnings":
+    doc = summary.as_dict()
+    _print_outputs(doc)
+    if doc["status"] == "succeeded_with_warnings":
         raise typer.Exit(code=3)
 
 
