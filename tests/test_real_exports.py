@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from salesbi.completeness import CompletenessFailed
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
 from salesbi.resources import project_dir
+from tests.transactions import write_transactions
 
 pytestmark = pytest.mark.slow
 
@@ -181,3 +183,49 @@ def test_warning_share_gives_exit_code_3(classicmodels_dir: Path, tmp_path: Path
     assert doc["status"] == "succeeded_with_warnings"
     assert doc["completeness"]["tables"]["order_items"]["rejected"] == 10
     assert doc["completeness"]["tables"]["order_items"]["level"] == "warn"
+
+
+def _fact_totals(work: Path) -> dict[str, float]:
+    """Return gross sales, returns and net sales summed from the run's published fact table."""
+    fact = pd.read_parquet(work / "out" / "powerbi" / "data" / "fact_order_lines.parquet")
+    returns = fact[(fact["status"] == "cancelled") & ~fact["is_cancelled"].astype(bool)]
+    sold = fact[~fact["is_cancelled"].astype(bool) & (fact["status"] != "cancelled")]
+    return {
+        "gross": round(float(sold["net_sales"].sum()), 2),
+        "returns": round(-float(returns["net_sales"].sum()), 2),
+        "net": round(float(fact["net_sales"].sum()), 2),
+    }
+
+
+@pytest.mark.parametrize("layout", ["online_retail", "online_retail_ii"])
+def test_one_transaction_file_gives_the_seven_table_net_sales(
+    classicmodels_dir: Path, tmp_path: Path, layout: str
+) -> None:
+    seven = tmp_path / "seven"
+    assert run_pipeline(_params(seven, classicmodels_dir, "classicmodels")).status == "succeeded"
+    expected = _fact_totals(seven)
+    fact7 = pd.read_parquet(seven / "out" / "powerbi" / "data" / "fact_order_lines.parquet")
+    cancelled_sales = round(float(fact7.loc[fact7["is_cancelled"].astype(bool), "revenue"].sum()), 2)
+    assert cancelled_sales > 0
+
+    source = tmp_path / "tx"
+    source.mkdir()
+    table = write_transactions(classicmodels_dir, source / "Online Retail export.csv", layout)
+    tx = tmp_path / "txrun"
+    summary = run_pipeline(_params(tx, source, layout))
+
+    assert summary.status == "succeeded", summary.warnings
+    assert summary.tables["order_items"].rejected == 0
+    assert summary.tables["order_items"].read == len(table)
+    got = _fact_totals(tx)
+    assert got["net"] == expected["net"]
+    assert got["returns"] == cancelled_sales  # every credit note nets off its cancelled invoice
+    assert got["gross"] == round(expected["net"] + cancelled_sales, 2)
+    # one guest customer per country for lines without a customer id
+    core = pd.read_parquet(tx / "out" / "powerbi" / "data" / "dim_customer.parquet")
+    guests = core[core["customer_id"].str.startswith("GUEST-")]
+    assert sorted(guests["customer_id"]) == ["GUEST-Germany", "GUEST-USA"]
+    notes = " ".join(summary.notes)
+    assert "has a second part above 12" in notes and "%m/%d/%y %H:%M" in notes
+    md = (tx / "out" / "insights.md").read_text(encoding="utf-8")
+    assert "returns" in md.lower()

@@ -339,7 +339,7 @@ class _SourceReader:
                 raw = pd.Series(pd.NA, index=work.index, dtype="string")
                 if cname in spec.absent_columns:
                     notes.append(f"{name}.{cname}: {spec.absent_columns[cname]}")
-                elif parent in absent_tables and parent != name:
+                elif parent in absent_tables and parent != name and spec.table_absent is None:
                     if not any(n.startswith(f"{name}.{cname}:") for n in notes):
                         notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
                 elif cname not in spec.defaults and spec.table_absent is None and spec.rows is None:
@@ -417,7 +417,12 @@ class _SourceReader:
                 hint=f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'distinct')}",
             )
         table = contract.table(name)
-        relevant = [c for c in work.columns if c in table.column_names and c not in spec.distinct]
+        inputs = {c for d in spec.derive.values() for c in d.inputs()}
+        relevant = [
+            c
+            for c in work.columns
+            if (c in table.column_names or c in inputs) and c not in spec.distinct and not c.startswith("_")
+        ]
         if relevant:
             variants = work.drop_duplicates(subset=[*spec.distinct, *relevant])
             clash = variants[variants.duplicated(subset=spec.distinct, keep=False)]

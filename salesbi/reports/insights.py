@@ -360,6 +360,43 @@ def completeness_findings(tables: Mapping[str, pd.DataFrame], params: ReportPara
     return out
 
 
+def returns_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
+    """Return gross sales, returns and net sales when the data has returns (credit-note lines).
+
+    A return is a line with a negative quantity on a cancelled order (``status`` cancelled,
+    ``is_cancelled`` false in the fact): it nets off sales.
+    """
+    fact = tables.get("fact_order_lines")
+    if fact is None or not len(fact):
+        return []
+    kept = ~fact["is_cancelled"].astype(bool).to_numpy()
+    is_return = kept & (fact["status"] == "cancelled").to_numpy(dtype=bool, na_value=False)
+    if not is_return.any():
+        return []
+    sales = fact["net_sales"].to_numpy(dtype="float64", na_value=0.0)
+    returns = -float(sales[is_return].sum())
+    gross = float(sales[kept & ~is_return].sum())
+    net = gross - returns
+    share = returns / gross if gross else None
+    return [
+        Finding(
+            "trend.returns",
+            "trend",
+            9,
+            f"Gross sales were {money(gross)}; returns (credit notes) took back {money(returns)}"
+            f"{f' ({pct(share)})' if share is not None else ''}, leaving net sales of {money(net)}. "
+            "Every net figure in this report is after returns.",
+            "Review the most returned products and customers before the next order round."
+            if share is not None and share > 0.05
+            else None,
+            "returns",
+            returns,
+            "money",
+            {"gross_sales": gross, "returns": returns, "net_sales": net},
+        )
+    ]
+
+
 def no_rep_reason(tables: Mapping[str, pd.DataFrame]) -> str | None:
     """Return why there is no sales-rep data (None when orders are credited to reps)."""
     rc = tables.get("run_completeness")
@@ -1033,6 +1070,7 @@ def data_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> l
 
 BUILDERS: tuple[Callable[[Mapping[str, pd.DataFrame], ReportParams], list[Finding]], ...] = (
     completeness_findings,
+    returns_findings,
     trend_findings,
     customer_findings,
     location_findings,

@@ -38,6 +38,7 @@ from salesbi.validation.issues import (
     to_rejected_rows,
 )
 from salesbi.validation.references import check_references
+from salesbi.validation.returns import return_line_issues
 from salesbi.validation.rules import READER_RULES, derived_columns
 from salesbi.validation.suites import suite_dict
 from salesbi.validation.table_checks import check_counts, check_schema
@@ -253,6 +254,9 @@ def validate_staged(
         issues[spec.name] = pd.concat([p for p in parts if len(p)] or [empty_issues()], ignore_index=True)
 
     frames = {name: tables[name].frame for name in contract.TABLES_BY_NAME}
+    returns = return_line_issues(frames["order_items"], frames["orders"])
+    if len(returns):
+        issues["order_items"] = pd.concat([issues["order_items"], returns], ignore_index=True)
     issues = check_references(frames, issues, config, known_keys or {})
     outcome = _assemble(frames, issues, config, run_id, suite_results, today)
     outcome.suite_docs = suite_docs
