@@ -16,12 +16,26 @@ import pandas as pd
 
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "online_retail": (
-        "InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country",
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
     ),
     "online_retail_ii": (
-        "Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country",
+        "Invoice",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "Price",
+        "Customer ID",
+        "Country",
     ),
-}  # fmt: skip
+}
 GUEST_ORDERS = ("10100", "10101")
 
 

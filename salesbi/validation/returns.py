@@ -19,7 +19,7 @@ RETURN_STATUSES = frozenset({"cancelled"})
 
 
 def return_line_issues(order_items: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
-    """Return issues for order lines with a negative quantity whose order (in this source) is not cancelled."""
+    """Return issues for lines with a negative quantity whose order (in this source) is not cancelled."""
     if not len(order_items):
         return empty_issues()
     qty = order_items["quantity"].to_numpy(dtype="float64", na_value=np.nan)
