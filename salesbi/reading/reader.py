@@ -260,8 +260,6 @@ class _SourceReader:
             rows = self.constant_rows(name, spec)
         else:
             rows = self.source_rows(name, spec)
-        if name == "products" and "product_lines" in self.profile.absent_tables():
-            rows.frame["product_line_id"] = pd.Series(NO_PRODUCT_LINE, index=rows.frame.index, dtype="string")
         work = rows.frame
 
         # renames: each named source column must be there
@@ -291,6 +289,8 @@ class _SourceReader:
         for target in spec.derive:
             if target not in early:
                 work[target] = self._derive(name, target, spec, work, rows, fetch, notes)
+        if name == "products" and "product_lines" in self.profile.absent_tables():
+            work["product_line_id"] = pd.Series(NO_PRODUCT_LINE, index=work.index, dtype="string")
 
         # required columns must be available
         available = set(work.columns) | set(spec.defaults)
