@@ -535,6 +535,34 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
     return out
 
 
+def _region_findings(ls: pd.DataFrame) -> list[Finding]:
+    """Return the top state/region and the top city (levels ``state`` and ``city`` of location_summary)."""
+    out: list[Finding] = []
+    for level, noun, priority in (("state", "state or region", 33), ("city", "city", 34)):
+        rows = ls[ls["level"] == level].sort_values("sales_rank", kind="stable")
+        rows = rows[(rows["net_sales"] > 0) & ~rows["location_name"].astype("string").str.startswith("(")]
+        if len(rows) < 2:
+            continue  # one state (or city) only says nothing a country does not
+        top = rows.iloc[0]
+        out.append(
+            Finding(
+                f"locations.top_{level}",
+                "locations",
+                priority,
+                f"The top {noun} is {top['location_name']}: {money(top['net_sales'])} "
+                f"({pct(_num(top['sales_share']))} of the sales of customers with a {noun}) from "
+                f"{int(top['customers'])} customers; next: "
+                f"{names_list(rows.iloc[1:4]['location_name'].tolist())}.",
+                f"Check coverage and delivery in {top['location_name']} before opening new {noun} markets.",
+                f"top_{level}_share",
+                _num(top["sales_share"]),
+                "percent",
+                {"location": top["location_name"], "net_sales": top["net_sales"], "level": level},
+            )
+        )
+    return out
+
+
 def location_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
     """Return findings on the top country, the top office and the fastest-growing country."""
     ls = tables.get("location_summary")
@@ -600,6 +628,7 @@ def location_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                     },
                 )
             )
+    out += _region_findings(ls)
     offices = ls[ls["level"] == "office"].sort_values("sales_rank", kind="stable")
     if len(offices) and float(offices["net_sales"].sum()) > 0:
         top = offices.iloc[0]
@@ -815,6 +844,50 @@ def employee_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
     return out
 
 
+def champion_words(avg_frequency: float | None) -> str:
+    """Return how Champions are described: never "frequent" when they ordered once on average."""
+    if avg_frequency is None:
+        return "recent, high-spending"
+    if avg_frequency <= 1.0:
+        return "recent, high-spending one-time buyers"
+    return f"recent, frequent, high-spending: {avg_frequency:.1f} orders each on average"
+
+
+def one_time_buyer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
+    """Return how many buying customers ordered exactly once (one-time buyers) and their sales share."""
+    cs = tables.get("customer_summary")
+    if cs is None or not len(cs) or "orders" not in cs.columns:
+        return []
+    buyers = cs[cs["orders"].fillna(0) > 0]
+    once = buyers[buyers["orders"] == 1]
+    if not len(buyers) or not len(once):
+        return []
+    total = float(buyers["net_sales"].sum())
+    share = float(once["net_sales"].sum()) / total if total > 0 else None
+    everyone = len(once) == len(buyers)
+    text = (
+        f"Every one of the {len(buyers)} buying customers ordered exactly once (one-time buyers): "
+        "there is no repeat purchase yet to measure loyalty or frequency on."
+        if everyone
+        else f"{len(once)} of the {len(buyers)} buying customers ({pct(len(once) / len(buyers))}) are "
+        f"one-time buyers (a single order)"
+        + (f"; they made {pct(share)} of net sales." if share is not None else ".")
+    )
+    return [
+        Finding(
+            "segments.one_time_buyers",
+            "segments",
+            62,
+            text,
+            "Follow up one-time buyers after their first order with a second-purchase offer.",
+            "one_time_buyers",
+            float(len(once)),
+            "count",
+            {"one_time_buyers": len(once), "buyers": len(buyers), "sales_share": share},
+        )
+    ]
+
+
 def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
     """Return findings from ``segment_summary`` / ``customer_segments`` when they are present."""
     out: list[Finding] = []
@@ -846,7 +919,7 @@ def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                     "segments.champions",
                     "segments",
                     61,
-                    f"{int(c['customers'])} Champions (recent, frequent, high-spending) make "
+                    f"{int(c['customers'])} Champions ({champion_words(_num(c.get('avg_frequency')))}) make "
                     f"{pct(_num(c['sales_share']))} of net sales.",
                     "Invite Champions to the loyalty program first and ask them for referrals.",
                     "champions_sales_share",
@@ -1077,6 +1150,7 @@ BUILDERS: tuple[Callable[[Mapping[str, pd.DataFrame], ReportParams], list[Findin
     product_findings,
     employee_findings,
     segment_findings,
+    one_time_buyer_findings,
     forecast_findings,
     data_findings,
 )
