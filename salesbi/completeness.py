@@ -126,6 +126,18 @@ class Completeness:
         return pd.DataFrame(rows)
 
 
+def from_dict(doc: Mapping[str, Any]) -> Completeness | None:
+    """Return the Completeness stored by :meth:`Completeness.as_dict` (None when ``doc`` holds none)."""
+    tables = doc.get("tables") if doc else None
+    if not isinstance(tables, dict) or not tables:
+        return None
+    out: dict[str, TableCompleteness] = {}
+    for name, t in tables.items():
+        reasons = [Reason(**r) for r in t.get("reasons") or []]
+        out[name] = TableCompleteness(**{**t, "reasons": reasons})
+    return Completeness(out)
+
+
 def resolve_thresholds(
     profile: Any = None,
     *,

@@ -293,8 +293,15 @@ def insights_stage(run: Run) -> None:
     with run.summary.timed("insights"):
         params = ReportParams(as_of=run.params.as_of, churn_months=run.params.churn_months)
         tables = dict(run.frames)
-        if run.completeness is not None:
-            tables["run_completeness"] = run.completeness.frame()
+        completeness = run.completeness
+        if completeness is None and run.engine is not None:
+            # reports without ingest: the completeness of the run that loaded core
+            from salesbi.completeness import from_dict
+            from salesbi.runlog import last_completeness
+
+            completeness = from_dict(last_completeness(run.engine))
+        if completeness is not None:
+            tables["run_completeness"] = completeness.frame()
         run.frames["insights"] = build_insights(tables, params)
 
 

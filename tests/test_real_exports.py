@@ -95,6 +95,12 @@ def test_source_without_sales_reps_or_offices_runs_and_says_so(
     assert "sales rep" not in md.replace("no sales reps", "").replace("sales-rep", "")
     assert "their account owners call" in md
 
+    # a reports-only run states the completeness of the run that loaded core
+    again = _params(tmp_path, source, str(profile)).model_copy(update={"steps": ("reports",)})
+    assert run_pipeline(again).status == "succeeded"
+    md2 = (tmp_path / "out" / "insights.md").read_text(encoding="utf-8")
+    assert _first_section(md2) == first
+
 
 def test_partial_extract_with_orphaned_lines_fails_and_keeps_core(
     classicmodels_dir: Path, tmp_path: Path
