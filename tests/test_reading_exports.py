@@ -216,3 +216,14 @@ def test_two_digit_years_and_the_deciding_value_are_in_the_note() -> None:
     assert fmt.note is not None and "'25/12/10' has a first part above 12" in fmt.note
     ambiguous = detect_date_format(["01/02/10"], dayfirst_default=True, column="d")
     assert ambiguous.note is not None and "no value in the column" in ambiguous.note
+
+
+def test_absent_and_constant_tables_pass_validation(shop: tuple[Path, Path]) -> None:
+    from salesbi.ingest import validate_step
+
+    outcome = validate_step(_read(shop), run_id="t")
+    counts = {name: (c.read, c.loaded, c.rejected) for name, c in outcome.counts.items()}
+    assert counts["employees"] == (0, 0, 0) and counts["offices"] == (0, 0, 0)
+    assert counts["product_lines"] == (1, 1, 0)
+    assert counts["orders"] == (3, 3, 0)
+    assert counts["order_items"] == (4, 4, 0)
