@@ -87,3 +87,38 @@ def test_without_sales_reps_actions_name_the_account_owner() -> None:
     assert sections[0] == "Data completeness"
     assert "## Employees" in md and "There is no sales-rep or office data" in md
     assert "sales reps call" not in md and "their sales reps" not in md
+
+
+def test_run_summary_markdown_states_completeness_before_figures() -> None:
+    from salesbi.run_report import render_run_markdown
+
+    counts = {
+        "customers": TableCounts(read=10, loaded=10, rejected=0),
+        "order_items": TableCounts(read=200, loaded=190, rejected=10),
+    }
+    rejected = pd.DataFrame(
+        {
+            "table_name": ["order_items"] * 10,
+            "column_name": ["order_id"] * 10,
+            "rule": ["foreign_key"] * 10,
+            "source_file": ["lines.csv"] * 10,
+            "source_line": list(range(2, 12)),
+            "value": ["X"] * 10,
+        }
+    )
+    result = assess(counts, rejected, {"order_items": Threshold(warn=0.02, fail=0.2)}, {"offices": "none"})
+    assert result.tables["order_items"].level == "warn" and result.level == "warn"
+    assert result.tables["order_items"].reasons[0].text() == "foreign_key on order_id: 10 rows"
+    summary = {
+        "run_id": "r1",
+        "status": "succeeded_with_warnings",
+        "tables": {},
+        "completeness": result.as_dict(),
+        "warnings": [{"step": "ingest", "kind": "completeness", "what": "order_items: 190 of 200"}],
+        "outputs": {},
+    }
+    md = render_run_markdown(summary, {})
+    assert "**Completeness: warn**" in md
+    assert "| order_items | 5.00% | warn | foreign_key on order_id: 10 |" in md
+    assert "| offices |  | absent | not in this source (none) |" in md
+    assert "- ingest (completeness): order_items: 190 of 200" in md
