@@ -227,3 +227,21 @@ def test_absent_and_constant_tables_pass_validation(shop: tuple[Path, Path]) -> 
     assert counts["product_lines"] == (1, 1, 0)
     assert counts["orders"] == (3, 3, 0)
     assert counts["order_items"] == (4, 4, 0)
+
+
+def test_replace_and_else_template(shop: tuple[Path, Path]) -> None:
+    text = PROFILE.replace(
+        """      customer_id: {coalesce: [Customer, {template: "GUEST-{country}"}]}
+      customer_name: {coalesce: [{template: "Customer {Customer}"}, {template: "Guests ({country})"}]}""",
+        """      customer_id:
+        coalesce: [{replace: {column: Customer, pattern: '^(\\d+)$', with: 'K-\\1'}}, {template: "G-{country}"}]
+      customer_name:
+        when: {cases: [{column: Customer, empty: true, then: Guests}], else_template: "Customer {customer_id}"}""",
+    )
+    customers = _read(shop, text).tables["customers"].frame.set_index("customer_id")
+    assert customers["customer_name"].to_dict() == {"K-17850": "Customer K-17850", "G-France": "Guests"}
+    with pytest.raises(ProfileError, match="at most one of else, else_copy, else_template"):
+        parse_profile(
+            WHEN.format("{column: a, prefix: C, then: x}").rstrip() + "\n          else: y\n"
+            "          else_copy: z\n"
+        )

@@ -231,6 +231,10 @@ def test_one_transaction_file_gives_the_seven_table_net_sales(
     core = pd.read_parquet(tx / "out" / "powerbi" / "data" / "dim_customer.parquet")
     guests = core[core["customer_id"].str.startswith("GUEST-")]
     assert sorted(guests["customer_id"]) == ["GUEST-Germany", "GUEST-USA"]
+    assert set(guests["customer_name"]) == {"Guest customers"}
+    named = core.set_index("customer_id").loc["363"]  # "363.0" in the second layout: the ".0" is dropped
+    assert named["customer_name"] == "Customer 363"
+    assert len(core) == 100  # the 98 buying customers and two guest customers
     notes = " ".join(summary.notes)
     assert "has a second part above 12" in notes and "%m/%d/%y %H:%M" in notes
     md = (tx / "out" / "insights.md").read_text(encoding="utf-8")

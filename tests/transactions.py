@@ -4,7 +4,8 @@ Every order line becomes an invoice line; a cancelled classicmodels order become
 plus a ``C<order>`` credit note with the same lines negated, so net sales (gross − returns)
 equal the seven-table run's net sales (which exclude cancelled orders). Order dates alternate
 between ``m/d/yyyy H:MM`` and ``m/d/yy H:MM`` (one column, two formats); the lines of
-``GUEST_ORDERS`` have no customer id (guest lines).
+``GUEST_ORDERS`` have no customer id (guest lines); the ``online_retail_ii`` layout writes customer
+ids as ``363.0``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def write_transactions(classicmodels_dir: Path, out: Path, layout: str = "online
     long = date.dt.month.astype(str) + "/" + date.dt.day.astype(str) + "/" + date.dt.strftime("%Y %H:%M")
     short = date.dt.month.astype(str) + "/" + date.dt.day.astype(str) + "/" + date.dt.strftime("%y %H:%M")
     f["date"] = long.where(f["orderNumber"].astype(int) % 2 == 0, short)
-    f["customer"] = f["customerNumber"].where(~f["orderNumber"].isin(GUEST_ORDERS), "")
+    # the second layout's public CSV writes ids as numbers (12346.0), as spreadsheet tools do
+    suffix = ".0" if layout == "online_retail_ii" else ""
+    f["customer"] = (f["customerNumber"] + suffix).where(~f["orderNumber"].isin(GUEST_ORDERS), "")
     rows = pd.DataFrame(
         {
             "invoice": f["orderNumber"],

@@ -6,7 +6,8 @@ exactly as for columns read from the file. The vocabulary (see docs/profiles.md)
 ``copy: col`` · ``constant: value`` · ``template: "{a}-{b}"`` · ``concat: [a, b]`` (with ``sep``)
 · ``row_number: {within: [cols], start: 1}`` · ``if_present: {column, then, else}``
 · ``lookup: {file, key, value, column}`` · ``coalesce: [col, {derivation}, ...]``
-· ``when: {cases: [{column, prefix|regex|equals|empty|below, then}], else | else_copy}`` · ``abs: col``.
+· ``when: {cases: [{column, prefix|regex|equals|empty|below, then}], else | else_copy | else_template}``
+· ``abs: col`` · ``replace: {column, pattern, with}``.
 
 A lookup whose key is not found keeps the source value and says so in a note
 (never a silent null that later reads as "required but empty").
@@ -100,6 +101,8 @@ def _case_mask(frame: pd.DataFrame, case: Case) -> np.ndarray:
 def _when(frame: pd.DataFrame, when: When) -> pd.Series:
     if when.else_copy is not None:
         out = frame[when.else_copy].astype("string").copy()
+    elif when.else_template is not None:
+        out = _template(frame, when.else_template)
     else:
         out = _constant(frame, when.else_)
     decided = np.zeros(len(frame), dtype=bool)
@@ -158,6 +161,11 @@ def derive_column(frame: pd.DataFrame, spec: Derivation, lookup: LookupTable) ->
     if kind == "abs":
         assert spec.abs_ is not None
         return _abs(frame, spec.abs_)
+    if kind == "replace":
+        rp = spec.replace
+        assert rp is not None
+        out = frame[rp.column].astype("string").str.replace(rp.pattern, rp.with_, regex=True)
+        return out.mask(out == "")
     if kind == "copy":
         assert spec.copy_ is not None
         return frame[spec.copy_].astype("string")

@@ -129,13 +129,43 @@ CONDITIONS = ("prefix", "regex", "equals", "empty", "below")
 
 
 class When(_Strict):
-    """``when: {cases: [{column, prefix|regex|equals|empty|below, then}], else: value}``: first match wins."""
+    """``when: {cases: [{column, prefix|regex|equals|empty|below, then}], else: value}``: first match wins.
+
+    Rows no case matches get ``else`` (a value), ``else_copy`` (a column's value) or
+    ``else_template`` (a template such as ``"Customer {customer_id}"``); at most one of them.
+    """
 
     cases: list[Case] = Field(min_length=1)
     else_: Scalar | None = Field(default=None, alias="else")
     else_copy: str | None = None
+    else_template: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_else(self) -> When:
+        given = [k for k in ("else_", "else_copy", "else_template") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError("set at most one of else, else_copy, else_template")
+        return self
+
+
+class Replace(_Strict):
+    """``replace: {column, pattern, with}``: the column's text with regex ``pattern`` replaced by ``with``."""
+
+    column: str
+    pattern: str
+    with_: str = Field(default="", alias="with")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _valid_pattern(self) -> Replace:
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {self.pattern!r}: {exc}") from None
+        return self
 
 
 class Derivation(_Strict):
@@ -152,6 +182,7 @@ class Derivation(_Strict):
     coalesce: list[str | Derivation] | None = None
     when: When | None = None
     abs_: str | None = Field(default=None, alias="abs")
+    replace: Replace | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -161,7 +192,7 @@ class Derivation(_Strict):
         if len(kinds) != 1:
             raise ValueError(
                 "a derivation sets exactly one of copy, constant, template, concat, row_number, "
-                f"if_present, lookup, coalesce, when, abs (got {', '.join(kinds) or 'none'})"
+                f"if_present, lookup, coalesce, when, abs, replace (got {', '.join(kinds) or 'none'})"
             )
         return self
 
@@ -178,6 +209,7 @@ class Derivation(_Strict):
             "coalesce": self.coalesce,
             "when": self.when,
             "abs": self.abs_,
+            "replace": self.replace,
         }
         return [k for k, v in names.items() if v is not None]
 
@@ -207,9 +239,13 @@ class Derivation(_Strict):
             return out
         if self.when is not None:
             cols = [c.column for c in self.when.cases]
+            if self.when.else_template:
+                cols += template_fields(self.when.else_template)
             return cols + ([self.when.else_copy] if self.when.else_copy else [])
         if self.abs_ is not None:
             return [self.abs_]
+        if self.replace is not None:
+            return [self.replace.column]
         return []
 
     def files(self) -> list[str]:
@@ -475,6 +511,7 @@ def _allowed_keys(parent: tuple[int | str, ...]) -> list[str]:
                 "if_present": IfPresent,
                 "lookup": Lookup,
                 "when": When,
+                "replace": Replace,
             }
             if path and str(path[0]) in sub:
                 model = sub[str(path[0])]
