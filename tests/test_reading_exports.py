@@ -232,11 +232,17 @@ def test_absent_and_constant_tables_pass_validation(shop: tuple[Path, Path]) -> 
 def test_replace_and_else_template(shop: tuple[Path, Path]) -> None:
     text = PROFILE.replace(
         """      customer_id: {coalesce: [Customer, {template: "GUEST-{country}"}]}
-      customer_name: {coalesce: [{template: "Customer {Customer}"}, {template: "Guests ({country})"}]}""",
+      customer_name: {coalesce: [{template: "Customer {Customer}"}, {template: "Guests ({country})"}]}
+""",
         """      customer_id:
-        coalesce: [{replace: {column: Customer, pattern: '^(\\d+)$', with: 'K-\\1'}}, {template: "G-{country}"}]
+        coalesce:
+          - {replace: {column: Customer, pattern: '^(\\d+)$', with: 'K-\\1'}}
+          - {template: "G-{country}"}
       customer_name:
-        when: {cases: [{column: Customer, empty: true, then: Guests}], else_template: "Customer {customer_id}"}""",
+        when:
+          cases: [{column: Customer, empty: true, then: Guests}]
+          else_template: "Customer {customer_id}"
+""",
     )
     customers = _read(shop, text).tables["customers"].frame.set_index("customer_id")
     assert customers["customer_name"].to_dict() == {"K-17850": "Customer K-17850", "G-France": "Guests"}
