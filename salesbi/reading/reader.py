@@ -196,7 +196,8 @@ class _SourceReader:
             pattern = self.profile.file_pattern(other)
             if pattern is None:
                 raise StructuralError(
-                    f"{name}: from_table {other!r} is itself derived",
+                    f"{name}: from_table {other!r} has no file of its own "
+                    "(it is derived, constant or absent)",
                     hint=(
                         f"derive {name} from a table that is read from a file "
                         f"({self._key(name, 'from_table')})"
