@@ -122,3 +122,20 @@ def test_run_summary_markdown_states_completeness_before_figures() -> None:
     assert "| order_items | 5.00% | warn | foreign_key on order_id: 10 |" in md
     assert "| offices |  | absent | not in this source (none) |" in md
     assert "- ingest (completeness): order_items: 190 of 200" in md
+
+
+def test_completeness_limits_defaults_profile_table_and_cli() -> None:
+    from salesbi.completeness import DEFAULT_FAIL, DEFAULT_WARN, resolve_thresholds
+    from salesbi.reading.profile import parse_profile
+
+    assert resolve_thresholds(None)["orders"] == Threshold(DEFAULT_WARN, DEFAULT_FAIL) == Threshold(0.02, 0.2)
+    profile = parse_profile(
+        "completeness: {warn: 0.05}\ntables:\n  order_items: {completeness: {fail: 0.5}}\n"
+    )
+    limits = resolve_thresholds(profile)
+    assert limits["orders"] == Threshold(0.05, 0.2)
+    assert limits["order_items"] == Threshold(0.05, 0.5)
+    cli = resolve_thresholds(profile, warn=0.01, fail=0.9)
+    assert cli["order_items"] == cli["customers"] == Threshold(0.01, 0.9)
+    # a warn limit above the fail limit is capped by it
+    assert resolve_thresholds(profile, fail=0.03)["orders"] == Threshold(0.03, 0.03)
