@@ -1191,8 +1191,12 @@ def render_insights_markdown(insights: pd.DataFrame, *, title: str = "Sales insi
     if not len(insights):
         return "\n".join([*lines, "No findings: there are no orders to report on.", ""])
     as_of = pd.Timestamp(insights["as_of_date"].iloc[0])
+    returns = (
+        " and are after returns (credit notes)" if (insights["insight_id"] == "trend.returns").any() else ""
+    )
     lines += [
-        f"_Figures as of {as_of:%d %B %Y} (data up to the day before). Net sales exclude cancelled orders._",
+        f"_Figures as of {as_of:%d %B %Y} (data up to the day before). "
+        f"Net sales exclude cancelled orders{returns}._",
         "",
     ]
     ordered = insights.sort_values("rank", kind="stable")
