@@ -175,6 +175,10 @@ WHEN = "tables:\n  orders:\n    derive:\n      status:\n        when:\n         
             "invalid regex",
         ),
         ("tables:\n  orders: {completeness: {fail: 2}}\n", "completeness.fail"),
+        (
+            "tables:\n  customers:\n    derive:\n      customer_id: {coalesce: [a, {tempate: x}]}\n",
+            "unknown key 'tempate' in tables.customers.derive.customer_id.coalesce.1",
+        ),
         ("tables:\n  orders: {file: ../orders.csv}\n", "goes up out of the source folder"),
         ("tables:\n  orders: {file: /etc/passwd}\n", "is an absolute path"),
         (

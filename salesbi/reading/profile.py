@@ -446,7 +446,27 @@ def _loc_text(loc: tuple[int | str, ...]) -> str:
 
 def _public_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """Drop pydantic's union/model tags from an error location, keep the user's key path."""
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    return tuple(
+        p
+        for p in loc
+        if not (isinstance(p, str) and ("[" in p or p.startswith("function-") or p in UNION_TAGS))
+    )
+
+
+#: pydantic's names for the members of a union (``coalesce: [column | derivation]``), not user keys
+UNION_TAGS = frozenset({"str", "Derivation"})
+
+
+def _first_error(exc: ValidationError) -> Any:
+    """Return the error to report: an unknown key first, else one not from a union's text branch."""
+    errors = exc.errors()
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            return e
+    for e in errors:
+        if "str" not in e["loc"]:
+            return e
+    return errors[0]
 
 
 def parse_profile(text: str, *, path: Path | None = None, default_name: str = "profile") -> Profile:
@@ -470,7 +490,7 @@ def parse_profile(text: str, *, path: Path | None = None, default_name: str = "p
     try:
         profile = Profile(**raw, path=path)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        err = _first_error(exc)
         loc = _public_loc(tuple(err["loc"]))
         line = _node_line(node, loc)
         if err["type"] == "extra_forbidden":
