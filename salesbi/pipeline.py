@@ -112,7 +112,9 @@ def ingest_stage(run: Run) -> None:
             known_keys=core_keys(run.engine, run.metadata),
         )
     with run.summary.timed("completeness"):
-        check_completeness(run)
+        from salesbi.completeness import check_run
+
+        check_run(run)  # warns, or fails before the load when too much was rejected
     with run.summary.timed("load"):
         result = load_step(run.engine, run.metadata, run.source, run.outcome, run_id=run.run_id)
     run.summary.tables = result.counts
@@ -125,36 +127,6 @@ def ingest_stage(run: Run) -> None:
         run.summary.outputs["validation_summary"] = str((out / "validation.md").resolve())
         docs = vreport.build_data_docs(run.outcome, out / "data_docs")
         run.summary.outputs["data_docs"] = str(Path(docs).resolve())
-
-
-def check_completeness(run: Run) -> None:
-    """Record per-table completeness; warn above the warn share; fail (before load) above the fail share."""
-    from salesbi.completeness import assess, failure, resolve_thresholds
-    from salesbi.validation import report as vreport
-
-    assert run.outcome is not None and run.source is not None
-    thresholds = resolve_thresholds(
-        getattr(run.source, "profile", None),
-        warn=run.params.warn_rejected_share,
-        fail=run.params.max_rejected_share,
-    )
-    result = assess(
-        run.outcome.counts,
-        run.outcome.rejected_rows,
-        thresholds,
-        getattr(run.source, "absent_tables", None),
-    )
-    run.completeness = result
-    run.summary.completeness = result.as_dict()
-    for t in result.flagged("warn"):
-        run.summary.warn("ingest", f"{t.sentence()} (warn above {t.warn_above:.0%})", kind="completeness")
-    if result.level == "fail":
-        out = run.params.out_dir
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "validation.md").write_text(vreport.render_validation_summary(run.outcome), encoding="utf-8")
-        run.summary.outputs["validation_summary"] = str((out / "validation.md").resolve())
-        run.summary.tables = dict(run.outcome.counts)
-        raise failure(result)
 
 
 def core_stage(run: Run) -> None:
@@ -292,16 +264,12 @@ def insights_stage(run: Run) -> None:
         return
     with run.summary.timed("insights"):
         params = ReportParams(as_of=run.params.as_of, churn_months=run.params.churn_months)
-        tables = dict(run.frames)
-        completeness = run.completeness
-        if completeness is None and run.engine is not None:
-            # reports without ingest: the completeness of the run that loaded core
-            from salesbi.completeness import from_dict
-            from salesbi.runlog import last_completeness
+        from salesbi.completeness import completeness_frame
 
-            completeness = from_dict(last_completeness(run.engine))
+        tables = dict(run.frames)
+        completeness = completeness_frame(run)  # the first section of the insights
         if completeness is not None:
-            tables["run_completeness"] = completeness.frame()
+            tables["run_completeness"] = completeness
         run.frames["insights"] = build_insights(tables, params)
 
 
