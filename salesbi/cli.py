@@ -89,6 +89,8 @@ def _print_outputs(doc: dict[str, Any]) -> None:
             console.print(
                 f"{name:<15}{c['read']:>7}{c['loaded']:>9}{c['rejected']:>10}{c['warehouse_rows'] or 0:>14}"
             )
+    for w in doc.get("warnings") or []:
+        console.print(f"[yellow]warning[/] ({w['kind']}, {w['step']}): {w['what']}", highlight=False)
     console.print("\n[bold]outputs[/]")
     for key, value in doc["outputs"].items():
         if key == "models" and isinstance(value, dict):
@@ -98,6 +100,24 @@ def _print_outputs(doc: dict[str, Any]) -> None:
         if isinstance(value, dict | list):
             value = f"{len(value)} tables"
         console.print(f"  {key:<20} {value}")
+
+
+WarnShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="warn when a table has more than this share of its rows rejected (default 0.02, or the profile)",
+    ),
+]
+MaxShareOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="fail when a table has more than this share of its rows rejected (default 0.20, or the profile)",
+    ),
+]
 
 
 @app.command()
@@ -121,10 +141,20 @@ def ingest(
     profile: ProfileOpt = "canonical",
     warehouse: WarehouseOpt = None,
     out: OutOpt = DEFAULT_OUT,
+    warn_rejected_share: WarnShareOpt = None,
+    max_rejected_share: MaxShareOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read, validate and load a source into the warehouse (staging → core)."""
-    _run(source=source, profile=profile, warehouse=warehouse, out=out, steps="ingest", verbose=verbose)
+    _run(
+        source=source,
+        profile=profile,
+        warehouse=warehouse,
+        out=out,
+        steps="ingest",
+        verbose=verbose,
+        extra={"warn_rejected_share": warn_rejected_share, "max_rejected_share": max_rejected_share},
+    )
 
 
 @app.command()
@@ -195,6 +225,8 @@ def run(
     week_start: Annotated[
         str, typer.Option(help="first day of a forecast week: MON, TUE, WED, THU, FRI, SAT or SUN")
     ] = "MON",
+    warn_rejected_share: WarnShareOpt = None,
+    max_rejected_share: MaxShareOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""
@@ -218,6 +250,8 @@ def run(
             "connect_timeout": connect_timeout,
             "lock_timeout": lock_timeout,
             "week_start": week_start.strip().upper(),
+            "warn_rejected_share": warn_rejected_share,
+            "max_rejected_share": max_rejected_share,
         },
     )
 
@@ -271,7 +305,10 @@ def _run(
     except sa.exc.DBAPIError as exc:  # the warehouse failed mid-run (connection lost, server stopped)
         _fail(connect_failure(resolve_url(params.warehouse_url), exc))
         return
-    _print_outputs(summary.as_dict())
+    doc = summary.as_dict()
+    _print_outputs(doc)
+    if doc["status"] == "succeeded_with_warnings":
+        raise typer.Exit(code=3)
 
 
 def _run_prefect_flow(params: Any) -> None:
@@ -297,10 +334,14 @@ def _run_prefect_flow(params: Any) -> None:
 
     state = sales_pipeline(options, return_state=True)
     summary_path = params.out_dir / "run_summary.json"
+    doc: dict[str, Any] = {}
     if summary_path.exists():
-        _print_outputs(json.loads(summary_path.read_text(encoding="utf-8")))
+        doc = json.loads(summary_path.read_text(encoding="utf-8"))
+        _print_outputs(doc)
     if not state.is_completed():
         _fail(SalesBIError(f"the Prefect flow run ended {state.name}: {state.message}", file=summary_path))
+    if doc.get("status") == "succeeded_with_warnings":
+        raise typer.Exit(code=3)
 
 
 @app.command()

@@ -93,7 +93,16 @@ def validate_step(
     known_keys: Mapping[str, pd.DataFrame] | None = None,
     config: Any = None,
 ) -> ValidationOutcome:
-    """Return the validation outcome: accepted rows, quarantined rows, warnings and counts."""
+    """Return the validation outcome: accepted rows, quarantined rows, warnings and counts.
+
+    Tables the profile declares absent or ``allow_empty`` may have no rows (rule zero_rows).
+    """
+    allowed = frozenset(getattr(data, "allow_empty", frozenset()))
+    if allowed:
+        from salesbi.validation.config import load_config
+
+        base = config or load_config()
+        config = base.with_changes(allow_empty=base.allow_empty | allowed)
     return validate_staged(
         data.tables,
         run_id=run_id,

@@ -75,6 +75,20 @@ class RunOptions(BaseModel):
     week_start: Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"] = Field(
         default="MON", description="first day of a week in weekly forecasts"
     )
+    warn_rejected_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="warn when a table has more than this share of its rows rejected "
+        "(default: the profile's completeness.warn, else 0.02)",
+    )
+    max_rejected_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="fail the run when a table has more than this share of its rows rejected "
+        "(default: the profile's completeness.fail, else 0.20)",
+    )
     task_runner: Literal["threads", "dask"] = Field(
         default="threads",
         description="how the Prefect flows run the model steps: threads in the flow's process, or Dask",

@@ -61,6 +61,7 @@ class Run:
     stored: dict[str, pd.DataFrame] = field(default_factory=dict)
     published: bool = False
     progress: Progress | None = None
+    completeness: Any = None  # salesbi.completeness.Completeness of this run's ingest
 
     @property
     def run_id(self) -> str:
@@ -170,6 +171,10 @@ def ingest_stage(run: Run) -> None:
             previous_counts=last_good_counts(run.engine),
             known_keys=core_keys(run.engine, run.metadata),
         )
+    with run.summary.timed("completeness"):
+        from salesbi.completeness import check_run
+
+        check_run(run)  # warns, or fails before the load when too much was rejected
     with run.summary.timed("load"):
         result = load_step(
             run.engine,
@@ -327,8 +332,14 @@ def insights_stage(run: Run) -> None:
         return
     with run.summary.timed("insights"):
         params = ReportParams(as_of=run.params.as_of, churn_months=run.params.churn_months)
+        from salesbi.completeness import completeness_frame
+
         run.stored = stored_model_outputs(run)
-        run.frames["insights"] = build_insights({**run.stored, **run.frames}, params)
+        tables = {**run.stored, **run.frames}
+        completeness = completeness_frame(run)  # the first section of the insights
+        if completeness is not None:
+            tables["run_completeness"] = completeness
+        run.frames["insights"] = build_insights(tables, params)
 
 
 #: rpt tables the model steps write, read back for the insights when the models did not run

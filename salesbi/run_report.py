@@ -44,6 +44,38 @@ def rejects_by_rule(rejected: pd.DataFrame | None) -> list[dict[str, Any]]:
     return [{"table": r.table_name, "rule": r.rule, "rows": int(r.rows)} for r in counts.itertuples()]
 
 
+def completeness_markdown(summary: Mapping[str, Any]) -> list[str]:
+    """Return the lines stating per-table completeness and the run's warnings (none when not measured)."""
+    comp = summary.get("completeness") or {}
+    tables = comp.get("tables") or {}
+    lines: list[str] = []
+    if tables:
+        lines += [
+            f"**Completeness: {comp.get('level', 'ok')}**",
+            "",
+            "| table | rejected share | level | top reasons |",
+            "|---|---:|---|---|",
+        ]
+        for name, t in tables.items():
+            share = t.get("share")
+            reasons = "; ".join(
+                f"{r['rule']}{' on ' + r['column'] if r.get('column') else ''}: {r['rows']:,}"
+                for r in t.get("reasons") or []
+            )
+            if t.get("level") == "absent":
+                reasons = f"not in this source ({t.get('absent')})"
+            lines.append(
+                f"| {name} | {'' if share is None else f'{share:.2%}'} | {t.get('level')} | {reasons} |"
+            )
+        lines.append("")
+    warnings = summary.get("warnings") or []
+    if warnings:
+        lines += ["**Warnings**", ""]
+        lines += [f"- {w.get('step')} ({w.get('kind')}): {w.get('what')}" for w in warnings]
+        lines.append("")
+    return lines
+
+
 def render_run_markdown(
     summary: Mapping[str, Any],
     frames: Mapping[str, pd.DataFrame],
@@ -85,6 +117,7 @@ def render_run_markdown(
         lines += ["**Quarantined rows by rule**", "", "| table | rule | rows |", "|---|---|---:|"]
         lines += [f"| {r['table']} | {r['rule']} | {r['rows']:,} |" for r in rules]
         lines.append("")
+    lines += completeness_markdown(summary)
     kpis = headline_kpis(frames)
     if kpis:
         lines += ["**Headline figures**", ""]

@@ -85,6 +85,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     kpis: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict[str, str]] = field(default_factory=list)
+    completeness: dict[str, Any] = field(default_factory=dict)  # salesbi.completeness, as_dict()
 
     def warn(self, step: str, what: str, *, kind: str = "warning") -> None:
         """Record that ``step`` was skipped, lost data or fell back (``kind``), and why (``what``).
@@ -125,6 +126,7 @@ class RunSummary:
             "outputs": self.outputs,
             "kpis": self.kpis,
             "warnings": self.warnings,
+            "completeness": self.completeness,
             "notes": self.notes,
         }
 
@@ -274,6 +276,27 @@ def record_end(engine: Engine, summary: RunSummary) -> None:
         ]
         if rows:
             conn.execute(run_tables.insert(), rows)
+
+
+def last_completeness(engine: Engine) -> dict[str, Any]:
+    """Return the ``completeness`` of the last finished run that ingested (``{}`` when none)."""
+    runs, run_tables = _audit_tables()
+    with engine.connect() as conn:
+        text = conn.execute(
+            sa.select(runs.c.summary_json)
+            .where(runs.c.status.in_(("succeeded", "succeeded_with_warnings")))
+            .where(sa.exists().where(run_tables.c.run_id == runs.c.run_id))
+            .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {}
+    found = doc.get("completeness") if isinstance(doc, dict) else None
+    return found if isinstance(found, dict) else {}
 
 
 def last_good_counts(engine: Engine, flow: str = "ingest") -> dict[str, int]:

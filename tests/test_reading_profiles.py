@@ -10,7 +10,9 @@ from salesbi.errors import ProfileError
 from salesbi.reading.profile import available_profiles, load_profile, parse_profile
 
 
-@pytest.mark.parametrize("name", ["canonical", "classicmodels", "northwind"])
+@pytest.mark.parametrize(
+    "name", ["canonical", "classicmodels", "northwind", "online_retail", "online_retail_ii"]
+)
 def test_shipped_profiles_load(name: str) -> None:
     profile = load_profile(name)
     assert profile.name == name
@@ -34,7 +36,14 @@ def test_profiles_dir_env_var_is_searched_first(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("SALESBI_PROFILES_DIR", str(tmp_path))
     assert load_profile("canonical").name == "overridden"
     assert load_profile("acme").name == "acme"
-    assert available_profiles() == ["acme", "canonical", "classicmodels", "northwind"]
+    assert available_profiles() == [
+        "acme",
+        "canonical",
+        "classicmodels",
+        "northwind",
+        "online_retail",
+        "online_retail_ii",
+    ]
 
 
 def test_unknown_name_lists_available(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -146,7 +146,7 @@ def test_no_order_before_the_as_of_date_is_a_clear_error(world) -> None:  # type
 def test_action_without_a_rep_has_single_parentheses() -> None:
     _, detail, _ = recommend("Lost", "low", "high", 400, 2, 120.0, None)
     assert detail == (
-        "Include in low-cost campaigns only; do not spend rep time (no sales rep assigned): "
+        "Include in low-cost campaigns only; do not spend account-owner time (no sales rep assigned): "
         "spent $120 over 2 orders, 400 days quiet"
     )
     _, named, _ = recommend("Lost", "low", "high", 400, 2, 120.0, "Ann Lee")

@@ -132,7 +132,7 @@ REJECTS = [
         "order_id=1013|line_number=2",
         11,
         {("quantity_not_positive", "quantity")},
-        "quantity must be greater than 0, got -3",
+        "quantity -3 is negative on an order that is not cancelled",
     ),
     (
         "order_items",

@@ -61,7 +61,9 @@ def _numeric(raw: pd.Series, decimal: str) -> pd.Series:
     return pd.to_numeric(text.astype(object), errors="coerce")
 
 
-def type_column(raw: pd.Series, column: Column, options: CsvOptions, date_format: str | None = None) -> Typed:
+def type_column(
+    raw: pd.Series, column: Column, options: CsvOptions, date_format: str | list[str] | None = None
+) -> Typed:
     """Return ``raw`` (a string Series, nulls already applied) typed per ``column.kind``."""
     kind = column.kind
     n = len(raw)
@@ -140,21 +142,31 @@ def _type_int(raw: pd.Series, present: np.ndarray, options: CsvOptions) -> Typed
 
 
 def _type_date(
-    raw: pd.Series, present: np.ndarray, column: Column, options: CsvOptions, date_format: str | None
+    raw: pd.Series,
+    present: np.ndarray,
+    column: Column,
+    options: CsvOptions,
+    date_format: str | list[str] | None,
 ) -> Typed:
+    """Type dates; several formats (from the profile's list or detected) are tried in order per cell."""
     notes: list[str] = []
-    fmt = date_format or options.date_format
-    if fmt in (None, "auto"):
+    chosen = date_format or options.date_format
+    formats: tuple[str, ...]
+    if chosen in (None, "auto"):
         distinct = [str(v) for v in raw.dropna().unique()]
         detected: DateFormat = detect_date_format(
             distinct, dayfirst_default=bool(options.dayfirst), column=column.name
         )
-        fmt = detected.format
+        formats = detected.all_formats
         if detected.note:
             notes.append(detected.note)
+    elif isinstance(chosen, list):
+        formats = tuple(chosen)
+    else:
+        formats = (str(chosen),)
     text = raw
     utc = False
-    if fmt == "ISO8601":
+    if "ISO8601" in formats:
         with_offset = raw.str.contains(OFFSET_REGEX, regex=True).fillna(False).to_numpy(dtype=bool)
         if with_offset.any():
             if column.kind == "date":
@@ -169,7 +181,13 @@ def _type_date(
                     f"{column.name}: values carry UTC offsets; every value is converted to UTC "
                     "(values without an offset are taken as UTC)"
                 )
-    parsed = pd.to_datetime(text.astype(object), format=fmt, errors="coerce", utc=utc)
+    text = text.astype(object)
+    parsed = pd.to_datetime(text, format=formats[0], errors="coerce", utc=utc)
+    for fmt in formats[1:]:
+        todo = parsed.isna().to_numpy() & present
+        if not todo.any():
+            break
+        parsed = parsed.mask(todo, pd.to_datetime(text[todo], format=fmt, errors="coerce", utc=utc))
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     if column.kind == "date":

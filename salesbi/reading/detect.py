@@ -10,10 +10,11 @@ Rules (documented in ``docs/profiles.md``):
   more fields; a one-column file falls back to ``,``.
 * dates: each column's distinct values are matched against ISO (``2003-01-06``,
   optionally with a time such as ``1996-07-04 00:00:00.000``), ``yyyymmdd`` and
-  ``d/m/yyyy`` or ``m/d/yyyy`` (also with ``.`` or ``-``); day-first and month-first
-  are told apart by a first part above 12 (day-first) or a second part above 12
+  ``d/m/yyyy`` or ``m/d/yyyy`` (also with ``.`` or ``-``, two-digit years, with or without
+  a time; one column may mix them); day-first and month-first are told apart over the
+  whole column by a first part above 12 (day-first) or a second part above 12
   (month-first); when no value decides, the profile's ``dayfirst`` (default true)
-  is used and a note says so.
+  is used; the note says which value decided, or that none did.
 """
 
 from __future__ import annotations
@@ -324,25 +325,58 @@ def detect_delimiter(sample: str, quote: str = '"', truncated: bool = False) -> 
 
 @dataclass(frozen=True)
 class DateFormat:
-    """A detected date format: a pandas/strptime format (or ``ISO8601``) and an optional note."""
+    """A detected date format: a pandas/strptime format (or ``ISO8601``), more formats, and a note.
+
+    ``formats`` holds every format the column needs, tried in order (a column may mix
+    ``12/06/2010 10:08`` and ``2/20/11 11:39``); ``format`` is the first.
+    """
 
     format: str
     note: str | None = None
+    formats: tuple[str, ...] = ()
+
+    @property
+    def all_formats(self) -> tuple[str, ...]:
+        """Return every format to try, in order."""
+        return self.formats or (self.format,)
 
 
 _ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-_SLASHED = re.compile(r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4})( \d{1,2}:\d{2}(:\d{2})?)?$")
+_SLASHED = re.compile(r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})( \d{1,2}:\d{2}(:\d{2})?)?$")
+
+
+def _slashed_formats(values: list[str], dayfirst: bool, seps: dict[str, int]) -> tuple[str, ...]:
+    """Return the strptime formats the slashed values need: per separator, year width and time."""
+    seen: dict[str, None] = {}
+    for v in values:
+        m = _SLASHED.match(v)
+        if not m:
+            continue
+        sep = m.group(2)
+        year = "%Y" if len(m.group(4)) == 4 else "%y"
+        fmt = f"%d{sep}%m{sep}{year}" if dayfirst else f"%m{sep}%d{sep}{year}"
+        if m.group(5) is not None:
+            fmt += " %H:%M:%S" if m.group(6) is not None else " %H:%M"
+        seen[fmt] = None
+    main_sep = max(seps, key=lambda k: seps[k])
+    # the most common separator first, four-digit years before two-digit ones
+    return tuple(sorted(seen, key=lambda f: (main_sep not in f, "%y" in f, f)))
 
 
 def detect_date_format(values: list[str], *, dayfirst_default: bool, column: str) -> DateFormat:
-    """Return the date format matching most of ``values`` (distinct, non-null, trimmed strings)."""
+    """Return the date format(s) matching ``values`` (distinct, non-null, trimmed strings).
+
+    Day-first or month-first is decided from the whole column: a value whose first part is above 12
+    (``25/12/2010``) proves day-first, one whose second part is above 12 (``2/20/11``) proves
+    month-first; the note names the value that decided, or says that none did.
+    """
     if not values:
         return DateFormat("ISO8601")
     counts = {"iso": 0, "compact": 0, "slashed": 0}
-    first_over_12 = second_over_12 = False
+    first_over_12: str | None = None
+    second_over_12: str | None = None
     seps: dict[str, int] = {}
-    with_time = False
     for v in values:
         if _ISO.match(v):
             counts["iso"] += 1
@@ -354,33 +388,34 @@ def detect_date_format(values: list[str], *, dayfirst_default: bool, column: str
         if m:
             counts["slashed"] += 1
             a, b = int(m.group(1)), int(m.group(3))
-            first_over_12 |= a > 12
-            second_over_12 |= b > 12
+            if a > 12 and first_over_12 is None:
+                first_over_12 = v
+            if b > 12 and second_over_12 is None:
+                second_over_12 = v
             seps[m.group(2)] = seps.get(m.group(2), 0) + 1
-            with_time |= m.group(5) is not None
     kind = max(counts, key=lambda k: counts[k])
     if counts[kind] == 0 or kind == "iso":
         return DateFormat("ISO8601")
     if kind == "compact":
         return DateFormat("%Y%m%d")
-    sep = max(seps, key=lambda k: seps[k])
-    note = None
     if first_over_12 and not second_over_12:
         dayfirst = True
+        note = f"{column}: read as day-first (dd/mm/yyyy): {first_over_12!r} has a first part above 12"
     elif second_over_12 and not first_over_12:
         dayfirst = False
+        note = f"{column}: read as month-first (mm/dd/yyyy): {second_over_12!r} has a second part above 12"
     else:
         dayfirst = dayfirst_default
         order = "day-first (dd/mm/yyyy)" if dayfirst else "month-first (mm/dd/yyyy)"
         if first_over_12 and second_over_12:
-            why = "values of both orders occur"
+            why = f"values of both orders occur, e.g. {first_over_12!r} and {second_over_12!r}"
         else:
-            why = "no value has a day above 12"
+            why = f"no value in the column ({counts['slashed']} distinct) has a part above 12"
         note = (
             f"{column}: dates are ambiguous ({why}); read as {order}; "
             "set dates.<column> or csv.dayfirst in the profile to change this"
         )
-    fmt = f"%d{sep}%m{sep}%Y" if dayfirst else f"%m{sep}%d{sep}%Y"
-    if with_time:
-        fmt += " %H:%M:%S" if any(v.count(":") == 2 for v in values) else " %H:%M"
-    return DateFormat(fmt, note)
+    formats = _slashed_formats(values, dayfirst, seps)
+    if len(formats) > 1:
+        note += f"; formats used: {', '.join(formats)}"
+    return DateFormat(formats[0], note, formats)

@@ -9,6 +9,8 @@ See ``docs/profiles.md`` for every key.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,6 +94,80 @@ class Lookup(_Strict):
     column: str
 
 
+class Case(_Strict):
+    """One case of ``when``: a condition on ``column`` and the value (``then``) it gives.
+
+    Exactly one condition is set: ``prefix`` (text starts with), ``regex`` (re.search matches),
+    ``equals`` (one value or a list, ignoring case), ``empty`` (true: the cell is null),
+    ``below`` (the number is smaller than this).
+    """
+
+    column: str
+    prefix: str | None = None
+    regex: str | None = None
+    equals: Scalar | list[Scalar] | None = None
+    empty: bool | None = None
+    below: float | None = None
+    then: Scalar
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Case:
+        names = [k for k in CONDITIONS if getattr(self, k) is not None]
+        if len(names) != 1:
+            raise ValueError(
+                f"a when case sets exactly one of {', '.join(CONDITIONS)} (got {', '.join(names) or 'none'})"
+            )
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.regex!r}: {exc}") from None
+        return self
+
+
+CONDITIONS = ("prefix", "regex", "equals", "empty", "below")
+
+
+class When(_Strict):
+    """``when: {cases: [{column, prefix|regex|equals|empty|below, then}], else: value}``: first match wins.
+
+    Rows no case matches get ``else`` (a value), ``else_copy`` (a column's value) or
+    ``else_template`` (a template such as ``"Customer {customer_id}"``); at most one of them.
+    """
+
+    cases: list[Case] = Field(min_length=1)
+    else_: Scalar | None = Field(default=None, alias="else")
+    else_copy: str | None = None
+    else_template: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_else(self) -> When:
+        given = [k for k in ("else_", "else_copy", "else_template") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError("set at most one of else, else_copy, else_template")
+        return self
+
+
+class Replace(_Strict):
+    """``replace: {column, pattern, with}``: the column's text with regex ``pattern`` replaced by ``with``."""
+
+    column: str
+    pattern: str
+    with_: str = Field(default="", alias="with")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _valid_pattern(self) -> Replace:
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {self.pattern!r}: {exc}") from None
+        return self
+
+
 class Derivation(_Strict):
     """How to compute one canonical column; exactly one key is set."""
 
@@ -103,6 +179,10 @@ class Derivation(_Strict):
     row_number: RowNumber | None = None
     if_present: IfPresent | None = None
     lookup: Lookup | None = None
+    coalesce: list[str | Derivation] | None = None
+    when: When | None = None
+    abs_: str | None = Field(default=None, alias="abs")
+    replace: Replace | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -112,7 +192,7 @@ class Derivation(_Strict):
         if len(kinds) != 1:
             raise ValueError(
                 "a derivation sets exactly one of copy, constant, template, concat, row_number, "
-                f"if_present, lookup (got {', '.join(kinds) or 'none'})"
+                f"if_present, lookup, coalesce, when, abs, replace (got {', '.join(kinds) or 'none'})"
             )
         return self
 
@@ -126,6 +206,10 @@ class Derivation(_Strict):
             "row_number": self.row_number,
             "if_present": self.if_present,
             "lookup": self.lookup,
+            "coalesce": self.coalesce,
+            "when": self.when,
+            "abs": self.abs_,
+            "replace": self.replace,
         }
         return [k for k, v in names.items() if v is not None]
 
@@ -148,7 +232,38 @@ class Derivation(_Strict):
             return [self.if_present.column]
         if self.lookup is not None:
             return [self.lookup.column]
+        if self.coalesce is not None:
+            out: list[str] = []
+            for part in self.coalesce:
+                out.extend([part] if isinstance(part, str) else part.inputs())
+            return out
+        if self.when is not None:
+            cols = [c.column for c in self.when.cases]
+            if self.when.else_template:
+                cols += template_fields(self.when.else_template)
+            return cols + ([self.when.else_copy] if self.when.else_copy else [])
+        if self.abs_ is not None:
+            return [self.abs_]
+        if self.replace is not None:
+            return [self.replace.column]
         return []
+
+    def files(self) -> list[str]:
+        """Return the file names this derivation reads (its lookups, also inside ``coalesce``)."""
+        if self.lookup is not None:
+            return [self.lookup.file]
+        out: list[str] = []
+        for part in self.coalesce or []:
+            if isinstance(part, Derivation):
+                out.extend(part.files())
+        return out
+
+
+class Thresholds(_Strict):
+    """Completeness thresholds: the share of a table's rows rejected above which a run warns or fails."""
+
+    warn: float | None = Field(default=None, ge=0, le=1)
+    fail: float | None = Field(default=None, ge=0, le=1)
 
 
 class TableSpec(_Strict):
@@ -161,16 +276,37 @@ class TableSpec(_Strict):
     values: dict[str, dict[str, str]] = Field(default_factory=dict)
     defaults: dict[str, Scalar] = Field(default_factory=dict)
     derive: dict[str, Derivation] = Field(default_factory=dict)
-    absent: dict[str, str] = Field(default_factory=dict)
-    dates: dict[str, str] = Field(default_factory=dict)
+    absent: dict[str, str] | str = Field(default_factory=dict)
+    dates: dict[str, str | list[str]] = Field(default_factory=dict)
     csv: CsvOptions | None = None
     allow_empty: bool | None = None
+    rows: list[dict[str, Scalar | None]] | None = None
+    keep: Literal["first", "last"] = "first"
+    completeness: Thresholds | None = None
 
     @model_validator(mode="after")
     def _file_or_table(self) -> TableSpec:
-        if self.file is not None and self.from_table is not None:
-            raise ValueError("set either 'file' or 'from_table', not both")
+        sources = [k for k in ("file", "from_table", "rows") if getattr(self, k) is not None]
+        if len(sources) > 1:
+            raise ValueError(f"set one of 'file', 'from_table' or 'rows', not {' and '.join(sources)}")
+        if isinstance(self.absent, str) and (sources or self.derive or self.rename or self.defaults):
+            raise ValueError(
+                'a table declared absent (absent: "why") reads nothing: drop file/from_table/rows/'
+                "rename/derive/defaults, or use absent: {column: why} to declare single columns absent"
+            )
+        if self.rows is not None and not self.rows:
+            raise ValueError("'rows' needs at least one row (declare the table absent instead)")
         return self
+
+    @property
+    def table_absent(self) -> str | None:
+        """Return the reason when the whole table is declared absent (``absent: "why"``), else None."""
+        return self.absent if isinstance(self.absent, str) else None
+
+    @property
+    def absent_columns(self) -> dict[str, str]:
+        """Return column → reason for the columns declared absent."""
+        return self.absent if isinstance(self.absent, dict) else {}
 
 
 class Profile(_Strict):
@@ -180,6 +316,7 @@ class Profile(_Strict):
     description: str = ""
     csv: CsvOptions = Field(default_factory=CsvOptions)
     notes: list[str] = Field(default_factory=list)
+    completeness: Thresholds | None = None
     tables: dict[str, TableSpec] = Field(default_factory=dict)
     path: Path | None = Field(default=None, exclude=True)
 
@@ -190,7 +327,7 @@ class Profile(_Strict):
     def file_pattern(self, table: str) -> str | None:
         """Return the file name/glob read for ``table``, or None when it is derived from another table."""
         spec = self.spec(table)
-        if spec.from_table is not None:
+        if spec.from_table is not None or spec.rows is not None or spec.table_absent is not None:
             return None
         return spec.file or f"{table}.csv"
 
@@ -203,9 +340,24 @@ class Profile(_Strict):
         """Return ``name (path)`` for messages."""
         return f"{self.name} ({self.path})" if self.path else self.name
 
+    def absent_tables(self) -> dict[str, str]:
+        """Return table → reason for the tables the profile declares absent."""
+        return {
+            name: spec.table_absent for name, spec in self.tables.items() if spec.table_absent is not None
+        }
+
+    def allowed_empty(self) -> frozenset[str]:
+        """Return the tables that may have no rows: declared absent, or ``allow_empty: true``."""
+        return frozenset(
+            name for name, spec in self.tables.items() if spec.table_absent is not None or spec.allow_empty
+        )
+
 
 # Tables with zero data rows are a structural fault unless the profile says allow_empty.
 MUST_HAVE_ROWS = frozenset({"customers", "orders", "order_items"})
+
+#: Tables a source may lack entirely (``absent: "why"``); the others carry the sales themselves.
+MAY_BE_ABSENT = ("offices", "employees", "product_lines")
 
 
 def template_fields(template: str) -> list[str]:
@@ -294,7 +446,27 @@ def _loc_text(loc: tuple[int | str, ...]) -> str:
 
 def _public_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """Drop pydantic's union/model tags from an error location, keep the user's key path."""
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    return tuple(
+        p
+        for p in loc
+        if not (isinstance(p, str) and ("[" in p or p.startswith("function-") or p in UNION_TAGS))
+    )
+
+
+#: pydantic's names for the members of a union (``coalesce: [column | derivation]``), not user keys
+UNION_TAGS = frozenset({"str", "Derivation"})
+
+
+def _first_error(exc: ValidationError) -> Any:
+    """Return the error to report: an unknown key first, else one not from a union's text branch."""
+    errors = exc.errors()
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            return e
+    for e in errors:
+        if "str" not in e["loc"]:
+            return e
+    return errors[0]
 
 
 def parse_profile(text: str, *, path: Path | None = None, default_name: str = "profile") -> Profile:
@@ -318,7 +490,7 @@ def parse_profile(text: str, *, path: Path | None = None, default_name: str = "p
     try:
         profile = Profile(**raw, path=path)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        err = _first_error(exc)
         loc = _public_loc(tuple(err["loc"]))
         line = _node_line(node, loc)
         if err["type"] == "extra_forbidden":
@@ -340,6 +512,7 @@ def parse_profile(text: str, *, path: Path | None = None, default_name: str = "p
             hint="see docs/profiles.md for the keys a profile takes",
         ) from None
     _check_against_contract(profile, node)
+    _check_absent_tables(profile, node)
     return profile
 
 
@@ -357,15 +530,23 @@ def _allowed_keys(parent: tuple[int | str, ...]) -> list[str]:
                 "row_number": RowNumber,
                 "if_present": IfPresent,
                 "lookup": Lookup,
+                "when": When,
+                "replace": Replace,
             }
             if path and str(path[0]) in sub:
                 model = sub[str(path[0])]
                 path = path[1:]
+                if model is When and path[:1] == ["cases"]:
+                    model = Case
         elif path[:1] == ["csv"]:
             model = CsvOptions
             path = path[1:]
+        elif path[:1] == ["completeness"]:
+            model = Thresholds
     elif path[:1] == ["csv"]:
         model = CsvOptions
+    elif path[:1] == ["completeness"]:
+        model = Thresholds
     names = []
     for name, field in model.model_fields.items():
         if name == "path":
@@ -393,8 +574,46 @@ def _check_against_contract(profile: Profile, node: yaml.Node | None) -> None:
         for src, dst in spec.rename.items():
             if dst not in names:
                 fail(f"rename {src!r} → unknown column {dst!r}", ("tables", tname, "rename", src), hint, dst)
-        for section in ("values", "defaults", "derive", "absent", "dates"):
-            for col in getattr(spec, section):
+        sections: dict[str, Mapping[str, Any]] = {
+            "values": spec.values,
+            "defaults": spec.defaults,
+            "derive": spec.derive,
+            "absent": spec.absent_columns,
+            "dates": spec.dates,
+        }
+        for i, row in enumerate(spec.rows or []):
+            for col in row:
+                if col not in names:
+                    fail(
+                        f"unknown column {col!r} in tables.{tname}.rows",
+                        ("tables", tname, "rows", i),
+                        hint,
+                        col,
+                    )
+            for req in table.required_columns:
+                if row.get(req) is None and req not in spec.defaults:
+                    fail(
+                        f"tables.{tname}.rows[{i}] lacks required column {req!r}",
+                        ("tables", tname, "rows", i),
+                        f"every row of a constant table sets {', '.join(table.required_columns)}",
+                        req,
+                    )
+        if spec.table_absent is not None and tname not in MAY_BE_ABSENT:
+            fail(
+                f"table {tname!r} cannot be declared absent",
+                ("tables", tname, "absent"),
+                f"only {', '.join(MAY_BE_ABSENT)} may be absent; {tname} carries the sales themselves",
+            )
+        for file_key, file_name in _named_files(spec):
+            problem = unsafe_path_reason(file_name)
+            if problem:
+                fail(
+                    f"tables.{tname}.{file_key} {file_name!r} {problem}",
+                    ("tables", tname, file_key.split(".")[0]),
+                    "name a file inside the source folder, relative to it (e.g. orders.csv or exports/*.csv)",
+                )
+        for section, cols in sections.items():
+            for col in cols:
                 if col not in names:
                     fail(
                         f"unknown column {col!r} under tables.{tname}.{section}",
@@ -412,6 +631,38 @@ def _check_against_contract(profile: Profile, node: yaml.Node | None) -> None:
             fail(
                 "a table cannot be derived from itself", ("tables", tname, "from_table"), "name another table"
             )
+
+
+def _named_files(spec: TableSpec) -> list[tuple[str, str]]:
+    """Return (key, file name) for every path ``spec`` names: its file and its lookups' files."""
+    out = [("file", spec.file)] if spec.file is not None else []
+    for target, deriv in spec.derive.items():
+        out.extend((f"derive.{target}", f) for f in deriv.files())
+    return out
+
+
+def unsafe_path_reason(name: str) -> str | None:
+    """Return why a file name from a profile could leave the source folder, or None when it cannot."""
+    text = name.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":") or text.startswith("~"):
+        return "is an absolute path; profiles may only name files inside the source folder"
+    if ".." in text.split("/"):
+        return "goes up out of the source folder ('..'); profiles may only name files inside it"
+    return None
+
+
+def _check_absent_tables(profile: Profile, node: yaml.Node | None) -> None:
+    """Raise ProfileError when a table is absent but another table's required column needs it."""
+    absent = profile.absent_tables()
+    if "offices" in absent and "employees" not in absent:
+        raise ProfileError(
+            "offices is declared absent but employees is not: every employee needs an office",
+            file=profile.path,
+            line=_node_line(node, ("tables", "offices")),
+            hint="declare employees absent too, or give offices one constant row "
+            "(rows: [{office_id: HQ, city: ..., country: ...}]) and derive "
+            "employees.office_id: {constant: HQ}",
+        )
 
 
 def load_profile(name_or_path: str | Path | Profile) -> Profile:

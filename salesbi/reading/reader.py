@@ -21,11 +21,19 @@ import numpy as np
 import pandas as pd
 
 from salesbi import contract
-from salesbi.errors import StructuralError
+from salesbi.errors import ProfileError, StructuralError
 from salesbi.reading.coerce import RULE_UNMAPPED, type_column
 from salesbi.reading.csvfile import RawFile, read_csv_file
-from salesbi.reading.derive import LookupTable, derive_column, map_values, scalar_text
-from salesbi.reading.profile import MUST_HAVE_ROWS, CsvOptions, Profile, TableSpec, load_profile
+from salesbi.reading.derive import LookupTable, derive, map_values, scalar_text
+from salesbi.reading.profile import (
+    MUST_HAVE_ROWS,
+    CsvOptions,
+    Profile,
+    Scalar,
+    TableSpec,
+    load_profile,
+    unsafe_path_reason,
+)
 from salesbi.schema import Table
 
 SOURCE_FILE = "_source_file"
@@ -56,6 +64,9 @@ class SourceData:
     source: Path
     tables: dict[str, SourceTable]
     notes: list[str]
+    absent_tables: dict[str, str] = field(default_factory=dict)  # table → why the source lacks it
+    allow_empty: frozenset[str] = frozenset()  # tables the profile lets have no rows
+    profile: Profile | None = None
 
 
 def empty_faults() -> pd.DataFrame:
@@ -101,7 +112,18 @@ class _SourceReader:
         return f"tables.{table}.{key}" + (f" in profile {self.profile.label}" if self.profile.path else "")
 
     def resolve_files(self, table: str, pattern: str) -> list[Path]:
-        """Return the files matching ``pattern`` in the source (StructuralError when none)."""
+        """Return the files matching ``pattern`` in the source (StructuralError when none).
+
+        Every file must resolve inside the source folder (symlinks included): a profile naming
+        anything else raises ProfileError.
+        """
+        problem = unsafe_path_reason(pattern)
+        if problem:
+            raise ProfileError(
+                f"{table}: file {pattern!r} {problem}",
+                file=self.profile.path,
+                hint="name a file inside the source folder, relative to it",
+            )
         if any(ch in pattern for ch in "*?["):
             found = sorted(p for p in self.source.glob(pattern) if p.is_file())
         else:
@@ -111,6 +133,15 @@ class _SourceReader:
                 found = [
                     p for p in self.source.iterdir() if p.is_file() and p.name.lower() == pattern.lower()
                 ]
+        root = self.source.resolve()
+        for p in found:
+            if not p.resolve().is_relative_to(root):
+                raise ProfileError(
+                    f"{table}: {self.label(p)} resolves to {p.resolve()}, outside the source folder {root}",
+                    file=self.profile.path,
+                    hint="profiles may only read files inside the source folder; copy the file there "
+                    "instead of linking to it",
+                )
         if not found:
             present = (
                 sorted(
@@ -193,7 +224,8 @@ class _SourceReader:
             pattern = self.profile.file_pattern(other)
             if pattern is None:
                 raise StructuralError(
-                    f"{name}: from_table {other!r} is itself derived",
+                    f"{name}: from_table {other!r} has no file of its own "
+                    "(it is derived, constant or absent)",
                     hint=(
                         f"derive {name} from a table that is read from a file "
                         f"({self._key(name, 'from_table')})"
@@ -231,14 +263,35 @@ class _SourceReader:
 
         return fetch
 
+    def constant_rows(self, name: str, spec: TableSpec) -> _Rows:
+        """Return the rows of a table the profile gives as constants (``rows:``), or declares absent."""
+        table = contract.table(name)
+        records: list[dict[str, Scalar | None]] = list(spec.rows or [])
+        if spec.table_absent is not None and name == "product_lines":
+            # products need a line: one placeholder line stands for "no product lines in the source"
+            records = [{"product_line_id": NO_PRODUCT_LINE, "name": "(no product lines in the source)"}]
+        data = {c: pd.Series([_cell(r.get(c)) for r in records], dtype="string") for c in table.column_names}
+        frame = pd.DataFrame(data, index=pd.RangeIndex(len(records)))
+        frame[SOURCE_FILE] = pd.Series(["(profile)"] * len(records), dtype="string")
+        frame[SOURCE_LINE] = pd.Series(range(1, len(records) + 1), dtype="Int64")
+        return _Rows(frame, (), "(profile rows)", list(table.column_names), "the profile")
+
     def build(self, table: Table) -> SourceTable:
         """Return the typed SourceTable for ``table`` (StructuralError for a structural fault)."""
         name = table.name
         spec = self.profile.spec(name)
         options = self.profile.csv_options(name)
-        rows = self.source_rows(name, spec)
-        work = rows.frame
         notes: list[str] = []
+        if spec.table_absent is not None:
+            notes.append(f"{name}: not in this source ({spec.table_absent})")
+            if name == "product_lines":
+                notes.append(f"{name}: every product is put in the placeholder line {NO_PRODUCT_LINE!r}")
+            rows = self.constant_rows(name, spec)
+        elif spec.rows is not None:
+            rows = self.constant_rows(name, spec)
+        else:
+            rows = self.source_rows(name, spec)
+        work = rows.frame
 
         # renames: each named source column must be there
         missing_src = [s for s in spec.rename if s not in work.columns]
@@ -257,36 +310,18 @@ class _SourceReader:
         keep = [c for c in work.columns if c not in canonical_targets or c in spec.rename]
         work = work[keep].rename(columns=spec.rename)
 
-        if spec.distinct:
-            absent = [c for c in spec.distinct if c not in work.columns]
-            if absent:
-                raise StructuralError(
-                    f"{name}: distinct column {absent[0]!r} is not in the rows",
-                    file=rows.file_label,
-                    column=absent[0],
-                    hint=f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'distinct')}",
-                )
-            before = len(work)
-            broken = work[BROKEN].to_numpy(dtype=bool)  # broken records are each rejected, never collapsed
-            kept = work[~broken].drop_duplicates(subset=spec.distinct, keep="first")
-            work = pd.concat([kept, work[broken]]).sort_index(kind="stable").reset_index(drop=True)
-            if rows.lines is not None and len(work) < before:
-                rows.skipped += before - len(work)
-                notes.append(f"{name}: {before - len(work)} row(s) collapsed by distinct {spec.distinct}")
-
         fetch = self.lookup(name, options)
-        for target, deriv in spec.derive.items():
-            absent = [c for c in deriv.inputs() if c not in work.columns]
-            if absent:
-                raise StructuralError(
-                    f"{name}: column {absent[0]!r} used to derive {target!r} is not in the file",
-                    file=rows.file_label,
-                    column=absent[0],
-                    hint=(
-                        f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'derive.' + target)}"
-                    ),
-                )
-            work[target] = derive_column(work, deriv, fetch)
+        # derivations of distinct columns run first (a key derived per row, e.g. a guest customer)
+        early = [t for t in spec.derive if spec.distinct and t in spec.distinct]
+        for target in early:
+            work[target] = self._derive(name, target, spec, work, rows, fetch, notes)
+        if spec.distinct:
+            work = self._distinct(name, spec, work, rows, notes)
+        for target in spec.derive:
+            if target not in early:
+                work[target] = self._derive(name, target, spec, work, rows, fetch, notes)
+        if name == "products" and "product_lines" in self.profile.absent_tables():
+            work["product_line_id"] = pd.Series(NO_PRODUCT_LINE, index=work.index, dtype="string")
 
         # required columns must be available
         available = set(work.columns) | set(spec.defaults)
@@ -308,7 +343,7 @@ class _SourceReader:
                 ),
             )
         n = len(work)
-        if n == 0 and name in MUST_HAVE_ROWS and not spec.allow_empty:
+        if n == 0 and name in MUST_HAVE_ROWS and not spec.allow_empty and spec.table_absent is None:
             raise StructuralError(
                 f"{name}: the file has a header but no data rows",
                 file=rows.file_label,
@@ -322,15 +357,23 @@ class _SourceReader:
         files = work[SOURCE_FILE].astype("string").to_numpy()
         out: dict[str, pd.Series] = {}
         fault_parts: list[pd.DataFrame] = []
+        absent_tables = self.profile.absent_tables()
         for col in table.columns:
             cname = col.name
+            parent = col.references[0] if col.references else None
+            if parent in absent_tables and parent not in (name, "product_lines") and cname in work.columns:
+                notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
+                work = work.drop(columns=[cname])
             if cname in work.columns:
                 raw = work[cname].astype("string")
             else:
                 raw = pd.Series(pd.NA, index=work.index, dtype="string")
-                if cname in spec.absent:
-                    notes.append(f"{name}.{cname}: {spec.absent[cname]}")
-                elif cname not in spec.defaults:
+                if cname in spec.absent_columns:
+                    notes.append(f"{name}.{cname}: {spec.absent_columns[cname]}")
+                elif parent in absent_tables and parent != name and spec.table_absent is None:
+                    if not any(n.startswith(f"{name}.{cname}:") for n in notes):
+                        notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
+                elif cname not in spec.defaults and spec.table_absent is None and spec.rows is None:
                     notes.append(f"{name}.{cname}: not in {rows.short_label}; left null")
             if cname in spec.values:
                 raw = map_values(raw, spec.values[cname])
@@ -379,6 +422,76 @@ class _SourceReader:
             lines=rows.lines,
             skipped=rows.skipped,
         )
+
+    def _derive(
+        self,
+        name: str,
+        target: str,
+        spec: TableSpec,
+        work: pd.DataFrame,
+        rows: _Rows,
+        fetch: LookupTable,
+        notes: list[str],
+    ) -> pd.Series:
+        """Return the derived column ``target`` (StructuralError when an input column is missing)."""
+        deriv = spec.derive[target]
+        absent = [c for c in deriv.inputs() if c not in work.columns]
+        if absent:
+            raise StructuralError(
+                f"{name}: column {absent[0]!r} used to derive {target!r} is not in the file",
+                file=rows.file_label,
+                column=absent[0],
+                hint=f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'derive.' + target)}",
+            )
+        result = derive(work, deriv, fetch, f"{name}.{target}")
+        notes.extend(result.notes)
+        return result.series
+
+    def _distinct(
+        self, name: str, spec: TableSpec, work: pd.DataFrame, rows: _Rows, notes: list[str]
+    ) -> pd.DataFrame:
+        """Return one row per distinct ``spec.distinct`` combination (first or last), noting variants."""
+        assert spec.distinct
+        absent = [c for c in spec.distinct if c not in work.columns]
+        if absent:
+            raise StructuralError(
+                f"{name}: distinct column {absent[0]!r} is not in the rows",
+                file=rows.file_label,
+                column=absent[0],
+                hint=f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'distinct')}",
+            )
+        table = contract.table(name)
+        inputs = {c for d in spec.derive.values() for c in d.inputs()}
+        relevant = [
+            c
+            for c in work.columns
+            if (c in table.column_names or c in inputs) and c not in spec.distinct and not c.startswith("_")
+        ]
+        if relevant:
+            variants = work.drop_duplicates(subset=[*spec.distinct, *relevant])
+            clash = variants[variants.duplicated(subset=spec.distinct, keep=False)]
+            several = len(clash.drop_duplicates(subset=spec.distinct))
+            if several:
+                notes.append(
+                    f"{name}: {several} of the distinct {', '.join(spec.distinct)} have rows that differ "
+                    f"(in {', '.join(relevant)}); the {spec.keep} row in file order was kept"
+                )
+        before = len(work)
+        broken = work[BROKEN].to_numpy(dtype=bool)  # broken records are each rejected, never collapsed
+        kept = work[~broken].drop_duplicates(subset=spec.distinct, keep=spec.keep)
+        work = pd.concat([kept, work[broken]]).sort_index(kind="stable").reset_index(drop=True)
+        if rows.lines is not None and len(work) < before:
+            rows.skipped += before - len(work)
+            notes.append(f"{name}: {before - len(work)} row(s) collapsed by distinct {spec.distinct}")
+        return work
+
+
+NO_PRODUCT_LINE = "(none)"
+
+
+def _cell(value: Scalar | None) -> str | None:
+    """Return a constant row's value as cell text (None stays null)."""
+    return None if value is None else scalar_text(value)
 
 
 def normalize_allowed(series: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
@@ -446,7 +559,15 @@ def read_source(source: Path, profile: str | Path | Profile) -> SourceData:
     notes = list(reader.notes)
     for st in tables.values():
         notes.extend(n for n in st.notes if n not in notes)
-    return SourceData(profile_name=prof.name, source=source, tables=tables, notes=notes)
+    return SourceData(
+        profile_name=prof.name,
+        source=source,
+        tables=tables,
+        notes=notes,
+        absent_tables=prof.absent_tables(),
+        allow_empty=prof.allowed_empty(),
+        profile=prof,
+    )
 
 
 def core_frames(data: SourceData) -> dict[str, pd.DataFrame]:

@@ -6,7 +6,9 @@ This is the single place where the derived measures of DESIGN.md are defined:
 * discount_amount = quantity × unit_price × discount
 * cost          = quantity × unit_cost (null where the source has no cost)
 * gross_profit  = revenue − cost (null where cost is null)
-* net_sales     = revenue, or 0 for cancelled orders (net sales exclude cancelled orders)
+* net_sales     = revenue, or 0 for cancelled orders (net sales exclude cancelled orders); a
+                  return (negative quantity on a cancelled order, i.e. a credit note) keeps its
+                  negative revenue, so returns net off sales; such lines have is_cancelled false
 * credited employee = orders.employee_id, else the customer's sales_rep_id
 """
 
@@ -139,7 +141,10 @@ def build_fact_order_lines(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
     f["discount_amount"] = (gross * discount).round(2)
     f["cost"] = (qty * f["unit_cost"].astype("float64")).round(2)
     f["gross_profit"] = (f["revenue"] - f["cost"]).round(2)
-    cancelled = f["status"].isin(CANCELLED_STATUSES).to_numpy(dtype=bool)
+    # a line with a negative quantity on a cancelled order is a return (a credit note's line): it is not
+    # a cancelled sale but nets off sales, so it keeps its (negative) revenue in net sales
+    returned = qty.to_numpy(dtype="float64", na_value=0.0) < 0
+    cancelled = f["status"].isin(CANCELLED_STATUSES).to_numpy(dtype=bool) & ~returned
     f["is_cancelled"] = cancelled
     f["net_sales"] = np.where(cancelled, 0.0, f["revenue"])
     f["net_profit"] = np.where(cancelled, 0.0, f["gross_profit"])

@@ -23,6 +23,7 @@ from salesbi.reports.tables import INSIGHTS
 from salesbi.types import conform
 
 QUESTIONS: dict[str, str] = {
+    "completeness": "How complete is the data behind these figures?",
     "trend": "How is the business moving month by month?",
     "customers": "Which top customers should join the loyalty program?",
     "locations": "Which locations sell most, and where should we invest?",
@@ -33,6 +34,7 @@ QUESTIONS: dict[str, str] = {
     "data": "What should you know about the data behind these figures?",
 }
 TOPIC_TITLES: dict[str, str] = {
+    "completeness": "Data completeness",
     "trend": "Trend",
     "customers": "Customers",
     "locations": "Locations",
@@ -259,7 +261,8 @@ def _ledger_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
         f"customers while {churned} stopped ordering (no order for {n} months): {ratio_text}."
     )
     if new == 0 and (ratio is None or ratio >= 1):
-        action = "No new customers in this period: set a prospecting target for each sales rep."
+        who = "for each sales channel" if no_rep_reason(tables) else "for each sales rep"
+        action = f"No new customers in this period: set a prospecting target {who}."
     else:
         action = (
             "More customers are leaving than arriving: run a win-back campaign for customers silent for "
@@ -285,6 +288,136 @@ def _ledger_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
     ]
 
 
+def completeness_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
+    """Return the run's completeness (read, loaded, rejected, top reasons) — ranked before any figure.
+
+    Reads ``run_completeness`` (``salesbi.completeness.Completeness.frame()``), present when the run
+    ingested; nothing otherwise.
+    """
+    rc = tables.get("run_completeness")
+    if rc is None or not len(rc):
+        return []
+    out: list[Finding] = []
+    present = rc[~rc["level"].isin(["absent"])]
+    flagged = present[present["level"].isin(["warn", "fail"])]
+    rejected = int(present["rows_rejected"].sum())
+    read = int(present["rows_read"].sum())
+    if not len(flagged):
+        text = f"All {len(present)} tables of the source loaded in full: {read:,} rows read, " + (
+            f"{rejected:,} rejected (each table under its warning limit)." if rejected else "none rejected."
+        )
+        out.append(
+            Finding(
+                "completeness.summary",
+                "completeness",
+                0,
+                text,
+                None,
+                "rows_rejected",
+                float(rejected),
+                "count",
+                {"rows_read": read, "rows_rejected": rejected},
+            )
+        )
+    for i, row in enumerate(flagged.itertuples()):
+        share = float(row.rejected_share)
+        reasons = f" Top reasons: {row.top_reasons}." if row.top_reasons else ""
+        limit = row.fail_above if row.level == "fail" else row.warn_above
+        word = "fail" if row.level == "fail" else "warning"
+        out.append(
+            Finding(
+                f"completeness.{row.table_name}",
+                "completeness",
+                1 + i,
+                f"Only {int(row.rows_loaded):,} of {int(row.rows_read):,} {row.table_name} rows loaded: "
+                f"{int(row.rows_rejected):,} ({pct(share, 2)}) were rejected, above the {word} limit of "
+                f"{pct(float(limit), 0)}.{reasons} Every figure below covers only the loaded rows.",
+                "Fix the rejected rows listed in validation.md (or get the complete extract), then re-run "
+                "before acting on these figures.",
+                "rejected_share",
+                share,
+                "percent",
+                {"table": row.table_name, "read": int(row.rows_read), "rejected": int(row.rows_rejected)},
+            )
+        )
+    absent = rc[rc["level"] == "absent"]
+    if len(absent):
+        names = names_list(absent["table_name"].tolist())
+        why = "; ".join(f"{r.table_name}: {r.absent_reason}" for r in absent.itertuples())
+        out.append(
+            Finding(
+                "completeness.absent_tables",
+                "completeness",
+                9,
+                f"The source has no {names} data ({why}).",
+                None,
+                "absent_tables",
+                float(len(absent)),
+                "count",
+                {"tables": absent["table_name"].tolist()},
+            )
+        )
+    return out
+
+
+def returns_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
+    """Return gross sales, returns and net sales when the data has returns (credit-note lines).
+
+    A return is a line with a negative quantity on a cancelled order (``status`` cancelled,
+    ``is_cancelled`` false in the fact): it nets off sales.
+    """
+    fact = tables.get("fact_order_lines")
+    if fact is None or not len(fact):
+        return []
+    kept = ~fact["is_cancelled"].astype(bool).to_numpy()
+    is_return = kept & (fact["status"] == "cancelled").to_numpy(dtype=bool, na_value=False)
+    if not is_return.any():
+        return []
+    sales = fact["net_sales"].to_numpy(dtype="float64", na_value=0.0)
+    returns = -float(sales[is_return].sum())
+    gross = float(sales[kept & ~is_return].sum())
+    net = gross - returns
+    share = returns / gross if gross else None
+    return [
+        Finding(
+            "trend.returns",
+            "trend",
+            9,
+            f"Gross sales were {money(gross)}; returns (credit notes) took back {money(returns)}"
+            f"{f' ({pct(share)})' if share is not None else ''}, leaving net sales of {money(net)}. "
+            "Every net figure in this report is after returns.",
+            "Review the most returned products and customers before the next order round."
+            if share is not None and share > 0.05
+            else None,
+            "returns",
+            returns,
+            "money",
+            {"gross_sales": gross, "returns": returns, "net_sales": net},
+        )
+    ]
+
+
+def no_rep_reason(tables: Mapping[str, pd.DataFrame]) -> str | None:
+    """Return why there is no sales-rep data (None when orders are credited to reps)."""
+    rc = tables.get("run_completeness")
+    if rc is not None and len(rc):
+        hit = rc[(rc["table_name"] == "employees") & (rc["level"] == "absent")]
+        if len(hit):
+            return f"the source has no sales reps ({hit['absent_reason'].iloc[0]})"
+    de = tables.get("dim_employee")
+    if de is not None and not len(de):
+        return "the source has no employees"
+    ep = tables.get("employee_performance")
+    if ep is not None and (not len(ep) or float(ep["net_sales"].fillna(0).sum()) <= 0):
+        return "no order is credited to a sales rep"
+    return None
+
+
+def _callers(tables: Mapping[str, pd.DataFrame]) -> str:
+    """Return who calls customers in an action: 'their sales reps', or 'their account owners'."""
+    return "their account owners" if no_rep_reason(tables) else "their sales reps"
+
+
 def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
     """Return findings on top customers, loyalty tiers and lapsed valuable customers."""
     cs = tables.get("customer_summary")
@@ -307,7 +440,7 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
             f"({names_list(lapsed_names)})"
         )
         action = (
-            f"Enrol the top {n} in the loyalty program, and have their sales reps call "
+            f"Enrol the top {n} in the loyalty program, and have {_callers(tables)} call "
             f"{names_list(lapsed_names)} this week."
         )
     else:
@@ -388,7 +521,7 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                 f"{params.lapsed_days}+ days "
                 f"({names_list(valuable['customer_name'].fillna(valuable['customer_id']).tolist())}); they "
                 f"bought {money(float(valuable['net_sales'].sum()))} in total.",
-                "Ask their sales reps for a call within two weeks and a tailored offer.",
+                f"Ask {_callers(tables)} for a call within two weeks and a tailored offer.",
                 "lapsed_valuable_customers",
                 float(len(valuable)),
                 "count",
@@ -397,6 +530,34 @@ def customer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                     "their_sales": float(valuable["net_sales"].sum()),
                     "sales_last_12m": lost_sales,
                 },
+            )
+        )
+    return out
+
+
+def _region_findings(ls: pd.DataFrame) -> list[Finding]:
+    """Return the top state/region and the top city (levels ``state`` and ``city`` of location_summary)."""
+    out: list[Finding] = []
+    for level, noun, priority in (("state", "state or region", 33), ("city", "city", 34)):
+        rows = ls[ls["level"] == level].sort_values("sales_rank", kind="stable")
+        rows = rows[(rows["net_sales"] > 0) & ~rows["location_name"].astype("string").str.startswith("(")]
+        if len(rows) < 2:
+            continue  # one state (or city) only says nothing a country does not
+        top = rows.iloc[0]
+        out.append(
+            Finding(
+                f"locations.top_{level}",
+                "locations",
+                priority,
+                f"The top {noun} is {top['location_name']}: {money(top['net_sales'])} "
+                f"({pct(_num(top['sales_share']))} of the sales of customers with a {noun}) from "
+                f"{int(top['customers'])} customers; next: "
+                f"{names_list(rows.iloc[1:4]['location_name'].tolist())}.",
+                f"Check coverage and delivery in {top['location_name']} before opening new {noun} markets.",
+                f"top_{level}_share",
+                _num(top["sales_share"]),
+                "percent",
+                {"location": top["location_name"], "net_sales": top["net_sales"], "level": level},
             )
         )
     return out
@@ -467,6 +628,7 @@ def location_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
                     },
                 )
             )
+    out += _region_findings(ls)
     offices = ls[ls["level"] == "office"].sort_values("sales_rank", kind="stable")
     if len(offices) and float(offices["net_sales"].sum()) > 0:
         top = offices.iloc[0]
@@ -616,6 +778,22 @@ def product_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
 def employee_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
     """Return findings on the top sales rep, the reward tiers and the fastest grower."""
     ep = tables.get("employee_performance")
+    reason = no_rep_reason(tables)
+    if reason and tables.get("fact_order_lines") is not None:
+        return [
+            Finding(
+                "employees.no_reps",
+                "employees",
+                50,
+                f"There is no sales-rep or office data: {reason}, so there is no employee ranking or "
+                "reward tier; customer actions name the account owner instead.",
+                None,
+                "employees_with_sales",
+                0.0,
+                "count",
+                {"reason": reason},
+            )
+        ]
     if ep is None or not len(ep) or float(ep["net_sales"].sum()) <= 0:
         return []
     reps = ep.sort_values("rank_overall", kind="stable")
@@ -666,6 +844,50 @@ def employee_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) 
     return out
 
 
+def champion_words(avg_frequency: float | None) -> str:
+    """Return how Champions are described: never "frequent" when they ordered once on average."""
+    if avg_frequency is None:
+        return "recent, high-spending"
+    if avg_frequency <= 1.0:
+        return "recent, high-spending one-time buyers"
+    return f"recent, frequent, high-spending: {avg_frequency:.1f} orders each on average"
+
+
+def one_time_buyer_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
+    """Return how many buying customers ordered exactly once (one-time buyers) and their sales share."""
+    cs = tables.get("customer_summary")
+    if cs is None or not len(cs) or "orders" not in cs.columns:
+        return []
+    buyers = cs[cs["orders"].fillna(0) > 0]
+    once = buyers[buyers["orders"] == 1]
+    if not len(buyers) or not len(once):
+        return []
+    total = float(buyers["net_sales"].sum())
+    share = float(once["net_sales"].sum()) / total if total > 0 else None
+    everyone = len(once) == len(buyers)
+    text = (
+        f"Every one of the {len(buyers)} buying customers ordered exactly once (one-time buyers): "
+        "there is no repeat purchase yet to measure loyalty or frequency on."
+        if everyone
+        else f"{len(once)} of the {len(buyers)} buying customers ({pct(len(once) / len(buyers))}) are "
+        f"one-time buyers (a single order)"
+        + (f"; they made {pct(share)} of net sales." if share is not None else ".")
+    )
+    return [
+        Finding(
+            "segments.one_time_buyers",
+            "segments",
+            62,
+            text,
+            "Follow up one-time buyers after their first order with a second-purchase offer.",
+            "one_time_buyers",
+            float(len(once)),
+            "count",
+            {"one_time_buyers": len(once), "buyers": len(buyers), "sales_share": share},
+        )
+    ]
+
+
 def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
     """Return findings from ``segment_summary`` / ``customer_segments`` when they are present."""
     out: list[Finding] = []
@@ -697,7 +919,7 @@ def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                     "segments.champions",
                     "segments",
                     61,
-                    f"{int(c['customers'])} Champions (recent, frequent, high-spending) make "
+                    f"{int(c['customers'])} Champions ({champion_words(_num(c.get('avg_frequency')))}) make "
                     f"{pct(_num(c['sales_share']))} of net sales.",
                     "Invite Champions to the loyalty program first and ask them for referrals.",
                     "champions_sales_share",
@@ -721,8 +943,8 @@ def segment_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -
                 70,
                 f"Customers are expected to buy {money(expected)} in the next {horizon} days; {len(high)} "
                 f"customers have a high churn risk (usually {money(at_stake)} per {horizon} days together).",
-                "Have reps contact the high-risk customers listed in customer_predictions before the window "
-                "ends.",
+                f"Have {'account owners' if no_rep_reason(tables) else 'reps'} contact the high-risk "
+                "customers listed in customer_predictions before the window ends.",
                 "expected_customer_sales",
                 expected,
                 "money",
@@ -920,12 +1142,15 @@ def data_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> l
 
 
 BUILDERS: tuple[Callable[[Mapping[str, pd.DataFrame], ReportParams], list[Finding]], ...] = (
+    completeness_findings,
+    returns_findings,
     trend_findings,
     customer_findings,
     location_findings,
     product_findings,
     employee_findings,
     segment_findings,
+    one_time_buyer_findings,
     forecast_findings,
     data_findings,
 )
@@ -966,8 +1191,12 @@ def render_insights_markdown(insights: pd.DataFrame, *, title: str = "Sales insi
     if not len(insights):
         return "\n".join([*lines, "No findings: there are no orders to report on.", ""])
     as_of = pd.Timestamp(insights["as_of_date"].iloc[0])
+    returns = (
+        " and are after returns (credit notes)" if (insights["insight_id"] == "trend.returns").any() else ""
+    )
     lines += [
-        f"_Figures as of {as_of:%d %B %Y} (data up to the day before). Net sales exclude cancelled orders._",
+        f"_Figures as of {as_of:%d %B %Y} (data up to the day before). "
+        f"Net sales exclude cancelled orders{returns}._",
         "",
     ]
     ordered = insights.sort_values("rank", kind="stable")

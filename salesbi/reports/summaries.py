@@ -126,7 +126,10 @@ def _level_frame(agg: pd.DataFrame, level: str, ctx: ReportContext) -> pd.DataFr
 
 
 def build_location_summary(ctx: ReportContext) -> pd.DataFrame:
-    """Return ``rpt.location_summary``: customer countries, customer cities and sales offices."""
+    """Return ``rpt.location_summary``: customer countries, states/regions, cities and sales offices.
+
+    The state level (key ``<country>|<state>``) has rows only where customers have a state.
+    """
     sold = _sold_orders(ctx)
     customers = ctx.core["customers"]
     geo = customers[["country", "city"]].copy()
@@ -137,6 +140,19 @@ def build_location_summary(ctx: ReportContext) -> pd.DataFrame:
     countries = _level_frame(aggregate_orders(sold, "country"), "country", ctx)
     countries["country"] = countries["location_key"]
     countries["location_name"] = countries["location_key"]
+
+    # state/region level: only customers with a state (key "<country>|<state>")
+    with_state_rows = customers[customers["state"].notna()].drop_duplicates("customer_id")
+    state_key = (with_state_rows["country"].fillna("") + "|" + with_state_rows["state"]).set_axis(
+        with_state_rows["customer_id"].to_numpy()
+    )
+    with_state = sold.assign(state_key=sold["customer_id"].map(state_key))
+    with_state = with_state[with_state["state_key"].notna()]
+    states = _level_frame(aggregate_orders(with_state, "state_key"), "state", ctx)
+    parts = states["location_key"].str.split("|", n=1, expand=True) if len(states) else None
+    states["country"] = parts[0] if parts is not None else pd.Series(dtype="string")
+    state_name = parts[1] if parts is not None else pd.Series(dtype="string")
+    states["location_name"] = state_name.fillna("") + ", " + states["country"].fillna("")
 
     cities = _level_frame(aggregate_orders(sold, "geography_key"), "city", ctx)
     cities["country"] = cities["location_key"].map(geo["country"])
@@ -152,8 +168,8 @@ def build_location_summary(ctx: ReportContext) -> pd.DataFrame:
         offices["city"].fillna(offices["location_key"]) + ", " + offices["country"].fillna("")
     )
 
-    f = pd.concat([countries, cities, offices], ignore_index=True)
-    level_order = f["level"].map({"country": 0, "city": 1, "office": 2})
+    f = pd.concat([countries, states, cities, offices], ignore_index=True)
+    level_order = f["level"].map({"country": 0, "state": 1, "city": 2, "office": 3})
     f = f.assign(_lvl=level_order).sort_values(["_lvl", "sales_rank"], kind="stable").reset_index(drop=True)
     return conform(f, LOCATION_SUMMARY)
 

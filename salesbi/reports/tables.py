@@ -13,7 +13,7 @@ from salesbi.schema import Column, Table
 LOYALTY_TIERS: tuple[str, ...] = ("Platinum", "Gold", "Silver", "Bronze", "None")
 ABC_CLASSES: tuple[str, ...] = ("A", "B", "C")
 REWARD_TIERS: tuple[str, ...] = ("Gold", "Silver", "Bronze", "None")
-LOCATION_LEVELS: tuple[str, ...] = ("country", "city", "office")
+LOCATION_LEVELS: tuple[str, ...] = ("country", "state", "city", "office")
 INSIGHT_TOPICS: tuple[str, ...] = (
     "customers",
     "locations",
@@ -224,7 +224,7 @@ CUSTOMER_SUMMARY = Table(
 LOCATION_SUMMARY = Table(
     name="location_summary",
     schema="rpt",
-    description="Sales by customer country, customer city and sales office (one level per row).",
+    description="Sales by customer country, state/region, city and sales office (one level per row).",
     key=("level", "location_key"),
     columns=(
         Column("level", "text", required=True, length=16, allowed=LOCATION_LEVELS),
@@ -232,7 +232,7 @@ LOCATION_SUMMARY = Table(
             "location_key",
             "id",
             required=True,
-            description="country name, geography_key or office_id according to level",
+            description="country name, '<country>|<state>', geography_key or office_id according to level",
         ),
         Column("location_name", "text", required=True),
         Column("country", "text"),

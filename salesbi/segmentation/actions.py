@@ -112,6 +112,20 @@ def _rep(name: object) -> str:
     return f"by {name}" if isinstance(name, str) and name else "(no sales rep assigned)"
 
 
+#: rep-based wording → what a customer without a sales rep gets instead (the account owner)
+NO_REP_WORDING: tuple[tuple[str, str], ...] = (
+    ("the rep", "the account owner"),
+    ("rep time", "account-owner time"),
+)
+
+
+def _without_rep(text: str) -> str:
+    """Return an action sentence with its references to a sales rep replaced by the account owner."""
+    for rep_words, owner_words in NO_REP_WORDING:
+        text = text.replace(rep_words, owner_words)
+    return text
+
+
 def recommend(
     segment: str,
     value_tier: str,
@@ -129,6 +143,8 @@ def recommend(
     if value_tier == "high" and risk == "medium":
         return "Check-in call", f"Check-in call {rep}: {facts}", 2
     action, what, priority, _ = SEGMENT_ACTIONS[segment]
+    if not (isinstance(rep_name, str) and rep_name):
+        what = _without_rep(what)
     who = rep if rep.startswith("(") else f"({rep})"
     return action, f"{what} {who}: {facts}", priority
 

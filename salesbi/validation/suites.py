@@ -57,7 +57,11 @@ def suite_dict(table: str, config: ValidationConfig | None = None, directory: Pa
     ]
     return {
         "name": table,
-        "expectations": [expectation_dict(r, config) for r in rules if r.expectation is not None],
+        "expectations": [
+            expectation_dict(r, config)
+            for r in rules
+            if r.expectation is not None and not (r.id == "zero_rows" and table in config.allow_empty)
+        ],
         "meta": {
             "generated_by": "salesbi.validation.suites (do not edit; see expectations/business_rules.yaml)",
             "table": table,

@@ -41,6 +41,7 @@ from salesbi.validation.issues import (
 )
 from salesbi.validation.limits import key_collisions
 from salesbi.validation.references import check_references
+from salesbi.validation.returns import return_line_issues
 from salesbi.validation.rules import EARLIEST_DATE, LATEST_DATE, READER_RULES, derived_columns
 from salesbi.validation.suites import suite_dict
 from salesbi.validation.table_checks import check_counts, check_schema
@@ -283,6 +284,9 @@ def validate_staged(
         issues[spec.name] = _only_line_faults(found)
 
     frames = {name: tables[name].frame for name in contract.TABLES_BY_NAME}
+    returns = return_line_issues(frames["order_items"], frames["orders"])
+    if len(returns):
+        issues["order_items"] = pd.concat([issues["order_items"], returns], ignore_index=True)
     issues = check_references(frames, issues, config, known_keys or {})
     accounting = {
         name: (getattr(t, "lines", None), int(getattr(t, "skipped", 0) or 0)) for name, t in tables.items()
