@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from salesbi.errors import ConfigurationError
@@ -64,6 +64,11 @@ def project_files(parquet_folder: str, tables: Sequence[Table] | None = None) ->
         raise ConfigurationError(
             "the Parquet folder for the Power BI project is empty",
             hint="pass the absolute folder that holds <table>.parquet, e.g. <out>/powerbi/data",
+        )
+    if not (PureWindowsPath(parquet_folder).is_absolute() or PurePosixPath(parquet_folder).is_absolute()):
+        raise ConfigurationError(
+            f"the Parquet folder for the Power BI project is not absolute: {parquet_folder!r}",
+            hint=r"Power Query needs an absolute folder, e.g. C:\salesbi\out\powerbi\data or /srv/out",
         )
     model, report = plan_project(tables)
     files: dict[str, str] = {

@@ -10,6 +10,7 @@ from salesbi.powerbi.model import MeasureSpec, RelationshipSpec, SortSpec
 from salesbi.powerbi.tmdl import CURRENCY_FORMAT, DECIMAL_FORMAT, INTEGER_FORMAT, PERCENT_FORMAT
 
 F = "fact_order_lines"
+FM = "sales_forecast_monthly"
 
 
 def _m(name: str, table: str, expression: str, fmt: str, folder: str, description: str) -> MeasureSpec:
@@ -42,7 +43,14 @@ MEASURES: tuple[MeasureSpec, ...] = (
         "Sales",
         "Value given away as line discounts.",
     ),
-    _m("Units", F, f"SUM({F}[quantity])", INTEGER_FORMAT, "Sales", "Quantity ordered (all orders)."),
+    _m(
+        "Units Sold",
+        F,
+        f"CALCULATE(SUM({F}[quantity]), KEEPFILTERS({F}[is_cancelled] = FALSE()))",
+        INTEGER_FORMAT,
+        "Sales",
+        "Quantity ordered on non-cancelled orders.",
+    ),
     _m(
         "Gross Profit",
         F,
@@ -52,12 +60,20 @@ MEASURES: tuple[MeasureSpec, ...] = (
         "Net sales minus cost of goods, excluding cancelled orders; blank where cost is unknown.",
     ),
     _m(
+        "Net Sales with Cost",
+        F,
+        f"CALCULATE([Net Sales], KEEPFILTERS(NOT ISBLANK({F}[cost])))",
+        CURRENCY_FORMAT,
+        "Profit",
+        "Net sales of the lines whose product cost is known (the base of Margin %).",
+    ),
+    _m(
         "Margin %",
         F,
-        "DIVIDE([Gross Profit], [Net Sales])",
+        "DIVIDE([Gross Profit], [Net Sales with Cost])",
         PERCENT_FORMAT,
         "Profit",
-        "Gross profit as a share of net sales.",
+        "Gross profit as a share of the net sales of lines with a known cost.",
     ),
     # --- Orders ------------------------------------------------------------
     _m(
@@ -77,7 +93,7 @@ MEASURES: tuple[MeasureSpec, ...] = (
         "Distinct orders that were cancelled.",
     ),
     _m(
-        "Orders",
+        "Net Orders",
         F,
         "[Orders Placed] - [Cancelled Orders]",
         INTEGER_FORMAT,
@@ -95,7 +111,7 @@ MEASURES: tuple[MeasureSpec, ...] = (
     _m(
         "Average Order Value",
         F,
-        "DIVIDE([Net Sales], [Orders])",
+        "DIVIDE([Net Sales], [Net Orders])",
         CURRENCY_FORMAT,
         "Orders",
         "Net sales per non-cancelled order.",
@@ -129,7 +145,7 @@ RETURN
         "Active customers whose first non-cancelled order falls in the period.",
     ),
     _m(
-        "Customers",
+        "Customer Count",
         "dim_customer",
         "COUNTROWS(dim_customer)",
         INTEGER_FORMAT,
@@ -154,28 +170,72 @@ RETURN
         "Net sales in the period shifted one month back.",
     ),
     _m(
+        "Data As Of",
+        F,
+        f"CALCULATE(MAX({F}[order_date]), REMOVEFILTERS())",
+        "yyyy-mm-dd",
+        "Time Intelligence",
+        "Date of the last order in the data (all filters ignored).",
+    ),
+    _m(
+        "First Order Date",
+        F,
+        f"CALCULATE(MIN({F}[order_date]), REMOVEFILTERS())",
+        "yyyy-mm-dd",
+        "Time Intelligence",
+        "Date of the first order in the data (all filters ignored).",
+    ),
+    _m(
         "Sales YoY %",
         F,
         """
-VAR _previous = [Net Sales PY]
+VAR _last = [Data As Of]
+VAR _year = CALCULATE(MAX(dim_date[year]), KEEPFILTERS(dim_date[date] <= _last))
+VAR _start = CALCULATE(MIN(dim_date[date]), KEEPFILTERS(dim_date[year] = _year))
+VAR _end =
+    CALCULATE(MAX(dim_date[date]), KEEPFILTERS(dim_date[year] = _year), KEEPFILTERS(dim_date[date] <= _last))
+VAR _current = CALCULATE([Net Sales], DATESBETWEEN(dim_date[date], _start, _end))
+VAR _previous = CALCULATE([Net Sales], DATESBETWEEN(dim_date[date], EDATE(_start, -12), EDATE(_end, -12)))
 RETURN
-    DIVIDE([Net Sales] - _previous, _previous)
+    IF(EDATE(_start, -12) >= [First Order Date], DIVIDE(_current - _previous, _previous))
 """,
         PERCENT_FORMAT,
         "Time Intelligence",
-        "Growth of net sales against the same period last year; blank when last year is empty.",
+        "Growth of net sales in the latest year of the selection (up to the last order) against the "
+        "same dates a year earlier; blank when that earlier period is not fully in the data.",
+    ),
+    _m(
+        "YoY Period",
+        F,
+        """
+VAR _last = [Data As Of]
+VAR _year = CALCULATE(MAX(dim_date[year]), KEEPFILTERS(dim_date[date] <= _last))
+VAR _start = CALCULATE(MIN(dim_date[date]), KEEPFILTERS(dim_date[year] = _year))
+VAR _end =
+    CALCULATE(MAX(dim_date[date]), KEEPFILTERS(dim_date[year] = _year), KEEPFILTERS(dim_date[date] <= _last))
+RETURN
+    FORMAT(_start, "yyyy-mm-dd") & " to " & FORMAT(_end, "yyyy-mm-dd") & " vs a year earlier"
+""",
+        "",
+        "Time Intelligence",
+        "The period the Sales YoY % card compares (shown under the card).",
     ),
     _m(
         "Sales MoM %",
         F,
         """
-VAR _previous = [Net Sales PM]
+VAR _last = [Data As Of]
+VAR _lastComplete = IF(_last = EOMONTH(_last, 0), _last, EOMONTH(_last, -1))
+VAR _month = CALCULATE(MAX(dim_date[month_start]), KEEPFILTERS(dim_date[date] <= _lastComplete))
+VAR _current = CALCULATE([Net Sales], DATESBETWEEN(dim_date[date], _month, EOMONTH(_month, 0)))
+VAR _previous = CALCULATE([Net Sales], DATESBETWEEN(dim_date[date], EDATE(_month, -1), EOMONTH(_month, -1)))
 RETURN
-    DIVIDE([Net Sales] - _previous, _previous)
+    IF(EDATE(_month, -1) >= [First Order Date], DIVIDE(_current - _previous, _previous))
 """,
         PERCENT_FORMAT,
         "Time Intelligence",
-        "Growth of net sales against the previous month; blank when that month is empty.",
+        "Growth of net sales in the latest complete month of the selection against the month before; "
+        "blank when either month is not complete in the data.",
     ),
     _m(
         "Net Sales YTD",
@@ -279,51 +339,67 @@ RETURN
         "Predictions",
         "Mean predicted probability that a customer orders within the horizon.",
     ),
-    # --- Forecast ----------------------------------------------------------
+    # --- Forecast (month grain: rpt.sales_forecast_monthly) ---------------
     _m(
-        "Forecast",
-        "sales_forecast",
-        'CALCULATE(SUM(sales_forecast[forecast]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
-        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        "Forecast Sales",
+        FM,
+        f'CALCULATE(SUM({FM}[forecast]), KEEPFILTERS({FM}[series_id] = "total"), '
+        f"KEEPFILTERS({FM}[is_future] = TRUE()))",
         CURRENCY_FORMAT,
         "Forecast",
-        "Forecast net sales.",
+        "Forecast net sales of the whole company (future months; the sum of the period forecasts).",
     ),
     _m(
         "Forecast Lower 80",
-        "sales_forecast",
-        'CALCULATE(SUM(sales_forecast[lower_80]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
-        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        FM,
+        f"""
+VAR _rows =
+    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = "total"), KEEPFILTERS({FM}[is_future] = TRUE()))
+RETURN
+    IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[lower_80]))
+""",
         CURRENCY_FORMAT,
         "Forecast",
-        "Lower bound of the 80% prediction interval.",
+        "Lower bound of the 80% interval of one month's total (blank over several months).",
     ),
     _m(
         "Forecast Upper 80",
-        "sales_forecast",
-        'CALCULATE(SUM(sales_forecast[upper_80]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
-        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        FM,
+        f"""
+VAR _rows =
+    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = "total"), KEEPFILTERS({FM}[is_future] = TRUE()))
+RETURN
+    IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[upper_80]))
+""",
         CURRENCY_FORMAT,
         "Forecast",
-        "Upper bound of the 80% prediction interval.",
+        "Upper bound of the 80% interval of one month's total (blank over several months).",
     ),
     _m(
         "Forecast Lower 95",
-        "sales_forecast",
-        'CALCULATE(SUM(sales_forecast[lower_95]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
-        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        FM,
+        f"""
+VAR _rows =
+    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = "total"), KEEPFILTERS({FM}[is_future] = TRUE()))
+RETURN
+    IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[lower_95]))
+""",
         CURRENCY_FORMAT,
         "Forecast",
-        "Lower bound of the 95% prediction interval.",
+        "Lower bound of the 95% interval of one month's total (blank over several months).",
     ),
     _m(
         "Forecast Upper 95",
-        "sales_forecast",
-        'CALCULATE(SUM(sales_forecast[upper_95]), KEEPFILTERS(sales_forecast[series_id] = "total"), '
-        "KEEPFILTERS(sales_forecast[is_future] = TRUE()))",
+        FM,
+        f"""
+VAR _rows =
+    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = "total"), KEEPFILTERS({FM}[is_future] = TRUE()))
+RETURN
+    IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[upper_95]))
+""",
         CURRENCY_FORMAT,
         "Forecast",
-        "Upper bound of the 95% prediction interval.",
+        "Upper bound of the 95% interval of one month's total (blank over several months).",
     ),
 )
 
@@ -332,6 +408,7 @@ RELATIONSHIPS: tuple[RelationshipSpec, ...] = (
     RelationshipSpec("sales_monthly", "month", "dim_date", "date"),
     RelationshipSpec("customer_growth", "month", "dim_date", "date"),
     RelationshipSpec("sales_forecast", "month_start", "dim_date", "date"),
+    RelationshipSpec(FM, "month_start", "dim_date", "date"),
     RelationshipSpec("customer_summary", "customer_id", "dim_customer", "customer_id"),
     RelationshipSpec("customer_segments", "customer_id", "dim_customer", "customer_id"),
     RelationshipSpec("customer_predictions", "customer_id", "dim_customer", "customer_id"),

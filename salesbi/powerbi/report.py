@@ -21,6 +21,8 @@ SCHEMAS = {
     "visual": f"{SCHEMA_BASE}/definition/visualContainer/{VISUAL_VERSION}/schema.json",
 }
 THEME_NAME = "SalesBI"
+# Power BI's shipped base theme every Desktop-saved report names; our custom theme applies on top.
+BASE_THEME = "CY24SU10"
 THEME_FILE = "SalesBI.json"
 PAGE_WIDTH, PAGE_HEIGHT, GAP = 1280, 720, 8
 
@@ -128,6 +130,28 @@ def layout(visuals: tuple[VisualSpec, ...]) -> dict[str, tuple[int, int, int, in
     return pos
 
 
+def alt_text(v: VisualSpec) -> str:
+    """Return the screen-reader description of a visual: its kind, title and the fields it shows."""
+    if v.alt_text:
+        return v.alt_text
+    kind = VISUAL_KINDS.get(v.visual_type, v.visual_type)
+    shown = ", ".join(f.name.replace("_", " ") for f in v.fields)
+    return f"{kind}: {v.title}. Shows {shown}."
+
+
+VISUAL_KINDS = {
+    "card": "Card",
+    "slicer": "Slicer",
+    "lineChart": "Line chart",
+    "clusteredColumnChart": "Column chart",
+    "clusteredBarChart": "Bar chart",
+    "donutChart": "Donut chart",
+    "scatterChart": "Scatter chart",
+    "tableEx": "Table",
+    "azureMap": "Map",
+}
+
+
 def visual_json(v: VisualSpec, position: tuple[int, int, int, int], order: int) -> dict[str, Any]:
     """Return the ``visual.json`` object of one visual container."""
     query_state = {
@@ -151,7 +175,8 @@ def visual_json(v: VisualSpec, position: tuple[int, int, int, int], order: int) 
     if v.slicer_mode is not None:
         visual["objects"] = {"data": [{"properties": {"mode": _text(v.slicer_mode)}}]}
     visual["visualContainerObjects"] = {
-        "title": [{"properties": {"show": _literal("true"), "text": _text(v.title)}}]
+        "title": [{"properties": {"show": _literal("true"), "text": _text(v.title)}}],
+        "general": [{"properties": {"altText": _text(alt_text(v))}}],
     }
     visual["drillFilterOtherVisuals"] = True
     x, y, w, h = position
@@ -186,6 +211,15 @@ def report_json() -> dict[str, Any]:
     return {
         "$schema": SCHEMAS["report"],
         "themeCollection": {
+            "baseTheme": {
+                "name": BASE_THEME,
+                "reportVersionAtImport": {
+                    "visual": VISUAL_VERSION,
+                    "report": REPORT_VERSION,
+                    "page": PAGE_VERSION,
+                },
+                "type": "SharedResources",
+            },
             "customTheme": {
                 "name": THEME_FILE,
                 "reportVersionAtImport": {
@@ -194,7 +228,7 @@ def report_json() -> dict[str, Any]:
                     "page": PAGE_VERSION,
                 },
                 "type": "RegisteredResources",
-            }
+            },
         },
         "resourcePackages": [
             {

@@ -35,6 +35,7 @@ class VisualSpec:
     sort_descending: bool = True
     slicer_mode: str | None = None  # 'Between' (date range) or 'Dropdown'
     wide: bool = False
+    alt_text: str = ""  # screen-reader text; derived from the title and fields when empty
 
     @property
     def fields(self) -> list[Field]:
@@ -148,9 +149,11 @@ PAGES: tuple[PageSpec, ...] = (
             (F, "Net Sales"),
             (F, "Gross Profit"),
             (F, "Margin %"),
-            (F, "Orders"),
+            (F, "Net Orders"),
             (F, "Average Order Value"),
             (F, "Sales YoY %"),
+            (F, "YoY Period"),
+            (F, "Data As Of"),
         )
         + (
             VisualSpec(
@@ -163,9 +166,9 @@ PAGES: tuple[PageSpec, ...] = (
                         "Y",
                         (
                             meas(F, "Net Sales"),
-                            meas("sales_forecast", "Forecast"),
-                            meas("sales_forecast", "Forecast Lower 80"),
-                            meas("sales_forecast", "Forecast Upper 80"),
+                            meas("sales_forecast_monthly", "Forecast Sales"),
+                            meas("sales_forecast_monthly", "Forecast Lower 80"),
+                            meas("sales_forecast_monthly", "Forecast Upper 80"),
                         ),
                     ),
                 ),
@@ -271,7 +274,7 @@ PAGES: tuple[PageSpec, ...] = (
             *_slicers("locations"),
             VisualSpec(
                 "locations_map",
-                "map",
+                "azureMap",
                 "Net sales by country",
                 (("Category", (col("dim_geography", "country"),)), ("Size", (meas(F, "Net Sales"),))),
             ),
@@ -324,7 +327,7 @@ PAGES: tuple[PageSpec, ...] = (
                     ("Category", (col("dim_product", "product_name"),)),
                     ("X", (meas(F, "Net Sales"),)),
                     ("Y", (meas(F, "Margin %"),)),
-                    ("Size", (meas(F, "Units"),)),
+                    ("Size", (meas(F, "Units Sold"),)),
                 ),
             ),
             VisualSpec(
@@ -476,11 +479,11 @@ PAGES: tuple[PageSpec, ...] = (
                         "Y",
                         (
                             meas(F, "Net Sales"),
-                            meas("sales_forecast", "Forecast"),
-                            meas("sales_forecast", "Forecast Lower 80"),
-                            meas("sales_forecast", "Forecast Upper 80"),
-                            meas("sales_forecast", "Forecast Lower 95"),
-                            meas("sales_forecast", "Forecast Upper 95"),
+                            meas("sales_forecast_monthly", "Forecast Sales"),
+                            meas("sales_forecast_monthly", "Forecast Lower 80"),
+                            meas("sales_forecast_monthly", "Forecast Upper 80"),
+                            meas("sales_forecast_monthly", "Forecast Lower 95"),
+                            meas("sales_forecast_monthly", "Forecast Upper 95"),
                         ),
                     ),
                 ),
@@ -490,12 +493,14 @@ PAGES: tuple[PageSpec, ...] = (
             ),
             _table(
                 "forecast_table",
-                "Forecast by month",
-                "sales_forecast",
+                "Forecast by month and series (month totals; intervals of the month)",
+                "sales_forecast_monthly",
                 (
-                    "month_start",
                     "series_name",
-                    "model",
+                    "month_start",
+                    "is_future",
+                    "is_complete",
+                    "actual",
                     "forecast",
                     "lower_80",
                     "upper_80",
