@@ -498,3 +498,55 @@ def test_pbipinspect_reads_the_same_model(project: Path) -> None:
     )
     inspect.run_expectations()
     assert inspect.expects == []
+
+
+# --------------------------------------------------------------------------- issue 14 defects
+
+
+def test_attributes_keys_and_ranks_are_not_summarised(model: SemanticModel) -> None:
+    """Defect 7: 34 attribute and rank columns (quarter, month, iso_week, rank_*) had summarizeBy: sum."""
+    summed = {
+        (t, c.name)
+        for t, node in model.tables.items()
+        for c in node.of("column")
+        if c.props["summarizeBy"] == "sum"
+    }
+    assert not {(t, c) for t, c in summed if t.startswith("dim_") or "rank" in c}
+    for column in ("quarter", "month", "iso_week", "year", "fiscal_month", "day_of_month"):
+        assert ("dim_date", column) not in summed
+    assert ("fact_order_lines", "net_sales") in summed and ("fact_order_lines", "quantity") in summed
+
+
+def test_units_margin_and_forecast_measures_mean_what_they_say(model: SemanticModel) -> None:
+    """Defects 3 and 7: [Units] counted cancelled orders, Margin % divided by sales without cost,
+    forecast bounds were sums of daily quantiles."""
+    found = {m.name: m.expression for node in model.tables.values() for m in node.of("measure")}
+    assert "is_cancelled] = FALSE()" in found["Units Sold"]
+    assert "DIVIDE([Gross Profit], [Net Sales with Cost])" in found["Margin %"]
+    assert "NOT ISBLANK(fact_order_lines[cost])" in found["Net Sales with Cost"]
+    for name in ("Forecast Lower 80", "Forecast Upper 80", "Forecast Lower 95", "Forecast Upper 95"):
+        assert "sales_forecast_monthly" in found[name] and "COUNTROWS(_rows) = 1" in found[name]
+        assert "sales_forecast[" not in found[name]
+    assert {"Units", "Orders", "Customers", "Forecast"}.isdisjoint(found)
+
+
+def test_report_has_base_theme_azure_map_and_alt_text_on_every_visual(project: Path) -> None:
+    """Defect 7: no baseTheme, the deprecated Bing map, 0 of 50 visuals with alt text."""
+    report = json.loads((project / "SalesBI.Report/definition/report.json").read_text(encoding="utf-8"))
+    assert report["themeCollection"]["baseTheme"]["type"] == "SharedResources"
+    types = set()
+    for path, doc in _visuals(project):
+        visual = doc["visual"]
+        types.add(visual["visualType"])
+        alt = visual["visualContainerObjects"]["general"][0]["properties"]["altText"]["expr"]["Literal"][
+            "Value"
+        ]
+        assert len(alt) > 20, f"{path}: alt text {alt!r}"
+    assert "azureMap" in types and "map" not in types
+
+
+def test_forecast_relates_to_a_calendar_covering_it() -> None:
+    """Defect 2: the forecast month table relates to dim_date (which the pipeline stretches over it)."""
+    plan, _ = plan_project()
+    rel = [(r.from_table, r.from_column, r.to_table) for r in plan.relationships]
+    assert ("sales_forecast_monthly", "month_start", "dim_date") in rel

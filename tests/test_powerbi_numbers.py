@@ -1,0 +1,231 @@
+"""The measures' numbers: pbix-mcp's DAX engine over a real run's Parquet vs SQL on the warehouse.
+
+A run (ingest + reports) on the generated sample and on classicmodels writes the ``rpt``
+Parquet files Power BI reads; every sales measure is evaluated by a third-party DAX engine
+with no filter and under each slicer's filter (country, product line, year), and compared
+with the same number computed by SQL over the run's warehouse. A disagreement is a finding:
+it names the measure, the filter and both values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from salesbi.params import PipelineParams
+from salesbi.pipeline import run_pipeline
+from tests.conftest import need
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+MODEL_TABLES = (
+    "fact_order_lines",
+    "dim_date",
+    "dim_geography",
+    "dim_customer",
+    "dim_product",
+    "dim_product_line",
+    "dim_office",
+    "dim_employee",
+)
+DEFINITION = Path(__file__).resolve().parents[1] / "powerbi" / "SalesBI.SemanticModel" / "definition"
+
+# measure -> SQL over rpt.fact_order_lines (f) joined to the filtered dimension; {where} is the filter
+REFERENCE_SQL = {
+    "Net Sales": "SUM(f.net_sales)",
+    "Gross Profit": "SUM(f.net_profit)",
+    "Margin %": "SUM(f.net_profit) / SUM(CASE WHEN f.cost IS NOT NULL THEN f.net_sales END)",
+    "Orders Placed": "COUNT(DISTINCT f.order_id)",
+    "Cancelled Orders": "COUNT(DISTINCT CASE WHEN f.is_cancelled THEN f.order_id END)",
+    "Net Orders": "COUNT(DISTINCT f.order_id) - COUNT(DISTINCT CASE WHEN f.is_cancelled THEN f.order_id END)",
+    "Units Sold": "SUM(CASE WHEN NOT f.is_cancelled THEN f.quantity ELSE 0 END)",
+    "Active Customers": "COUNT(DISTINCT CASE WHEN NOT f.is_cancelled THEN f.customer_id END)",
+    "Discounts": "SUM(f.discount_amount)",
+}
+
+
+def _run(workdir: Path, source: Path, profile: str) -> Path:
+    run_pipeline(
+        PipelineParams(
+            source=source,
+            profile=profile,
+            warehouse_url=f"sqlite:///{workdir / 'var' / 'warehouse.db'}",
+            out_dir=workdir / "out",
+            steps=("ingest", "reports"),  # type: ignore[arg-type]
+        )
+    )
+    return workdir
+
+
+@pytest.fixture(scope="module", params=["sample", "classicmodels"])
+def run_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp(f"numbers_{request.param}")
+    if request.param == "sample":
+        return _run(workdir, request.getfixturevalue("sample_company"), "canonical")
+    return _run(workdir, request.getfixturevalue("classicmodels_dir"), "classicmodels")
+
+
+def _dax_table(path: Path) -> dict[str, Any]:
+    frame = pd.read_parquet(path)
+    rows = []
+    dates = [c for c in frame.columns if str(frame[c].dtype).startswith("datetime")]
+    for record in frame.astype(object).where(frame.notna(), None).itertuples(index=False):
+        row = list(record)
+        for i, c in enumerate(frame.columns):
+            if c in dates and row[i] is not None:
+                row[i] = pd.Timestamp(row[i]).to_pydatetime()
+        rows.append(row)
+    return {"columns": list(frame.columns), "rows": rows}
+
+
+class DaxModel:
+    """The TMDL model read by pbix-mcp with a run's Parquet tables, evaluated under filters."""
+
+    def __init__(self, parquet: Path) -> None:
+        try:
+            from pbix_mcp.dax.engine import evaluate_measures_batch
+            from pbix_mcp.formats.tmdl_reader import parse_tmdl_folder
+        except ImportError:  # the package is in requirements.lock
+            need(False, "pbix-mcp is not installed")
+            raise
+        self._evaluate = evaluate_measures_batch
+        model = parse_tmdl_folder(str(DEFINITION))
+        keep = set(MODEL_TABLES)
+        self.tables = {name: _dax_table(parquet / f"{name}.parquet") for name in MODEL_TABLES}
+        self.measures = {
+            m["name"]: m["expression"] for t in model["tables"] if t["name"] in keep for m in t["measures"]
+        }
+        self.homes = {
+            m["name"]: t["name"] for t in model["tables"] if t["name"] in keep for m in t["measures"]
+        }
+        self.relationships = [
+            {
+                "FromTable": r["from_table"],
+                "FromColumn": r["from_column"],
+                "ToTable": r["to_table"],
+                "ToColumn": r["to_column"],
+                "IsActive": r["is_active"],
+            }
+            for r in model["relationships"]
+            if r["from_table"] in keep and r["to_table"] in keep
+        ]
+
+    def evaluate(self, names: list[str], filters: dict[str, list[Any]]) -> dict[str, Any]:
+        """Return ``measure -> value`` under ``{'table.column': [allowed values]}``."""
+        return dict(
+            self._evaluate(
+                names,
+                self.tables,
+                self.measures,
+                filters,
+                "dim_date",
+                "date",
+                self.relationships,
+                measure_tables=self.homes,
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def dax(run_dir: Path) -> DaxModel:
+    return DaxModel(run_dir / "out" / "powerbi" / "data")
+
+
+@pytest.fixture(scope="module")
+def warehouse(run_dir: Path) -> sa.Engine:
+    from salesbi.warehouse.engine import create_engine
+
+    return create_engine(f"sqlite:///{run_dir / 'var' / 'warehouse.db'}")
+
+
+def _slicer_filters(engine: sa.Engine) -> dict[str, tuple[dict[str, list[Any]], str, str]]:
+    """Return ``name -> (DAX filter, SQL join, SQL where)`` for no filter and each slicer."""
+    with engine.connect() as conn:
+        country = conn.exec_driver_sql(
+            "SELECT g.country FROM rpt.fact_order_lines f JOIN rpt.dim_geography g "
+            "ON g.geography_key = f.geography_key GROUP BY g.country ORDER BY SUM(f.net_sales) DESC"
+        ).fetchone()[0]
+        line = conn.exec_driver_sql(
+            "SELECT p.product_line_name FROM rpt.fact_order_lines f JOIN rpt.dim_product_line p "
+            "ON p.product_line_id = f.product_line_id GROUP BY 1 ORDER BY SUM(f.net_sales) DESC"
+        ).fetchone()[0]
+        year = int(
+            conn.exec_driver_sql("SELECT MAX(substr(order_date, 1, 4)) FROM rpt.fact_order_lines").scalar()
+        )
+        days = [
+            datetime.fromisoformat(str(r[0])[:10])
+            for r in conn.exec_driver_sql(f"SELECT date FROM rpt.dim_date WHERE year = {year - 1}")
+        ]
+    return {
+        "no filter": ({}, "", "1 = 1"),
+        f"country {country}": (
+            {"dim_geography.country": [country]},
+            "JOIN rpt.dim_geography g ON g.geography_key = f.geography_key",
+            f"g.country = '{country}'",
+        ),
+        f"product line {line}": (
+            {"dim_product_line.product_line_name": [line]},
+            "JOIN rpt.dim_product_line p ON p.product_line_id = f.product_line_id",
+            f"p.product_line_name = '{line}'",
+        ),
+        f"year {year - 1}": ({"dim_date.date": days}, "", f"substr(f.order_date, 1, 4) = '{year - 1}'"),
+    }
+
+
+def test_every_sales_measure_matches_sql_without_and_under_each_slicer(
+    dax: DaxModel, warehouse: sa.Engine
+) -> None:
+    names = list(REFERENCE_SQL)
+    findings = []
+    for label, (dax_filter, join, where) in _slicer_filters(warehouse).items():
+        got = dax.evaluate(names, dax_filter)
+        select = ", ".join(f"{sql} AS m{i}" for i, sql in enumerate(REFERENCE_SQL.values()))
+        with warehouse.connect() as conn:
+            row = conn.exec_driver_sql(
+                f"SELECT {select} FROM rpt.fact_order_lines f {join} WHERE {where}"
+            ).one()
+        for name, expected in zip(names, row, strict=True):
+            value = got.get(name)
+            if (
+                expected is None
+                or value is None
+                or abs(float(value) - float(expected)) > 1e-6 * max(1.0, abs(float(expected)))
+            ):
+                findings.append(f"[{name}] under {label}: DAX {value} vs SQL {expected}")
+    assert findings == []
+
+
+def test_yoy_compares_the_latest_year_with_the_same_dates_a_year_earlier(
+    dax: DaxModel, warehouse: sa.Engine
+) -> None:
+    """Defect 4: without a filter the card compared all of the last year with every earlier year."""
+    got = dax.evaluate(["Sales YoY %", "YoY Period", "Data As Of", "Net Sales"], {})
+    with warehouse.connect() as conn:
+        last = pd.Timestamp(conn.exec_driver_sql("SELECT MAX(order_date) FROM rpt.fact_order_lines").scalar())
+        first = pd.Timestamp(
+            conn.exec_driver_sql("SELECT MIN(order_date) FROM rpt.fact_order_lines").scalar()
+        )
+
+        def sales(start: pd.Timestamp, end: pd.Timestamp) -> float:
+            return float(
+                conn.exec_driver_sql(
+                    "SELECT COALESCE(SUM(net_sales), 0) FROM rpt.fact_order_lines "
+                    f"WHERE order_date >= '{start.date()}' AND order_date <= '{end.date()} 23:59:59'"
+                ).scalar()
+            )
+
+        start = pd.Timestamp(last.year, 1, 1)
+        current = sales(start, last)
+        previous = sales(start - pd.DateOffset(years=1), last - pd.DateOffset(years=1))
+        naive = sales(start, last) / sales(first, start - pd.Timedelta(days=1)) - 1
+    assert pd.Timestamp(got["Data As Of"]).date() == last.date()
+    assert f"{start.date()} to {last.date()} vs a year earlier" == got["YoY Period"]
+    if start - pd.DateOffset(years=1) >= first:
+        assert got["Sales YoY %"] == pytest.approx(current / previous - 1, rel=1e-9)
+        assert abs(got["Sales YoY %"] - naive) > 1e-6, "the old card's all-history comparison"
+    else:
+        assert got["Sales YoY %"] is None, "no comparable year in the data: blank"
