@@ -7,7 +7,7 @@ emits it only when they exist. Measures are listed dependencies-first.
 from __future__ import annotations
 
 from salesbi.powerbi.model import MeasureSpec, RelationshipSpec, SortSpec
-from salesbi.powerbi.tmdl import CURRENCY_FORMAT, DECIMAL_FORMAT, INTEGER_FORMAT, PERCENT_FORMAT
+from salesbi.powerbi.tmdl import CURRENCY_FORMAT, DECIMAL_FORMAT, INTEGER_FORMAT, PERCENT_FORMAT, TEXT_FORMAT
 
 F = "fact_order_lines"
 FM = "sales_forecast_monthly"
@@ -216,7 +216,7 @@ VAR _end =
 RETURN
     FORMAT(_start, "yyyy-mm-dd") & " to " & FORMAT(_end, "yyyy-mm-dd") & " vs a year earlier"
 """,
-        "",
+        TEXT_FORMAT,
         "Time Intelligence",
         "The period the Sales YoY % card compares (shown under the card).",
     ),
@@ -301,10 +301,60 @@ RETURN
     _m(
         "Orders in Band",
         "order_value_distribution",
-        "SUM(order_value_distribution[orders])",
+        f"""
+VAR _low = MIN(order_value_distribution[lower_bound])
+VAR _high = MAX(order_value_distribution[upper_bound])
+VAR _orders = CALCULATETABLE(VALUES({F}[order_id]), KEEPFILTERS({F}[is_cancelled] = FALSE()))
+RETURN
+    COUNTROWS(
+        FILTER(
+            _orders,
+            VAR _value = CALCULATE([Net Sales])
+            RETURN _value >= _low && (ISBLANK(_high) || _value < _high)
+        )
+    )
+""",
         INTEGER_FORMAT,
         "Orders",
-        "Non-cancelled orders whose value falls in the order-value band.",
+        "Non-cancelled orders in the selection whose value (of the selected lines) falls in the band.",
+    ),
+    _m(
+        "Last Order Date",
+        F,
+        f"CALCULATE(MAX({F}[order_date]), KEEPFILTERS({F}[is_cancelled] = FALSE()))",
+        "yyyy-mm-dd",
+        "Customers",
+        "Date of the last non-cancelled order in the selection.",
+    ),
+    _m(
+        "Sales Share",
+        F,
+        "DIVIDE([Net Sales], CALCULATE([Net Sales], ALLSELECTED(dim_geography)))",
+        PERCENT_FORMAT,
+        "Sales",
+        "Share of the selection's net sales (e.g. a country's share of all selected countries).",
+    ),
+    _m(
+        "ABC Class",
+        F,
+        """
+VAR _sales = [Net Sales]
+VAR _total = CALCULATE([Net Sales], ALLSELECTED(dim_product))
+VAR _upTo =
+    SUMX(
+        FILTER(ALLSELECTED(dim_product[product_id]), CALCULATE([Net Sales]) >= _sales),
+        CALCULATE([Net Sales])
+    )
+VAR _share = DIVIDE(_upTo, _total)
+RETURN
+    IF(
+        NOT ISBLANK(_sales) && HASONEVALUE(dim_product[product_id]),
+        IF(_share <= 0.8, "A", IF(_share <= 0.95, "B", "C"))
+    )
+""",
+        TEXT_FORMAT,
+        "Sales",
+        "A: the products making the first 80 % of the selection's net sales, B: the next 15 %, C: the rest.",
     ),
     # --- Segments & predictions --------------------------------------------
     _m(
@@ -341,20 +391,54 @@ RETURN
     ),
     # --- Forecast (month grain: rpt.sales_forecast_monthly) ---------------
     _m(
+        "Forecast Series",
+        FM,
+        """
+VAR _country = ISFILTERED(dim_geography[country])
+VAR _line = ISFILTERED(dim_product_line[product_line_name])
+RETURN
+    SWITCH(
+        TRUE(),
+        _country && _line, BLANK(),
+        _country, IF(HASONEVALUE(dim_geography[country]), "country:" & VALUES(dim_geography[country])),
+        _line,
+            IF(
+                HASONEVALUE(dim_product_line[product_line_id]),
+                "product_line:" & VALUES(dim_product_line[product_line_id])
+            ),
+        "total"
+    )
+""",
+        TEXT_FORMAT,
+        "Forecast",
+        "Which forecast series the selection shows: total, one country or one product line; blank when the "
+        "selection has no forecast series of its own (several countries, or country and product line).",
+    ),
+    _m(
         "Forecast Sales",
         FM,
-        f'CALCULATE(SUM({FM}[forecast]), KEEPFILTERS({FM}[series_id] = "total"), '
-        f"KEEPFILTERS({FM}[is_future] = TRUE()))",
+        f"""
+VAR _series = [Forecast Series]
+RETURN
+    IF(
+        NOT ISBLANK(_series),
+        CALCULATE(
+            SUM({FM}[forecast]), KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE())
+        )
+    )
+""",
         CURRENCY_FORMAT,
         "Forecast",
-        "Forecast net sales of the whole company (future months; the sum of the period forecasts).",
+        "Forecast net sales of the selected country or product line, else the whole company (future months; "
+        "the sum of the period forecasts).",
     ),
     _m(
         "Forecast Lower 80",
         FM,
         f"""
+VAR _series = [Forecast Series]
 VAR _rows =
-    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = "total"), KEEPFILTERS({FM}[is_future] = TRUE()))
+    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE()))
 RETURN
     IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[lower_80]))
 """,
@@ -366,8 +450,9 @@ RETURN
         "Forecast Upper 80",
         FM,
         f"""
+VAR _series = [Forecast Series]
 VAR _rows =
-    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = "total"), KEEPFILTERS({FM}[is_future] = TRUE()))
+    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE()))
 RETURN
     IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[upper_80]))
 """,
@@ -379,8 +464,9 @@ RETURN
         "Forecast Lower 95",
         FM,
         f"""
+VAR _series = [Forecast Series]
 VAR _rows =
-    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = "total"), KEEPFILTERS({FM}[is_future] = TRUE()))
+    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE()))
 RETURN
     IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[lower_95]))
 """,
@@ -392,8 +478,9 @@ RETURN
         "Forecast Upper 95",
         FM,
         f"""
+VAR _series = [Forecast Series]
 VAR _rows =
-    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = "total"), KEEPFILTERS({FM}[is_future] = TRUE()))
+    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE()))
 RETURN
     IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[upper_95]))
 """,

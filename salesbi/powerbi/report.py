@@ -154,11 +154,14 @@ VISUAL_KINDS = {
 
 def visual_json(v: VisualSpec, position: tuple[int, int, int, int], order: int) -> dict[str, Any]:
     """Return the ``visual.json`` object of one visual container."""
+    by_role: dict[str, list[Field]] = {}
+    for role, fs in v.roles:  # a role may be listed twice (e.g. a table's columns, then its measures)
+        by_role.setdefault(role, []).extend(fs)
     query_state = {
         role: {
             "projections": [_projection(f, active=(role == "Category" and i == 0)) for i, f in enumerate(fs)]
         }
-        for role, fs in v.roles
+        for role, fs in by_role.items()
     }
     query: dict[str, Any] = {"queryState": query_state}
     if v.sort is not None:

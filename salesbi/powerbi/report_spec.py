@@ -36,6 +36,9 @@ class VisualSpec:
     slicer_mode: str | None = None  # 'Between' (date range) or 'Dropdown'
     wide: bool = False
     alt_text: str = ""  # screen-reader text; derived from the title and fields when empty
+    # slicers of the page this visual does not respond to ('date', 'country', 'product_line');
+    # its title must say so ("all dates", "all countries", "all product lines")
+    ignores: tuple[str, ...] = ()
 
     @property
     def fields(self) -> list[Field]:
@@ -125,6 +128,7 @@ def _table(
     sort: str | None = None,
     descending: bool = False,
     wide: bool = False,
+    ignores: tuple[str, ...] = (),
 ) -> VisualSpec:
     return VisualSpec(
         key,
@@ -134,6 +138,7 @@ def _table(
         sort=col(table, sort) if sort else None,
         sort_descending=descending,
         wide=wide,
+        ignores=ignores,
     )
 
 
@@ -211,43 +216,54 @@ PAGES: tuple[PageSpec, ...] = (
         "Who are our best customers, which loyalty tier are they in, and is the customer base growing "
         "(new, retained, regained, churned)?",
         _slicers("customers", country=col("dim_customer", "country"))
-        + _cards(
-            "customers",
-            (F, "Active Customers"),
-            (F, "New Customers"),
-            ("customer_growth", "Churned Customers"),
-            ("customer_growth", "Quick Ratio"),
-        )
+        + _cards("customers", (F, "Active Customers"), (F, "New Customers"))
         + (
-            _table(
+            VisualSpec(
+                "customers_card_churned",
+                "card",
+                "Churned customers (all countries)",
+                (("Values", (meas("customer_growth", "Churned Customers"),)),),
+                ignores=("country",),
+            ),
+            VisualSpec(
+                "customers_card_quick_ratio",
+                "card",
+                "Quick ratio (all countries)",
+                (("Values", (meas("customer_growth", "Quick Ratio"),)),),
+                ignores=("country",),
+            ),
+            VisualSpec(
                 "customers_top",
-                "Top customers by net sales",
-                "customer_summary",
+                "tableEx",
+                "Top customers by net sales in the selection",
                 (
-                    "sales_rank",
-                    "customer_name",
-                    "country",
-                    "net_sales",
-                    "orders",
-                    "loyalty_tier",
-                    "last_order_date",
-                    "recency_days",
+                    ("Values", (col("dim_customer", "customer_name"), col("dim_customer", "country"))),
+                    (
+                        "Values",
+                        (
+                            meas(F, "Net Sales"),
+                            meas(F, "Net Orders"),
+                            meas(F, "Margin %"),
+                            meas(F, "Last Order Date"),
+                        ),
+                    ),
                 ),
-                sort="sales_rank",
+                sort=meas(F, "Net Sales"),
             ),
             VisualSpec(
                 "customers_tiers",
                 "donutChart",
-                "Net sales by loyalty tier",
+                "Lifetime net sales by loyalty tier (all dates)",
                 (
                     ("Category", (col("customer_summary", "loyalty_tier"),)),
                     ("Y", (meas("customer_summary", "Loyalty Sales"),)),
                 ),
+                ignores=("date",),
             ),
             VisualSpec(
                 "customers_ledger",
                 "clusteredColumnChart",
-                "Customer growth ledger by month",
+                "Customer growth ledger by month (all countries)",
                 (
                     ("Category", (MONTH,)),
                     (
@@ -262,6 +278,7 @@ PAGES: tuple[PageSpec, ...] = (
                 sort=MONTH,
                 sort_descending=False,
                 wide=True,
+                ignores=("country",),
             ),
         ),
     ),
@@ -281,8 +298,11 @@ PAGES: tuple[PageSpec, ...] = (
             VisualSpec(
                 "locations_countries",
                 "clusteredBarChart",
-                "Countries ranked by net sales",
-                (("Category", (col("dim_geography", "country"),)), ("Y", (meas(F, "Net Sales"),))),
+                "Countries ranked by net sales (drill down to cities)",
+                (
+                    ("Category", (col("dim_geography", "country"), col("dim_geography", "city"))),
+                    ("Y", (meas(F, "Net Sales"),)),
+                ),
                 sort=meas(F, "Net Sales"),
             ),
             VisualSpec(
@@ -292,23 +312,27 @@ PAGES: tuple[PageSpec, ...] = (
                 (("Category", (col("dim_office", "office_name"),)), ("Y", (meas(F, "Net Sales"),))),
                 sort=meas(F, "Net Sales"),
             ),
-            _table(
+            VisualSpec(
                 "locations_table",
-                "Locations: sales, margin, customers, growth",
-                "location_summary",
+                "tableEx",
+                "Countries: sales, share, margin, customers, growth",
                 (
-                    "level",
-                    "location_name",
-                    "net_sales",
-                    "gross_profit",
-                    "margin",
-                    "customers",
-                    "orders",
-                    "sales_share",
-                    "yoy_growth",
+                    ("Values", (col("dim_geography", "country"),)),
+                    (
+                        "Values",
+                        (
+                            meas(F, "Net Sales"),
+                            meas(F, "Sales Share"),
+                            meas(F, "Gross Profit"),
+                            meas(F, "Margin %"),
+                            meas(F, "Active Customers"),
+                            meas(F, "Net Orders"),
+                            meas(F, "Sales YoY %"),
+                        ),
+                    ),
                 ),
-                sort="net_sales",
-                descending=True,
+                sort=meas(F, "Net Sales"),
+                wide=True,
             ),
         ),
     ),
@@ -340,20 +364,24 @@ PAGES: tuple[PageSpec, ...] = (
                 ),
                 sort=meas(F, "Net Sales"),
             ),
-            _table(
+            VisualSpec(
                 "products_abc",
-                "Products with ABC class",
-                "product_summary",
+                "tableEx",
+                "Products with ABC class in the selection",
                 (
-                    "sales_rank",
-                    "product_name",
-                    "product_line_name",
-                    "net_sales",
-                    "gross_profit",
-                    "margin",
-                    "abc_class",
+                    ("Values", (col("dim_product", "product_name"), col("dim_product", "product_line_name"))),
+                    (
+                        "Values",
+                        (
+                            meas(F, "Net Sales"),
+                            meas(F, "Gross Profit"),
+                            meas(F, "Margin %"),
+                            meas(F, "Units Sold"),
+                            meas(F, "ABC Class"),
+                        ),
+                    ),
                 ),
-                sort="sales_rank",
+                sort=meas(F, "Net Sales"),
                 wide=True,
             ),
         ),
@@ -364,22 +392,32 @@ PAGES: tuple[PageSpec, ...] = (
         "Which sales reps and offices bring in the most, and which reward tier has each rep earned?",
         (
             *_slicers("employees", country=col("dim_office", "country")),
-            _table(
+            VisualSpec(
                 "employees_leaderboard",
-                "Sales rep leaderboard",
-                "employee_performance",
+                "tableEx",
+                "Sales rep leaderboard in the selection",
                 (
-                    "rank_overall",
-                    "employee_name",
-                    "office_name",
-                    "net_sales",
-                    "orders",
-                    "customers_served",
-                    "margin",
-                    "reward_tier",
+                    ("Values", (col("dim_employee", "employee_name"), col("dim_employee", "office_name"))),
+                    (
+                        "Values",
+                        (
+                            meas(F, "Net Sales"),
+                            meas(F, "Net Orders"),
+                            meas(F, "Active Customers"),
+                            meas(F, "Margin %"),
+                        ),
+                    ),
                 ),
-                sort="rank_overall",
+                sort=meas(F, "Net Sales"),
                 wide=True,
+            ),
+            _table(
+                "employees_rewards",
+                "Reward tiers of the year (all dates, all countries)",
+                "employee_performance",
+                ("rank_overall", "employee_name", "office_name", "net_sales", "reward_tier"),
+                sort="rank_overall",
+                ignores=("date", "country"),
             ),
             VisualSpec(
                 "employees_reps",
@@ -402,7 +440,7 @@ PAGES: tuple[PageSpec, ...] = (
         "Segments",
         "Which customer segments do we have, how big and valuable is each, and what should we do "
         "with each customer next?",
-        _slicers("segments", date=False, country=col("customer_segments", "country"))
+        _slicers("segments", date=False, country=col("dim_customer", "country"))
         + _cards(
             "segments",
             ("customer_segments", "Segment Customers"),
@@ -431,7 +469,7 @@ PAGES: tuple[PageSpec, ...] = (
             ),
             _table(
                 "segments_summary",
-                "Segment summary",
+                "Segment summary (all countries)",
                 "segment_summary",
                 (
                     "segment",
@@ -444,6 +482,7 @@ PAGES: tuple[PageSpec, ...] = (
                 ),
                 sort="segment_order",
                 wide=True,
+                ignores=("country",),
             ),
             _table(
                 "segments_actions",

@@ -38,6 +38,7 @@ CURRENCY_FORMAT = r"\$#,0.00;(\$#,0.00);\$#,0.00"
 PERCENT_FORMAT = "0.0%;-0.0%;0.0%"
 INTEGER_FORMAT = "#,0"
 DECIMAL_FORMAT = "#,0.00"
+TEXT_FORMAT = "@"  # text measures (labels): shown as they are
 
 COLUMN_FORMAT: dict[str, str] = {
     "int": "0",
