@@ -22,16 +22,6 @@ from salesbi.pipeline import run_pipeline
 from tests.conftest import need
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-MODEL_TABLES = (
-    "fact_order_lines",
-    "dim_date",
-    "dim_geography",
-    "dim_customer",
-    "dim_product",
-    "dim_product_line",
-    "dim_office",
-    "dim_employee",
-)
 DEFINITION = Path(__file__).resolve().parents[1] / "powerbi" / "SalesBI.SemanticModel" / "definition"
 
 # measure -> SQL over rpt.fact_order_lines (f) joined to the filtered dimension; {where} is the filter
@@ -48,25 +38,32 @@ REFERENCE_SQL = {
 }
 
 
-def _run(workdir: Path, source: Path, profile: str) -> Path:
+def _run(workdir: Path, source: Path, profile: str, steps: tuple[str, ...]) -> Path:
     run_pipeline(
         PipelineParams(
             source=source,
             profile=profile,
             warehouse_url=f"sqlite:///{workdir / 'var' / 'warehouse.db'}",
             out_dir=workdir / "out",
-            steps=("ingest", "reports"),  # type: ignore[arg-type]
+            steps=steps,  # type: ignore[arg-type]
         )
     )
     return workdir
 
 
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory, sample_company: Path) -> Path:
+    """A run of every step but Power BI on the generated sample (all rpt tables the report reads)."""
+    steps = ("ingest", "reports", "segments", "predictions", "forecast")
+    return _run(tmp_path_factory.mktemp("numbers_sample"), sample_company, "canonical", steps)
+
+
 @pytest.fixture(scope="module", params=["sample", "classicmodels"])
 def run_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp(f"numbers_{request.param}")
     if request.param == "sample":
-        return _run(workdir, request.getfixturevalue("sample_company"), "canonical")
-    return _run(workdir, request.getfixturevalue("classicmodels_dir"), "classicmodels")
+        return Path(request.getfixturevalue("sample_run"))
+    workdir = tmp_path_factory.mktemp("numbers_classicmodels")
+    return _run(workdir, request.getfixturevalue("classicmodels_dir"), "classicmodels", ("ingest", "reports"))
 
 
 def _dax_table(path: Path) -> dict[str, Any]:
@@ -94,8 +91,8 @@ class DaxModel:
             raise
         self._evaluate = evaluate_measures_batch
         model = parse_tmdl_folder(str(DEFINITION))
-        keep = set(MODEL_TABLES)
-        self.tables = {name: _dax_table(parquet / f"{name}.parquet") for name in MODEL_TABLES}
+        keep = {t["name"] for t in model["tables"] if (parquet / f"{t['name']}.parquet").is_file()}
+        self.tables = {name: _dax_table(parquet / f"{name}.parquet") for name in sorted(keep)}
         self.measures = {
             m["name"]: m["expression"] for t in model["tables"] if t["name"] in keep for m in t["measures"]
         }
@@ -114,17 +111,30 @@ class DaxModel:
             if r["from_table"] in keep and r["to_table"] in keep
         ]
 
-    def evaluate(self, names: list[str], filters: dict[str, list[Any]]) -> dict[str, Any]:
-        """Return ``measure -> value`` under ``{'table.column': [allowed values]}``."""
+    def evaluate(
+        self,
+        names: list[str],
+        filters: dict[str, list[Any]],
+        extra: dict[str, str] | None = None,
+        group: dict[str, list[Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Return ``measure -> value`` under slicer ``filters`` ``{'table.column': [values]}``.
+
+        ``group`` is a visual's row (category value): a filter that ALLSELECTED removes, as in a
+        visual; ``extra`` adds ad-hoc measures.
+        """
+        measures = {**self.measures, **(extra or {})}
         return dict(
             self._evaluate(
                 names,
                 self.tables,
-                self.measures,
-                filters,
+                measures,
+                {**filters, **(group or {})},
                 "dim_date",
                 "date",
                 self.relationships,
+                group_keys=set(group or {}),
+                selected_filters=filters,
                 measure_tables=self.homes,
             )
         )
@@ -229,3 +239,108 @@ def test_yoy_compares_the_latest_year_with_the_same_dates_a_year_earlier(
         assert abs(got["Sales YoY %"] - naive) > 1e-6, "the old card's all-history comparison"
     else:
         assert got["Sales YoY %"] is None, "no comparable year in the data: blank"
+
+
+# --------------------------------------------------------------------------- every slicer moves every visual
+
+SLICER_KINDS = {"date": "all dates", "country": "all countries", "product_line": "all product lines"}
+MAX_CATEGORIES = 3
+
+
+def _slicer_value(dax: DaxModel, table: str, column: str) -> list[Any]:
+    """Return the slicer selection used for ``table[column]``: the value with the most net sales."""
+    data = dax.tables[table]
+    index = data["columns"].index(column)
+    values = sorted({row[index] for row in data["rows"] if row[index] is not None})
+    if table == "dim_date":  # a date range: the year before the last one with orders
+        fact = dax.tables["fact_order_lines"]
+        at = fact["columns"].index("order_date")
+        last = max(row[at] for row in fact["rows"])
+        return [d for d in values if d.year == last.year - 1]
+    sales = {
+        v: dax.evaluate(["Net Sales"], {f"{table}.{column}": [v]})["Net Sales"] or 0 for v in values[:12]
+    }
+    return [max(sales, key=lambda v: sales[v])]
+
+
+def _fingerprint(dax: DaxModel, visual: Any, filters: dict[str, list[Any]]) -> Any:
+    """Return what a visual shows under ``filters``: per category value, its measures (or its row count)."""
+    columns = [f for f in visual.fields if not f.is_measure]
+    measures = [f.name for f in visual.fields if f.is_measure]
+    extra: dict[str, str] = {}
+    if not measures:  # a table of a summary table's columns: the rows it lists
+        home = columns[0].table
+        extra = {"__rows": f"COUNTROWS({home})"}
+        measures = ["__rows"]
+    if not columns or columns[0].table == "dim_date":
+        return dax.evaluate(measures, filters, extra)
+    first = columns[0]
+    key = f"{first.table}.{first.name}"
+    data = dax.tables[first.table]
+    index = data["columns"].index(first.name)
+    values = sorted({row[index] for row in data["rows"] if row[index] is not None}, key=str)
+    shown: dict[Any, Any] = {}
+    for v in values:  # the first categories the unfiltered visual shows (non-blank), as a chart would
+        if len(shown) == MAX_CATEGORIES:
+            break
+        if key in filters and v not in filters[key]:  # a slicer on the category's own column
+            shown[v] = None
+            continue
+        got = dax.evaluate(measures, filters, extra, group={key: [v]})
+        if any(x is not None for x in got.values()) or filters:
+            shown[v] = got
+    return shown
+
+
+def test_every_slicer_changes_every_visual_or_the_title_says_it_does_not(sample_run: Path) -> None:
+    """Defect 5: 16 slicer/visual pairs did not filter, with no sign of it on the page."""
+    from salesbi.powerbi import plan_project
+
+    dax = DaxModel(sample_run / "out" / "powerbi" / "data")
+    _, report = plan_project()
+    findings, checked = [], 0
+    baseline: dict[str, Any] = {}
+    for page in report.pages:
+        slicers = [v for v in page.visuals if v.visual_type == "slicer"]
+        visuals = [v for v in page.visuals if v.visual_type != "slicer"]
+        for slicer in slicers:
+            kind = slicer.key.removeprefix(f"{page.key}_slicer_")
+            field = slicer.fields[0]
+            selection = {f"{field.table}.{field.name}": _slicer_value(dax, field.table, field.name)}
+            for visual in visuals:
+                if visual.key not in baseline:
+                    baseline[visual.key] = _fingerprint(dax, visual, {})
+                before = baseline[visual.key]
+                after = _fingerprint(dax, visual, selection)
+                checked += 1
+                if kind in visual.ignores:
+                    if SLICER_KINDS[kind] not in visual.title:
+                        findings.append(
+                            f"{page.key}/{visual.key} ignores {kind} but its title does not say so"
+                        )
+                    if before != after:
+                        findings.append(f"{page.key}/{visual.key} declares it ignores {kind} but changes")
+                elif before == after:
+                    findings.append(f"{page.key}/{visual.key}: the {kind} slicer does not change it")
+    assert checked > 40
+    assert findings == [], "\n".join(findings)
+
+
+def test_order_value_bands_and_abc_classes_match_the_report_tables(sample_run: Path) -> None:
+    """The measures that replaced precomputed summary visuals give the summary tables' numbers unfiltered."""
+    data = sample_run / "out" / "powerbi" / "data"
+    dax = DaxModel(data)
+    bands = pd.read_parquet(data / "order_value_distribution.parquet")
+    for band in bands.itertuples():
+        got = dax.evaluate(
+            ["Orders in Band"], {}, group={"order_value_distribution.bin_label": [band.bin_label]}
+        )
+        assert got["Orders in Band"] == band.orders, band.bin_label
+    products = pd.read_parquet(data / "product_summary.parquet").sort_values("sales_rank")
+    products = products[products["net_sales"] > 0]
+    sample = pd.concat(
+        [products.head(6), products.iloc[len(products) // 2 - 3 : len(products) // 2 + 3], products.tail(6)]
+    )
+    for p in sample.itertuples():
+        got = dax.evaluate(["ABC Class"], {}, group={"dim_product.product_id": [p.product_id]})["ABC Class"]
+        assert got == p.abc_class, (p.product_id, p.sales_rank, got, p.abc_class)

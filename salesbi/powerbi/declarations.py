@@ -304,15 +304,10 @@ RETURN
         f"""
 VAR _low = MIN(order_value_distribution[lower_bound])
 VAR _high = MAX(order_value_distribution[upper_bound])
-VAR _orders = CALCULATETABLE(VALUES({F}[order_id]), KEEPFILTERS({F}[is_cancelled] = FALSE()))
+VAR _lines = CALCULATETABLE({F}, KEEPFILTERS({F}[is_cancelled] = FALSE()))
+VAR _orders = GROUPBY(_lines, {F}[order_id], "@value", SUMX(CURRENTGROUP(), {F}[net_sales]))
 RETURN
-    COUNTROWS(
-        FILTER(
-            _orders,
-            VAR _value = CALCULATE([Net Sales])
-            RETURN _value >= _low && (ISBLANK(_high) || _value < _high)
-        )
-    )
+    COUNTROWS(FILTER(_orders, [@value] >= _low && (ISBLANK(_high) || [@value] < _high)))
 """,
         INTEGER_FORMAT,
         "Orders",
@@ -345,16 +340,17 @@ VAR _upTo =
         FILTER(ALLSELECTED(dim_product[product_id]), CALCULATE([Net Sales]) >= _sales),
         CALCULATE([Net Sales])
     )
-VAR _share = DIVIDE(_upTo, _total)
+VAR _shareBefore = DIVIDE(_upTo - _sales, _total)
 RETURN
     IF(
         NOT ISBLANK(_sales) && HASONEVALUE(dim_product[product_id]),
-        IF(_share <= 0.8, "A", IF(_share <= 0.95, "B", "C"))
+        IF(_shareBefore < 0.8, "A", IF(_shareBefore < 0.95, "B", "C"))
     )
 """,
         TEXT_FORMAT,
         "Sales",
-        "A: the products making the first 80 % of the selection's net sales, B: the next 15 %, C: the rest.",
+        "A: the top sellers that start within the first 80 % of the selection's net sales (ranked by net "
+        "sales), B: within the next 15 %, C: the rest (as rpt.product_summary).",
     ),
     # --- Segments & predictions --------------------------------------------
     _m(

@@ -157,8 +157,22 @@ PAGES: tuple[PageSpec, ...] = (
             (F, "Net Orders"),
             (F, "Average Order Value"),
             (F, "Sales YoY %"),
-            (F, "YoY Period"),
-            (F, "Data As Of"),
+        )
+        + (
+            VisualSpec(
+                "overview_card_yoy_period",
+                "card",
+                "Period of Sales YoY % (same for all countries and all product lines)",
+                (("Values", (meas(F, "YoY Period"),)),),
+                ignores=("country", "product_line"),
+            ),
+            VisualSpec(
+                "overview_card_as_of",
+                "card",
+                "Data as of: last order (all dates, all countries, all product lines)",
+                (("Values", (meas(F, "Data As Of"),)),),
+                ignores=("date", "country", "product_line"),
+            ),
         )
         + (
             VisualSpec(
