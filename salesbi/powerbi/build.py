@@ -19,6 +19,7 @@ from salesbi.powerbi.report import (
     definition_pbir,
     layout,
     page_json,
+    page_size,
     pages_json,
     plan_report,
     report_json,
@@ -55,7 +56,7 @@ def plan_project(tables: Sequence[Table] | None = None) -> tuple[ModelPlan, Repo
 
         tables = rpt_tables()
     model = plan_model(tables, declarations.MEASURES, declarations.RELATIONSHIPS, declarations.SORTS)
-    return model, plan_report(model, report_spec.PAGES)
+    return model, plan_report(model, report_spec.ALL_PAGES)
 
 
 def project_files(parquet_folder: str, tables: Sequence[Table] | None = None) -> dict[str, str]:
@@ -101,7 +102,7 @@ def project_files(parquet_folder: str, tables: Sequence[Table] | None = None) ->
     for page in report.pages:
         base = f"{REPORT_FOLDER}/definition/pages/{page.key}"
         files[f"{base}/page.json"] = _json(page_json(page))
-        positions = layout(page.visuals)
+        positions = layout(page.visuals, *page_size(page))
         for order, v in enumerate(page.visuals):
             files[f"{base}/visuals/{v.key}/visual.json"] = _json(visual_json(v, positions[v.key], order))
     return dict(sorted(files.items()))

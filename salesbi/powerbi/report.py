@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from salesbi.powerbi.model import ModelPlan
@@ -25,6 +25,7 @@ THEME_NAME = "SalesBI"
 BASE_THEME = "CY24SU10"
 THEME_FILE = "SalesBI.json"
 PAGE_WIDTH, PAGE_HEIGHT, GAP = 1280, 720, 8
+TOOLTIP_WIDTH, TOOLTIP_HEIGHT = 320, 240
 
 THEME: dict[str, Any] = {
     "name": THEME_NAME,
@@ -71,7 +72,7 @@ def plan_report(plan: ModelPlan, pages: tuple[PageSpec, ...]) -> ReportPlan:
             else:
                 kept.append(v)
         if any(v.visual_type != "slicer" for v in kept):
-            out.pages.append(PageSpec(page.key, page.display_name, page.question, tuple(kept)))
+            out.pages.append(replace(page, visuals=tuple(kept)))
         else:
             out.skipped.append(f"page {page.key}: no visual has its fields")
     return out
@@ -97,8 +98,19 @@ def _projection(f: Field, *, active: bool) -> dict[str, Any]:
     return p
 
 
-def layout(visuals: tuple[VisualSpec, ...]) -> dict[str, tuple[int, int, int, int]]:
-    """Return ``key -> (x, y, width, height)``: slicers on top, then cards, then a two-column grid."""
+def page_size(page: PageSpec) -> tuple[int, int]:
+    """Return ``(width, height)`` of a page: tooltip pages are small."""
+    return (TOOLTIP_WIDTH, TOOLTIP_HEIGHT) if page.kind == "tooltip" else (PAGE_WIDTH, PAGE_HEIGHT)
+
+
+def layout(
+    visuals: tuple[VisualSpec, ...], page_width: int = PAGE_WIDTH, page_height: int = PAGE_HEIGHT
+) -> dict[str, tuple[int, int, int, int]]:
+    """Return ``key -> (x, y, width, height)``: slicers on top, then cards, then a two-column grid.
+
+    On a narrow page (a tooltip) the cards are stacked two per row.
+    """
+    PAGE_WIDTH, PAGE_HEIGHT = page_width, page_height
     pos: dict[str, tuple[int, int, int, int]] = {}
     slicers = [v for v in visuals if v.visual_type == "slicer"]
     cards = [v for v in visuals if v.visual_type == "card"]
@@ -110,10 +122,13 @@ def layout(visuals: tuple[VisualSpec, ...]) -> dict[str, tuple[int, int, int, in
             pos[v.key] = (GAP + i * (w + GAP), y, w, 56)
         y += 56 + GAP
     if cards:
-        w = (PAGE_WIDTH - GAP * (len(cards) + 1)) // len(cards)
+        per_row = len(cards) if PAGE_WIDTH >= 640 else 2
+        card_h = 96 if PAGE_WIDTH >= 640 else (PAGE_HEIGHT - GAP * 3) // 2
+        w = (PAGE_WIDTH - GAP * (per_row + 1)) // per_row
         for i, v in enumerate(cards):
-            pos[v.key] = (GAP + i * (w + GAP), y, w, 96)
-        y += 96 + GAP
+            row, column = divmod(i, per_row)
+            pos[v.key] = (GAP + column * (w + GAP), y + row * (card_h + GAP), w, card_h)
+        y += (card_h + GAP) * ((len(cards) + per_row - 1) // per_row)
     rows: list[list[VisualSpec]] = []
     for v in rest:
         if v.wide or not rows or len(rows[-1]) == 2 or rows[-1][0].wide:
@@ -181,6 +196,13 @@ def visual_json(v: VisualSpec, position: tuple[int, int, int, int], order: int) 
         "title": [{"properties": {"show": _literal("true"), "text": _text(v.title)}}],
         "general": [{"properties": {"altText": _text(alt_text(v))}}],
     }
+    if v.visual_type == "slicer":  # the same slicer field is synced across pages
+        field = v.fields[0]
+        visual["syncGroup"] = {
+            "groupName": f"{field.table}.{field.name}",
+            "fieldChanges": True,
+            "filterChanges": True,
+        }
     visual["drillFilterOtherVisuals"] = True
     x, y, w, h = position
     return {
@@ -192,20 +214,50 @@ def visual_json(v: VisualSpec, position: tuple[int, int, int, int], order: int) 
 
 
 def page_json(page: PageSpec) -> dict[str, Any]:
-    """Return ``page.json``."""
-    return {
+    """Return ``page.json``; drillthrough and tooltip pages carry their binding field and filter."""
+    width, height = page_size(page)
+    doc: dict[str, Any] = {
         "$schema": SCHEMAS["page"],
         "name": page.key,
         "displayName": page.display_name,
         "displayOption": "FitToPage",
-        "height": PAGE_HEIGHT,
-        "width": PAGE_WIDTH,
+        "height": height,
+        "width": width,
     }
+    if page.kind in ("drillthrough", "tooltip") and page.binding is not None:
+        kind = "Drillthrough" if page.kind == "drillthrough" else "Tooltip"
+        filter_name = f"{page.key}_binding"
+        doc["filterConfig"] = {
+            "filters": [
+                {
+                    "name": filter_name,
+                    "field": _field_expr(page.binding),
+                    "type": "Categorical",
+                    "howCreated": "Drillthrough" if page.kind == "drillthrough" else "User",
+                }
+            ]
+        }
+        doc["pageBinding"] = {
+            "name": f"{page.key}_pageBinding",
+            "type": kind,
+            "referenceScope": "Default",
+            "parameters": [
+                {
+                    "name": f"{page.key}_parameter",
+                    "boundFilter": filter_name,
+                    "fieldExpr": _field_expr(page.binding),
+                }
+            ],
+        }
+        doc["type"] = kind
+        if page.kind == "tooltip":
+            doc["visibility"] = "HiddenInViewMode"
+    return doc
 
 
 def pages_json(report: ReportPlan) -> dict[str, Any]:
     """Return ``pages/pages.json`` (page order, first page active)."""
-    order = [p.key for p in report.pages]
+    order = [p.key for p in report.pages]  # question pages first, then drillthrough and tooltip pages
     return {"$schema": SCHEMAS["pages"], "pageOrder": order, "activePageName": order[0] if order else ""}
 
 

@@ -51,12 +51,18 @@ class VisualSpec:
 
 @dataclass(frozen=True)
 class PageSpec:
-    """A report page: stable name, title, the question it answers, and its visuals."""
+    """A report page: stable name, title, the question it answers, and its visuals.
+
+    ``kind`` 'drillthrough' pages open from any visual showing ``binding`` (right click →
+    Drill through); 'tooltip' pages replace the default tooltip of visuals showing ``binding``.
+    """
 
     key: str
     display_name: str
     question: str
     visuals: tuple[VisualSpec, ...]
+    kind: str = "normal"  # 'normal', 'drillthrough' or 'tooltip'
+    binding: Field | None = None
 
 
 def col(table: str, name: str) -> Field:
@@ -587,3 +593,71 @@ PAGES: tuple[PageSpec, ...] = (
         ),
     ),
 )
+
+
+def _drillthrough(key: str, name: str, question: str, field: Field, table: VisualSpec) -> PageSpec:
+    cards = _cards(
+        key, (F, "Net Sales"), (F, "Gross Profit"), (F, "Margin %"), (F, "Net Orders"), (F, "Last Order Date")
+    )
+    trend = VisualSpec(
+        f"{key}_trend",
+        "lineChart",
+        "Monthly net sales",
+        (("Category", (MONTH,)), ("Y", (meas(F, "Net Sales"), meas(F, "Gross Profit")))),
+        sort=MONTH,
+        sort_descending=False,
+    )
+    return PageSpec(key, name, question, (*cards, trend, table), kind="drillthrough", binding=field)
+
+
+def _ranked(key: str, title: str, category: Field) -> VisualSpec:
+    return VisualSpec(
+        key,
+        "clusteredBarChart",
+        title,
+        (("Category", (category,)), ("Y", (meas(F, "Net Sales"),))),
+        sort=meas(F, "Net Sales"),
+    )
+
+
+DETAIL_PAGES: tuple[PageSpec, ...] = (
+    _drillthrough(
+        "customer_detail",
+        "Customer detail",
+        "What has this customer bought, when, and at what margin?",
+        col("dim_customer", "customer_name"),
+        _ranked(
+            "customer_detail_products", "Products bought by net sales", col("dim_product", "product_name")
+        ),
+    ),
+    _drillthrough(
+        "product_detail",
+        "Product detail",
+        "Who buys this product, how is it selling, and at what margin?",
+        col("dim_product", "product_name"),
+        _ranked(
+            "product_detail_customers",
+            "Customers buying it by net sales",
+            col("dim_customer", "customer_name"),
+        ),
+    ),
+    _drillthrough(
+        "rep_detail",
+        "Sales rep detail",
+        "How is this sales rep doing, and with which customers?",
+        col("dim_employee", "employee_name"),
+        _ranked("rep_detail_customers", "Customers by net sales", col("dim_customer", "customer_name")),
+    ),
+    PageSpec(
+        "month_tooltip",
+        "Month tooltip",
+        "The month at a glance (shown when hovering a month on any chart).",
+        _cards("month_tooltip", (F, "Net Sales"), (F, "Net Orders"), (F, "Margin %"), (F, "Sales MoM %")),
+        kind="tooltip",
+        binding=MONTH,
+    ),
+)
+
+
+#: every page of the report: the question pages, then drillthrough and tooltip pages
+ALL_PAGES: tuple[PageSpec, ...] = (*PAGES, *DETAIL_PAGES)
