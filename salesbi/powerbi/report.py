@@ -126,8 +126,8 @@ def layout(
         card_h = 96 if PAGE_WIDTH >= 640 else (PAGE_HEIGHT - GAP * 3) // 2
         w = (PAGE_WIDTH - GAP * (per_row + 1)) // per_row
         for i, v in enumerate(cards):
-            row, column = divmod(i, per_row)
-            pos[v.key] = (GAP + column * (w + GAP), y + row * (card_h + GAP), w, card_h)
+            line, column = divmod(i, per_row)
+            pos[v.key] = (GAP + column * (w + GAP), y + line * (card_h + GAP), w, card_h)
         y += (card_h + GAP) * ((len(cards) + per_row - 1) // per_row)
     rows: list[list[VisualSpec]] = []
     for v in rest:
