@@ -290,6 +290,11 @@ def publish_stage(run: Run) -> None:
     assert run.engine is not None and run.metadata is not None
     out = run.params.out_dir
     with run.summary.timed("publish"):
+        if run.summary.tables:
+            from salesbi.reports.data_quality import build_data_quality
+
+            rejected = getattr(run.outcome, "rejected_rows", None)
+            run.frames["data_quality"] = build_data_quality(run.summary, rejected, utcnow())
         tables = rpt_tables()
         # Parquet first, aside; then the one warehouse transaction; then the folder swap
         staged = stage_parquet(run.frames, tables, run.params.parquet_dir)

@@ -344,3 +344,22 @@ def test_order_value_bands_and_abc_classes_match_the_report_tables(sample_run: P
     for p in sample.itertuples():
         got = dax.evaluate(["ABC Class"], {}, group={"dim_product.product_id": [p.product_id]})["ABC Class"]
         assert got == p.abc_class, (p.product_id, p.sales_rank, got, p.abc_class)
+
+
+def test_data_quality_page_numbers_are_the_run_summary(sample_run: Path) -> None:
+    """rpt.data_quality and its measures restate run_summary.json: read = loaded + rejected per table."""
+    import json
+
+    summary = json.loads((sample_run / "out" / "run_summary.json").read_text(encoding="utf-8"))
+    dax = DaxModel(sample_run / "out" / "powerbi" / "data")
+    tables = summary["tables"]
+    got = dax.evaluate(["Rows Read", "Rows Loaded", "Rows Rejected", "Run Status", "Data Freshness"], {})
+    assert got["Rows Read"] == sum(t["read"] for t in tables.values())
+    assert got["Rows Loaded"] == sum(t["loaded"] for t in tables.values())
+    assert got["Rows Rejected"] == sum(t["rejected"] for t in tables.values())
+    assert got["Run Status"] in ("succeeded", "succeeded_with_warnings")
+    assert got["Run Status"] == summary["status"]
+    assert str(got["Data Freshness"]).startswith("Orders to ") and "refreshed" in got["Data Freshness"]
+    for name, counts in tables.items():
+        row = dax.evaluate(["Rows Read", "Rows Rejected"], {}, group={"data_quality.table_name": [name]})
+        assert (row["Rows Read"], row["Rows Rejected"]) == (counts["read"], counts["rejected"]), name

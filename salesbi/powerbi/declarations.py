@@ -484,8 +484,67 @@ RETURN
         "Forecast",
         "Upper bound of the 95% interval of one month's total (blank over several months).",
     ),
+    # --- Data quality (rpt.data_quality, from the run summary) ------------------------------------
+    _m(
+        "Rows Read",
+        "data_quality",
+        "SUM(data_quality[rows_read])",
+        INTEGER_FORMAT,
+        "Data Quality",
+        "Source records read.",
+    ),
+    _m(
+        "Rows Loaded",
+        "data_quality",
+        "SUM(data_quality[rows_loaded])",
+        INTEGER_FORMAT,
+        "Data Quality",
+        "Source records loaded into the warehouse.",
+    ),
+    _m(
+        "Rows Rejected",
+        "data_quality",
+        "SUM(data_quality[rows_rejected])",
+        INTEGER_FORMAT,
+        "Data Quality",
+        "Source records rejected (see top_reject_reasons and audit.rejected_rows).",
+    ),
+    _m(
+        "Rejected Share",
+        "data_quality",
+        "DIVIDE([Rows Rejected], [Rows Read])",
+        PERCENT_FORMAT,
+        "Data Quality",
+        "Rejected records as a share of those read.",
+    ),
+    _m(
+        "Last Refresh",
+        "data_quality",
+        "MAX(data_quality[refreshed_at])",
+        "yyyy-mm-dd hh:nn",
+        "Data Quality",
+        "When the last run replaced the report tables (UTC).",
+    ),
+    _m(
+        "Run Status",
+        "data_quality",
+        'SELECTEDVALUE(data_quality[run_status], "several runs")',
+        TEXT_FORMAT,
+        "Data Quality",
+        "Status of the run that wrote the report tables: succeeded or succeeded_with_warnings.",
+    ),
+    _m(
+        "Data Freshness",
+        "data_quality",
+        """
+"Orders to " & FORMAT([Data As Of], "yyyy-mm-dd") & ", refreshed "
+    & FORMAT(CALCULATE([Last Refresh], REMOVEFILTERS()), "yyyy-mm-dd hh:nn") & " UTC"
+""",
+        TEXT_FORMAT,
+        "Data Quality",
+        "Date of the last order in the data and when the report tables were last refreshed.",
+    ),
 )
-
 RELATIONSHIPS: tuple[RelationshipSpec, ...] = (
     RelationshipSpec(F, "order_date", "dim_date", "date"),
     RelationshipSpec("sales_monthly", "month", "dim_date", "date"),

@@ -175,8 +175,8 @@ PAGES: tuple[PageSpec, ...] = (
             VisualSpec(
                 "overview_card_as_of",
                 "card",
-                "Data as of: last order (all dates, all countries, all product lines)",
-                (("Values", (meas(F, "Data As Of"),)),),
+                "Data as of and last refresh (all dates, all countries, all product lines)",
+                (("Values", (meas("data_quality", "Data Freshness"),)),),
                 ignores=("date", "country", "product_line"),
             ),
         )
@@ -574,6 +574,46 @@ PAGES: tuple[PageSpec, ...] = (
                 "forecast_accuracy",
                 ("series_name", "model", "wape", "mase", "bias", "coverage_80", "coverage_95", "is_champion"),
                 sort="wape",
+            ),
+        ),
+    ),
+    PageSpec(
+        "data_quality",
+        "Data quality",
+        "Can we trust these numbers? What the last run read, loaded and rejected per table, why rows were "
+        "rejected, the run's status and when the data was refreshed.",
+        (
+            *_cards(
+                "data_quality",
+                ("data_quality", "Run Status"),
+                ("data_quality", "Last Refresh"),
+                ("data_quality", "Rows Read"),
+                ("data_quality", "Rows Rejected"),
+                ("data_quality", "Rejected Share"),
+            ),
+            VisualSpec(
+                "data_quality_rejected",
+                "clusteredBarChart",
+                "Rejected rows by table",
+                (
+                    ("Category", (col("data_quality", "table_name"),)),
+                    ("Y", (meas("data_quality", "Rows Rejected"),)),
+                ),
+                sort=meas("data_quality", "Rows Rejected"),
+            ),
+            _table(
+                "data_quality_tables",
+                "Rows per table and top reject reasons",
+                "data_quality",
+                (
+                    "table_name",
+                    "rows_read",
+                    "rows_loaded",
+                    "rows_rejected",
+                    "rejected_share",
+                    "top_reject_reasons",
+                ),
+                sort="table_name",
             ),
         ),
     ),
