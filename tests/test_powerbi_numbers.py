@@ -363,3 +363,63 @@ def test_data_quality_page_numbers_are_the_run_summary(sample_run: Path) -> None
     for name, counts in tables.items():
         row = dax.evaluate(["Rows Read", "Rows Rejected"], {}, group={"data_quality.table_name": [name]})
         assert (row["Rows Read"], row["Rows Rejected"]) == (counts["read"], counts["rejected"]), name
+
+
+def _role_measure(role: Any, email: str, expression: str) -> str:
+    """Return ``expression`` under a role's row filters for the user ``email`` (RLS as CALCULATE filters)."""
+    user = '"' + email.replace('"', '""') + '"'
+    filters = [
+        f"FILTER({table}, {dax_filter.replace('USERPRINCIPALNAME()', user)})"
+        for table, dax_filter in role.filters
+        if table in ("dim_customer", "dim_office")
+    ]
+    return f"CALCULATE({expression}, {', '.join(filters)})"
+
+
+def test_row_level_security_roles_filter_to_the_users_customers_and_office(
+    sample_run: Path,
+) -> None:
+    """Each role's filters, with USERPRINCIPALNAME() = a real employee's e-mail, give SQL's numbers."""
+    from salesbi.powerbi import plan_project
+    from salesbi.warehouse.engine import create_engine
+
+    plan, _ = plan_project()
+    roles = {r.name: r for r in plan.roles}
+    dax = DaxModel(sample_run / "out" / "powerbi" / "data")
+    engine = create_engine(f"sqlite:///{sample_run / 'var' / 'warehouse.db'}")
+    with engine.connect() as conn:
+        rep_email, rep_id, rep_sales, rep_customers = conn.exec_driver_sql(
+            "SELECT e.email, e.employee_id, SUM(f.net_sales), COUNT(DISTINCT c.customer_id) "
+            "FROM rpt.fact_order_lines f JOIN rpt.dim_customer c ON c.customer_id = f.customer_id "
+            "JOIN rpt.dim_employee e ON e.employee_id = c.sales_rep_id "
+            "GROUP BY e.email, e.employee_id ORDER BY SUM(f.net_sales) DESC"
+        ).first()
+        manager_email, _office, office_sales = conn.exec_driver_sql(
+            "SELECT MIN(e.email), o.office_id, "
+            "(SELECT SUM(f.net_sales) FROM rpt.fact_order_lines f JOIN rpt.dim_customer c "
+            " ON c.customer_id = f.customer_id "
+            " WHERE f.office_id = o.office_id AND c.office_id = o.office_id) "
+            "FROM rpt.dim_office o JOIN rpt.dim_employee e ON e.office_id = o.office_id "
+            "WHERE e.email IS NOT NULL GROUP BY o.office_id ORDER BY 3 DESC"
+        ).first()
+        total = conn.exec_driver_sql("SELECT SUM(net_sales) FROM rpt.fact_order_lines").scalar()
+        rep_customers = conn.exec_driver_sql(
+            f"SELECT COUNT(*) FROM rpt.dim_customer WHERE sales_rep_id = '{rep_id}'"
+        ).scalar()
+    engine.dispose()
+    rep = roles["Sales Rep"]
+    extra = {
+        "__rep_sales": _role_measure(rep, rep_email, "[Net Sales]"),
+        "__rep_customers": _role_measure(rep, rep_email, "COUNTROWS(dim_customer)"),
+        "__nobody": _role_measure(rep, "nobody@example.com", "[Net Sales]"),
+        "__manager_sales": _role_measure(roles["Office Manager"], manager_email, "[Net Sales]"),
+    }
+    got = dax.evaluate(list(extra), {}, extra)
+    assert got["__rep_sales"] == pytest.approx(float(rep_sales), rel=1e-9)
+    assert got["__rep_customers"] == rep_customers
+    assert got["__nobody"] is None, "a user who is no employee sees nothing"
+    assert got["__manager_sales"] == pytest.approx(float(office_sales), rel=1e-9)
+    assert float(rep_sales) < float(total) and float(office_sales) < float(total)
+    for role in roles.values():  # company-wide aggregates are hidden from both roles
+        hidden = {t for t, f in role.filters if f == "FALSE()"}
+        assert {"sales_monthly", "employee_performance", "location_summary"} <= hidden

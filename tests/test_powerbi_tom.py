@@ -73,6 +73,13 @@ def test_generated_model_loads_validates_and_obeys_naming_rules(tom: Any, projec
     date = model.Tables.Find("dim_date")
     assert str(date.DataCategory) == "Time"
     assert [str(c.Name) for c in date.Columns if c.IsKey] == ["date"]
+    roles = {str(r.Name): r for r in model.Roles}
+    assert set(roles) == {"Sales Rep", "Office Manager"}
+    for role in roles.values():
+        assert str(role.ModelPermission) == "Read"
+        filters = {str(p.Table.Name): str(p.FilterExpression) for p in role.TablePermissions}
+        assert "USERPRINCIPALNAME()" in filters["dim_customer"]
+        assert filters["sales_monthly"] == "FALSE()"
     # TOM serializes what it read to TMSL: it understood every object, not just the syntax
     tmsl = str(tom.JsonSerializer.SerializeDatabase(database))
     assert tmsl.count('"name": "Net Sales"') == 1

@@ -31,6 +31,7 @@ from salesbi.powerbi.semantic_model import (
     expressions_tmdl,
     model_tmdl,
     relationships_tmdl,
+    role_tmdl,
     table_tmdl,
 )
 from salesbi.schema import Table
@@ -55,7 +56,9 @@ def plan_project(tables: Sequence[Table] | None = None) -> tuple[ModelPlan, Repo
         from salesbi.rpt import rpt_tables
 
         tables = rpt_tables()
-    model = plan_model(tables, declarations.MEASURES, declarations.RELATIONSHIPS, declarations.SORTS)
+    model = plan_model(
+        tables, declarations.MEASURES, declarations.RELATIONSHIPS, declarations.SORTS, declarations.ROLES
+    )
     return model, plan_report(model, report_spec.ALL_PAGES)
 
 
@@ -99,6 +102,8 @@ def project_files(parquet_folder: str, tables: Sequence[Table] | None = None) ->
     }
     for table in model.tables:
         files[f"{MODEL_FOLDER}/definition/tables/{table.name}.tmdl"] = table_tmdl(model, table)
+    for role in model.roles:
+        files[f"{MODEL_FOLDER}/definition/roles/{role.name}.tmdl"] = role_tmdl(role)
     for page in report.pages:
         base = f"{REPORT_FOLDER}/definition/pages/{page.key}"
         files[f"{base}/page.json"] = _json(page_json(page))

@@ -6,7 +6,7 @@ emits it only when they exist. Measures are listed dependencies-first.
 
 from __future__ import annotations
 
-from salesbi.powerbi.model import MeasureSpec, RelationshipSpec, SortSpec
+from salesbi.powerbi.model import MeasureSpec, RelationshipSpec, RoleSpec, SortSpec
 from salesbi.powerbi.tmdl import CURRENCY_FORMAT, DECIMAL_FORMAT, INTEGER_FORMAT, PERCENT_FORMAT, TEXT_FORMAT
 
 F = "fact_order_lines"
@@ -569,4 +569,53 @@ SORTS: tuple[SortSpec, ...] = (
     SortSpec("dim_date", "day_short", "day_of_week"),
     SortSpec("order_value_distribution", "bin_label", "bin_number"),
     SortSpec("segment_summary", "segment", "segment_order"),
+)
+
+
+# --- Row-level security ---------------------------------------------------------------------
+#: the signed-in user's employee row, by e-mail (Power BI Service: the UPN is the work e-mail).
+#: A user who is no employee gets BLANK, and ``column = BLANK()`` would be true for rows whose
+#: column is empty (customers without a rep): hence NOT ISBLANK and the strict ``==``.
+def _mine(column: str, employee_column: str) -> str:
+    return (
+        f"VAR _me = LOOKUPVALUE({employee_column}, dim_employee[email], USERPRINCIPALNAME()) "
+        f"RETURN NOT ISBLANK(_me) && {column} == _me"
+    )
+
+
+#: company-wide aggregates a restricted role must not see (they are not filtered by customer/office)
+COMPANY_WIDE = (
+    "sales_monthly",
+    "customer_growth",
+    "location_summary",
+    "product_summary",
+    "product_line_summary",
+    "employee_performance",
+    "segment_summary",
+    "insights",
+    "sales_forecast",
+    "sales_forecast_monthly",
+    "forecast_accuracy",
+)
+ROLES: tuple[RoleSpec, ...] = (
+    RoleSpec(
+        "Sales Rep",
+        "A sales rep sees the customers they manage (dim_customer.sales_rep_id = their employee id, "
+        "found by dim_employee.email = USERPRINCIPALNAME()) and their orders; company-wide tables "
+        "are hidden.",
+        (
+            ("dim_customer", _mine("dim_customer[sales_rep_id]", "dim_employee[employee_id]")),
+            *((t, "FALSE()") for t in COMPANY_WIDE),
+        ),
+    ),
+    RoleSpec(
+        "Office Manager",
+        "An office manager sees their office (dim_employee.office_id of their e-mail): its orders and the "
+        "customers of its reps; company-wide tables are hidden.",
+        (
+            ("dim_office", _mine("dim_office[office_id]", "dim_employee[office_id]")),
+            ("dim_customer", _mine("dim_customer[office_id]", "dim_employee[office_id]")),
+            *((t, "FALSE()") for t in COMPANY_WIDE),
+        ),
+    ),
 )

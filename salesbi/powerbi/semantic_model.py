@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from salesbi.powerbi.ids import lineage_tag
-from salesbi.powerbi.model import MeasureSpec, ModelPlan
+from salesbi.powerbi.model import MeasureSpec, ModelPlan, RoleSpec
 from salesbi.powerbi.tmdl import (
     COLUMN_FORMAT,
     M_TYPE,
@@ -192,4 +192,14 @@ def table_tmdl(plan: ModelPlan, table: Table) -> str:
     lines += [f"{T1}partition {quote(table.name)} = m", f"{T2}mode: import", f"{T2}source ="]
     lines += [f"{T4}{line}" for line in partition_source(table)]
     lines += ["", f"{T1}annotation PBI_ResultType = Table", ""]
+    return "\n".join(lines)
+
+
+def role_tmdl(role: RoleSpec) -> str:
+    """Return ``roles/<role>.tmdl``: read permission and one row filter per table."""
+    lines = description_lines(role.description, "")
+    lines += [f"role {quote(role.name)}", f"{T1}modelPermission: read", ""]
+    for table, expression in role.filters:
+        lines += [f"{T1}tablePermission {quote(table)} = {expression}", ""]
+    lines += [f"{T1}annotation PBI_Id = {lineage_tag('role', role.name).replace('-', '')}", ""]
     return "\n".join(lines)
