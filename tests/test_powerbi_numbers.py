@@ -19,6 +19,8 @@ import sqlalchemy as sa
 
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
+from salesbi.powerbi.evaluate import DaxModel as _DaxModel
+from salesbi.powerbi.evaluate import DaxUnavailable
 from tests.conftest import need
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -66,78 +68,14 @@ def run_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return _run(workdir, request.getfixturevalue("classicmodels_dir"), "classicmodels", ("ingest", "reports"))
 
 
-def _dax_table(path: Path) -> dict[str, Any]:
-    frame = pd.read_parquet(path)
-    rows = []
-    dates = [c for c in frame.columns if str(frame[c].dtype).startswith("datetime")]
-    for record in frame.astype(object).where(frame.notna(), None).itertuples(index=False):
-        row = list(record)
-        for i, c in enumerate(frame.columns):
-            if c in dates and row[i] is not None:
-                row[i] = pd.Timestamp(row[i]).to_pydatetime()
-        rows.append(row)
-    return {"columns": list(frame.columns), "rows": rows}
-
-
-class DaxModel:
-    """The TMDL model read by pbix-mcp with a run's Parquet tables, evaluated under filters."""
+class DaxModel(_DaxModel):
+    """The checked-in model's measures over a run's Parquet (pbix-mcp's DAX engine)."""
 
     def __init__(self, parquet: Path) -> None:
         try:
-            from pbix_mcp.dax.engine import evaluate_measures_batch
-            from pbix_mcp.formats.tmdl_reader import parse_tmdl_folder
-        except ImportError:  # the package is in requirements.lock
-            need(False, "pbix-mcp is not installed")
-            raise
-        self._evaluate = evaluate_measures_batch
-        model = parse_tmdl_folder(str(DEFINITION))
-        keep = {t["name"] for t in model["tables"] if (parquet / f"{t['name']}.parquet").is_file()}
-        self.tables = {name: _dax_table(parquet / f"{name}.parquet") for name in sorted(keep)}
-        self.measures = {
-            m["name"]: m["expression"] for t in model["tables"] if t["name"] in keep for m in t["measures"]
-        }
-        self.homes = {
-            m["name"]: t["name"] for t in model["tables"] if t["name"] in keep for m in t["measures"]
-        }
-        self.relationships = [
-            {
-                "FromTable": r["from_table"],
-                "FromColumn": r["from_column"],
-                "ToTable": r["to_table"],
-                "ToColumn": r["to_column"],
-                "IsActive": r["is_active"],
-            }
-            for r in model["relationships"]
-            if r["from_table"] in keep and r["to_table"] in keep
-        ]
-
-    def evaluate(
-        self,
-        names: list[str],
-        filters: dict[str, list[Any]],
-        extra: dict[str, str] | None = None,
-        group: dict[str, list[Any]] | None = None,
-    ) -> dict[str, Any]:
-        """Return ``measure -> value`` under slicer ``filters`` ``{'table.column': [values]}``.
-
-        ``group`` is a visual's row (category value): a filter that ALLSELECTED removes, as in a
-        visual; ``extra`` adds ad-hoc measures.
-        """
-        measures = {**self.measures, **(extra or {})}
-        return dict(
-            self._evaluate(
-                names,
-                self.tables,
-                measures,
-                {**filters, **(group or {})},
-                "dim_date",
-                "date",
-                self.relationships,
-                group_keys=set(group or {}),
-                selected_filters=filters,
-                measure_tables=self.homes,
-            )
-        )
+            super().__init__(parquet, DEFINITION)
+        except DaxUnavailable as exc:  # the package is in requirements.lock
+            need(False, str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -423,3 +361,24 @@ def test_row_level_security_roles_filter_to_the_users_customers_and_office(
     for role in roles.values():  # company-wide aggregates are hidden from both roles
         hidden = {t for t, f in role.filters if f == "FALSE()"}
         assert {"sales_monthly", "employee_performance", "location_summary"} <= hidden
+
+
+def test_mom_compares_the_latest_complete_month_with_the_one_before(
+    dax: DaxModel, warehouse: sa.Engine
+) -> None:
+    """MoM over complete months only: a month cut off by the last order date is not compared."""
+    with warehouse.connect() as conn:
+        last = pd.Timestamp(conn.exec_driver_sql("SELECT MAX(order_date) FROM rpt.fact_order_lines").scalar())
+        month = last.to_period("M") if last == last + pd.offsets.MonthEnd(0) else last.to_period("M") - 1
+
+        def sales(period: pd.Period) -> float:
+            start, end = period.start_time.date(), period.end_time.date()
+            return float(
+                conn.exec_driver_sql(
+                    "SELECT COALESCE(SUM(net_sales), 0) FROM rpt.fact_order_lines "
+                    f"WHERE order_date >= '{start}' AND order_date <= '{end} 23:59:59'"
+                ).scalar()
+            )
+
+        expected = sales(month) / sales(month - 1) - 1
+    assert dax.evaluate(["Sales MoM %"], {})["Sales MoM %"] == pytest.approx(expected, rel=1e-9)

@@ -225,7 +225,7 @@ RETURN
         F,
         """
 VAR _last = [Data As Of]
-VAR _lastComplete = IF(_last = EOMONTH(_last, 0), _last, EOMONTH(_last, -1))
+VAR _lastComplete = IF(_last >= EOMONTH(_last, 0), _last, EOMONTH(_last, -1))
 VAR _month = CALCULATE(MAX(dim_date[month_start]), KEEPFILTERS(dim_date[date] <= _lastComplete))
 VAR _current = CALCULATE([Net Sales], DATESBETWEEN(dim_date[date], _month, EOMONTH(_month, 0)))
 VAR _previous = CALCULATE([Net Sales], DATESBETWEEN(dim_date[date], EDATE(_month, -1), EOMONTH(_month, -1)))
@@ -419,14 +419,17 @@ RETURN
     IF(
         NOT ISBLANK(_series),
         CALCULATE(
-            SUM({FM}[forecast]), KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE())
+            SUM({FM}[forecast]),
+            KEEPFILTERS({FM}[series_id] = _series),
+            KEEPFILTERS({FM}[is_future] = TRUE()),
+            KEEPFILTERS({FM}[is_complete] = TRUE())
         )
     )
 """,
         CURRENCY_FORMAT,
         "Forecast",
-        "Forecast net sales of the selected country or product line, else the whole company (future months; "
-        "the sum of the period forecasts).",
+        "Forecast net sales of the selected country or product line, else the whole company: complete "
+        "future months only (a partial first or last month would read as a dip; see the forecast table).",
     ),
     _m(
         "Forecast Lower 80",
@@ -434,7 +437,12 @@ RETURN
         f"""
 VAR _series = [Forecast Series]
 VAR _rows =
-    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE()))
+    CALCULATETABLE(
+        {FM},
+        KEEPFILTERS({FM}[series_id] = _series),
+        KEEPFILTERS({FM}[is_future] = TRUE()),
+        KEEPFILTERS({FM}[is_complete] = TRUE())
+    )
 RETURN
     IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[lower_80]))
 """,
@@ -448,7 +456,12 @@ RETURN
         f"""
 VAR _series = [Forecast Series]
 VAR _rows =
-    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE()))
+    CALCULATETABLE(
+        {FM},
+        KEEPFILTERS({FM}[series_id] = _series),
+        KEEPFILTERS({FM}[is_future] = TRUE()),
+        KEEPFILTERS({FM}[is_complete] = TRUE())
+    )
 RETURN
     IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[upper_80]))
 """,
@@ -462,7 +475,12 @@ RETURN
         f"""
 VAR _series = [Forecast Series]
 VAR _rows =
-    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE()))
+    CALCULATETABLE(
+        {FM},
+        KEEPFILTERS({FM}[series_id] = _series),
+        KEEPFILTERS({FM}[is_future] = TRUE()),
+        KEEPFILTERS({FM}[is_complete] = TRUE())
+    )
 RETURN
     IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[lower_95]))
 """,
@@ -476,7 +494,12 @@ RETURN
         f"""
 VAR _series = [Forecast Series]
 VAR _rows =
-    CALCULATETABLE({FM}, KEEPFILTERS({FM}[series_id] = _series), KEEPFILTERS({FM}[is_future] = TRUE()))
+    CALCULATETABLE(
+        {FM},
+        KEEPFILTERS({FM}[series_id] = _series),
+        KEEPFILTERS({FM}[is_future] = TRUE()),
+        KEEPFILTERS({FM}[is_complete] = TRUE())
+    )
 RETURN
     IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[upper_95]))
 """,
