@@ -293,7 +293,10 @@ def powerbi_build(
     from salesbi.powerbi import DEFAULT_PARQUET_FOLDER, build_powerbi_project
 
     folder = parquet_folder or DEFAULT_PARQUET_FOLDER
-    path = build_powerbi_project(out, parquet_folder=folder)
+    try:
+        path = build_powerbi_project(out, parquet_folder=folder)
+    except SalesBIError as exc:
+        _fail(exc)
     console.print(f"wrote the Power BI project to {Path(path).resolve()}")
 
 

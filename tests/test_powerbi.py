@@ -547,3 +547,18 @@ def test_forecast_relates_to_a_calendar_covering_it() -> None:
     plan, _ = plan_project()
     rel = [(r.from_table, r.from_column, r.to_table) for r in plan.relationships]
     assert ("sales_forecast_monthly", "month_start", "dim_date") in rel
+
+
+def test_cli_build_takes_a_windows_parquet_folder(tmp_path: Path) -> None:
+    """`salesbi powerbi build --parquet-folder 'C:\\...'` keeps the Windows path as given."""
+    from typer.testing import CliRunner
+
+    from salesbi.cli import app
+
+    folder = "C:\\salesbi\\out\\powerbi\\data"
+    result = CliRunner().invoke(app, ["powerbi", "build", "--out", str(tmp_path), "--parquet-folder", folder])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "SalesBI.SemanticModel/definition/expressions.tmdl").read_text(encoding="utf-8")
+    assert f'expression ParquetFolder = "{folder}" meta' in text
+    bad = CliRunner().invoke(app, ["powerbi", "build", "--out", str(tmp_path), "--parquet-folder", "data"])
+    assert bad.exit_code == 2 and "not absolute" in bad.output

@@ -382,3 +382,34 @@ def test_mom_compares_the_latest_complete_month_with_the_one_before(
 
         expected = sales(month) / sales(month - 1) - 1
     assert dax.evaluate(["Sales MoM %"], {})["Sales MoM %"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_page_preview_draws_the_overview_with_its_numbers(sample_run: Path, tmp_path: Path) -> None:
+    """The PNG preview is drawn from the PBIR layout; its cards carry the evaluated numbers."""
+    from PIL import Image
+
+    from salesbi.powerbi import build_powerbi_project
+    from salesbi.powerbi.preview import PageRenderer, format_value, read_page, render_previews
+
+    data = sample_run / "out" / "powerbi" / "data"
+    project = tmp_path / "powerbi"
+    build_powerbi_project(project, parquet_folder=str(data))
+    (png,) = render_previews(project, data, tmp_path / "preview", pages=("overview",))
+    assert png.name == "01_overview.png"
+    with Image.open(png) as image:
+        assert image.size == (1280, 750)
+        assert len(set(image.convert("L").getdata())) > 20, "not a blank page"
+    page, visuals = read_page(project / "SalesBI.Report/definition/pages/overview")
+    assert page["displayName"] == "Overview" and len(visuals) == 14
+    card = next(v for v in visuals if v.roles.get("Values") == [("fact_order_lines", "Net Sales", True)])
+    renderer = PageRenderer(DaxModel(data))
+    cats, _, rows = renderer._categories(next(v for v in visuals if v.name == "overview_sales_trend"))
+    assert len(cats) >= 12 and any(r["Forecast Sales"] is not None for r in rows)
+    net = renderer.model.evaluate(["Net Sales"], {})["Net Sales"]
+    from salesbi.warehouse.engine import create_engine
+
+    engine = create_engine(f"sqlite:///{sample_run / 'var' / 'warehouse.db'}")
+    with engine.connect() as conn:
+        expected = conn.exec_driver_sql("SELECT SUM(net_sales) FROM rpt.fact_order_lines").scalar()
+    engine.dispose()
+    assert format_value(net, "$") == format_value(expected, "$") and card.title == "Net Sales"

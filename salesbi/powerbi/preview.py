@@ -89,6 +89,8 @@ def format_value(value: Any, fmt: str) -> str:
     """Return ``value`` as Power BI would roughly show it with format string ``fmt``."""
     if value is None:
         return "(Blank)"
+    if isinstance(value, datetime) and (value.hour or value.minute):
+        return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, datetime | date):
         return value.strftime("%Y-%m-%d")
     if isinstance(value, str):
@@ -265,8 +267,13 @@ class PageRenderer:
         return [format_value(row[data["columns"].index(f[1])], "")[:30] for f in columns if f[0] == table]
 
 
-def render_previews(project: Path, parquet: Path, out: Path) -> list[Path]:
-    """Draw every page of the PBIP ``project`` with the data in ``parquet``; return the PNGs in ``out``."""
+def render_previews(
+    project: Path, parquet: Path, out: Path, pages: tuple[str, ...] | None = None
+) -> list[Path]:
+    """Draw the pages of the PBIP ``project`` with the data in ``parquet``; return the PNGs in ``out``.
+
+    ``pages`` limits the drawing to those page names (default: every page, in report order).
+    """
     try:
         import matplotlib
 
@@ -283,6 +290,8 @@ def render_previews(project: Path, parquet: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for number, key in enumerate(order, start=1):
+        if pages is not None and key not in pages:
+            continue
         page, visuals = read_page(pages_dir / key)
         width, height = page["width"], page["height"]
         total = height + HEADER

@@ -433,7 +433,7 @@ PAGES: tuple[PageSpec, ...] = (
             ),
             _table(
                 "employees_rewards",
-                "Reward tiers of the year (all dates, all countries)",
+                "Reward tiers, whole history (all dates, all countries)",
                 "employee_performance",
                 ("rank_overall", "employee_name", "office_name", "net_sales", "reward_tier"),
                 sort="rank_overall",
