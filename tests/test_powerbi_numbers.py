@@ -400,7 +400,7 @@ def test_page_preview_draws_the_overview_with_its_numbers(sample_run: Path, tmp_
         assert image.size == (1280, 750)
         assert len(set(image.convert("L").getdata())) > 20, "not a blank page"
     page, visuals = read_page(project / "SalesBI.Report/definition/pages/overview")
-    assert page["displayName"] == "Overview" and len(visuals) == 14
+    assert page["displayName"] == "Overview" and len(visuals) == 15  # 3 slicers, 8 cards, 4 charts
     card = next(v for v in visuals if v.roles.get("Values") == [("fact_order_lines", "Net Sales", True)])
     renderer = PageRenderer(DaxModel(data))
     cats, _, rows = renderer._categories(next(v for v in visuals if v.name == "overview_sales_trend"))
