@@ -326,17 +326,6 @@ def powerbi_stage(run: Run) -> None:
         target = run.params.out_dir / "powerbi"
         project = build_powerbi_project(target, parquet_folder=str(run.params.parquet_dir.resolve()))
         run.summary.outputs["powerbi_project"] = str(Path(project).resolve())
-    with run.summary.timed("powerbi_preview"):
-        from salesbi.powerbi.evaluate import DaxUnavailable
-        from salesbi.powerbi.preview import PreviewUnavailable, render_previews
-
-        try:
-            pngs = render_previews(target, run.params.parquet_dir, target / "preview")
-        except (DaxUnavailable, PreviewUnavailable) as exc:
-            run.summary.warn("powerbi", f"no page previews: {exc.message}", kind="skipped")
-        else:
-            run.summary.outputs["powerbi_preview"] = str((target / "preview").resolve())
-            log.info("drew %d Power BI page previews in %s", len(pngs), target / "preview")
 
 
 @contextmanager

@@ -122,8 +122,7 @@ CREATE TABLE rpt.data_quality (
 	run_status NVARCHAR(32) NOT NULL, 
 	run_warnings BIGINT NOT NULL, 
 	warning_notes NVARCHAR(max) NULL, 
-	run_started_at DATETIME2 NOT NULL, 
-	refreshed_at DATETIME2 NOT NULL, 
+	generated_at DATETIME2 NOT NULL, 
 	CONSTRAINT pk_data_quality PRIMARY KEY (table_name)
 );
 GO

@@ -30,4 +30,4 @@ def test_one_row_per_table_with_shares_and_top_reasons() -> None:
     assert orders["run_status"] == "succeeded_with_warnings" and orders["run_warnings"] == 1
     assert "forecast: history too short" in orders["warning_notes"]
     assert pd.isna(frame.iloc[1]["top_reject_reasons"]) and frame.iloc[1]["rejected_share"] == 0
-    assert frame["refreshed_at"].iloc[0] == pd.Timestamp("2026-01-02 03:04")
+    assert frame["generated_at"].iloc[0] == pd.Timestamp("2026-01-02 03:04")

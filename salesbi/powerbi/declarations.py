@@ -543,7 +543,7 @@ RETURN
     _m(
         "Last Refresh",
         "data_quality",
-        "MAX(data_quality[refreshed_at])",
+        "MAX(data_quality[generated_at])",
         "yyyy-mm-dd hh:nn",
         "Data Quality",
         "When the last run replaced the report tables (UTC).",

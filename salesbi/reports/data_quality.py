@@ -1,7 +1,8 @@
 """``rpt.data_quality``: what the run read, loaded and rejected per table, for the report's data-quality page.
 
 Built from the run summary (``RunSummary.tables``, ``warnings``) and the rejected rows of the
-validation outcome, at publish time: ``refreshed_at`` is when the report tables were replaced,
+validation outcome, at publish time: ``generated_at`` is when the report tables were replaced
+(the last refresh; named like the other run-specific columns so reruns compare equal without it),
 ``run_status`` the run's status as of then (``succeeded`` or ``succeeded_with_warnings``).
 """
 
@@ -41,9 +42,8 @@ DATA_QUALITY = Table(
         ),
         Column("run_warnings", "int", required=True, description="warnings of the run (all steps)"),
         Column("warning_notes", "long_text", description="'step: what' of each run warning"),
-        Column("run_started_at", "datetime", required=True, description="UTC"),
         Column(
-            "refreshed_at", "datetime", required=True, description="UTC time the rpt tables were replaced"
+            "generated_at", "datetime", required=True, description="UTC time the rpt tables were replaced"
         ),
     ),
 )
@@ -64,7 +64,7 @@ def _top_reasons(rejected: pd.DataFrame | None) -> dict[str, str]:
     }
 
 
-def build_data_quality(summary: Any, rejected: pd.DataFrame | None, refreshed_at: datetime) -> pd.DataFrame:
+def build_data_quality(summary: Any, rejected: pd.DataFrame | None, generated_at: datetime) -> pd.DataFrame:
     """Return ``rpt.data_quality`` for a run: one row per table of ``summary.tables``.
 
     ``summary`` is the run's :class:`salesbi.runlog.RunSummary`; ``rejected`` its rejected rows
@@ -87,8 +87,7 @@ def build_data_quality(summary: Any, rejected: pd.DataFrame | None, refreshed_at
                 "run_status": summary.final_status(),
                 "run_warnings": len(summary.warnings),
                 "warning_notes": notes,
-                "run_started_at": summary.started_at,
-                "refreshed_at": refreshed_at,
+                "generated_at": generated_at,
             }
         )
     frame = pd.DataFrame(rows, columns=DATA_QUALITY.column_names)
