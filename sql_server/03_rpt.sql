@@ -452,6 +452,7 @@ IF OBJECT_ID(N'rpt.sales_forecast_monthly', N'U') IS NULL
 CREATE TABLE rpt.sales_forecast_monthly (
 	series_id NVARCHAR(200) NOT NULL, 
 	month_start DATE NOT NULL, 
+	year_month NVARCHAR(7) NOT NULL, 
 	series_level NVARCHAR(16) NOT NULL, 
 	series_name NVARCHAR(255) NOT NULL, 
 	actual DECIMAL(18, 2) NULL, 

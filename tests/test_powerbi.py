@@ -562,3 +562,17 @@ def test_cli_build_takes_a_windows_parquet_folder(tmp_path: Path) -> None:
     assert f'expression ParquetFolder = "{folder}" meta' in text
     bad = CliRunner().invoke(app, ["powerbi", "build", "--out", str(tmp_path), "--parquet-folder", "data"])
     assert bad.exit_code == 2 and "not absolute" in bad.output
+
+
+def test_no_visual_binds_a_hidden_column_or_mixes_location_levels(
+    project: Path, model: SemanticModel
+) -> None:
+    """Defect 6: the forecast table used a hidden column; the locations table mixed country, city, office."""
+    hidden = {
+        (t, c.name) for t, node in model.tables.items() for c in node.of("column") if c.props.get("isHidden")
+    }
+    for path, doc in _visuals(project):
+        for kind, entity, prop in _field_refs(doc["visual"]["query"]):
+            if kind == "Column":
+                assert (entity, prop) not in hidden, f"{path}: hidden column {entity}[{prop}]"
+                assert (entity, prop) != ("location_summary", "level"), path

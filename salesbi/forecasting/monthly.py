@@ -58,6 +58,9 @@ SALES_FORECAST_MONTHLY = Table(
     columns=(
         Column("series_id", "id", required=True, length=200, description="e.g. 'total', 'country:France'"),
         Column("month_start", "date", required=True, description="first day of the month"),
+        Column(
+            "year_month", "text", required=True, length=7, description="the month as 'YYYY-MM' (for tables)"
+        ),
         Column("series_level", "text", required=True, length=16),
         Column("series_name", "text", required=True, description="product line, country or office name"),
         Column("actual", "money", description="net sales of the month (backtest months); null in the future"),
@@ -208,6 +211,7 @@ def build_monthly_forecast(sales_forecast: pd.DataFrame) -> pd.DataFrame:
         half = mult * months["scale"]
         months[f"lower_{tag}"] = (months["forecast"] - half).clip(lower=0)
         months[f"upper_{tag}"] = months["forecast"] + half
+    months["year_month"] = months["month_start"].dt.strftime("%Y-%m")
     months["interval_method"] = "conformal_month" if conformal else "normal_sum"
     months["calibration_months"] = len(scores)
     months["coverage_note"] = np.where(

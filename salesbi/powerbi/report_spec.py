@@ -556,7 +556,7 @@ PAGES: tuple[PageSpec, ...] = (
                 "sales_forecast_monthly",
                 (
                     "series_name",
-                    "month_start",
+                    "year_month",
                     "is_future",
                     "is_complete",
                     "actual",
@@ -566,7 +566,7 @@ PAGES: tuple[PageSpec, ...] = (
                     "lower_95",
                     "upper_95",
                 ),
-                sort="month_start",
+                sort="year_month",
             ),
             _table(
                 "forecast_accuracy",
