@@ -413,3 +413,65 @@ def test_page_preview_draws_the_overview_with_its_numbers(sample_run: Path, tmp_
         expected = conn.exec_driver_sql("SELECT SUM(net_sales) FROM rpt.fact_order_lines").scalar()
     engine.dispose()
     assert format_value(net, "$") == format_value(expected, "$") and card.title == "Net Sales"
+
+
+def test_py_ytd_churn_quick_ratio_and_forecast_match_their_references(sample_run: Path) -> None:
+    """Time intelligence against SQL; churn/quick ratio against rpt.customer_growth; the forecast
+    measures against rpt.sales_forecast_monthly and the period forecasts of rpt.sales_forecast."""
+    from salesbi.warehouse.engine import create_engine
+
+    data = sample_run / "out" / "powerbi" / "data"
+    dax = DaxModel(data)
+    engine = create_engine(f"sqlite:///{sample_run / 'var' / 'warehouse.db'}")
+    with engine.connect() as conn:
+        last = pd.Timestamp(conn.exec_driver_sql("SELECT MAX(order_date) FROM rpt.fact_order_lines").scalar())
+
+        def sales(start: str, end: str) -> float:
+            return float(
+                conn.exec_driver_sql(
+                    "SELECT COALESCE(SUM(net_sales), 0) FROM rpt.fact_order_lines "
+                    f"WHERE order_date >= '{start}' AND order_date <= '{end} 23:59:59'"
+                ).scalar()
+            )
+
+        year = last.year - 1
+        py = sales(f"{year - 1}-01-01", f"{year - 1}-12-31")
+        ytd_june = sales(f"{year}-01-01", f"{year}-06-30")
+        growth = pd.read_sql("SELECT * FROM rpt.customer_growth", conn)
+    engine.dispose()
+    in_year = {"dim_date.year": [year]}
+    got = dax.evaluate(["Net Sales PY", "Churned Customers", "Quick Ratio"], in_year)
+    assert got["Net Sales PY"] == pytest.approx(py, rel=1e-9)
+    june = dax.evaluate(["Net Sales YTD"], {}, group={"dim_date.year_month": [f"{year}-06"]})
+    assert june["Net Sales YTD"] == pytest.approx(ytd_june, rel=1e-9)
+    rows = growth[pd.to_datetime(growth["month"]).dt.year == year]
+    assert got["Churned Customers"] == rows["churned"].sum()
+    assert got["Quick Ratio"] == pytest.approx(
+        (rows["new"].sum() + rows["regained"].sum()) / rows["churned"].sum()
+    )
+
+    monthly = pd.read_parquet(data / "sales_forecast_monthly.parquet")
+    periods = pd.read_parquet(data / "sales_forecast.parquet")
+    total = monthly[(monthly["series_id"] == "total") & monthly["is_future"] & monthly["is_complete"]]
+    assert len(total) >= 1, "the sample's horizon holds at least one complete month"
+    assert dax.evaluate(["Forecast Sales"], {})["Forecast Sales"] == pytest.approx(total["forecast"].sum())
+    for row in total.itertuples():
+        got = dax.evaluate(
+            ["Forecast Sales", "Forecast Lower 80", "Forecast Upper 95"],
+            {},
+            group={"dim_date.year_month": [row.year_month]},
+        )
+        assert got["Forecast Sales"] == pytest.approx(row.forecast)
+        assert (got["Forecast Lower 80"], got["Forecast Upper 95"]) == pytest.approx(
+            (row.lower_80, row.upper_95)
+        )
+        future = periods[(periods["series_id"] == "total") & periods["is_future"]]
+        in_month = future[pd.to_datetime(future["date"]).dt.strftime("%Y-%m") == row.year_month]
+        if (future["frequency"] == "D").all() or (future["frequency"] == "M").all():
+            assert row.forecast == pytest.approx(in_month["forecast"].sum(), abs=0.05)
+        # the month's interval is narrower than the summed period quantiles (issue 14, defect 3)
+        assert row.upper_80 - row.lower_80 < in_month["upper_80"].sum() - in_month["lower_80"].sum()
+    several = dax.evaluate(
+        ["Forecast Lower 80"], {"dim_date.year": [int(pd.to_datetime(total["month_start"]).dt.year.max())]}
+    )
+    assert several["Forecast Lower 80"] is None or len(total) == 1
