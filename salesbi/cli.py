@@ -406,6 +406,37 @@ def demo(
         steps="ingest,reports,segments,predictions,forecast,powerbi",
         verbose=verbose,
     )
+    _draw_previews(out / "powerbi")
+
+
+def _draw_previews(project: Path) -> None:
+    """Draw the report pages of ``project`` to ``<project>/preview/*.png`` (a note if it cannot)."""
+    from salesbi.powerbi.evaluate import DaxUnavailable
+    from salesbi.powerbi.preview import PreviewUnavailable, render_previews
+
+    if not (project / "SalesBI.pbip").is_file():
+        _fail(
+            SalesBIError(
+                "no Power BI project here", file=project, hint="run `salesbi demo` or pass --project"
+            )
+        )
+    parquet = project / "data"
+    try:
+        pngs = render_previews(project, parquet, project / "preview")
+    except (DaxUnavailable, PreviewUnavailable) as exc:
+        console.print(f"no page previews: {exc.message}")
+        return
+    console.print(f"drew {len(pngs)} Power BI page previews in {(project / 'preview').resolve()}")
+
+
+@powerbi_app.command("preview")
+def powerbi_preview(
+    project: Annotated[
+        Path, typer.Option("--project", "-p", help="a run's Power BI folder (<out>/powerbi, data/ inside)")
+    ] = DEFAULT_OUT / "powerbi",
+) -> None:
+    """Draw every report page to PNG in <project>/preview/ with the run's numbers (no Desktop needed)."""
+    _draw_previews(project)
 
 
 @powerbi_app.command("build")
@@ -423,7 +454,10 @@ def powerbi_build(
     from salesbi.powerbi import DEFAULT_PARQUET_FOLDER, build_powerbi_project
 
     folder = parquet_folder or DEFAULT_PARQUET_FOLDER
-    path = build_powerbi_project(out, parquet_folder=folder)
+    try:
+        path = build_powerbi_project(out, parquet_folder=folder)
+    except SalesBIError as exc:
+        _fail(exc)
     console.print(f"wrote the Power BI project to {Path(path).resolve()}")
 
 

@@ -299,8 +299,24 @@ def apply_model_result(run: Run, step: str, result: Any) -> None:
     """Merge a fit function's result into the run: rpt frames, model runs, models to store."""
     for name in MODEL_FITS[step][1]:
         run.frames[name] = getattr(result, name)
+    if step == "forecast":
+        _forecast_calendar(run)
     run.model_runs.extend(result.model_runs)
     run.models.update(getattr(result, "models", None) or {})
+
+
+def _forecast_calendar(run: Run) -> None:
+    """Add the month-grain forecast and stretch ``dim_date`` over the whole forecast horizon."""
+    from salesbi.forecasting.monthly import build_monthly_forecast
+    from salesbi.reports.dims import extend_dim_date
+
+    forecast = run.frames["sales_forecast"]
+    run.frames["sales_forecast_monthly"] = build_monthly_forecast(forecast)
+    if "dim_date" in run.frames and not forecast.empty:
+        last = pd.Timestamp(forecast["date"].max()) + pd.offsets.MonthEnd(0)
+        run.frames["dim_date"] = extend_dim_date(
+            run.frames["dim_date"], last.date(), run.params.fiscal_year_start_month
+        )
 
 
 def _model_stage(run: Run, step: str) -> None:
@@ -376,6 +392,11 @@ def publish_stage(run: Run) -> None:
     assert run.engine is not None and run.metadata is not None
     out = run.params.out_dir
     with run.summary.timed("publish"):
+        if run.summary.tables:
+            from salesbi.reports.data_quality import build_data_quality
+
+            rejected = getattr(run.outcome, "rejected_rows", None)
+            run.frames["data_quality"] = build_data_quality(run.summary, rejected, utcnow())
         files = {}
         if "insights" in run.frames:
             files[out / "insights.md"] = render_insights_markdown(run.frames["insights"])

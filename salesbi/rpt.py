@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from salesbi.forecasting.tables import TABLES as FORECAST_TABLES
 from salesbi.prediction.tables import TABLES as PREDICTION_TABLES
+from salesbi.reports.data_quality import DATA_QUALITY
 from salesbi.reports.tables import TABLES as REPORT_TABLES
 from salesbi.schema import Table
 from salesbi.segmentation.tables import TABLES as SEGMENT_TABLES
@@ -16,7 +17,7 @@ from salesbi.segmentation.tables import TABLES as SEGMENT_TABLES
 
 def rpt_tables() -> tuple[Table, ...]:
     """Return every table of the ``rpt`` schema, report tables first."""
-    tables = REPORT_TABLES + SEGMENT_TABLES + PREDICTION_TABLES + FORECAST_TABLES
+    tables = REPORT_TABLES + SEGMENT_TABLES + PREDICTION_TABLES + FORECAST_TABLES + (DATA_QUALITY,)
     return tuple(t for t in tables if t.schema == "rpt")
 
 

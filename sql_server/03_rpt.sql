@@ -109,6 +109,24 @@ CREATE TABLE rpt.customer_summary (
 );
 GO
 
+IF OBJECT_ID(N'rpt.data_quality', N'U') IS NULL
+CREATE TABLE rpt.data_quality (
+	table_name NVARCHAR(64) NOT NULL, 
+	rows_read BIGINT NOT NULL, 
+	rows_loaded BIGINT NOT NULL, 
+	rows_rejected BIGINT NOT NULL, 
+	rejected_share DECIMAL(9, 4) NULL, 
+	warehouse_rows BIGINT NULL, 
+	top_reject_reasons NVARCHAR(max) NULL, 
+	run_id NVARCHAR(64) NOT NULL, 
+	run_status NVARCHAR(32) NOT NULL, 
+	run_warnings BIGINT NOT NULL, 
+	warning_notes NVARCHAR(max) NULL, 
+	generated_at DATETIME2 NOT NULL, 
+	CONSTRAINT pk_data_quality PRIMARY KEY (table_name)
+);
+GO
+
 IF OBJECT_ID(N'rpt.dim_customer', N'U') IS NULL
 CREATE TABLE rpt.dim_customer (
 	customer_id NVARCHAR(64) NOT NULL, 
@@ -427,6 +445,31 @@ CREATE TABLE rpt.sales_forecast (
 	is_backtest BIT NOT NULL, 
 	run_id NVARCHAR(64) NOT NULL, 
 	CONSTRAINT pk_sales_forecast PRIMARY KEY (series_id, date)
+);
+GO
+
+IF OBJECT_ID(N'rpt.sales_forecast_monthly', N'U') IS NULL
+CREATE TABLE rpt.sales_forecast_monthly (
+	series_id NVARCHAR(200) NOT NULL, 
+	month_start DATE NOT NULL, 
+	year_month NVARCHAR(7) NOT NULL, 
+	series_level NVARCHAR(16) NOT NULL, 
+	series_name NVARCHAR(255) NOT NULL, 
+	actual DECIMAL(18, 2) NULL, 
+	forecast DECIMAL(18, 2) NULL, 
+	lower_80 DECIMAL(18, 2) NULL, 
+	upper_80 DECIMAL(18, 2) NULL, 
+	lower_95 DECIMAL(18, 2) NULL, 
+	upper_95 DECIMAL(18, 2) NULL, 
+	periods BIGINT NOT NULL, 
+	is_complete BIT NOT NULL, 
+	coverage_note NVARCHAR(255) NULL, 
+	is_future BIT NOT NULL, 
+	interval_method NVARCHAR(32) NULL, 
+	calibration_months BIGINT NULL, 
+	model NVARCHAR(32) NULL, 
+	run_id NVARCHAR(64) NOT NULL, 
+	CONSTRAINT pk_sales_forecast_monthly PRIMARY KEY (series_id, month_start)
 );
 GO
 

@@ -138,7 +138,7 @@ def test_tmdl_tables_and_columns_match_the_rpt_definitions(project: Path, model:
         (partition,) = node.of("partition")
         assert partition.expression == "m" and partition.props["mode"] == "import"
         source = partition.props["source"]
-        assert f'Item = "{t.name}"' in source and f'"\\{t.name}.parquet"' in source
+        assert f'Item = "{t.name}"' in source and f'& "{t.name}.parquet"' in source
         typed = re.findall(r'\{"([^"]+)", ([A-Za-z0-9. ]+)\}', source)
         assert [name for name, _ in typed] == t.column_names
 
@@ -157,7 +157,7 @@ def test_measures_parse_with_format_folder_and_description(model: SemanticModel)
         "Net Sales",
         "Gross Profit",
         "Margin %",
-        "Orders",
+        "Net Orders",
         "Cancelled Orders",
         "Cancel Rate",
         "Active Customers",
@@ -352,14 +352,14 @@ def test_bpa_rules(model: SemanticModel) -> None:
 
 
 def test_build_is_deterministic_and_lineage_tags_are_stable(tmp_path: Path) -> None:
-    a = build_powerbi_project(tmp_path / "a", parquet_folder="X").parent
-    b = build_powerbi_project(tmp_path / "b", parquet_folder="X").parent
+    a = build_powerbi_project(tmp_path / "a", parquet_folder="/x").parent
+    b = build_powerbi_project(tmp_path / "b", parquet_folder="/x").parent
     files_a = {p.relative_to(a): p.read_bytes() for p in a.rglob("*") if p.is_file()}
     files_b = {p.relative_to(b): p.read_bytes() for p in b.rglob("*") if p.is_file()}
     assert files_a == files_b
     # a smaller model keeps the tags of the objects it shares
     fact_only = [t for t in rpt_tables() if t.name in ("fact_order_lines", "dim_date")]
-    small = project_files("X", fact_only)
+    small = project_files("/x", fact_only)
     key = "SalesBI.SemanticModel/definition/tables/fact_order_lines.tmdl"
     tags = re.compile(r"(column \S+)\n(?:\t\t.*\n)*?\t\tlineageTag: (\S+)")
     assert dict(tags.findall(small[key])) == dict(tags.findall(files_a[Path(key)].decode()))
@@ -368,11 +368,11 @@ def test_build_is_deterministic_and_lineage_tags_are_stable(tmp_path: Path) -> N
 
 def test_build_replaces_previous_output(tmp_path: Path) -> None:
     out = tmp_path / "p"
-    build_powerbi_project(out, parquet_folder="X")
+    build_powerbi_project(out, parquet_folder="/x")
     stray = out / "SalesBI.Report/definition/pages/old/page.json"
     stray.parent.mkdir(parents=True)
     stray.write_text("{}")
-    build_powerbi_project(out, parquet_folder="X")
+    build_powerbi_project(out, parquet_folder="/x")
     assert not stray.exists()
 
 
@@ -380,6 +380,24 @@ def test_parquet_folder_is_the_parameter_default(tmp_path: Path) -> None:
     build_powerbi_project(tmp_path, parquet_folder="D:\\runs\\out\\powerbi\\data\\")
     text = (tmp_path / "SalesBI.SemanticModel/definition/expressions.tmdl").read_text(encoding="utf-8")
     assert 'expression ParquetFolder = "D:\\runs\\out\\powerbi\\data" meta' in text
+
+
+def test_parquet_folder_must_be_absolute_and_keeps_its_own_separator(tmp_path: Path) -> None:
+    from salesbi.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not absolute"):
+        project_files("out/powerbi/data")
+    for folder in ("C:\\salesbi\\out\\powerbi\\data", "\\\\server\\share\\data", "/srv/out/powerbi/data"):
+        files = project_files(folder)
+        text = files["SalesBI.SemanticModel/definition/expressions.tmdl"]
+        assert f'expression ParquetFolder = "{folder}" meta' in text
+    # the M joins folder and file with the folder's own separator (a POSIX folder used to get "\\")
+    source = project_files("/srv/out")["SalesBI.SemanticModel/definition/tables/dim_date.tmdl"]
+    assert (
+        'ParquetFolder & (if Text.Contains(ParquetFolder, "/") and not Text.Contains(ParquetFolder, "\\")'
+        in source
+    )
+    assert '& "dim_date.parquet"' in source and '"\\dim_date.parquet"' not in source
 
 
 def test_checked_in_project_is_current() -> None:
@@ -477,3 +495,84 @@ def test_pbipinspect_reads_the_same_model(project: Path) -> None:
     )
     inspect.run_expectations()
     assert inspect.expects == []
+
+
+# --------------------------------------------------------------------------- issue 14 defects
+
+
+def test_attributes_keys_and_ranks_are_not_summarised(model: SemanticModel) -> None:
+    """Defect 7: 34 attribute and rank columns (quarter, month, iso_week, rank_*) had summarizeBy: sum."""
+    summed = {
+        (t, c.name)
+        for t, node in model.tables.items()
+        for c in node.of("column")
+        if c.props["summarizeBy"] == "sum"
+    }
+    assert not {(t, c) for t, c in summed if t.startswith("dim_") or "rank" in c}
+    for column in ("quarter", "month", "iso_week", "year", "fiscal_month", "day_of_month"):
+        assert ("dim_date", column) not in summed
+    assert ("fact_order_lines", "net_sales") in summed and ("fact_order_lines", "quantity") in summed
+
+
+def test_units_margin_and_forecast_measures_mean_what_they_say(model: SemanticModel) -> None:
+    """Defects 3 and 7: [Units] counted cancelled orders, Margin % divided by sales without cost,
+    forecast bounds were sums of daily quantiles."""
+    found = {m.name: m.expression for node in model.tables.values() for m in node.of("measure")}
+    assert "is_cancelled] = FALSE()" in found["Units Sold"]
+    assert "DIVIDE([Gross Profit], [Net Sales with Cost])" in found["Margin %"]
+    assert "NOT ISBLANK(fact_order_lines[cost])" in found["Net Sales with Cost"]
+    for name in ("Forecast Lower 80", "Forecast Upper 80", "Forecast Lower 95", "Forecast Upper 95"):
+        assert "sales_forecast_monthly" in found[name] and "COUNTROWS(_rows) = 1" in found[name]
+        assert "sales_forecast[" not in found[name]
+    assert {"Units", "Orders", "Customers", "Forecast"}.isdisjoint(found)
+
+
+def test_report_has_base_theme_azure_map_and_alt_text_on_every_visual(project: Path) -> None:
+    """Defect 7: no baseTheme, the deprecated Bing map, 0 of 50 visuals with alt text."""
+    report = json.loads((project / "SalesBI.Report/definition/report.json").read_text(encoding="utf-8"))
+    assert report["themeCollection"]["baseTheme"]["type"] == "SharedResources"
+    types = set()
+    for path, doc in _visuals(project):
+        visual = doc["visual"]
+        types.add(visual["visualType"])
+        alt = visual["visualContainerObjects"]["general"][0]["properties"]["altText"]["expr"]["Literal"][
+            "Value"
+        ]
+        assert len(alt) > 20, f"{path}: alt text {alt!r}"
+    assert "azureMap" in types and "map" not in types
+
+
+def test_forecast_relates_to_a_calendar_covering_it() -> None:
+    """Defect 2: the forecast month table relates to dim_date (which the pipeline stretches over it)."""
+    plan, _ = plan_project()
+    rel = [(r.from_table, r.from_column, r.to_table) for r in plan.relationships]
+    assert ("sales_forecast_monthly", "month_start", "dim_date") in rel
+
+
+def test_cli_build_takes_a_windows_parquet_folder(tmp_path: Path) -> None:
+    """`salesbi powerbi build --parquet-folder 'C:\\...'` keeps the Windows path as given."""
+    from typer.testing import CliRunner
+
+    from salesbi.cli import app
+
+    folder = "C:\\salesbi\\out\\powerbi\\data"
+    result = CliRunner().invoke(app, ["powerbi", "build", "--out", str(tmp_path), "--parquet-folder", folder])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "SalesBI.SemanticModel/definition/expressions.tmdl").read_text(encoding="utf-8")
+    assert f'expression ParquetFolder = "{folder}" meta' in text
+    bad = CliRunner().invoke(app, ["powerbi", "build", "--out", str(tmp_path), "--parquet-folder", "data"])
+    assert bad.exit_code == 2 and "not absolute" in bad.output
+
+
+def test_no_visual_binds_a_hidden_column_or_mixes_location_levels(
+    project: Path, model: SemanticModel
+) -> None:
+    """Defect 6: the forecast table used a hidden column; the locations table mixed country, city, office."""
+    hidden = {
+        (t, c.name) for t, node in model.tables.items() for c in node.of("column") if c.props.get("isHidden")
+    }
+    for path, doc in _visuals(project):
+        for kind, entity, prop in _field_refs(doc["visual"]["query"]):
+            if kind == "Column":
+                assert (entity, prop) not in hidden, f"{path}: hidden column {entity}[{prop}]"
+                assert (entity, prop) != ("location_summary", "level"), path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from salesbi.forecasting.monthly import SALES_FORECAST_MONTHLY
 from salesbi.schema import Column, Table
 
 SERIES_LEVELS: tuple[str, ...] = ("total", "product_line", "country", "office")
@@ -109,4 +110,4 @@ FORECAST_ACCURACY = Table(
     ),
 )
 
-TABLES: tuple[Table, ...] = (SALES_FORECAST, FORECAST_ACCURACY)
+TABLES: tuple[Table, ...] = (SALES_FORECAST, FORECAST_ACCURACY, SALES_FORECAST_MONTHLY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from salesbi.errors import ConfigurationError
@@ -19,6 +19,7 @@ from salesbi.powerbi.report import (
     definition_pbir,
     layout,
     page_json,
+    page_size,
     pages_json,
     plan_report,
     report_json,
@@ -30,6 +31,7 @@ from salesbi.powerbi.semantic_model import (
     expressions_tmdl,
     model_tmdl,
     relationships_tmdl,
+    role_tmdl,
     table_tmdl,
 )
 from salesbi.schema import Table
@@ -54,8 +56,10 @@ def plan_project(tables: Sequence[Table] | None = None) -> tuple[ModelPlan, Repo
         from salesbi.rpt import rpt_tables
 
         tables = rpt_tables()
-    model = plan_model(tables, declarations.MEASURES, declarations.RELATIONSHIPS, declarations.SORTS)
-    return model, plan_report(model, report_spec.PAGES)
+    model = plan_model(
+        tables, declarations.MEASURES, declarations.RELATIONSHIPS, declarations.SORTS, declarations.ROLES
+    )
+    return model, plan_report(model, report_spec.ALL_PAGES)
 
 
 def project_files(parquet_folder: str, tables: Sequence[Table] | None = None) -> dict[str, str]:
@@ -64,6 +68,11 @@ def project_files(parquet_folder: str, tables: Sequence[Table] | None = None) ->
         raise ConfigurationError(
             "the Parquet folder for the Power BI project is empty",
             hint="pass the absolute folder that holds <table>.parquet, e.g. <out>/powerbi/data",
+        )
+    if not (PureWindowsPath(parquet_folder).is_absolute() or PurePosixPath(parquet_folder).is_absolute()):
+        raise ConfigurationError(
+            f"the Parquet folder for the Power BI project is not absolute: {parquet_folder!r}",
+            hint=r"Power Query needs an absolute folder, e.g. C:\salesbi\out\powerbi\data or /srv/out",
         )
     model, report = plan_project(tables)
     files: dict[str, str] = {
@@ -93,10 +102,12 @@ def project_files(parquet_folder: str, tables: Sequence[Table] | None = None) ->
     }
     for table in model.tables:
         files[f"{MODEL_FOLDER}/definition/tables/{table.name}.tmdl"] = table_tmdl(model, table)
+    for role in model.roles:
+        files[f"{MODEL_FOLDER}/definition/roles/{role.name}.tmdl"] = role_tmdl(role)
     for page in report.pages:
         base = f"{REPORT_FOLDER}/definition/pages/{page.key}"
         files[f"{base}/page.json"] = _json(page_json(page))
-        positions = layout(page.visuals)
+        positions = layout(page.visuals, *page_size(page))
         for order, v in enumerate(page.visuals):
             files[f"{base}/visuals/{v.key}/visual.json"] = _json(visual_json(v, positions[v.key], order))
     return dict(sorted(files.items()))

@@ -54,6 +54,19 @@ class SortSpec:
     by: str
 
 
+@dataclass(frozen=True)
+class RoleSpec:
+    """A row-level security role: read permission, and a DAX row filter per table.
+
+    A filter of ``FALSE()`` hides every row of a table (company-wide aggregates a restricted
+    role must not see).
+    """
+
+    name: str
+    description: str
+    filters: tuple[tuple[str, str], ...]
+
+
 @dataclass
 class ModelPlan:
     """What the semantic model will contain, and what was declared but could not be emitted."""
@@ -62,6 +75,7 @@ class ModelPlan:
     measures: list[MeasureSpec] = field(default_factory=list)
     relationships: list[RelationshipSpec] = field(default_factory=list)
     sorts: list[SortSpec] = field(default_factory=list)
+    roles: list[RoleSpec] = field(default_factory=list)
     date_table: str | None = None
     date_key: str | None = None
     skipped: list[str] = field(default_factory=list)
@@ -158,6 +172,7 @@ def plan_model(
     measures: Sequence[MeasureSpec],
     relationships: Sequence[RelationshipSpec],
     sorts: Sequence[SortSpec],
+    roles: Sequence[RoleSpec] = (),
 ) -> ModelPlan:
     """Return the :class:`ModelPlan` for ``tables`` keeping only the declarations they can support."""
     plan = ModelPlan(tables=tuple(tables))
@@ -184,6 +199,18 @@ def plan_model(
             plan.sorts.append(s)
         else:
             plan.skipped.append(f"sort {s.table}[{s.column}] by [{s.by}]: column missing")
+    for role in roles:
+        kept = []
+        for table, expression in role.filters:
+            if plan.table(table) is None:
+                continue  # the table is not in this model: nothing to filter
+            columns, _ = dax_references(expression)
+            missing = [f"{t}[{c}]" for t, c in columns if not plan.has_column(t, c)]
+            if missing:
+                plan.skipped.append(f"role {role.name} on {table}: missing {', '.join(missing)}")
+            else:
+                kept.append((table, expression))
+        plan.roles.append(RoleSpec(role.name, role.description, tuple(kept)))
     return plan
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from salesbi.powerbi.model import ModelPlan
@@ -21,8 +21,11 @@ SCHEMAS = {
     "visual": f"{SCHEMA_BASE}/definition/visualContainer/{VISUAL_VERSION}/schema.json",
 }
 THEME_NAME = "SalesBI"
+# Power BI's shipped base theme every Desktop-saved report names; our custom theme applies on top.
+BASE_THEME = "CY24SU10"
 THEME_FILE = "SalesBI.json"
 PAGE_WIDTH, PAGE_HEIGHT, GAP = 1280, 720, 8
+TOOLTIP_WIDTH, TOOLTIP_HEIGHT = 320, 240
 
 THEME: dict[str, Any] = {
     "name": THEME_NAME,
@@ -69,7 +72,7 @@ def plan_report(plan: ModelPlan, pages: tuple[PageSpec, ...]) -> ReportPlan:
             else:
                 kept.append(v)
         if any(v.visual_type != "slicer" for v in kept):
-            out.pages.append(PageSpec(page.key, page.display_name, page.question, tuple(kept)))
+            out.pages.append(replace(page, visuals=tuple(kept)))
         else:
             out.skipped.append(f"page {page.key}: no visual has its fields")
     return out
@@ -95,8 +98,19 @@ def _projection(f: Field, *, active: bool) -> dict[str, Any]:
     return p
 
 
-def layout(visuals: tuple[VisualSpec, ...]) -> dict[str, tuple[int, int, int, int]]:
-    """Return ``key -> (x, y, width, height)``: slicers on top, then cards, then a two-column grid."""
+def page_size(page: PageSpec) -> tuple[int, int]:
+    """Return ``(width, height)`` of a page: tooltip pages are small."""
+    return (TOOLTIP_WIDTH, TOOLTIP_HEIGHT) if page.kind == "tooltip" else (PAGE_WIDTH, PAGE_HEIGHT)
+
+
+def layout(
+    visuals: tuple[VisualSpec, ...], page_width: int = PAGE_WIDTH, page_height: int = PAGE_HEIGHT
+) -> dict[str, tuple[int, int, int, int]]:
+    """Return ``key -> (x, y, width, height)``: slicers on top, then cards, then a two-column grid.
+
+    On a narrow page (a tooltip) the cards are stacked two per row.
+    """
+    PAGE_WIDTH, PAGE_HEIGHT = page_width, page_height
     pos: dict[str, tuple[int, int, int, int]] = {}
     slicers = [v for v in visuals if v.visual_type == "slicer"]
     cards = [v for v in visuals if v.visual_type == "card"]
@@ -108,10 +122,13 @@ def layout(visuals: tuple[VisualSpec, ...]) -> dict[str, tuple[int, int, int, in
             pos[v.key] = (GAP + i * (w + GAP), y, w, 56)
         y += 56 + GAP
     if cards:
-        w = (PAGE_WIDTH - GAP * (len(cards) + 1)) // len(cards)
+        per_row = len(cards) if PAGE_WIDTH >= 640 else 2
+        card_h = 96 if PAGE_WIDTH >= 640 else (PAGE_HEIGHT - GAP * 3) // 2
+        w = (PAGE_WIDTH - GAP * (per_row + 1)) // per_row
         for i, v in enumerate(cards):
-            pos[v.key] = (GAP + i * (w + GAP), y, w, 96)
-        y += 96 + GAP
+            line, column = divmod(i, per_row)
+            pos[v.key] = (GAP + column * (w + GAP), y + line * (card_h + GAP), w, card_h)
+        y += (card_h + GAP) * ((len(cards) + per_row - 1) // per_row)
     rows: list[list[VisualSpec]] = []
     for v in rest:
         if v.wide or not rows or len(rows[-1]) == 2 or rows[-1][0].wide:
@@ -128,13 +145,38 @@ def layout(visuals: tuple[VisualSpec, ...]) -> dict[str, tuple[int, int, int, in
     return pos
 
 
+def alt_text(v: VisualSpec) -> str:
+    """Return the screen-reader description of a visual: its kind, title and the fields it shows."""
+    if v.alt_text:
+        return v.alt_text
+    kind = VISUAL_KINDS.get(v.visual_type, v.visual_type)
+    shown = ", ".join(f.name.replace("_", " ") for f in v.fields)
+    return f"{kind}: {v.title}. Shows {shown}."
+
+
+VISUAL_KINDS = {
+    "card": "Card",
+    "slicer": "Slicer",
+    "lineChart": "Line chart",
+    "clusteredColumnChart": "Column chart",
+    "clusteredBarChart": "Bar chart",
+    "donutChart": "Donut chart",
+    "scatterChart": "Scatter chart",
+    "tableEx": "Table",
+    "azureMap": "Map",
+}
+
+
 def visual_json(v: VisualSpec, position: tuple[int, int, int, int], order: int) -> dict[str, Any]:
     """Return the ``visual.json`` object of one visual container."""
+    by_role: dict[str, list[Field]] = {}
+    for role, fs in v.roles:  # a role may be listed twice (e.g. a table's columns, then its measures)
+        by_role.setdefault(role, []).extend(fs)
     query_state = {
         role: {
             "projections": [_projection(f, active=(role == "Category" and i == 0)) for i, f in enumerate(fs)]
         }
-        for role, fs in v.roles
+        for role, fs in by_role.items()
     }
     query: dict[str, Any] = {"queryState": query_state}
     if v.sort is not None:
@@ -151,8 +193,16 @@ def visual_json(v: VisualSpec, position: tuple[int, int, int, int], order: int) 
     if v.slicer_mode is not None:
         visual["objects"] = {"data": [{"properties": {"mode": _text(v.slicer_mode)}}]}
     visual["visualContainerObjects"] = {
-        "title": [{"properties": {"show": _literal("true"), "text": _text(v.title)}}]
+        "title": [{"properties": {"show": _literal("true"), "text": _text(v.title)}}],
+        "general": [{"properties": {"altText": _text(alt_text(v))}}],
     }
+    if v.visual_type == "slicer":  # the same slicer field is synced across pages
+        field = v.fields[0]
+        visual["syncGroup"] = {
+            "groupName": f"{field.table}.{field.name}",
+            "fieldChanges": True,
+            "filterChanges": True,
+        }
     visual["drillFilterOtherVisuals"] = True
     x, y, w, h = position
     return {
@@ -164,20 +214,50 @@ def visual_json(v: VisualSpec, position: tuple[int, int, int, int], order: int) 
 
 
 def page_json(page: PageSpec) -> dict[str, Any]:
-    """Return ``page.json``."""
-    return {
+    """Return ``page.json``; drillthrough and tooltip pages carry their binding field and filter."""
+    width, height = page_size(page)
+    doc: dict[str, Any] = {
         "$schema": SCHEMAS["page"],
         "name": page.key,
         "displayName": page.display_name,
         "displayOption": "FitToPage",
-        "height": PAGE_HEIGHT,
-        "width": PAGE_WIDTH,
+        "height": height,
+        "width": width,
     }
+    if page.kind in ("drillthrough", "tooltip") and page.binding is not None:
+        kind = "Drillthrough" if page.kind == "drillthrough" else "Tooltip"
+        filter_name = f"{page.key}_binding"
+        doc["filterConfig"] = {
+            "filters": [
+                {
+                    "name": filter_name,
+                    "field": _field_expr(page.binding),
+                    "type": "Categorical",
+                    "howCreated": "Drillthrough" if page.kind == "drillthrough" else "User",
+                }
+            ]
+        }
+        doc["pageBinding"] = {
+            "name": f"{page.key}_pageBinding",
+            "type": kind,
+            "referenceScope": "Default",
+            "parameters": [
+                {
+                    "name": f"{page.key}_parameter",
+                    "boundFilter": filter_name,
+                    "fieldExpr": _field_expr(page.binding),
+                }
+            ],
+        }
+        doc["type"] = kind
+        if page.kind == "tooltip":
+            doc["visibility"] = "HiddenInViewMode"
+    return doc
 
 
 def pages_json(report: ReportPlan) -> dict[str, Any]:
     """Return ``pages/pages.json`` (page order, first page active)."""
-    order = [p.key for p in report.pages]
+    order = [p.key for p in report.pages]  # question pages first, then drillthrough and tooltip pages
     return {"$schema": SCHEMAS["pages"], "pageOrder": order, "activePageName": order[0] if order else ""}
 
 
@@ -186,6 +266,15 @@ def report_json() -> dict[str, Any]:
     return {
         "$schema": SCHEMAS["report"],
         "themeCollection": {
+            "baseTheme": {
+                "name": BASE_THEME,
+                "reportVersionAtImport": {
+                    "visual": VISUAL_VERSION,
+                    "report": REPORT_VERSION,
+                    "page": PAGE_VERSION,
+                },
+                "type": "SharedResources",
+            },
             "customTheme": {
                 "name": THEME_FILE,
                 "reportVersionAtImport": {
@@ -194,7 +283,7 @@ def report_json() -> dict[str, Any]:
                     "page": PAGE_VERSION,
                 },
                 "type": "RegisteredResources",
-            }
+            },
         },
         "resourcePackages": [
             {

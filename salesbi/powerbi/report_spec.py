@@ -35,6 +35,10 @@ class VisualSpec:
     sort_descending: bool = True
     slicer_mode: str | None = None  # 'Between' (date range) or 'Dropdown'
     wide: bool = False
+    alt_text: str = ""  # screen-reader text; derived from the title and fields when empty
+    # slicers of the page this visual does not respond to ('date', 'country', 'product_line');
+    # its title must say so ("all dates", "all countries", "all product lines")
+    ignores: tuple[str, ...] = ()
 
     @property
     def fields(self) -> list[Field]:
@@ -47,12 +51,18 @@ class VisualSpec:
 
 @dataclass(frozen=True)
 class PageSpec:
-    """A report page: stable name, title, the question it answers, and its visuals."""
+    """A report page: stable name, title, the question it answers, and its visuals.
+
+    ``kind`` 'drillthrough' pages open from any visual showing ``binding`` (right click →
+    Drill through); 'tooltip' pages replace the default tooltip of visuals showing ``binding``.
+    """
 
     key: str
     display_name: str
     question: str
     visuals: tuple[VisualSpec, ...]
+    kind: str = "normal"  # 'normal', 'drillthrough' or 'tooltip'
+    binding: Field | None = None
 
 
 def col(table: str, name: str) -> Field:
@@ -124,6 +134,7 @@ def _table(
     sort: str | None = None,
     descending: bool = False,
     wide: bool = False,
+    ignores: tuple[str, ...] = (),
 ) -> VisualSpec:
     return VisualSpec(
         key,
@@ -133,6 +144,7 @@ def _table(
         sort=col(table, sort) if sort else None,
         sort_descending=descending,
         wide=wide,
+        ignores=ignores,
     )
 
 
@@ -148,9 +160,25 @@ PAGES: tuple[PageSpec, ...] = (
             (F, "Net Sales"),
             (F, "Gross Profit"),
             (F, "Margin %"),
-            (F, "Orders"),
+            (F, "Net Orders"),
             (F, "Average Order Value"),
             (F, "Sales YoY %"),
+        )
+        + (
+            VisualSpec(
+                "overview_card_yoy_period",
+                "card",
+                "Period of Sales YoY % (same for all countries and all product lines)",
+                (("Values", (meas(F, "YoY Period"),)),),
+                ignores=("country", "product_line"),
+            ),
+            VisualSpec(
+                "overview_card_as_of",
+                "card",
+                "Data as of and last refresh (all dates, all countries, all product lines)",
+                (("Values", (meas("data_quality", "Data Freshness"),)),),
+                ignores=("date", "country", "product_line"),
+            ),
         )
         + (
             VisualSpec(
@@ -163,9 +191,9 @@ PAGES: tuple[PageSpec, ...] = (
                         "Y",
                         (
                             meas(F, "Net Sales"),
-                            meas("sales_forecast", "Forecast"),
-                            meas("sales_forecast", "Forecast Lower 80"),
-                            meas("sales_forecast", "Forecast Upper 80"),
+                            meas("sales_forecast_monthly", "Forecast Sales"),
+                            meas("sales_forecast_monthly", "Forecast Lower 80"),
+                            meas("sales_forecast_monthly", "Forecast Upper 80"),
                         ),
                     ),
                 ),
@@ -208,43 +236,54 @@ PAGES: tuple[PageSpec, ...] = (
         "Who are our best customers, which loyalty tier are they in, and is the customer base growing "
         "(new, retained, regained, churned)?",
         _slicers("customers", country=col("dim_customer", "country"))
-        + _cards(
-            "customers",
-            (F, "Active Customers"),
-            (F, "New Customers"),
-            ("customer_growth", "Churned Customers"),
-            ("customer_growth", "Quick Ratio"),
-        )
+        + _cards("customers", (F, "Active Customers"), (F, "New Customers"))
         + (
-            _table(
+            VisualSpec(
+                "customers_card_churned",
+                "card",
+                "Churned customers (all countries)",
+                (("Values", (meas("customer_growth", "Churned Customers"),)),),
+                ignores=("country",),
+            ),
+            VisualSpec(
+                "customers_card_quick_ratio",
+                "card",
+                "Quick ratio (all countries)",
+                (("Values", (meas("customer_growth", "Quick Ratio"),)),),
+                ignores=("country",),
+            ),
+            VisualSpec(
                 "customers_top",
-                "Top customers by net sales",
-                "customer_summary",
+                "tableEx",
+                "Top customers by net sales in the selection",
                 (
-                    "sales_rank",
-                    "customer_name",
-                    "country",
-                    "net_sales",
-                    "orders",
-                    "loyalty_tier",
-                    "last_order_date",
-                    "recency_days",
+                    ("Values", (col("dim_customer", "customer_name"), col("dim_customer", "country"))),
+                    (
+                        "Values",
+                        (
+                            meas(F, "Net Sales"),
+                            meas(F, "Net Orders"),
+                            meas(F, "Margin %"),
+                            meas(F, "Last Order Date"),
+                        ),
+                    ),
                 ),
-                sort="sales_rank",
+                sort=meas(F, "Net Sales"),
             ),
             VisualSpec(
                 "customers_tiers",
                 "donutChart",
-                "Net sales by loyalty tier",
+                "Lifetime net sales by loyalty tier (all dates)",
                 (
                     ("Category", (col("customer_summary", "loyalty_tier"),)),
                     ("Y", (meas("customer_summary", "Loyalty Sales"),)),
                 ),
+                ignores=("date",),
             ),
             VisualSpec(
                 "customers_ledger",
                 "clusteredColumnChart",
-                "Customer growth ledger by month",
+                "Customer growth ledger by month (all countries)",
                 (
                     ("Category", (MONTH,)),
                     (
@@ -259,6 +298,7 @@ PAGES: tuple[PageSpec, ...] = (
                 sort=MONTH,
                 sort_descending=False,
                 wide=True,
+                ignores=("country",),
             ),
         ),
     ),
@@ -271,15 +311,18 @@ PAGES: tuple[PageSpec, ...] = (
             *_slicers("locations"),
             VisualSpec(
                 "locations_map",
-                "map",
+                "azureMap",
                 "Net sales by country",
                 (("Category", (col("dim_geography", "country"),)), ("Size", (meas(F, "Net Sales"),))),
             ),
             VisualSpec(
                 "locations_countries",
                 "clusteredBarChart",
-                "Countries ranked by net sales",
-                (("Category", (col("dim_geography", "country"),)), ("Y", (meas(F, "Net Sales"),))),
+                "Countries ranked by net sales (drill down to cities)",
+                (
+                    ("Category", (col("dim_geography", "country"), col("dim_geography", "city"))),
+                    ("Y", (meas(F, "Net Sales"),)),
+                ),
                 sort=meas(F, "Net Sales"),
             ),
             VisualSpec(
@@ -289,23 +332,27 @@ PAGES: tuple[PageSpec, ...] = (
                 (("Category", (col("dim_office", "office_name"),)), ("Y", (meas(F, "Net Sales"),))),
                 sort=meas(F, "Net Sales"),
             ),
-            _table(
+            VisualSpec(
                 "locations_table",
-                "Locations: sales, margin, customers, growth",
-                "location_summary",
+                "tableEx",
+                "Countries: sales, share, margin, customers, growth",
                 (
-                    "level",
-                    "location_name",
-                    "net_sales",
-                    "gross_profit",
-                    "margin",
-                    "customers",
-                    "orders",
-                    "sales_share",
-                    "yoy_growth",
+                    ("Values", (col("dim_geography", "country"),)),
+                    (
+                        "Values",
+                        (
+                            meas(F, "Net Sales"),
+                            meas(F, "Sales Share"),
+                            meas(F, "Gross Profit"),
+                            meas(F, "Margin %"),
+                            meas(F, "Active Customers"),
+                            meas(F, "Net Orders"),
+                            meas(F, "Sales YoY %"),
+                        ),
+                    ),
                 ),
-                sort="net_sales",
-                descending=True,
+                sort=meas(F, "Net Sales"),
+                wide=True,
             ),
         ),
     ),
@@ -324,7 +371,7 @@ PAGES: tuple[PageSpec, ...] = (
                     ("Category", (col("dim_product", "product_name"),)),
                     ("X", (meas(F, "Net Sales"),)),
                     ("Y", (meas(F, "Margin %"),)),
-                    ("Size", (meas(F, "Units"),)),
+                    ("Size", (meas(F, "Units Sold"),)),
                 ),
             ),
             VisualSpec(
@@ -337,20 +384,24 @@ PAGES: tuple[PageSpec, ...] = (
                 ),
                 sort=meas(F, "Net Sales"),
             ),
-            _table(
+            VisualSpec(
                 "products_abc",
-                "Products with ABC class",
-                "product_summary",
+                "tableEx",
+                "Products with ABC class in the selection",
                 (
-                    "sales_rank",
-                    "product_name",
-                    "product_line_name",
-                    "net_sales",
-                    "gross_profit",
-                    "margin",
-                    "abc_class",
+                    ("Values", (col("dim_product", "product_name"), col("dim_product", "product_line_name"))),
+                    (
+                        "Values",
+                        (
+                            meas(F, "Net Sales"),
+                            meas(F, "Gross Profit"),
+                            meas(F, "Margin %"),
+                            meas(F, "Units Sold"),
+                            meas(F, "ABC Class"),
+                        ),
+                    ),
                 ),
-                sort="sales_rank",
+                sort=meas(F, "Net Sales"),
                 wide=True,
             ),
         ),
@@ -361,22 +412,32 @@ PAGES: tuple[PageSpec, ...] = (
         "Which sales reps and offices bring in the most, and which reward tier has each rep earned?",
         (
             *_slicers("employees", country=col("dim_office", "country")),
-            _table(
+            VisualSpec(
                 "employees_leaderboard",
-                "Sales rep leaderboard",
-                "employee_performance",
+                "tableEx",
+                "Sales rep leaderboard in the selection",
                 (
-                    "rank_overall",
-                    "employee_name",
-                    "office_name",
-                    "net_sales",
-                    "orders",
-                    "customers_served",
-                    "margin",
-                    "reward_tier",
+                    ("Values", (col("dim_employee", "employee_name"), col("dim_employee", "office_name"))),
+                    (
+                        "Values",
+                        (
+                            meas(F, "Net Sales"),
+                            meas(F, "Net Orders"),
+                            meas(F, "Active Customers"),
+                            meas(F, "Margin %"),
+                        ),
+                    ),
                 ),
-                sort="rank_overall",
+                sort=meas(F, "Net Sales"),
                 wide=True,
+            ),
+            _table(
+                "employees_rewards",
+                "Reward tiers, whole history (all dates, all countries)",
+                "employee_performance",
+                ("rank_overall", "employee_name", "office_name", "net_sales", "reward_tier"),
+                sort="rank_overall",
+                ignores=("date", "country"),
             ),
             VisualSpec(
                 "employees_reps",
@@ -399,7 +460,7 @@ PAGES: tuple[PageSpec, ...] = (
         "Segments",
         "Which customer segments do we have, how big and valuable is each, and what should we do "
         "with each customer next?",
-        _slicers("segments", date=False, country=col("customer_segments", "country"))
+        _slicers("segments", date=False, country=col("dim_customer", "country"))
         + _cards(
             "segments",
             ("customer_segments", "Segment Customers"),
@@ -428,7 +489,7 @@ PAGES: tuple[PageSpec, ...] = (
             ),
             _table(
                 "segments_summary",
-                "Segment summary",
+                "Segment summary (all countries)",
                 "segment_summary",
                 (
                     "segment",
@@ -441,6 +502,7 @@ PAGES: tuple[PageSpec, ...] = (
                 ),
                 sort="segment_order",
                 wide=True,
+                ignores=("country",),
             ),
             _table(
                 "segments_actions",
@@ -476,11 +538,11 @@ PAGES: tuple[PageSpec, ...] = (
                         "Y",
                         (
                             meas(F, "Net Sales"),
-                            meas("sales_forecast", "Forecast"),
-                            meas("sales_forecast", "Forecast Lower 80"),
-                            meas("sales_forecast", "Forecast Upper 80"),
-                            meas("sales_forecast", "Forecast Lower 95"),
-                            meas("sales_forecast", "Forecast Upper 95"),
+                            meas("sales_forecast_monthly", "Forecast Sales"),
+                            meas("sales_forecast_monthly", "Forecast Lower 80"),
+                            meas("sales_forecast_monthly", "Forecast Upper 80"),
+                            meas("sales_forecast_monthly", "Forecast Lower 95"),
+                            meas("sales_forecast_monthly", "Forecast Upper 95"),
                         ),
                     ),
                 ),
@@ -490,19 +552,21 @@ PAGES: tuple[PageSpec, ...] = (
             ),
             _table(
                 "forecast_table",
-                "Forecast by month",
-                "sales_forecast",
+                "Forecast by month and series (month totals; intervals of the month)",
+                "sales_forecast_monthly",
                 (
-                    "month_start",
                     "series_name",
-                    "model",
+                    "year_month",
+                    "is_future",
+                    "is_complete",
+                    "actual",
                     "forecast",
                     "lower_80",
                     "upper_80",
                     "lower_95",
                     "upper_95",
                 ),
-                sort="month_start",
+                sort="year_month",
             ),
             _table(
                 "forecast_accuracy",
@@ -510,6 +574,46 @@ PAGES: tuple[PageSpec, ...] = (
                 "forecast_accuracy",
                 ("series_name", "model", "wape", "mase", "bias", "coverage_80", "coverage_95", "is_champion"),
                 sort="wape",
+            ),
+        ),
+    ),
+    PageSpec(
+        "data_quality",
+        "Data quality",
+        "Can we trust these numbers? What the last run read, loaded and rejected per table, why rows were "
+        "rejected, the run's status and when the data was refreshed.",
+        (
+            *_cards(
+                "data_quality",
+                ("data_quality", "Run Status"),
+                ("data_quality", "Last Refresh"),
+                ("data_quality", "Rows Read"),
+                ("data_quality", "Rows Rejected"),
+                ("data_quality", "Rejected Share"),
+            ),
+            VisualSpec(
+                "data_quality_rejected",
+                "clusteredBarChart",
+                "Rejected rows by table",
+                (
+                    ("Category", (col("data_quality", "table_name"),)),
+                    ("Y", (meas("data_quality", "Rows Rejected"),)),
+                ),
+                sort=meas("data_quality", "Rows Rejected"),
+            ),
+            _table(
+                "data_quality_tables",
+                "Rows per table and top reject reasons",
+                "data_quality",
+                (
+                    "table_name",
+                    "rows_read",
+                    "rows_loaded",
+                    "rows_rejected",
+                    "rejected_share",
+                    "top_reject_reasons",
+                ),
+                sort="table_name",
             ),
         ),
     ),
@@ -529,3 +633,71 @@ PAGES: tuple[PageSpec, ...] = (
         ),
     ),
 )
+
+
+def _drillthrough(key: str, name: str, question: str, field: Field, table: VisualSpec) -> PageSpec:
+    cards = _cards(
+        key, (F, "Net Sales"), (F, "Gross Profit"), (F, "Margin %"), (F, "Net Orders"), (F, "Last Order Date")
+    )
+    trend = VisualSpec(
+        f"{key}_trend",
+        "lineChart",
+        "Monthly net sales",
+        (("Category", (MONTH,)), ("Y", (meas(F, "Net Sales"), meas(F, "Gross Profit")))),
+        sort=MONTH,
+        sort_descending=False,
+    )
+    return PageSpec(key, name, question, (*cards, trend, table), kind="drillthrough", binding=field)
+
+
+def _ranked(key: str, title: str, category: Field) -> VisualSpec:
+    return VisualSpec(
+        key,
+        "clusteredBarChart",
+        title,
+        (("Category", (category,)), ("Y", (meas(F, "Net Sales"),))),
+        sort=meas(F, "Net Sales"),
+    )
+
+
+DETAIL_PAGES: tuple[PageSpec, ...] = (
+    _drillthrough(
+        "customer_detail",
+        "Customer detail",
+        "What has this customer bought, when, and at what margin?",
+        col("dim_customer", "customer_name"),
+        _ranked(
+            "customer_detail_products", "Products bought by net sales", col("dim_product", "product_name")
+        ),
+    ),
+    _drillthrough(
+        "product_detail",
+        "Product detail",
+        "Who buys this product, how is it selling, and at what margin?",
+        col("dim_product", "product_name"),
+        _ranked(
+            "product_detail_customers",
+            "Customers buying it by net sales",
+            col("dim_customer", "customer_name"),
+        ),
+    ),
+    _drillthrough(
+        "rep_detail",
+        "Sales rep detail",
+        "How is this sales rep doing, and with which customers?",
+        col("dim_employee", "employee_name"),
+        _ranked("rep_detail_customers", "Customers by net sales", col("dim_customer", "customer_name")),
+    ),
+    PageSpec(
+        "month_tooltip",
+        "Month tooltip",
+        "The month at a glance (shown when hovering a month on any chart).",
+        _cards("month_tooltip", (F, "Net Sales"), (F, "Net Orders"), (F, "Margin %"), (F, "Sales MoM %")),
+        kind="tooltip",
+        binding=MONTH,
+    ),
+)
+
+
+#: every page of the report: the question pages, then drillthrough and tooltip pages
+ALL_PAGES: tuple[PageSpec, ...] = (*PAGES, *DETAIL_PAGES)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from salesbi.powerbi.ids import lineage_tag
-from salesbi.powerbi.model import MeasureSpec, ModelPlan
+from salesbi.powerbi.model import MeasureSpec, ModelPlan, RoleSpec
 from salesbi.powerbi.tmdl import (
     COLUMN_FORMAT,
     M_TYPE,
@@ -18,6 +18,11 @@ from salesbi.schema import Column, Table
 T1, T2, T3, T4 = "\t", "\t\t", "\t\t\t", "\t\t\t\t"
 
 SOURCE_TYPES = ("Parquet", "SqlServer")
+# Joins ParquetFolder and a file name with the folder's own separator: "/" for a POSIX folder,
+# "\" for C:\... and \\server\share (a project built on Linux then works on Windows and back).
+SEPARATOR = (
+    r'(if Text.Contains(ParquetFolder, "/") and not Text.Contains(ParquetFolder, "\") then "/" else "\")'
+)
 DEFAULT_SQL_SERVER = "localhost"
 DEFAULT_DATABASE = "salesbi"
 
@@ -106,7 +111,7 @@ def relationships_tmdl(plan: ModelPlan) -> str:
 def partition_source(table: Table) -> list[str]:
     """Return the M expression lines of ``table``'s partition: SQL Server or Parquet, typed per column."""
     types = ", ".join("{" + f"{m_string(c.name)}, {M_TYPE[c.kind]}" + "}" for c in table.columns)
-    file_name = m_string("\\" + f"{table.name}.parquet")
+    file_name = m_string(f"{table.name}.parquet")
     return [
         "let",
         "    Source =",
@@ -114,7 +119,7 @@ def partition_source(table: Table) -> list[str]:
         f"            Sql.Database(SqlServer, Database){{[Schema = {m_string(table.schema)}, "
         f"Item = {m_string(table.name)}]}}[Data]",
         "        else",
-        f"            Parquet.Document(File.Contents(ParquetFolder & {file_name})),",
+        f"            Parquet.Document(File.Contents(ParquetFolder & {SEPARATOR} & {file_name})),",
         f"    Typed = Table.TransformColumnTypes(Source, {{{types}}})",
         "in",
         "    Typed",
@@ -134,7 +139,9 @@ def _column_lines(plan: ModelPlan, table: Table, column: Column, hidden: set[str
     if fmt is not None and not (column.kind == "int" and is_key):
         lines.append(f"{T2}formatString: {fmt}")
     lines.append(f"{T2}lineageTag: {lineage_tag('column', table.name, column.name)}")
-    lines.append(f"{T2}summarizeBy: {summarize_by(column, is_key=is_key or column.kind == 'id')}")
+    lines.append(
+        f"{T2}summarizeBy: {summarize_by(column, is_key=is_key or column.kind == 'id', table=table.name)}"
+    )
     if column.name == "country" or column.name.endswith("_country"):
         lines.append(f"{T2}dataCategory: Country")
     elif column.name == "city" or column.name.endswith("_city"):
@@ -159,8 +166,9 @@ def _measure_lines(measure: MeasureSpec) -> list[str]:
     else:
         lines.append(f"{T1}measure {quote(measure.name)} =")
         lines += [f"{T3}{line}".rstrip() for line in body]
+    if measure.format_string:  # a text measure has none (TOM refuses an empty formatString)
+        lines.append(f"{T2}formatString: {measure.format_string}")
     lines += [
-        f"{T2}formatString: {measure.format_string}",
         f"{T2}displayFolder: {measure.folder}",
         f"{T2}lineageTag: {lineage_tag('measure', measure.table, measure.name)}",
         "",
@@ -184,4 +192,14 @@ def table_tmdl(plan: ModelPlan, table: Table) -> str:
     lines += [f"{T1}partition {quote(table.name)} = m", f"{T2}mode: import", f"{T2}source ="]
     lines += [f"{T4}{line}" for line in partition_source(table)]
     lines += ["", f"{T1}annotation PBI_ResultType = Table", ""]
+    return "\n".join(lines)
+
+
+def role_tmdl(role: RoleSpec) -> str:
+    """Return ``roles/<role>.tmdl``: read permission and one row filter per table."""
+    lines = description_lines(role.description, "")
+    lines += [f"role {quote(role.name)}", f"{T1}modelPermission: read", ""]
+    for table, expression in role.filters:
+        lines += [f"{T1}tablePermission {quote(table)} = {expression}", ""]
+    lines += [f"{T1}annotation PBI_Id = {lineage_tag('role', role.name).replace('-', '')}", ""]
     return "\n".join(lines)

@@ -38,6 +38,7 @@ CURRENCY_FORMAT = r"\$#,0.00;(\$#,0.00);\$#,0.00"
 PERCENT_FORMAT = "0.0%;-0.0%;0.0%"
 INTEGER_FORMAT = "#,0"
 DECIMAL_FORMAT = "#,0.00"
+TEXT_FORMAT = "@"  # text measures (labels): shown as they are
 
 COLUMN_FORMAT: dict[str, str] = {
     "int": "0",
@@ -66,12 +67,26 @@ def m_string(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def summarize_by(column: Column, *, is_key: bool) -> str:
-    """Return the default aggregation of a column: ``sum`` for additive numbers, else ``none``."""
-    if is_key or column.kind not in ("int", "money"):
+ATTRIBUTE_INTS = ("year", "quarter", "month", "rank", "segment_order", "bin_number", "periods", "level")
+ATTRIBUTE_PREFIXES = ("year_", "fiscal_", "iso_", "day_", "month_", "quarter_", "rank_", "date_")
+ATTRIBUTE_SUFFIXES = ("_id", "_key", "_order", "_rank", "_number", "_days", "_step", "_year", "_month")
+
+
+def summarize_by(column: Column, *, is_key: bool, table: str = "") -> str:
+    """Return the default aggregation of a column: ``sum`` for additive amounts and counts, else ``none``.
+
+    Keys, ranks, calendar parts (year, quarter, month, ISO week ...), ordinals and every
+    column of a ``dim_*`` table are attributes: summing them means nothing.
+    """
+    if is_key or column.kind not in ("int", "money") or table.startswith("dim_"):
         return "none"
     name = column.name
-    if name.endswith(("_id", "_key", "_order", "_rank", "_number", "_days")) or name in ("rank", "year"):
+    if (
+        name in ATTRIBUTE_INTS
+        or name.startswith(ATTRIBUTE_PREFIXES)
+        or name.endswith(ATTRIBUTE_SUFFIXES)
+        or "rank" in name
+    ):
         return "none"
     return "sum"
 

@@ -87,6 +87,21 @@ def build_dim_date(first: date, last: date, fiscal_year_start_month: int = 1) ->
     return conform(f, DIM_DATE)
 
 
+def extend_dim_date(dim_date: pd.DataFrame, through: date, fiscal_year_start_month: int = 1) -> pd.DataFrame:
+    """Return ``dim_date`` covering at least the whole calendar years up to ``through``.
+
+    The forecast runs past the last order: without its dates in the calendar, a forecast
+    month has no ``dim_date`` row to relate to and Power BI shows it under "(Blank)".
+    """
+    if dim_date.empty:
+        return build_dim_date(through, through, fiscal_year_start_month)
+    first = pd.Timestamp(dim_date["date"].min()).date()
+    last = pd.Timestamp(dim_date["date"].max()).date()
+    if through <= last:
+        return dim_date
+    return build_dim_date(first, through, fiscal_year_start_month)
+
+
 def build_dim_geography(customers: pd.DataFrame) -> pd.DataFrame:
     """Return ``rpt.dim_geography``: one row per customer country and city."""
     c = customers[["country", "city", "state"]].copy()
