@@ -79,6 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         env = prefect_env(home, api)
         env[WAREHOUSE_ENV] = f"sqlite:///{workdir / 'wh' / 'warehouse.db'}"
         prefect_cli(["work-pool", "create", "salesbi-process", "--type", "process"], env)
+        prefect_cli(["work-pool", "set-concurrency-limit", "salesbi-process", "1"], env)
         deployed = prefect_cli(["deploy", "--all"], env)
         yield Server(api, env, log, deployed, workdir)
 
