@@ -371,16 +371,13 @@ def runs(
         return
     finally:
         engine.dispose()
-    out = Console()
-    out.print(f"{'run_id':<26} {'flow':<16} {'status':<24} {'started (UTC)':<20} {'failed step':<12} error")
+    typer.echo(f"{'run_id':<26} {'flow':<16} {'status':<24} {'started (UTC)':<20} {'failed step':<12} error")
     for r in rows:
         started = r["started_at"].strftime("%Y-%m-%d %H:%M:%S") if r["started_at"] else ""
         error = (r["error"] or "").splitlines()[0][:100] if r["error"] else ""
-        out.print(
+        typer.echo(
             f"{r['run_id']:<26} {r['flow'] or '':<16} {r['status']:<24} {started:<20} "
-            f"{r['failed_step'] or '':<12} {error}",
-            highlight=False,
-            soft_wrap=True,
+            f"{r['failed_step'] or '':<12} {error}".rstrip()
         )
 
 

@@ -35,7 +35,7 @@ from salesbi.params import ALL_STEPS, PipelineParams
 from salesbi.runlock import run_lock
 from salesbi.runlog import RunSummary, mark_crashed, new_run_id, record_end, record_start, utcnow
 from salesbi.types import conform
-from salesbi.warehouse.engine import connect_failure, create_engine, redact, resolve_url
+from salesbi.warehouse.engine import connect_failure, create_engine, parse_url, redact, resolve_url
 from salesbi.warehouse.load import read_table
 
 log = logging.getLogger(__name__)
@@ -473,7 +473,17 @@ def keep_last_good(run: Run, previous: dict[str, Any]) -> None:
 
 
 def _record_failure_without_connection(run: Run) -> None:
-    """Record a run that failed before connecting (e.g. reading the source) in audit.runs, if reachable."""
+    """Record a run that failed before connecting (e.g. reading the source) in audit.runs, if reachable.
+
+    An embedded SQLite warehouse that does not exist yet is not created just for that record.
+    """
+    try:
+        url = parse_url(run.params.warehouse_url)
+    except SalesBIError:
+        return
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").expanduser().exists():
+        log.info("run %s not recorded: the SQLite warehouse %s does not exist yet", run.run_id, url.database)
+        return
     try:
         engine, _ = open_warehouse(run.params)
     except SalesBIError as exc:

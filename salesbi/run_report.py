@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -152,10 +153,15 @@ def table_rows(frame: pd.DataFrame | None, columns: list[str], limit: int) -> li
         return []
     present = [c for c in columns if c in frame.columns]
     head = frame[present].head(limit)
-    return [
-        {
-            k: (None if pd.isna(v) else v if not isinstance(v, pd.Timestamp) else str(v.date()))
-            for k, v in row.items()
-        }
-        for row in head.to_dict(orient="records")
-    ]
+    return [{k: _json_value(v) for k, v in row.items()} for row in head.to_dict(orient="records")]
+
+
+def _json_value(value: Any) -> Any:
+    """Return ``value`` as JSON can hold it: None for missing, dates as YYYY-MM-DD."""
+    if value is None or (not isinstance(value, (list, tuple, dict)) and pd.isna(value)):
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

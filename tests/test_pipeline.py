@@ -317,7 +317,7 @@ def test_cli_and_flow_publish_the_same_tables_for_every_selection(
         cli = run_pipeline(_params(workdir, sample_company, steps)).as_dict()
         flow_params = _params(flow_dir, sample_company, steps)
         options = RunOptions(
-            **flow_params.model_dump(exclude={"warehouse_url"}), warehouse_env="SALESBI_T_WH"
+            **flow_params.model_dump(exclude={"warehouse_url", "warehouse_env"}), warehouse_env="SALESBI_T_WH"
         )
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SALESBI_T_WH", str(flow_params.warehouse_url))

@@ -79,6 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         env = prefect_env(home, api)
         env[WAREHOUSE_ENV] = f"sqlite:///{workdir / 'wh' / 'warehouse.db'}"
         prefect_cli(["work-pool", "create", "salesbi-process", "--type", "process"], env)
+        prefect_cli(["work-pool", "set-concurrency-limit", "salesbi-process", "1"], env)
         deployed = prefect_cli(["deploy", "--all"], env)
         yield Server(api, env, log, deployed, workdir)
 
@@ -170,6 +171,12 @@ def test_worker_runs_a_deployment_and_the_ui_retry_completes_it(server: Server, 
     assert all(f.get("description") for f in fields.values()), [
         k for k, f in fields.items() if not f.get("description")
     ]
+    # the warehouse exists (a production one always does): a failure before connecting is recorded there
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import open_warehouse
+
+    engine, _ = open_warehouse(PipelineParams(warehouse_url=server.env[WAREHOUSE_ENV]))
+    engine.dispose()
     worker = [str(BIN / "prefect"), "worker", "start", "--pool", "salesbi-process"]
     with running(worker, server.env, ready="started!", timeout=120) as worker_log:
         # the UI's Run button: POST /deployments/{id}/create_flow_run
