@@ -294,7 +294,7 @@ def _run(
         return
     import sqlalchemy as sa
 
-    from salesbi.warehouse.engine import connect_failure, resolve_url
+    from salesbi.warehouse.engine import resolve_url, statement_failure
 
     try:
         with _progress_bar() as progress:
@@ -303,7 +303,7 @@ def _run(
         _fail(exc)
         return
     except sa.exc.DBAPIError as exc:  # the warehouse failed mid-run (connection lost, server stopped)
-        _fail(connect_failure(resolve_url(params.warehouse_url), exc))
+        _fail(statement_failure(resolve_url(params.warehouse_url), exc))
         return
     doc = summary.as_dict()
     _print_outputs(doc)

@@ -141,6 +141,8 @@ def with_raw_lines(rejected: pd.DataFrame, source: Path | None) -> pd.DataFrame:
     )
     found = raw_lines(Path(source), keys)
     out.loc[has, "raw_line"] = [found.get(k, pd.NA) for k in keys]
+    # PostgreSQL refuses NUL in text: shown as \x00, like the other audit texts
+    out["raw_line"] = out["raw_line"].str.replace("\x00", "\\x00", regex=False)
     return out
 
 
@@ -417,7 +419,14 @@ def replay(
     chosen = profile if profile is not None else (row[1] if row is not None and row[1] else "canonical")
     target = Path(out_dir) / "replay" / plan.run_id / "source"
     patch_source(folder, plan.corrections, target)
+    # the records not corrected are rejected again, as in the original run: they must not fail the
+    # replay of the ones that were (completeness still warns about them)
     params = PipelineParams(
-        source=target, profile=chosen, warehouse_url=warehouse_url, out_dir=out_dir, steps=("ingest",)
+        source=target,
+        profile=chosen,
+        warehouse_url=warehouse_url,
+        out_dir=out_dir,
+        steps=("ingest",),
+        max_rejected_share=1.0,
     )
     return run_pipeline(params, flow="rejects_replay"), plan.skipped

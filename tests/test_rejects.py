@@ -50,7 +50,12 @@ def source(tmp_path: Path) -> Path:
 
 def _ingest(source: Path, url: str, out: Path, keep: int = 30) -> RunSummary:
     params = PipelineParams(
-        source=source, warehouse_url=url, out_dir=out, steps=("ingest",), keep_rejects_runs=keep
+        source=source,
+        warehouse_url=url,
+        out_dir=out,
+        steps=("ingest",),
+        keep_rejects_runs=keep,
+        max_rejected_share=1.0,  # the dirty corpus is mostly rejects on purpose
     )
     return run_pipeline(params)
 

@@ -234,3 +234,20 @@ def connect_failure(url: str | URL, exc: BaseException, *, transient: bool = Fal
     return WarehouseUnavailable(
         f"cannot use the warehouse {redact(url)}: {cause}", hint=hint, transient=transient
     )
+
+
+def statement_failure(url: str | URL, exc: BaseException) -> WarehouseUnavailable:
+    """Return the user-facing error for a statement the reachable warehouse ``url`` refused mid-run.
+
+    Connection-class errors (``OperationalError``, ``InterfaceError``) get :func:`connect_failure`'s
+    advice; anything else (a value or constraint the database refused) is not a connection problem.
+    """
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return connect_failure(url, exc)
+    return WarehouseUnavailable(
+        f"the warehouse {redact(url)} refused a statement: {_first_line(exc)}",
+        hint="the step's transaction was rolled back and nothing was published; a value that passed "
+        "validation but was refused by the database is a salesbi bug: please report it with run_summary.json",
+    )
