@@ -65,8 +65,9 @@ COPY expectations ./expectations
 COPY sql_server ./sql_server
 COPY powerbi ./powerbi
 COPY docker/entrypoint.sh docker/deploy.sh /usr/local/bin/
-RUN mkdir -p /app/var /app/out \
-    && chown salesbi:salesbi /app/var /app/out
+# the mount points exist, owned by salesbi, so that new named volumes inherit a writable owner
+RUN mkdir -p /app/var/sample /app/var/warehouse /app/out/models \
+    && chown -R salesbi:salesbi /app/var /app/out
 ENV PATH=/opt/salesbi/bin:$PATH \
     SALESBI_HOME=/app \
     PYTHONUNBUFFERED=1 \

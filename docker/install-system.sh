@@ -8,7 +8,7 @@
 #              reachable and supports this Debian release, else FreeTDS). /etc/salesbi/odbc-driver
 #              records the ODBC driver name to put in a mssql+pyodbc URL (?driver=...).
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes
 
 role=${1:?runtime or build}
 odbc=${2:-auto}
@@ -39,7 +39,12 @@ install_freetds() {
   echo "FreeTDS" > /etc/salesbi/odbc-driver
 }
 
-rm_msodbc_repo() { rm -f /etc/apt/sources.list.d/mssql-release.list /usr/share/keyrings/microsoft-prod.gpg; }
+undo_msodbcsql18() {
+  echo "install-system: Microsoft ODBC Driver 18 not available here; installing FreeTDS instead" >&2
+  rm -f /etc/apt/sources.list.d/mssql-release.list /usr/share/keyrings/microsoft-prod.gpg
+  apt_get purge -y --auto-remove curl gnupg >/dev/null 2>&1 || true
+  apt_get update -qq
+}
 
 apt_get update -qq
 case "$role" in
@@ -52,7 +57,7 @@ case "$role" in
     case "$odbc" in
       msodbcsql18) install_msodbcsql18 ;;
       freetds) install_freetds ;;
-      auto) install_msodbcsql18 2>/dev/null || { rm_msodbc_repo; apt_get update -qq; install_freetds; } ;;
+      auto) install_msodbcsql18 2>/dev/null || { undo_msodbcsql18; install_freetds; } ;;
       *) echo "ODBC_DRIVER must be msodbcsql18, freetds or auto, not '$odbc'" >&2; exit 1 ;;
     esac
     ;;
