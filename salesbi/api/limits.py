@@ -9,7 +9,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 async def _reply_413(send: Send, limit: int) -> None:
     body = json.dumps(
-        {"error": "request_too_large", "message": f"the request body is over the limit of {limit} bytes"}
+        {
+            "error": "request_too_large",
+            "message": f"the request body is over the limit of {limit} bytes",
+            "fields": [],  # the documented error shape (docs/api.md): no field is at fault, the size is
+        }
     ).encode("utf-8")
     await send(
         {
