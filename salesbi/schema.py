@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from salesbi.kinds import KIND_NAMES, Kind, kind
+from salesbi import kinds
+from salesbi.kinds import KIND_NAMES, Kind
 
 ColumnKind = Literal[
     "id",  # natural key or reference, stored as text (sources mix ints and codes)
@@ -43,13 +44,15 @@ class Column:
     length: int | None = None  # override of the text length for id/text kinds
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"column {self.name!r}: unknown kind {self.kind!r}; use one of {KINDS}")
+        if self.kind not in kinds.KINDS:  # the registry, so a kind added there is accepted here
+            raise ValueError(
+                f"column {self.name!r}: unknown kind {self.kind!r}; use one of {tuple(kinds.KINDS)}"
+            )
 
     @property
     def spec(self) -> Kind:
         """Return the registered :class:`~salesbi.kinds.Kind` of this column."""
-        return kind(self.kind)
+        return kinds.kind(self.kind)
 
 
 @dataclass(frozen=True)
