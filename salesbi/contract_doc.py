@@ -15,22 +15,12 @@ from pathlib import Path
 from sqlalchemy.dialects import mssql
 
 from salesbi import contract
+from salesbi.kinds import KINDS
 from salesbi.resources import project_dir
 from salesbi.schema import Column, Table
 from salesbi.types import pandas_dtype, sql_type
 
-KIND_MEANING: dict[str, str] = {
-    "id": "key or reference, kept as text (sources mix numbers and codes)",
-    "text": "short text",
-    "long_text": "long text",
-    "int": "whole number",
-    "money": "amount with 2 decimals",
-    "fraction": "share with 4 decimals (0.05 = 5 %)",
-    "float": "real number",
-    "date": "calendar date (a time part is dropped)",
-    "datetime": "timestamp",
-    "bool": "true/false",
-}
+KIND_MEANING: dict[str, str] = {k.name: k.meaning for k in KINDS.values()}
 
 
 def _sql(column: Column) -> str:

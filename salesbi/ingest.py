@@ -28,7 +28,7 @@ from salesbi import contract
 from salesbi.reading.reader import SourceData, read_source
 from salesbi.rejects import KEEP_RUNS, ensure_raw_line_column, prune_rejects, with_raw_lines
 from salesbi.runlog import TableCounts
-from salesbi.schema import Table
+from salesbi.schema import RUN_ID, STATUS, Table
 from salesbi.validation.gxcontext import import_in_background
 from salesbi.validation.limits import storable
 from salesbi.validation.validate import ValidationOutcome, validate_staged
@@ -116,8 +116,8 @@ def _staging_frame(frame: pd.DataFrame, accepted: pd.DataFrame, run_id: str, spe
     rejected = ~frame.index.isin(accepted.index)
     # a rejected value the database would refuse must not abort the load (it is kept in the audit)
     out = storable(frame, spec, rejected) if rejected.any() else frame.copy()
-    out["_run_id"] = run_id
-    out["_status"] = pd.Series(frame.index.isin(accepted.index), index=frame.index, dtype="boolean").map(
+    out[RUN_ID] = run_id
+    out[STATUS] = pd.Series(frame.index.isin(accepted.index), index=frame.index, dtype="boolean").map(
         {True: "accepted", False: "rejected"}
     )
     return out
@@ -161,7 +161,7 @@ def load_step(
                     core,
                     staging,
                     spec.key,
-                    where=staging.c["_status"] == "accepted",
+                    where=staging.c[STATUS] == "accepted",
                 )
             )
             for index in rebuild:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from salesbi import kinds
+from salesbi.kinds import KIND_NAMES, Kind
+
 ColumnKind = Literal[
     "id",  # natural key or reference, stored as text (sources mix ints and codes)
     "text",  # short text, NVARCHAR(255)
@@ -23,19 +26,9 @@ ColumnKind = Literal[
     "datetime",  # timestamp without time zone (UTC by convention)
     "bool",
 ]
-
-KINDS: tuple[str, ...] = (
-    "id",
-    "text",
-    "long_text",
-    "int",
-    "money",
-    "fraction",
-    "float",
-    "date",
-    "datetime",
-    "bool",
-)
+# Every representation of a kind lives in salesbi.kinds (the registry); a test checks that the
+# Literal above and the registry name the same kinds.
+KINDS: tuple[str, ...] = KIND_NAMES
 
 
 @dataclass(frozen=True)
@@ -51,8 +44,15 @@ class Column:
     length: int | None = None  # override of the text length for id/text kinds
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"column {self.name!r}: unknown kind {self.kind!r}; use one of {KINDS}")
+        if self.kind not in kinds.KINDS:  # the registry, so a kind added there is accepted here
+            raise ValueError(
+                f"column {self.name!r}: unknown kind {self.kind!r}; use one of {tuple(kinds.KINDS)}"
+            )
+
+    @property
+    def spec(self) -> Kind:
+        """Return the registered :class:`~salesbi.kinds.Kind` of this column."""
+        return kinds.kind(self.kind)
 
 
 @dataclass(frozen=True)
@@ -100,3 +100,17 @@ class Table:
     def qualified_name(self) -> str:
         """Return ``schema.table``."""
         return f"{self.schema}.{self.name}"
+
+
+# The lineage columns: every staging row and every frame the readers return carries them.
+RUN_ID = "_run_id"
+SOURCE_FILE = "_source_file"
+SOURCE_LINE = "_source_line"
+STATUS = "_status"
+LINEAGE: tuple[Column, ...] = (
+    Column(RUN_ID, "id", required=True, description="the run that staged the row"),
+    Column(SOURCE_FILE, "text", length=400, description="file the row was read from"),
+    Column(SOURCE_LINE, "int", description="physical line of the record in that file"),
+    Column(STATUS, "text", required=True, length=16, description="accepted or rejected"),
+)
+LINEAGE_NAMES: tuple[str, ...] = tuple(c.name for c in LINEAGE)

@@ -81,5 +81,5 @@ def make_core(orders: list[OrderSpec], *, uncosted: bool = False) -> dict[str, p
     for t in contract.TABLES:
         for c in t.columns:
             if c.name not in raw[t.name].columns:
-                raw[t.name][c.name] = float("nan") if c.kind in ("money", "fraction", "float") else None
+                raw[t.name][c.name] = float("nan") if c.spec.pandas_dtype == "float64" else None
     return {t.name: conform(raw[t.name], t) for t in contract.TABLES}

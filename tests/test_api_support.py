@@ -142,7 +142,7 @@ def complete(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
     out = frame.copy()
     for c in table.columns:
         if c.name not in out.columns:
-            out[c.name] = np.nan if c.kind in ("money", "fraction", "float") else None
+            out[c.name] = np.nan if c.spec.pandas_dtype == "float64" else None
     return out
 
 

@@ -25,9 +25,9 @@ def read(folder: Path, name: str) -> pd.DataFrame:
     """Read one canonical CSV as text (empty = null), parsing the contract's date columns."""
     frame = pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False, na_values=[""])
     for col in contract.table(name).columns:
-        if col.kind == "date":
+        if col.spec.date_only:
             frame[col.name] = pd.to_datetime(frame[col.name], format="%Y-%m-%d")
-        elif col.kind in ("money", "fraction", "int"):
+        elif col.spec.family == "number":
             frame[col.name] = pd.to_numeric(frame[col.name])
     return frame
 
@@ -69,7 +69,7 @@ def test_every_file_has_the_contract_header_and_iso_dates(sample_company: Path) 
         assert lines[-1] == ""  # ends with a newline
         sample = pd.read_csv(sample_company / f"{t.name}.csv", dtype=str, keep_default_na=False, nrows=500)
         for col in t.columns:
-            if col.kind == "date":
+            if col.spec.date_only:
                 values = sample[col.name][sample[col.name] != ""]
                 assert values.str.match(ISO_DATE).all(), (t.name, col.name)
 

@@ -14,6 +14,7 @@ import pytest
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
+from salesbi.kinds import KINDS
 from salesbi.powerbi import DEFAULT_PARQUET_FOLDER, build_powerbi_project, plan_project, project_files
 from salesbi.rpt import rpt_tables
 from tests.powerbi_tmdl_reader import SemanticModel, TmdlError, model_refs, parse, read_model
@@ -21,18 +22,7 @@ from tests.powerbi_tmdl_reader import SemanticModel, TmdlError, model_refs, pars
 ROOT = Path(__file__).resolve().parents[1]
 CHECKED_IN = ROOT / "powerbi"
 SCHEMA_URL = "https://developer.microsoft.com/json-schemas/"
-KIND_TO_TMDL = {
-    "id": "string",
-    "text": "string",
-    "long_text": "string",
-    "int": "int64",
-    "money": "decimal",
-    "fraction": "double",
-    "float": "double",
-    "date": "dateTime",
-    "datetime": "dateTime",
-    "bool": "boolean",
-}
+KIND_TO_TMDL = {name: k.tmdl_data_type for name, k in KINDS.items()}  # pinned in test_kinds.py
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +123,7 @@ def test_tmdl_tables_and_columns_match_the_rpt_definitions(project: Path, model:
         for c, spec in zip(columns, t.columns, strict=True):
             assert c.props["dataType"] == KIND_TO_TMDL[spec.kind], f"{t.name}[{c.name}]"
             assert c.props["sourceColumn"] == spec.name
-            if spec.kind == "id" or spec.name in t.key:
+            if spec.spec.identifier or spec.name in t.key:
                 assert c.props["summarizeBy"] == "none", f"{t.name}[{c.name}]"
         (partition,) = node.of("partition")
         assert partition.expression == "m" and partition.props["mode"] == "import"

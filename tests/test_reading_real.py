@@ -14,6 +14,7 @@ import pytest
 
 from salesbi import contract
 from salesbi.reading.reader import SourceData, core_frames, read_source
+from salesbi.schema import SOURCE_FILE, SOURCE_LINE
 from salesbi.types import pandas_dtype
 
 pytestmark = pytest.mark.realdata
@@ -37,7 +38,7 @@ def northwind(northwind_dir: Path) -> SourceData:
 def _assert_shape(data: SourceData) -> None:
     assert list(data.tables) == [t.name for t in contract.TABLES]
     for name, st in data.tables.items():
-        expected = [*st.table.column_names, "_source_file", "_source_line"]
+        expected = [*st.table.column_names, SOURCE_FILE, SOURCE_LINE]
         assert list(st.frame.columns) == expected, name
         for col in st.table.columns:
             assert str(st.frame[col.name].dtype) == pandas_dtype(col), (name, col.name)

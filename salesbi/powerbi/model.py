@@ -101,7 +101,7 @@ class ModelPlan:
         hidden = {r.from_column for r in self.relationships if r.from_table == table}
         hidden |= {c.name for c in t.columns if c.name.endswith("_key")}
         if not table.startswith("dim_"):
-            hidden |= {c.name for c in t.columns if c.kind == "id" and c.name in t.key}
+            hidden |= {c.name for c in t.columns if c.spec.identifier and c.name in t.key}
         return hidden
 
 
@@ -115,9 +115,9 @@ def dax_references(expression: str) -> tuple[list[tuple[str, str]], list[str]]:
 
 
 def _date_key(table: Table) -> str | None:
-    if len(table.key) == 1 and table.column(table.key[0]).kind in ("date", "datetime"):
+    if len(table.key) == 1 and table.column(table.key[0]).spec.family == "temporal":
         return table.key[0]
-    dates = [c.name for c in table.columns if c.kind == "date"]
+    dates = [c.name for c in table.columns if c.spec.date_only]
     return "date" if "date" in dates else None
 
 

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from salesbi.powerbi.ids import lineage_tag
 from salesbi.powerbi.model import MeasureSpec, ModelPlan, RoleSpec
-from salesbi.powerbi.tmdl import (
-    COLUMN_FORMAT,
-    M_TYPE,
-    TMDL_DATA_TYPE,
-    description_lines,
-    m_string,
-    quote,
-    summarize_by,
-)
+from salesbi.powerbi.tmdl import description_lines, m_string, quote, summarize_by
 from salesbi.schema import Column, Table
 
 T1, T2, T3, T4 = "\t", "\t\t", "\t\t\t", "\t\t\t\t"
@@ -110,7 +102,7 @@ def relationships_tmdl(plan: ModelPlan) -> str:
 
 def partition_source(table: Table) -> list[str]:
     """Return the M expression lines of ``table``'s partition: SQL Server or Parquet, typed per column."""
-    types = ", ".join("{" + f"{m_string(c.name)}, {M_TYPE[c.kind]}" + "}" for c in table.columns)
+    types = ", ".join("{" + f"{m_string(c.name)}, {c.spec.m_type}" + "}" for c in table.columns)
     file_name = m_string(f"{table.name}.parquet")
     return [
         "let",
@@ -130,18 +122,16 @@ def _column_lines(plan: ModelPlan, table: Table, column: Column, hidden: set[str
     is_key = column.name in table.key
     lines = description_lines(column.description, T1)
     lines.append(f"{T1}column {quote(column.name)}")
-    lines.append(f"{T2}dataType: {TMDL_DATA_TYPE[column.kind]}")
+    lines.append(f"{T2}dataType: {column.spec.tmdl_data_type}")
     if plan.date_table == table.name and plan.date_key == column.name:
         lines.append(f"{T2}isKey")
     if column.name in hidden:
         lines.append(f"{T2}isHidden")
-    fmt = COLUMN_FORMAT.get(column.kind)
-    if fmt is not None and not (column.kind == "int" and is_key):
+    fmt = column.spec.format_string
+    if fmt is not None and (column.spec.format_on_key or not is_key):
         lines.append(f"{T2}formatString: {fmt}")
     lines.append(f"{T2}lineageTag: {lineage_tag('column', table.name, column.name)}")
-    lines.append(
-        f"{T2}summarizeBy: {summarize_by(column, is_key=is_key or column.kind == 'id', table=table.name)}"
-    )
+    lines.append(f"{T2}summarizeBy: {summarize_by(column, is_key=is_key, table=table.name)}")
     if column.name == "country" or column.name.endswith("_country"):
         lines.append(f"{T2}dataCategory: Country")
     elif column.name == "city" or column.name.endswith("_city"):
@@ -152,7 +142,7 @@ def _column_lines(plan: ModelPlan, table: Table, column: Column, hidden: set[str
         lines.append(f"{T2}sortByColumn: {quote(sort.by)}")
     lines.append("")
     lines.append(f"{T2}annotation SummarizationSetBy = Automatic")
-    if column.kind == "date":
+    if column.spec.date_only:
         lines += ["", f"{T2}annotation UnderlyingDateTimeDataType = Date"]
     lines.append("")
     return lines

@@ -1,53 +1,32 @@
-"""Small TMDL writing helpers: quoting, data types, format strings and M types per column kind."""
+"""Small TMDL writing helpers: quoting, M literals, default summarisation.
+
+A column's TMDL ``dataType``, M type and format string come from its kind
+(:mod:`salesbi.kinds`); the format strings are re-exported here for measures.
+"""
 
 from __future__ import annotations
 
 import re
 
+from salesbi.kinds import CURRENCY_FORMAT, DECIMAL_FORMAT, INTEGER_FORMAT, PERCENT_FORMAT
 from salesbi.schema import Column
+
+__all__ = [
+    "CURRENCY_FORMAT",
+    "DECIMAL_FORMAT",
+    "INTEGER_FORMAT",
+    "PERCENT_FORMAT",
+    "TEXT_FORMAT",
+    "dax_table",
+    "description_lines",
+    "m_string",
+    "quote",
+    "summarize_by",
+]
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-TMDL_DATA_TYPE: dict[str, str] = {
-    "id": "string",
-    "text": "string",
-    "long_text": "string",
-    "int": "int64",
-    "money": "decimal",
-    "fraction": "double",
-    "float": "double",
-    "date": "dateTime",
-    "datetime": "dateTime",
-    "bool": "boolean",
-}
-
-M_TYPE: dict[str, str] = {
-    "id": "type text",
-    "text": "type text",
-    "long_text": "type text",
-    "int": "Int64.Type",
-    "money": "Currency.Type",
-    "fraction": "type number",
-    "float": "type number",
-    "date": "type date",
-    "datetime": "type datetime",
-    "bool": "type logical",
-}
-
-CURRENCY_FORMAT = r"\$#,0.00;(\$#,0.00);\$#,0.00"
-PERCENT_FORMAT = "0.0%;-0.0%;0.0%"
-INTEGER_FORMAT = "#,0"
-DECIMAL_FORMAT = "#,0.00"
 TEXT_FORMAT = "@"  # text measures (labels): shown as they are
-
-COLUMN_FORMAT: dict[str, str] = {
-    "int": "0",
-    "money": CURRENCY_FORMAT,
-    "fraction": PERCENT_FORMAT,
-    "float": DECIMAL_FORMAT,
-    "date": "yyyy-mm-dd",
-    "datetime": "yyyy-mm-dd hh:nn:ss",
-}
 
 
 def quote(name: str) -> str:
@@ -78,7 +57,7 @@ def summarize_by(column: Column, *, is_key: bool, table: str = "") -> str:
     Keys, ranks, calendar parts (year, quarter, month, ISO week ...), ordinals and every
     column of a ``dim_*`` table are attributes: summing them means nothing.
     """
-    if is_key or column.kind not in ("int", "money") or table.startswith("dim_"):
+    if is_key or column.spec.identifier or not column.spec.summable or table.startswith("dim_"):
         return "none"
     name = column.name
     if (

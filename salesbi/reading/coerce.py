@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 from salesbi.reading.detect import DateFormat, detect_date_format
 from salesbi.reading.profile import CsvOptions
 from salesbi.schema import Column
-from salesbi.types import decimal_limit, pandas_dtype
 
 RULE_DATE = "invalid_date"
 RULE_NUMBER = "invalid_number"
@@ -64,24 +63,28 @@ def _numeric(raw: pd.Series, decimal: str) -> pd.Series:
 def type_column(
     raw: pd.Series, column: Column, options: CsvOptions, date_format: str | list[str] | None = None
 ) -> Typed:
-    """Return ``raw`` (a string Series, nulls already applied) typed per ``column.kind``."""
-    kind = column.kind
+    """Return ``raw`` (a string Series, nulls already applied) typed per ``column.kind``.
+
+    The kind's ``parser`` (from :mod:`salesbi.kinds`) chooses how: text, float, int, date or bool.
+    """
+    spec = column.spec
+    parser = spec.parser
     n = len(raw)
-    if kind in ("id", "text", "long_text"):
+    if parser == "text":
         return Typed(raw.astype("string"), _no_faults(n))
     present = raw.notna().to_numpy()
-    if kind in ("money", "fraction", "float"):
-        return _limit_float(raw, _type_float(raw, present, options), present, decimal_limit(column))
-    if kind == "int":
+    if parser == "float":
+        return _limit_float(raw, _type_float(raw, present, options), present, spec.decimal)
+    if parser == "int":
         return _type_int(raw, present, options)
-    if kind in ("date", "datetime"):
+    if parser == "date":
         return _type_date(raw, present, column, options, date_format)
-    if kind == "bool":
+    if parser == "bool":
         lowered = raw.str.lower()
         values = lowered.map(lambda v: True if v in TRUE_WORDS else (False if v in FALSE_WORDS else None))
         out = pd.Series(values, index=raw.index, dtype="boolean")
         return Typed(out, present & out.isna().to_numpy(), RULE_BOOL)
-    raise ValueError(f"unknown column kind {kind!r}")
+    raise ValueError(f"column kind {column.kind!r}: no reader for parser {parser!r}")
 
 
 def _type_float(raw: pd.Series, present: np.ndarray, options: CsvOptions) -> Typed:
@@ -169,7 +172,7 @@ def _type_date(
     if "ISO8601" in formats:
         with_offset = raw.str.contains(OFFSET_REGEX, regex=True).fillna(False).to_numpy(dtype=bool)
         if with_offset.any():
-            if column.kind == "date":
+            if column.spec.date_only:
                 text = raw.str.replace(OFFSET_REGEX, "", regex=True)
                 notes.append(
                     f"{column.name}: {int(with_offset.sum())} value(s) carry a UTC offset; a date keeps "
@@ -190,9 +193,8 @@ def _type_date(
         parsed = parsed.mask(todo, pd.to_datetime(text[todo], format=fmt, errors="coerce", utc=utc))
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    if column.kind == "date":
+    if column.spec.date_only:
         parsed = parsed.dt.floor("D")
-    dtype = pandas_dtype(column)
-    out = parsed.astype(dtype)
+    out = parsed.astype(column.spec.pandas_dtype)
     bad = present & out.isna().to_numpy()
     return Typed(out, bad, RULE_DATE, notes)

@@ -34,10 +34,8 @@ from salesbi.reading.profile import (
     load_profile,
     unsafe_path_reason,
 )
-from salesbi.schema import Table
+from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Table
 
-SOURCE_FILE = "_source_file"
-SOURCE_LINE = "_source_line"
 BROKEN = "_broken"  # rows-frame only: the CSV record could not be split into cells
 FAULT_COLUMNS = ("file", "line", "column", "rule", "value")
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from salesbi.schema import SOURCE_FILE, SOURCE_LINE
 from salesbi.validation.tables import REJECTED_ROW_COLUMNS
 
 ISSUE_COLUMNS = ("pos", "column", "rule", "value", "message")
@@ -129,8 +130,8 @@ def to_rejected_rows(
             "run_id": pd.Series(run_id, index=idx, dtype="string"),
             "reject_id": pd.Series(0, index=idx, dtype="Int64"),
             "table_name": pd.Series(table, index=idx, dtype="string"),
-            "source_file": lineage("_source_file", "string"),
-            "source_line": lineage("_source_line", "Int64"),
+            "source_file": lineage(SOURCE_FILE, "string"),
+            "source_line": lineage(SOURCE_LINE, "Int64"),
             "column_name": pd.Series(issues["column"].to_numpy(), index=idx, dtype="string"),
             "rule": pd.Series(issues["rule"].to_numpy(), index=idx, dtype="string"),
             "severity": pd.Series(severity.to_numpy(), index=idx, dtype="string"),

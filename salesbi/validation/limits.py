@@ -43,7 +43,7 @@ def fold_key(values: pd.Series) -> pd.Series:
 
 def key_collisions(spec: Table, frame: pd.DataFrame) -> pd.DataFrame:
     """Return ``key_collision`` issues: rows whose key equals another row's only after folding."""
-    text_keys = [k for k in spec.key if spec.column(k).kind in ("id", "text")]
+    text_keys = [k for k in spec.key if spec.column(k).spec.family == "text"]
     if not text_keys or not len(frame):
         return empty_issues()
     raw = frame[list(spec.key)].astype("string").reset_index(drop=True)
@@ -96,7 +96,7 @@ def storable(frame: pd.DataFrame, spec: Table, rows: np.ndarray) -> pd.DataFrame
         s = out[c.name].iloc[positions]
         limit = text_limit(c)
         bad = np.zeros(len(positions), dtype=bool)
-        if c.kind in ("id", "text", "long_text"):
+        if c.spec.family == "text":
             bad |= s.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
             if limit is not None:
                 bad |= (s.str.len() > limit).fillna(False).to_numpy(dtype=bool)

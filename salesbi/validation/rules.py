@@ -8,26 +8,24 @@ A :class:`Rule` is what a rejected row's ``rule`` column names. Rules with an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from salesbi import contract
 from salesbi.errors import ConfigurationError
-from salesbi.schema import Table
+from salesbi.kinds import EARLIEST_DATE, LATEST_DATE
+from salesbi.schema import Column, Table
 from salesbi.types import decimal_limit, pandas_dtype, text_limit
 from salesbi.validation.config import load_rules_file
 
 Level = Literal["row", "table"]
 
-TEXT_KINDS = ("id", "text", "long_text")
 # Characters no value may hold: C0/C1 controls (NUL included), DEL, byte-order marks, zero-width and
 # direction marks. Keys and short text may not hold tabs or line breaks either; long text may.
 CONTROL_REGEX_LONG = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]"
 CONTROL_REGEX = CONTROL_REGEX_LONG[:-1] + "\t\n\r]"
-# Plausible dates for every date column (GX suite parameters earliest_date / latest_date)
-EARLIEST_DATE = "1900-01-01"
-LATEST_DATE = "2100-12-31"
 
 READER_RULES: dict[str, str] = {
     "invalid_date": "could not read {value} as a date in the profile's date format",
@@ -164,74 +162,84 @@ def limit_rules(table: Table) -> list[Rule]:
     DECIMAL precision, dates within [earliest_date, latest_date]. A value that breaks one is
     quarantined with the rule named — never truncated, nulled or left to abort the load.
     """
-    name = table.name
     rules: list[Rule] = []
     for c in table.columns:
-        limit = text_limit(c)
-        if limit is not None:
-            rules.append(
-                Rule(
-                    "text_too_long",
-                    name,
-                    c.name,
-                    "expect_column_value_lengths_to_be_between",
-                    {"column": c.name, "max_value": limit},
-                    f"{c.name} is longer than {limit} characters, the most the warehouse column holds: "
-                    "{value}",
-                )
-            )
-        if c.kind in TEXT_KINDS:
-            regex = CONTROL_REGEX_LONG if c.kind == "long_text" else CONTROL_REGEX
-            rules.append(
-                Rule(
-                    "control_character",
-                    name,
-                    c.name,
-                    "expect_column_values_to_not_match_regex",
-                    {"column": c.name, "regex": regex},
-                    f"{c.name} holds a control or invisible character (NUL, byte-order mark, "
-                    f"zero-width space{'' if c.kind == 'long_text' else ', tab, line break'} ...): "
-                    "{value}; remove it in the source",
-                )
-            )
-        decimal = decimal_limit(c)
-        if decimal is not None:
-            precision, scale = decimal
-            bound = 10.0 ** (precision - scale)
-            rules.append(
-                Rule(
-                    "number_out_of_range",
-                    name,
-                    c.name,
-                    "expect_column_values_to_be_between",
-                    {
-                        "column": c.name,
-                        "min_value": -bound,
-                        "max_value": bound,
-                        "strict_min": True,
-                        "strict_max": True,
-                    },
-                    f"{c.name} {{value}} does not fit DECIMAL({precision},{scale}) "
-                    f"(it must be between -{bound:.0e} and {bound:.0e})",
-                )
-            )
-        if c.kind in ("date", "datetime"):
-            rules.append(
-                Rule(
-                    "date_out_of_range",
-                    name,
-                    c.name,
-                    "expect_column_values_to_be_between",
-                    {
-                        "column": c.name,
-                        "min_value": {"$PARAMETER": "earliest_date"},
-                        "max_value": {"$PARAMETER": "latest_date"},
-                    },
-                    f"{c.name} {{value}} is not a plausible date "
-                    f"(accepted: {EARLIEST_DATE} to {LATEST_DATE})",
-                )
-            )
+        rules.extend(LIMIT_RULES[limit](table.name, c) for limit in c.spec.limits)
     return rules
+
+
+def _text_too_long(table: str, c: Column) -> Rule:
+    limit = text_limit(c)
+    return Rule(
+        "text_too_long",
+        table,
+        c.name,
+        "expect_column_value_lengths_to_be_between",
+        {"column": c.name, "max_value": limit},
+        f"{c.name} is longer than {limit} characters, the most the warehouse column holds: {{value}}",
+    )
+
+
+def _control_character(table: str, c: Column) -> Rule:
+    breaks = c.spec.line_breaks_allowed
+    return Rule(
+        "control_character",
+        table,
+        c.name,
+        "expect_column_values_to_not_match_regex",
+        {"column": c.name, "regex": CONTROL_REGEX_LONG if breaks else CONTROL_REGEX},
+        f"{c.name} holds a control or invisible character (NUL, byte-order mark, "
+        f"zero-width space{'' if breaks else ', tab, line break'} ...): "
+        "{value}; remove it in the source",
+    )
+
+
+def _number_out_of_range(table: str, c: Column) -> Rule:
+    decimal = decimal_limit(c)
+    if decimal is None:
+        raise ValueError(f"column {c.name!r}: kind {c.kind!r} names number_out_of_range but has no DECIMAL")
+    precision, scale = decimal
+    bound = 10.0 ** (precision - scale)
+    return Rule(
+        "number_out_of_range",
+        table,
+        c.name,
+        "expect_column_values_to_be_between",
+        {
+            "column": c.name,
+            "min_value": -bound,
+            "max_value": bound,
+            "strict_min": True,
+            "strict_max": True,
+        },
+        f"{c.name} {{value}} does not fit DECIMAL({precision},{scale}) "
+        f"(it must be between -{bound:.0e} and {bound:.0e})",
+    )
+
+
+def _date_out_of_range(table: str, c: Column) -> Rule:
+    earliest, latest = c.spec.date_range or (EARLIEST_DATE, LATEST_DATE)
+    return Rule(
+        "date_out_of_range",
+        table,
+        c.name,
+        "expect_column_values_to_be_between",
+        {
+            "column": c.name,
+            "min_value": {"$PARAMETER": "earliest_date"},
+            "max_value": {"$PARAMETER": "latest_date"},
+        },
+        f"{c.name} {{value}} is not a plausible date (accepted: {earliest} to {latest})",
+    )
+
+
+# One rule builder per limit a kind can name (salesbi.kinds.LIMITS).
+LIMIT_RULES: dict[str, Callable[[str, Column], Rule]] = {
+    "text_too_long": _text_too_long,
+    "control_character": _control_character,
+    "number_out_of_range": _number_out_of_range,
+    "date_out_of_range": _date_out_of_range,
+}
 
 
 def business_rules(table: Table, rules_doc: dict[str, Any]) -> list[Rule]:

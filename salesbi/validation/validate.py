@@ -31,7 +31,7 @@ from salesbi.errors import ValidationFailed
 from salesbi.reading.csvfile import BROKEN_RULES
 from salesbi.reading.reader import empty_faults
 from salesbi.runlog import TableCounts
-from salesbi.schema import Table
+from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Table
 from salesbi.validation.config import ValidationConfig, load_config
 from salesbi.validation.issues import (
     empty_issues,
@@ -142,8 +142,8 @@ def _fault_issues(spec: Table, frame: pd.DataFrame, faults: pd.DataFrame | None)
         return empty_issues()
     rows = pd.DataFrame(
         {
-            "file": frame["_source_file"].to_numpy(),
-            "line": frame["_source_line"].astype("Int64").to_numpy(),
+            "file": frame[SOURCE_FILE].to_numpy(),
+            "line": frame[SOURCE_LINE].astype("Int64").to_numpy(),
             "pos": np.arange(len(frame), dtype="int64"),
         }
     )

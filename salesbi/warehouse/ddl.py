@@ -2,7 +2,7 @@
 
 ``core`` tables get primary keys, foreign keys and indexes from the contract;
 ``staging`` tables have the same columns, all nullable, plus the lineage
-columns ``_run_id``, ``_source_file``, ``_source_line`` and ``_status``.
+columns (``salesbi.schema.LINEAGE``: ``_run_id``, ``_source_file``, ``_source_line``, ``_status``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from salesbi import contract
 from salesbi.modelrun import MODEL_RUNS
 from salesbi.rpt import ml_tables, rpt_tables
-from salesbi.schema import Table
+from salesbi.schema import LINEAGE, LINEAGE_NAMES, Table
 from salesbi.types import sql_type
 from salesbi.validation.tables import REJECTED_ROWS
 from salesbi.warehouse.audit_tables import AUDIT_TABLES
@@ -27,7 +27,7 @@ NAMING = {
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
 }
 
-LINEAGE_COLUMNS = ("_run_id", "_source_file", "_source_line", "_status")
+LINEAGE_COLUMNS = LINEAGE_NAMES
 
 
 def _columns(table: Table, *, all_nullable: bool = False) -> list[Any]:
@@ -55,12 +55,7 @@ def add_core_table(metadata: sa.MetaData, table: Table) -> sa.Table:
 
 def add_staging_table(metadata: sa.MetaData, table: Table) -> sa.Table:
     """Return the ``staging`` table for a contract table: typed, all nullable, with lineage columns."""
-    lineage: list[Any] = [
-        sa.Column("_run_id", sa.Unicode(64), nullable=False),
-        sa.Column("_source_file", sa.Unicode(400)),
-        sa.Column("_source_line", sa.BigInteger()),
-        sa.Column("_status", sa.Unicode(16), nullable=False),
-    ]
+    lineage: list[Any] = [sa.Column(c.name, sql_type(c), nullable=not c.required) for c in LINEAGE]
     return sa.Table(table.name, metadata, *_columns(table, all_nullable=True), *lineage, schema="staging")
 
 
