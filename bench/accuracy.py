@@ -446,7 +446,7 @@ def lifetimes_reference(
         if "customer_id" in holdout.index.names
         else holdout.index
     )
-    cal = lines[lines["order_date"] < e]
+    cal = lines[(lines["order_date"] < e) & ~lines["is_cancelled"]]
     days = cal.groupby(["customer_id", "order_date"], observed=True)["net_sales"].sum().reset_index()
     g = days.groupby("customer_id", observed=True)
     first, last, n = g["order_date"].min(), g["order_date"].max(), g.size()
@@ -482,8 +482,9 @@ def lifetimes_reference(
     # P(at least one purchase in the window) = P(alive) · (1 − P(0 purchases | alive)) is not in
     # lifetimes' API; its probability of n purchases in a window is for a new customer only, so the
     # reference reports sales metrics only.
+    # a customer whose calibration orders were all cancelled has no summary: 0 expected
     return {
-        "sales": np.clip(purchases * spend, 0.0, None),
+        "sales": np.clip(np.nan_to_num(purchases * spend, nan=0.0), 0.0, None),
         "target_sales": holdout["target_sales"].to_numpy(dtype="float64"),
     }
 
