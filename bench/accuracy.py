@@ -191,7 +191,7 @@ def period_start(dates: pd.Series, frequency: str) -> pd.Series:
     if frequency == "D":
         return d
     if frequency == "W":
-        return d - pd.to_timedelta(d.dt.dayofweek, unit="D")
+        return d - pd.to_timedelta(d.dt.day_of_week, unit="D")
     return d.dt.to_period("M").dt.start_time
 
 
