@@ -278,17 +278,22 @@ def record_end(engine: Engine, summary: RunSummary) -> None:
             conn.execute(run_tables.insert(), rows)
 
 
+def _last_ingest(column: str) -> sa.Select[Any]:
+    """Return the query of ``audit.runs.<column>`` of the newest finished run that read tables."""
+    runs, run_tables = _audit_tables()
+    return (
+        sa.select(runs.c[column])
+        .where(runs.c.status.in_(("succeeded", "succeeded_with_warnings")))
+        .where(sa.exists().where(run_tables.c.run_id == runs.c.run_id))
+        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        .limit(1)
+    )
+
+
 def last_completeness(engine: Engine) -> dict[str, Any]:
     """Return the ``completeness`` of the last finished run that ingested (``{}`` when none)."""
-    runs, run_tables = _audit_tables()
     with engine.connect() as conn:
-        text = conn.execute(
-            sa.select(runs.c.summary_json)
-            .where(runs.c.status.in_(("succeeded", "succeeded_with_warnings")))
-            .where(sa.exists().where(run_tables.c.run_id == runs.c.run_id))
-            .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        text = conn.execute(_last_ingest("summary_json")).scalar_one_or_none()
     if not text:
         return {}
     try:
@@ -301,15 +306,9 @@ def last_completeness(engine: Engine) -> dict[str, Any]:
 
 def last_good_counts(engine: Engine, flow: str = "ingest") -> dict[str, int]:
     """Return per table the rows loaded into core by the last succeeded run that read tables."""
-    runs, run_tables = _audit_tables()
+    _, run_tables = _audit_tables()
     with engine.connect() as conn:
-        last = conn.execute(
-            sa.select(runs.c.run_id)
-            .where(runs.c.status.in_(("succeeded", "succeeded_with_warnings")))
-            .where(sa.exists().where(run_tables.c.run_id == runs.c.run_id))
-            .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        last = conn.execute(_last_ingest("run_id")).scalar_one_or_none()
         if last is None:
             return {}
         rows = conn.execute(
