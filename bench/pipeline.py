@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue as queue_module
 import shutil
 import statistics
 import subprocess
@@ -228,7 +229,7 @@ def duckdb_reference(source: Path) -> dict[str, Any]:
         try:
             result: dict[str, Any] = queue.get(timeout=5)
             break
-        except Exception:  # queue.Empty: nothing yet
+        except queue_module.Empty:
             if not proc.is_alive():
                 raise SystemExit(f"the DuckDB reference failed (exit code {proc.exitcode})") from None
     proc.join()
@@ -289,7 +290,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for r in results:
         p = r["duckdb_parts_s"]
         out.append(
-            f"| {r['order_lines']:,} | {r['load_avg_1m']} | {r['wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']:,} "
+            f"| {r['order_lines']:,} | {r['load_avg_1m']} | {r['wall_s']} | {r['cpu_s']} "
+            f"| {r['peak_rss_mb']:,} "
             f"| {r['sqlite_import_s']} | {r['duckdb_s']} ({p.get('load', 0)} / {p.get('check', 0)} / "
             f"{p.get('reports', 0)}) | {r['wall_s'] / r['duckdb_s']:.0f}× |"
         )
