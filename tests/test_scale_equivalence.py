@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
 from salesbi.forecasting.series import OTHER, build_panel, build_series, country_code
+from salesbi.prediction.model import (
+    _driver_text,
+    _tree_thresholds,
+    decision_classes,
+    shap_contributions,
+    top_drivers,
+)
+from tests.conftest import need
 
 
 def _old_series_frame(
@@ -117,3 +126,79 @@ def test_build_series_equals_the_per_row_implementation(
         np.testing.assert_allclose(new.values[rows].sum(axis=0), new.values[0])
     offices = (new.meta["series_level"] == "office").to_numpy()
     assert (new.values[offices].sum(axis=0) <= new.values[0] + 1e-6).all()
+
+
+def _all_rows_drivers(booster: lgb.Booster, x: pd.DataFrame) -> list[str]:
+    """The reference: ``pred_contrib`` of every row, ranked (the implementation before issue 18)."""
+    contrib = np.asarray(booster.predict(x, pred_contrib=True, num_threads=1))[:, :-1]
+    return _driver_text(contrib, np.asarray(x.columns), 3)
+
+
+def test_shap_per_tree_class_equals_lightgbm_on_awkward_features() -> None:
+    """NaN, zeros, repeated values and a feature no split uses: the per-class sums match pred_contrib."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    x = pd.DataFrame(
+        {
+            "amount": np.round(rng.gamma(2.0, 50.0, n), 2),
+            "days": rng.integers(0, 400, n).astype("float64"),
+            "orders": rng.poisson(3, n).astype("float64"),  # many zeros and repeats
+            "gappy": np.where(rng.random(n) < 0.2, np.nan, rng.normal(0, 1, n)),
+            "constant": np.ones(n),
+        }
+    )
+    y = x["amount"] * 0.5 - x["days"] * 0.2 + x["orders"] * 10 + np.nan_to_num(x["gappy"]) * 30
+    params = {"objective": "regression", "num_leaves": 15, "verbose": -1, "num_threads": 1, "seed": 1}
+    booster = lgb.train(params, lgb.Dataset(x, label=y + rng.normal(0, 5, n)), num_boost_round=60)
+    reference = np.asarray(booster.predict(x, pred_contrib=True, num_threads=1))[:, :-1]
+    contrib, magnitude = shap_contributions(booster, x)
+    assert magnitude is not None  # the per-class path ran
+    np.testing.assert_allclose(contrib, reference, rtol=1e-9, atol=1e-9)
+    assert (contrib[:, 4] == 0).all()  # the constant feature is never split on
+    assert top_drivers(booster, x) == _all_rows_drivers(booster, x)
+    # the classes of one tree really group rows: fewer classes than rows, same output inside a class
+    thresholds = _tree_thresholds(booster)
+    assert thresholds is not None
+    classes = decision_classes(x.to_numpy(dtype="float64"), thresholds[0])
+    assert len(np.unique(classes)) < n
+    leaves = np.asarray(booster.predict(x, pred_leaf=True))[:, 0]
+    for c in np.unique(classes)[:50]:
+        assert len(np.unique(leaves[classes == c])) == 1
+
+
+def test_ties_are_ranked_as_lightgbm_ranks_them() -> None:
+    """Rows with tied contributions are re-ranked from pred_contrib: the same text, ties included."""
+    rng = np.random.default_rng(8)
+    n = 600
+    a = rng.integers(0, 5, n).astype("float64")
+    x = pd.DataFrame({"a": a, "b": a.copy(), "c": rng.normal(0, 1, n)})  # a and b: equal contributions
+    booster = lgb.train(
+        {"objective": "regression", "num_leaves": 7, "verbose": -1, "num_threads": 1, "seed": 2},
+        lgb.Dataset(x, label=a * 3 + x["c"]),
+        num_boost_round=30,
+    )
+    assert top_drivers(booster, x) == _all_rows_drivers(booster, x)
+
+
+def test_customer_predictions_top_drivers_unchanged(company_core: dict[str, pd.DataFrame]) -> None:
+    """rpt.customer_predictions of a generated company: every customer's drivers as before."""
+    from salesbi.prediction import predict_customer_sales
+    from salesbi.prediction.features import features_at, prepare
+    from salesbi.prediction.model import btyd_columns
+    from salesbi.segmentation.history import lines_from_fact
+
+    c = company_core
+    result = predict_customer_sales(c["fact"], c["customers"], employees=c["employees"], boost_rounds=60)
+    model = result.model
+    need(model.sales_method == "lightgbm", "the generated company's model did not choose LightGBM")
+    t = pd.Timestamp(model.as_of)
+    features = features_at(prepare(lines_from_fact(c["fact"])), t, model.horizon_days)
+    features = features.assign(**btyd_columns(features, model))
+    expected = pd.Series(
+        _all_rows_drivers(model.boosters["sales"], features[model.features]), index=features.index
+    )
+    published = result.customer_predictions.set_index("customer_id")["top_drivers"]
+    assert len(published) == len(expected) > 100
+    pd.testing.assert_series_equal(
+        published.astype(str), expected.reindex(published.index).astype(str), check_names=False
+    )
