@@ -46,9 +46,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STEP_ORDER = (
+    "connect",
     "read",
     "validate",
+    "validation_report",
     "load",
+    "completeness",
     "read_core",
     "reports",
     "segments",
