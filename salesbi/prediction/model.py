@@ -207,12 +207,13 @@ def shap_contributions(
     where that could change which features lead or their signs (two contributions, or one and
     zero, within 1e-9 of the per-tree magnitudes) are recomputed with ``pred_contrib`` itself
     by :func:`top_drivers`. The magnitudes are None when LightGBM computed every row itself
-    (fewer than two rows, or a model with categorical splits or several trees per round).
+    (fewer than two rows, non-numeric columns, categorical splits or several trees per round).
     """
-    trees = _tree_thresholds(booster) if booster.num_model_per_iteration() == 1 else None
+    numeric = all(pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t) for t in x.dtypes)
+    trees = _tree_thresholds(booster) if numeric and booster.num_model_per_iteration() == 1 else None
     if trees is None or len(x) < 2:
         return np.asarray(booster.predict(x, pred_contrib=True, num_threads=threads))[:, :-1], None
-    values = x.to_numpy(dtype="float64")
+    values = x.to_numpy(dtype="float64", na_value=np.nan)
     total = np.zeros(values.shape, dtype="float64")
     magnitude = np.zeros(values.shape, dtype="float64")
     for i, thresholds in enumerate(trees):
