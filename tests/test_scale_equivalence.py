@@ -202,3 +202,27 @@ def test_customer_predictions_top_drivers_unchanged(company_core: dict[str, pd.D
     pd.testing.assert_series_equal(
         published.astype(str), expected.reindex(published.index).astype(str), check_names=False
     )
+
+
+@pytest.mark.integration
+def test_bulk_core_read_equals_the_sqlalchemy_read(sample_company: Path, tmp_path: Path) -> None:
+    """Core read through the driver's cursor gives, after conform, exactly the SQLAlchemy frames."""
+    from salesbi import contract
+    from salesbi.ingest import load_step, prepare_warehouse, read_step, validate_step
+    from salesbi.types import conform
+    from salesbi.warehouse.engine import create_engine
+    from salesbi.warehouse.load import read_table, read_table_bulk, read_table_fast
+
+    engine = create_engine(f"sqlite:///{tmp_path}/warehouse.db")
+    md = prepare_warehouse(engine)
+    data = read_step(sample_company, "canonical")
+    load_step(engine, md, data, validate_step(data, run_id="t"), run_id="t")
+    with engine.connect() as conn:
+        for spec in contract.TABLES:
+            table = md.tables[f"core.{spec.name}"]
+            old = conform(read_table(conn, table), spec)
+            new = conform(read_table_bulk(conn, table), spec)
+            pd.testing.assert_frame_equal(new, old)
+            pd.testing.assert_frame_equal(conform(read_table_fast(conn, table), spec), old)
+            assert len(old) > 0, spec.name
+    engine.dispose()
