@@ -36,7 +36,7 @@ from salesbi.runlock import run_lock
 from salesbi.runlog import RunSummary, mark_crashed, new_run_id, record_end, record_start, utcnow
 from salesbi.types import conform
 from salesbi.warehouse.engine import connect_failure, create_engine, parse_url, redact, resolve_url
-from salesbi.warehouse.load import read_table
+from salesbi.warehouse.load import read_table, read_table_fast
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,8 @@ def core_stage(run: Run) -> None:
         core: dict[str, pd.DataFrame] = {}
         with run.engine.connect() as conn:
             for spec in contract.TABLES:
-                core[spec.name] = conform(read_table(conn, run.metadata.tables[f"core.{spec.name}"]), spec)
+                table = run.metadata.tables[f"core.{spec.name}"]
+                core[spec.name] = conform(read_table_fast(conn, table), spec)
         run.core = core
     if not len(core["orders"]):
         raise SalesBIError(

@@ -6,8 +6,10 @@ period starts; a period without sales is a zero, never a gap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -229,14 +231,32 @@ def country_code(name: object) -> str | None:
     )
 
 
-def _series_frame(
+def _map_distinct(values: pd.Series, fn: Callable[[Any], Any]) -> pd.Series:
+    """Return ``values.map(fn)`` (an object series) with ``fn`` called once per distinct value.
+
+    The rows are factorised and ``fn``'s results taken by code: a million rows of a few
+    dozen product lines, countries or offices cost a few dozen calls, not a million.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [fn(u) for u in uniques]
+    mapped[-1] = np.nan  # the code -1 of a missing value (callers pass rows without nulls)
+    return pd.Series(mapped[codes], index=values.index, dtype=object)
+
+
+def _series_parts(
     fact: pd.DataFrame,
     customers: pd.DataFrame,
     product_lines: pd.DataFrame,
     offices: pd.DataFrame,
     top_countries: int,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (long rows: series_id, order_date, net_sales) and (series meta)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[np.ndarray, np.ndarray]]]:
+    """Return (rows: order_date, net_sales), (series meta) and per level (row positions, series rows).
+
+    Levels come in the order total, product lines, countries, offices; each names the rows it
+    sums (positions in ``rows``, in row order) and the meta row of the series each one feeds.
+    Names and holiday codes are looked up once per distinct value, never per row.
+    """
     f = fact[["order_date", "net_sales", "customer_id", "product_line_id", "office_id"]].copy()
     f["net_sales"] = f["net_sales"].astype("float64").fillna(0.0)
     cust = customers[["customer_id", "country"]].drop_duplicates("customer_id")
@@ -245,7 +265,6 @@ def _series_frame(
 
     by_country = f.groupby("country")["net_sales"].sum().sort_values(ascending=False, kind="stable")
     top = list(by_country.index[: max(0, top_countries)])
-    f["country_group"] = f["country"].where(f["country"].isin(top), OTHER)
 
     pl_names = dict(
         zip(
@@ -262,50 +281,70 @@ def _series_frame(
     share = by_country / by_country.sum() if by_country.sum() > 0 else by_country
     home = country_code(share.index[0]) if len(share) and float(share.iloc[0]) >= 0.5 else None
 
-    parts = [f.assign(series_id="total", series_level="total", series_name="All sales", code=home)]
-    pl = f[f["product_line_id"].notna()]
-    parts.append(
-        pl.assign(
-            series_id="product_line:" + pl["product_line_id"].astype(str),
-            series_level="product_line",
-            series_name=pl["product_line_id"].map(lambda x: pl_names.get(x) or str(x)),
-            code=home,
-        )
-    )
-    cg = f["country_group"].astype(str)
-    parts.append(
-        f.assign(
-            series_id="country:" + cg,
-            series_level="country",
-            series_name=cg,
-            code=cg.map(lambda c: None if c == OTHER else country_code(c)),
-        )
-    )
-    of = f[f["office_id"].notna()]
-    parts.append(
-        of.assign(
-            series_id="office:" + of["office_id"].astype(str),
-            series_level="office",
-            series_name=of["office_id"].map(lambda x: office_city.get(x) or str(x)),
-            code=of["office_id"].map(lambda x: country_code(office_country.get(x))),
-        )
-    )
-    long = pd.concat(parts, ignore_index=True)
-    meta = (
-        long.groupby("series_id", sort=False)
-        .agg(
-            series_level=("series_level", "first"),
-            series_name=("series_name", "first"),
-            country_code=("code", "first"),
-        )
-        .reset_index()
-    )
+    # per level: the rows it sums, their key codes, and per distinct key (id, name, holiday code)
+    everything = np.arange(len(f))
+    levels: list[tuple[str, np.ndarray, np.ndarray, list[tuple[str, str, str | None]]]] = [
+        ("total", everything, np.zeros(len(f), dtype="int64"), [("total", "All sales", home)])
+    ]
+    pl_rows = np.flatnonzero(f["product_line_id"].notna().to_numpy())
+    codes, keys = pd.factorize(f["product_line_id"].to_numpy(dtype=object)[pl_rows])
+    described = [(f"product_line:{k}", pl_names.get(k) or str(k), home) for k in keys]
+    levels.append(("product_line", pl_rows, codes, described))
+    country = f["country"].to_numpy(dtype=object)
+    codes, keys = pd.factorize(country)
+    groups = [str(k) if k in top else OTHER for k in keys]
+    codes, group_keys = pd.factorize(np.asarray(groups, dtype=object)[codes])
+    described = [(f"country:{g}", str(g), None if g == OTHER else country_code(g)) for g in group_keys]
+    levels.append(("country", everything, codes, described))
+    of_rows = np.flatnonzero(f["office_id"].notna().to_numpy())
+    codes, keys = pd.factorize(f["office_id"].to_numpy(dtype=object)[of_rows])
+    described = [
+        (f"office:{k}", office_city.get(k) or str(k), country_code(office_country.get(k))) for k in keys
+    ]
+    levels.append(("office", of_rows, codes, described))
+
     level_order = {"total": 0, "product_line": 1, "country": 2, "office": 3}
+    records = [
+        (series_id, level, name, code)
+        for level, _, _, keys_described in levels
+        for series_id, name, code in keys_described
+    ]
+    meta = pd.DataFrame(records, columns=["series_id", "series_level", "series_name", "country_code"])
+    meta = meta.astype({"series_id": str, "series_level": str})
     meta["_o"] = meta["series_level"].map(level_order)
-    meta = meta.sort_values(["_o", "series_id"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    meta["_n"] = np.arange(len(meta))
+    meta = meta.sort_values(["_o", "series_id"], kind="stable").reset_index(drop=True)
+    position = np.empty(len(meta), dtype="int64")
+    position[meta["_n"].to_numpy()] = np.arange(len(meta))
+    meta = meta.drop(columns=["_o", "_n"])
     meta["series_name"] = meta["series_name"].astype(str)
     meta["country_code"] = meta["country_code"].astype(object).where(meta["country_code"].notna(), None)
-    return long[["series_id", "order_date", "net_sales"]], meta
+
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    offset = 0
+    for _, rows, codes, keys_described in levels:
+        parts.append((rows, position[offset + codes]))
+        offset += len(keys_described)
+    return f[["order_date", "net_sales"]], meta, parts
+
+
+def _calendar(
+    dates: pd.Series, frequency: str, end: pd.Timestamp | None, week_start: int
+) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """Return (period start of each date, calendar of full periods) — SalesBIError if none is full."""
+    dates = pd.to_datetime(dates)
+    last_day = pd.Timestamp(dates.max()).normalize() if end is None else pd.Timestamp(end).normalize()
+    starts = period_start(dates, frequency, week_start)
+    first, last = starts.min(), period_start(pd.DatetimeIndex([last_day]), frequency, week_start)[0]
+    if period_end(last, frequency) > last_day:
+        last = _previous(last, frequency)
+    if last < first:
+        raise SalesBIError(
+            f"the orders cover less than one full {FREQUENCY_NAMES[frequency]} period",
+            hint="choose a finer forecast frequency or load more history",
+        )
+    calendar = pd.date_range(first, last, freq={"D": "D", "W": "7D", "M": "MS"}[frequency])
+    return starts, calendar
 
 
 def build_panel(
@@ -322,18 +361,8 @@ def build_panel(
     """
     if long.empty:
         raise SalesBIError("there are no sales to forecast", hint="load orders before the forecast step")
-    dates = pd.to_datetime(long["order_date"])
-    last_day = pd.Timestamp(dates.max()).normalize() if end is None else pd.Timestamp(end).normalize()
-    starts = period_start(dates, frequency, week_start)
-    first, last = starts.min(), period_start(pd.DatetimeIndex([last_day]), frequency, week_start)[0]
-    if period_end(last, frequency) > last_day:
-        last = _previous(last, frequency)
-    if last < first:
-        raise SalesBIError(
-            f"the orders cover less than one full {FREQUENCY_NAMES[frequency]} period",
-            hint="choose a finer forecast frequency or load more history",
-        )
-    calendar = pd.date_range(first, last, freq={"D": "D", "W": "7D", "M": "MS"}[frequency])
+    starts, calendar = _calendar(long["order_date"], frequency, end, week_start)
+    first, last = calendar[0], calendar[-1]
     ids = list(meta["series_id"])
     row = pd.Series(np.arange(len(ids)), index=ids)
     col = pd.Series(np.arange(len(calendar)), index=calendar)
@@ -366,5 +395,17 @@ def build_series(
 
     Weeks start on ``week_start`` (Monday = 0 … Sunday = 6).
     """
-    long, meta = _series_frame(fact, customers, product_lines, offices, top_countries)
-    return build_panel(long, meta, frequency, week_start=week_start)
+    rows, meta, parts = _series_parts(fact, customers, product_lines, offices, top_countries)
+    if rows.empty:
+        raise SalesBIError("there are no sales to forecast", hint="load orders before the forecast step")
+    starts, calendar = _calendar(rows["order_date"], frequency, None, week_start)
+    column = np.full(len(starts), -1, dtype="int64")
+    in_calendar = np.asarray((starts >= calendar[0]) & (starts <= calendar[-1]))
+    column[in_calendar] = pd.Index(calendar).get_indexer(starts[in_calendar])
+    sales = rows["net_sales"].to_numpy(dtype="float64")
+    values = np.zeros((len(meta), len(calendar)), dtype="float64")
+    # level by level, each in row order: every cell sums its rows in the order build_panel would
+    for positions, series_rows in parts:
+        keep = in_calendar[positions]
+        np.add.at(values, (series_rows[keep], column[positions][keep]), sales[positions][keep])
+    return SeriesPanel(frequency=frequency, dates=calendar, values=values, meta=meta)
