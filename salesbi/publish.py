@@ -294,8 +294,13 @@ def _rmtree(path: str | Path | None) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+MODELS_STAGING = ".publish-staging"
+
+
 def _stage_models(models: Mapping[str, Storable], models_dir: Path) -> Path:
-    staging = models_dir.with_name(models_dir.name + ".new")
+    # inside the store, so the final renames never cross a filesystem (the store is often its own volume);
+    # the store's readers list only <name>/<version>/ folders holding a model card, never this one
+    staging = models_dir / MODELS_STAGING
     _rmtree(staging)
     staging.mkdir(parents=True)
     for model in models.values():

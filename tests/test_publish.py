@@ -161,7 +161,7 @@ def _expected(report_generation: int) -> dict[str, Any]:
 def _leftovers(place: Place) -> list[str]:
     names = ["data.new", "data.old", "data.publish.json", "data.publish.json.tmp"]
     found = [n for n in names if (place.folder.parent / n).exists()]
-    found += [p.name for p in (place.models_dir.parent / "models.new",) if p.exists()]
+    found += [p.name for p in (place.models_dir / ".publish-staging",) if p.exists()]
     found += [p.name for p in (place.out / "insights.md.new",) if p.exists()]
     return found
 
