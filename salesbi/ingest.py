@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from salesbi import contract
 from salesbi.reading.reader import SourceData, read_source
 from salesbi.rejects import KEEP_RUNS, ensure_raw_line_column, prune_rejects, with_raw_lines
-from salesbi.runlog import TableCounts
+from salesbi.runlog import TableCounts, widen_run_status
 from salesbi.schema import RUN_ID, STATUS, Table
 from salesbi.validation.gxcontext import import_in_background
 from salesbi.validation.limits import storable
@@ -58,6 +58,7 @@ def prepare_warehouse(engine: Engine) -> sa.MetaData:
     md = warehouse_metadata()
     md.create_all(engine, checkfirst=True)
     ensure_raw_line_column(engine)
+    widen_run_status(engine)  # warehouses created before succeeded_with_warnings existed
     return md
 
 

@@ -278,6 +278,34 @@ def record_end(engine: Engine, summary: RunSummary) -> None:
             conn.execute(run_tables.insert(), rows)
 
 
+def widen_run_status(engine: Engine) -> None:
+    """Widen ``audit.runs.status`` of a warehouse created when it was 16 characters (no-op otherwise).
+
+    ``succeeded_with_warnings`` needs 23; SQLite does not enforce lengths, PostgreSQL and SQL Server do.
+    """
+    from salesbi.types import sql_type
+    from salesbi.warehouse.audit_tables import RUNS
+
+    if engine.dialect.name == "sqlite":
+        return
+    column = next(c for c in RUNS.columns if c.name == "status")
+    with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        if not inspector.has_table("runs", schema="audit"):
+            return
+        found = next(c for c in inspector.get_columns("runs", schema="audit") if c["name"] == "status")
+        length = getattr(found["type"], "length", None)
+        if length is None or length >= (column.length or 0):
+            return
+        quote = conn.dialect.identifier_preparer.quote
+        type_sql = sql_type(column).compile(dialect=conn.dialect)
+        table = f"{quote('audit')}.{quote('runs')}"
+        if conn.dialect.name == "mssql":
+            conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN status {type_sql} NOT NULL")
+        else:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN status TYPE {type_sql}")
+
+
 def _last_ingest(column: str) -> sa.Select[Any]:
     """Return the query of ``audit.runs.<column>`` of the newest finished run that read tables."""
     runs, run_tables = _audit_tables()

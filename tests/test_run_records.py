@@ -166,3 +166,32 @@ def test_a_postgres_failure_mid_run_is_recorded_in_audit_runs(pg_url: str, tmp_p
     engine.dispose()
     assert (status, step) == ("failed", "read") and "salesbi generate" not in error
     assert str(tmp_path / "nope") in error
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_a_warehouse_made_when_status_was_16_characters_is_widened(pg_url: str) -> None:
+    from salesbi.ingest import prepare_warehouse
+    from salesbi.runlog import record_end
+    from salesbi.warehouse.engine import create_engine
+    from tests.test_ingest import _drop_pg_schemas
+
+    _drop_pg_schemas(pg_url)
+    engine = create_engine(pg_url)
+    prepare_warehouse(engine)
+    with engine.begin() as conn:  # as a warehouse created by an earlier salesbi
+        conn.exec_driver_sql("ALTER TABLE audit.runs ALTER COLUMN status TYPE VARCHAR(16)")
+    prepare_warehouse(engine)
+    prepare_warehouse(engine)  # twice is harmless
+    summary = RunSummary(run_id="r-widen", flow="test", status="succeeded_with_warnings")
+    record_start(engine, summary)
+    record_end(engine, summary)  # the 23-character status fits again
+    with engine.connect() as conn:
+        length = conn.exec_driver_sql(
+            "SELECT character_maximum_length FROM information_schema.columns "
+            "WHERE table_schema = 'audit' AND table_name = 'runs' AND column_name = 'status'"
+        ).scalar_one()
+        stored = conn.exec_driver_sql("SELECT status FROM audit.runs WHERE run_id = 'r-widen'").scalar_one()
+    engine.dispose()
+    assert length == 32
+    assert stored == "succeeded_with_warnings"
