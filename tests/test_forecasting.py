@@ -21,6 +21,7 @@ from salesbi.forecasting.series import (
     choose_horizon,
     country_code,
     normalize_frequency,
+    to_month_end,
 )
 from salesbi.forecasting.synthetic import daily_panel, orders_fact
 from salesbi.forecasting.tables import FORECAST_ACCURACY, SALES_FORECAST
@@ -167,6 +168,16 @@ def test_frequency_from_density() -> None:
     weekly, *_ = orders_fact(900, 2.0, seed=1)  # ~14 orders a week, gaps on many days
     assert choose_frequency(weekly["order_date"]) == "W"
     assert choose_horizon("D", 900, 3) == 28
+
+
+def test_a_default_daily_horizon_ends_on_a_month_end() -> None:
+    # data to 31 Dec: 28 days would end on 28 Jan, a partial month; stretched to 31 Jan
+    assert to_month_end(28, "D", pd.Timestamp("2025-12-31"), 900, 3) == 31
+    # data to 15 Mar: 28 days end 12 Apr; stretched to 30 Apr (46 days)
+    assert to_month_end(28, "D", pd.Timestamp("2025-03-15"), 900, 3) == 46
+    assert to_month_end(28, "D", pd.Timestamp("2025-01-31"), 900, 3) == 28  # 28 Feb already is one
+    assert to_month_end(28, "D", pd.Timestamp("2025-03-15"), 150, 3) == 28  # too little history to stretch
+    assert to_month_end(8, "W", pd.Timestamp("2025-12-31"), 900, 3) == 8  # weeks and months unchanged
     assert choose_horizon("M", 29, 3) == 3
     assert choose_horizon("M", 15, 3) == 1
     assert normalize_frequency("monthly") == "M"

@@ -25,6 +25,7 @@ from salesbi.forecasting.series import (
     frequency_choice,
     normalize_frequency,
     period_start,
+    to_month_end,
     week_start_index,
 )
 from salesbi.forecasting.tables import FORECAST_ACCURACY, SALES_FORECAST
@@ -113,7 +114,10 @@ def forecast_sales(
     if reason:
         hint = "" if frequency else " and the days and weeks are too sparse for a finer frequency"
         raise StepSkipped(f"forecast skipped: {reason}{hint}")
-    h = horizon or choose_horizon(freq, panel.n_periods, backtest_origins)
+    if not horizon:
+        base = choose_horizon(freq, panel.n_periods, backtest_origins)
+        horizon = to_month_end(base, freq, panel.dates[-1], panel.n_periods, backtest_origins)
+    h = horizon
     out = run_engine(panel, h, backtest_origins, random_state, n_jobs=n_jobs, lgbm_config=lgbm_config)
     result = _result(out, run_id, backtest_origins, top_countries, random_state)
     result.frequency_note = why

@@ -196,6 +196,23 @@ def choose_horizon(frequency: str, n_periods: int, backtest_origins: int) -> int
     return options[-1]
 
 
+def to_month_end(
+    horizon: int, frequency: str, last_period: pd.Timestamp, n_periods: int, backtest_origins: int
+) -> int:
+    """Return a default daily ``horizon`` stretched so the forecast ends on a calendar month's last day.
+
+    A 28-day horizon never covers a whole calendar month (but February), so the month-grain forecast
+    that Power BI charts would hold only a partial month. The stretch is kept only while the backtest
+    still leaves 8 weeks of days to train on (as :func:`choose_horizon` requires); weekly and monthly
+    horizons are returned unchanged.
+    """
+    if frequency != "D":
+        return horizon
+    end = pd.Timestamp(last_period) + pd.Timedelta(days=horizon)
+    stretched = horizon + int((end + pd.offsets.MonthEnd(0) - end).days)
+    return stretched if n_periods >= backtest_origins * stretched + 56 else horizon
+
+
 @lru_cache(maxsize=1)
 def _country_codes() -> dict[str, str]:
     from holidays.registry import COUNTRIES
