@@ -17,6 +17,30 @@ def _m(name: str, table: str, expression: str, fmt: str, folder: str, descriptio
     return MeasureSpec(name, table, expression.strip("\n"), fmt, folder, description)
 
 
+def _forecast_bound(side: str, level: str) -> MeasureSpec:
+    """Return the measure ``Forecast <side> <level>``: one complete future month's interval bound."""
+    column = f"{side.lower()}_{level}"
+    return _m(
+        f"Forecast {side} {level}",
+        FM,
+        f"""
+VAR _series = [Forecast Series]
+VAR _rows =
+    CALCULATETABLE(
+        {FM},
+        KEEPFILTERS({FM}[series_id] = _series),
+        KEEPFILTERS({FM}[is_future] = TRUE()),
+        KEEPFILTERS({FM}[is_complete] = TRUE())
+    )
+RETURN
+    IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[{column}]))
+""",
+        CURRENCY_FORMAT,
+        "Forecast",
+        f"{side} bound of the {level}% interval of one month's total (blank over several months).",
+    )
+
+
 MEASURES: tuple[MeasureSpec, ...] = (
     # --- Sales -------------------------------------------------------------
     _m(
@@ -431,82 +455,7 @@ RETURN
         "Forecast net sales of the selected country or product line, else the whole company: complete "
         "future months only (a partial first or last month would read as a dip; see the forecast table).",
     ),
-    _m(
-        "Forecast Lower 80",
-        FM,
-        f"""
-VAR _series = [Forecast Series]
-VAR _rows =
-    CALCULATETABLE(
-        {FM},
-        KEEPFILTERS({FM}[series_id] = _series),
-        KEEPFILTERS({FM}[is_future] = TRUE()),
-        KEEPFILTERS({FM}[is_complete] = TRUE())
-    )
-RETURN
-    IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[lower_80]))
-""",
-        CURRENCY_FORMAT,
-        "Forecast",
-        "Lower bound of the 80% interval of one month's total (blank over several months).",
-    ),
-    _m(
-        "Forecast Upper 80",
-        FM,
-        f"""
-VAR _series = [Forecast Series]
-VAR _rows =
-    CALCULATETABLE(
-        {FM},
-        KEEPFILTERS({FM}[series_id] = _series),
-        KEEPFILTERS({FM}[is_future] = TRUE()),
-        KEEPFILTERS({FM}[is_complete] = TRUE())
-    )
-RETURN
-    IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[upper_80]))
-""",
-        CURRENCY_FORMAT,
-        "Forecast",
-        "Upper bound of the 80% interval of one month's total (blank over several months).",
-    ),
-    _m(
-        "Forecast Lower 95",
-        FM,
-        f"""
-VAR _series = [Forecast Series]
-VAR _rows =
-    CALCULATETABLE(
-        {FM},
-        KEEPFILTERS({FM}[series_id] = _series),
-        KEEPFILTERS({FM}[is_future] = TRUE()),
-        KEEPFILTERS({FM}[is_complete] = TRUE())
-    )
-RETURN
-    IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[lower_95]))
-""",
-        CURRENCY_FORMAT,
-        "Forecast",
-        "Lower bound of the 95% interval of one month's total (blank over several months).",
-    ),
-    _m(
-        "Forecast Upper 95",
-        FM,
-        f"""
-VAR _series = [Forecast Series]
-VAR _rows =
-    CALCULATETABLE(
-        {FM},
-        KEEPFILTERS({FM}[series_id] = _series),
-        KEEPFILTERS({FM}[is_future] = TRUE()),
-        KEEPFILTERS({FM}[is_complete] = TRUE())
-    )
-RETURN
-    IF(COUNTROWS(_rows) = 1, SUMX(_rows, {FM}[upper_95]))
-""",
-        CURRENCY_FORMAT,
-        "Forecast",
-        "Upper bound of the 95% interval of one month's total (blank over several months).",
-    ),
+    *(_forecast_bound(side, level) for level in ("80", "95") for side in ("Lower", "Upper")),
     # --- Data quality (rpt.data_quality, from the run summary) ------------------------------------
     _m(
         "Rows Read",
