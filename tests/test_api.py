@@ -304,6 +304,18 @@ def test_an_over_long_history_is_a_422_not_a_413(client: TestClient) -> None:
     assert r.json()["fields"][0]["field"] == "history"
 
 
+def test_a_boolean_where_a_number_is_required_is_a_422(client: TestClient) -> None:
+    ok = client.post(
+        "/segment", json={"rfm": {"recency_days": 5, "frequency": 2, "monetary": 10.0}}, headers=AUTH
+    )
+    assert ok.status_code == 200, ok.text[:300]
+    bad = client.post(
+        "/segment", json={"rfm": {"recency_days": 5, "frequency": True, "monetary": 10.0}}, headers=AUTH
+    )
+    assert bad.status_code == 422, bad.text[:300]
+    assert "not a boolean" in bad.text
+
+
 def test_batch_size_is_limited(world: World) -> None:
     small = TestClient(create_app(settings(world, max_batch_size=2)))
     rfm = {"rfm": {"recency_days": 1, "frequency": 1, "monetary": 1}}

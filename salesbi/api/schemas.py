@@ -57,6 +57,29 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, data: Any) -> Any:
+        """Refuse ``true``/``false`` where the schema says number (pydantic's lax mode would take 1/0)."""
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                value = data.get(info.alias or name)
+                if isinstance(value, bool) and _is_number(info.annotation):
+                    raise ValueError(f"{info.alias or name}: a number is required, not a boolean")
+        return data
+
+
+def _is_number(annotation: Any) -> bool:
+    """Return whether ``annotation`` is int or float (optionally with None), not bool."""
+    import typing
+
+    args = typing.get_args(annotation) or (annotation,)
+    return (
+        bool(args)
+        and all(a in (int, float, type(None)) for a in args)
+        and any(a in (int, float) for a in args)
+    )
+
 
 class OrderLine(Strict):
     """One order or order line of a customer."""
