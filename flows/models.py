@@ -1,27 +1,30 @@
-"""Deployable flow: segmentation, customer predictions and sales forecast, run concurrently.
+"""Deployable flow train-models, and how the three model stages are fitted together.
 
-The three model steps are pure functions of the core frames
-(:data:`salesbi.pipeline.MODEL_FITS`), submitted as tasks whose results are
-merged into the run afterwards. That keeps them independent of the process
-they run in: with ``task_runner="dask"`` they go to a Dask cluster (a local
-one with ``dask_workers`` processes, or ``dask_address``), otherwise to
-threads of the flow's process.
+The model steps are pure functions of the core frames
+(:data:`salesbi.pipeline.MODEL_FITS`): :func:`fit_models` submits one
+``fit-model`` task per step to the task runner the parameters ask for and turns
+each result into the stage's typed output. With ``task_runner="dask"`` they go
+to a Dask cluster (a local one with ``dask_workers`` processes, or
+``dask_address``): their inputs are plain frames and parameters, pickled to the
+workers. Otherwise they run in threads of the flow's process.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.logging import get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._runs import attached, lookup
 from salesbi.errors import StepSkipped
 from salesbi.params import PipelineParams, RunOptions
-from salesbi.pipeline import MODEL_FITS, Run, apply_model_result, model_inputs, skip
+from salesbi.pipeline import MODEL_FITS, Stage, model_inputs, model_output
+from salesbi.stage_results import Results, RunContext, StageResult
 
 MODEL_STEPS = ("segments", "predictions", "forecast")
 
@@ -34,42 +37,33 @@ def fit_task(step: str, args: tuple[Any, ...]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-@flow(name="fit-models", log_prints=True)
-def fit_models_flow(run_key: str, steps: list[str]) -> list[str]:
-    """Fit model ``steps`` of the active run ``run_key`` concurrently; return the steps fitted.
+def fit_models(
+    stages: Sequence[Stage], ctx: RunContext, done: Results
+) -> Mapping[str, StageResult | StepSkipped]:
+    """Return each model stage's output (or the StepSkipped it raised), fitted concurrently.
 
-    ``run_key`` names the parent flow's run in this process (a subflow, never a deployment).
-    A step that cannot run on the data (StepSkipped) is recorded as a warning.
+    The fits run as ``fit-model`` tasks of the calling flow on the task runner
+    ``ctx.params`` asks for; a fit that fails fails the run (its step is recorded).
     """
-    run = lookup(run_key)
-    futures = {s: fit_task.submit(s, model_inputs(run, s)) for s in steps}
-    wait(list(futures.values()))
-    fitted: list[str] = []
-    for step, future in futures.items():
-        try:
-            result, seconds = future.result()  # re-raises the step's failure
-        except StepSkipped as skipped:
-            skip(run, step, skipped)
-            continue
-        except BaseException:
-            run.summary.failed_step = run.summary.failed_step or step
-            raise
-        apply_model_result(run, step, result)
-        run.summary.timings[step] = round(seconds, 3)
-        get_run_logger().info("%s done in %.1fs", step, seconds)
-        fitted.append(step)
-    return fitted
-
-
-def run_models(run: Run, steps: list[str] | None = None) -> None:
-    """Fit model ``steps`` (default: the run's) on the task runner its parameters ask for, merging results."""
-    wanted: list[str] = (
-        list(steps) if steps is not None else [s for s in MODEL_STEPS if s in run.params.steps]
-    )
-    runner = task_runner_for(run.params)
-    fit = fit_models_flow if runner is None else fit_models_flow.with_options(task_runner=runner)
-    with attached(run) as key:
-        fit(key, wanted)
+    steps = [s.name for s in stages]
+    runner = task_runner_for(ctx.params) or ThreadPoolTaskRunner(max_workers=len(steps))
+    out: dict[str, StageResult | StepSkipped] = {}
+    with runner:
+        futures = {s: runner.submit(fit_task, {"step": s, "args": model_inputs(ctx, done, s)}) for s in steps}
+        wait(list(futures.values()))
+        for step, future in futures.items():
+            try:
+                result, seconds = future.result()  # re-raises the step's failure
+            except StepSkipped as skipped:
+                out[step] = skipped
+                continue
+            except BaseException:
+                ctx.summary.failed_step = ctx.summary.failed_step or step
+                raise
+            out[step] = model_output(step, result)
+            ctx.summary.timings[step] = round(seconds, 3)
+            get_run_logger().info("%s done in %.1fs", step, seconds)
+    return out
 
 
 def task_runner_for(params: PipelineParams) -> Any:

@@ -248,46 +248,45 @@ def failure(result: Completeness) -> CompletenessFailed:
     )
 
 
-def check_run(run: Any) -> Completeness:
-    """Record a pipeline run's completeness; warn above the warn share; raise above the fail share.
+def check_run(outcome: Any, source: Any, params: Any, summary: Any) -> Completeness:
+    """Return a run's completeness (also recorded in ``summary``); warn or raise above the shares.
 
-    ``run`` is a ``salesbi.pipeline.Run`` after validation: its ``outcome`` (counts, rejected rows),
-    ``source`` (profile, absent tables) and ``params`` (CLI limits) are read; ``run.completeness``
-    and ``run.summary`` (completeness, warnings) are written. On failure ``validation.md`` is
-    written first, so the rejected rows can be read, and nothing is loaded.
+    ``outcome`` is the run's ValidationOutcome (counts, rejected rows), ``source`` its
+    SourceData (profile, absent tables), ``params`` its PipelineParams (CLI limits) and
+    ``summary`` its RunSummary (completeness and warnings are written there). On
+    failure ``validation.md`` is written first, so the rejected rows can be read, and
+    nothing is loaded.
     """
     from salesbi.validation import report as vreport
 
     thresholds = resolve_thresholds(
-        getattr(run.source, "profile", None),
-        warn=run.params.warn_rejected_share,
-        fail=run.params.max_rejected_share,
+        getattr(source, "profile", None),
+        warn=params.warn_rejected_share,
+        fail=params.max_rejected_share,
     )
     result = assess(
-        run.outcome.counts,
-        run.outcome.rejected_rows,
+        outcome.counts,
+        outcome.rejected_rows,
         thresholds,
-        getattr(run.source, "absent_tables", None),
+        getattr(source, "absent_tables", None),
     )
-    run.completeness = result
-    run.summary.completeness = result.as_dict()
+    summary.completeness = result.as_dict()
     for t in result.flagged("warn"):
-        run.summary.warn("ingest", f"{t.sentence()} (warn above {t.warn_above:.0%})", kind="completeness")
+        summary.warn("ingest", f"{t.sentence()} (warn above {t.warn_above:.0%})", kind="completeness")
     if result.level == "fail":
-        out = run.params.out_dir
+        out = params.out_dir
         out.mkdir(parents=True, exist_ok=True)
-        (out / "validation.md").write_text(vreport.render_validation_summary(run.outcome), encoding="utf-8")
-        run.summary.outputs["validation_summary"] = str((out / "validation.md").resolve())
-        run.summary.tables = dict(run.outcome.counts)
+        (out / "validation.md").write_text(vreport.render_validation_summary(outcome), encoding="utf-8")
+        summary.outputs["validation_summary"] = str((out / "validation.md").resolve())
+        summary.tables = dict(outcome.counts)
         raise failure(result)
     return result
 
 
-def completeness_frame(run: Any) -> pd.DataFrame | None:
-    """Return the completeness rows insights open with: this run's, else those of the run that loaded core."""
-    result = getattr(run, "completeness", None)
-    if result is None and getattr(run, "engine", None) is not None:
+def completeness_frame(result: Completeness | None, engine: Any = None) -> pd.DataFrame | None:
+    """Return the completeness rows insights open with: this run's ``result``, else the last loading run's."""
+    if result is None and engine is not None:
         from salesbi.runlog import last_completeness
 
-        result = from_dict(last_completeness(run.engine))
+        result = from_dict(last_completeness(engine))
     return result.frame() if result is not None else None

@@ -6,8 +6,10 @@ select it. :func:`plan` picks the stages of a step selection and
 :func:`execute` runs them; ``salesbi run`` calls each stage function directly,
 the Prefect flows call the task of the same name (``tasks.stages.TASKS``)
 through the same :func:`execute`, so both run the same stages in the same
-order. Each stage is a function of a :class:`Run` (the state flowing between
-stages). Nothing here imports Prefect.
+order. Each stage is a function ``(RunContext, Results) -> StageResult``
+(:mod:`salesbi.stage_results`): it reads the typed results of earlier stages
+and returns its own; nothing is shared and changed between stages. Nothing
+here imports Prefect.
 
 Failure contract: a failing stage marks ``audit.runs`` failed with the stage
 and reason, writes ``run_summary.json`` with status ``failed``, and re-raises;
@@ -18,7 +20,7 @@ the last stage and is itself atomic.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,52 +32,41 @@ from sqlalchemy.engine import Engine
 
 from salesbi import contract
 from salesbi.errors import SalesBIError, StepSkipped
-from salesbi.modelrun import ModelRun
 from salesbi.params import ALL_STEPS, PipelineParams
 from salesbi.runlock import run_lock
-from salesbi.runlog import RunSummary, mark_crashed, new_run_id, record_end, record_start, utcnow
+from salesbi.runlog import RunSummary, TableCounts, mark_crashed, new_run_id, record_end, record_start, utcnow
+from salesbi.stage_results import (
+    CoreFrames,
+    Frames,
+    Ingested,
+    ModelOutput,
+    PowerBIProject,
+    Progress,
+    Published,
+    Results,
+    RunContext,
+    SourceRead,
+    StageResult,
+    Warehouse,
+)
 from salesbi.types import conform
 from salesbi.warehouse.engine import connect_failure, create_engine, parse_url, redact, resolve_url
 from salesbi.warehouse.load import read_table, read_table_fast
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
+#: a stage: reads the context and earlier results, returns its own result (None: nothing to hand on)
+StageFn = Callable[[RunContext, Results], StageResult | None]
 
 
-@dataclass
-class Run:
-    """State of one pipeline run, handed from stage to stage."""
-
-    params: PipelineParams
-    summary: RunSummary
-    engine: Engine | None = None
-    metadata: sa.MetaData | None = None
-    source: Any = None  # salesbi.reading.reader.SourceData
-    outcome: Any = None  # salesbi.validation ValidationOutcome
-    core: dict[str, pd.DataFrame] | None = None
-    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-    model_runs: list[ModelRun] = field(default_factory=list)
-    models: dict[str, Any] = field(default_factory=dict)
-    #: model outputs already in rpt, read for the insights when the models did not run
-    stored: dict[str, pd.DataFrame] = field(default_factory=dict)
-    published: bool = False
-    progress: Progress | None = None
-    completeness: Any = None  # salesbi.completeness.Completeness of this run's ingest
-
-    @property
-    def run_id(self) -> str:
-        """Return the run id."""
-        return self.summary.run_id
-
-    def tick(self, label: str, done: int, total: int) -> None:
-        """Report progress of the current stage to the CLI's progress bar, if any."""
-        if self.progress:
-            self.progress(label, done, total)
-
-
-def start_run(params: PipelineParams, *, flow: str = "sales_pipeline", run_id: str | None = None) -> Run:
-    """Return a new Run for ``params`` (nothing is read or connected yet)."""
+def start_run(
+    params: PipelineParams,
+    *,
+    flow: str = "sales_pipeline",
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> RunContext:
+    """Return the context of a new run of ``params`` (nothing is read or connected yet)."""
     summary = RunSummary(
         run_id=run_id or new_run_id(),
         flow=flow,
@@ -83,22 +74,22 @@ def start_run(params: PipelineParams, *, flow: str = "sales_pipeline", run_id: s
         profile=params.profile if "ingest" in params.steps else None,
         warehouse=redact(resolve_url(params.warehouse_url)),
     )
-    return Run(params=params, summary=summary)
+    return RunContext(params=params, summary=summary, progress=progress)
 
 
 #: the sample company's folder on a fresh checkout, and the command that creates it
 SAMPLE_SOURCE = Path("var") / "sample"
 
 
-def read_stage(run: Run) -> None:
-    """Read the source through its profile (structural faults raise here, before any connection)."""
+def read_stage(ctx: RunContext, done: Results) -> SourceRead:
+    """Return the source read through its profile (structural faults raise here, before any connection)."""
     from salesbi.ingest import read_step
 
-    source = run.params.source
+    source = ctx.params.source
     if source is None:
         raise SalesBIError("the ingest step needs a source folder", hint="pass --source DIR")
     if not Path(source).is_dir():
-        run.summary.failed_step = "read"
+        ctx.summary.failed_step = "read"
         raise SalesBIError(
             "the source folder does not exist",
             file=source,
@@ -108,9 +99,10 @@ def read_stage(run: Run) -> None:
                 else "point the source parameter at the folder the CSV drop lands in"
             ),
         )
-    with run.summary.timed("read"):
-        run.source = read_step(source, run.params.profile)
-        run.summary.notes.extend(run.source.notes)
+    with ctx.summary.timed("read"):
+        data = read_step(source, ctx.params.profile)
+        ctx.summary.notes.extend(data.notes)
+    return SourceRead(data)
 
 
 def open_warehouse(params: PipelineParams) -> tuple[Engine, sa.MetaData]:
@@ -134,109 +126,133 @@ def open_warehouse(params: PipelineParams) -> tuple[Engine, sa.MetaData]:
     return engine, metadata
 
 
-def connect_stage(run: Run) -> None:
-    """Open the warehouse, create missing schemas/tables, mark dead runs crashed and record this one.
+def connect_stage(ctx: RunContext, done: Results) -> Warehouse:
+    """Return the open warehouse: schemas/tables created, dead runs marked crashed, this run recorded.
 
-    Idempotent: the run gets its engine only once everything succeeded, so a
-    retry after a failure connects again from scratch.
+    All or nothing: on failure the engine is disposed and nothing is returned, so
+    a retry connects again from scratch.
     """
-    if run.engine is not None:
-        return
-    with run.summary.timed("connect"):
-        engine, metadata = open_warehouse(run.params)
+    with ctx.summary.timed("connect"):
+        engine, metadata = open_warehouse(ctx.params)
         try:
             for gone in mark_crashed(engine):
                 log.warning("run %s was left running by a process that is gone: marked crashed", gone)
-            record_start(engine, run.summary)
+            record_start(engine, ctx.summary)
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             raise connect_failure(engine.url, exc) from exc
-        run.engine, run.metadata = engine, metadata
     from salesbi.publish import recover
 
-    if recovered := recover(run.engine, run.params.parquet_dir):  # a publish interrupted earlier
-        run.summary.notes.append(f"an interrupted earlier publish was {recovered}")
+    if recovered := recover(engine, ctx.params.parquet_dir):  # a publish interrupted earlier
+        ctx.summary.notes.append(f"an interrupted earlier publish was {recovered}")
+    return Warehouse(engine, metadata)
 
 
-def ingest_stage(run: Run) -> None:
-    """Validate the read tables and load them: staging, core upsert, quarantine (one transaction)."""
+def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
+    """Return what validating and loading the read tables did in one transaction."""
+    from salesbi.completeness import check_run
     from salesbi.ingest import core_keys, load_step, validate_step
     from salesbi.runlog import last_good_counts
 
-    assert run.engine is not None and run.metadata is not None and run.source is not None
-    with run.summary.timed("validate"):
-        run.outcome = validate_step(
-            run.source,
-            run_id=run.run_id,
-            previous_counts=last_good_counts(run.engine),
-            known_keys=core_keys(run.engine, run.metadata),
+    wh = done.need(Warehouse, "ingest")
+    source = done.need(SourceRead, "ingest").data
+    with ctx.summary.timed("validate"):
+        outcome = validate_step(
+            source,
+            run_id=ctx.run_id,
+            previous_counts=last_good_counts(wh.engine),
+            known_keys=core_keys(wh.engine, wh.metadata),
         )
-    with run.summary.timed("completeness"):
-        from salesbi.completeness import check_run
-
-        check_run(run)  # warns, or fails before the load when too much was rejected
-    with run.summary.timed("load"):
+    with ctx.summary.timed("completeness"):
+        # warns, or fails before the load when too much was rejected
+        completeness = check_run(outcome, source, ctx.params, ctx.summary)
+    with ctx.summary.timed("load"):
         result = load_step(
-            run.engine,
-            run.metadata,
-            run.source,
-            run.outcome,
-            run_id=run.run_id,
-            keep_rejects_runs=run.params.keep_rejects_runs,
+            wh.engine,
+            wh.metadata,
+            source,
+            outcome,
+            run_id=ctx.run_id,
+            keep_rejects_runs=ctx.params.keep_rejects_runs,
         )
-    run.summary.tables = result.counts
-    out = run.params.out_dir
+    ctx.summary.tables = result.counts
+    out = ctx.params.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    with run.summary.timed("validation_report"):
+    with ctx.summary.timed("validation_report"):
         from salesbi.validation import report as vreport
 
-        (out / "validation.md").write_text(vreport.render_validation_summary(run.outcome), encoding="utf-8")
-        run.summary.outputs["validation_summary"] = str((out / "validation.md").resolve())
-        docs = vreport.build_data_docs(run.outcome, out / "data_docs")
-        run.summary.outputs["data_docs"] = str(Path(docs).resolve())
+        (out / "validation.md").write_text(vreport.render_validation_summary(outcome), encoding="utf-8")
+        ctx.summary.outputs["validation_summary"] = str((out / "validation.md").resolve())
+        docs = vreport.build_data_docs(outcome, out / "data_docs")
+        ctx.summary.outputs["data_docs"] = str(Path(docs).resolve())
+    return Ingested(outcome, result.counts, completeness, core_as_loaded(outcome.accepted, result.counts))
 
 
-def core_stage(run: Run) -> None:
-    """Load the seven core tables from the warehouse into typed frames."""
-    assert run.engine is not None and run.metadata is not None
-    with run.summary.timed("read_core"):
-        core: dict[str, pd.DataFrame] = {}
-        with run.engine.connect() as conn:
-            for spec in contract.TABLES:
-                table = run.metadata.tables[f"core.{spec.name}"]
-                core[spec.name] = conform(read_table_fast(conn, table), spec)
-        run.core = core
-    if not len(core["orders"]):
+def core_as_loaded(
+    accepted: Mapping[str, pd.DataFrame], counts: Mapping[str, TableCounts]
+) -> dict[str, pd.DataFrame] | None:
+    """Return the core tables as this run's accepted rows, when core holds exactly those rows; else None.
+
+    After the upsert every accepted row is in core with its values; when each core
+    table's row count equals its accepted rows, core holds nothing else, so the
+    frames equal core read back (tested on SQLite and PostgreSQL) without the round trip.
+    """
+    if any(counts[s.name].warehouse_rows != len(accepted[s.name]) for s in contract.TABLES):
+        return None
+    return {s.name: conform(accepted[s.name].reset_index(drop=True), s) for s in contract.TABLES}
+
+
+def read_core(engine: Engine, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
+    """Return the seven core tables of the warehouse as typed frames."""
+    core: dict[str, pd.DataFrame] = {}
+    with engine.connect() as conn:
+        for spec in contract.TABLES:
+            table = metadata.tables[f"core.{spec.name}"]
+            core[spec.name] = conform(read_table_fast(conn, table), spec)
+    return core
+
+
+def core_stage(ctx: RunContext, done: Results) -> CoreFrames:
+    """Return the seven core tables: this run's loaded rows when they are all of core, else read back."""
+    ingested = done.find(Ingested)
+    with ctx.summary.timed("read_core"):
+        if ingested is not None and ingested.core is not None:
+            core = CoreFrames(ingested.core, "this run")
+        else:
+            wh = done.need(Warehouse, "core")
+            core = CoreFrames(read_core(wh.engine, wh.metadata), "warehouse")
+    if not len(core.tables["orders"]):
         raise SalesBIError(
             "the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)"
         )
+    return core
 
 
-def reports_stage(run: Run) -> None:
-    """Build the star schema and analytic tables from core."""
+def reports_stage(ctx: RunContext, done: Results) -> Frames:
+    """Return the star schema and analytic tables built from core."""
     from salesbi.reports.build import ReportParams, build_reports
 
-    assert run.core is not None
-    with run.summary.timed("reports"):
+    core = done.need(CoreFrames, "reports").tables
+    with ctx.summary.timed("reports"):
         params = ReportParams(
-            as_of=run.params.as_of,
-            churn_months=run.params.churn_months,
-            fiscal_year_start_month=run.params.fiscal_year_start_month,
+            as_of=ctx.params.as_of,
+            churn_months=ctx.params.churn_months,
+            fiscal_year_start_month=ctx.params.fiscal_year_start_month,
         )
-        run.frames.update(build_reports(run.core, params))
+        return Frames(build_reports(dict(core), params))
 
 
-def fact_of(run: Run) -> pd.DataFrame:
+def fact_of(done: Results) -> pd.DataFrame:
     """Return the run's fact_order_lines frame (built from core when reports did not run)."""
-    if "fact_order_lines" in run.frames:
-        return run.frames["fact_order_lines"]
+    fact = done.frames().get("fact_order_lines")
+    if fact is not None:
+        return fact
     from salesbi.reports.fact import build_fact_order_lines
 
-    assert run.core is not None
-    return build_fact_order_lines(run.core)
+    return build_fact_order_lines(dict(done.need(CoreFrames, "models").tables))
 
 
-def fit_segments(fact: pd.DataFrame, core: dict[str, pd.DataFrame], params: PipelineParams) -> Any:
+def fit_segments(fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params: PipelineParams) -> Any:
     """Return the SegmentationResult for ``fact`` (pure: safe to run in another process)."""
     from salesbi.segmentation import segment_customers
 
@@ -245,7 +261,7 @@ def fit_segments(fact: pd.DataFrame, core: dict[str, pd.DataFrame], params: Pipe
     )
 
 
-def fit_predictions(fact: pd.DataFrame, core: dict[str, pd.DataFrame], params: PipelineParams) -> Any:
+def fit_predictions(fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params: PipelineParams) -> Any:
     """Return the PredictionResult for ``fact`` (pure: safe to run in another process)."""
     from salesbi.prediction import predict_customer_sales
 
@@ -261,7 +277,7 @@ def fit_predictions(fact: pd.DataFrame, core: dict[str, pd.DataFrame], params: P
 
 
 def fit_forecast(
-    fact: pd.DataFrame, core: dict[str, pd.DataFrame], params: PipelineParams, run_id: str
+    fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params: PipelineParams, run_id: str
 ) -> Any:
     """Return the ForecastResult for ``fact`` (pure: safe to run in another process)."""
     from salesbi.forecasting import forecast_sales
@@ -288,149 +304,169 @@ MODEL_FITS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
     "forecast": (fit_forecast, ("sales_forecast", "forecast_accuracy")),
 }
 
-
-def model_inputs(run: Run, step: str) -> tuple[Any, ...]:
-    """Return the arguments of the fit function of model ``step`` for this run."""
-    assert run.core is not None
-    args: tuple[Any, ...] = (fact_of(run), run.core, run.params)
-    return (*args, run.run_id) if step == "forecast" else args
+#: rpt tables a model stage adds beside its fit's own (derived from them)
+DERIVED_MODEL_TABLES: dict[str, tuple[str, ...]] = {"forecast": ("sales_forecast_monthly",)}
 
 
-def apply_model_result(run: Run, step: str, result: Any) -> None:
-    """Merge a fit function's result into the run: rpt frames, model runs, models to store."""
-    for name in MODEL_FITS[step][1]:
-        run.frames[name] = getattr(result, name)
+def model_inputs(ctx: RunContext, done: Results, step: str) -> tuple[Any, ...]:
+    """Return the arguments of the fit function of model ``step`` for this run (plain values, picklable)."""
+    core = dict(done.need(CoreFrames, step).tables)
+    args: tuple[Any, ...] = (fact_of(done), core, ctx.params)
+    return (*args, ctx.run_id) if step == "forecast" else args
+
+
+def model_output(step: str, result: Any) -> ModelOutput:
+    """Return a fit function's result as the model stage's typed output (rpt frames, model runs, models)."""
+    frames = {name: getattr(result, name) for name in MODEL_FITS[step][1]}
     if step == "forecast":
-        _forecast_calendar(run)
-    run.model_runs.extend(result.model_runs)
-    run.models.update(getattr(result, "models", None) or {})
+        from salesbi.forecasting.monthly import build_monthly_forecast
+
+        frames["sales_forecast_monthly"] = build_monthly_forecast(frames["sales_forecast"])
+    return ModelOutput(
+        step=step,
+        frames=frames,
+        model_runs=tuple(result.model_runs),
+        models=dict(getattr(result, "models", None) or {}),
+    )
 
 
-def _forecast_calendar(run: Run) -> None:
-    """Add the month-grain forecast and stretch ``dim_date`` over the whole forecast horizon."""
-    from salesbi.forecasting.monthly import build_monthly_forecast
+def with_forecast_calendar(
+    frames: dict[str, pd.DataFrame], fiscal_year_start_month: int
+) -> dict[str, pd.DataFrame]:
+    """Return ``frames`` with ``dim_date`` stretched over the whole forecast horizon (when both are there)."""
     from salesbi.reports.dims import extend_dim_date
 
-    forecast = run.frames["sales_forecast"]
-    run.frames["sales_forecast_monthly"] = build_monthly_forecast(forecast)
-    if "dim_date" in run.frames and not forecast.empty:
-        last = pd.Timestamp(forecast["date"].max()) + pd.offsets.MonthEnd(0)
-        run.frames["dim_date"] = extend_dim_date(
-            run.frames["dim_date"], last.date(), run.params.fiscal_year_start_month
-        )
+    forecast = frames.get("sales_forecast")
+    if "dim_date" not in frames or forecast is None or forecast.empty:
+        return frames
+    last = pd.Timestamp(forecast["date"].max()) + pd.offsets.MonthEnd(0)
+    return {**frames, "dim_date": extend_dim_date(frames["dim_date"], last.date(), fiscal_year_start_month)}
 
 
-def _model_stage(run: Run, step: str) -> None:
-    with run.summary.timed(step):
-        apply_model_result(run, step, MODEL_FITS[step][0](*model_inputs(run, step)))
+def _model_stage(ctx: RunContext, done: Results, step: str) -> ModelOutput:
+    inputs = model_inputs(ctx, done, step)
+    with ctx.summary.timed(step):
+        return model_output(step, MODEL_FITS[step][0](*inputs))
 
 
-def segments_stage(run: Run) -> None:
-    """Segment customers (RFM + clusters) and recommend an action per customer."""
-    _model_stage(run, "segments")
+def segments_stage(ctx: RunContext, done: Results) -> ModelOutput:
+    """Return customer segments (RFM + clusters) with a recommended action per customer."""
+    return _model_stage(ctx, done, "segments")
 
 
-def predictions_stage(run: Run) -> None:
-    """Predict each customer's sales and order probability over the next horizon."""
-    _model_stage(run, "predictions")
+def predictions_stage(ctx: RunContext, done: Results) -> ModelOutput:
+    """Return each customer's predicted sales and order probability over the next horizon."""
+    return _model_stage(ctx, done, "predictions")
 
 
-def forecast_stage(run: Run) -> None:
-    """Forecast net sales per series with LightGBM and baselines, champion per series."""
-    _model_stage(run, "forecast")
-
-
-def insights_stage(run: Run) -> None:
-    """Write the ranked commentary from every table built so far."""
-    from salesbi.reports.build import ReportParams
-    from salesbi.reports.insights import build_insights
-
-    if "fact_order_lines" not in run.frames:
-        return
-    with run.summary.timed("insights"):
-        params = ReportParams(as_of=run.params.as_of, churn_months=run.params.churn_months)
-        from salesbi.completeness import completeness_frame
-
-        run.stored = stored_model_outputs(run)
-        tables = {**run.stored, **run.frames}
-        completeness = completeness_frame(run)  # the first section of the insights
-        if completeness is not None:
-            tables["run_completeness"] = completeness
-        run.frames["insights"] = build_insights(tables, params)
+def forecast_stage(ctx: RunContext, done: Results) -> ModelOutput:
+    """Return the net-sales forecast per series (LightGBM and baselines, champion per series)."""
+    return _model_stage(ctx, done, "forecast")
 
 
 #: rpt tables the model steps write, read back for the insights when the models did not run
 MODEL_TABLES: tuple[str, ...] = tuple(t for _, tables in MODEL_FITS.values() for t in tables)
 
 
-def stored_model_outputs(run: Run) -> dict[str, pd.DataFrame]:
-    """Return the model tables this run did not build, as last published in rpt (empty ones left out)."""
+def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
+    """Return the ranked commentary from this run's tables (and the last published model tables)."""
+    from salesbi.completeness import completeness_frame
+    from salesbi.reports.build import ReportParams
+    from salesbi.reports.insights import build_insights
+
+    frames = done.frames()
+    if "fact_order_lines" not in frames:
+        return None
+    with ctx.summary.timed("insights"):
+        params = ReportParams(as_of=ctx.params.as_of, churn_months=ctx.params.churn_months)
+        wh = done.find(Warehouse)
+        tables = {**stored_model_outputs(wh, frames), **frames}
+        ingested = done.find(Ingested)
+        completeness = completeness_frame(  # the first section of the insights
+            ingested.completeness if ingested else None, wh.engine if wh else None
+        )
+        if completeness is not None:
+            tables["run_completeness"] = completeness
+        return Frames({"insights": build_insights(tables, params)})
+
+
+def stored_model_outputs(wh: Warehouse | None, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Return the model tables not in ``frames``, as last published in rpt (empty ones left out)."""
     from salesbi.rpt import rpt_tables
 
-    missing = [name for name in MODEL_TABLES if name not in run.frames]
-    if not missing or run.engine is None or run.metadata is None:
+    missing = [name for name in MODEL_TABLES if name not in frames]
+    if not missing or wh is None:
         return {}
     specs = {t.name: t for t in rpt_tables()}
     out: dict[str, pd.DataFrame] = {}
-    inspector = sa.inspect(run.engine)
-    with run.engine.connect() as conn:
+    inspector = sa.inspect(wh.engine)
+    with wh.engine.connect() as conn:
         for name in missing:
             spec = specs.get(name)
             if spec is None or not inspector.has_table(name, schema="rpt"):
                 continue
-            frame = conform(read_table(conn, run.metadata.tables[spec.qualified_name]), spec)
+            frame = conform(read_table(conn, wh.metadata.tables[spec.qualified_name]), spec)
             if len(frame):
                 out[name] = frame
     return out
 
 
-def publish_stage(run: Run) -> None:
-    """Publish rpt tables, Parquet, model runs, models and insights.md all or nothing (salesbi.publish)."""
+def publish_stage(ctx: RunContext, done: Results) -> Published:
+    """Return what was published: rpt tables, Parquet, model runs, models and insights.md, all or nothing."""
     from salesbi.publish import publish
     from salesbi.reports.insights import render_insights_markdown
     from salesbi.rpt import rpt_tables
 
-    assert run.engine is not None and run.metadata is not None
-    out = run.params.out_dir
-    with run.summary.timed("publish"):
-        if run.summary.tables:
+    wh = done.need(Warehouse, "publish")
+    out = ctx.params.out_dir
+    with ctx.summary.timed("publish"):
+        frames = with_forecast_calendar(done.frames(), ctx.params.fiscal_year_start_month)
+        if ctx.summary.tables:
             from salesbi.reports.data_quality import build_data_quality
 
-            rejected = getattr(run.outcome, "rejected_rows", None)
-            run.frames["data_quality"] = build_data_quality(run.summary, rejected, utcnow())
+            ingested = done.find(Ingested)
+            rejected = ingested.outcome.rejected_rows if ingested else None
+            frames["data_quality"] = build_data_quality(ctx.summary, rejected, utcnow())
         files = {}
-        if "insights" in run.frames:
-            files[out / "insights.md"] = render_insights_markdown(run.frames["insights"])
-        done = publish(
-            run.engine,
-            run.metadata,
-            run_id=run.run_id,
-            frames=run.frames,
+        if "insights" in frames:
+            files[out / "insights.md"] = render_insights_markdown(frames["insights"])
+        result = publish(
+            wh.engine,
+            wh.metadata,
+            run_id=ctx.run_id,
+            frames=frames,
             definitions=rpt_tables(),
-            folder=run.params.parquet_dir,
-            model_runs=run.model_runs,
-            models=run.models,
-            models_dir=run.params.models_dir,
+            folder=ctx.params.parquet_dir,
+            model_runs=done.model_runs(),
+            models=done.models(),
+            models_dir=ctx.params.models_dir,
             files=files,
         )
-        run.summary.outputs["rpt_tables"] = done.tables
-        run.summary.outputs["parquet"] = str(done.parquet)
-        if done.models:
-            run.summary.outputs["models"] = {name: str(path) for name, path in done.models.items()}
+        ctx.summary.outputs["rpt_tables"] = result.tables
+        ctx.summary.outputs["parquet"] = str(result.parquet)
+        if result.models:
+            ctx.summary.outputs["models"] = {name: str(path) for name, path in result.models.items()}
         if files:
-            run.summary.outputs["insights"] = str(done.files[0])
-        run.published = True
-        run.summary.outputs["published_by"] = run.run_id
+            ctx.summary.outputs["insights"] = str(result.files[0])
+        ctx.summary.outputs["published_by"] = ctx.run_id
+    return Published(
+        tables=dict(result.tables),
+        parquet=Path(result.parquet),
+        models=dict(result.models or {}),
+        files=tuple(result.files),
+        frames=frames,
+    )
 
 
-def powerbi_stage(run: Run) -> None:
-    """Build a copy of the Power BI project pointing at this run's Parquet folder."""
+def powerbi_stage(ctx: RunContext, done: Results) -> PowerBIProject:
+    """Return the copy of the Power BI project built to point at this run's Parquet folder."""
     from salesbi.powerbi import build_powerbi_project
 
-    with run.summary.timed("powerbi"):
-        target = run.params.out_dir / "powerbi"
-        project = build_powerbi_project(target, parquet_folder=str(run.params.parquet_dir.resolve()))
-        run.summary.outputs["powerbi_project"] = str(Path(project).resolve())
+    with ctx.summary.timed("powerbi"):
+        target = ctx.params.out_dir / "powerbi"
+        project = Path(build_powerbi_project(target, parquet_folder=str(ctx.params.parquet_dir.resolve())))
+        ctx.summary.outputs["powerbi_project"] = str(project.resolve())
+    return PowerBIProject(project)
 
 
 #: outputs that only a successful publish changes; a run that did not publish carries them forward
@@ -455,8 +491,8 @@ def previous_summary(out_dir: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def keep_last_good(run: Run, previous: dict[str, Any]) -> None:
-    """Carry the last published outputs forward into this run's summary where it published nothing.
+def keep_last_good(summary: RunSummary, published: bool, previous: dict[str, Any]) -> None:
+    """Carry the last published outputs forward into ``summary`` where this run published nothing.
 
     Only a publish changes what Power BI and the API read; a failed (or an
     ingest-only) run's summary still names the last good Parquet, models and
@@ -464,37 +500,37 @@ def keep_last_good(run: Run, previous: dict[str, Any]) -> None:
     """
     before = previous.get("outputs") or {}
     for key in PUBLISHED_OUTPUTS:
-        if key not in run.summary.outputs and key in before:
-            run.summary.outputs[key] = before[key]
-    if not run.published and run.summary.status == "failed" and before.get("published_by"):
-        run.summary.notes.append(
+        if key not in summary.outputs and key in before:
+            summary.outputs[key] = before[key]
+    if not published and summary.status == "failed" and before.get("published_by"):
+        summary.notes.append(
             f"nothing was published; the reports, Parquet and models of run {before['published_by']} "
             "stay in place"
         )
 
 
-def _record_failure_without_connection(run: Run) -> None:
+def _record_failure_without_connection(ctx: RunContext) -> None:
     """Record a run that failed before connecting (e.g. reading the source) in audit.runs, if reachable.
 
     An embedded SQLite warehouse that does not exist yet is not created just for that record.
     """
     try:
-        url = parse_url(run.params.warehouse_url)
+        url = parse_url(ctx.params.warehouse_url)
     except SalesBIError:
         return
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").expanduser().exists():
-        log.info("run %s not recorded: the SQLite warehouse %s does not exist yet", run.run_id, url.database)
+        log.info("run %s not recorded: the SQLite warehouse %s does not exist yet", ctx.run_id, url.database)
         return
     try:
-        engine, _ = open_warehouse(run.params)
+        engine, _ = open_warehouse(ctx.params)
     except SalesBIError as exc:
-        log.warning("run %s not recorded in audit.runs: %s", run.run_id, exc.message)
+        log.warning("run %s not recorded in audit.runs: %s", ctx.run_id, exc.message)
         return
     try:
-        record_start(engine, run.summary)
-        record_end(engine, run.summary)
+        record_start(engine, ctx.summary)
+        record_end(engine, ctx.summary)
     except sa.exc.SQLAlchemyError as exc:
-        log.error("could not record run %s in audit.runs: %s", run.run_id, exc)
+        log.error("could not record run %s in audit.runs: %s", ctx.run_id, exc)
     finally:
         engine.dispose()
 
@@ -504,8 +540,35 @@ def describe_failure(exc: BaseException) -> str:
     return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
 
 
+@dataclass
+class Execution:
+    """The executor's own view of a run: the results so far (replaced, never changed, after each stage).
+
+    Only :func:`execute` writes it; :func:`recorded` and the Prefect artifacts read it
+    after the run, including a failed one (what was connected, validated, published).
+    """
+
+    context: RunContext
+    results: Results = field(default_factory=Results)
+
+    @property
+    def run_id(self) -> str:
+        """Return the run id."""
+        return self.context.run_id
+
+    @property
+    def summary(self) -> RunSummary:
+        """Return the run's journal."""
+        return self.context.summary
+
+    @property
+    def published(self) -> Published | None:
+        """Return what this run published, None when it published nothing."""
+        return self.results.find(Published)
+
+
 @contextmanager
-def recorded(run: Run) -> Iterator[Run]:
+def recorded(execution: Execution) -> Iterator[Execution]:
     """Finish the run's record whatever happens: audit.runs row and run_summary.json.
 
     On error the run is marked failed with the failing step and reason, then the
@@ -513,29 +576,32 @@ def recorded(run: Run) -> Iterator[Run]:
     source could not be read) is still recorded there when the warehouse answers.
     The last published outputs are carried forward when this run published nothing.
     """
-    previous = previous_summary(run.params.out_dir)
+    ctx = execution.context
+    summary = ctx.summary
+    previous = previous_summary(ctx.params.out_dir)
     try:
-        yield run
-        run.summary.status = run.summary.final_status()
+        yield execution
+        summary.status = summary.final_status()
     except BaseException as exc:
-        run.summary.status = "failed"
-        run.summary.error = describe_failure(exc)
+        summary.status = "failed"
+        summary.error = describe_failure(exc)
         raise
     finally:
-        run.summary.finished_at = utcnow()
-        path = run.params.out_dir / "run_summary.json"
-        run.summary.outputs.setdefault("run_summary", str(path.resolve()))
-        run.summary.outputs.setdefault("warehouse", run.summary.warehouse)
-        keep_last_good(run, previous)
-        if run.engine is not None:
+        summary.finished_at = utcnow()
+        path = ctx.params.out_dir / "run_summary.json"
+        summary.outputs.setdefault("run_summary", str(path.resolve()))
+        summary.outputs.setdefault("warehouse", summary.warehouse)
+        keep_last_good(summary, execution.published is not None, previous)
+        wh = execution.results.find(Warehouse)
+        if wh is not None:
             try:
-                record_end(run.engine, run.summary)
+                record_end(wh.engine, summary)
             except sa.exc.SQLAlchemyError as db_exc:  # the database itself may be what failed
-                log.error("could not record the end of run %s in audit.runs: %s", run.run_id, db_exc)
-        elif run.summary.status == "failed" and run.summary.failed_step not in (None, "connect"):
-            _record_failure_without_connection(run)
+                log.error("could not record the end of run %s in audit.runs: %s", ctx.run_id, db_exc)
+        elif summary.status == "failed" and summary.failed_step not in (None, "connect"):
+            _record_failure_without_connection(ctx)
         try:
-            run.summary.write_json(run.params.out_dir)
+            summary.write_json(ctx.params.out_dir)
         except OSError as os_exc:
             log.error("could not write %s: %s", path, os_exc)
 
@@ -545,7 +611,7 @@ class Stage:
     """One stage of the run plan: what it needs and produces, whether it publishes, which steps select it."""
 
     name: str
-    run: Callable[[Run], None]
+    run: StageFn
     needs: tuple[str, ...]
     produces: tuple[str, ...]
     selected_by: frozenset[str]
@@ -573,7 +639,14 @@ STAGES: tuple[Stage, ...] = (
     Stage("core", core_stage, ("warehouse",), ("core frames",), _ANALYTIC, database=True),
     Stage("reports", reports_stage, ("core frames",), ("report frames",), frozenset({"reports"})),
     *(
-        Stage(step, fn, ("core frames",), MODEL_FITS[step][1], frozenset({step}), model=True)
+        Stage(
+            step,
+            fn,
+            ("core frames",),
+            MODEL_FITS[step][1] + DERIVED_MODEL_TABLES.get(step, ()),
+            frozenset({step}),
+            model=True,
+        )
         for step, fn in (
             ("segments", segments_stage),
             ("predictions", predictions_stage),
@@ -599,11 +672,6 @@ STAGES: tuple[Stage, ...] = (
     Stage("powerbi", powerbi_stage, ("Parquet",), ("Power BI project",), frozenset({"powerbi"})),
 )
 
-#: kept for callers of the old plan (stage name → function)
-STAGES_AFTER_CORE: tuple[tuple[str, Callable[[Run], None]], ...] = tuple(
-    (s.name, s.run) for s in STAGES if s.name in _ANALYTIC
-)
-
 
 def plan(steps: Iterable[str]) -> tuple[Stage, ...]:
     """Return the stages that the step selection ``steps`` runs, in order."""
@@ -611,48 +679,63 @@ def plan(steps: Iterable[str]) -> tuple[Stage, ...]:
     return tuple(s for s in STAGES if s.selected_by & wanted)
 
 
-def call_directly(stage: Stage, run: Run) -> None:
-    """Run ``stage`` in this thread: how ``salesbi run`` executes a plan."""
-    stage.run(run)
+#: how one stage is called: returns its result
+CallStage = Callable[[Stage, RunContext, Results], StageResult | None]
+#: how a group of model stages is called together: each stage's result, or the StepSkipped it raised
+CallModels = Callable[[Sequence[Stage], RunContext, Results], Mapping[str, StageResult | StepSkipped]]
+
+
+def call_directly(stage: Stage, ctx: RunContext, done: Results) -> StageResult | None:
+    """Return ``stage``'s result, run in this thread: how ``salesbi run`` executes a plan."""
+    return stage.run(ctx, done)
 
 
 def execute(
-    run: Run,
+    execution: Execution,
     stages: Sequence[Stage],
-    call: Callable[[Stage, Run], None] = call_directly,
-    call_models: Callable[[Sequence[Stage], Run], None] | None = None,
-) -> None:
-    """Run ``stages`` in order through ``call``; consecutive model stages through ``call_models`` if given.
+    call: CallStage = call_directly,
+    call_models: CallModels | None = None,
+) -> Results:
+    """Run ``stages`` in order via ``call`` (model stages together via ``call_models``); return the results.
 
-    A stage that raises :class:`StepSkipped` is recorded as a warning and the
-    run goes on; any other error propagates.
+    Each stage gets the results of the stages before it. A stage that raises
+    :class:`StepSkipped` is recorded as a warning and the run goes on; any other
+    error propagates (``execution.results`` then holds what finished).
     """
+    ctx = execution.context
     groups: list[list[Stage]] = []
     for stage in stages:
         if call_models is not None and stage.model and groups and groups[-1][0].model:
             groups[-1].append(stage)
         else:
             groups.append([stage])
-    done = 0
+    finished = 0
     for group in groups:
-        run.tick(group[0].name, done, len(stages))
-        log.info("run %s: %s", run.run_id, ", ".join(s.name for s in group))
-        try:
-            if call_models is not None and group[0].model:
-                call_models(group, run)
+        ctx.tick(group[0].name, finished, len(stages))
+        log.info("run %s: %s", ctx.run_id, ", ".join(s.name for s in group))
+        if call_models is not None and group[0].model:
+            for name, outcome in call_models(group, ctx, execution.results).items():
+                if isinstance(outcome, StepSkipped):
+                    skip(ctx, name, outcome)
+                else:
+                    execution.results = execution.results.add(name, outcome)
+        else:
+            try:
+                result = call(group[0], ctx, execution.results)
+            except StepSkipped as skipped:
+                skip(ctx, group[0].name, skipped)
             else:
-                call(group[0], run)
-        except StepSkipped as skipped:
-            skip(run, group[0].name, skipped)
-        done += len(group)
-    run.tick("done", len(stages), len(stages))
+                execution.results = execution.results.add(group[0].name, result)
+        finished += len(group)
+    ctx.tick("done", len(stages), len(stages))
+    return execution.results
 
 
-def skip(run: Run, step: str, skipped: StepSkipped) -> None:
+def skip(ctx: RunContext, step: str, skipped: StepSkipped) -> None:
     """Record that ``step`` could not run on this data (a warning); the run goes on."""
-    run.summary.failed_step = None
-    run.summary.warn(step, skipped.message, kind="skipped")
-    log.warning("run %s: step %s skipped: %s", run.run_id, step, skipped.message)
+    ctx.summary.failed_step = None
+    ctx.summary.warn(step, skipped.message, kind="skipped")
+    log.warning("run %s: step %s skipped: %s", ctx.run_id, step, skipped.message)
 
 
 def run_pipeline(
@@ -667,8 +750,7 @@ def run_pipeline(
     Holds the output folder's run lock throughout (a second run waits
     ``params.lock_timeout`` seconds, then fails with a message naming the first).
     """
-    run = start_run(params, flow=flow, run_id=run_id)
-    run.progress = progress
-    with run_lock(params.out_dir, run.run_id, timeout=params.lock_timeout), recorded(run):
-        execute(run, plan(params.steps))
-    return run.summary
+    execution = Execution(start_run(params, flow=flow, run_id=run_id, progress=progress))
+    with run_lock(params.out_dir, execution.run_id, timeout=params.lock_timeout), recorded(execution):
+        execute(execution, plan(params.steps))
+    return execution.summary

@@ -5,29 +5,33 @@ from __future__ import annotations
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.logging import get_run_logger
 
-from salesbi.pipeline import Run
+from salesbi.pipeline import Execution
 from salesbi.run_report import rejects_by_rule, render_run_markdown, table_rows
+from salesbi.stage_results import Ingested
 
 
-def publish_run_artifacts(run: Run) -> None:
+def publish_run_artifacts(run: Execution) -> None:
     """Publish the run summary (markdown) and tables: top customers, latest forecast, rejects by rule.
 
     The report tables (top customers, latest forecast) and the KPIs and insights
     of the summary come only from a run whose publish succeeded: anything else
     would show data nobody published. A failed run's summary says so and what was kept.
     """
-    frames = run.frames if run.published else {}
-    rejected = getattr(run.outcome, "rejected_rows", None)
+    published = run.published
+    frames = dict(published.frames) if published is not None else {}
+    ingested = run.results.find(Ingested)
+    outcome = ingested.outcome if ingested is not None else None
+    rejected = getattr(outcome, "rejected_rows", None)
     summary = run.summary.as_dict()
     create_markdown_artifact(
-        render_run_markdown(summary, frames, rejected=rejected, published=run.published),
+        render_run_markdown(summary, frames, rejected=rejected, published=published is not None),
         key="sales-run-summary",
         description=f"salesbi run {run.run_id}: {summary['status']}",
     )
-    if run.outcome is not None:
+    if outcome is not None:
         from salesbi.validation.report import render_validation_summary
 
-        create_markdown_artifact(render_validation_summary(run.outcome), key="validation-summary")
+        create_markdown_artifact(render_validation_summary(outcome), key="validation-summary")
     rules = rejects_by_rule(rejected)
     if rules:
         create_table_artifact(

@@ -1,10 +1,12 @@
 """One Prefect task per stage of the run plan (:data:`salesbi.pipeline.STAGES`), same name.
 
-The :class:`salesbi.pipeline.Run` state is passed in-process (thread task
-runner), so caching is off: a stage's result is its side effect on the run.
-Database stages (``Stage.database``) retry with backoff on transient errors only
-(:mod:`tasks.retry`); a stage function leaves nothing half-set when it fails, so
-a retry starts clean.
+Each task takes the run's context and the typed results of the stages before it
+(:mod:`salesbi.stage_results`) and returns its stage's result; the flow hands
+that result to the next tasks. Results hold live objects (an engine, frames),
+so they stay in the flow's process and caching is off. Database stages
+(``Stage.database``) retry with backoff on transient errors only
+(:mod:`tasks.retry`); a stage returns its result only when it succeeded, so a
+retry starts clean.
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from salesbi import pipeline
-from salesbi.pipeline import Run
+from salesbi.stage_results import (
+    CoreFrames,
+    Frames,
+    Ingested,
+    PowerBIProject,
+    Published,
+    Results,
+    RunContext,
+    SourceRead,
+    Warehouse,
+)
 from tasks.retry import DB_RETRY_DELAYS, retry_on_transient
 
 DB: dict[str, Any] = {
@@ -26,68 +38,75 @@ DB: dict[str, Any] = {
 }
 
 
-def _log_done(run: Run, step: str) -> None:
-    seconds = run.summary.timings.get(step)
+def _log_done(ctx: RunContext, step: str) -> None:
+    seconds = ctx.summary.timings.get(step)
     get_run_logger().info("%s done%s", step, f" in {seconds:.1f}s" if seconds is not None else "")
 
 
 @task(name="read-source", cache_policy=NO_CACHE)
-def read_task(run: Run) -> None:
+def read_task(ctx: RunContext, done: Results) -> SourceRead:
     """Read the source through its profile (no retry: structural faults are the data's)."""
-    pipeline.read_stage(run)
-    for name, t in run.source.tables.items():
+    result = pipeline.read_stage(ctx, done)
+    for name, t in result.data.tables.items():
         get_run_logger().info("read %s: %d rows", name, t.read)
+    return result
 
 
 @task(name="connect-warehouse", cache_policy=NO_CACHE, **DB)
-def connect_task(run: Run) -> None:
+def connect_task(ctx: RunContext, done: Results) -> Warehouse:
     """Open the warehouse (bounded by ``connect_timeout``), create what is missing and record the run."""
-    pipeline.connect_stage(run)
-    _log_done(run, "connect")
+    result = pipeline.connect_stage(ctx, done)
+    _log_done(ctx, "connect")
+    return result
 
 
 @task(name="validate-and-load", cache_policy=NO_CACHE, **DB)
-def ingest_task(run: Run) -> None:
+def ingest_task(ctx: RunContext, done: Results) -> Ingested:
     """Validate the read tables, then stage, upsert into core and quarantine in one transaction."""
-    pipeline.ingest_stage(run)
-    for name, c in run.summary.tables.items():
+    result = pipeline.ingest_stage(ctx, done)
+    for name, c in result.counts.items():
         get_run_logger().info("%s: read %d, loaded %d, rejected %d", name, c.read, c.loaded, c.rejected)
+    return result
 
 
 @task(name="read-core", cache_policy=NO_CACHE, **DB)
-def core_task(run: Run) -> None:
-    """Load core into frames for the report and model stages."""
-    pipeline.core_stage(run)
-    _log_done(run, "read_core")
+def core_task(ctx: RunContext, done: Results) -> CoreFrames:
+    """Return core as frames for the report and model stages (this run's rows when they are all of core)."""
+    result = pipeline.core_stage(ctx, done)
+    get_run_logger().info("core frames from %s", result.origin)
+    _log_done(ctx, "read_core")
+    return result
 
 
 @task(name="build-reports", cache_policy=NO_CACHE)
-def reports_task(run: Run) -> None:
+def reports_task(ctx: RunContext, done: Results) -> Frames:
     """Build the star schema and analytic tables."""
-    pipeline.reports_stage(run)
-    _log_done(run, "reports")
+    result = pipeline.reports_stage(ctx, done)
+    _log_done(ctx, "reports")
+    return result
 
 
 @task(name="write-insights", cache_policy=NO_CACHE)
-def insights_task(run: Run) -> None:
+def insights_task(ctx: RunContext, done: Results) -> Frames | None:
     """Write the ranked commentary."""
-    pipeline.insights_stage(run)
+    return pipeline.insights_stage(ctx, done)
 
 
 @task(name="publish-reports", cache_policy=NO_CACHE, **DB)
-def publish_task(run: Run) -> None:
+def publish_task(ctx: RunContext, done: Results) -> Published:
     """Replace rpt tables atomically, store model runs, export Parquet, write insights.md."""
-    pipeline.publish_stage(run)
-    _log_done(run, "publish")
+    result = pipeline.publish_stage(ctx, done)
+    _log_done(ctx, "publish")
+    return result
 
 
 @task(name="build-powerbi", cache_policy=NO_CACHE)
-def powerbi_task(run: Run) -> None:
+def powerbi_task(ctx: RunContext, done: Results) -> PowerBIProject:
     """Build the Power BI project pointing at this run's Parquet."""
-    pipeline.powerbi_stage(run)
+    return pipeline.powerbi_stage(ctx, done)
 
 
-#: stage name → its task; model stages run in the fit-models subflow (flows/models.py)
+#: stage name → its task; model stages run as fit-model tasks (flows/models.py)
 TASKS: dict[str, Any] = {
     "read": read_task,
     "connect": connect_task,

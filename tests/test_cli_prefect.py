@@ -120,7 +120,8 @@ def test_a_run_that_published_nothing_shows_no_report_artifacts(monkeypatch: pyt
 
     import tasks.artifacts
     from salesbi.params import PipelineParams
-    from salesbi.pipeline import start_run
+    from salesbi.pipeline import Execution, start_run
+    from salesbi.stage_results import Published
 
     made: dict[str, Any] = {}
     monkeypatch.setattr(
@@ -130,8 +131,8 @@ def test_a_run_that_published_nothing_shows_no_report_artifacts(monkeypatch: pyt
         tasks.artifacts, "create_table_artifact", lambda rows, key, **_: made.update({key: rows})
     )
     monkeypatch.setattr(tasks.artifacts, "get_run_logger", lambda: SimpleNamespace(info=lambda *a: None))
-    run = start_run(PipelineParams(), flow="test")
-    run.frames["customer_summary"] = pd.DataFrame({"sales_rank": [1], "customer_name": ["Never published"]})
+    run = Execution(start_run(PipelineParams(), flow="test"))
+    never = {"customer_summary": pd.DataFrame({"sales_rank": [1], "customer_name": ["Never published"]})}
     run.summary.status, run.summary.failed_step, run.summary.error = "failed", "publish", "disk full"
     run.summary.outputs["published_by"] = "20260101T000000Z-aaaaaaaa"
     tasks.artifacts.publish_run_artifacts(run)
@@ -139,6 +140,8 @@ def test_a_run_that_published_nothing_shows_no_report_artifacts(monkeypatch: pyt
     text = made["sales-run-summary"]
     assert "Failed in step **publish**: disk full" in text
     assert "run `20260101T000000Z-aaaaaaaa` stay in place" in text and "Never published" not in text
-    run.published = True
+    run.results = run.results.add(
+        "publish", Published(tables={}, parquet=Path("."), models={}, files=(), frames=never)
+    )
     tasks.artifacts.publish_run_artifacts(run)
     assert made["top-customers"][0]["customer_name"] == "Never published"

@@ -219,17 +219,22 @@ def test_a_failure_in_any_stage_keeps_the_last_good_reports(
 
 
 def test_model_threads_reach_the_lightgbm_fits(tmp_path: Path) -> None:
-    from salesbi.pipeline import Run, model_inputs, start_run
+    from salesbi.pipeline import model_inputs, start_run
+    from salesbi.stage_results import CoreFrames, Frames, Results
 
-    def params(run: Run, step: str) -> PipelineParams:
-        return model_inputs(run, step)[2]  # type: ignore[no-any-return]
+    done = (
+        Results()
+        .add("core", CoreFrames({}, "warehouse"))
+        .add("reports", Frames({"fact_order_lines": pd.DataFrame()}))
+    )
 
-    run = start_run(PipelineParams(out_dir=tmp_path), flow="test")
-    run.core = {}
-    run.frames["fact_order_lines"] = pd.DataFrame()
-    assert params(run, "predictions").model_threads == 1  # the safe default on shared cores
-    run.params = run.params.model_copy(update={"model_threads": 3})
-    assert params(run, "predictions").model_threads == params(run, "forecast").model_threads == 3
+    def params(threads: int | None, step: str) -> PipelineParams:
+        options = {} if threads is None else {"model_threads": threads}
+        ctx = start_run(PipelineParams(out_dir=tmp_path, **options), flow="test")  # type: ignore[arg-type]
+        return model_inputs(ctx, done, step)[2]  # type: ignore[no-any-return]
+
+    assert params(None, "predictions").model_threads == 1  # the safe default on shared cores
+    assert params(3, "predictions").model_threads == params(3, "forecast").model_threads == 3
 
 
 def test_rebuilding_reports_keeps_the_model_insights(workdir: Path) -> None:

@@ -243,10 +243,10 @@ def test_the_next_run_recovers_an_interrupted_publish_once_connected(
     assert publish.journal_path(place.folder).exists()
     if kill_at == "old_folder_moved":
         assert not place.folder.exists()  # what `salesbi report` used to rebuild without model tables
+    from salesbi.stage_results import Results
+
     run = start_run(PipelineParams(out_dir=place.out, warehouse_url=place.url, steps=("reports",)))
-    connect_stage(run)
-    assert run.engine is not None
-    run.engine.dispose()
+    connect_stage(run, Results()).engine.dispose()
     outcome = "completed" if generation == 2 else "rolled back"
     assert f"an interrupted earlier publish was {outcome}" in run.summary.notes
     assert _state(place) == _expected(generation)

@@ -1,0 +1,186 @@
+"""What flows between the stages of a run: a read-only context and one typed, immutable result per stage.
+
+A stage is a function ``(RunContext, Results) -> StageResult | None``: it reads
+the results of the stages before it (never changes them) and returns its own.
+The executor (:func:`salesbi.pipeline.execute`) adds each result to a new
+:class:`Results`; nothing else is handed from stage to stage. The run's
+:class:`~salesbi.runlog.RunSummary` in the context is its journal (timings,
+counts, warnings, output paths), written by the stages and read only by the
+run's record (``audit.runs``, ``run_summary.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from salesbi.errors import SalesBIError
+from salesbi.modelrun import ModelRun
+from salesbi.params import PipelineParams
+from salesbi.runlog import RunSummary, TableCounts
+
+if TYPE_CHECKING:
+    from salesbi.completeness import Completeness
+    from salesbi.reading.reader import SourceData
+    from salesbi.validation.validate import ValidationOutcome
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage of one run may read: its parameters, its journal and the progress callback."""
+
+    params: PipelineParams
+    summary: RunSummary
+    progress: Progress | None = None
+
+    @property
+    def run_id(self) -> str:
+        """Return the run id."""
+        return self.summary.run_id
+
+    def tick(self, label: str, done: int, total: int) -> None:
+        """Report progress to the CLI's progress bar, if any."""
+        if self.progress:
+            self.progress(label, done, total)
+
+
+class StageResult:
+    """Base of every stage's result (each is a frozen dataclass)."""
+
+
+@dataclass(frozen=True)
+class SourceRead(StageResult):
+    """The ``read`` stage's result: the source's tables as read through the profile."""
+
+    data: SourceData
+
+
+@dataclass(frozen=True)
+class Warehouse(StageResult):
+    """The ``connect`` stage's result: the open warehouse and its metadata."""
+
+    engine: Engine
+    metadata: sa.MetaData
+
+
+@dataclass(frozen=True)
+class Ingested(StageResult):
+    """The ``ingest`` stage's result: validation outcome, per-table counts, completeness.
+
+    ``core`` holds the seven core tables as frames when the load left core holding
+    exactly the rows validated in this run (every core table's row count equals the
+    accepted rows loaded into it); the report and model stages then use them instead
+    of reading core back. ``None`` when core holds other rows too (earlier drops).
+    """
+
+    outcome: ValidationOutcome
+    counts: Mapping[str, TableCounts]
+    completeness: Completeness | None
+    core: Mapping[str, pd.DataFrame] | None = None
+
+
+@dataclass(frozen=True)
+class CoreFrames(StageResult):
+    """The ``core`` stage's result: the seven core tables as typed frames, and where they came from."""
+
+    tables: Mapping[str, pd.DataFrame]
+    origin: Literal["this run", "warehouse"]
+
+
+@dataclass(frozen=True)
+class Frames(StageResult):
+    """The result of a stage that builds rpt tables (reports, insights): rpt name → frame."""
+
+    frames: Mapping[str, pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class ModelOutput(StageResult):
+    """A model stage's result: its rpt frames, its ``ml.model_runs`` records and the models to store."""
+
+    step: str
+    frames: Mapping[str, pd.DataFrame]
+    model_runs: tuple[ModelRun, ...] = ()
+    models: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Published(StageResult):
+    """The ``publish`` stage's result: the rpt tables written (with row counts) and the files."""
+
+    tables: Mapping[str, int]
+    parquet: Path
+    models: Mapping[str, Path]
+    files: tuple[Path, ...]
+    #: the frames exactly as published (what artifacts may show)
+    frames: Mapping[str, pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class PowerBIProject(StageResult):
+    """The ``powerbi`` stage's result: the folder of the generated Power BI project."""
+
+    path: Path
+
+
+R = TypeVar("R", bound=StageResult)
+
+
+class MissingStageResult(SalesBIError):
+    """A stage needs the result of a stage that did not run in this plan."""
+
+
+@dataclass(frozen=True)
+class Results:
+    """The results of the stages run so far, by stage name, in run order (immutable)."""
+
+    by_stage: Mapping[str, StageResult] = field(default_factory=lambda: MappingProxyType({}))
+
+    def add(self, stage: str, result: StageResult | None) -> Results:
+        """Return new results with ``stage``'s result added (unchanged when it returned nothing)."""
+        if result is None:
+            return self
+        return Results(MappingProxyType({**self.by_stage, stage: result}))
+
+    def __iter__(self) -> Iterator[StageResult]:
+        return iter(self.by_stage.values())
+
+    def find(self, kind: type[R]) -> R | None:
+        """Return the latest result of type ``kind``, None when no stage produced one."""
+        found = [r for r in self if isinstance(r, kind)]
+        return found[-1] if found else None
+
+    def need(self, kind: type[R], by: str) -> R:
+        """Return the latest result of type ``kind``; raise a clear error naming stage ``by`` when absent."""
+        found = self.find(kind)
+        if found is None:
+            raise MissingStageResult(
+                f"stage {by!r} needs a {kind.__name__} result that no earlier stage of this run produced",
+                hint="run the plan from salesbi.pipeline.plan(...) (it orders the stages)",
+            )
+        return found
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Return every rpt frame built so far (reports, models, insights); later stages win."""
+        out: dict[str, pd.DataFrame] = {}
+        for r in self:
+            if isinstance(r, Frames | ModelOutput):
+                out.update(r.frames)
+        return out
+
+    def model_runs(self) -> list[ModelRun]:
+        """Return the ``ml.model_runs`` records of every model stage that ran."""
+        return [m for r in self if isinstance(r, ModelOutput) for m in r.model_runs]
+
+    def models(self) -> dict[str, Any]:
+        """Return the fitted models to store, by model name."""
+        return {k: v for r in self if isinstance(r, ModelOutput) for k, v in r.models.items()}
