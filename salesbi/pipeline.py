@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +182,18 @@ def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
     with ctx.summary.timed("validation_report"):
         from salesbi.validation import report as vreport
 
-        (out / "validation.md").write_text(vreport.render_validation_summary(outcome), encoding="utf-8")
+        summary_md = vreport.render_validation_summary(outcome)
+        (out / "validation.md").write_text(summary_md, encoding="utf-8")
         ctx.summary.outputs["validation_summary"] = str((out / "validation.md").resolve())
         docs = vreport.build_data_docs(outcome, out / "data_docs")
         ctx.summary.outputs["data_docs"] = str(Path(docs).resolve())
-    return Ingested(outcome, result.counts, completeness, core_as_loaded(outcome.accepted, result.counts))
+    return Ingested(
+        counts=result.counts,
+        rejected_rows=outcome.rejected_rows,
+        completeness=completeness,
+        validation_summary=summary_md,
+        core=core_as_loaded(outcome.accepted, result.counts),
+    )
 
 
 def core_as_loaded(
@@ -425,7 +433,7 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
             from salesbi.reports.data_quality import build_data_quality
 
             ingested = done.find(Ingested)
-            rejected = ingested.outcome.rejected_rows if ingested else None
+            rejected = ingested.rejected_rows if ingested else None
             frames["data_quality"] = build_data_quality(ctx.summary, rejected, utcnow())
         files = {}
         if "insights" in frames:
@@ -727,8 +735,27 @@ def execute(
             else:
                 execution.results = execution.results.add(group[0].name, result)
         finished += len(group)
+        execution.results = release(execution.results, stages[finished:])
     ctx.tick("done", len(stages), len(stages))
     return execution.results
+
+
+def release(done: Results, remaining: Sequence[Stage]) -> Results:
+    """Return ``done`` without the large results no remaining stage needs (memory stays one copy of the data).
+
+    The source tables go once ingested; the core frames once the report and model
+    stages have run; the validated rows handed to the core stage once it has them.
+    What the run's record and artifacts read (warehouse, counts, published frames) stays.
+    """
+    needed = {n for stage in remaining for n in stage.needs}
+    if "source tables" not in needed and "read" in done.by_stage:
+        done = done.replace("read", None)
+    if "core frames" not in needed and "core" in done.by_stage:
+        done = done.replace("core", None)
+    ingested = done.by_stage.get("ingest")
+    if isinstance(ingested, Ingested) and ingested.core is not None and "core" in done.by_stage:
+        done = done.replace("ingest", dataclass_replace(ingested, core=None))
+    return done
 
 
 def skip(ctx: RunContext, step: str, skipped: StepSkipped) -> None:

@@ -29,7 +29,6 @@ from salesbi.runlog import RunSummary, TableCounts
 if TYPE_CHECKING:
     from salesbi.completeness import Completeness
     from salesbi.reading.reader import SourceData
-    from salesbi.validation.validate import ValidationOutcome
 
 Progress = Callable[[str, int, int], None]
 
@@ -74,17 +73,20 @@ class Warehouse(StageResult):
 
 @dataclass(frozen=True)
 class Ingested(StageResult):
-    """The ``ingest`` stage's result: validation outcome, per-table counts, completeness.
+    """The ``ingest`` stage's result: per-table counts, quarantined rows, completeness, validation summary.
 
     ``core`` holds the seven core tables as frames when the load left core holding
     exactly the rows validated in this run (every core table's row count equals the
-    accepted rows loaded into it); the report and model stages then use them instead
-    of reading core back. ``None`` when core holds other rows too (earlier drops).
+    accepted rows loaded into it); the core stage then hands them on instead of
+    reading core back. ``None`` when core holds other rows too (earlier drops), and
+    once the core stage has taken them (:func:`salesbi.pipeline.release`).
     """
 
-    outcome: ValidationOutcome
     counts: Mapping[str, TableCounts]
+    rejected_rows: pd.DataFrame
     completeness: Completeness | None
+    #: ``validation.md`` as written (the Prefect artifact shows it)
+    validation_summary: str
     core: Mapping[str, pd.DataFrame] | None = None
 
 
@@ -150,6 +152,13 @@ class Results:
         if result is None:
             return self
         return Results(MappingProxyType({**self.by_stage, stage: result}))
+
+    def replace(self, stage: str, result: StageResult | None) -> Results:
+        """Return new results with ``stage``'s result replaced (removed when ``result`` is None)."""
+        kept = {k: v for k, v in self.by_stage.items() if k != stage}
+        if result is not None:
+            kept = {k: (result if k == stage else v) for k, v in self.by_stage.items()}
+        return Results(MappingProxyType(kept))
 
     def __iter__(self) -> Iterator[StageResult]:
         return iter(self.by_stage.values())

@@ -20,18 +20,15 @@ def publish_run_artifacts(run: Execution) -> None:
     published = run.published
     frames = dict(published.frames) if published is not None else {}
     ingested = run.results.find(Ingested)
-    outcome = ingested.outcome if ingested is not None else None
-    rejected = getattr(outcome, "rejected_rows", None)
+    rejected = ingested.rejected_rows if ingested is not None else None
     summary = run.summary.as_dict()
     create_markdown_artifact(
         render_run_markdown(summary, frames, rejected=rejected, published=published is not None),
         key="sales-run-summary",
         description=f"salesbi run {run.run_id}: {summary['status']}",
     )
-    if outcome is not None:
-        from salesbi.validation.report import render_validation_summary
-
-        create_markdown_artifact(render_validation_summary(outcome), key="validation-summary")
+    if ingested is not None:
+        create_markdown_artifact(ingested.validation_summary, key="validation-summary")
     rules = rejects_by_rule(rejected)
     if rules:
         create_table_artifact(
