@@ -3,7 +3,7 @@
 Each backend gets its fastest safe path:
 
 * SQLite: ``executemany`` on the raw connection with rows built column-wise by Arrow;
-* PostgreSQL: ``COPY ... FROM STDIN`` (CSV);
+* PostgreSQL: ``COPY ... FROM STDIN`` of CSV written column-wise by Arrow;
 * SQL Server and others: SQLAlchemy ``executemany`` (``fast_executemany`` on
   pyodbc), chunked so that no statement carries more than 2,100 parameters.
 """
@@ -24,6 +24,8 @@ from sqlalchemy.schema import AddConstraint, DropConstraint
 
 MSSQL_MAX_PARAMS = 2100
 CHUNK_ROWS = 50_000
+#: rows per CSV block sent to PostgreSQL's COPY (bounds the text held at once)
+COPY_ROWS = 200_000
 
 
 def rows_per_statement(n_columns: int, max_params: int = MSSQL_MAX_PARAMS) -> int:
@@ -98,19 +100,46 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> N
             conn.execute(stmt, [dict(zip(names, r, strict=True)) for r in rows])
 
 
+def _arrow_column(series: pd.Series, sql_column: sa.Column[Any]) -> pa.Array:
+    """Return a column as an Arrow array for the CSV writer (nulls as nulls, dates as days)."""
+    try:
+        arr = pa.Array.from_pandas(series)  # NaN in a float column is a null, as in pandas
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects: their text, as the database would
+        arr = pa.Array.from_pandas(series.astype("string"))
+    type_ = sql_column.type
+    if isinstance(type_, sa.Date) and not isinstance(type_, sa.DateTime) and pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.date32())  # the day (floored, also before 1970)
+    elif isinstance(type_, sa.Integer) and pa.types.is_floating(arr.type):
+        arr = arr.cast(pa.int64())  # whole numbers held as floats (a null made pandas widen them)
+    elif pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
+        arr = arr.cast(pa.timestamp(arr.type.unit))  # naive UTC, as the DateTime columns hold
+    return arr
+
+
+def postgres_copy_csv(table: sa.Table, frame: pd.DataFrame) -> bytes:
+    """Return the CSV bytes that ``COPY ... FROM STDIN (FORMAT csv)`` loads as ``frame``'s rows.
+
+    Arrow writes it column-wise: every text value quoted (so an empty string, or the text
+    ``\\N``, stays text) and a null as an unquoted empty field, which is what PostgreSQL's CSV
+    format reads as NULL.
+    """
+    import pyarrow.csv as pacsv
+
+    arrays = [_arrow_column(frame[name], table.c[name]) for name in frame.columns]
+    arrow = pa.Table.from_arrays(arrays, names=[str(n) for n in frame.columns])
+    sink = io.BytesIO()
+    pacsv.write_csv(arrow, sink, write_options=pacsv.WriteOptions(include_header=False))
+    return sink.getvalue()
+
+
 def _copy_postgres(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
-    out = frame.copy()
-    for name in out.columns:
-        col_type = table.c[name].type
-        if isinstance(col_type, sa.Date) and not isinstance(col_type, sa.DateTime):
-            out[name] = pd.to_datetime(out[name]).dt.strftime("%Y-%m-%d")
-    buffer = io.StringIO()
-    out.to_csv(buffer, index=False, header=False, na_rep="\\N")
-    cols = ", ".join(f'"{n}"' for n in out.columns)
-    sql = f'COPY "{table.schema}"."{table.name}" ({cols}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')'
+    preparer = conn.dialect.identifier_preparer
+    cols = ", ".join(preparer.quote(str(n)) for n in frame.columns)
+    sql = f"COPY {preparer.format_table(table)} ({cols}) FROM STDIN WITH (FORMAT csv)"
     dbapi = conn.connection.driver_connection
     with dbapi.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
-        copy.write(buffer.getvalue())
+        for start in range(0, len(frame), COPY_ROWS):
+            copy.write(postgres_copy_csv(table, frame.iloc[start : start + COPY_ROWS]))
 
 
 def deferred_constraints(dialect: sa.Dialect, table: sa.Table) -> tuple[list[Any], list[sa.Index]]:
