@@ -347,3 +347,34 @@ def test_a_first_load_violating_a_foreign_key_changes_nothing(pg_warehouse: str)
         n for n, _k, _v in _constraints(pg_warehouse)
     }
     engine.dispose()
+
+
+# --- publish: the Parquet set is written once ----------------------------------------------------
+
+
+def test_parquet_staging_writes_rebuilt_tables_once_and_links_the_rest(tmp_path: Path) -> None:
+    """A table not rebuilt keeps its very file (same inode, not a copy); a rebuilt one is new."""
+    from salesbi.publish import export_parquet, stage_parquet
+    from salesbi.schema import Column, Table
+
+    kept = Table(name="kept", schema="rpt", key=("k",), columns=(Column("k", "id", required=True),))
+    rebuilt = Table(name="rebuilt", schema="rpt", key=("k",), columns=(Column("k", "id", required=True),))
+    folder = tmp_path / "data"
+    frames = {"kept": pd.DataFrame({"k": ["old"]}), "rebuilt": pd.DataFrame({"k": ["v1"]})}
+    export_parquet(frames, [kept, rebuilt], folder)
+    (folder / "notes").mkdir()
+    (folder / "notes" / "readme.txt").write_text("by hand", encoding="utf-8")
+    before = {p.name: p.stat().st_ino for p in folder.iterdir()}
+
+    staging = stage_parquet({"rebuilt": pd.DataFrame({"k": ["v2"]})}, [kept, rebuilt], folder)
+    assert (staging / "kept.parquet").stat().st_ino == before["kept.parquet"]
+    assert (staging / "rebuilt.parquet").stat().st_ino != before["rebuilt.parquet"]
+    assert pd.read_parquet(folder / "rebuilt.parquet")["k"].tolist() == ["v1"]  # nothing switched yet
+    shutil.rmtree(staging)
+
+    export_parquet({"rebuilt": pd.DataFrame({"k": ["v2"]})}, [kept, rebuilt], folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["kept.parquet", "notes", "rebuilt.parquet"]
+    assert pd.read_parquet(folder / "kept.parquet")["k"].tolist() == ["old"]
+    assert pd.read_parquet(folder / "rebuilt.parquet")["k"].tolist() == ["v2"]
+    assert (folder / "notes" / "readme.txt").read_text(encoding="utf-8") == "by hand"
+    assert not (tmp_path / "data.new").exists() and not (tmp_path / "data.old").exists()
