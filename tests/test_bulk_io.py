@@ -141,6 +141,11 @@ def test_each_dialect_gets_its_bulk_read_route() -> None:
         "arrow-odbc",
         "sqlalchemy",
     ]
+    assert read_route("postgresql", "psycopg") == "postgresql-copy"
+    assert read_route("mssql", "pyodbc") == "arrow-odbc"
+    assert read_route("sqlite", "pysqlite") == "sqlite-cursor"
+    # drivers the bulk routes cannot use (no psycopg 3 COPY API; no ODBC connection string)
+    assert read_route("postgresql", "psycopg2") == read_route("mssql", "pymssql") == "sqlalchemy"
 
 
 MSSQL_URL = "mssql+pyodbc://sa:S3cret!@db.example.com:1433/sales?driver=ODBC+Driver+18+for+SQL+Server"

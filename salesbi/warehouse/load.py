@@ -277,9 +277,20 @@ def read_table_bulk(conn: sa.Connection, table: sa.Table) -> pd.DataFrame:
 READ_ROUTES = {"sqlite": "sqlite-cursor", "postgresql": "postgresql-copy", "mssql": "arrow-odbc"}
 
 
-def read_route(dialect_name: str) -> str:
-    """Return the name of the bulk read route :func:`read_table_fast` takes for a dialect."""
-    return READ_ROUTES.get(dialect_name, "sqlalchemy")
+#: the DB-API driver each route needs (psycopg 3's ``cursor.copy``; an ODBC connection string)
+ROUTE_DRIVERS = {"postgresql-copy": "psycopg", "arrow-odbc": "pyodbc"}
+
+
+def read_route(dialect_name: str, driver: str | None = None) -> str:
+    """Return the name of the bulk read route :func:`read_table_fast` takes for a dialect and driver.
+
+    A dialect reached through another driver than its route needs (e.g. ``pymssql``) reads
+    through SQLAlchemy.
+    """
+    route = READ_ROUTES.get(dialect_name, "sqlalchemy")
+    if driver is not None and ROUTE_DRIVERS.get(route, driver) != driver:
+        return "sqlalchemy"
+    return route
 
 
 def read_table_fast(conn: sa.Connection, table: sa.Table) -> pd.DataFrame:
@@ -293,7 +304,7 @@ def read_table_fast(conn: sa.Connection, table: sa.Table) -> pd.DataFrame:
     The values are the route's own (e.g. ISO text dates on SQLite), so callers pass the frame through
     :func:`salesbi.types.conform`, which gives the frame :func:`read_table` gives (tested per dialect).
     """
-    route = read_route(conn.dialect.name)
+    route = read_route(conn.dialect.name, conn.dialect.driver)
     if route == "sqlite-cursor":
         return read_table_bulk(conn, table)
     if route == "postgresql-copy":
