@@ -47,7 +47,7 @@ COPY profiles ./profiles
 COPY expectations ./expectations
 RUN /opt/uv/bin/uv pip install --quiet --no-cache --python /opt/salesbi/bin/python \
         --constraint requirements.lock --no-deps . \
-    && /opt/salesbi/bin/python -c "import salesbi.cli, flows.sales_pipeline, pyodbc, psycopg"
+    && /opt/salesbi/bin/python -c "import salesbi.cli, flows.sales_pipeline, pyodbc, arrow_odbc, psycopg"
 
 # ---------------------------------------------------------------- the image
 FROM system AS runtime

@@ -1,13 +1,15 @@
-"""Benchmark: generated order lines → validated SQLite core, against a raw floor in the same run.
+"""Benchmark: generated order lines → validated core (SQLite, or PostgreSQL), against a raw floor.
 
-    .venv/bin/python bench/ingest.py [--lines 100000 1000000] [--keep DIR]
+    .venv/bin/python bench/ingest.py [--lines 100000 1000000] [--keep DIR] [--pg-url URL]
 
 For each size it generates a sample company (not timed), then times each step
-of `salesbi ingest` on a fresh SQLite warehouse in a child process (read,
-validate, load) and measures the child's peak RSS. The reference floor does
-the least work that produces the same core rows: pyarrow's CSV reader plus
-plain sqlite3 `executemany` into tables with the same primary keys, also in a
-child process. Prints a markdown table for docs/benchmarks.md.
+of `salesbi ingest` on a fresh warehouse in a child process (read, validate,
+load) and measures the child's peak RSS. The floor does the least work that
+leaves the same rows in tables with the same primary keys, with the database's
+own bulk loader and no Python: the `sqlite3` shell's `.import` of the same CSVs
+(SQLite) or `psql`'s `\\copy` of them (PostgreSQL, with `--pg-url` naming a
+database whose schemas the benchmark may drop), measured as a child process
+(wall and peak RSS). Prints a markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import json
 import multiprocessing as mp
 import resource
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _salesbi_child(source: str, workdir: str, queue: Any) -> None:
+def _salesbi_child(source: str, url: str, queue: Any) -> None:
     from salesbi.ingest import load_step, prepare_warehouse, read_step, validate_step
     from salesbi.warehouse.engine import create_engine
 
@@ -40,7 +41,7 @@ def _salesbi_child(source: str, workdir: str, queue: Any) -> None:
     t0 = time.perf_counter()
     data = read_step(Path(source), "canonical")
     timings["read"] = time.perf_counter() - t0
-    engine = create_engine(f"sqlite:///{workdir}/warehouse.db")
+    engine = create_engine(url)
     md = prepare_warehouse(engine)
     t1 = time.perf_counter()
     outcome = validate_step(data, run_id="bench")
@@ -53,36 +54,74 @@ def _salesbi_child(source: str, workdir: str, queue: Any) -> None:
     queue.put({"timings": timings, "rows": rows, "peak_rss_mb": _peak_rss_mb()})
 
 
-def _floor_child(source: str, workdir: str, queue: Any) -> None:
-    import pyarrow.csv as pacsv
-    import sqlalchemy as sa
+def _header(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as fh:
+        return fh.readline().strip().split(",")
+
+
+def psql_copy_script(source: Path, schema: str = "floor") -> str:
+    """Return the psql script that copies every CSV into a table with the contract's primary key.
+
+    Columns follow each file's header, typed like core (the same SQL types); one transaction.
+    """
+    from sqlalchemy.dialects import postgresql
 
     from salesbi import contract
-    from salesbi.warehouse.ddl import add_core_table
-    from salesbi.warehouse.load import iter_row_chunks
+    from salesbi.types import sql_type
 
-    t0 = time.perf_counter()
-    conn = sqlite3.connect(f"{workdir}/floor.db", isolation_level=None)
-    md = sa.MetaData()
-    rows = 0
-    conn.execute("BEGIN")
+    dialect = postgresql.dialect()
+    lines = [f"DROP SCHEMA IF EXISTS {schema} CASCADE;", f"CREATE SCHEMA {schema};", "BEGIN;"]
     for spec in contract.TABLES:
-        table = add_core_table(md, spec)
-        cols = ", ".join(f'"{c.name}" {"INTEGER" if c.kind == "int" else "TEXT"}' for c in spec.columns)
-        conn.execute(f'CREATE TABLE "{spec.name}" ({cols}, PRIMARY KEY ({", ".join(spec.key)}))')
-        arrow = pacsv.read_csv(
-            Path(source) / f"{spec.name}.csv",
-            convert_options=pacsv.ConvertOptions(
-                column_types={c.name: "string" for c in spec.columns if c.kind in ("id", "text", "long_text")}
-            ),
+        path = source / f"{spec.name}.csv"
+        if not path.exists():
+            continue
+        header = _header(path)
+        types = {c.name: str(sql_type(c).compile(dialect=dialect)) for c in spec.columns}
+        cols = ", ".join(f'"{h}" {types.get(h, "TEXT")}' for h in header)
+        key = ", ".join(f'"{k}"' for k in spec.key)
+        lines.append(f'CREATE TABLE {schema}."{spec.name}" ({cols}, PRIMARY KEY ({key}));')
+        names = ", ".join(f'"{h}"' for h in header)
+        lines.append(
+            f"\\copy {schema}.\"{spec.name}\" ({names}) FROM '{path}' WITH (FORMAT csv, HEADER true)"
         )
-        frame = arrow.to_pandas()
-        marks = ", ".join("?" for _ in spec.columns)
-        for chunk in iter_row_chunks(frame, table, 50_000):
-            conn.executemany(f'INSERT INTO "{spec.name}" VALUES ({marks})', chunk)
-        rows += len(frame)
-    conn.execute("COMMIT")
-    queue.put({"timings": {"total": time.perf_counter() - t0}, "rows": rows, "peak_rss_mb": _peak_rss_mb()})
+    lines.append("COMMIT;")
+    return "\n".join(lines) + "\n"
+
+
+def _libpq_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def floor(source: Path, work: Path, pg_url: str | None) -> dict[str, Any]:
+    """Return wall s and peak RSS MB of the database's own bulk import of the source CSVs."""
+    from bench.pipeline import measured, sqlite_import_script
+
+    if pg_url is None:
+        db = work / "floor.db"
+        result = measured(["sqlite3"], stdin=sqlite_import_script(source, db))
+        db.unlink(missing_ok=True)
+    else:
+        result = measured(
+            ["psql", "-q", "-v", "ON_ERROR_STOP=1", _libpq_url(pg_url)], stdin=psql_copy_script(source)
+        )
+        measured(["psql", "-q", _libpq_url(pg_url), "-c", "DROP SCHEMA floor CASCADE"])
+    if result["exit_code"] != 0:
+        raise SystemExit(f"the floor failed:\n{result['stderr']}")
+    return result
+
+
+def _drop_pg_schemas(url: str) -> None:
+    import sqlalchemy as sa
+
+    from salesbi.warehouse.engine import SCHEMAS
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for schema in SCHEMAS:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    engine.dispose()
 
 
 def _in_child(target: Any, *args: str) -> dict[str, Any]:
@@ -102,6 +141,7 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, default=None, help="keep generated data here (reused if present)"
     )
+    parser.add_argument("--pg-url", default=None, help="load into this PostgreSQL database instead of SQLite")
     args = parser.parse_args()
     from salesbi.generate import generate_company
 
@@ -112,14 +152,18 @@ def main() -> None:
         if not (source / "order_items.csv").exists():
             generate_company(source, order_lines=n, seed=1)
         work = Path(tempfile.mkdtemp(prefix="salesbi-bench-wh-"))
-        ours = _in_child(_salesbi_child, str(source), str(work))
-        floor = _in_child(_floor_child, str(source), str(work))
+        if args.pg_url:
+            _drop_pg_schemas(args.pg_url)
+        url = args.pg_url or f"sqlite:///{work}/warehouse.db"
+        ours = _in_child(_salesbi_child, str(source), url)
+        raw = floor(source, work, args.pg_url)
         shutil.rmtree(work)
         if args.keep is None:
             shutil.rmtree(base)
         t = ours["timings"]
         rows_out.append(
             {
+                "warehouse": "postgresql" if args.pg_url else "sqlite",
                 "order_lines": n,
                 "rows_all_tables": ours["rows"],
                 "read_s": round(t["read"], 2),
@@ -128,10 +172,10 @@ def main() -> None:
                 "total_s": round(t["total"], 2),
                 "rows_per_s": round(ours["rows"] / t["total"]),
                 "peak_rss_mb": round(ours["peak_rss_mb"]),
-                "floor_s": round(floor["timings"]["total"], 2),
-                "floor_rss_mb": round(floor["peak_rss_mb"]),
-                "ratio_vs_floor": round(t["total"] / floor["timings"]["total"], 2),
-                "ratio_load_only": round((t["read"] + t["load"]) / floor["timings"]["total"], 2),
+                "floor_s": round(raw["wall_s"], 2),
+                "floor_rss_mb": round(raw["peak_rss_mb"]),
+                "ratio_vs_floor": round(t["total"] / raw["wall_s"], 2),
+                "ratio_load_only": round((t["read"] + t["load"]) / raw["wall_s"], 2),
             }
         )
     print(json.dumps(rows_out, indent=2), file=sys.stderr)

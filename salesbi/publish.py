@@ -183,24 +183,44 @@ def _mark_published(conn: sa.Connection, publish_id: str, run_id: str) -> None:
 def stage_parquet(frames: Mapping[str, pd.DataFrame], definitions: Sequence[Table], folder: Path) -> Path:
     """Write the new Parquet set beside ``folder`` (``<folder>.new``) and return that staging folder.
 
-    It starts as a copy of the current folder, so tables without a frame in
-    this run keep their previous file. Nothing a reader sees changes yet.
+    Each table with a frame in this run is written once, straight into the staging folder;
+    every other entry of the current folder is carried over (a hard link where the filesystem
+    allows: published files are only ever replaced, never rewritten in place), so tables without
+    a frame keep their previous file. Nothing a reader sees changes yet.
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.with_name(folder.name + ".new")
     if staging.exists():
         shutil.rmtree(staging)
+    staging.mkdir()
+    rewritten = {f"{spec.name}.parquet" for spec in definitions if spec.name in frames}
     if folder.exists():
-        shutil.copytree(folder, staging)
-    else:
-        staging.mkdir()
+        for entry in sorted(folder.iterdir()):
+            if entry.name not in rewritten:
+                _carry_over(entry, staging / entry.name)
     for spec in definitions:
         if spec.name in frames:
             tmp = staging / f"{spec.name}.parquet.tmp"
             pq.write_table(to_arrow(frames[spec.name], spec), tmp, compression="zstd")
             os.replace(tmp, staging / f"{spec.name}.parquet")
     return staging
+
+
+def _carry_over(source: Path, target: Path) -> None:
+    """Put ``source`` (a file or folder of the published set) at ``target``: hard link, else copy."""
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(str(source), str(target))
+
+
+def _link_or_copy(source: str, target: str) -> str:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or links not allowed: a copy
+        shutil.copy2(source, target)
+    return target
 
 
 def swap_in(staging: Path, folder: Path) -> Path:
