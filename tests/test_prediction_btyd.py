@@ -94,8 +94,9 @@ def test_bgnbd_recovers_simulated_parameters_and_predicts_the_holdout() -> None:
     assert alive[0] == 1.0 and alive[1] > alive[2]
 
 
-def test_expected_purchases_equals_monte_carlo_for_one_customer() -> None:
-    m = BGNBD(r=0.5, alpha=5.0, a=1.5, b=3.0)
+@pytest.mark.parametrize("a", [1.5, 0.6])  # below 1 too: the closed form holds for any a (a clamp to 1 was wrong)
+def test_expected_purchases_equals_monte_carlo_for_one_customer(a: float) -> None:
+    m = BGNBD(r=0.5, alpha=5.0, a=a, b=3.0)
     x, t_x, T, t = 3.0, 20.0, 30.0, 26.0
     rng = np.random.default_rng(0)
     # sample (λ, p) from the posterior by importance weights on the prior: weight = likelihood

@@ -114,10 +114,9 @@ def probability_alive(m: BGNBD, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -
 def expected_purchases(m: BGNBD, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Return E[purchases in (T, T + t] | x, t_x, T] (FHL 2005, eq. 10)."""
     x, t_x, T = (np.asarray(v, dtype="float64") for v in (x, t_x, T))
-    if m.a <= 1.0:  # the formula's (a − 1) denominator: keep it finite
-        a = 1.0 + 1e-6
-    else:
-        a = m.a
+    # valid for any a > 0 (below 1 the factor and the bracket are both negative); only a = 1
+    # itself is a removable singularity of the closed form: step off it
+    a = m.a if abs(m.a - 1.0) > 1e-6 else 1.0 + 1e-6
     z = t / (m.alpha + T + t)
     hyper = hyp2f1(m.r + x, m.b + x, a + m.b + x - 1, z)
     ratio = np.exp((m.r + x) * (np.log(m.alpha + T) - np.log(m.alpha + T + t)))
