@@ -18,7 +18,8 @@ Method (see docs/segmentation.md):
    of the customers and every candidate is scored on the other half.
 5. Champions on the holdout: sales by RMSE (MAE, Spearman rank correlation, top-decile share
    and total error reported beside, with the best baseline and the runner-up); probability by
-   Brier score (log-loss and ROC AUC beside), the Platt calibration scored out of fold.
+   Brier score (log-loss and ROC AUC beside), the Platt calibration scored out of fold, among
+   the candidates that rank customers (ROC AUC ≥ 0.55 and ≥ the naive rate's − 0.02).
 6. The final LightGBM is refitted with every target up to T (origins ``e − i·step``, or all
    customers at ``e``) and predicts at T; BG/NBD is refitted on everything before T.
 7. Too thin (status ``too_thin``): no complete window before the holdout, fewer than 200
@@ -318,16 +319,49 @@ def _best(scores: dict[str, float], candidates: tuple[str, ...]) -> str:
 #: sales candidates, simplest last: an exact tie goes to the earlier
 SALES_CANDIDATES = ("naive_average", "naive_last_window", "bgnbd", "lightgbm")
 PROBABILITY_CANDIDATES = ("naive_rate", "bgnbd", "lightgbm_calibrated", "lightgbm")
+#: a published probability must rank customers: holdout ROC AUC at least this ...
+AUC_FLOOR = 0.55
+#: ... and at most this far below the naive rate's AUC (the baseline's rank skill)
+AUC_SLACK = 0.02
+
+
+def rank_skill_exclusions(metrics: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, str]:
+    """Return {probability candidate: why it may not be published} for candidates without rank skill.
+
+    A candidate is excluded when its holdout ROC AUC is missing, below ``AUC_FLOOR``, or more than
+    ``AUC_SLACK`` below the naive rate's: a low Brier score can come from shrinking every customer
+    to the base rate, which calibrates well and tells the user nothing about who will order.
+    When every candidate would be excluded, none is (the Brier score decides alone).
+    """
+    auc = metrics.get("roc_auc", {})
+    base = auc.get("naive_rate")
+    need = max(AUC_FLOOR, base - AUC_SLACK) if base is not None else AUC_FLOOR
+    out: dict[str, str] = {}
+    for m in allowed:
+        if m not in metrics.get("brier", {}):
+            continue
+        value = auc.get(m)
+        if value is None:
+            out[m] = "no ROC AUC on the holdout (one class only)"
+        elif value < need:
+            out[m] = f"ROC AUC {value:.3f} below {need:.3f} (floor {AUC_FLOOR}, naive rate {base})"
+    candidates = [m for m in allowed if m in metrics.get("brier", {})]
+    return {} if len(out) == len(candidates) else out
 
 
 def choose_methods(metrics: dict[str, Any], thin: bool) -> dict[str, Any]:
     """Return the sales and probability champions with the runner-up and best baseline of each.
 
-    Sales: lowest holdout RMSE; probability: lowest Brier score.  Thin data: baselines only.
+    Sales: lowest holdout RMSE; probability: lowest Brier score among the candidates with rank
+    skill (:func:`rank_skill_exclusions`, recorded as ``probability_excluded``).  Thin data:
+    baselines only.
     """
     allowed_sales = ("naive_average", "naive_last_window") if thin else SALES_CANDIDATES
     allowed_prob = ("naive_rate",) if thin else PROBABILITY_CANDIDATES
     out: dict[str, Any] = {}
+    excluded = rank_skill_exclusions(metrics, allowed_prob)
+    if excluded:
+        out["probability_excluded"] = excluded
     for kind, key, allowed, baselines in (
         ("sales", "rmse", allowed_sales, ("naive_average", "naive_last_window")),
         ("probability", "brier", allowed_prob, ("naive_rate",)),
@@ -336,7 +370,8 @@ def choose_methods(metrics: dict[str, Any], thin: bool) -> dict[str, Any]:
         if not scores:
             out[f"{kind}_method"] = baselines[0]
             continue
-        ranked = sorted(scores, key=lambda m: (scores[m], allowed.index(m)))
+        eligible = [m for m in scores if kind != "probability" or m not in excluded]
+        ranked = sorted(eligible, key=lambda m: (scores[m], allowed.index(m)))
         out[f"{kind}_method"] = ranked[0]
         out[f"{kind}_runner_up"] = ranked[1] if len(ranked) > 1 else None
         out[f"{kind}_baseline"] = min((m for m in baselines if m in scores), key=lambda m: scores[m])
@@ -521,6 +556,7 @@ def _runs(model: StoredModel, metrics: dict[str, Any], n_customers: int) -> list
         "probability_method",
         "probability_runner_up",
         "probability_baseline",
+        "probability_excluded",
     )
     sales_params = dict(model.params)
     order_params = {**model.params, "lightgbm": lgb_params("binary", int(model.params["lightgbm"]["seed"]))}
