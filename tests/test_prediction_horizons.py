@@ -181,3 +181,31 @@ def test_published_probability_ranks_on_generated_data(weeks78) -> None:  # type
     published = m["probability_method"]
     assert published not in m.get("probability_excluded", {})
     assert m["roc_auc"][published] >= 0.55
+
+
+def test_cutoff_frames_are_computed_once(company, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The holdout model's and the final model's origins overlap: one BG/NBD fit per cutoff."""
+    import salesbi.prediction.predict as predict
+    from salesbi.prediction.features import prepare
+    from salesbi.segmentation.history import lines_from_fact
+
+    fact = company[0]
+    prepared = prepare(lines_from_fact(fact))
+    fits: list[int] = []
+    real = predict.fit_btyd
+    monkeypatch.setattr(predict, "fit_btyd", lambda x, start=None: fits.append(len(x)) or real(x, start))
+    e = prepared.end - pd.Timedelta(days=89)
+    cache = predict.CutoffFrames(prepared, 90)
+    eval_cutoffs = predict.origins(e - pd.Timedelta(days=90), prepared.start, 90)
+    final_cutoffs = predict.origins(e, prepared.start, 90)
+    first = predict.training_frame(prepared, eval_cutoffs, 90, cache)
+    second = predict.training_frame(prepared, final_cutoffs, 90, cache)
+    assert len(fits) == len(set(eval_cutoffs) | set(final_cutoffs)) < len(eval_cutoffs) + len(final_cutoffs)
+    # the same rows as computing each cutoff from scratch (BG/NBD columns to the optimiser's tolerance)
+    alone = predict.training_frame(prepared, final_cutoffs[-2:], 90)
+    shared = second[second["origin"].isin(final_cutoffs[-2:])]
+    pd.testing.assert_frame_equal(
+        shared.drop(columns=list(predict.BTYD_FEATURES)), alone.drop(columns=list(predict.BTYD_FEATURES))
+    )
+    np.testing.assert_allclose(shared["btyd_sales"], alone["btyd_sales"], rtol=0.02, atol=1.0)
+    assert len(first) > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,10 @@ class LightGBMConfig:
     # 1 thread: on a shared 2-core machine OpenMP threads contend and 2 runs several times slower
     num_threads: int = 1
     random_state: int = 0
+    #: distinct models over the backtest origins: a model trained at an origin also forecasts the
+    #: later origins until the next refit (it sees less, never more); the final model is always
+    #: refitted.  Fewer fits cost less; the accuracy cost is measured in docs/benchmarks.md
+    backtest_fits: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def params(self, n_rows: int) -> dict[str, Any]:
@@ -126,3 +131,14 @@ def fit_lightgbm(ctx: FeatureContext, cutoff: int, horizon: int, config: LightGB
     data = lgb.Dataset(x, label=y, categorical_feature=CATEGORICAL, free_raw_data=True)
     booster = lgb.train(config.params(len(rows)), data, num_boost_round=config.num_boost_round)
     return FittedLightGBM(booster, columns, len(rows))
+
+
+def refit_origins(origins: list[int], fits: int) -> list[int]:
+    """Return per backtest origin the origin whose model forecasts it (``fits`` evenly spread refits).
+
+    The first origin always gets a model; each later one uses the latest refit at or before it.
+    """
+    if not origins:
+        return []
+    every = math.ceil(len(origins) / max(1, min(fits, len(origins))))
+    return [origins[(k // every) * every] for k in range(len(origins))]

@@ -44,7 +44,7 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from salesbi.errors import ConfigurationError, SalesBIError
 from salesbi.modelrun import ModelRun
 from salesbi.modelstore import utc_now
-from salesbi.prediction.btyd import BTYD, BTYD_FEATURES, btyd_arrays, fit_btyd
+from salesbi.prediction.btyd import BTYD, BTYD_FEATURES, FIT_CAP, btyd_arrays, fit_btyd
 from salesbi.prediction.features import (
     FEATURES,
     Prepared,
@@ -74,6 +74,9 @@ MODEL_FEATURES: tuple[str, ...] = (*FEATURES, *BTYD_FEATURES)
 MIN_CUSTOMERS = 200
 MIN_CLASS_EXAMPLES = 30
 MAX_ORIGINS = 8
+#: rolling origins stop adding cutoffs once their rows reach this (at least MIN_ORIGINS cutoffs)
+TRAIN_ROWS_TARGET = 80_000
+MIN_ORIGINS = 2
 MAX_TRAIN_ROWS = 400_000
 BOOST_ROUNDS = 200
 
@@ -112,39 +115,88 @@ def lgb_params(objective: str, random_state: int, threads: int = 1, **extra: Any
     return params
 
 
-def origins(end_origin: pd.Timestamp, start: pd.Timestamp, horizon_days: int) -> list[pd.Timestamp]:
-    """Return up to MAX_ORIGINS cutoffs ``end_origin − i·step`` (step H/2), each with ≥ H days of history."""
+def origins(
+    end_origin: pd.Timestamp,
+    start: pd.Timestamp,
+    horizon_days: int,
+    first_orders: np.ndarray | None = None,
+) -> list[pd.Timestamp]:
+    """Return up to MAX_ORIGINS cutoffs ``end_origin − i·step`` (step H/2), each with ≥ H days of history.
+
+    ``first_orders`` (each customer's first order date, sorted): stop adding origins once they
+    hold ``TRAIN_ROWS_TARGET`` training rows (customers known at each cutoff), keeping at least
+    ``MIN_ORIGINS`` — many customers need fewer origins for the same accuracy (the cost is
+    measured in docs/benchmarks.md).
+    """
     step = pd.Timedelta(days=max(7, horizon_days // 2))
-    out = []
+    out: list[pd.Timestamp] = []
+    rows = 0
     for i in range(MAX_ORIGINS):
         c = end_origin - i * step
         if c - start < pd.Timedelta(days=horizon_days):
             break
+        if first_orders is not None and len(out) >= MIN_ORIGINS and rows >= TRAIN_ROWS_TARGET:
+            break
         out.append(c)
+        if first_orders is not None:
+            rows += int(np.searchsorted(first_orders, c.to_datetime64(), side="left"))
     return out
 
 
-def with_btyd(x: pd.DataFrame, horizon_days: int) -> tuple[pd.DataFrame, BTYD | None]:
+def with_btyd(
+    x: pd.DataFrame, horizon_days: int, start: BTYD | None = None
+) -> tuple[pd.DataFrame, BTYD | None]:
     """Return ``x`` with the BTYD_FEATURES of a BG/NBD + Gamma-Gamma fitted on ``x`` itself, and the fit.
 
     ``x`` holds the features at one cutoff (orders before it only), so the fit reads nothing
-    after the cutoff.  Fewer than 20 customers: no fit, the columns are NaN.
+    after the cutoff.  Fewer than 20 customers: no fit, the columns are NaN.  ``start``: a fit
+    at a neighbouring cutoff to start the search from (same optimum, fewer iterations).
     """
     if len(x) < 20:
         return x.assign(**{c: np.nan for c in BTYD_FEATURES}), None
-    model = fit_btyd(x)
+    model = fit_btyd(x, start)
     return x.assign(**btyd_arrays(model, x, horizon_days)), model
 
 
-def training_frame(prepared: Prepared, cutoffs: list[pd.Timestamp], horizon_days: int) -> pd.DataFrame:
-    """Return stacked features (with BG/NBD ones) and targets at each cutoff (column ``origin``)."""
-    parts = []
-    for c in cutoffs:
-        x, _ = with_btyd(features_at(prepared, c, horizon_days), horizon_days)
-        y = targets_at(prepared, c, horizon_days, x.index)
-        part = pd.concat([x, y], axis=1)
-        part["origin"] = c
-        parts.append(part)
+@dataclass
+class CutoffFrames:
+    """Features (with BG/NBD ones) and targets per cutoff, each computed once in a run.
+
+    The holdout model's origins ``e − h − i·step`` and the final model's ``e − i·step`` share
+    all but two cutoffs (step = h/2); each BG/NBD fit starts from the previous one.
+    """
+
+    prepared: Prepared
+    horizon_days: int
+    frames: dict[pd.Timestamp, pd.DataFrame] = field(default_factory=dict)
+    last_fit: BTYD | None = None
+
+    def at(self, cutoff: pd.Timestamp) -> pd.DataFrame:
+        """Return the features and targets at ``cutoff`` (column ``origin`` = the cutoff)."""
+        if cutoff not in self.frames:
+            x, fit = with_btyd(
+                features_at(self.prepared, cutoff, self.horizon_days), self.horizon_days, self.last_fit
+            )
+            self.last_fit = fit or self.last_fit
+            y = targets_at(self.prepared, cutoff, self.horizon_days, x.index)
+            part = pd.concat([x, y], axis=1)
+            part["origin"] = cutoff
+            self.frames[cutoff] = part
+        return self.frames[cutoff]
+
+
+def training_frame(
+    prepared: Prepared,
+    cutoffs: list[pd.Timestamp],
+    horizon_days: int,
+    cache: CutoffFrames | None = None,
+) -> pd.DataFrame:
+    """Return stacked features (with BG/NBD ones) and targets at each cutoff (column ``origin``).
+
+    ``cache``: frames already computed in this run (and where to keep the new ones).
+    """
+    cache = cache if cache is not None else CutoffFrames(prepared, horizon_days)
+    parts = [cache.at(c) for c in cutoffs]
     if not parts:
         return pd.DataFrame(columns=[*MODEL_FEATURES, "target_sales", "target_ordered", "origin"])
     return pd.concat(parts)
@@ -410,9 +462,16 @@ def predict_customer_sales(
     rolling = windows >= MIN_WINDOWS
     design = "rolling_origins" if rolling else "one_calibration_window"
 
-    at_e = training_frame(prepared, [e], horizon_days) if e > start else training_frame(prepared, [], 1)
+    cache = CutoffFrames(prepared, horizon_days)
+    first_seen = prepared.orders.groupby("customer_id", observed=True)["order_date"].min()
+    first_orders = np.sort(first_seen.to_numpy(dtype="datetime64[ns]"))
+    at_e = (
+        training_frame(prepared, [e], horizon_days, cache) if e > start else training_frame(prepared, [], 1)
+    )
     if rolling:
-        fit_rows = training_frame(prepared, origins(e - h, start, horizon_days), horizon_days)
+        fit_rows = training_frame(
+            prepared, origins(e - h, start, horizon_days, first_orders), horizon_days, cache
+        )
         holdout = at_e
     else:  # one calibration window: LightGBM learns on half the customers, all are scored on the rest
         half = _folds(len(at_e), random_state) == 1
@@ -436,14 +495,14 @@ def predict_customer_sales(
     metrics.update(chosen)
     sales_method = chosen["sales_method"]
     probability_method = chosen["probability_method"]
-    final_origins = origins(e, start, horizon_days) if rolling else [e]
+    final_origins = origins(e, start, horizon_days, first_orders) if rolling else [e]
     calibration: dict[str, float] = {}
     if probability_method == "lightgbm_calibrated" and eval_boosters is not None:
         raw = np.asarray(eval_boosters["order"].predict(holdout[list(MODEL_FEATURES)]))
         slope, intercept = platt_fit(raw, holdout["target_ordered"].to_numpy())
         calibration = {"slope": slope, "intercept": intercept}
     if not thin and "lightgbm" in (sales_method, probability_method.removesuffix("_calibrated")):
-        final_train = at_e if not rolling else training_frame(prepared, final_origins, horizon_days)
+        final_train = at_e if not rolling else training_frame(prepared, final_origins, horizon_days, cache)
         boosters = fit_boosters(_cap(final_train, random_state), random_state, boost_rounds, threads)
         metrics["train_rows_final_model"] = len(final_train)
 
@@ -458,7 +517,7 @@ def predict_customer_sales(
             "No model beat the naive baseline on the holdout window; "
             f"predictions are the {sales_method.replace('_', ' ')} baseline."
         )
-    features, btyd = with_btyd(features_at(prepared, t, horizon_days), horizon_days)
+    features, btyd = with_btyd(features_at(prepared, t, horizon_days), horizon_days, cache.last_fit)
     params: dict[str, Any] = {
         "horizon_days": horizon_days,
         "as_of": t.date().isoformat(),
@@ -471,7 +530,13 @@ def predict_customer_sales(
             "min_windows_rolling": MIN_WINDOWS,
             "min_customers": MIN_CUSTOMERS,
             "min_class_examples": MIN_CLASS_EXAMPLES,
+            "max_origins": MAX_ORIGINS,
+            "min_origins": MIN_ORIGINS,
+            "train_rows_target": TRAIN_ROWS_TARGET,
+            "max_train_rows": MAX_TRAIN_ROWS,
         },
+        # BG/NBD + Gamma-Gamma are fitted on a stratified sample of at most this many customers
+        "btyd_fit_customers_cap": FIT_CAP,
     }
     if btyd is not None:
         params["btyd"] = btyd.as_dict()
