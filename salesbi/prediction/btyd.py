@@ -115,10 +115,10 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, start: BGNBD | None
         return value if math.isfinite(value) else 1e300
 
     first = (1.0, max(1e-3, float(np.mean(T))), 1.0, 1.0) if start is None else astuple(start)
-    start = np.clip(np.log(first), -12.0, 12.0)
+    theta0 = np.clip(np.log(first), -12.0, 12.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        best = minimize(loss, start, method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 4)
+        best = minimize(loss, theta0, method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 4)
     r, alpha, a, b = np.exp(best.x)
     return BGNBD(float(r), float(alpha), float(a), float(b))
 
