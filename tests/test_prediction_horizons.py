@@ -209,3 +209,35 @@ def test_cutoff_frames_are_computed_once(company, monkeypatch) -> None:  # type:
     )
     np.testing.assert_allclose(shared["btyd_sales"], alone["btyd_sales"], rtol=0.02, atol=1.0)
     assert len(first) > 0
+
+
+def test_final_model_fits_only_the_published_boosters(company, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """BG/NBD sales with a LightGBM probability: one final booster, the same predictions as four."""
+    import salesbi.prediction.predict as predict
+
+    fact, customers, employees, _ = company
+    real_choose, real_fit = predict.choose_methods, predict.fit_boosters
+
+    def choose(metrics, thin):  # type: ignore[no-untyped-def]
+        return {**real_choose(metrics, thin), "sales_method": "bgnbd", "probability_method": "lightgbm"}
+
+    monkeypatch.setattr(predict, "choose_methods", choose)
+    args = {"employees": employees, "horizon_days": 273, "boost_rounds": ROUNDS, "created_at": CREATED}
+    start = pd.Timestamp("2024-12-31") - pd.Timedelta(weeks=78)
+    short = fact[fact["order_date"] >= start]
+    lean = predict.predict_customer_sales(short, customers, **args)
+    assert set(lean.model.boosters) == {"order"}
+    assert set(lean.model.files()) == {"model.json", "order.txt"}
+    monkeypatch.setattr(
+        predict,
+        "fit_boosters",
+        lambda train, rs, rounds, threads=1, names=(): real_fit(train, rs, rounds, threads),
+    )
+    full = predict.predict_customer_sales(short, customers, **args)
+    assert set(full.model.boosters) == {"sales", "order", "q10", "q90"}
+    pd.testing.assert_frame_equal(
+        lean.customer_predictions.drop(columns="model_version"),
+        full.customer_predictions.drop(columns="model_version"),
+    )
+    assert predict.published_boosters("lightgbm", "bgnbd") == ("sales", "q10", "q90")
+    assert predict.published_boosters("naive_average", "naive_rate") == ()

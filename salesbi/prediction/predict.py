@@ -54,6 +54,7 @@ from salesbi.prediction.features import (
     targets_at,
 )
 from salesbi.prediction.model import (
+    BOOSTERS,
     StoredModel,
     naive_probability,
     naive_sales,
@@ -211,9 +212,16 @@ def _cap(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
 
 
 def fit_boosters(
-    train: pd.DataFrame, random_state: int, rounds: int, threads: int = 1
+    train: pd.DataFrame,
+    random_state: int,
+    rounds: int,
+    threads: int = 1,
+    names: tuple[str, ...] = BOOSTERS,
 ) -> dict[str, lgb.Booster]:
-    """Return the four boosters (sales, order, q10, q90) fitted on ``train``."""
+    """Return the boosters ``names`` (of sales, order, q10, q90) fitted on ``train``.
+
+    Each booster is trained on its own (same data, same seed), so fitting fewer changes none.
+    """
     x = train[list(MODEL_FEATURES)]
     sales = train["target_sales"].to_numpy(dtype="float64")
     ordered = train["target_ordered"].to_numpy(dtype="float64")
@@ -226,7 +234,18 @@ def fit_boosters(
     return {
         name: lgb.train(params, lgb.Dataset(x, label=y, free_raw_data=True), num_boost_round=rounds)
         for name, (params, y) in specs.items()
+        if name in names
     }
+
+
+def published_boosters(sales_method: str, probability_method: str) -> tuple[str, ...]:
+    """Return the boosters the published methods use: sales + interval, and/or order (final model)."""
+    names: tuple[str, ...] = ()
+    if sales_method == "lightgbm":
+        names += ("sales", "q10", "q90")
+    if probability_method in ("lightgbm", "lightgbm_calibrated"):
+        names += ("order",)
+    return names
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
@@ -503,7 +522,13 @@ def predict_customer_sales(
         calibration = {"slope": slope, "intercept": intercept}
     if not thin and "lightgbm" in (sales_method, probability_method.removesuffix("_calibrated")):
         final_train = at_e if not rolling else training_frame(prepared, final_origins, horizon_days, cache)
-        boosters = fit_boosters(_cap(final_train, random_state), random_state, boost_rounds, threads)
+        boosters = fit_boosters(
+            _cap(final_train, random_state),
+            random_state,
+            boost_rounds,
+            threads,
+            published_boosters(sales_method, probability_method),
+        )
         metrics["train_rows_final_model"] = len(final_train)
 
     note = ""
