@@ -318,3 +318,52 @@ def test_a_run_on_two_sparse_months_skips_the_forecast_and_goes_on(tmp_path: Pat
     assert "forecast skipped: only 1 full monthly period of sales" in text
     assert "too sparse for a finer frequency" in text
     assert summary["outputs"]["rpt_tables"]["fact_order_lines"] == 100  # the reports were built
+
+
+def test_refit_origins_spread_the_fits_and_never_look_ahead() -> None:
+    from salesbi.forecasting.lgbm import refit_origins
+
+    assert refit_origins([47, 51, 55], 1) == [47, 47, 47]
+    assert refit_origins([47, 51, 55], 2) == [47, 47, 55]
+    assert refit_origins([47, 51, 55], 3) == [47, 51, 55]
+    assert refit_origins([47, 51, 55], 9) == [47, 51, 55]
+    assert refit_origins([], 1) == []
+    assert refit_origins([47, 51, 55], None) == [47, 51, 55]  # the default: one model per origin
+    assert LightGBMConfig().backtest_fits is None
+    for fits in range(1, 5):
+        assert all(
+            f <= o for f, o in zip(refit_origins([10, 20, 30, 40], fits), [10, 20, 30, 40], strict=True)
+        )
+
+
+def test_one_backtest_fit_forecasts_every_origin_from_what_it_saw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """backtest_fits=1: one LightGBM for the backtest (trained at the first origin) plus the final one."""
+    import salesbi.forecasting.engine as engine
+
+    rng = np.random.default_rng(6)
+    values = np.abs(rng.normal(100, 20, size=(2, 60)))
+    meta = pd.DataFrame(
+        {
+            "series_id": ["total", "product_line:A"],
+            "series_level": ["total", "product_line"],
+            "series_name": ["All", "A"],
+            "country_code": [None, None],
+        }
+    )
+    panel = SeriesPanel("W", pd.date_range("2024-01-01", periods=60, freq="7D"), values, meta)
+    cutoffs: list[int] = []
+    real = engine.fit_lightgbm
+    monkeypatch.setattr(
+        engine, "fit_lightgbm", lambda ctx, c, h, cfg: cutoffs.append(c) or real(ctx, c, h, cfg)
+    )
+    one = run_engine(panel, 4, 3, lgbm_config=LightGBMConfig(num_boost_round=60, backtest_fits=1))
+    assert cutoffs == [47, 59]
+    cutoffs.clear()
+    every = run_engine(panel, 4, 3, lgbm_config=LightGBMConfig(num_boost_round=60, backtest_fits=3))
+    assert cutoffs == [47, 51, 55, 59]
+    # the first origin's window and the published future are the same model either way
+    np.testing.assert_allclose(one.backtest["lightgbm"][:, 0], every.backtest["lightgbm"][:, 0])
+    np.testing.assert_allclose(one.future["lightgbm"], every.future["lightgbm"])
+    # a later window forecast by the stale model differs, and equals that model's forecast there
+    stale = real(one_ctx := engine._context(panel, 4), 47, 4, LightGBMConfig(num_boost_round=60))
+    np.testing.assert_allclose(one.backtest["lightgbm"][:, 2], stale.predict(one_ctx, 55, 4))

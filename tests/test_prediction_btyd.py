@@ -94,8 +94,11 @@ def test_bgnbd_recovers_simulated_parameters_and_predicts_the_holdout() -> None:
     assert alive[0] == 1.0 and alive[1] > alive[2]
 
 
-def test_expected_purchases_equals_monte_carlo_for_one_customer() -> None:
-    m = BGNBD(r=0.5, alpha=5.0, a=1.5, b=3.0)
+@pytest.mark.parametrize(
+    "a", [1.5, 0.6]
+)  # below 1 too: the closed form holds for any a (a clamp to 1 was wrong)
+def test_expected_purchases_equals_monte_carlo_for_one_customer(a: float) -> None:
+    m = BGNBD(r=0.5, alpha=5.0, a=a, b=3.0)
     x, t_x, T, t = 3.0, 20.0, 30.0, 26.0
     rng = np.random.default_rng(0)
     # sample (λ, p) from the posterior by importance weights on the prior: weight = likelihood
@@ -130,3 +133,36 @@ def test_gamma_gamma_recovers_spend_parameters() -> None:
     e = expected_order_value(GammaGamma(p, q, g), np.array([1.0, 1.0, 50.0]), np.array([100.0, 5.0, 100.0]))
     assert e[0] == pytest.approx(6 * (15 + 100) / (6 + 3))
     assert 30 < e[0] < 100 and 5 < e[1] < 30 and e[2] == pytest.approx(6 * (15 + 5000) / (300 + 3))
+
+
+def test_stratified_sample_keeps_each_repeat_band_share() -> None:
+    from salesbi.prediction.btyd import stratified_sample
+
+    x = np.random.default_rng(4).negative_binomial(1, 0.3, 50_000).astype("float64")
+    rows = stratified_sample(x, 20_000, seed=1)
+    assert 19_990 <= len(rows) <= 20_010 and np.all(np.diff(rows) > 0)
+    bands = [1, 2, 4, 8, 16]
+    full = np.bincount(np.digitize(x, bands), minlength=6) / len(x)
+    part = np.bincount(np.digitize(x[rows], bands), minlength=6) / len(rows)
+    assert np.abs(full - part).max() < 1e-3
+    assert np.array_equal(rows, stratified_sample(x, 20_000, seed=1))  # seeded
+    assert np.array_equal(stratified_sample(x[:500], 20_000), np.arange(500))  # small: everyone
+
+
+def test_capped_and_warm_started_fits_find_the_full_fit() -> None:
+    from salesbi.prediction.btyd import BTYD, stratified_sample
+
+    x, t_x, T, future = simulate(30_000, seed=5)
+    full = fit_bgnbd(x, t_x, T)
+    # a warm start from a neighbouring fit reaches the same maximum
+    warm = fit_bgnbd(x, t_x, T, start=BGNBD(full.r * 1.3, full.alpha * 0.7, full.a * 1.2, full.b * 0.8))
+    ll = bgnbd_log_likelihood(full, x, t_x, T).sum()
+    assert bgnbd_log_likelihood(warm, x, t_x, T).sum() == pytest.approx(ll, abs=0.05)
+    # a 10,000-customer stratified sample: parameters within sampling error, holdout totals as close
+    rows = stratified_sample(x, 10_000)
+    capped = fit_bgnbd(x[rows], t_x[rows], T[rows])
+    for name in ("r", "alpha", "a", "b"):
+        assert getattr(capped, name) == pytest.approx(getattr(full, name), rel=0.25), name
+    total = expected_purchases(capped, 39.0, x, t_x, T).sum()
+    assert total == pytest.approx(future.sum(), rel=0.06)
+    assert BTYD.from_dict(BTYD(capped, GammaGamma(2.0, 3.0, 4.0)).as_dict()).purchases == capped

@@ -11,7 +11,7 @@ from sklearn.metrics import brier_score_loss
 
 from salesbi.prediction import predict_customer_sales, predict_from_history
 from salesbi.prediction.model import platt_apply, platt_fit
-from salesbi.prediction.predict import out_of_fold_platt, top_decile_share
+from salesbi.prediction.predict import choose_methods, out_of_fold_platt, top_decile_share
 from salesbi.prediction.synthetic import synthetic_fact
 
 CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -86,7 +86,7 @@ def test_published_probabilities_are_calibrated_out_of_sample(company) -> None: 
         fact, customers, employees=employees, as_of=as_of.date(), boost_rounds=ROUNDS, created_at=CREATED
     )
     m = result.model.metrics
-    briers = m["brier"]
+    briers = {k: v for k, v in m["brier"].items() if k not in m.get("probability_excluded", {})}
     assert m["probability_method"] == min(briers, key=briers.get)
     assert m["probability_method"] != "naive_rate"
     frame = result.customer_predictions.set_index("customer_id")
@@ -128,3 +128,116 @@ def test_top_decile_share_by_hand() -> None:
     assert top_decile_share(y, np.arange(10.0)) == pytest.approx(0.9)  # ranks customer 10 first
     assert top_decile_share(y, -np.arange(10.0)) == pytest.approx(0.1)
     assert top_decile_share(np.zeros(3), np.ones(3)) is None
+
+
+def _probability_metrics(brier: dict[str, float], auc: dict[str, float | None]) -> dict[str, object]:
+    sales = {"naive_average": 10.0, "naive_last_window": 11.0, "bgnbd": 9.0, "lightgbm": 9.5}
+    return {"rmse": sales, "brier": brier, "roc_auc": auc}
+
+
+def test_probability_champion_needs_rank_skill() -> None:
+    """The generated benchmark's case: calibration shrank a non-ranking LightGBM to the base rate."""
+    brier = {"naive_rate": 0.1865, "bgnbd": 0.1811, "lightgbm": 0.2042, "lightgbm_calibrated": 0.1685}
+    auc = {"naive_rate": 0.641, "bgnbd": 0.671, "lightgbm": 0.552, "lightgbm_calibrated": 0.474}
+    chosen = choose_methods(_probability_metrics(brier, auc), thin=False)
+    assert chosen["probability_method"] == "bgnbd"  # best Brier among those that rank
+    assert set(chosen["probability_excluded"]) == {"lightgbm", "lightgbm_calibrated"}
+    assert chosen["probability_runner_up"] == "naive_rate"
+    assert chosen["probability_baseline"] == "naive_rate"
+    assert chosen["sales_method"] == "bgnbd"
+    # with rank skill the Brier score decides: the calibrated model wins
+    auc_ok = {**auc, "lightgbm": 0.70, "lightgbm_calibrated": 0.70}
+    chosen = choose_methods(_probability_metrics(brier, auc_ok), thin=False)
+    assert chosen["probability_method"] == "lightgbm_calibrated" and "probability_excluded" not in chosen
+    # within the slack below the baseline's AUC a candidate stays; the floor holds however bad the baseline
+    near = {**auc, "lightgbm_calibrated": 0.625}
+    assert (
+        choose_methods(_probability_metrics(brier, near), False)["probability_method"]
+        == "lightgbm_calibrated"
+    )
+    weak = {"naive_rate": 0.50, "bgnbd": 0.54, "lightgbm": 0.60, "lightgbm_calibrated": 0.53}
+    chosen = choose_methods(_probability_metrics(brier, weak), thin=False)
+    assert chosen["probability_method"] == "lightgbm"
+    assert set(chosen["probability_excluded"]) == {"naive_rate", "bgnbd", "lightgbm_calibrated"}
+
+
+def test_probability_champion_when_nothing_ranks_falls_back_to_brier() -> None:
+    brier = {"naive_rate": 0.25, "bgnbd": 0.24, "lightgbm": 0.26, "lightgbm_calibrated": 0.23}
+    auc: dict[str, float | None] = {
+        "naive_rate": 0.5,
+        "bgnbd": 0.51,
+        "lightgbm": None,
+        "lightgbm_calibrated": 0.5,
+    }
+    chosen = choose_methods(_probability_metrics(brier, auc), thin=False)
+    assert chosen["probability_method"] == "lightgbm_calibrated" and "probability_excluded" not in chosen
+    # thin data: the naive rate alone, whatever its AUC
+    assert choose_methods(_probability_metrics(brier, auc), thin=True)["probability_method"] == "naive_rate"
+
+
+def test_published_probability_ranks_on_generated_data(weeks78) -> None:  # type: ignore[no-untyped-def]
+    _, result = weeks78
+    m = result.model.metrics
+    published = m["probability_method"]
+    assert published not in m.get("probability_excluded", {})
+    assert m["roc_auc"][published] >= 0.55
+
+
+def test_cutoff_frames_are_computed_once(company, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The holdout model's and the final model's origins overlap: one BG/NBD fit per cutoff."""
+    import salesbi.prediction.predict as predict
+    from salesbi.prediction.features import prepare
+    from salesbi.segmentation.history import lines_from_fact
+
+    fact = company[0]
+    prepared = prepare(lines_from_fact(fact))
+    fits: list[int] = []
+    real = predict.fit_btyd
+    monkeypatch.setattr(predict, "fit_btyd", lambda x, start=None: fits.append(len(x)) or real(x, start))
+    e = prepared.end - pd.Timedelta(days=89)
+    cache = predict.CutoffFrames(prepared, 90)
+    eval_cutoffs = predict.origins(e - pd.Timedelta(days=90), prepared.start, 90)
+    final_cutoffs = predict.origins(e, prepared.start, 90)
+    first = predict.training_frame(prepared, eval_cutoffs, 90, cache)
+    second = predict.training_frame(prepared, final_cutoffs, 90, cache)
+    assert len(fits) == len(set(eval_cutoffs) | set(final_cutoffs)) < len(eval_cutoffs) + len(final_cutoffs)
+    # the same rows as computing each cutoff from scratch (BG/NBD columns to the optimiser's tolerance)
+    alone = predict.training_frame(prepared, final_cutoffs[-2:], 90)
+    shared = second[second["origin"].isin(final_cutoffs[-2:])]
+    pd.testing.assert_frame_equal(
+        shared.drop(columns=list(predict.BTYD_FEATURES)), alone.drop(columns=list(predict.BTYD_FEATURES))
+    )
+    np.testing.assert_allclose(shared["btyd_sales"], alone["btyd_sales"], rtol=0.02, atol=1.0)
+    assert len(first) > 0
+
+
+def test_final_model_fits_only_the_published_boosters(company, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """BG/NBD sales with a LightGBM probability: one final booster, the same predictions as four."""
+    import salesbi.prediction.predict as predict
+
+    fact, customers, employees, _ = company
+    real_choose, real_fit = predict.choose_methods, predict.fit_boosters
+
+    def choose(metrics, thin):  # type: ignore[no-untyped-def]
+        return {**real_choose(metrics, thin), "sales_method": "bgnbd", "probability_method": "lightgbm"}
+
+    monkeypatch.setattr(predict, "choose_methods", choose)
+    args = {"employees": employees, "horizon_days": 273, "boost_rounds": ROUNDS, "created_at": CREATED}
+    start = pd.Timestamp("2024-12-31") - pd.Timedelta(weeks=78)
+    short = fact[fact["order_date"] >= start]
+    lean = predict.predict_customer_sales(short, customers, **args)
+    assert set(lean.model.boosters) == {"order"}
+    assert set(lean.model.files()) == {"model.json", "order.txt"}
+    monkeypatch.setattr(
+        predict,
+        "fit_boosters",
+        lambda train, rs, rounds, threads=1, names=(): real_fit(train, rs, rounds, threads),
+    )
+    full = predict.predict_customer_sales(short, customers, **args)
+    assert set(full.model.boosters) == {"sales", "order", "q10", "q90"}
+    pd.testing.assert_frame_equal(
+        lean.customer_predictions.drop(columns="model_version"),
+        full.customer_predictions.drop(columns="model_version"),
+    )
+    assert predict.published_boosters("lightgbm", "bgnbd") == ("sales", "q10", "q90")
+    assert predict.published_boosters("naive_average", "naive_rate") == ()

@@ -30,7 +30,7 @@ from salesbi.forecasting.evaluate import (
     wape,
 )
 from salesbi.forecasting.features import MIN_HISTORY, FeatureContext, holiday_matrix, series_scale
-from salesbi.forecasting.lgbm import LightGBMConfig, fit_lightgbm
+from salesbi.forecasting.lgbm import FittedLightGBM, LightGBMConfig, fit_lightgbm, refit_origins
 from salesbi.forecasting.series import SEASON, SeriesPanel, period_range
 
 #: every model, simplest first (the tie rule's order)
@@ -179,8 +179,11 @@ def run_engine(
     t0 = time.perf_counter()
     backtest: dict[str, np.ndarray] = {m: np.full((n, K, H), np.nan) for m in MODELS}
     lgbm_notes: list[str] = []
-    for k, o in enumerate(origins):
-        model = fit_lightgbm(ctx, o, H, config)
+    fitted: dict[int, FittedLightGBM] = {}
+    for k, (o, fit_at) in enumerate(zip(origins, refit_origins(origins, config.backtest_fits), strict=True)):
+        if fit_at not in fitted:
+            fitted[fit_at] = fit_lightgbm(ctx, fit_at, H, config)
+        model = fitted[fit_at]
         if model.booster is None:
             lgbm_notes.append(f"origin {o}: {model.note}")
         else:

@@ -18,7 +18,8 @@ Method (see docs/segmentation.md):
    of the customers and every candidate is scored on the other half.
 5. Champions on the holdout: sales by RMSE (MAE, Spearman rank correlation, top-decile share
    and total error reported beside, with the best baseline and the runner-up); probability by
-   Brier score (log-loss and ROC AUC beside), the Platt calibration scored out of fold.
+   Brier score (log-loss and ROC AUC beside), the Platt calibration scored out of fold, among
+   the candidates that rank customers (ROC AUC ≥ 0.55 and ≥ the naive rate's − 0.02).
 6. The final LightGBM is refitted with every target up to T (origins ``e − i·step``, or all
    customers at ``e``) and predicts at T; BG/NBD is refitted on everything before T.
 7. Too thin (status ``too_thin``): no complete window before the holdout, fewer than 200
@@ -43,7 +44,7 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from salesbi.errors import ConfigurationError, SalesBIError
 from salesbi.modelrun import ModelRun
 from salesbi.modelstore import utc_now
-from salesbi.prediction.btyd import BTYD, BTYD_FEATURES, btyd_arrays, fit_btyd
+from salesbi.prediction.btyd import BTYD, BTYD_FEATURES, FIT_CAP, btyd_arrays, fit_btyd
 from salesbi.prediction.features import (
     FEATURES,
     Prepared,
@@ -53,6 +54,7 @@ from salesbi.prediction.features import (
     targets_at,
 )
 from salesbi.prediction.model import (
+    BOOSTERS,
     StoredModel,
     naive_probability,
     naive_sales,
@@ -73,6 +75,9 @@ MODEL_FEATURES: tuple[str, ...] = (*FEATURES, *BTYD_FEATURES)
 MIN_CUSTOMERS = 200
 MIN_CLASS_EXAMPLES = 30
 MAX_ORIGINS = 8
+#: rolling origins stop adding cutoffs once their rows reach this (at least MIN_ORIGINS cutoffs)
+TRAIN_ROWS_TARGET = 80_000
+MIN_ORIGINS = 2
 MAX_TRAIN_ROWS = 400_000
 BOOST_ROUNDS = 200
 
@@ -111,39 +116,88 @@ def lgb_params(objective: str, random_state: int, threads: int = 1, **extra: Any
     return params
 
 
-def origins(end_origin: pd.Timestamp, start: pd.Timestamp, horizon_days: int) -> list[pd.Timestamp]:
-    """Return up to MAX_ORIGINS cutoffs ``end_origin − i·step`` (step H/2), each with ≥ H days of history."""
+def origins(
+    end_origin: pd.Timestamp,
+    start: pd.Timestamp,
+    horizon_days: int,
+    first_orders: np.ndarray | None = None,
+) -> list[pd.Timestamp]:
+    """Return up to MAX_ORIGINS cutoffs ``end_origin − i·step`` (step H/2), each with ≥ H days of history.
+
+    ``first_orders`` (each customer's first order date, sorted): stop adding origins once they
+    hold ``TRAIN_ROWS_TARGET`` training rows (customers known at each cutoff), keeping at least
+    ``MIN_ORIGINS`` — many customers need fewer origins for the same accuracy (the cost is
+    measured in docs/benchmarks.md).
+    """
     step = pd.Timedelta(days=max(7, horizon_days // 2))
-    out = []
+    out: list[pd.Timestamp] = []
+    rows = 0
     for i in range(MAX_ORIGINS):
         c = end_origin - i * step
         if c - start < pd.Timedelta(days=horizon_days):
             break
+        if first_orders is not None and len(out) >= MIN_ORIGINS and rows >= TRAIN_ROWS_TARGET:
+            break
         out.append(c)
+        if first_orders is not None:
+            rows += int(np.searchsorted(first_orders, c.to_datetime64(), side="left"))
     return out
 
 
-def with_btyd(x: pd.DataFrame, horizon_days: int) -> tuple[pd.DataFrame, BTYD | None]:
+def with_btyd(
+    x: pd.DataFrame, horizon_days: int, start: BTYD | None = None
+) -> tuple[pd.DataFrame, BTYD | None]:
     """Return ``x`` with the BTYD_FEATURES of a BG/NBD + Gamma-Gamma fitted on ``x`` itself, and the fit.
 
     ``x`` holds the features at one cutoff (orders before it only), so the fit reads nothing
-    after the cutoff.  Fewer than 20 customers: no fit, the columns are NaN.
+    after the cutoff.  Fewer than 20 customers: no fit, the columns are NaN.  ``start``: a fit
+    at a neighbouring cutoff to start the search from (same optimum, fewer iterations).
     """
     if len(x) < 20:
         return x.assign(**{c: np.nan for c in BTYD_FEATURES}), None
-    model = fit_btyd(x)
+    model = fit_btyd(x, start)
     return x.assign(**btyd_arrays(model, x, horizon_days)), model
 
 
-def training_frame(prepared: Prepared, cutoffs: list[pd.Timestamp], horizon_days: int) -> pd.DataFrame:
-    """Return stacked features (with BG/NBD ones) and targets at each cutoff (column ``origin``)."""
-    parts = []
-    for c in cutoffs:
-        x, _ = with_btyd(features_at(prepared, c, horizon_days), horizon_days)
-        y = targets_at(prepared, c, horizon_days, x.index)
-        part = pd.concat([x, y], axis=1)
-        part["origin"] = c
-        parts.append(part)
+@dataclass
+class CutoffFrames:
+    """Features (with BG/NBD ones) and targets per cutoff, each computed once in a run.
+
+    The holdout model's origins ``e − h − i·step`` and the final model's ``e − i·step`` share
+    all but two cutoffs (step = h/2); each BG/NBD fit starts from the previous one.
+    """
+
+    prepared: Prepared
+    horizon_days: int
+    frames: dict[pd.Timestamp, pd.DataFrame] = field(default_factory=dict)
+    last_fit: BTYD | None = None
+
+    def at(self, cutoff: pd.Timestamp) -> pd.DataFrame:
+        """Return the features and targets at ``cutoff`` (column ``origin`` = the cutoff)."""
+        if cutoff not in self.frames:
+            x, fit = with_btyd(
+                features_at(self.prepared, cutoff, self.horizon_days), self.horizon_days, self.last_fit
+            )
+            self.last_fit = fit or self.last_fit
+            y = targets_at(self.prepared, cutoff, self.horizon_days, x.index)
+            part = pd.concat([x, y], axis=1)
+            part["origin"] = cutoff
+            self.frames[cutoff] = part
+        return self.frames[cutoff]
+
+
+def training_frame(
+    prepared: Prepared,
+    cutoffs: list[pd.Timestamp],
+    horizon_days: int,
+    cache: CutoffFrames | None = None,
+) -> pd.DataFrame:
+    """Return stacked features (with BG/NBD ones) and targets at each cutoff (column ``origin``).
+
+    ``cache``: frames already computed in this run (and where to keep the new ones).
+    """
+    cache = cache if cache is not None else CutoffFrames(prepared, horizon_days)
+    parts = [cache.at(c) for c in cutoffs]
     if not parts:
         return pd.DataFrame(columns=[*MODEL_FEATURES, "target_sales", "target_ordered", "origin"])
     return pd.concat(parts)
@@ -158,9 +212,16 @@ def _cap(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
 
 
 def fit_boosters(
-    train: pd.DataFrame, random_state: int, rounds: int, threads: int = 1
+    train: pd.DataFrame,
+    random_state: int,
+    rounds: int,
+    threads: int = 1,
+    names: tuple[str, ...] = BOOSTERS,
 ) -> dict[str, lgb.Booster]:
-    """Return the four boosters (sales, order, q10, q90) fitted on ``train``."""
+    """Return the boosters ``names`` (of sales, order, q10, q90) fitted on ``train``.
+
+    Each booster is trained on its own (same data, same seed), so fitting fewer changes none.
+    """
     x = train[list(MODEL_FEATURES)]
     sales = train["target_sales"].to_numpy(dtype="float64")
     ordered = train["target_ordered"].to_numpy(dtype="float64")
@@ -173,7 +234,18 @@ def fit_boosters(
     return {
         name: lgb.train(params, lgb.Dataset(x, label=y, free_raw_data=True), num_boost_round=rounds)
         for name, (params, y) in specs.items()
+        if name in names
     }
+
+
+def published_boosters(sales_method: str, probability_method: str) -> tuple[str, ...]:
+    """Return the boosters the published methods use: sales + interval, and/or order (final model)."""
+    names: tuple[str, ...] = ()
+    if sales_method == "lightgbm":
+        names += ("sales", "q10", "q90")
+    if probability_method in ("lightgbm", "lightgbm_calibrated"):
+        names += ("order",)
+    return names
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
@@ -318,16 +390,49 @@ def _best(scores: dict[str, float], candidates: tuple[str, ...]) -> str:
 #: sales candidates, simplest last: an exact tie goes to the earlier
 SALES_CANDIDATES = ("naive_average", "naive_last_window", "bgnbd", "lightgbm")
 PROBABILITY_CANDIDATES = ("naive_rate", "bgnbd", "lightgbm_calibrated", "lightgbm")
+#: a published probability must rank customers: holdout ROC AUC at least this ...
+AUC_FLOOR = 0.55
+#: ... and at most this far below the naive rate's AUC (the baseline's rank skill)
+AUC_SLACK = 0.02
+
+
+def rank_skill_exclusions(metrics: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, str]:
+    """Return {probability candidate: why it may not be published} for candidates without rank skill.
+
+    A candidate is excluded when its holdout ROC AUC is missing, below ``AUC_FLOOR``, or more than
+    ``AUC_SLACK`` below the naive rate's: a low Brier score can come from shrinking every customer
+    to the base rate, which calibrates well and tells the user nothing about who will order.
+    When every candidate would be excluded, none is (the Brier score decides alone).
+    """
+    auc = metrics.get("roc_auc", {})
+    base = auc.get("naive_rate")
+    need = max(AUC_FLOOR, base - AUC_SLACK) if base is not None else AUC_FLOOR
+    out: dict[str, str] = {}
+    for m in allowed:
+        if m not in metrics.get("brier", {}):
+            continue
+        value = auc.get(m)
+        if value is None:
+            out[m] = "no ROC AUC on the holdout (one class only)"
+        elif value < need:
+            out[m] = f"ROC AUC {value:.3f} below {need:.3f} (floor {AUC_FLOOR}, naive rate {base})"
+    candidates = [m for m in allowed if m in metrics.get("brier", {})]
+    return {} if len(out) == len(candidates) else out
 
 
 def choose_methods(metrics: dict[str, Any], thin: bool) -> dict[str, Any]:
     """Return the sales and probability champions with the runner-up and best baseline of each.
 
-    Sales: lowest holdout RMSE; probability: lowest Brier score.  Thin data: baselines only.
+    Sales: lowest holdout RMSE; probability: lowest Brier score among the candidates with rank
+    skill (:func:`rank_skill_exclusions`, recorded as ``probability_excluded``).  Thin data:
+    baselines only.
     """
     allowed_sales = ("naive_average", "naive_last_window") if thin else SALES_CANDIDATES
     allowed_prob = ("naive_rate",) if thin else PROBABILITY_CANDIDATES
     out: dict[str, Any] = {}
+    excluded = rank_skill_exclusions(metrics, allowed_prob)
+    if excluded:
+        out["probability_excluded"] = excluded
     for kind, key, allowed, baselines in (
         ("sales", "rmse", allowed_sales, ("naive_average", "naive_last_window")),
         ("probability", "brier", allowed_prob, ("naive_rate",)),
@@ -336,7 +441,8 @@ def choose_methods(metrics: dict[str, Any], thin: bool) -> dict[str, Any]:
         if not scores:
             out[f"{kind}_method"] = baselines[0]
             continue
-        ranked = sorted(scores, key=lambda m: (scores[m], allowed.index(m)))
+        eligible = [m for m in scores if kind != "probability" or m not in excluded]
+        ranked = sorted(eligible, key=lambda m: (scores[m], allowed.index(m)))
         out[f"{kind}_method"] = ranked[0]
         out[f"{kind}_runner_up"] = ranked[1] if len(ranked) > 1 else None
         out[f"{kind}_baseline"] = min((m for m in baselines if m in scores), key=lambda m: scores[m])
@@ -375,9 +481,16 @@ def predict_customer_sales(
     rolling = windows >= MIN_WINDOWS
     design = "rolling_origins" if rolling else "one_calibration_window"
 
-    at_e = training_frame(prepared, [e], horizon_days) if e > start else training_frame(prepared, [], 1)
+    cache = CutoffFrames(prepared, horizon_days)
+    first_seen = prepared.orders.groupby("customer_id", observed=True)["order_date"].min()
+    first_orders = np.sort(first_seen.to_numpy(dtype="datetime64[ns]"))
+    at_e = (
+        training_frame(prepared, [e], horizon_days, cache) if e > start else training_frame(prepared, [], 1)
+    )
     if rolling:
-        fit_rows = training_frame(prepared, origins(e - h, start, horizon_days), horizon_days)
+        fit_rows = training_frame(
+            prepared, origins(e - h, start, horizon_days, first_orders), horizon_days, cache
+        )
         holdout = at_e
     else:  # one calibration window: LightGBM learns on half the customers, all are scored on the rest
         half = _folds(len(at_e), random_state) == 1
@@ -401,15 +514,21 @@ def predict_customer_sales(
     metrics.update(chosen)
     sales_method = chosen["sales_method"]
     probability_method = chosen["probability_method"]
-    final_origins = origins(e, start, horizon_days) if rolling else [e]
+    final_origins = origins(e, start, horizon_days, first_orders) if rolling else [e]
     calibration: dict[str, float] = {}
     if probability_method == "lightgbm_calibrated" and eval_boosters is not None:
         raw = np.asarray(eval_boosters["order"].predict(holdout[list(MODEL_FEATURES)]))
         slope, intercept = platt_fit(raw, holdout["target_ordered"].to_numpy())
         calibration = {"slope": slope, "intercept": intercept}
     if not thin and "lightgbm" in (sales_method, probability_method.removesuffix("_calibrated")):
-        final_train = at_e if not rolling else training_frame(prepared, final_origins, horizon_days)
-        boosters = fit_boosters(_cap(final_train, random_state), random_state, boost_rounds, threads)
+        final_train = at_e if not rolling else training_frame(prepared, final_origins, horizon_days, cache)
+        boosters = fit_boosters(
+            _cap(final_train, random_state),
+            random_state,
+            boost_rounds,
+            threads,
+            published_boosters(sales_method, probability_method),
+        )
         metrics["train_rows_final_model"] = len(final_train)
 
     note = ""
@@ -423,7 +542,7 @@ def predict_customer_sales(
             "No model beat the naive baseline on the holdout window; "
             f"predictions are the {sales_method.replace('_', ' ')} baseline."
         )
-    features, btyd = with_btyd(features_at(prepared, t, horizon_days), horizon_days)
+    features, btyd = with_btyd(features_at(prepared, t, horizon_days), horizon_days, cache.last_fit)
     params: dict[str, Any] = {
         "horizon_days": horizon_days,
         "as_of": t.date().isoformat(),
@@ -436,7 +555,13 @@ def predict_customer_sales(
             "min_windows_rolling": MIN_WINDOWS,
             "min_customers": MIN_CUSTOMERS,
             "min_class_examples": MIN_CLASS_EXAMPLES,
+            "max_origins": MAX_ORIGINS,
+            "min_origins": MIN_ORIGINS,
+            "train_rows_target": TRAIN_ROWS_TARGET,
+            "max_train_rows": MAX_TRAIN_ROWS,
         },
+        # BG/NBD + Gamma-Gamma are fitted on a stratified sample of at most this many customers
+        "btyd_fit_customers_cap": FIT_CAP,
     }
     if btyd is not None:
         params["btyd"] = btyd.as_dict()
@@ -521,6 +646,7 @@ def _runs(model: StoredModel, metrics: dict[str, Any], n_customers: int) -> list
         "probability_method",
         "probability_runner_up",
         "probability_baseline",
+        "probability_excluded",
     )
     sales_params = dict(model.params)
     order_params = {**model.params, "lightgbm": lgb_params("binary", int(model.params["lightgbm"]["seed"]))}
