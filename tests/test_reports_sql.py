@@ -1,0 +1,160 @@
+"""Report tables built inside the warehouse (``reports_in="warehouse"``) equal the pandas build.
+
+On PostgreSQL: the generator's sample company and classicmodels are ingested, then
+``build_reports`` over the core frames read back and ``build_reports_in_warehouse`` must give
+the same frames (columns, dtypes, row order; floats within 1e-9 relative). Every statement
+also compiles for SQL Server with its parameters inline and parses as T-SQL with sqlglot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import sqlglot
+from sqlalchemy.dialects import mssql
+
+from salesbi import contract
+from salesbi.errors import ConfigurationError
+from salesbi.params import PipelineParams
+from salesbi.pipeline import run_pipeline
+from salesbi.reports.build import ReportParams, build_reports
+from salesbi.reports.sql.build import IN_PYTHON, IN_WAREHOUSE, build_reports_in_warehouse, check_dialect
+from salesbi.reports.sql.expr import round_half_even
+from salesbi.reports.sql.selects import all_selects
+from salesbi.types import conform
+from salesbi.warehouse.ddl import warehouse_metadata
+from salesbi.warehouse.engine import SCHEMAS, create_engine
+from salesbi.warehouse.load import read_table
+
+
+def _drop_pg_schemas(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for schema in SCHEMAS:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_warehouse(pg_url: str) -> Iterator[str]:
+    """An empty PostgreSQL warehouse, dropped afterwards."""
+    _drop_pg_schemas(pg_url)
+    yield pg_url
+    _drop_pg_schemas(pg_url)
+
+
+def _ingest(source: Path, profile: str, url: str, out: Path) -> None:
+    run_pipeline(
+        PipelineParams(source=source, profile=profile, warehouse_url=url, out_dir=out, steps=("ingest",))
+    )
+
+
+def _core(engine: sa.Engine, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
+    with engine.connect() as conn:
+        return {
+            spec.name: conform(read_table(conn, metadata.tables[f"core.{spec.name}"]), spec)
+            for spec in contract.TABLES
+        }
+
+
+def _assert_same(expected: dict[str, pd.DataFrame], got: dict[str, pd.DataFrame]) -> None:
+    assert list(got) == list(expected)
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(got[name], frame, check_exact=False, rtol=1e-9, atol=0, obj=name)
+
+
+def _compare(url: str, params: ReportParams) -> dict[str, pd.DataFrame]:
+    engine = create_engine(url)
+    metadata = warehouse_metadata()
+    try:
+        core = _core(engine, metadata)
+        expected = build_reports(core, params)
+        result = build_reports_in_warehouse(engine, metadata, params)
+        _assert_same(expected, result.frames)
+        # the run's own core frames give the same result
+        _assert_same(expected, build_reports_in_warehouse(engine, metadata, params, core=core).frames)
+    finally:
+        engine.dispose()
+    assert result.in_warehouse == IN_WAREHOUSE or set(result.in_warehouse) == set(IN_WAREHOUSE)
+    assert set(result.in_python) == {*IN_PYTHON, "dim_date"}
+    assert result.summary()["warehouse"][0] == "dim_geography"
+    return expected
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_push_down_equals_pandas_on_the_generated_company(
+    sample_company: Path, pg_warehouse: str, tmp_path: Path
+) -> None:
+    _ingest(sample_company, "canonical", pg_warehouse, tmp_path / "out")
+    expected = _compare(pg_warehouse, ReportParams(churn_months=3, fiscal_year_start_month=4))
+    assert len(expected["fact_order_lines"]) == 20_000 or len(expected["fact_order_lines"]) > 15_000
+    # an as-of date inside the history cuts the months differently
+    last = expected["fact_order_lines"]["order_date"].max()
+    _compare(pg_warehouse, ReportParams(as_of=(last - pd.Timedelta(days=40)).date()))
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_push_down_equals_pandas_on_classicmodels(
+    classicmodels_dir: Path, pg_warehouse: str, tmp_path: Path
+) -> None:
+    _ingest(classicmodels_dir, "classicmodels", pg_warehouse, tmp_path / "out")
+    expected = _compare(pg_warehouse, ReportParams())
+    assert len(expected["fact_order_lines"]) == 2996
+    monthly = expected["sales_monthly"]
+    # cross-check: the monthly table's sales add up to the fact's net sales
+    assert monthly["net_sales"].sum() == pytest.approx(expected["fact_order_lines"]["net_sales"].sum())
+
+
+def _tsql_dialect() -> sa.Dialect:
+    d = mssql.dialect()
+    d.server_version_info = (16, 0)  # type: ignore[assignment]
+    return d
+
+
+def test_every_statement_compiles_for_sql_server_and_parses_as_tsql() -> None:
+    statements = all_selects(warehouse_metadata())
+    assert {"fact_order_lines", "dim_customer", "sales_monthly.orders"} <= set(statements)
+    for name, select in statements.items():
+        sql = str(select.compile(dialect=_tsql_dialect(), compile_kwargs={"literal_binds": True}))
+        assert "%(" not in sql and "?" not in sql, name
+        parsed = sqlglot.parse_one(sql, read="tsql")
+        assert parsed is not None, name
+        assert not re.search(r"\bLIMIT\s+\d", sql, re.IGNORECASE) and " || " not in sql, name
+        assert "COLLATE Latin1_General_100_BIN2" in sql or name != "dim_geography"
+
+
+def test_rounding_is_numpys_half_to_even_in_binary_floating_point(pg_url: str) -> None:
+    values = [0.125, 0.375, 2.675, -0.125, 1.005, 100.005, 12345.6789, -2.5e-3, 0.0]
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            for v in values:
+                got = conn.execute(sa.select(round_half_even(sa.literal(v), 2))).scalar_one()
+                assert got == float(pd.Series([v]).round(2).iloc[0]), v
+            # the cases that tell the roundings apart: ties go to even (0.125), and 100.005 × 100 is
+            # exactly 10000.5 in binary (numeric ROUND would give 100.01), 2.675 × 100 is 267.5
+            assert [float(pd.Series([v]).round(2).iloc[0]) for v in (0.125, 100.005, 2.675)] == [0.12, 100.0, 2.68]
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(ConfigurationError, match="PostgreSQL or SQL Server"):
+        check_dialect("sqlite")
+    check_dialect("postgresql")
+    check_dialect("mssql")
+
+
+def test_only_whole_days_reach_the_calendar() -> None:
+    assert ReportParams(as_of=date(2024, 1, 31)).as_of == date(2024, 1, 31)
