@@ -223,6 +223,16 @@ def reports_stage(run: Run) -> None:
             churn_months=run.params.churn_months,
             fiscal_year_start_month=run.params.fiscal_year_start_month,
         )
+        # --- issue 18 push-down hook (reports_in="warehouse"; salesbi.reports.sql.build) ---
+        if run.params.reports_in == "warehouse":
+            from salesbi.reports.sql.build import build_reports_in_warehouse
+
+            assert run.engine is not None and run.metadata is not None
+            built = build_reports_in_warehouse(run.engine, run.metadata, params, core=run.core)
+            run.frames.update(built.frames)
+            run.summary.outputs["reports_built_in"] = built.summary()
+            return
+        # --- end of hook ---
         run.frames.update(build_reports(run.core, params))
 
 

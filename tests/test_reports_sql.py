@@ -8,18 +8,20 @@ also compiles for SQL Server with its parameters inline and parses as T-SQL with
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 import sqlglot
+from pydantic import ValidationError
 from sqlalchemy.dialects import mssql
+from typer.testing import CliRunner
 
-from salesbi import contract
+from salesbi import cli, contract
 from salesbi.errors import ConfigurationError
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
@@ -27,10 +29,33 @@ from salesbi.reports.build import ReportParams, build_reports
 from salesbi.reports.sql.build import IN_PYTHON, IN_WAREHOUSE, build_reports_in_warehouse, check_dialect
 from salesbi.reports.sql.expr import round_half_even
 from salesbi.reports.sql.selects import all_selects
+from salesbi.reports.tables import TABLES
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import SCHEMAS, create_engine
 from salesbi.warehouse.load import read_table
+
+#: the tables computed by the database, and by pandas, in report order
+IN_WAREHOUSE_ORDER = (
+    "dim_geography",
+    "dim_office",
+    "dim_employee",
+    "dim_product_line",
+    "dim_product",
+    "dim_customer",
+    "fact_order_lines",
+    "sales_monthly",
+)
+IN_PY_ORDER = [
+    "dim_date",
+    "customer_summary",
+    "location_summary",
+    "product_summary",
+    "product_line_summary",
+    "employee_performance",
+    "customer_growth",
+    "order_value_distribution",
+]
 
 
 def _drop_pg_schemas(url: str) -> None:
@@ -81,9 +106,8 @@ def _compare(url: str, params: ReportParams) -> dict[str, pd.DataFrame]:
         _assert_same(expected, build_reports_in_warehouse(engine, metadata, params, core=core).frames)
     finally:
         engine.dispose()
-    assert result.in_warehouse == IN_WAREHOUSE or set(result.in_warehouse) == set(IN_WAREHOUSE)
-    assert set(result.in_python) == {*IN_PYTHON, "dim_date"}
-    assert result.summary()["warehouse"][0] == "dim_geography"
+    assert result.in_warehouse == IN_WAREHOUSE_ORDER
+    assert list(result.in_python) == IN_PY_ORDER
     return expected
 
 
@@ -99,6 +123,24 @@ def test_push_down_equals_pandas_on_the_generated_company(
     # an as-of date inside the history cuts the months differently
     last = expected["fact_order_lines"]["order_date"].max()
     _compare(pg_warehouse, ReportParams(as_of=(last - pd.Timedelta(days=40)).date()))
+    # through the pipeline's reports stage: published, and the summary says where each table was built
+    out = tmp_path / "report"
+    run_pipeline(
+        PipelineParams(warehouse_url=pg_warehouse, out_dir=out, steps=("reports",), reports_in="warehouse")
+    )
+    doc = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
+    assert doc["status"] == "succeeded"
+    assert doc["outputs"]["reports_built_in"] == {
+        "warehouse": list(IN_WAREHOUSE_ORDER),
+        "python": IN_PY_ORDER,
+    }
+    engine = create_engine(pg_warehouse)
+    try:
+        with engine.connect() as conn:
+            published = conn.exec_driver_sql("SELECT COUNT(*) FROM rpt.fact_order_lines").scalar_one()
+    finally:
+        engine.dispose()
+    assert published == len(expected["fact_order_lines"])
 
 
 @pytest.mark.integration
@@ -144,17 +186,34 @@ def test_rounding_is_numpys_half_to_even_in_binary_floating_point(pg_url: str) -
                 assert got == float(pd.Series([v]).round(2).iloc[0]), v
             # the cases that tell the roundings apart: ties go to even (0.125), and 100.005 × 100 is
             # exactly 10000.5 in binary (numeric ROUND would give 100.01), 2.675 × 100 is 267.5
-            assert [float(pd.Series([v]).round(2).iloc[0]) for v in (0.125, 100.005, 2.675)] == [0.12, 100.0, 2.68]
+            assert [float(pd.Series([v]).round(2).iloc[0]) for v in (0.125, 100.005, 2.675)] == [
+                0.12,
+                100.0,
+                2.68,
+            ]
     finally:
         engine.dispose()
 
 
-def test_sqlite_is_refused_with_a_clear_message() -> None:
+def test_the_split_names_every_report_table_once() -> None:
+    assert set(IN_WAREHOUSE) == set(IN_WAREHOUSE_ORDER)
+    assert set(IN_PYTHON) | {"dim_date"} == set(IN_PY_ORDER)
+    assert sorted([*IN_WAREHOUSE_ORDER, *IN_PY_ORDER]) == sorted(
+        t.name for t in TABLES if t.name != "insights"
+    )
+
+
+def test_sqlite_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="PostgreSQL or SQL Server"):
         check_dialect("sqlite")
     check_dialect("postgresql")
     check_dialect("mssql")
-
-
-def test_only_whole_days_reach_the_calendar() -> None:
-    assert ReportParams(as_of=date(2024, 1, 31)).as_of == date(2024, 1, 31)
+    with pytest.raises(ValidationError, match="SQLite is not supported"):
+        PipelineParams(warehouse_url="sqlite:///x.db", reports_in="warehouse")
+    assert PipelineParams(warehouse_url="sqlite:///x.db").reports_in == "python"
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    result = CliRunner().invoke(cli.app, ["report", "--warehouse", url, "--reports-in", "warehouse"])
+    assert result.exit_code == 2
+    assert "SQLite is not supported" in " ".join(result.output.split())
+    assert not (tmp_path / "w.db").exists()  # refused before anything is touched
+    assert CliRunner().invoke(cli.app, ["report", "--reports-in", "duckdb"]).exit_code == 2

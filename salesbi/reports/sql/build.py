@@ -110,7 +110,9 @@ def _table(name: str) -> Table:
     raise KeyError(name)
 
 
-def shape_sales_monthly(orders: pd.DataFrame, first_months: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def shape_sales_monthly(
+    orders: pd.DataFrame, first_months: pd.DataFrame, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Return ``rpt.sales_monthly`` from the per-month aggregates of :mod:`salesbi.reports.sql.selects`.
 
     Same arithmetic as :func:`salesbi.reports.monthly.build_sales_monthly` on at most a few

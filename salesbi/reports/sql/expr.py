@@ -19,7 +19,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 DOUBLE = sa.Float(precision=53)
 
 
-class rint(expression.FunctionElement[float]):  # noqa: N801 - reads like the SQL function it renders
+class rint(expression.FunctionElement[float]):
     """``rint(x)``: ``x`` rounded to the nearest integer, ties to even, as a double."""
 
     type = DOUBLE
@@ -41,7 +41,7 @@ def _rint_generic(element: rint, compiler: SQLCompiler, **kw: Any) -> str:
     return f"({up} - CASE WHEN {up} - ({y}) = 0.5 AND {up} - 2 * FLOOR({up} / 2) = 1 THEN 1 ELSE 0 END)"
 
 
-class binary_text(expression.FunctionElement[str]):  # noqa: N801
+class binary_text(expression.FunctionElement[str]):
     """The text ``x`` under a code-point (binary) collation, for ``GROUP BY`` and ``ORDER BY``."""
 
     type = sa.Unicode()

@@ -80,9 +80,9 @@ def fact_order_lines_select(metadata: sa.MetaData) -> Select[Any]:
             orders.c.order_date,
             orders.c.shipped_date,
             orders.c.status,
-            flag(
-                orders.c.status.in_(sorted(CANCELLED_STATUSES)) & sa.not_(items.c.quantity < 0)
-            ).label("is_cancelled"),
+            flag(orders.c.status.in_(sorted(CANCELLED_STATUSES)) & sa.not_(items.c.quantity < 0)).label(
+                "is_cancelled"
+            ),
             items.c.quantity,
             double(items.c.unit_price).label("unit_price"),
             discount.label("discount"),
@@ -110,7 +110,8 @@ def fact_order_lines_select(metadata: sa.MetaData) -> Select[Any]:
     )
     extra = {"gross_profit": profit.c.gross_profit, "net_sales": net_sales, "net_profit": net_profit}
     columns = [
-        (extra[name] if name in extra else profit.c[name]).label(name) for name in FACT_ORDER_LINES.column_names
+        (extra[name] if name in extra else profit.c[name]).label(name)
+        for name in FACT_ORDER_LINES.column_names
     ]
     return _checked(sa.select(*columns), FACT_ORDER_LINES)
 
@@ -240,9 +241,7 @@ def dim_product_select(metadata: sa.MetaData) -> Select[Any]:
     lines = core_table(metadata, "product_lines")
     price = double(products.c.list_price)
     cost = double(products.c.unit_cost)
-    margin = sa.case(
-        (price == double(0.0), sa.null()), else_=round_half_even((price - cost) / price, 4)
-    )
+    margin = sa.case((price == double(0.0), sa.null()), else_=round_half_even((price - cost) / price, 4))
     select = sa.select(
         products.c.product_id,
         products.c.product_name,
@@ -259,7 +258,7 @@ def dim_product_select(metadata: sa.MetaData) -> Select[Any]:
 
 
 def dim_customer_select(metadata: sa.MetaData) -> Select[Any]:
-    """Return the ``SELECT`` of ``rpt.dim_customer`` with geography key, sales rep name and the rep's office."""
+    """Return the ``SELECT`` of ``rpt.dim_customer``: geography key, sales rep name, the rep's office."""
     customers = core_table(metadata, "customers")
     reps = core_table(metadata, "employees")
     select = sa.select(
