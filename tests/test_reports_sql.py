@@ -26,10 +26,17 @@ from salesbi.errors import ConfigurationError
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
 from salesbi.reports.build import ReportParams, build_reports
-from salesbi.reports.sql.build import IN_PYTHON, IN_WAREHOUSE, build_reports_in_warehouse, check_dialect
+from salesbi.reports.sql.build import (
+    IN_PYTHON,
+    IN_WAREHOUSE,
+    build_reports_in_warehouse,
+    check_dialect,
+    read_report_table,
+)
 from salesbi.reports.sql.expr import round_half_even
 from salesbi.reports.sql.selects import all_selects
 from salesbi.reports.tables import TABLES
+from salesbi.schema import Column, Table
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import SCHEMAS, create_engine
@@ -166,7 +173,7 @@ def _tsql_dialect() -> sa.Dialect:
 
 def test_every_statement_compiles_for_sql_server_and_parses_as_tsql() -> None:
     statements = all_selects(warehouse_metadata())
-    assert {"fact_order_lines", "dim_customer", "sales_monthly.orders"} <= set(statements)
+    assert {"fact_order_lines", "dim_customer", "sales_monthly.aggregates"} <= set(statements)
     for name, select in statements.items():
         sql = str(select.compile(dialect=_tsql_dialect(), compile_kwargs={"literal_binds": True}))
         assert "%(" not in sql and "?" not in sql, name
@@ -217,3 +224,33 @@ def test_sqlite_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     assert "SQLite is not supported" in " ".join(result.output.split())
     assert not (tmp_path / "w.db").exists()  # refused before anything is touched
     assert CliRunner().invoke(cli.app, ["report", "--reports-in", "duckdb"]).exit_code == 2
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_the_copy_read_keeps_nulls_empty_text_and_awkward_values_apart(pg_url: str) -> None:
+    table = Table(
+        name="awkward",
+        schema="rpt",
+        key=("id",),
+        columns=(Column("id", "id", required=True), Column("text", "text"), Column("flag", "bool")),
+    )
+    texts = ["", None, "NA", "null", 'say "hi", then\nleave', "Zürich ü", " padded "]
+    rows = [
+        sa.select(
+            sa.literal(f"r{i}").label("id"),
+            sa.cast(sa.literal(t), sa.Unicode()).label("text"),
+            sa.literal(i % 2 == 0).label("flag"),
+        )
+        for i, t in enumerate(texts)
+    ]
+    union = sa.union_all(*rows).subquery("u")
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            got = read_report_table(conn, sa.select(union), table)
+    finally:
+        engine.dispose()
+    assert got["id"].tolist() == [f"r{i}" for i in range(len(texts))]
+    assert [None if pd.isna(v) else v for v in got["text"]] == texts
+    assert got["flag"].tolist() == [i % 2 == 0 for i in range(len(texts))]

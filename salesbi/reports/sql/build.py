@@ -12,6 +12,7 @@ files in one transaction, and the model steps need the fact anyway.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql import Select
@@ -31,10 +33,10 @@ from salesbi.reports.build import _calendar_bounds
 from salesbi.reports.context import ReportContext, build_context
 from salesbi.reports.measures import growth, month_start_of_index, safe_ratio
 from salesbi.reports.params import ReportParams
-from salesbi.reports.sql.selects import TABLE_SELECTS, first_months_select, monthly_orders_select
+from salesbi.reports.sql.selects import TABLE_SELECTS, sales_monthly_aggregates_select
 from salesbi.reports.tables import SALES_MONTHLY, TABLES
 from salesbi.schema import Table
-from salesbi.types import conform
+from salesbi.types import arrow_schema, conform
 from salesbi.warehouse.load import read_table
 
 #: dialects whose SQL is rendered (tested on PostgreSQL, compile-tested for SQL Server)
@@ -94,6 +96,46 @@ def read_select(conn: sa.Connection, select: Select[Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=names, nrows=len(rows))
 
 
+def read_select_copy(conn: sa.Connection, select: Select[Any], table: Table) -> pd.DataFrame:
+    """Return the rows of ``select`` (yielding ``table``'s columns) through PostgreSQL's ``COPY … TO STDOUT``.
+
+    The rows travel as CSV parsed by Arrow with the table's column types: several times faster
+    than fetching Python tuples for large results. NULL and the empty string stay apart (COPY
+    quotes an empty string, and only an unquoted empty field is read as null).
+    """
+    sql = str(select.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    buffer = io.BytesIO()
+    dbapi = conn.connection.dbapi_connection
+    copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER true)"
+    with dbapi.cursor() as cursor, cursor.copy(copy_sql) as copy:  # type: ignore[union-attr]
+        for block in copy:
+            buffer.write(block)
+    convert = pacsv.ConvertOptions(
+        column_types={f.name: f.type for f in arrow_schema(table)},
+        true_values=["t"],
+        false_values=["f"],
+        null_values=[""],  # not the default "NA", "null" …: classicmodels has territory "NA"
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    parsed = pacsv.read_csv(
+        pa.BufferReader(buffer.getvalue()),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=convert,
+    )
+    mapping = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype(), pa.bool_(): pd.BooleanDtype()}
+    return parsed.to_pandas(types_mapper=mapping.get, date_as_object=False)
+
+
+def read_report_table(conn: sa.Connection, select: Select[Any], table: Table) -> pd.DataFrame:
+    """Return ``table`` computed by ``select``, typed (``conform``) and sorted by its key."""
+    if conn.dialect.name == "postgresql":
+        frame = read_select_copy(conn, select, table)
+    else:
+        frame = read_select(conn, select)
+    return sort_by_key(conform(frame, table), table.key)
+
+
 def sort_by_key(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
     """Return ``frame`` sorted by ``key`` ascending (text by code point, as the pandas builders sort)."""
     if len(frame) < 2:
@@ -110,18 +152,15 @@ def _table(name: str) -> Table:
     raise KeyError(name)
 
 
-def shape_sales_monthly(
-    orders: pd.DataFrame, first_months: pd.DataFrame, as_of: pd.Timestamp
-) -> pd.DataFrame:
-    """Return ``rpt.sales_monthly`` from the per-month aggregates of :mod:`salesbi.reports.sql.selects`.
+def shape_sales_monthly(aggregates: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Return ``rpt.sales_monthly`` from the rows of ``sales_monthly_aggregates_select``.
 
     Same arithmetic as :func:`salesbi.reports.monthly.build_sales_monthly` on at most a few
     hundred rows: the month range, rounding, ratios, growth and the year-to-date sums.
     """
-    if not len(orders):
+    if not len(aggregates):
         return conform(pd.DataFrame(columns=SALES_MONTHLY.column_names), SALES_MONTHLY)
-    agg = orders.astype({"month": "int64"}).set_index("month")
-    new = first_months.astype({"month": "int64"}).set_index("month")["new_customers"]
+    agg = aggregates.astype({"month": "int64"}).set_index("month")
     months = np.arange(int(agg.index.min()), int(agg.index.max()) + 1, dtype="int64")
 
     def per_month(values: pd.Series, fill: float) -> pd.Series:
@@ -143,7 +182,7 @@ def shape_sales_monthly(
     f["margin"] = safe_ratio(f["gross_profit"], f["net_sales"])
     f["avg_order_value"] = safe_ratio(f["net_sales"], f["orders"]).round(2)
     f["active_customers"] = per_month(agg["active_customers"], 0).astype("int64")
-    f["new_customers"] = per_month(new, 0).astype("int64")
+    f["new_customers"] = per_month(agg["new_customers"], 0).astype("int64")
     f["existing_customers"] = f["active_customers"] - f["new_customers"]
     by_month = pd.Series(f["net_sales"].to_numpy(), index=months)
     f["mom_growth"] = growth(f["net_sales"], f["_m"].map(by_month.rename(lambda k: k + 1)))
@@ -182,16 +221,15 @@ def build_reports_in_warehouse(
     with engine.connect() as conn:
         for name, build in TABLE_SELECTS.items():
             table = _table(name)
-            pushed[name] = sort_by_key(conform(read_select(conn, build(metadata)), table), table.key)
-        month_orders = read_select(conn, monthly_orders_select(metadata))
-        first_months = read_select(conn, first_months_select(metadata))
+            pushed[name] = read_report_table(conn, build(metadata), table)
+        month_aggregates = read_select(conn, sales_monthly_aggregates_select(metadata))
         small = (
             {name: core[name] for name in SMALL_CORE} if core is not None else read_small_core(conn, metadata)
         )
     fact = pushed["fact_order_lines"]
     ctx = build_context(small, fact, params)
     first, last = _calendar_bounds(fact, ctx.as_of)
-    pushed["sales_monthly"] = shape_sales_monthly(month_orders, first_months, pd.Timestamp(ctx.as_of))
+    pushed["sales_monthly"] = shape_sales_monthly(month_aggregates, pd.Timestamp(ctx.as_of))
     built = {name: builder(ctx) for name, builder in IN_PYTHON.items()}
     built["dim_date"] = dims.build_dim_date(first, last, params.fiscal_year_start_month)
     order = [t.name for t in TABLES if t.name in pushed or t.name in built]

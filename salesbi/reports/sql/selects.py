@@ -4,7 +4,7 @@ Each statement yields exactly the columns of its ``rpt`` definition (``salesbi.r
 with the values of the pandas builders (``salesbi.reports.fact`` and ``dims``), computed the
 same way in double precision (see :mod:`salesbi.reports.sql.expr`); rows come in no particular
 order (the caller sorts by key, by code point as pandas does). ``sales_monthly`` is pushed down
-as its aggregates (:func:`monthly_orders_select`, :func:`first_months_select`): the per-month
+as its aggregates (:func:`sales_monthly_aggregates_select`): the per-month
 arithmetic on a few hundred rows is done by :mod:`salesbi.reports.sql.build`.
 """
 
@@ -64,11 +64,9 @@ def fact_order_lines_select(metadata: sa.MetaData) -> Select[Any]:
     products = core_table(metadata, "products")
     employees = core_table(metadata, "employees")
     credited = sa.func.coalesce(orders.c.employee_id, customers.c.sales_rep_id)
-    qty = double(items.c.quantity)
-    gross = qty * double(items.c.unit_price)
-    discount = sa.func.coalesce(double(items.c.discount), double(0.0))
-    # stage 1: the joined line with its rounded amounts (a line of an unknown order is left out)
-    lines = (
+    # stage 1: the joined line, its numbers as doubles (cast once: NUMERIC → double is not free);
+    # a line of an unknown order is left out
+    joined = (
         sa.select(
             items.c.order_id,
             items.c.line_number,
@@ -80,15 +78,14 @@ def fact_order_lines_select(metadata: sa.MetaData) -> Select[Any]:
             orders.c.order_date,
             orders.c.shipped_date,
             orders.c.status,
-            flag(orders.c.status.in_(sorted(CANCELLED_STATUSES)) & sa.not_(items.c.quantity < 0)).label(
-                "is_cancelled"
-            ),
+            flag(
+                orders.c.status.in_(sorted(CANCELLED_STATUSES)) & sa.not_(items.c.quantity < 0)
+            ).label("is_cancelled"),
             items.c.quantity,
+            double(items.c.quantity).label("qty"),
             double(items.c.unit_price).label("unit_price"),
-            discount.label("discount"),
-            round_half_even(gross * (double(1.0) - discount), 2).label("revenue"),
-            round_half_even(gross * discount, 2).label("discount_amount"),
-            round_half_even(qty * double(products.c.unit_cost), 2).label("cost"),
+            sa.func.coalesce(double(items.c.discount), double(0.0)).label("discount"),
+            double(products.c.unit_cost).label("unit_cost"),
             geography_key(customers.c.country, customers.c.city).label("geography_key"),
         )
         .select_from(
@@ -97,8 +94,16 @@ def fact_order_lines_select(metadata: sa.MetaData) -> Select[Any]:
             .outerjoin(products, products.c.product_id == items.c.product_id)
             .outerjoin(employees, employees.c.employee_id == credited)
         )
-        .subquery("lines")
+        .cte("fact_lines")
+        .prefix_with("MATERIALIZED", dialect="postgresql")  # PostgreSQL would inline the casts again
     )
+    gross = joined.c.qty * joined.c.unit_price
+    lines = sa.select(
+        *(c for c in joined.c if c.name not in ("qty", "unit_cost")),
+        round_half_even(gross * (double(1.0) - joined.c.discount), 2).label("revenue"),
+        round_half_even(gross * joined.c.discount, 2).label("discount_amount"),
+        round_half_even(joined.c.qty * joined.c.unit_cost, 2).label("cost"),
+    ).subquery("lines")
     # stage 2: profit from the rounded revenue and cost
     profit = sa.select(
         lines, round_half_even(lines.c.revenue - lines.c.cost, 2).label("gross_profit")
@@ -287,78 +292,74 @@ def _month_of(day: ColumnElement[Any]) -> ColumnElement[int]:
     return year * 12 + month - 1
 
 
-def orders_subquery(metadata: sa.MetaData) -> sa.Subquery:
-    """Return one row per order of the fact (``salesbi.reports.context.order_frame``) as a subquery.
+def orders_cte(metadata: sa.MetaData) -> sa.CTE:
+    """Return one row per order of the fact (``salesbi.reports.context.order_frame``) as a CTE.
 
-    Columns: order_id, customer_id, month (:func:`_month_of` the order date), cancelled (1/0,
-    the first line's flag), units, net_sales, net_profit (null when any line's profit is unknown).
+    Columns: order_id, customer_id, month (:func:`_month_of` the order date), cancelled (1/0:
+    the flag of the order's first line), units, net_sales, net_profit (null when any line's
+    profit is unknown).
     """
     fact = fact_order_lines_select(metadata).subquery("fact")
-    first_line = sa.func.min(fact.c.line_number).over(partition_by=fact.c.order_id)
-    lines = sa.select(
-        fact.c.order_id,
-        fact.c.customer_id,
-        fact.c.order_date,
-        fact.c.line_number,
-        first_line.label("first_line"),
-        sa.case((is_true(fact.c.is_cancelled), 1), else_=0).label("cancelled"),
-        fact.c.quantity,
-        fact.c.net_sales,
-        fact.c.net_profit,
-    ).subquery("order_lines")
-    unknown = sa.func.count() - sa.func.count(lines.c.net_profit)
+    first_line = sa.func.min(fact.c.line_number)
+    first_cancelled_line = sa.func.min(sa.case((is_true(fact.c.is_cancelled), fact.c.line_number)))
+    unknown = sa.func.count() - sa.func.count(fact.c.net_profit)
     return (
         sa.select(
-            lines.c.order_id,
-            sa.func.min(lines.c.customer_id).label("customer_id"),
-            _month_of(sa.func.min(lines.c.order_date)).label("month"),
-            sa.func.max(
-                sa.case((lines.c.line_number == lines.c.first_line, lines.c.cancelled), else_=0)
-            ).label("cancelled"),
-            sa.func.sum(lines.c.quantity).label("units"),
-            round_half_even(sa.func.sum(lines.c.net_sales), 2).label("net_sales"),
+            fact.c.order_id,
+            sa.func.min(fact.c.customer_id).label("customer_id"),
+            _month_of(sa.func.min(fact.c.order_date)).label("month"),
+            sa.case((first_cancelled_line == first_line, 1), else_=0).label("cancelled"),
+            sa.func.sum(fact.c.quantity).label("units"),
+            round_half_even(sa.func.sum(fact.c.net_sales), 2).label("net_sales"),
             sa.case(
                 (unknown > 0, sa.null()),
-                else_=round_half_even(sa.func.sum(sa.func.coalesce(lines.c.net_profit, double(0.0))), 2),
+                else_=round_half_even(sa.func.sum(sa.func.coalesce(fact.c.net_profit, double(0.0))), 2),
             ).label("net_profit"),
         )
-        .group_by(lines.c.order_id)
-        .subquery("report_orders")
+        .group_by(fact.c.order_id)
+        .cte("report_orders")
     )
 
 
-def monthly_orders_select(metadata: sa.MetaData) -> Select[Any]:
-    """Return per order month: orders_placed, orders_cancelled, and over the kept orders units,
-    net_sales (unrounded sum), profit (sum of the known), unknown (orders of unknown profit) and
-    active_customers (distinct customers)."""
-    o = orders_subquery(metadata)
+def sales_monthly_aggregates_select(metadata: sa.MetaData) -> Select[Any]:
+    """Return per order month: orders_placed, orders_cancelled and, over the kept (non-cancelled)
+    orders, units, net_sales (unrounded sum of the orders' sales), profit (sum of the known),
+    unknown (orders of unknown profit), active_customers (distinct) and new_customers (customers
+    whose first kept order is in the month)."""
+    o = orders_cte(metadata)
     kept = o.c.cancelled == 0
 
     def kept_only(value: ColumnElement[Any]) -> ColumnElement[Any]:
         return sa.case((kept, value), else_=sa.null())
 
-    return sa.select(
-        o.c.month,
-        sa.func.count().label("orders_placed"),
-        sa.func.sum(o.c.cancelled).label("orders_cancelled"),
-        sa.func.sum(kept_only(o.c.units)).label("units"),
-        sa.func.sum(kept_only(o.c.net_sales)).label("net_sales"),
-        sa.func.sum(kept_only(o.c.net_profit)).label("profit"),
-        sa.func.sum(sa.case((kept & o.c.net_profit.is_(None), 1), else_=0)).label("unknown"),
-        sa.func.count(sa.distinct(kept_only(o.c.customer_id))).label("active_customers"),
-    ).group_by(o.c.month)
-
-
-def first_months_select(metadata: sa.MetaData) -> Select[Any]:
-    """Return per month the number of customers whose first kept (non-cancelled) order is in it."""
-    o = orders_subquery(metadata)
+    per_month = (
+        sa.select(
+            o.c.month,
+            sa.func.count().label("orders_placed"),
+            sa.func.sum(o.c.cancelled).label("orders_cancelled"),
+            sa.func.sum(kept_only(o.c.units)).label("units"),
+            sa.func.sum(kept_only(o.c.net_sales)).label("net_sales"),
+            sa.func.sum(kept_only(o.c.net_profit)).label("profit"),
+            sa.func.sum(sa.case((kept & o.c.net_profit.is_(None), 1), else_=0)).label("unknown"),
+            sa.func.count(sa.distinct(kept_only(o.c.customer_id))).label("active_customers"),
+        )
+        .group_by(o.c.month)
+        .subquery("per_month")
+    )
     first = (
         sa.select(o.c.customer_id, sa.func.min(o.c.month).label("month"))
-        .where(o.c.cancelled == 0, o.c.customer_id.is_not(None))
+        .where(kept, o.c.customer_id.is_not(None))
         .group_by(o.c.customer_id)
         .subquery("first_orders")
     )
-    return sa.select(first.c.month, sa.func.count().label("new_customers")).group_by(first.c.month)
+    new = (
+        sa.select(first.c.month, sa.func.count().label("new_customers"))
+        .group_by(first.c.month)
+        .subquery("new_per_month")
+    )
+    return sa.select(per_month, sa.func.coalesce(new.c.new_customers, 0).label("new_customers")).select_from(
+        per_month.outerjoin(new, new.c.month == per_month.c.month)
+    )
 
 
 #: the report tables whose whole ``SELECT`` is rendered here, with their builders
@@ -376,6 +377,5 @@ TABLE_SELECTS: dict[str, Callable[[sa.MetaData], Select[Any]]] = {
 def all_selects(metadata: sa.MetaData) -> dict[str, Select[Any]]:
     """Return every statement the push-down runs, keyed by table (or aggregate) name."""
     out = {name: build(metadata) for name, build in TABLE_SELECTS.items()}
-    out["sales_monthly.orders"] = monthly_orders_select(metadata)
-    out["sales_monthly.first_months"] = first_months_select(metadata)
+    out["sales_monthly.aggregates"] = sales_monthly_aggregates_select(metadata)
     return out
