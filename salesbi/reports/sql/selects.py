@@ -78,9 +78,9 @@ def fact_order_lines_select(metadata: sa.MetaData) -> Select[Any]:
             orders.c.order_date,
             orders.c.shipped_date,
             orders.c.status,
-            flag(
-                orders.c.status.in_(sorted(CANCELLED_STATUSES)) & sa.not_(items.c.quantity < 0)
-            ).label("is_cancelled"),
+            flag(orders.c.status.in_(sorted(CANCELLED_STATUSES)) & sa.not_(items.c.quantity < 0)).label(
+                "is_cancelled"
+            ),
             items.c.quantity,
             double(items.c.quantity).label("qty"),
             double(items.c.unit_price).label("unit_price"),
