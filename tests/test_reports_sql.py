@@ -18,7 +18,6 @@ import pytest
 import sqlalchemy as sa
 import sqlglot
 from pydantic import ValidationError
-from sqlalchemy.dialects import mssql
 from typer.testing import CliRunner
 
 from salesbi import cli, contract
@@ -34,7 +33,8 @@ from salesbi.reports.sql.build import (
     read_report_table,
 )
 from salesbi.reports.sql.expr import round_half_even
-from salesbi.reports.sql.selects import all_selects
+from salesbi.reports.sql.render import main as render_main
+from salesbi.reports.sql.render import render
 from salesbi.reports.tables import TABLES
 from salesbi.schema import Column, Table
 from salesbi.types import conform
@@ -52,6 +52,7 @@ IN_WAREHOUSE_ORDER = (
     "dim_customer",
     "fact_order_lines",
     "sales_monthly",
+    "customer_growth",
 )
 IN_PY_ORDER = [
     "dim_date",
@@ -60,7 +61,6 @@ IN_PY_ORDER = [
     "product_summary",
     "product_line_summary",
     "employee_performance",
-    "customer_growth",
     "order_value_distribution",
 ]
 
@@ -165,22 +165,27 @@ def test_push_down_equals_pandas_on_classicmodels(
     assert monthly["net_sales"].sum() == pytest.approx(expected["fact_order_lines"]["net_sales"].sum())
 
 
-def _tsql_dialect() -> sa.Dialect:
-    d = mssql.dialect()
-    d.server_version_info = (16, 0)  # type: ignore[assignment]
-    return d
-
-
 def test_every_statement_compiles_for_sql_server_and_parses_as_tsql() -> None:
-    statements = all_selects(warehouse_metadata())
-    assert {"fact_order_lines", "dim_customer", "sales_monthly.aggregates"} <= set(statements)
-    for name, select in statements.items():
-        sql = str(select.compile(dialect=_tsql_dialect(), compile_kwargs={"literal_binds": True}))
+    statements = render("mssql", churn_months=3)
+    assert {
+        "fact_order_lines",
+        "dim_customer",
+        "sales_monthly.aggregates",
+        "customer_growth.aggregates",
+    } <= set(statements)
+    for name, sql in statements.items():
         assert "%(" not in sql and "?" not in sql, name
         parsed = sqlglot.parse_one(sql, read="tsql")
         assert parsed is not None, name
         assert not re.search(r"\bLIMIT\s+\d", sql, re.IGNORECASE) and " || " not in sql, name
         assert "COLLATE Latin1_General_100_BIN2" in sql or name != "dim_geography"
+    assert "> 3" in statements["customer_growth.aggregates"]
+
+
+def test_the_statements_print_for_a_dba(capsys: pytest.CaptureFixture[str]) -> None:
+    render_main(["postgresql"])
+    out = capsys.readouterr().out
+    assert out.count("-- ") == len(render("postgresql")) and 'COLLATE "C"' in out and "round(" in out
 
 
 def test_rounding_is_numpys_half_to_even_in_binary_floating_point(pg_url: str) -> None:

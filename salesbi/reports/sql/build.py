@@ -33,8 +33,12 @@ from salesbi.reports.build import _calendar_bounds
 from salesbi.reports.context import ReportContext, build_context
 from salesbi.reports.measures import growth, month_start_of_index, safe_ratio
 from salesbi.reports.params import ReportParams
-from salesbi.reports.sql.selects import TABLE_SELECTS, sales_monthly_aggregates_select
-from salesbi.reports.tables import SALES_MONTHLY, TABLES
+from salesbi.reports.sql.selects import (
+    TABLE_SELECTS,
+    customer_growth_aggregates_select,
+    sales_monthly_aggregates_select,
+)
+from salesbi.reports.tables import CUSTOMER_GROWTH, SALES_MONTHLY, TABLES
 from salesbi.schema import Table
 from salesbi.types import arrow_schema, conform
 from salesbi.warehouse.load import read_table
@@ -43,8 +47,8 @@ from salesbi.warehouse.load import read_table
 DIALECTS: tuple[str, ...] = ("postgresql", "mssql")
 #: the core tables the pandas-built report tables read (the large ones, orders and lines, are not)
 SMALL_CORE: tuple[str, ...] = ("offices", "employees", "customers", "product_lines", "products")
-#: report tables computed by the database (sales_monthly: its aggregates; the months are shaped here)
-IN_WAREHOUSE: tuple[str, ...] = (*TABLE_SELECTS, "sales_monthly")
+#: report tables computed by the database (the monthly tables: their aggregates; the months are shaped here)
+IN_WAREHOUSE: tuple[str, ...] = (*TABLE_SELECTS, "sales_monthly", "customer_growth")
 #: report tables built by the pandas builders from the pushed-down fact
 IN_PYTHON: dict[str, Callable[[ReportContext], pd.DataFrame]] = {
     "customer_summary": summaries.build_customer_summary,
@@ -52,7 +56,6 @@ IN_PYTHON: dict[str, Callable[[ReportContext], pd.DataFrame]] = {
     "product_summary": summaries.build_product_summary,
     "product_line_summary": summaries.build_product_line_summary,
     "employee_performance": summaries.build_employee_performance,
-    "customer_growth": monthly.build_customer_growth,
     "order_value_distribution": monthly.build_order_value_distribution,
 }
 
@@ -192,6 +195,28 @@ def shape_sales_monthly(aggregates: pd.DataFrame, as_of: pd.Timestamp) -> pd.Dat
     return conform(f, SALES_MONTHLY)
 
 
+def shape_customer_growth(
+    ledger: pd.DataFrame, months: np.ndarray, churn_months: int, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """Return ``rpt.customer_growth`` from the rows of ``customer_growth_aggregates_select``.
+
+    ``months``: the month indices from the first to the last order month (as in
+    :func:`salesbi.reports.monthly.build_customer_growth`, whose arithmetic this repeats).
+    """
+    counts = ledger.astype("int64").groupby("month").sum()
+    f = pd.DataFrame({"_m": months})
+    f["month"] = month_start_of_index(months)
+    f["year_month"] = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in months]
+    for col in ("new", "retained", "regained", "churned"):
+        f[col] = f["_m"].map(counts[col]).fillna(0).astype("int64")
+    f["active"] = f["new"] + f["retained"] + f["regained"]
+    f["customers_in_window"] = (f["new"] + f["regained"] - f["churned"]).cumsum()
+    f["quick_ratio"] = safe_ratio(f["new"] + f["regained"], f["churned"])
+    f["churn_months"] = churn_months
+    f["is_complete"] = np.asarray(month_start_of_index(months + 1) <= as_of)
+    return conform(f, CUSTOMER_GROWTH)
+
+
 def read_small_core(conn: sa.Connection, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
     """Return the typed frames of the five small core tables (:data:`SMALL_CORE`)."""
     return {
@@ -223,13 +248,20 @@ def build_reports_in_warehouse(
             table = _table(name)
             pushed[name] = read_report_table(conn, build(metadata), table)
         month_aggregates = read_select(conn, sales_monthly_aggregates_select(metadata))
+        ledger = read_select(conn, customer_growth_aggregates_select(metadata, params.churn_months))
         small = (
             {name: core[name] for name in SMALL_CORE} if core is not None else read_small_core(conn, metadata)
         )
     fact = pushed["fact_order_lines"]
     ctx = build_context(small, fact, params)
     first, last = _calendar_bounds(fact, ctx.as_of)
-    pushed["sales_monthly"] = shape_sales_monthly(month_aggregates, pd.Timestamp(ctx.as_of))
+    as_of = pd.Timestamp(ctx.as_of)
+    pushed["sales_monthly"] = shape_sales_monthly(month_aggregates, as_of)
+    months = pushed["sales_monthly"]["month"]
+    first_month = months.dt.year * 12 + months.dt.month - 1
+    pushed["customer_growth"] = shape_customer_growth(
+        ledger, first_month.to_numpy(dtype="int64"), params.churn_months, as_of
+    )
     built = {name: builder(ctx) for name, builder in IN_PYTHON.items()}
     built["dim_date"] = dims.build_dim_date(first, last, params.fiscal_year_start_month)
     order = [t.name for t in TABLES if t.name in pushed or t.name in built]

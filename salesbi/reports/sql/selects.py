@@ -150,9 +150,11 @@ def dim_geography_select(metadata: sa.MetaData) -> Select[Any]:
             partition_by=per_state.c.geography_key,
             order_by=(per_state.c.n.desc(), binary_text(per_state.c.state).asc()),
         )
-        .label("rank"),
+        .label("state_rank"),
     ).subquery("ranked")
-    usual = sa.select(ranked.c.geography_key, ranked.c.state).where(ranked.c.rank == 1).subquery("usual")
+    usual = (
+        sa.select(ranked.c.geography_key, ranked.c.state).where(ranked.c.state_rank == 1).subquery("usual")
+    )
     select = sa.select(
         places.c.geography_key,
         places.c.country,
@@ -362,6 +364,61 @@ def sales_monthly_aggregates_select(metadata: sa.MetaData) -> Select[Any]:
     )
 
 
+def customer_growth_aggregates_select(metadata: sa.MetaData, churn_months: int) -> Select[Any]:
+    """Return the customer ledger's counts (``salesbi.reports.monthly.build_customer_growth``).
+
+    Rows (month, new, retained, regained, churned), several per month (sum them): over the
+    distinct (customer, month) pairs of kept orders, a pair is *new* without an earlier pair of
+    its customer, *retained* when the previous one is at most ``churn_months`` months before,
+    else *regained*; a pair without a next one within ``churn_months`` months counts as
+    *churned* in its month + ``churn_months``.
+    """
+    o = orders_cte(metadata)
+    pairs = (
+        sa.select(o.c.customer_id, o.c.month)
+        .where(o.c.cancelled == 0)
+        .group_by(o.c.customer_id, o.c.month)
+        .subquery("active_pairs")
+    )
+    seq = sa.select(
+        pairs.c.customer_id,
+        pairs.c.month,
+        sa.func.lag(pairs.c.month)
+        .over(partition_by=pairs.c.customer_id, order_by=pairs.c.month)
+        .label("previous_month"),
+        sa.func.lead(pairs.c.month)
+        .over(partition_by=pairs.c.customer_id, order_by=pairs.c.month)
+        .label("next_month"),
+    ).subquery("ledger")
+    n = sa.literal(churn_months, sa.BigInteger)
+    zero = sa.literal(0, sa.BigInteger)
+
+    def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    active = sa.select(
+        seq.c.month.label("month"),
+        count_if(seq.c.previous_month.is_(None)).label("new"),
+        count_if(seq.c.month - seq.c.previous_month <= n).label("retained"),
+        count_if(seq.c.month - seq.c.previous_month > n).label("regained"),
+        zero.label("churned"),
+    ).group_by(seq.c.month)
+    churn_month = seq.c.month + n
+    churned = (
+        sa.select(
+            churn_month.label("month"),
+            zero.label("new"),
+            zero.label("retained"),
+            zero.label("regained"),
+            sa.func.count().label("churned"),
+        )
+        .where(sa.or_(seq.c.next_month.is_(None), seq.c.next_month - seq.c.month > n))
+        .group_by(churn_month)
+    )
+    ledger = sa.union_all(active, churned).subquery("ledger_counts")
+    return sa.select(ledger)
+
+
 #: the report tables whose whole ``SELECT`` is rendered here, with their builders
 TABLE_SELECTS: dict[str, Callable[[sa.MetaData], Select[Any]]] = {
     "fact_order_lines": fact_order_lines_select,
@@ -374,8 +431,9 @@ TABLE_SELECTS: dict[str, Callable[[sa.MetaData], Select[Any]]] = {
 }
 
 
-def all_selects(metadata: sa.MetaData) -> dict[str, Select[Any]]:
+def all_selects(metadata: sa.MetaData, *, churn_months: int = 2) -> dict[str, Select[Any]]:
     """Return every statement the push-down runs, keyed by table (or aggregate) name."""
     out = {name: build(metadata) for name, build in TABLE_SELECTS.items()}
     out["sales_monthly.aggregates"] = sales_monthly_aggregates_select(metadata)
+    out["customer_growth.aggregates"] = customer_growth_aggregates_select(metadata, churn_months)
     return out
