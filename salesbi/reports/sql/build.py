@@ -1,9 +1,9 @@
 """Build the report tables inside the warehouse (``reports_in="warehouse"``) and read them back.
 
 The tables of :data:`salesbi.reports.sql.selects.TABLE_SELECTS` and the aggregates of
-``sales_monthly`` are computed by the database from ``core``; only their results travel. The
-other report tables (tiers and ranks over cumulative shares, the churn ledger, value bins,
-the calendar) are built by the pandas builders from the fact read back and the five small
+``sales_monthly`` and ``customer_growth`` are computed by the database from ``core``; only
+their results travel. The other report tables (tiers and ranks over cumulative shares, value
+bins, the calendar) are built by the pandas builders from the fact read back and the five small
 core tables, so the result is the same dict of frames as
 :func:`salesbi.reports.build.build_reports` (tested identical on PostgreSQL). Frames rather
 than tables materialised in ``rpt``: publishing swaps every ``rpt`` table and the Parquet
@@ -244,6 +244,8 @@ def build_reports_in_warehouse(
     params = params or ReportParams()
     pushed: dict[str, pd.DataFrame] = {}
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # every statement reads the same snapshot of core
+            conn.execution_options(isolation_level="REPEATABLE READ")
         for name, build in TABLE_SELECTS.items():
             table = _table(name)
             pushed[name] = read_report_table(conn, build(metadata), table)
