@@ -56,8 +56,13 @@ def geography_key(country: ColumnElement[Any], city: ColumnElement[Any]) -> Colu
     return concat(text_or_empty(country), "|", text_or_empty(city))
 
 
-def fact_order_lines_select(metadata: sa.MetaData) -> Select[Any]:
-    """Return the ``SELECT`` of ``rpt.fact_order_lines`` (see ``salesbi.reports.fact``)."""
+def fact_order_lines_select(metadata: sa.MetaData, *, whole: bool = True) -> Select[Any]:
+    """Return the ``SELECT`` of ``rpt.fact_order_lines`` (see ``salesbi.reports.fact``).
+
+    ``whole``: every column is read (PostgreSQL then computes the joined lines once, as a
+    materialised CTE); false when a query reads a few columns of it, so that the planner
+    drops the joins and expressions it does not need.
+    """
     items = core_table(metadata, "order_items")
     orders = core_table(metadata, "orders")
     customers = core_table(metadata, "customers")
@@ -95,8 +100,9 @@ def fact_order_lines_select(metadata: sa.MetaData) -> Select[Any]:
             .outerjoin(employees, employees.c.employee_id == credited)
         )
         .cte("fact_lines")
-        .prefix_with("MATERIALIZED", dialect="postgresql")  # PostgreSQL would inline the casts again
     )
+    if whole:  # PostgreSQL would inline the casts again into every expression that uses them
+        joined = joined.prefix_with("MATERIALIZED", dialect="postgresql")
     gross = joined.c.qty * joined.c.unit_price
     lines = sa.select(
         *(c for c in joined.c if c.name not in ("qty", "unit_cost")),
@@ -301,7 +307,7 @@ def orders_cte(metadata: sa.MetaData) -> sa.CTE:
     the flag of the order's first line), units, net_sales, net_profit (null when any line's
     profit is unknown).
     """
-    fact = fact_order_lines_select(metadata).subquery("fact")
+    fact = fact_order_lines_select(metadata, whole=False).subquery("fact")
     first_line = sa.func.min(fact.c.line_number)
     first_cancelled_line = sa.func.min(sa.case((is_true(fact.c.is_cancelled), fact.c.line_number)))
     unknown = sa.func.count() - sa.func.count(fact.c.net_profit)
