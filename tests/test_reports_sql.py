@@ -167,19 +167,14 @@ def test_push_down_equals_pandas_on_classicmodels(
 
 def test_every_statement_compiles_for_sql_server_and_parses_as_tsql() -> None:
     statements = render("mssql", churn_months=3)
-    assert {
-        "fact_order_lines",
-        "dim_customer",
-        "sales_monthly.aggregates",
-        "customer_growth.aggregates",
-    } <= set(statements)
+    assert {"fact_order_lines", "dim_customer", "monthly.aggregates"} <= set(statements)
     for name, sql in statements.items():
         assert "%(" not in sql and "?" not in sql, name
         parsed = sqlglot.parse_one(sql, read="tsql")
         assert parsed is not None, name
         assert not re.search(r"\bLIMIT\s+\d", sql, re.IGNORECASE) and " || " not in sql, name
         assert "COLLATE Latin1_General_100_BIN2" in sql or name != "dim_geography"
-    assert "> 3" in statements["customer_growth.aggregates"]
+    assert "> 3" in statements["monthly.aggregates"]
 
 
 def test_the_statements_print_for_a_dba(capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,9 +34,10 @@ from salesbi.reports.context import ReportContext, build_context
 from salesbi.reports.measures import growth, month_start_of_index, safe_ratio
 from salesbi.reports.params import ReportParams
 from salesbi.reports.sql.selects import (
+    LEDGER_AGGREGATES,
+    SALES_AGGREGATES,
     TABLE_SELECTS,
-    customer_growth_aggregates_select,
-    sales_monthly_aggregates_select,
+    monthly_aggregates_select,
 )
 from salesbi.reports.tables import CUSTOMER_GROWTH, SALES_MONTHLY, TABLES
 from salesbi.schema import Table
@@ -156,7 +157,7 @@ def _table(name: str) -> Table:
 
 
 def shape_sales_monthly(aggregates: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Return ``rpt.sales_monthly`` from the rows of ``sales_monthly_aggregates_select``.
+    """Return ``rpt.sales_monthly`` from the ``sales`` rows of ``monthly_aggregates_select``.
 
     Same arithmetic as :func:`salesbi.reports.monthly.build_sales_monthly` on at most a few
     hundred rows: the month range, rounding, ratios, growth and the year-to-date sums.
@@ -198,7 +199,7 @@ def shape_sales_monthly(aggregates: pd.DataFrame, as_of: pd.Timestamp) -> pd.Dat
 def shape_customer_growth(
     ledger: pd.DataFrame, months: np.ndarray, churn_months: int, as_of: pd.Timestamp
 ) -> pd.DataFrame:
-    """Return ``rpt.customer_growth`` from the rows of ``customer_growth_aggregates_select``.
+    """Return ``rpt.customer_growth`` from the ``ledger`` rows of ``monthly_aggregates_select``.
 
     ``months``: the month indices from the first to the last order month (as in
     :func:`salesbi.reports.monthly.build_customer_growth`, whose arithmetic this repeats).
@@ -249,8 +250,7 @@ def build_reports_in_warehouse(
         for name, build in TABLE_SELECTS.items():
             table = _table(name)
             pushed[name] = read_report_table(conn, build(metadata), table)
-        month_aggregates = read_select(conn, sales_monthly_aggregates_select(metadata))
-        ledger = read_select(conn, customer_growth_aggregates_select(metadata, params.churn_months))
+        monthly_rows = read_select(conn, monthly_aggregates_select(metadata, params.churn_months))
         small = (
             {name: core[name] for name in SMALL_CORE} if core is not None else read_small_core(conn, metadata)
         )
@@ -258,6 +258,8 @@ def build_reports_in_warehouse(
     ctx = build_context(small, fact, params)
     first, last = _calendar_bounds(fact, ctx.as_of)
     as_of = pd.Timestamp(ctx.as_of)
+    month_aggregates = monthly_rows.loc[monthly_rows["kind"] == "sales", ["month", *SALES_AGGREGATES]]
+    ledger = monthly_rows.loc[monthly_rows["kind"] == "ledger", ["month", *LEDGER_AGGREGATES]]
     pushed["sales_monthly"] = shape_sales_monthly(month_aggregates, as_of)
     months = pushed["sales_monthly"]["month"]
     first_month = months.dt.year * 12 + months.dt.month - 1

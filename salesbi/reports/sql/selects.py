@@ -329,12 +329,12 @@ def orders_cte(metadata: sa.MetaData) -> sa.CTE:
     )
 
 
-def sales_monthly_aggregates_select(metadata: sa.MetaData) -> Select[Any]:
+def sales_monthly_aggregates_select(metadata: sa.MetaData, *, orders: sa.CTE | None = None) -> Select[Any]:
     """Return per order month: orders_placed, orders_cancelled and, over the kept (non-cancelled)
     orders, units, net_sales (unrounded sum of the orders' sales), profit (sum of the known),
     unknown (orders of unknown profit), active_customers (distinct) and new_customers (customers
-    whose first kept order is in the month)."""
-    o = orders_cte(metadata)
+    whose first kept order is in the month). ``orders``: :func:`orders_cte` when shared."""
+    o = orders_cte(metadata) if orders is None else orders
     kept = o.c.cancelled == 0
 
     def kept_only(value: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -370,16 +370,18 @@ def sales_monthly_aggregates_select(metadata: sa.MetaData) -> Select[Any]:
     )
 
 
-def customer_growth_aggregates_select(metadata: sa.MetaData, churn_months: int) -> Select[Any]:
+def customer_growth_aggregates_select(
+    metadata: sa.MetaData, churn_months: int, *, orders: sa.CTE | None = None
+) -> Select[Any]:
     """Return the customer ledger's counts (``salesbi.reports.monthly.build_customer_growth``).
 
     Rows (month, new, retained, regained, churned), several per month (sum them): over the
     distinct (customer, month) pairs of kept orders, a pair is *new* without an earlier pair of
     its customer, *retained* when the previous one is at most ``churn_months`` months before,
     else *regained*; a pair without a next one within ``churn_months`` months counts as
-    *churned* in its month + ``churn_months``.
+    *churned* in its month + ``churn_months``. ``orders``: :func:`orders_cte` when shared.
     """
-    o = orders_cte(metadata)
+    o = orders_cte(metadata) if orders is None else orders
     pairs = (
         sa.select(o.c.customer_id, o.c.month)
         .where(o.c.cancelled == 0)
@@ -425,6 +427,48 @@ def customer_growth_aggregates_select(metadata: sa.MetaData, churn_months: int) 
     return sa.select(ledger)
 
 
+#: the columns of :func:`monthly_aggregates_select`'s rows of kind ``sales`` and ``ledger``
+SALES_AGGREGATES: tuple[str, ...] = (
+    "orders_placed",
+    "orders_cancelled",
+    "units",
+    "net_sales",
+    "profit",
+    "unknown",
+    "active_customers",
+    "new_customers",
+)
+LEDGER_AGGREGATES: tuple[str, ...] = ("new", "retained", "regained", "churned")
+
+
+def monthly_aggregates_select(metadata: sa.MetaData, churn_months: int) -> Select[Any]:
+    """Return the aggregates of both monthly tables in one statement over one :func:`orders_cte`.
+
+    Rows: kind (``sales``: :func:`sales_monthly_aggregates_select`, ``ledger``:
+    :func:`customer_growth_aggregates_select`), month, then :data:`SALES_AGGREGATES` and
+    :data:`LEDGER_AGGREGATES`, null where the kind has no such column.
+    """
+    o = orders_cte(metadata)
+    parts = (
+        ("sales", sales_monthly_aggregates_select(metadata, orders=o), SALES_AGGREGATES),
+        ("ledger", customer_growth_aggregates_select(metadata, churn_months, orders=o), LEDGER_AGGREGATES),
+    )
+    selects = []
+    for kind, select, present in parts:
+        sub = select.subquery(f"{kind}_aggregates")
+        selects.append(
+            sa.select(
+                sa.literal(kind, sa.Unicode()).label("kind"),
+                sub.c.month,
+                *(
+                    sub.c[name] if name in present else sa.null().label(name)
+                    for name in SALES_AGGREGATES + LEDGER_AGGREGATES
+                ),
+            )
+        )
+    return sa.select(sa.union_all(*selects).subquery("monthly_aggregates"))
+
+
 #: the report tables whose whole ``SELECT`` is rendered here, with their builders
 TABLE_SELECTS: dict[str, Callable[[sa.MetaData], Select[Any]]] = {
     "fact_order_lines": fact_order_lines_select,
@@ -440,6 +484,5 @@ TABLE_SELECTS: dict[str, Callable[[sa.MetaData], Select[Any]]] = {
 def all_selects(metadata: sa.MetaData, *, churn_months: int = 2) -> dict[str, Select[Any]]:
     """Return every statement the push-down runs, keyed by table (or aggregate) name."""
     out = {name: build(metadata) for name, build in TABLE_SELECTS.items()}
-    out["sales_monthly.aggregates"] = sales_monthly_aggregates_select(metadata)
-    out["customer_growth.aggregates"] = customer_growth_aggregates_select(metadata, churn_months)
+    out["monthly.aggregates"] = monthly_aggregates_select(metadata, churn_months)
     return out
