@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 
 from salesbi import cli, contract
 from salesbi.errors import ConfigurationError
+from salesbi.ingest import prepare_warehouse
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
 from salesbi.reports.build import ReportParams, build_reports
@@ -40,7 +42,7 @@ from salesbi.schema import Column, Table
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import SCHEMAS, create_engine
-from salesbi.warehouse.load import read_table
+from salesbi.warehouse.load import bulk_insert, read_table
 
 #: the tables computed by the database, and by pandas, in report order
 IN_WAREHOUSE_ORDER = (
@@ -254,3 +256,119 @@ def test_the_copy_read_keeps_nulls_empty_text_and_awkward_values_apart(pg_url: s
     assert got["id"].tolist() == [f"r{i}" for i in range(len(texts))]
     assert [None if pd.isna(v) else v for v in got["text"]] == texts
     assert got["flag"].tolist() == [i % 2 == 0 for i in range(len(texts))]
+
+
+def _edge_core() -> dict[str, pd.DataFrame]:
+    """Core frames made of the cases where SQL and pandas could part: rounding ties, returns,
+    unknown costs, collation-sensitive ties, credited employees without an order's own employee."""
+    n = None
+    frames = {
+        "offices": pd.DataFrame(
+            {
+                "office_id": ["O1", "O2"],
+                "city": ["Paris", "Tokyo"],
+                "state": [n, n],
+                "country": ["France", "Japan"],
+                "territory": ["NA", ""],
+                "postal_code": ["75001", n],
+            }
+        ),
+        "employees": pd.DataFrame(
+            {
+                "employee_id": ["E1", "E2", "E3"],
+                "first_name": ["Ann", "Bob", "Cy"],
+                "last_name": ["Lee", "Moe", ""],
+                "job_title": ["VP", "Rep", "Rep"],
+                "office_id": ["O1", "O1", "O2"],
+                "manager_id": [n, "E1", "E1"],
+                "email": [n, n, n],
+                "hire_date": ["2020-01-01", n, "2021-05-05"],
+            }
+        ),
+        "customers": pd.DataFrame(
+            {
+                "customer_id": ["C1", "C2", "C3", "C4", "C5", "c0"],
+                "customer_name": ["One", "Two", "Three", "Four", "Five", "Zero"],
+                "contact_name": [n] * 6,
+                # Bern: one customer in state 'b', one in 'C' — by code point 'C' < 'b'
+                "city": ["Bern", "Bern", "Lyon", "Lyon", "Zürich", "Lyon"],
+                "state": ["b", "C", "ARA", "ARA", n, n],
+                "country": ["Switzerland", "Switzerland", "France", "France", "Switzerland", "France"],
+                "postal_code": [n] * 6,
+                "sales_rep_id": ["E2", "E3", n, "E2", "E3", "E2"],
+                "credit_limit": [1000.0, n, 0.0, 12.5, n, 1.0],
+            }
+        ),
+        "product_lines": pd.DataFrame(
+            {"product_line_id": ["L1", "L2"], "name": ["Cars", "Empty"], "description": ["x", n]}
+        ),
+        "products": pd.DataFrame(
+            {
+                "product_id": ["P1", "P2", "P3"],
+                "product_name": ["Car", "Part", "Free"],
+                "product_line_id": ["L1", "L1", "L1"],
+                "vendor": [n, "V", n],
+                "unit_cost": [1.23, n, 0.01],
+                "list_price": [3.35, 2.0, 0.0],
+                "quantity_in_stock": [5, n, 0],
+            }
+        ),
+        "orders": pd.DataFrame(
+            {
+                "order_id": ["A1", "A2", "A3", "A4", "A5", "A6", "a0"],
+                "customer_id": ["C1", "C2", "C3", "C1", "C4", "C5", "c0"],
+                # A3: no employee and a customer without a rep; A5: four months after A4
+                "employee_id": [n, "E1", n, n, "E3", n, n],
+                "order_date": [
+                    "2023-01-15",
+                    "2023-01-20",
+                    "2023-02-01",
+                    "2023-02-10",
+                    "2023-06-30",
+                    "2023-07-01",
+                    "2023-03-03",
+                ],
+                "required_date": [n] * 7,
+                "shipped_date": [n, "2023-01-22", n, n, "2023-07-02", n, n],
+                "status": ["shipped", "cancelled", "cancelled", "shipped", "shipped", "cancelled", "shipped"],
+                "ship_city": [n] * 7,
+                "ship_country": [n] * 7,
+            }
+        ),
+        "order_items": pd.DataFrame(
+            {
+                "order_id": ["A1", "A1", "A2", "A3", "A3", "A4", "A5", "A6", "A6", "a0"],
+                "line_number": [1, 2, 1, 1, 2, 1, 1, 1, 2, 1],
+                "product_id": ["P1", "P3", "P1", "P1", "P1", "P2", "P3", "P1", "P1", "P1"],
+                # A3 starts with a return (negative quantity on a cancelled order): not a cancelled order
+                "quantity": [3, 1, 2, -1, 4, 7, 1, 2, -2, 1],
+                # 0.01 × 0.5 = 0.005 and 0.03 × 0.5 = 0.015: ties that NUMERIC ROUND would round up
+                "unit_price": [33.35, 0.01, 3.35, 3.35, 3.35, 2.0, 0.03, 1.0, 1.0, 0.07],
+                "discount": [0.05, 0.5, 0.0, n, 0.125, 0.1, 0.5, 0.0, 0.0, 0.5],
+            }
+        ),
+    }
+    return {spec.name: conform(frames[spec.name], spec) for spec in contract.TABLES}
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_push_down_equals_pandas_on_the_edge_cases(pg_warehouse: str) -> None:
+    engine = create_engine(pg_warehouse)
+    try:
+        metadata = prepare_warehouse(engine)
+        with engine.begin() as conn:
+            for name, frame in _edge_core().items():
+                bulk_insert(conn, metadata.tables[f"core.{name}"], frame)
+    finally:
+        engine.dispose()
+    expected = _compare(pg_warehouse, ReportParams(churn_months=1, as_of=date(2023, 7, 15)))
+    fact = expected["fact_order_lines"].set_index(["order_id", "line_number"])
+    assert fact.loc[("A1", 2), "revenue"] == 0.0  # 0.005 rounds to even, as numpy does
+    assert fact.loc[("A5", 1), "revenue"] == 0.02  # 0.015 × 100 is 1.5 in binary: to even, 2
+    assert bool(fact.loc[("A3", 1), "is_cancelled"]) is False and fact.loc[("A3", 1), "net_sales"] < 0
+    assert pd.isna(fact.loc[("A4", 1), "net_profit"])  # a product without cost
+    assert pd.isna(fact.loc[("A3", 1), "employee_id"])  # no employee on the order, no rep
+    geography = expected["dim_geography"].set_index("geography_key")
+    assert geography.loc["Switzerland|Bern", "state"] == "C"  # the tie goes to the lower code point
+    assert expected["fact_order_lines"]["order_id"].tolist()[0] == "A1"  # 'A…' before 'a0'
