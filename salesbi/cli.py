@@ -97,7 +97,9 @@ def _print_outputs(doc: dict[str, Any]) -> None:
             for name, folder in value.items():
                 console.print(f"  {'model ' + name:<20} {folder}")
             continue
-        if isinstance(value, dict | list):
+        if key == "reports_built_in" and isinstance(value, dict):  # --reports-in warehouse
+            value = f"{len(value['warehouse'])} tables in the warehouse, {len(value['python'])} in Python"
+        elif isinstance(value, dict | list):
             value = f"{len(value)} tables"
         console.print(f"  {key:<20} {value}")
 

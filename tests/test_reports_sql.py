@@ -8,6 +8,7 @@ also compiles for SQL Server with its parameters inline and parses as T-SQL with
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 import sqlglot
 from pydantic import ValidationError
+from rich.console import Console
 from typer.testing import CliRunner
 
 from salesbi import cli, contract
@@ -372,3 +374,13 @@ def test_push_down_equals_pandas_on_the_edge_cases(pg_warehouse: str) -> None:
     geography = expected["dim_geography"].set_index("geography_key")
     assert geography.loc["Switzerland|Bern", "state"] == "C"  # the tie goes to the lower code point
     assert expected["fact_order_lines"]["order_id"].tolist()[0] == "A1"  # 'A…' before 'a0'
+
+
+def test_the_cli_says_where_the_report_tables_were_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=200))
+    built = {"warehouse": list(IN_WAREHOUSE_ORDER), "python": IN_PY_ORDER}
+    cli._print_outputs(
+        {"run_id": "r", "status": "succeeded", "tables": {}, "outputs": {"reports_built_in": built}}
+    )
+    assert "reports_built_in     9 tables in the warehouse, 7 in Python" in out.getvalue()

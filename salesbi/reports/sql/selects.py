@@ -3,9 +3,9 @@
 Each statement yields exactly the columns of its ``rpt`` definition (``salesbi.reports.tables``)
 with the values of the pandas builders (``salesbi.reports.fact`` and ``dims``), computed the
 same way in double precision (see :mod:`salesbi.reports.sql.expr`); rows come in no particular
-order (the caller sorts by key, by code point as pandas does). ``sales_monthly`` is pushed down
-as its aggregates (:func:`sales_monthly_aggregates_select`): the per-month
-arithmetic on a few hundred rows is done by :mod:`salesbi.reports.sql.build`.
+order (the caller sorts by key, by code point as pandas does). ``sales_monthly`` and
+``customer_growth`` are pushed down as their aggregates (:func:`monthly_aggregates_select`):
+the per-month arithmetic on a few hundred rows is done by :mod:`salesbi.reports.sql.build`.
 """
 
 from __future__ import annotations
