@@ -159,8 +159,12 @@ class PipelineParams(RunOptions):
 
     @model_validator(mode="after")
     def _reports_in_needs_a_server(self) -> PipelineParams:
-        # a URL from the environment or a secret is checked when the reports stage connects
-        if self.reports_in == "warehouse" and (self.warehouse_url or "").strip().lower().startswith("sqlite"):
+        from salesbi.warehouse.engine import resolve_url
+
+        # the URL as the run will resolve it: given, else $SALESBI_WAREHOUSE_URL, else SQLite
+        if self.reports_in == "warehouse" and resolve_url(self.warehouse_url).strip().lower().startswith(
+            "sqlite"
+        ):
             raise ValueError(
                 "reports_in='warehouse' builds the report tables as SQL inside a PostgreSQL or SQL Server "
                 "warehouse; SQLite is not supported: use reports_in='python' (the default)"

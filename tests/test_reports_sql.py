@@ -214,7 +214,7 @@ def test_the_split_names_every_report_table_once() -> None:
     )
 
 
-def test_sqlite_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+def test_sqlite_is_refused_with_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigurationError, match="PostgreSQL or SQL Server"):
         check_dialect("sqlite")
     check_dialect("postgresql")
@@ -222,6 +222,12 @@ def test_sqlite_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="SQLite is not supported"):
         PipelineParams(warehouse_url="sqlite:///x.db", reports_in="warehouse")
     assert PipelineParams(warehouse_url="sqlite:///x.db").reports_in == "python"
+    monkeypatch.delenv("SALESBI_WAREHOUSE_URL", raising=False)
+    with pytest.raises(ValidationError, match="SQLite is not supported"):
+        PipelineParams(reports_in="warehouse")  # the default warehouse is SQLite
+    monkeypatch.setenv("SALESBI_WAREHOUSE_URL", "postgresql+psycopg://u:p@db/wh")
+    assert PipelineParams(reports_in="warehouse").reports_in == "warehouse"
+    monkeypatch.delenv("SALESBI_WAREHOUSE_URL")
     url = f"sqlite:///{tmp_path / 'w.db'}"
     result = CliRunner().invoke(cli.app, ["report", "--warehouse", url, "--reports-in", "warehouse"])
     assert result.exit_code == 2
