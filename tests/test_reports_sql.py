@@ -37,8 +37,8 @@ from salesbi.reports.sql.build import (
     read_report_table,
 )
 from salesbi.reports.sql.expr import round_half_even
+from salesbi.reports.sql.render import dialect_named, render
 from salesbi.reports.sql.render import main as render_main
-from salesbi.reports.sql.render import render
 from salesbi.reports.tables import TABLES
 from salesbi.schema import Column, Table
 from salesbi.types import conform
@@ -187,21 +187,29 @@ def test_the_statements_print_for_a_dba(capsys: pytest.CaptureFixture[str]) -> N
     assert out.count("-- ") == len(render("postgresql")) and 'COLLATE "C"' in out and "round(" in out
 
 
+@pytest.mark.integration
+@pytest.mark.postgres
 def test_rounding_is_numpys_half_to_even_in_binary_floating_point(pg_url: str) -> None:
-    values = [0.125, 0.375, 2.675, -0.125, 1.005, 100.005, 12345.6789, -2.5e-3, 0.0]
+    values = [0.125, 0.375, 2.675, -0.125, -0.375, 1.005, 100.005, 12345.6789, -2.5e-3, 0.0, 0.015, -7.5]
+    expected = [float(pd.Series([v]).round(2).iloc[0]) for v in values]
+    # the cases that tell the roundings apart: ties go to even (0.125), and 100.005 × 100 is
+    # exactly 10000.5 in binary (numeric ROUND would give 100.01), 2.675 × 100 is 267.5
+    assert [expected[values.index(v)] for v in (0.125, 100.005, 2.675)] == [0.12, 100.0, 2.68]
     engine = create_engine(pg_url)
     try:
         with engine.connect() as conn:
-            for v in values:
+            for v, want in zip(values, expected, strict=True):
+                # PostgreSQL's own rendering: round(double precision)
                 got = conn.execute(sa.select(round_half_even(sa.literal(v), 2))).scalar_one()
-                assert got == float(pd.Series([v]).round(2).iloc[0]), v
-            # the cases that tell the roundings apart: ties go to even (0.125), and 100.005 × 100 is
-            # exactly 10000.5 in binary (numeric ROUND would give 100.01), 2.675 × 100 is 267.5
-            assert [float(pd.Series([v]).round(2).iloc[0]) for v in (0.125, 100.005, 2.675)] == [
-                0.12,
-                100.0,
-                2.68,
-            ]
+                assert got == want, v
+                # SQL Server's rendering (FLOOR and a tie test) is plain SQL: evaluated here too
+                tsql = str(
+                    sa.select(round_half_even(sa.literal(v), 2)).compile(
+                        dialect=dialect_named("mssql"), compile_kwargs={"literal_binds": True}
+                    )
+                )
+                assert "FLOOR" in tsql
+                assert conn.exec_driver_sql(tsql).scalar_one() == want, (v, tsql)
     finally:
         engine.dispose()
 
