@@ -94,7 +94,7 @@ def read_select(conn: sa.Connection, select: Select[Any]) -> pd.DataFrame:
     try:
         cursor.execute(sql)
         names = [d[0] for d in cursor.description]
-        rows = cursor.fetchall()
+        rows = [tuple(row) for row in cursor.fetchall()]  # pyodbc hands back its own Row objects
     finally:
         cursor.close()
     return pd.DataFrame.from_records(rows, columns=names, nrows=len(rows))
