@@ -97,7 +97,9 @@ def _print_outputs(doc: dict[str, Any]) -> None:
             for name, folder in value.items():
                 console.print(f"  {'model ' + name:<20} {folder}")
             continue
-        if isinstance(value, dict | list):
+        if key == "reports_built_in" and isinstance(value, dict):  # --reports-in warehouse
+            value = f"{len(value['warehouse'])} tables in the warehouse, {len(value['python'])} in Python"
+        elif isinstance(value, dict | list):
             value = f"{len(value)} tables"
         console.print(f"  {key:<20} {value}")
 
@@ -157,11 +159,20 @@ def ingest(
     )
 
 
+ReportsInOpt = Annotated[
+    str,
+    typer.Option(
+        help="where the report tables are built: python, or warehouse (SQL inside PostgreSQL/SQL Server)"
+    ),
+]
+
+
 @app.command()
 def report(
     warehouse: WarehouseOpt = None,
     out: OutOpt = DEFAULT_OUT,
     as_of: Annotated[str | None, typer.Option(help="as-of date YYYY-MM-DD")] = None,
+    reports_in: ReportsInOpt = "python",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Rebuild the report layer (rpt tables, Parquet, insights) from core, without re-ingesting."""
@@ -173,6 +184,7 @@ def report(
         steps="reports",
         as_of=as_of,
         verbose=verbose,
+        extra={"reports_in": reports_in},
     )
 
 
@@ -187,6 +199,7 @@ def run(
     ] = "ingest,reports,segments,predictions,forecast,powerbi",
     as_of: Annotated[str | None, typer.Option(help="as-of date YYYY-MM-DD")] = None,
     churn_months: Annotated[int, typer.Option(min=1)] = 2,
+    reports_in: ReportsInOpt = "python",
     prefect: Annotated[
         bool,
         typer.Option(
@@ -241,6 +254,7 @@ def run(
         verbose=verbose,
         prefect=prefect,
         extra={
+            "reports_in": reports_in,
             "task_runner": task_runner,
             "dask_address": dask_address,
             "model_threads": model_threads,

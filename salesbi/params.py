@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Step = Literal["ingest", "reports", "segments", "predictions", "forecast", "powerbi"]
 ALL_STEPS: tuple[Step, ...] = ("ingest", "reports", "segments", "predictions", "forecast", "powerbi")
@@ -89,6 +89,13 @@ class RunOptions(BaseModel):
         description="fail the run when a table has more than this share of its rows rejected "
         "(default: the profile's completeness.fail, else 0.20)",
     )
+    reports_in: Literal["python", "warehouse"] = Field(
+        default="python",
+        description=(
+            "where the report tables are built: python (pandas, any warehouse) or warehouse "
+            "(as SQL inside a PostgreSQL or SQL Server warehouse; see docs/scaling.md)"
+        ),
+    )
     task_runner: Literal["threads", "dask"] = Field(
         default="threads",
         description="how the Prefect flows run the model steps: threads in the flow's process, or Dask",
@@ -149,3 +156,17 @@ class PipelineParams(RunOptions):
         description="SQLAlchemy URL; default $SALESBI_WAREHOUSE_URL, else SQLite under ./var/",
         repr=False,
     )
+
+    @model_validator(mode="after")
+    def _reports_in_needs_a_server(self) -> PipelineParams:
+        from salesbi.warehouse.engine import resolve_url
+
+        # the URL as the run will resolve it: given, else $SALESBI_WAREHOUSE_URL, else SQLite
+        if self.reports_in == "warehouse" and resolve_url(self.warehouse_url).strip().lower().startswith(
+            "sqlite"
+        ):
+            raise ValueError(
+                "reports_in='warehouse' builds the report tables as SQL inside a PostgreSQL or SQL Server "
+                "warehouse; SQLite is not supported: use reports_in='python' (the default)"
+            )
+        return self

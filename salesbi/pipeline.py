@@ -247,6 +247,13 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             churn_months=ctx.params.churn_months,
             fiscal_year_start_month=ctx.params.fiscal_year_start_month,
         )
+        if ctx.params.reports_in == "warehouse":  # push-down (docs/scaling.md)
+            from salesbi.reports.sql.build import build_reports_in_warehouse
+
+            wh = done.need(Warehouse, "reports")
+            built = build_reports_in_warehouse(wh.engine, wh.metadata, params, core=dict(core))
+            ctx.summary.outputs["reports_built_in"] = built.summary()
+            return Frames(built.frames)
         return Frames(build_reports(dict(core), params))
 
 

@@ -1,0 +1,1 @@
+"""Report tables built inside the warehouse (``--reports-in warehouse``): the definitions as SQL."""

@@ -1,0 +1,400 @@
+"""Report tables built inside the warehouse (``reports_in="warehouse"``) equal the pandas build.
+
+On PostgreSQL: the generator's sample company and classicmodels are ingested, then
+``build_reports`` over the core frames read back and ``build_reports_in_warehouse`` must give
+the same frames (columns, dtypes, row order; floats within 1e-9 relative). Every statement
+also compiles for SQL Server with its parameters inline and parses as T-SQL with sqlglot.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import sqlglot
+from pydantic import ValidationError
+from rich.console import Console
+from typer.testing import CliRunner
+
+from salesbi import cli, contract
+from salesbi.errors import ConfigurationError
+from salesbi.ingest import prepare_warehouse
+from salesbi.params import PipelineParams
+from salesbi.pipeline import run_pipeline
+from salesbi.reports.build import ReportParams, build_reports
+from salesbi.reports.sql.build import (
+    IN_PYTHON,
+    IN_WAREHOUSE,
+    build_reports_in_warehouse,
+    check_dialect,
+    read_report_table,
+)
+from salesbi.reports.sql.expr import round_half_even
+from salesbi.reports.sql.render import dialect_named, render
+from salesbi.reports.sql.render import main as render_main
+from salesbi.reports.tables import TABLES
+from salesbi.schema import Column, Table
+from salesbi.types import conform
+from salesbi.warehouse.ddl import warehouse_metadata
+from salesbi.warehouse.engine import SCHEMAS, create_engine
+from salesbi.warehouse.load import bulk_insert, read_table
+
+#: the tables computed by the database, and by pandas, in report order
+IN_WAREHOUSE_ORDER = (
+    "dim_geography",
+    "dim_office",
+    "dim_employee",
+    "dim_product_line",
+    "dim_product",
+    "dim_customer",
+    "fact_order_lines",
+    "sales_monthly",
+    "customer_growth",
+)
+IN_PY_ORDER = [
+    "dim_date",
+    "customer_summary",
+    "location_summary",
+    "product_summary",
+    "product_line_summary",
+    "employee_performance",
+    "order_value_distribution",
+]
+
+
+def _drop_pg_schemas(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for schema in SCHEMAS:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_warehouse(pg_url: str) -> Iterator[str]:
+    """An empty PostgreSQL warehouse, dropped afterwards."""
+    _drop_pg_schemas(pg_url)
+    yield pg_url
+    _drop_pg_schemas(pg_url)
+
+
+def _ingest(source: Path, profile: str, url: str, out: Path) -> None:
+    run_pipeline(
+        PipelineParams(source=source, profile=profile, warehouse_url=url, out_dir=out, steps=("ingest",))
+    )
+
+
+def _core(engine: sa.Engine, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
+    with engine.connect() as conn:
+        return {
+            spec.name: conform(read_table(conn, metadata.tables[f"core.{spec.name}"]), spec)
+            for spec in contract.TABLES
+        }
+
+
+def _assert_same(expected: dict[str, pd.DataFrame], got: dict[str, pd.DataFrame]) -> None:
+    assert list(got) == list(expected)
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(got[name], frame, check_exact=False, rtol=1e-9, atol=0, obj=name)
+
+
+def _compare(url: str, params: ReportParams) -> dict[str, pd.DataFrame]:
+    engine = create_engine(url)
+    metadata = warehouse_metadata()
+    try:
+        core = _core(engine, metadata)
+        expected = build_reports(core, params)
+        result = build_reports_in_warehouse(engine, metadata, params)
+        _assert_same(expected, result.frames)
+        # the run's own core frames give the same result
+        _assert_same(expected, build_reports_in_warehouse(engine, metadata, params, core=core).frames)
+    finally:
+        engine.dispose()
+    assert result.in_warehouse == IN_WAREHOUSE_ORDER
+    assert list(result.in_python) == IN_PY_ORDER
+    return expected
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_push_down_equals_pandas_on_the_generated_company(
+    sample_company: Path, pg_warehouse: str, tmp_path: Path
+) -> None:
+    _ingest(sample_company, "canonical", pg_warehouse, tmp_path / "out")
+    expected = _compare(pg_warehouse, ReportParams(churn_months=3, fiscal_year_start_month=4))
+    assert len(expected["fact_order_lines"]) == 20_000 or len(expected["fact_order_lines"]) > 15_000
+    # an as-of date inside the history cuts the months differently
+    last = expected["fact_order_lines"]["order_date"].max()
+    _compare(pg_warehouse, ReportParams(as_of=(last - pd.Timedelta(days=40)).date()))
+    # through the pipeline's reports stage: published, and the summary says where each table was built
+    out = tmp_path / "report"
+    run_pipeline(
+        PipelineParams(warehouse_url=pg_warehouse, out_dir=out, steps=("reports",), reports_in="warehouse")
+    )
+    doc = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
+    assert doc["status"] == "succeeded"
+    assert doc["outputs"]["reports_built_in"] == {
+        "warehouse": list(IN_WAREHOUSE_ORDER),
+        "python": IN_PY_ORDER,
+    }
+    engine = create_engine(pg_warehouse)
+    try:
+        with engine.connect() as conn:
+            published = conn.exec_driver_sql("SELECT COUNT(*) FROM rpt.fact_order_lines").scalar_one()
+    finally:
+        engine.dispose()
+    assert published == len(expected["fact_order_lines"])
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_push_down_equals_pandas_on_classicmodels(
+    classicmodels_dir: Path, pg_warehouse: str, tmp_path: Path
+) -> None:
+    _ingest(classicmodels_dir, "classicmodels", pg_warehouse, tmp_path / "out")
+    expected = _compare(pg_warehouse, ReportParams())
+    assert len(expected["fact_order_lines"]) == 2996
+    monthly = expected["sales_monthly"]
+    # cross-check: the monthly table's sales add up to the fact's net sales
+    assert monthly["net_sales"].sum() == pytest.approx(expected["fact_order_lines"]["net_sales"].sum())
+
+
+def test_every_statement_compiles_for_sql_server_and_parses_as_tsql() -> None:
+    statements = render("mssql", churn_months=3)
+    assert {"fact_order_lines", "dim_customer", "monthly.aggregates"} <= set(statements)
+    for name, sql in statements.items():
+        assert "%(" not in sql and "?" not in sql, name
+        parsed = sqlglot.parse_one(sql, read="tsql")
+        assert parsed is not None, name
+        assert not re.search(r"\bLIMIT\s+\d", sql, re.IGNORECASE) and " || " not in sql, name
+        assert "COLLATE Latin1_General_100_BIN2" in sql or name != "dim_geography"
+    assert "> 3" in statements["monthly.aggregates"]
+
+
+def test_the_statements_print_for_a_dba(capsys: pytest.CaptureFixture[str]) -> None:
+    render_main(["postgresql"])
+    out = capsys.readouterr().out
+    assert out.count("-- ") == len(render("postgresql")) and 'COLLATE "C"' in out and "round(" in out
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_rounding_is_numpys_half_to_even_in_binary_floating_point(pg_url: str) -> None:
+    values = [0.125, 0.375, 2.675, -0.125, -0.375, 1.005, 100.005, 12345.6789, -2.5e-3, 0.0, 0.015, -7.5]
+    expected = [float(pd.Series([v]).round(2).iloc[0]) for v in values]
+    # the cases that tell the roundings apart: ties go to even (0.125), and 100.005 × 100 is
+    # exactly 10000.5 in binary (numeric ROUND would give 100.01), 2.675 × 100 is 267.5
+    assert [expected[values.index(v)] for v in (0.125, 100.005, 2.675)] == [0.12, 100.0, 2.68]
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            for v, want in zip(values, expected, strict=True):
+                # PostgreSQL's own rendering: round(double precision)
+                got = conn.execute(sa.select(round_half_even(sa.literal(v), 2))).scalar_one()
+                assert got == want, v
+                # SQL Server's rendering (FLOOR and a tie test) is plain SQL: evaluated here too
+                tsql = str(
+                    sa.select(round_half_even(sa.literal(v), 2)).compile(
+                        dialect=dialect_named("mssql"), compile_kwargs={"literal_binds": True}
+                    )
+                )
+                assert "FLOOR" in tsql
+                assert conn.exec_driver_sql(tsql).scalar_one() == want, (v, tsql)
+    finally:
+        engine.dispose()
+
+
+def test_the_split_names_every_report_table_once() -> None:
+    assert set(IN_WAREHOUSE) == set(IN_WAREHOUSE_ORDER)
+    assert set(IN_PYTHON) | {"dim_date"} == set(IN_PY_ORDER)
+    assert sorted([*IN_WAREHOUSE_ORDER, *IN_PY_ORDER]) == sorted(
+        t.name for t in TABLES if t.name != "insights"
+    )
+
+
+def test_sqlite_is_refused_with_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match="PostgreSQL or SQL Server"):
+        check_dialect("sqlite")
+    check_dialect("postgresql")
+    check_dialect("mssql")
+    with pytest.raises(ValidationError, match="SQLite is not supported"):
+        PipelineParams(warehouse_url="sqlite:///x.db", reports_in="warehouse")
+    assert PipelineParams(warehouse_url="sqlite:///x.db").reports_in == "python"
+    monkeypatch.delenv("SALESBI_WAREHOUSE_URL", raising=False)
+    with pytest.raises(ValidationError, match="SQLite is not supported"):
+        PipelineParams(reports_in="warehouse")  # the default warehouse is SQLite
+    monkeypatch.setenv("SALESBI_WAREHOUSE_URL", "postgresql+psycopg://u:p@db/wh")
+    assert PipelineParams(reports_in="warehouse").reports_in == "warehouse"
+    monkeypatch.delenv("SALESBI_WAREHOUSE_URL")
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    result = CliRunner().invoke(cli.app, ["report", "--warehouse", url, "--reports-in", "warehouse"])
+    assert result.exit_code == 2
+    assert "SQLite is not supported" in " ".join(result.output.split())
+    assert not (tmp_path / "w.db").exists()  # refused before anything is touched
+    assert CliRunner().invoke(cli.app, ["report", "--reports-in", "duckdb"]).exit_code == 2
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_the_copy_read_keeps_nulls_empty_text_and_awkward_values_apart(pg_url: str) -> None:
+    table = Table(
+        name="awkward",
+        schema="rpt",
+        key=("id",),
+        columns=(Column("id", "id", required=True), Column("text", "text"), Column("flag", "bool")),
+    )
+    texts = ["", None, "NA", "null", 'say "hi", then\nleave', "Zürich ü", " padded "]
+    rows = [
+        sa.select(
+            sa.literal(f"r{i}").label("id"),
+            sa.cast(sa.literal(t), sa.Unicode()).label("text"),
+            sa.literal(i % 2 == 0).label("flag"),
+        )
+        for i, t in enumerate(texts)
+    ]
+    union = sa.union_all(*rows).subquery("u")
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            got = read_report_table(conn, sa.select(union), table)
+    finally:
+        engine.dispose()
+    assert got["id"].tolist() == [f"r{i}" for i in range(len(texts))]
+    assert [None if pd.isna(v) else v for v in got["text"]] == texts
+    assert got["flag"].tolist() == [i % 2 == 0 for i in range(len(texts))]
+
+
+def _edge_core() -> dict[str, pd.DataFrame]:
+    """Core frames made of the cases where SQL and pandas could part: rounding ties, returns,
+    unknown costs, collation-sensitive ties, credited employees without an order's own employee."""
+    n = None
+    frames = {
+        "offices": pd.DataFrame(
+            {
+                "office_id": ["O1", "O2"],
+                "city": ["Paris", "Tokyo"],
+                "state": [n, n],
+                "country": ["France", "Japan"],
+                "territory": ["NA", ""],
+                "postal_code": ["75001", n],
+            }
+        ),
+        "employees": pd.DataFrame(
+            {
+                "employee_id": ["E1", "E2", "E3"],
+                "first_name": ["Ann", "Bob", "Cy"],
+                "last_name": ["Lee", "Moe", ""],
+                "job_title": ["VP", "Rep", "Rep"],
+                "office_id": ["O1", "O1", "O2"],
+                "manager_id": [n, "E1", "E1"],
+                "email": [n, n, n],
+                "hire_date": ["2020-01-01", n, "2021-05-05"],
+            }
+        ),
+        "customers": pd.DataFrame(
+            {
+                "customer_id": ["C1", "C2", "C3", "C4", "C5", "c0"],
+                "customer_name": ["One", "Two", "Three", "Four", "Five", "Zero"],
+                "contact_name": [n] * 6,
+                # Bern: one customer in state 'b', one in 'C' — by code point 'C' < 'b'
+                "city": ["Bern", "Bern", "Lyon", "Lyon", "Zürich", "Lyon"],
+                "state": ["b", "C", "ARA", "ARA", n, n],
+                "country": ["Switzerland", "Switzerland", "France", "France", "Switzerland", "France"],
+                "postal_code": [n] * 6,
+                "sales_rep_id": ["E2", "E3", n, "E2", "E3", "E2"],
+                "credit_limit": [1000.0, n, 0.0, 12.5, n, 1.0],
+            }
+        ),
+        "product_lines": pd.DataFrame(
+            {"product_line_id": ["L1", "L2"], "name": ["Cars", "Empty"], "description": ["x", n]}
+        ),
+        "products": pd.DataFrame(
+            {
+                "product_id": ["P1", "P2", "P3"],
+                "product_name": ["Car", "Part", "Free"],
+                "product_line_id": ["L1", "L1", "L1"],
+                "vendor": [n, "V", n],
+                "unit_cost": [1.23, n, 0.01],
+                "list_price": [3.35, 2.0, 0.0],
+                "quantity_in_stock": [5, n, 0],
+            }
+        ),
+        "orders": pd.DataFrame(
+            {
+                "order_id": ["A1", "A2", "A3", "A4", "A5", "A6", "a0"],
+                "customer_id": ["C1", "C2", "C3", "C1", "C4", "C5", "c0"],
+                # A3: no employee and a customer without a rep; A5: four months after A4
+                "employee_id": [n, "E1", n, n, "E3", n, n],
+                "order_date": [
+                    "2023-01-15",
+                    "2023-01-20",
+                    "2023-02-01",
+                    "2023-02-10",
+                    "2023-06-30",
+                    "2023-07-01",
+                    "2023-03-03",
+                ],
+                "required_date": [n] * 7,
+                "shipped_date": [n, "2023-01-22", n, n, "2023-07-02", n, n],
+                "status": ["shipped", "cancelled", "cancelled", "shipped", "shipped", "cancelled", "shipped"],
+                "ship_city": [n] * 7,
+                "ship_country": [n] * 7,
+            }
+        ),
+        "order_items": pd.DataFrame(
+            {
+                "order_id": ["A1", "A1", "A2", "A3", "A3", "A4", "A5", "A6", "A6", "a0"],
+                "line_number": [1, 2, 1, 1, 2, 1, 1, 1, 2, 1],
+                "product_id": ["P1", "P3", "P1", "P1", "P1", "P2", "P3", "P1", "P1", "P1"],
+                # A3 starts with a return (negative quantity on a cancelled order): not a cancelled order
+                "quantity": [3, 1, 2, -1, 4, 7, 1, 2, -2, 1],
+                # 0.01 × 0.5 = 0.005 and 0.03 × 0.5 = 0.015: ties that NUMERIC ROUND would round up
+                "unit_price": [33.35, 0.01, 3.35, 3.35, 3.35, 2.0, 0.03, 1.0, 1.0, 0.07],
+                "discount": [0.05, 0.5, 0.0, n, 0.125, 0.1, 0.5, 0.0, 0.0, 0.5],
+            }
+        ),
+    }
+    return {spec.name: conform(frames[spec.name], spec) for spec in contract.TABLES}
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_push_down_equals_pandas_on_the_edge_cases(pg_warehouse: str) -> None:
+    engine = create_engine(pg_warehouse)
+    try:
+        metadata = prepare_warehouse(engine)
+        with engine.begin() as conn:
+            for name, frame in _edge_core().items():
+                bulk_insert(conn, metadata.tables[f"core.{name}"], frame)
+    finally:
+        engine.dispose()
+    expected = _compare(pg_warehouse, ReportParams(churn_months=1, as_of=date(2023, 7, 15)))
+    fact = expected["fact_order_lines"].set_index(["order_id", "line_number"])
+    assert fact.loc[("A1", 2), "revenue"] == 0.0  # 0.005 rounds to even, as numpy does
+    assert fact.loc[("A5", 1), "revenue"] == 0.02  # 0.015 × 100 is 1.5 in binary: to even, 2
+    assert bool(fact.loc[("A3", 1), "is_cancelled"]) is False and fact.loc[("A3", 1), "net_sales"] < 0
+    assert pd.isna(fact.loc[("A4", 1), "net_profit"])  # a product without cost
+    assert pd.isna(fact.loc[("A3", 1), "employee_id"])  # no employee on the order, no rep
+    geography = expected["dim_geography"].set_index("geography_key")
+    assert geography.loc["Switzerland|Bern", "state"] == "C"  # the tie goes to the lower code point
+    assert expected["fact_order_lines"]["order_id"].tolist()[0] == "A1"  # 'A…' before 'a0'
+
+
+def test_the_cli_says_where_the_report_tables_were_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=200))
+    built = {"warehouse": list(IN_WAREHOUSE_ORDER), "python": IN_PY_ORDER}
+    cli._print_outputs(
+        {"run_id": "r", "status": "succeeded", "tables": {}, "outputs": {"reports_built_in": built}}
+    )
+    assert "reports_built_in     9 tables in the warehouse, 7 in Python" in out.getvalue()
