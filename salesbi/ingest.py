@@ -133,11 +133,14 @@ def load_step(
     run_id: str,
     progress: Progress | None = None,
     keep_rejects_runs: int = KEEP_RUNS,
+    after_load: Callable[[sa.Connection], None] | None = None,
 ) -> LoadResult:
     """Replace staging, upsert accepted rows into core and store rejects — all in one transaction.
 
     Each rejected row keeps its whole raw source line; only the rejects of the newest
-    ``keep_rejects_runs`` runs are kept. Returns the per-table counts.
+    ``keep_rejects_runs`` runs are kept. ``after_load`` runs in the same transaction once core
+    is upserted (e.g. :func:`salesbi.incremental.hash_writer` storing the rows' content hashes).
+    Returns the per-table counts.
     """
     counts: dict[str, TableCounts] = {}
     total = len(contract.TABLES)
@@ -186,6 +189,8 @@ def load_step(
             )
             if progress:
                 progress("load", i + 1, total)
+        if after_load is not None:
+            after_load(conn)
         rejected = with_raw_lines(outcome.rejected_rows, data.source)
         if len(rejected):
             bulk_insert(conn, metadata.tables["audit.rejected_rows"], rejected)

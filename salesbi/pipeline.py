@@ -164,11 +164,22 @@ def ingest_stage(run: Run) -> None:
     from salesbi.runlog import last_good_counts
 
     assert run.engine is not None and run.metadata is not None and run.source is not None
+    # --- issue 18d hook: validate and load only the new/changed rows of the drop (salesbi.incremental)
+    from salesbi.incremental import hash_writer, select_drop_changes, with_unchanged
+
+    with run.summary.timed("changes"):
+        changes = select_drop_changes(
+            run.engine, run.metadata, run.source, mode=run.params.ingest_mode,
+            previous_counts=last_good_counts(run.engine),
+        )  # fmt: skip
+        run.summary.outputs["ingest_changes"] = changes.summary()
+        run.summary.notes.extend(changes.notes)
+    # --- end of hook
     with run.summary.timed("validate"):
         run.outcome = validate_step(
-            run.source,
+            changes.data,  # issue 18d hook (was run.source)
             run_id=run.run_id,
-            previous_counts=last_good_counts(run.engine),
+            previous_counts=changes.previous_counts,  # issue 18d hook (was last_good_counts(...))
             known_keys=core_keys(run.engine, run.metadata),
         )
     with run.summary.timed("completeness"):
@@ -179,12 +190,13 @@ def ingest_stage(run: Run) -> None:
         result = load_step(
             run.engine,
             run.metadata,
-            run.source,
+            changes.data,  # issue 18d hook (was run.source)
             run.outcome,
             run_id=run.run_id,
             keep_rejects_runs=run.params.keep_rejects_runs,
+            after_load=hash_writer(run.metadata, changes, run.outcome.accepted, run.run_id),  # 18d hook
         )
-    run.summary.tables = result.counts
+    run.summary.tables = with_unchanged(result.counts, changes)  # issue 18d hook (was result.counts)
     out = run.params.out_dir
     out.mkdir(parents=True, exist_ok=True)
     with run.summary.timed("validation_report"):
