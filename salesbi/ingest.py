@@ -178,13 +178,15 @@ def load_step(
                 warehouse_rows=count_rows(conn, core),
                 lines=oc.lines,
                 skipped=oc.skipped,
+                unchanged=oc.unchanged,
             )
             log.info(
-                "loaded %s: read %d, loaded %d, rejected %d, now %d rows in core",
+                "loaded %s: read %d, loaded %d, rejected %d, unchanged %d, now %d rows in core",
                 name,
                 oc.read,
                 oc.loaded,
                 oc.rejected,
+                oc.unchanged,
                 counts[name].warehouse_rows,
             )
             if progress:

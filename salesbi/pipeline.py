@@ -182,6 +182,7 @@ def ingest_stage(run: Run) -> None:
             previous_counts=changes.previous_counts,  # issue 18d hook (was last_good_counts(...))
             known_keys=core_keys(run.engine, run.metadata),
         )
+        run.outcome.counts = with_unchanged(run.outcome.counts, changes)  # issue 18d hook
     with run.summary.timed("completeness"):
         from salesbi.completeness import check_run
 
@@ -196,7 +197,7 @@ def ingest_stage(run: Run) -> None:
             keep_rejects_runs=run.params.keep_rejects_runs,
             after_load=hash_writer(run.metadata, changes, run.outcome.accepted, run.run_id),  # 18d hook
         )
-    run.summary.tables = with_unchanged(result.counts, changes)  # issue 18d hook (was result.counts)
+    run.summary.tables = result.counts
     out = run.params.out_dir
     out.mkdir(parents=True, exist_ok=True)
     with run.summary.timed("validation_report"):
