@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from salesbi import contract
 from salesbi.errors import SalesBIError, StepSkipped
+from salesbi.incremental_models import score_or_fit  # issue 18d hook
 from salesbi.modelrun import ModelRun
 from salesbi.params import ALL_STEPS, PipelineParams
 from salesbi.runlock import run_lock
@@ -295,10 +297,12 @@ def fit_forecast(
 
 
 #: model step → (fit function, the result attributes that are rpt tables)
+# issue 18d hook: each step scores with its stored model unless params.refit (and the model's age and
+# drift) say fit; salesbi.incremental_models.score_or_fit takes the fit function's arguments
 MODEL_FITS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
-    "segments": (fit_segments, ("customer_segments", "segment_summary")),
-    "predictions": (fit_predictions, ("customer_predictions",)),
-    "forecast": (fit_forecast, ("sales_forecast", "forecast_accuracy")),
+    "segments": (partial(score_or_fit, "segments", fit_segments), ("customer_segments", "segment_summary")),
+    "predictions": (partial(score_or_fit, "predictions", fit_predictions), ("customer_predictions",)),
+    "forecast": (partial(score_or_fit, "forecast", fit_forecast), ("sales_forecast", "forecast_accuracy")),
 }
 
 
@@ -317,6 +321,8 @@ def apply_model_result(run: Run, step: str, result: Any) -> None:
         _forecast_calendar(run)
     run.model_runs.extend(result.model_runs)
     run.models.update(getattr(result, "models", None) or {})
+    if (decision := getattr(result, "model_decision", None)) is not None:  # issue 18d hook
+        run.summary.outputs.setdefault("model_decisions", {})[step] = decision.as_dict()
 
 
 def _forecast_calendar(run: Run) -> None:
@@ -369,6 +375,8 @@ def insights_stage(run: Run) -> None:
         completeness = completeness_frame(run)  # the first section of the insights
         if completeness is not None:
             tables["run_completeness"] = completeness
+        if decisions := run.summary.outputs.get("model_decisions"):  # issue 18d hook
+            tables["run_model_freshness"] = pd.DataFrame(list(decisions.values()))
         run.frames["insights"] = build_insights(tables, params)
 
 
