@@ -31,10 +31,12 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from salesbi import contract
@@ -171,13 +173,13 @@ class StoredHashes:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def same(self, keys: pd.Series, hashes: np.ndarray) -> np.ndarray:
-        """Return a mask of the rows whose key is stored with the same hash."""
+    def compare(self, keys: pd.Series, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return two masks over the rows: key stored at all, and key stored with the same hash."""
         pos = self.keys.get_indexer(keys.fillna(KEY_SEPARATOR).to_numpy(dtype=object))
         found = pos >= 0
-        out = np.zeros(len(keys), dtype=bool)
-        out[found] = self.hashes[pos[found]] == hashes[found]
-        return out
+        same = np.zeros(len(keys), dtype=bool)
+        same[found] = self.hashes[pos[found]] == hashes[found]
+        return found, same
 
 
 def stored_hashes(
@@ -187,7 +189,7 @@ def stored_hashes(
     table = metadata.tables[ROW_HASHES]
     query = sa.select(table.c.row_key, table.c.row_hash).where(table.c.table_name == name)
     if keys is None:
-        rows = list(conn.execute(query).fetchall())
+        rows = _fetch_raw(conn, query)
     else:
         wanted = sorted(set(keys.dropna()))
         rows = []
@@ -198,6 +200,31 @@ def stored_hashes(
         keys=pd.Index([r[0] for r in rows], dtype=object),
         hashes=np.array([r[1] for r in rows], dtype=np.int64).view(np.uint64),
     )
+
+
+def _fetch_raw(conn: sa.Connection, query: sa.Select[Any]) -> list[Any]:
+    """Return the rows of ``query`` through the driver's own cursor (no SQLAlchemy Row per row).
+
+    The query's only parameters are the code's own table names, rendered as literals.
+    """
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _in(values: pd.Series, wanted: pd.Series | pd.Index) -> np.ndarray:
+    """Return a mask of the ``values`` found in ``wanted`` (Arrow's hash lookup; nulls never match)."""
+    if not len(values) or not len(wanted):
+        return np.zeros(len(values), dtype=bool)
+    found = pc.is_in(
+        pa.array(values.to_numpy(dtype=object), type=pa.string()),
+        value_set=pa.array(pd.Series(wanted).dropna().to_numpy(dtype=object), type=pa.string()),
+    )
+    return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _faulty_rows(table: SourceTable) -> np.ndarray:
@@ -278,6 +305,7 @@ def select_changes(
     all_keys: dict[str, pd.Series] = {}
     all_hashes: dict[str, np.ndarray] = {}
     stored_by_table: dict[str, StoredHashes] = {}
+    found_masks: dict[str, np.ndarray] = {}
     for spec in contract.TABLES:
         table = data.tables[spec.name]
         frame = table.frame
@@ -292,13 +320,15 @@ def select_changes(
         elif applied != "full":
             stored = stored_hashes(conn, metadata, spec.name)
         stored_by_table[spec.name] = stored
+        found = np.zeros(len(frame), dtype=bool)
         if len(stored) and len(frame):
-            same = stored.same(keys, hashes)
+            found, same = stored.compare(keys, hashes)
             same &= keys.notna().to_numpy(dtype=bool)
             same &= ~keys.duplicated(keep=False).to_numpy(dtype=bool)
             same &= ~_faulty_rows(table)
             keep = ~same
         keep_masks[spec.name] = keep
+        found_masks[spec.name] = found
     _whole_orders(data, keep_masks)
     for spec in contract.TABLES:
         table = data.tables[spec.name]
@@ -313,7 +343,7 @@ def select_changes(
         )
         keys = all_keys[spec.name][keep].reset_index(drop=True)
         stored = stored_by_table[spec.name]
-        rewrite = frozenset(keys[keys.isin(stored.keys)].dropna()) if len(stored) else frozenset()
+        rewrite = frozenset(all_keys[spec.name][keep & found_masks[spec.name]].dropna())
         changes[spec.name] = TableChanges(
             name=spec.name,
             keys=keys,
@@ -348,9 +378,11 @@ def _whole_orders(data: SourceData, keep: dict[str, np.ndarray]) -> None:
     """Validate an order and all its lines together when the header or any line is to be validated."""
     orders = data.tables["orders"].frame["order_id"].astype("string").reset_index(drop=True)
     items = data.tables["order_items"].frame["order_id"].astype("string").reset_index(drop=True)
-    touched = pd.Index(orders[keep["orders"]].dropna()).union(pd.Index(items[keep["order_items"]].dropna()))
-    keep["orders"] = keep["orders"] | orders.isin(touched).to_numpy(dtype=bool)
-    keep["order_items"] = keep["order_items"] | items.isin(touched).to_numpy(dtype=bool)
+    touched = pd.concat([orders[keep["orders"]], items[keep["order_items"]]]).dropna().drop_duplicates()
+    if len(touched) == len(orders) + len(items) or (keep["orders"].all() and keep["order_items"].all()):
+        return  # everything is validated already (a full load)
+    keep["orders"] = keep["orders"] | _in(orders, touched)
+    keep["order_items"] = keep["order_items"] | _in(items, touched)
 
 
 def accepted_hashes(changes: ChangeSet, accepted: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

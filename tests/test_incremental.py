@@ -294,3 +294,33 @@ def test_a_changed_row_that_fails_validation_is_rejected_and_core_keeps_the_old_
     assert (fixed["loaded"], fixed["rejected"]) == (1, 0)
     row = _core(url)["customers"].set_index("customer_id").loc[victim]
     assert row["credit_limit"] == before["credit_limit"] + 1000
+
+
+def test_stored_hashes_replaced_wholesale_equal_the_keyed_rewrite(
+    drops: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many changed rows: a table's hashes are rewritten at once; the result is the keyed rewrite's."""
+    import salesbi.incremental as incremental
+
+    def hashes_after_day2(name: str) -> pd.DataFrame:
+        url = f"sqlite:///{tmp_path / name / 'w.db'}"
+        _ingest(drops["day1"], url, tmp_path / name / "out")
+        _ingest(drops["snapshot"].out, url, tmp_path / name / "out")
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            frame = pd.read_sql_query(
+                sa.text(
+                    "SELECT table_name, row_key, row_hash FROM audit.row_hashes ORDER BY table_name, row_key"
+                ),
+                conn,
+            )
+        engine.dispose()
+        return frame
+
+    keyed = hashes_after_day2("keyed")
+    monkeypatch.setattr(incremental, "REPLACE_ALL_ABOVE", 0)
+    wholesale = hashes_after_day2("wholesale")
+    pd.testing.assert_frame_equal(keyed, wholesale)
+    # one hash per core row, and the validation report shows the unchanged rows
+    assert len(keyed) == sum(len(f) for f in _core(f"sqlite:///{tmp_path / 'keyed' / 'w.db'}").values())
+    assert "| unchanged |" in (tmp_path / "keyed" / "out" / "validation.md").read_text(encoding="utf-8")

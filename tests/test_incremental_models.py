@@ -137,7 +137,9 @@ def test_run_model_step_scores_or_fits(
     assert third.decision.action == "refit" and calls == ["fit", "fit"]
     weekly = run_model_step("segments", fit, fact, core_frames, models_dir=tmp_path, refit="always", now=soon)
     assert weekly.decision.reason.startswith("refit=always") and weekly.decision.version is not None
-    forecast = run_model_step("forecast", lambda: "fitted", fact, core_frames, models_dir=tmp_path, refit="never")
+    forecast = run_model_step(
+        "forecast", lambda: "fitted", fact, core_frames, models_dir=tmp_path, refit="never"
+    )
     assert (forecast.result, forecast.decision.action) == ("fitted", "refit")
     frame = freshness_frame({"segments": second.decision, "forecast": forecast.decision})
     assert frame["action"].tolist() == ["reuse", "refit"]
