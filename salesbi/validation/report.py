@@ -47,9 +47,8 @@ def render_validation_summary(outcome: Any) -> str:
         n_lines = "" if getattr(c, "lines", None) is None else c.lines
         skipped = getattr(c, "skipped", 0)
         unchanged = getattr(c, "unchanged", 0)
-        lines.append(
-            f"| {name} | {n_lines} | {skipped} | {c.read} | {unchanged} | {c.loaded} | {c.rejected} | {n_warn} |"
-        )
+        cells = (name, n_lines, skipped, c.read, unchanged, c.loaded, c.rejected, n_warn)
+        lines.append("| " + " | ".join(str(v) for v in cells) + " |")
     lines += cascade_section(rejected)
     for title, frame in (("Rejects", rejected), ("Warnings", warnings)):
         if not len(frame):
