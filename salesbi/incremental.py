@@ -299,7 +299,7 @@ def select_changes(
         if early:
             notes.append(
                 f"new-only drop: {early} orders are dated before the watermark {mark}; "
-                "orders and lines were compared by content hash instead"
+                "they were compared with core by content hash like the rest of the drop"
             )
     keep_masks: dict[str, np.ndarray] = {}
     all_keys: dict[str, pd.Series] = {}
@@ -378,9 +378,9 @@ def _whole_orders(data: SourceData, keep: dict[str, np.ndarray]) -> None:
     """Validate an order and all its lines together when the header or any line is to be validated."""
     orders = data.tables["orders"].frame["order_id"].astype("string").reset_index(drop=True)
     items = data.tables["order_items"].frame["order_id"].astype("string").reset_index(drop=True)
-    touched = pd.concat([orders[keep["orders"]], items[keep["order_items"]]]).dropna().drop_duplicates()
-    if len(touched) == len(orders) + len(items) or (keep["orders"].all() and keep["order_items"].all()):
+    if keep["orders"].all() and keep["order_items"].all():
         return  # everything is validated already (a full load)
+    touched = pd.concat([orders[keep["orders"]], items[keep["order_items"]]]).dropna().drop_duplicates()
     keep["orders"] = keep["orders"] | _in(orders, touched)
     keep["order_items"] = keep["order_items"] | _in(items, touched)
 
