@@ -240,6 +240,20 @@ def run(
     ] = "MON",
     warn_rejected_share: WarnShareOpt = None,
     max_rejected_share: MaxShareOpt = None,
+    ingest_mode: Annotated[
+        str,
+        typer.Option(help="auto, snapshot, new_only or full: which rows of the drop to validate and load"),
+    ] = "auto",
+    refit: Annotated[
+        str, typer.Option(help="auto, always or never: refit the models, or score with the stored ones")
+    ] = "auto",
+    model_max_age_days: Annotated[
+        int, typer.Option(min=0, help="with --refit auto: retrain stored models older than this")
+    ] = 7,
+    model_drift_threshold: Annotated[
+        float,
+        typer.Option(min=0, help="with --refit auto: retrain when the monitored error is this much worse"),
+    ] = 0.25,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline locally (no Prefect server needed) with a progress bar."""
@@ -266,6 +280,10 @@ def run(
             "week_start": week_start.strip().upper(),
             "warn_rejected_share": warn_rejected_share,
             "max_rejected_share": max_rejected_share,
+            "ingest_mode": ingest_mode,
+            "refit": refit,
+            "model_max_age_days": model_max_age_days,
+            "model_drift_threshold": model_drift_threshold,
         },
     )
 

@@ -139,11 +139,14 @@ def load_step(
     run_id: str,
     progress: Progress | None = None,
     keep_rejects_runs: int = KEEP_RUNS,
+    after_load: Callable[[sa.Connection], None] | None = None,
 ) -> LoadResult:
     """Replace staging, upsert accepted rows into core and store rejects — all in one transaction.
 
     Each rejected row keeps its whole raw source line; only the rejects of the newest
-    ``keep_rejects_runs`` runs are kept. Returns the per-table counts.
+    ``keep_rejects_runs`` runs are kept. ``after_load`` runs in the same transaction once core
+    is upserted (e.g. :func:`salesbi.incremental.hash_writer` storing the rows' content hashes).
+    Returns the per-table counts.
     """
     counts: dict[str, TableCounts] = {}
     total = len(contract.TABLES)
@@ -178,17 +181,21 @@ def load_step(
                 warehouse_rows=count_rows(conn, core),
                 lines=oc.lines,
                 skipped=oc.skipped,
+                unchanged=oc.unchanged,
             )
             log.info(
-                "loaded %s: read %d, loaded %d, rejected %d, now %d rows in core",
+                "loaded %s: read %d, loaded %d, rejected %d, unchanged %d, now %d rows in core",
                 name,
                 oc.read,
                 oc.loaded,
                 oc.rejected,
+                oc.unchanged,
                 counts[name].warehouse_rows,
             )
             if progress:
                 progress("load", i + 1, total)
+        if after_load is not None:
+            after_load(conn)
         rejected = with_raw_lines(outcome.rejected_rows, data.source)
         if len(rejected):
             bulk_insert(conn, metadata.tables["audit.rejected_rows"], rejected)

@@ -130,6 +130,39 @@ class RunOptions(BaseModel):
         ),
     )
 
+    ingest_mode: Literal["auto", "snapshot", "new_only", "full"] = Field(
+        default="auto",
+        description=(
+            "how the ingest step treats a drop: snapshot (everything again: rows unchanged since the last "
+            "load, by content hash, are counted unchanged and neither validated nor loaded), new_only (only "
+            "orders on or after the newest order date in core), full (validate and load every row), auto "
+            "(full into an empty core, new_only when every order is on or after that date, else snapshot)"
+        ),
+    )
+    refit: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description=(
+            "when the model steps train their models: always (the weekly retrain), never (score with the "
+            "stored models; train only where none is stored), auto (score with a stored model unless it "
+            "is older than model_max_age_days or its monitored error drifted past model_drift_threshold)"
+        ),
+    )
+    model_max_age_days: int = Field(
+        default=7,
+        ge=0,
+        le=3650,
+        description="with refit=auto, a stored model older than this many days is retrained",
+    )
+    model_drift_threshold: float = Field(
+        default=0.25,
+        ge=0,
+        le=100,
+        description=(
+            "with refit=auto, a stored model is retrained when its monitored error on the data since it "
+            "was trained exceeds its error at training by more than this fraction (0.25: 25 % worse)"
+        ),
+    )
+
     @field_validator("steps", mode="before")
     @classmethod
     def _split_steps(cls, value: object) -> object:

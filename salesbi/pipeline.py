@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from sqlalchemy.engine import Engine
 
 from salesbi import contract
 from salesbi.errors import SalesBIError, StepSkipped
+from salesbi.incremental_models import score_or_fit
 from salesbi.params import ALL_STEPS, PipelineParams
 from salesbi.runlock import run_lock
 from salesbi.runlog import RunSummary, TableCounts, mark_crashed, new_run_id, record_end, record_start, utcnow
@@ -152,29 +154,42 @@ def connect_stage(ctx: RunContext, done: Results) -> Warehouse:
 def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
     """Return what validating and loading the read tables did in one transaction."""
     from salesbi.completeness import check_run
+    from salesbi.incremental import hash_writer, select_drop_changes, with_unchanged
     from salesbi.ingest import core_keys, load_step, validate_step
     from salesbi.runlog import last_good_counts
 
     wh = done.need(Warehouse, "ingest")
     source = done.need(SourceRead, "ingest").data
+    with ctx.summary.timed("changes"):  # only the new and changed rows of the drop are validated and loaded
+        changes = select_drop_changes(
+            wh.engine,
+            wh.metadata,
+            source,
+            mode=ctx.params.ingest_mode,
+            previous_counts=last_good_counts(wh.engine),
+        )
+        ctx.summary.outputs["ingest_changes"] = changes.summary()
+        ctx.summary.notes.extend(changes.notes)
     with ctx.summary.timed("validate"):
         outcome = validate_step(
-            source,
+            changes.data,
             run_id=ctx.run_id,
-            previous_counts=last_good_counts(wh.engine),
+            previous_counts=changes.previous_counts,
             known_keys=core_keys(wh.engine, wh.metadata),
         )
+        outcome.counts = with_unchanged(outcome.counts, changes)
     with ctx.summary.timed("completeness"):
-        # warns, or fails before the load when too much was rejected
+        # warns, or fails before the load when too much was rejected (shares over the whole drop)
         completeness = check_run(outcome, source, ctx.params, ctx.summary)
     with ctx.summary.timed("load"):
         result = load_step(
             wh.engine,
             wh.metadata,
-            source,
+            changes.data,
             outcome,
             run_id=ctx.run_id,
             keep_rejects_runs=ctx.params.keep_rejects_runs,
+            after_load=hash_writer(wh.metadata, changes, outcome.accepted, ctx.run_id),
         )
     ctx.summary.tables = result.counts
     out = ctx.params.out_dir
@@ -313,10 +328,12 @@ def fit_forecast(
 
 
 #: model step → (fit function, the result attributes that are rpt tables)
+# each step scores with its stored model unless params.refit (and the model's age and
+# drift) say fit; salesbi.incremental_models.score_or_fit takes the fit function's arguments
 MODEL_FITS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
-    "segments": (fit_segments, ("customer_segments", "segment_summary")),
-    "predictions": (fit_predictions, ("customer_predictions",)),
-    "forecast": (fit_forecast, ("sales_forecast", "forecast_accuracy")),
+    "segments": (partial(score_or_fit, "segments", fit_segments), ("customer_segments", "segment_summary")),
+    "predictions": (partial(score_or_fit, "predictions", fit_predictions), ("customer_predictions",)),
+    "forecast": (partial(score_or_fit, "forecast", fit_forecast), ("sales_forecast", "forecast_accuracy")),
 }
 
 #: rpt tables a model stage adds beside its fit's own (derived from them)
@@ -337,11 +354,13 @@ def model_output(step: str, result: Any) -> ModelOutput:
         from salesbi.forecasting.monthly import build_monthly_forecast
 
         frames["sales_forecast_monthly"] = build_monthly_forecast(frames["sales_forecast"])
+    decision = getattr(result, "model_decision", None)  # refit or stored model (salesbi.incremental_models)
     return ModelOutput(
         step=step,
         frames=frames,
         model_runs=tuple(result.model_runs),
         models=dict(getattr(result, "models", None) or {}),
+        decision=decision.as_dict() if decision is not None else None,
     )
 
 
@@ -402,6 +421,8 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
         )
         if completeness is not None:
             tables["run_completeness"] = completeness
+        if decisions := [r.decision for r in done if isinstance(r, ModelOutput) and r.decision]:
+            tables["run_model_freshness"] = pd.DataFrame(decisions)  # which models were reused, how old
         return Frames({"insights": build_insights(tables, params)})
 
 
@@ -733,18 +754,25 @@ def execute(
                 if isinstance(outcome, StepSkipped):
                     skip(ctx, name, outcome)
                 else:
-                    execution.results = execution.results.add(name, outcome)
+                    execution.results = _added(ctx, execution.results, name, outcome)
         else:
             try:
                 result = call(group[0], ctx, execution.results)
             except StepSkipped as skipped:
                 skip(ctx, group[0].name, skipped)
             else:
-                execution.results = execution.results.add(group[0].name, result)
+                execution.results = _added(ctx, execution.results, group[0].name, result)
         finished += len(group)
         execution.results = release(execution.results, stages[finished:])
     ctx.tick("done", len(stages), len(stages))
     return execution.results
+
+
+def _added(ctx: RunContext, done: Results, stage: str, result: StageResult | None) -> Results:
+    """Return ``done`` with ``stage``'s result; a model stage's refit decision goes into the run summary."""
+    if isinstance(result, ModelOutput) and result.decision:
+        ctx.summary.outputs.setdefault("model_decisions", {})[stage] = dict(result.decision)
+    return done.add(stage, result)
 
 
 def release(done: Results, remaining: Sequence[Stage]) -> Results:

@@ -5,9 +5,10 @@ DESIGN.md fixes the summary's shape::
     {"run_id", "status", "tables": {name: {"read", "loaded", "rejected", "warehouse_rows"}},
      "timings": {step: seconds}, "outputs": {...}}
 
-Invariants, checked before the summary is written: read = loaded + rejected per table, and for a
-table read from its own files lines = loaded + rejected + skipped (``lines``: physical lines after
-the header; ``skipped``: blank/padding lines and continuation lines of records spanning lines).
+Invariants, checked before the summary is written: read = loaded + rejected + unchanged per table,
+and for a table read from its own files lines = loaded + rejected + unchanged + skipped (``lines``:
+physical lines after the header; ``skipped``: blank/padding lines and continuation lines of records
+spanning lines; ``unchanged``: rows of a snapshot drop identical to core, see salesbi.incremental).
 """
 
 from __future__ import annotations
@@ -50,18 +51,23 @@ class TableCounts:
     warehouse_rows: int | None = None
     lines: int | None = None  # physical data lines of the table's files; None for derived tables
     skipped: int = 0
+    #: rows of a snapshot drop identical to what core holds (same content hash): neither validated
+    #: nor loaded again (salesbi.incremental)
+    unchanged: int = 0
 
     def check(self, table: str) -> None:
         """Raise AssertionError naming the table when rows or physical lines do not add up."""
-        if self.read != self.loaded + self.rejected:
+        if self.read != self.loaded + self.rejected + self.unchanged:
             raise AssertionError(
-                f"{table}: read {self.read} != loaded {self.loaded} + rejected {self.rejected}; "
-                "rows were lost — this is a bug, please report it"
+                f"{table}: read {self.read} != loaded {self.loaded} + rejected {self.rejected} + "
+                f"unchanged {self.unchanged}; rows were lost — this is a bug, please report it"
             )
-        if self.lines is not None and self.lines != self.loaded + self.rejected + self.skipped:
+        accounted = self.loaded + self.rejected + self.unchanged + self.skipped
+        if self.lines is not None and self.lines != accounted:
             raise AssertionError(
                 f"{table}: {self.lines} lines != loaded {self.loaded} + rejected {self.rejected} + "
-                f"skipped {self.skipped}; lines were lost — this is a bug, please report it"
+                f"unchanged {self.unchanged} + skipped {self.skipped}; lines were lost — this is a bug, "
+                "please report it"
             )
 
 
@@ -119,6 +125,7 @@ class RunSummary:
                     "warehouse_rows": c.warehouse_rows,
                     "lines": c.lines,
                     "skipped": c.skipped,
+                    "unchanged": c.unchanged,
                 }
                 for name, c in self.tables.items()
             },

@@ -113,6 +113,8 @@ class ModelOutput(StageResult):
     frames: Mapping[str, pd.DataFrame]
     model_runs: tuple[ModelRun, ...] = ()
     models: Mapping[str, Any] = field(default_factory=dict)
+    #: refitted or scored with the stored model, and why (``salesbi.incremental_models``); None: always fitted
+    decision: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

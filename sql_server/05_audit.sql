@@ -28,6 +28,16 @@ CREATE TABLE audit.rejected_rows (
 );
 GO
 
+IF OBJECT_ID(N'audit.row_hashes', N'U') IS NULL
+CREATE TABLE audit.row_hashes (
+	table_name NVARCHAR(64) NOT NULL, 
+	row_key NVARCHAR(200) NOT NULL, 
+	row_hash BIGINT NOT NULL, 
+	run_id NVARCHAR(64) NOT NULL, 
+	CONSTRAINT pk_row_hashes PRIMARY KEY (table_name, row_key)
+);
+GO
+
 IF OBJECT_ID(N'audit.run_tables', N'U') IS NULL
 CREATE TABLE audit.run_tables (
 	run_id NVARCHAR(64) NOT NULL, 

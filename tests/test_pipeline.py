@@ -122,13 +122,29 @@ def test_net_sales_in_reports_match_a_direct_sum_of_the_csv(baseline: Path, samp
 def test_rerun_with_same_input_changes_nothing(workdir: Path, sample_company: Path) -> None:
     before = _fingerprint(workdir)
     core_before = _core_snapshot(workdir)
-    run_pipeline(_params(workdir, sample_company))
+    insights_file = workdir / "out" / "powerbi" / "data" / "insights.parquet"
+    insights_before = pd.read_parquet(insights_file)
+    summary = run_pipeline(_params(workdir, sample_company))
     assert _core_snapshot(workdir) == core_before
+    # the same drop again: every row is unchanged (content hash), none validated or loaded again
+    assert all(c.loaded == 0 and c.unchanged == c.read for c in summary.tables.values())
     after = _fingerprint(workdir)
-    # apart from run ids and model versions, every rpt table and Parquet file is identical
+    # apart from run ids and model versions, every rpt table and Parquet file is identical, except
+    # data_quality, the per-run counts (this run: 0 loaded, every row unchanged), and the insight
+    # saying that the stored models scored (the models are not refitted: refit=auto)
     assert before.keys() == after.keys()
     changed = {k for k in before if before[k] != after[k]}
-    assert not changed, changed
+    assert changed <= {"rpt.data_quality", "data_quality.parquet", "rpt.insights", "insights.parquet"}, (
+        changed
+    )
+    assert {d["action"] for d in summary.outputs["model_decisions"].values()} == {"reuse", "refit"}
+    insights_after = pd.read_parquet(insights_file)
+    reused = insights_after["insight_id"] == "data.models_reused"
+    assert reused.sum() == 1
+    pd.testing.assert_frame_equal(
+        insights_after[~reused].drop(columns="rank").reset_index(drop=True),
+        insights_before.drop(columns="rank").reset_index(drop=True),
+    )
 
 
 def _core_snapshot(workdir: Path) -> dict[str, str]:
@@ -197,10 +213,12 @@ def test_a_failure_in_any_stage_keeps_the_last_good_reports(
     before = _fingerprint(workdir)
     good = json.loads((workdir / "out" / "run_summary.json").read_text())["outputs"]
     insights_md = (workdir / "out" / "insights.md").read_text()
+    # refit: the baseline stored its models, which a daily run would score with instead of fitting
+    failing = _params(workdir, sample_company, steps).model_copy(update={"refit": "always"})
     with monkeypatch.context() as mp:
         patch(mp)
         with pytest.raises(RuntimeError, match="injected failure"):
-            run_pipeline(_params(workdir, sample_company, steps))
+            run_pipeline(failing)
     assert _fingerprint(workdir) == before
     assert (workdir / "out" / "insights.md").read_text() == insights_md
     # every failure is recorded, a read failure too (the warehouse answers)

@@ -1141,6 +1141,41 @@ def data_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> l
     return out
 
 
+def model_freshness_findings(tables: Mapping[str, pd.DataFrame], params: ReportParams) -> list[Finding]:
+    """Return which model steps scored with a stored model this run, and how old it is.
+
+    Reads ``run_model_freshness`` (``salesbi.incremental_models.freshness_frame``: one row per model
+    step with action, reason, version and age), present when model steps ran; nothing otherwise.
+    """
+    mf = tables.get("run_model_freshness")
+    if mf is None or not len(mf):
+        return []
+    reused = mf[mf["action"] == "reuse"]
+    if not len(reused):
+        return []
+    parts = [
+        f"{row.step} with model {row.version} ({float(row.age_days or 0):.1f} days old)"
+        for row in reused.itertuples()
+    ]
+    refitted = sorted(str(s) for s in mf.loc[mf["action"] == "refit", "step"])
+    text = "This run scored " + "; ".join(parts) + " — the stored models, not refitted"
+    text += f" (refitted: {', '.join(refitted)})." if refitted else "."
+    oldest = float(pd.to_numeric(reused["age_days"], errors="coerce").fillna(0).max())
+    return [
+        Finding(
+            "data.models_reused",
+            "data",
+            93,
+            text,
+            "The weekly retrain refits them; run it now if the business changed a lot this week.",
+            "oldest_model_age_days",
+            round(oldest, 2),
+            "days",
+            {"reused": reused.to_dict(orient="records"), "refitted": refitted},
+        )
+    ]
+
+
 BUILDERS: tuple[Callable[[Mapping[str, pd.DataFrame], ReportParams], list[Finding]], ...] = (
     completeness_findings,
     returns_findings,
@@ -1153,6 +1188,7 @@ BUILDERS: tuple[Callable[[Mapping[str, pd.DataFrame], ReportParams], list[Findin
     one_time_buyer_findings,
     forecast_findings,
     data_findings,
+    model_freshness_findings,
 )
 
 

@@ -35,17 +35,20 @@ def render_validation_summary(outcome: Any) -> str:
     )
     lines += [
         "",
-        "Lines: physical lines of the table's files after the header = loaded + rejected + skipped "
-        "(skipped: blank or padding lines, and continuation lines of records spanning lines).",
+        "Lines: physical lines of the table's files after the header = loaded + rejected + unchanged + "
+        "skipped (skipped: blank or padding lines, and continuation lines of records spanning lines; "
+        "unchanged: rows identical to what core holds, not validated again).",
         "",
-        "| table | lines | skipped | read | loaded | rejected | warnings |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| table | lines | skipped | read | unchanged | loaded | rejected | warnings |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, c in outcome.counts.items():
         n_warn = int((warnings["table_name"] == name).sum()) if len(warnings) else 0
         n_lines = "" if getattr(c, "lines", None) is None else c.lines
         skipped = getattr(c, "skipped", 0)
-        lines.append(f"| {name} | {n_lines} | {skipped} | {c.read} | {c.loaded} | {c.rejected} | {n_warn} |")
+        unchanged = getattr(c, "unchanged", 0)
+        cells = (name, n_lines, skipped, c.read, unchanged, c.loaded, c.rejected, n_warn)
+        lines.append("| " + " | ".join(str(v) for v in cells) + " |")
     lines += cascade_section(rejected)
     for title, frame in (("Rejects", rejected), ("Warnings", warnings)):
         if not len(frame):

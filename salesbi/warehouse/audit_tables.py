@@ -56,4 +56,31 @@ PUBLISHES = Table(
     ),
 )
 
-AUDIT_TABLES: tuple[Table, ...] = (RUNS, RUN_TABLES, PUBLISHES)
+ROW_HASHES = Table(
+    name="row_hashes",
+    schema="audit",
+    description=(
+        "Per core table and key: a content hash of the row as last loaded into core, so a later full "
+        "snapshot drop validates and loads only new and changed rows (salesbi.incremental)."
+    ),
+    key=("table_name", "row_key"),
+    columns=(
+        Column("table_name", "text", required=True, length=64),
+        Column(
+            "row_key",
+            "text",
+            required=True,
+            length=200,
+            description="the row's key values as text, joined by the unit separator (U+001F)",
+        ),
+        Column(
+            "row_hash",
+            "int",
+            required=True,
+            description="64-bit hash of the conformed values of the contract's columns (signed)",
+        ),
+        Column("run_id", "id", required=True, description="the run that loaded this version of the row"),
+    ),
+)
+
+AUDIT_TABLES: tuple[Table, ...] = (RUNS, RUN_TABLES, PUBLISHES, ROW_HASHES)
