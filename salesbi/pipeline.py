@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from salesbi import contract
 from salesbi.errors import SalesBIError, StepSkipped
+from salesbi.memory import release_freed_memory  # issue-18 memory hook
 from salesbi.modelrun import ModelRun
 from salesbi.params import ALL_STEPS, PipelineParams
 from salesbi.runlock import run_lock
@@ -645,6 +646,7 @@ def execute(
         except StepSkipped as skipped:
             skip(run, group[0].name, skipped)
         done += len(group)
+        release_freed_memory()  # issue-18 memory hook: freed pages back to the OS between stages
     run.tick("done", len(stages), len(stages))
 
 

@@ -1,0 +1,103 @@
+"""Issue 18 memory: validation holds no copy of the rows it accepts, GX keeps no frame, freed pages go back.
+
+The outputs are the same as before the change: the accepted frames equal the row selection
+the old code copied (``frame[keep]``), and the load gives the same core.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from salesbi.ingest import read_step, validate_step
+from salesbi.memory import frame_bytes, release_freed_memory, resident_bytes
+from tests.conftest import need
+
+
+@pytest.fixture(scope="module")
+def validated(sample_company: Path) -> tuple[object, object]:
+    """Return (source data, validation outcome) of the session's generated company."""
+    data = read_step(sample_company, "canonical")
+    return data, validate_step(data, run_id="memory")
+
+
+def test_accepted_rows_equal_the_old_selection_and_share_the_staged_data(
+    validated: tuple[object, object],
+) -> None:
+    data, outcome = validated
+    for name, staged in data.tables.items():  # type: ignore[attr-defined]
+        accepted = outcome.accepted[name]  # type: ignore[attr-defined]
+        rejected = outcome.counts[name].rejected  # type: ignore[attr-defined]
+        keep = staged.frame.index.isin(accepted.index)
+        # the reference: the boolean selection the old code always copied
+        pd.testing.assert_frame_equal(accepted, staged.frame[keep])
+        assert len(accepted) + rejected == len(staged.frame)
+        if rejected == 0:
+            assert accepted is not staged.frame
+            column = staged.frame.columns[0]
+            assert np.shares_memory(  # no row copied
+                np.asarray(accepted[column].array._pa_array.chunks[0].buffers()[-1]),
+                np.asarray(staged.frame[column].array._pa_array.chunks[0].buffers()[-1]),
+            )
+
+
+def test_changing_an_accepted_frame_leaves_the_staged_frame_alone(
+    sample_company: Path,
+) -> None:
+    data = read_step(sample_company, "canonical")
+    outcome = validate_step(data, run_id="cow")
+    name = next(n for n, c in outcome.counts.items() if c.rejected == 0 and c.read > 0)
+    staged = data.tables[name].frame
+    before = staged.copy()
+    accepted = outcome.accepted[name]
+    accepted[accepted.columns[0]] = pd.Series(["changed"] * len(accepted), dtype="string")
+    accepted["extra"] = 1
+    pd.testing.assert_frame_equal(staged, before)
+
+
+def test_great_expectations_keeps_no_validated_frame(sample_company: Path) -> None:
+    data = read_step(sample_company, "canonical")
+    validate_step(data, run_id="gx")
+    from great_expectations.execution_engine.pandas_batch_data import PandasBatchData
+
+    gc.collect()
+    kept = [o for o in gc.get_objects() if isinstance(o, PandasBatchData)]
+    rows = [len(o.dataframe) for o in kept]
+    assert rows == [], f"GX still holds frames of {rows} rows"
+
+
+def test_frame_bytes_counts_every_string() -> None:
+    frame = pd.DataFrame({"s": pd.Series(["abcdefghij"] * 10_000, dtype="string"), "i": np.arange(10_000)})
+    sizes = frame_bytes({"f": frame})
+    # 10 bytes of text per row at least, plus 8 bytes per int64
+    assert sizes["f"] >= 10_000 * 10 + 10_000 * 8
+    assert sizes["f"] == int(frame.memory_usage(deep=True).sum())
+
+
+def test_release_gives_freed_heap_pages_back() -> None:
+    need(sys.platform.startswith("linux"), "resident size and malloc_trim are read on Linux")
+    release_freed_memory()
+    base = resident_bytes()
+    assert base is not None and base > 0
+    # many blocks below glibc's mmap threshold, each followed by a small block that stays: once the
+    # big ones are freed, the heap cannot shrink from its top and free() alone keeps them resident
+    blocks, kept = [], []
+    for _ in range(3_000):  # ~190 MB
+        block = bytearray(64 * 1024)
+        block[0] = 1  # touch: resident
+        blocks.append(block)
+        kept.append(bytearray(100))
+    grown = resident_bytes()
+    assert grown is not None and grown - base > 150 * 2**20
+    del blocks, block
+    freed = release_freed_memory()
+    after = resident_bytes()
+    assert freed is not None and after is not None
+    assert after - base < 60 * 2**20, f"{(after - base) / 2**20:.0f} MB still resident"
+    assert freed > 100 * 2**20
+    assert len(kept) == 3_000
