@@ -101,3 +101,44 @@ def test_release_gives_freed_heap_pages_back() -> None:
     assert after - base < 60 * 2**20, f"{(after - base) / 2**20:.0f} MB still resident"
     assert freed > 100 * 2**20
     assert len(kept) == 3_000
+
+
+def test_reading_without_keeping_raw_text_gives_the_same_tables(
+    sample_company: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from salesbi.reading import reader as reader_module
+    from salesbi.reading.reader import read_source
+
+    left: list[int] = []
+    forget = reader_module._SourceReader.forget
+
+    def counting(self: reader_module._SourceReader, files: tuple[Path, ...]) -> None:
+        forget(self, files)
+        left.append(len(self.raw_cache))
+
+    monkeypatch.setattr(reader_module._SourceReader, "forget", counting)
+    lean = read_source(sample_company, "canonical")
+    assert left[-1] == 0 and max(left) <= 1  # at most the file being typed is held as text
+    monkeypatch.setattr(reader_module._SourceReader, "forget", lambda self, files: None)
+    kept = read_source(sample_company, "canonical")  # the reference: every raw file kept to the end
+    for name, table in kept.tables.items():
+        pd.testing.assert_frame_equal(lean.tables[name].frame, table.frame)
+        pd.testing.assert_frame_equal(lean.tables[name].faults, table.faults)
+
+
+def test_faults_name_their_file_and_line(tmp_path: Path) -> None:
+    from salesbi.generate import generate_company
+    from salesbi.reading.reader import read_source
+
+    generate_company(tmp_path, order_lines=2_000, seed=3)
+    path = tmp_path / "order_items.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    head = lines[0].split(",")
+    cells = lines[5].split(",")
+    cells[head.index("quantity")] = "many"
+    lines[5] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    faults = read_source(tmp_path, "canonical").tables["order_items"].faults
+    assert faults[["file", "line", "column", "rule", "value"]].values.tolist() == [
+        ["order_items.csv", 6, "quantity", "invalid_integer", "many"]
+    ]
