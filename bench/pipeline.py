@@ -1,7 +1,8 @@
 """Benchmark: every step of ``salesbi run`` on generated order lines, beside raw floors in the same run.
 
     .venv/bin/python bench/pipeline.py [--lines 100000 1000000] [--repeat 1] [--keep DIR]
-    .venv/bin/python bench/pipeline.py --lines 3000000 10000000   # the large sizes (long)
+    .venv/bin/python bench/pipeline.py --sizes large --keep DIR   # 3M and 10M lines (long)
+    .venv/bin/python bench/pipeline.py --sizes all --keep DIR     # 100k, 1M, 3M, 10M
     .venv/bin/python bench/pipeline.py --lines 1000000 --memory-only  # where the memory goes, per step
 
 For each size a sample company is generated (seed 1, not timed, reused from ``--keep``). Then,
@@ -50,6 +51,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+#: the issue's sizes: ``small`` runs in minutes; 10M lines take tens of minutes and ~8 GB
+SIZES: dict[str, list[int]] = {
+    "small": [100_000, 1_000_000],
+    "large": [3_000_000, 10_000_000],
+    "all": [100_000, 1_000_000, 3_000_000, 10_000_000],
+}
 
 STEP_ORDER = (
     "connect",
@@ -472,7 +480,14 @@ def markdown(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark for each size and print markdown (JSON on stderr)."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--lines", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--lines", type=int, nargs="+", default=None, help="order lines per size")
+    ap.add_argument(
+        "--sizes",
+        choices=sorted(SIZES),
+        default="small",
+        help="preset sizes when --lines is not given: "
+        + "; ".join(f"{k} = {', '.join(f'{n:,}' for n in v)}" for k, v in SIZES.items()),
+    )
     ap.add_argument("--repeat", type=int, default=1, help="alternated repetitions per size (medians)")
     ap.add_argument("--keep", type=Path, default=None, help="keep generated data here (reused if present)")
     ap.add_argument(
@@ -484,6 +499,7 @@ def main(argv: list[str] | None = None) -> None:
         "--memory-only", action="store_true", help="only the sampled run (no timed runs, no floors)"
     )
     args = ap.parse_args(argv)
+    args.lines = args.lines or SIZES[args.sizes]
     if shutil.which("sqlite3") is None:
         raise SystemExit("the sqlite3 shell is needed for the floor (apt-get install sqlite3)")
     base = args.keep or Path(tempfile.mkdtemp(prefix="salesbi-bench-"))
