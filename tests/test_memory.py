@@ -142,3 +142,21 @@ def test_faults_name_their_file_and_line(tmp_path: Path) -> None:
     assert faults[["file", "line", "column", "rule", "value"]].values.tolist() == [
         ["order_items.csv", 6, "quantity", "invalid_integer", "many"]
     ]
+
+
+def test_storable_nulls_refused_cells_in_its_own_frame_only() -> None:
+    from salesbi import contract
+    from salesbi.validation.limits import storable
+
+    spec = contract.table("product_lines")
+    frame = pd.DataFrame(
+        {
+            "product_line_id": pd.Series(["L1", "L2", "L3"], dtype="string"),
+            "name": pd.Series(["ok", "bad\x00name", "fine"], dtype="string"),
+        }
+    )
+    before = frame.copy()
+    out = storable(frame, spec, np.array([False, True, True]))
+    assert out["name"].isna().tolist() == [False, True, False]
+    assert out["product_line_id"].tolist() == ["L1", "L2", "L3"]
+    pd.testing.assert_frame_equal(frame, before)
