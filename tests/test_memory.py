@@ -160,3 +160,13 @@ def test_storable_nulls_refused_cells_in_its_own_frame_only() -> None:
     assert out["name"].isna().tolist() == [False, True, False]
     assert out["product_line_id"].tolist() == ["L1", "L2", "L3"]
     pd.testing.assert_frame_equal(frame, before)
+
+
+def test_raw_text_is_kept_while_another_table_reads_the_same_file() -> None:
+    from salesbi.reading.profile import load_profile
+    from salesbi.reading.reader import _SourceReader
+
+    for name in ("canonical", "classicmodels"):  # one file per table
+        assert not _SourceReader(Path("."), load_profile(name)).shares_files()
+    for name in ("northwind", "online_retail"):  # a lookup file, tables built from another's file
+        assert _SourceReader(Path("."), load_profile(name)).shares_files()

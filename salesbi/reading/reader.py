@@ -168,11 +168,16 @@ class _SourceReader:
         return self.raw_cache[path]
 
     def shares_files(self) -> bool:
-        """Return True when a table reads another table's file (``from_table``) or a lookup file."""
+        """Return True when a file may be read by more than one table.
+
+        That is: a table built from another table's file (``from_table``), a lookup file, two
+        tables naming the same file (case-insensitively), or a glob (it may match another's file).
+        """
         specs = self.profile.tables.values()
-        return any(
-            spec.from_table is not None or any(d.files() for d in spec.derive.values()) for spec in specs
-        )
+        if any(spec.from_table is not None or any(d.files() for d in spec.derive.values()) for spec in specs):
+            return True
+        patterns = [p.lower() for t in contract.TABLES if (p := self.profile.file_pattern(t.name))]
+        return len(set(patterns)) < len(patterns) or any(ch in "".join(patterns) for ch in "*?[")
 
     def forget(self, files: tuple[Path, ...]) -> None:
         """Drop the raw text of ``files`` once their table is typed (no other table reads them)."""
