@@ -1,7 +1,9 @@
 """Benchmark: every step of ``salesbi run`` on generated order lines, beside raw floors in the same run.
 
     .venv/bin/python bench/pipeline.py [--lines 100000 1000000] [--repeat 1] [--keep DIR]
-    .venv/bin/python bench/pipeline.py --lines 3000000 10000000   # the large sizes (long)
+    .venv/bin/python bench/pipeline.py --sizes large --keep DIR   # 3M and 10M lines (long)
+    .venv/bin/python bench/pipeline.py --sizes all --keep DIR     # 100k, 1M, 3M, 10M
+    .venv/bin/python bench/pipeline.py --lines 1000000 --memory-only  # where the memory goes, per step
 
 For each size a sample company is generated (seed 1, not timed, reused from ``--keep``). Then,
 alternating in this order ``--repeat`` times, each in its own child process:
@@ -21,6 +23,11 @@ The DuckDB reference does far less than the pipeline (no GX suite, no staging, n
 no models, no Parquet, no Power BI): it is the cost of reading and checking the data and of
 the main aggregates, not a like-for-like figure. The floors are what the ingest and report
 parts of a run cannot go below on this machine.
+
+With ``--memory`` (or ``--memory-only``) one more run per size executes in-process in a spawned
+child with a sampler thread (RSS every 50 ms, attributed to the step running) and, at each
+step's end, a census of the live DataFrames, Arrow's memory pool and glibc's heap: the table
+says which step holds or frees what. Its own wall time is not reported (the census costs time).
 
 Results depend on the machine's load: the table states the 1-minute load average before
 each size. Prints markdown for docs/benchmarks.md (and JSON on stderr). Needs DuckDB
@@ -44,6 +51,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+#: the issue's sizes: ``small`` runs in minutes; 10M lines take tens of minutes and ~8 GB
+SIZES: dict[str, list[int]] = {
+    "small": [100_000, 1_000_000],
+    "large": [3_000_000, 10_000_000],
+    "all": [100_000, 1_000_000, 3_000_000, 10_000_000],
+}
 
 STEP_ORDER = (
     "connect",
@@ -157,7 +171,7 @@ def duckdb_statements(source: Path) -> list[tuple[str, str]]:
     from salesbi import contract
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from reports import DUCK_SQL  # the report SQL of bench/reports.py
+    from reports import DUCK_LINES, DUCK_SQL  # the report SQL of bench/reports.py
 
     out: list[tuple[str, str]] = []
     names = [t.name for t in contract.TABLES if (source / f"{t.name}.csv").exists()]
@@ -188,6 +202,7 @@ def duckdb_statements(source: Path) -> list[tuple[str, str]]:
                 out.append(
                     ("check", f"SELECT count(*) FROM {spec.name} WHERE lower({c.name}) NOT IN ({values})")
                 )
+    out.append(("reports", DUCK_LINES))  # the join once, shared by the three report tables
     for name, sql in DUCK_SQL.items():
         out.append(("reports", f"CREATE TABLE rpt_{name} AS {sql}"))
     return out
@@ -239,17 +254,171 @@ def duckdb_reference(source: Path) -> dict[str, Any]:
     return result
 
 
+class _StepSampler:
+    """Samples this process's RSS every 50 ms into the current step's peak; notes RSS at step ends.
+
+    Installed by wrapping ``RunSummary.timed`` (the step timer of every stage), so the steps are
+    exactly those of ``run_summary.json``. At each step's end it also takes a census of the live
+    DataFrames (``memory_usage(deep=True)``), Arrow's pool and glibc's heap (used and free).
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.step = "startup"
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        from salesbi.memory import resident_bytes
+
+        while True:
+            mb = (resident_bytes() or 0) / 2**20
+            with self.lock:
+                row = self.rows.setdefault(self.step, {})
+                row["peak_mb"] = max(row.get("peak_mb", 0.0), mb)
+            time.sleep(0.05)
+
+    def enter(self, step: str) -> None:
+        from salesbi.memory import resident_bytes
+
+        with self.lock:
+            self.step = step
+            self.rows.setdefault(step, {})["start_mb"] = (resident_bytes() or 0) / 2**20
+
+    def leave(self, step: str) -> None:
+        row = self.rows[step]
+        row.update(_census())
+        with self.lock:
+            self.step = f"after {step}"
+
+
+#: glibc's ``struct mallinfo2``, in order
+MALLINFO2_FIELDS: tuple[str, ...] = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks")
+MALLINFO2_FIELDS += ("uordblks", "fordblks", "keepcost")
+
+
+def _census() -> dict[str, Any]:
+    """Return RSS, Arrow pool bytes, glibc heap used/free and the live frames (largest first), MB."""
+    import ctypes
+    import gc
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from salesbi.memory import resident_bytes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in MALLINFO2_FIELDS]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    frames = [o for o in gc.get_objects() if isinstance(o, pd.DataFrame)]
+    sizes = sorted(
+        (
+            (f.memory_usage(deep=True).sum() / 2**20, f.shape, ",".join(map(str, f.columns[:3])))
+            for f in frames
+        ),
+        key=lambda x: -float(x[0]),
+    )
+    return {
+        "end_mb": (resident_bytes() or 0) / 2**20,
+        "arrow_mb": pa.total_allocated_bytes() / 2**20,
+        "malloc_used_mb": (info.uordblks + info.hblkhd) / 2**20,
+        "malloc_free_mb": info.fordblks / 2**20,
+        "frames_mb": sum(x[0] for x in sizes),
+        "largest_frames": [(round(mb, 1), list(shape), cols) for mb, shape, cols in sizes[:4]],
+    }
+
+
+def _memory_child(source: str, work: str, queue: Any) -> None:
+    import contextlib
+    from collections.abc import Iterator
+
+    from salesbi import runlog
+
+    sampler = _StepSampler()
+    timed = runlog.RunSummary.timed
+
+    @contextlib.contextmanager
+    def sampled(self: runlog.RunSummary, step: str) -> Iterator[None]:
+        sampler.enter(step)
+        with timed(self, step):
+            yield
+        sampler.leave(step)
+
+    runlog.RunSummary.timed = sampled  # type: ignore[method-assign,assignment]
+    from salesbi.cli import app
+
+    out = Path(work)
+    args = ["run", "-s", source, "-w", f"sqlite:///{out}/warehouse.db", "-o", str(out / "out")]
+    with contextlib.suppress(SystemExit):
+        app(args, standalone_mode=False)
+    queue.put(sampler.rows)
+
+
+def memory_profile(source: Path, work: Path) -> dict[str, dict[str, Any]]:
+    """Return step → RSS at start, peak during, at end, and the census at its end (a sampled run)."""
+    import multiprocessing as mp
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_memory_child, args=(str(source), str(work), queue))
+    proc.start()
+    while True:
+        try:
+            rows: dict[str, dict[str, Any]] = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"the sampled run failed (exit code {proc.exitcode})") from None
+    proc.join()
+    return rows
+
+
+def memory_markdown(lines: int, load: float, rows: dict[str, dict[str, Any]]) -> str:
+    """Return the per-step memory table of one sampled run."""
+    out = [
+        f"Per-step memory, {lines:,} order lines (load average {load:.1f}), MB:",
+        "",
+        "| step | RSS at start | peak RSS | RSS at end | live frames | Arrow pool | malloc used / free "
+        "| largest frames (MB, shape, first columns) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for step, r in rows.items():
+        if "end_mb" not in r:
+            continue
+        largest = "; ".join(f"{mb} {shape} {cols}" for mb, shape, cols in r["largest_frames"][:3])
+        out.append(
+            f"| {step} | {r.get('start_mb', 0):.0f} | {r.get('peak_mb', 0):.0f} | {r['end_mb']:.0f} "
+            f"| {r['frames_mb']:.0f} | {r['arrow_mb']:.0f} | {r['malloc_used_mb']:.0f} / "
+            f"{r['malloc_free_mb']:.0f} | {largest} |"
+        )
+    return "\n".join(out)
+
+
 def _median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def bench_size(lines: int, base: Path, repeat: int) -> dict[str, Any]:
-    """Return the medians over ``repeat`` alternated runs for ``lines`` generated order lines."""
+def generated(base: Path, lines: int) -> Path:
+    """Return the folder of the sample company with ``lines`` order lines (generated once, in chunks)."""
     from salesbi.generate import generate_company
 
     source = base / f"company-{lines}"
     if not (source / "order_items.csv").exists():
+        # the generator writes order lines in chunks of 500,000: 10M lines need no more memory than 1M
         generate_company(source, order_lines=lines, seed=1)
+    return source
+
+
+def bench_size(lines: int, base: Path, repeat: int) -> dict[str, Any]:
+    """Return the medians over ``repeat`` alternated runs for ``lines`` generated order lines."""
+    source = generated(base, lines)
     load = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="salesbi-bench-pipeline-"))
     runs, floors, ducks = [], [], []
@@ -311,23 +480,54 @@ def markdown(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark for each size and print markdown (JSON on stderr)."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--lines", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--lines", type=int, nargs="+", default=None, help="order lines per size")
+    ap.add_argument(
+        "--sizes",
+        choices=sorted(SIZES),
+        default="small",
+        help="preset sizes when --lines is not given: "
+        + "; ".join(f"{k} = {', '.join(f'{n:,}' for n in v)}" for k, v in SIZES.items()),
+    )
     ap.add_argument("--repeat", type=int, default=1, help="alternated repetitions per size (medians)")
     ap.add_argument("--keep", type=Path, default=None, help="keep generated data here (reused if present)")
+    ap.add_argument(
+        "--memory",
+        action="store_true",
+        help="also run one sampled salesbi run per size: RSS per step and the live frames at each step's end",
+    )
+    ap.add_argument(
+        "--memory-only", action="store_true", help="only the sampled run (no timed runs, no floors)"
+    )
     args = ap.parse_args(argv)
+    args.lines = args.lines or SIZES[args.sizes]
     if shutil.which("sqlite3") is None:
         raise SystemExit("the sqlite3 shell is needed for the floor (apt-get install sqlite3)")
     base = args.keep or Path(tempfile.mkdtemp(prefix="salesbi-bench-"))
     results = []
+    memory: list[str] = []
     try:
         for lines in args.lines:
-            results.append(bench_size(lines, base, max(1, args.repeat)))
-            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+            if not args.memory_only:
+                results.append(bench_size(lines, base, max(1, args.repeat)))
+                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+            if args.memory or args.memory_only:
+                source = generated(base, lines)
+                load = os.getloadavg()[0]
+                work = Path(tempfile.mkdtemp(prefix="salesbi-bench-memory-"))
+                try:
+                    rows = memory_profile(source, work / "run")
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+                print(json.dumps({"order_lines": lines, "memory": rows}), file=sys.stderr, flush=True)
+                memory.append(memory_markdown(lines, load, rows))
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     print(f"`bench/pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n")
-    print(markdown(results))
+    if results:
+        print(markdown(results))
+    for table in memory:
+        print("\n" + table)
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def validate_step(
 def _staging_frame(frame: pd.DataFrame, accepted: pd.DataFrame, run_id: str, spec: Table) -> pd.DataFrame:
     rejected = ~frame.index.isin(accepted.index)
     # a rejected value the database would refuse must not abort the load (it is kept in the audit)
-    out = storable(frame, spec, rejected) if rejected.any() else frame.copy()
+    out = storable(frame, spec, rejected) if rejected.any() else frame.copy(deep=False)  # copy-on-write
     out[RUN_ID] = run_id
     out[STATUS] = pd.Series(frame.index.isin(accepted.index), index=frame.index, dtype="boolean").map(
         {True: "accepted", False: "rejected"}

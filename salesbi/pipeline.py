@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from salesbi import contract
 from salesbi.errors import SalesBIError, StepSkipped
 from salesbi.incremental_models import score_or_fit
+from salesbi.memory import release_freed_memory
 from salesbi.params import ALL_STEPS, PipelineParams
 from salesbi.runlock import run_lock
 from salesbi.runlog import RunSummary, TableCounts, mark_crashed, new_run_id, record_end, record_start, utcnow
@@ -764,6 +765,7 @@ def execute(
                 execution.results = _added(ctx, execution.results, group[0].name, result)
         finished += len(group)
         execution.results = release(execution.results, stages[finished:])
+        release_freed_memory()  # what the released results and the stage's temporaries freed, back to the OS
     ctx.tick("done", len(stages), len(stages))
     return execution.results
 

@@ -167,6 +167,24 @@ class _SourceReader:
             self.notes.extend(self.raw_cache[path].notes)
         return self.raw_cache[path]
 
+    def shares_files(self) -> bool:
+        """Return True when a file may be read by more than one table.
+
+        That is: a table built from another table's file (``from_table``), a lookup file, two
+        tables naming the same file (case-insensitively), or a glob (it may match another's file).
+        """
+        specs = self.profile.tables.values()
+        if any(spec.from_table is not None or any(d.files() for d in spec.derive.values()) for spec in specs):
+            return True
+        patterns = [p.lower() for t in contract.TABLES if (p := self.profile.file_pattern(t.name))]
+        return len(set(patterns)) < len(patterns) or any(ch in "".join(patterns) for ch in "*?[")
+
+    def forget(self, files: tuple[Path, ...]) -> None:
+        """Drop the raw text of ``files`` once their table is typed (no other table reads them)."""
+        if not self.shares_files():
+            for path in files:
+                self.raw_cache.pop(path, None)
+
     def label(self, path: Path) -> str:
         """Return the file name relative to the source folder."""
         try:
@@ -352,7 +370,7 @@ class _SourceReader:
             )
 
         lines = work[SOURCE_LINE].to_numpy(dtype="int64", na_value=0)
-        files = work[SOURCE_FILE].astype("string").to_numpy()
+        files = _Cells(work[SOURCE_FILE].astype("string"))  # a file name per fault, not per row
         out: dict[str, pd.Series] = {}
         fault_parts: list[pd.DataFrame] = []
         absent_tables = self.profile.absent_tables()
@@ -487,6 +505,16 @@ class _SourceReader:
 NO_PRODUCT_LINE = "(none)"
 
 
+class _Cells:
+    """A string column read only at the rows asked for (``cells[mask]``): no Python string per row."""
+
+    def __init__(self, series: pd.Series) -> None:
+        self.values = series.array
+
+    def __getitem__(self, mask: np.ndarray) -> np.ndarray:
+        return np.asarray(self.values[mask], dtype=object)
+
+
 def _cell(value: Scalar | None) -> str | None:
     """Return a constant row's value as cell text (None stays null)."""
     return None if value is None else scalar_text(value)
@@ -550,6 +578,7 @@ def read_source(source: Path, profile: str | Path | Profile) -> SourceData:
     for table in contract.TABLES:
         try:
             tables[table.name] = reader.build(table)
+            reader.forget(tables[table.name].files)  # the typed table replaces its raw text
         except StructuralError as exc:
             reader.errors.append(exc)
     if reader.errors:

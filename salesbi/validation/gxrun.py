@@ -69,6 +69,16 @@ class SuiteRunner:
         self.context = ephemeral_context()
         self.datasource = self.context.data_sources.add_pandas("staged")
 
+    def release(self) -> None:
+        """Drop the frames GX keeps in its execution engine's batch cache (it holds every batch it saw).
+
+        The context outlives the validation (GX keeps the last one as its project context), so
+        without this each table's validated frame stayed in memory for the rest of the run.
+        """
+        manager = self.datasource.get_execution_engine().batch_manager
+        manager.batch_data_cache.clear()
+        manager.reset_batch_cache()
+
     def run(
         self, name: str, frame: pd.DataFrame, suite_doc: dict[str, Any], parameters: Mapping[str, Any]
     ) -> tuple[Any, list[Finding]]:
@@ -77,7 +87,12 @@ class SuiteRunner:
         batch_definition = asset.add_batch_definition_whole_dataframe(f"{name}_whole")
         batch = batch_definition.get_batch(batch_parameters={"dataframe": for_gx(frame)})
         suite = gx_suite(suite_doc)
-        result = batch.validate(suite, result_format=RESULT_FORMAT, expectation_parameters=dict(parameters))
+        try:
+            result = batch.validate(
+                suite, result_format=RESULT_FORMAT, expectation_parameters=dict(parameters)
+            )
+        finally:
+            self.release()
         findings = []
         for r in result.results:
             info = r.exception_info or {}

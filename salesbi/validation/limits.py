@@ -88,7 +88,7 @@ def key_collisions(spec: Table, frame: pd.DataFrame) -> pd.DataFrame:
 
 def storable(frame: pd.DataFrame, spec: Table, rows: np.ndarray) -> pd.DataFrame:
     """Return ``frame`` with every cell of ``rows`` (a mask) the warehouse would refuse set to null."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: only the columns changed below are copied
     positions = np.flatnonzero(rows)
     for c in spec.columns:
         if c.name not in out.columns or not len(positions):

@@ -317,7 +317,8 @@ def _assemble(
         rejected_pos = np.unique(found["pos"].to_numpy(dtype="int64")[is_reject])
         keep = np.ones(len(frame), dtype=bool)
         keep[rejected_pos] = False
-        accepted[spec.name] = frame[keep]
+        # nothing rejected: a shallow copy (copy-on-write: no row is copied until one side changes)
+        accepted[spec.name] = frame.copy(deep=False) if keep.all() else frame[keep]
         counts[spec.name] = TableCounts(
             read=len(frame),
             loaded=int(keep.sum()),

@@ -1,0 +1,172 @@
+"""Issue 18 memory: validation holds no copy of the rows it accepts, GX keeps no frame, freed pages go back.
+
+The outputs are the same as before the change: the accepted frames equal the row selection
+the old code copied (``frame[keep]``), and the load gives the same core.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from salesbi.ingest import read_step, validate_step
+from salesbi.memory import frame_bytes, release_freed_memory, resident_bytes
+from tests.conftest import need
+
+
+@pytest.fixture(scope="module")
+def validated(sample_company: Path) -> tuple[object, object]:
+    """Return (source data, validation outcome) of the session's generated company."""
+    data = read_step(sample_company, "canonical")
+    return data, validate_step(data, run_id="memory")
+
+
+def test_accepted_rows_equal_the_old_selection_and_share_the_staged_data(
+    validated: tuple[object, object],
+) -> None:
+    data, outcome = validated
+    for name, staged in data.tables.items():  # type: ignore[attr-defined]
+        accepted = outcome.accepted[name]  # type: ignore[attr-defined]
+        rejected = outcome.counts[name].rejected  # type: ignore[attr-defined]
+        keep = staged.frame.index.isin(accepted.index)
+        # the reference: the boolean selection the old code always copied
+        pd.testing.assert_frame_equal(accepted, staged.frame[keep])
+        assert len(accepted) + rejected == len(staged.frame)
+        if rejected == 0:
+            assert accepted is not staged.frame
+            column = staged.frame.columns[0]
+            assert np.shares_memory(  # no row copied
+                np.asarray(accepted[column].array._pa_array.chunks[0].buffers()[-1]),
+                np.asarray(staged.frame[column].array._pa_array.chunks[0].buffers()[-1]),
+            )
+
+
+def test_changing_an_accepted_frame_leaves_the_staged_frame_alone(
+    sample_company: Path,
+) -> None:
+    data = read_step(sample_company, "canonical")
+    outcome = validate_step(data, run_id="cow")
+    name = next(n for n, c in outcome.counts.items() if c.rejected == 0 and c.read > 0)
+    staged = data.tables[name].frame
+    before = staged.copy()
+    accepted = outcome.accepted[name]
+    accepted[accepted.columns[0]] = pd.Series(["changed"] * len(accepted), dtype="string")
+    accepted["extra"] = 1
+    pd.testing.assert_frame_equal(staged, before)
+
+
+def test_great_expectations_keeps_no_validated_frame(sample_company: Path) -> None:
+    data = read_step(sample_company, "canonical")
+    validate_step(data, run_id="gx")
+    from great_expectations.execution_engine.pandas_batch_data import PandasBatchData
+
+    gc.collect()
+    kept = [o for o in gc.get_objects() if isinstance(o, PandasBatchData)]
+    rows = [len(o.dataframe) for o in kept]
+    assert rows == [], f"GX still holds frames of {rows} rows"
+
+
+def test_frame_bytes_counts_every_string() -> None:
+    frame = pd.DataFrame({"s": pd.Series(["abcdefghij"] * 10_000, dtype="string"), "i": np.arange(10_000)})
+    sizes = frame_bytes({"f": frame})
+    # 10 bytes of text per row at least, plus 8 bytes per int64
+    assert sizes["f"] >= 10_000 * 10 + 10_000 * 8
+    assert sizes["f"] == int(frame.memory_usage(deep=True).sum())
+
+
+def test_release_gives_freed_heap_pages_back() -> None:
+    need(sys.platform.startswith("linux"), "resident size and malloc_trim are read on Linux")
+    release_freed_memory()
+    base = resident_bytes()
+    assert base is not None and base > 0
+    # many blocks below glibc's mmap threshold, each followed by a small block that stays: once the
+    # big ones are freed, the heap cannot shrink from its top and free() alone keeps them resident
+    blocks, kept = [], []
+    for _ in range(3_000):  # ~190 MB
+        block = bytearray(64 * 1024)
+        block[0] = 1  # touch: resident
+        blocks.append(block)
+        kept.append(bytearray(1024))  # over pymalloc's 512 bytes: from the same glibc heap
+    grown = resident_bytes()
+    assert grown is not None and grown - base > 150 * 2**20
+    del blocks, block
+    freed = release_freed_memory()
+    after = resident_bytes()
+    assert freed is not None and after is not None
+    assert after - base < 60 * 2**20, f"{(after - base) / 2**20:.0f} MB still resident"
+    assert freed > 100 * 2**20
+    assert len(kept) == 3_000
+
+
+def test_reading_without_keeping_raw_text_gives_the_same_tables(
+    sample_company: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from salesbi.reading import reader as reader_module
+    from salesbi.reading.reader import read_source
+
+    left: list[int] = []
+    forget = reader_module._SourceReader.forget
+
+    def counting(self: reader_module._SourceReader, files: tuple[Path, ...]) -> None:
+        forget(self, files)
+        left.append(len(self.raw_cache))
+
+    monkeypatch.setattr(reader_module._SourceReader, "forget", counting)
+    lean = read_source(sample_company, "canonical")
+    assert left[-1] == 0 and max(left) <= 1  # at most the file being typed is held as text
+    monkeypatch.setattr(reader_module._SourceReader, "forget", lambda self, files: None)
+    kept = read_source(sample_company, "canonical")  # the reference: every raw file kept to the end
+    for name, table in kept.tables.items():
+        pd.testing.assert_frame_equal(lean.tables[name].frame, table.frame)
+        pd.testing.assert_frame_equal(lean.tables[name].faults, table.faults)
+
+
+def test_faults_name_their_file_and_line(tmp_path: Path) -> None:
+    from salesbi.generate import generate_company
+    from salesbi.reading.reader import read_source
+
+    generate_company(tmp_path, order_lines=2_000, seed=3)
+    path = tmp_path / "order_items.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    head = lines[0].split(",")
+    cells = lines[5].split(",")
+    cells[head.index("quantity")] = "many"
+    lines[5] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    faults = read_source(tmp_path, "canonical").tables["order_items"].faults
+    assert faults[["file", "line", "column", "rule", "value"]].values.tolist() == [
+        ["order_items.csv", 6, "quantity", "invalid_integer", "many"]
+    ]
+
+
+def test_storable_nulls_refused_cells_in_its_own_frame_only() -> None:
+    from salesbi import contract
+    from salesbi.validation.limits import storable
+
+    spec = contract.table("product_lines")
+    frame = pd.DataFrame(
+        {
+            "product_line_id": pd.Series(["L1", "L2", "L3"], dtype="string"),
+            "name": pd.Series(["ok", "bad\x00name", "fine"], dtype="string"),
+        }
+    )
+    before = frame.copy()
+    out = storable(frame, spec, np.array([False, True, True]))
+    assert out["name"].isna().tolist() == [False, True, False]
+    assert out["product_line_id"].tolist() == ["L1", "L2", "L3"]
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_raw_text_is_kept_while_another_table_reads_the_same_file() -> None:
+    from salesbi.reading.profile import load_profile
+    from salesbi.reading.reader import _SourceReader
+
+    for name in ("canonical", "classicmodels"):  # one file per table
+        assert not _SourceReader(Path("."), load_profile(name)).shares_files()
+    for name in ("northwind", "online_retail"):  # a lookup file, tables built from another's file
+        assert _SourceReader(Path("."), load_profile(name)).shares_files()
