@@ -149,31 +149,14 @@ def score_segments(
     in no row (segments carry none), no model runs, nothing to store.
     """
     from salesbi.segmentation.history import behaviour_features, default_as_of, lines_from_fact
-    from salesbi.segmentation.segment import (
-        SegmentationResult,
-        customer_reps,
-        rep_names,
-        score_features,
-        summarise_segments,
-    )
-    from salesbi.segmentation.tables import CUSTOMER_SEGMENTS
-    from salesbi.types import conform
+    from salesbi.segmentation.segment import SegmentationResult, segments_frame, summarise_segments
 
     lines = lines_from_fact(fact)
     as_of = as_of or default_as_of(lines)
     features = behaviour_features(lines, as_of)
     if features.empty:
         raise SalesBIError(f"no orders before the as-of date {as_of}", hint="choose a later as_of")
-    rep_id = customer_reps(lines, customers, features.index)
-    rep_name = rep_id.map(rep_names(employees)).astype("string")
-    scored = score_features(features, model.edges, model.clusters, rep_name)
-    info = customers.set_index(customers["customer_id"].astype("string"))
-    info = info[~info.index.duplicated()].reindex(scored.index)
-    scored["customer_name"] = info["customer_name"].to_numpy()
-    scored["country"] = info["country"].to_numpy()
-    scored["sales_rep_id"] = rep_id.to_numpy()
-    scored["as_of_date"] = pd.Timestamp(as_of)
-    frame = conform(scored.reset_index(), CUSTOMER_SEGMENTS)
+    frame = segments_frame(features, model.edges, model.clusters, lines, customers, employees, as_of)
     return SegmentationResult(frame, summarise_segments(frame), [], {})
 
 

@@ -86,3 +86,35 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def drop_pg_schemas(url: str) -> None:
+    """Drop the warehouse's schemas (and everything in them) from the PostgreSQL database at ``url``."""
+    import sqlalchemy as sa
+
+    from salesbi.warehouse.engine import SCHEMAS
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for schema in SCHEMAS:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_warehouse(pg_url: str) -> Iterator[str]:
+    """Return the URL of an empty PostgreSQL warehouse (its schemas dropped before and after)."""
+    drop_pg_schemas(pg_url)
+    yield pg_url
+    drop_pg_schemas(pg_url)
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.integration, pytest.mark.postgres])]
+)
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Return the URL of an empty warehouse, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'var' / 'warehouse.db'}"
+        return
+    yield request.getfixturevalue("pg_warehouse")

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import mssql
 from salesbi import contract
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
-from salesbi.warehouse.engine import SCHEMAS, create_engine
+from salesbi.warehouse.engine import create_engine
 from salesbi.warehouse.load import (
     arrow_schema_of,
     deferred_constraints,
@@ -33,6 +33,7 @@ from salesbi.warehouse.load import (
     read_table,
     read_table_fast,
 )
+from tests.conftest import drop_pg_schemas
 
 # text that CSV must carry unchanged: an empty string (not NULL), quotes, commas, a newline, non-ASCII
 AWKWARD_OFFICES = pd.DataFrame(
@@ -45,22 +46,6 @@ AWKWARD_OFFICES = pd.DataFrame(
         "postal_code": ["75017", None, "", "8001"],
     }
 )
-
-
-def _drop_pg_schemas(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for schema in SCHEMAS:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    engine.dispose()
-
-
-@pytest.fixture
-def pg_warehouse(pg_url: str) -> Iterator[str]:
-    """The URL of an empty PostgreSQL warehouse (schemas dropped before and after)."""
-    _drop_pg_schemas(pg_url)
-    yield pg_url
-    _drop_pg_schemas(pg_url)
 
 
 def _load(url: str, source: Path, run_id: str) -> None:
@@ -309,7 +294,7 @@ def test_first_load_with_constraints_after_rows_gives_the_same_core(
     second = _second_drop(sample_company, tmp_path / "second")
     results = {}
     for label, threshold in (("row by row", 10**12), ("after the rows", ingest.REBUILD_INDEXES_ABOVE)):
-        _drop_pg_schemas(pg_warehouse)
+        drop_pg_schemas(pg_warehouse)
         monkeypatch.setattr(ingest, "REBUILD_INDEXES_ABOVE", threshold)
         _load(pg_warehouse, sample_company, "first")
         first = _core_state(pg_warehouse)

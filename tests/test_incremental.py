@@ -8,7 +8,6 @@ aggregate query run on both warehouses.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,6 @@ from salesbi.pipeline import run_pipeline
 from salesbi.types import conform
 from salesbi.warehouse.engine import create_engine
 from salesbi.warehouse.load import read_table
-
-SCHEMAS = ("staging", "core", "rpt", "ml", "audit")
-
 
 # ------------------------------------------------------------------------------------------ hashes
 
@@ -117,28 +113,6 @@ def drops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     snapshot = next_day_drop(root / "day1", root / "day2", kind="snapshot", seed=5)
     new_only = next_day_drop(root / "day1", root / "day2_new", kind="new_only", seed=5)
     return {"day1": root / "day1", "snapshot": snapshot, "new_only": new_only}
-
-
-def _drop_pg_schemas(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for schema in SCHEMAS:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    engine.dispose()
-
-
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.integration, pytest.mark.postgres])]
-)
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty warehouse on SQLite or PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'var' / 'incremental.db'}"
-        return
-    url: str = request.getfixturevalue("pg_url")
-    _drop_pg_schemas(url)
-    yield url
-    _drop_pg_schemas(url)
 
 
 def _ingest(source: Path, url: str, out: Path, mode: str = "auto") -> dict[str, Any]:

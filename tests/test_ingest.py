@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +20,7 @@ from salesbi import contract
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
 from salesbi.warehouse.ddl import warehouse_metadata
-from salesbi.warehouse.engine import SCHEMAS, create_engine
+from salesbi.warehouse.engine import create_engine
 
 DATA = Path(__file__).parent / "data"
 BAD = DATA / "bad_inputs" / "company"
@@ -47,26 +46,6 @@ EXPECTED = {
         "order_items": 2155,
     },
 }
-
-
-def _drop_pg_schemas(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for schema in SCHEMAS:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.integration])])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty warehouse on SQLite or PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'var' / 'warehouse.db'}"
-        return
-    url: str = request.getfixturevalue("pg_url")
-    _drop_pg_schemas(url)
-    yield url
-    _drop_pg_schemas(url)
 
 
 def _ingest(source: Path, profile: str, url: str, out: Path, **extra: float) -> dict[str, object]:

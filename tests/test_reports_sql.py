@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from salesbi.reports.tables import TABLES
 from salesbi.schema import Column, Table
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
-from salesbi.warehouse.engine import SCHEMAS, create_engine
+from salesbi.warehouse.engine import create_engine
 from salesbi.warehouse.load import bulk_insert, read_table
 
 #: the tables computed by the database, and by pandas, in report order
@@ -67,22 +66,6 @@ IN_PY_ORDER = [
     "employee_performance",
     "order_value_distribution",
 ]
-
-
-def _drop_pg_schemas(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for schema in SCHEMAS:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    engine.dispose()
-
-
-@pytest.fixture
-def pg_warehouse(pg_url: str) -> Iterator[str]:
-    """An empty PostgreSQL warehouse, dropped afterwards."""
-    _drop_pg_schemas(pg_url)
-    yield pg_url
-    _drop_pg_schemas(pg_url)
 
 
 def _ingest(source: Path, profile: str, url: str, out: Path) -> None:

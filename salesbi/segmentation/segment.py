@@ -127,6 +127,28 @@ def summarise_segments(segments: pd.DataFrame) -> pd.DataFrame:
     return conform(pd.DataFrame(rows), SEGMENT_SUMMARY)
 
 
+def segments_frame(
+    features: pd.DataFrame,
+    edges: RfmEdges,
+    clusters: Any,
+    lines: pd.DataFrame,
+    customers: pd.DataFrame,
+    employees: pd.DataFrame,
+    as_of: date,
+) -> pd.DataFrame:
+    """Return the ``rpt.customer_segments`` rows of ``features`` scored with ``edges`` and ``clusters``."""
+    rep_id = customer_reps(lines, customers, features.index)
+    rep_name = rep_id.map(rep_names(employees)).astype("string")
+    scored = score_features(features, edges, clusters, rep_name)
+    info = customers.set_index(customers["customer_id"].astype("string"))
+    info = info[~info.index.duplicated()].reindex(scored.index)
+    scored["customer_name"] = info["customer_name"].to_numpy()
+    scored["country"] = info["country"].to_numpy()
+    scored["sales_rep_id"] = rep_id.to_numpy()
+    scored["as_of_date"] = pd.Timestamp(as_of)
+    return conform(scored.reset_index(), CUSTOMER_SEGMENTS)
+
+
 def segment_customers(
     fact: pd.DataFrame,
     customers: pd.DataFrame,
@@ -149,16 +171,7 @@ def segment_customers(
         features["recency_days"].to_numpy(), features["frequency"].to_numpy(), features["monetary"].to_numpy()
     )
     clusters = fit_clusters(features, random_state=random_state)
-    rep_id = customer_reps(lines, customers, features.index)
-    rep_name = rep_id.map(rep_names(employees)).astype("string")
-    scored = score_features(features, edges, clusters, rep_name)
-    info = customers.set_index(customers["customer_id"].astype("string"))
-    info = info[~info.index.duplicated()].reindex(scored.index)
-    scored["customer_name"] = info["customer_name"].to_numpy()
-    scored["country"] = info["country"].to_numpy()
-    scored["sales_rep_id"] = rep_id.to_numpy()
-    scored["as_of_date"] = pd.Timestamp(as_of)
-    frame = conform(scored.reset_index(), CUSTOMER_SEGMENTS)
+    frame = segments_frame(features, edges, clusters, lines, customers, employees, as_of)
     summary = summarise_segments(frame)
 
     before = lines[lines["order_date"] < pd.Timestamp(as_of)]
