@@ -174,19 +174,13 @@ def score_predictions(
     Same columns as :func:`salesbi.prediction.predict_customer_sales` (the model's horizon;
     ``model_version`` the stored version); no model runs, nothing to store.
     """
-    from salesbi.prediction.features import FEATURES, features_at, prepare
+    from salesbi.prediction.features import FEATURES, features_at
     from salesbi.prediction.model import predict_frame
-    from salesbi.prediction.predict import PredictionResult, _with_names
+    from salesbi.prediction.predict import PredictionResult, _with_names, history_before
     from salesbi.prediction.tables import CUSTOMER_PREDICTIONS
-    from salesbi.segmentation.history import default_as_of, lines_from_fact
     from salesbi.types import conform
 
-    lines = lines_from_fact(fact)
-    as_of = as_of or default_as_of(lines)
-    t = pd.Timestamp(as_of)
-    prepared = prepare(lines[lines["order_date"] < t])
-    if prepared.orders.empty:
-        raise SalesBIError(f"no orders before the as-of date {as_of}", hint="choose a later as_of")
+    lines, t, prepared = history_before(fact, as_of)
     h = model.horizon_days
     features = features_at(prepared, t, h)
     frame = predict_frame(features[list(FEATURES)], model, threads=threads)

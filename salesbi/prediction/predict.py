@@ -449,6 +449,20 @@ def choose_methods(metrics: dict[str, Any], thin: bool) -> dict[str, Any]:
     return out
 
 
+def history_before(fact: pd.DataFrame, as_of: date | None) -> tuple[pd.DataFrame, pd.Timestamp, Any]:
+    """Return the fact's order lines, the as-of day (default: after the last order) and the history before it.
+
+    Raises SalesBIError when no order falls before the as-of day.
+    """
+    lines = lines_from_fact(fact)
+    as_of = as_of or default_as_of(lines)
+    t = pd.Timestamp(as_of)
+    prepared = prepare(lines[lines["order_date"] < t])
+    if prepared.orders.empty:
+        raise SalesBIError(f"no orders before the as-of date {as_of}", hint="choose a later as_of")
+    return lines, t, prepared
+
+
 def predict_customer_sales(
     fact: pd.DataFrame,
     customers: pd.DataFrame,
@@ -468,12 +482,7 @@ def predict_customer_sales(
     """
     if horizon_days < 7:
         raise ConfigurationError(f"horizon_days must be at least 7, got {horizon_days}")
-    lines = lines_from_fact(fact)
-    as_of = as_of or default_as_of(lines)
-    t = pd.Timestamp(as_of)
-    prepared = prepare(lines[lines["order_date"] < t])
-    if prepared.orders.empty:
-        raise SalesBIError(f"no orders before the as-of date {as_of}", hint="choose a later as_of")
+    lines, t, prepared = history_before(fact, as_of)
     start = prepared.start
     h = pd.Timedelta(days=horizon_days)
     e = t - h
