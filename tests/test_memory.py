@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from salesbi.ingest import read_step, validate_step
-from salesbi.memory import frame_bytes, release_freed_memory, resident_bytes
+from salesbi.memory import frame_bytes
 from tests.conftest import need
 
 
@@ -79,28 +79,42 @@ def test_frame_bytes_counts_every_string() -> None:
     assert sizes["f"] == int(frame.memory_usage(deep=True).sum())
 
 
+#: run in a fresh interpreter: in the test session other threads and earlier tests' heap would blur RSS
+HEAP_SCENARIO = """
+import json
+from salesbi.memory import release_freed_memory, resident_bytes
+
+release_freed_memory()
+base = resident_bytes()
+# many blocks below glibc's mmap threshold, each followed by a small block that stays: once the
+# big ones are freed, the heap cannot shrink from its top and free() alone keeps them resident
+blocks, kept = [], []
+for _ in range(3_000):  # ~190 MB
+    block = bytearray(64 * 1024)
+    block[0] = 1  # touch: resident
+    blocks.append(block)
+    kept.append(bytearray(1024))  # over pymalloc's 512 bytes: from the same glibc heap
+grown = resident_bytes()
+del blocks, block
+freed = release_freed_memory()
+after = resident_bytes()
+print(json.dumps({"base": base, "grown": grown, "freed": freed, "after": after, "kept": len(kept)}))
+"""
+
+
 def test_release_gives_freed_heap_pages_back() -> None:
+    import json
+    import subprocess
+
     need(sys.platform.startswith("linux"), "resident size and malloc_trim are read on Linux")
-    release_freed_memory()
-    base = resident_bytes()
-    assert base is not None and base > 0
-    # many blocks below glibc's mmap threshold, each followed by a small block that stays: once the
-    # big ones are freed, the heap cannot shrink from its top and free() alone keeps them resident
-    blocks, kept = [], []
-    for _ in range(3_000):  # ~190 MB
-        block = bytearray(64 * 1024)
-        block[0] = 1  # touch: resident
-        blocks.append(block)
-        kept.append(bytearray(1024))  # over pymalloc's 512 bytes: from the same glibc heap
-    grown = resident_bytes()
-    assert grown is not None and grown - base > 150 * 2**20
-    del blocks, block
-    freed = release_freed_memory()
-    after = resident_bytes()
-    assert freed is not None and after is not None
-    assert after - base < 60 * 2**20, f"{(after - base) / 2**20:.0f} MB still resident"
-    assert freed > 100 * 2**20
-    assert len(kept) == 3_000
+    done = subprocess.run(
+        [sys.executable, "-c", HEAP_SCENARIO], capture_output=True, text=True, check=True, timeout=300
+    )
+    m = json.loads(done.stdout.strip().splitlines()[-1])
+    assert m["base"] > 0 and m["grown"] - m["base"] > 150 * 2**20
+    assert m["after"] - m["base"] < 60 * 2**20, f"{(m['after'] - m['base']) / 2**20:.0f} MB still resident"
+    assert m["freed"] > 100 * 2**20
+    assert m["kept"] == 3_000
 
 
 def test_reading_without_keeping_raw_text_gives_the_same_tables(
