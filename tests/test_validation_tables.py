@@ -177,7 +177,7 @@ def test_reports(tmp_path: Path) -> None:
     tables["order_items"].frame.loc[0, "quantity"] = 0
     out = validate_staged(tables, run_id="rep", today=TODAY)
     text = render_validation_summary(out)
-    assert "| order_items |  | 0 | 4 | 3 | 1 | 0 |" in text  # no files: no line accounting
+    assert "| order_items |  | 0 | 4 | 0 | 3 | 1 | 0 |" in text  # no files: no line accounting
     assert "| order_items | quantity_not_positive | quantity | 1 | `0` ×1 |" in text
     index = build_data_docs(out, tmp_path / "data_docs")
     assert index == tmp_path / "data_docs" / "index.html"
