@@ -174,9 +174,9 @@ def test_a_warehouse_made_when_status_was_16_characters_is_widened(pg_url: str) 
     from salesbi.ingest import prepare_warehouse
     from salesbi.runlog import record_end
     from salesbi.warehouse.engine import create_engine
-    from tests.test_ingest import _drop_pg_schemas
+    from tests.conftest import drop_pg_schemas
 
-    _drop_pg_schemas(pg_url)
+    drop_pg_schemas(pg_url)
     engine = create_engine(pg_url)
     prepare_warehouse(engine)
     with engine.begin() as conn:  # as a warehouse created by an earlier salesbi

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from salesbi.warehouse.engine import create_engine
+from tests.conftest import drop_pg_schemas
 
 BAD_INPUTS = Path(__file__).parent / "data" / "bad_inputs"
 COMPANY = BAD_INPUTS / "company"
@@ -380,16 +381,6 @@ HOSTILE_ACCOUNTING = {
 }
 
 
-def _drop_pg_schemas(url: str) -> None:
-    from salesbi.warehouse.engine import SCHEMAS
-
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for schema in SCHEMAS:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    engine.dispose()
-
-
 def _cli(*args: str) -> int:
     from salesbi.cli import main
 
@@ -411,7 +402,7 @@ def hostile_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         url = f"sqlite:///{tmp / 'warehouse.db'}"
     else:
         url = request.getfixturevalue("pg_url")
-        _drop_pg_schemas(url)
+        drop_pg_schemas(url)
     # the corpus is mostly bad rows on purpose: lift the completeness limit that would stop the load
     code = _cli(
         "ingest",
@@ -445,7 +436,7 @@ def hostile_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         "staging_orders": staging_orders,
     }
     if request.param != "sqlite":
-        _drop_pg_schemas(url)
+        drop_pg_schemas(url)
 
 
 def _at(rejected: pd.DataFrame, table: str, line: int) -> pd.DataFrame:
@@ -513,7 +504,7 @@ def test_sqlite_and_postgresql_quarantine_identical_rows(pg_url: str, tmp_path: 
     outcomes = []
     for name, url in (("sqlite", f"sqlite:///{tmp_path / 'w.db'}"), ("postgresql", pg_url)):
         if name == "postgresql":
-            _drop_pg_schemas(url)
+            drop_pg_schemas(url)
         out = tmp_path / name
         args = ("--source", str(HOSTILE), "--warehouse", url, "--out", str(out), "--max-rejected-share", "1")
         assert _cli("ingest", *args) == 3  # loaded, with completeness warnings
@@ -528,7 +519,7 @@ def test_sqlite_and_postgresql_quarantine_identical_rows(pg_url: str, tmp_path: 
             )
         engine.dispose()
         if name == "postgresql":
-            _drop_pg_schemas(url)
+            drop_pg_schemas(url)
         summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
         counts = {
             t: (c["lines"], c["loaded"], c["rejected"], c["skipped"]) for t, c in summary["tables"].items()
