@@ -99,6 +99,12 @@ def _print_outputs(doc: dict[str, Any]) -> None:
             continue
         if key == "reports_built_in" and isinstance(value, dict):  # --reports-in warehouse
             value = f"{len(value['warehouse'])} tables in the warehouse, {len(value['python'])} in Python"
+        elif key == "ingest_changes" and isinstance(value, dict):
+            unchanged = sum((value.get("unchanged") or {}).values())
+            validated = sum((value.get("validated") or {}).values())
+            value = f"{value.get('mode')}: {validated} rows validated, {unchanged} unchanged"
+        elif key == "model_decisions" and isinstance(value, dict):
+            value = ", ".join(f"{step} {d.get('action')} ({d.get('reason')})" for step, d in value.items())
         elif isinstance(value, dict | list):
             value = f"{len(value)} tables"
         console.print(f"  {key:<20} {value}")

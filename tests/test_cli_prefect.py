@@ -145,3 +145,27 @@ def test_a_run_that_published_nothing_shows_no_report_artifacts(monkeypatch: pyt
     )
     tasks.artifacts.publish_run_artifacts(run)
     assert made["top-customers"][0]["customer_name"] == "Never published"
+
+
+def test_the_cli_says_what_the_ingest_and_the_model_steps_decided(capsys: pytest.CaptureFixture[str]) -> None:
+    doc = {
+        "run_id": "r",
+        "status": "succeeded",
+        "tables": {},
+        "outputs": {
+            "ingest_changes": {
+                "mode": "snapshot",
+                "unchanged": {"orders": 90, "order_items": 400},
+                "validated": {"orders": 10, "order_items": 100},
+            },
+            "model_decisions": {
+                "segments": {"action": "score", "reason": "stored model 2 days old"},
+                "forecast": {"action": "refit", "reason": "fitted every run"},
+            },
+        },
+    }
+    cli._print_outputs(doc)
+    captured = capsys.readouterr()
+    out = " ".join((captured.out + captured.err).split())
+    assert "ingest_changes snapshot: 110 rows validated, 490 unchanged" in out
+    assert "segments score (stored model 2 days old), forecast refit (fitted every run)" in out
