@@ -84,10 +84,11 @@ def _fail(exc: SalesBIError) -> None:
 def _print_outputs(doc: dict[str, Any]) -> None:
     console.print(f"\n[bold]run {doc['run_id']}[/]: {doc['status']}")
     if doc["tables"]:
-        console.print("table            read   loaded  rejected  in warehouse")
+        console.print("table            read   loaded  rejected  unchanged  in warehouse")
         for name, c in doc["tables"].items():
             console.print(
-                f"{name:<15}{c['read']:>7}{c['loaded']:>9}{c['rejected']:>10}{c['warehouse_rows'] or 0:>14}"
+                f"{name:<15}{c['read']:>7}{c['loaded']:>9}{c['rejected']:>10}{c.get('unchanged') or 0:>11}"
+                f"{c['warehouse_rows'] or 0:>14}"
             )
     for w in doc.get("warnings") or []:
         console.print(f"[yellow]warning[/] ({w['kind']}, {w['step']}): {w['what']}", highlight=False)

@@ -151,7 +151,9 @@ def test_the_cli_says_what_the_ingest_and_the_model_steps_decided(capsys: pytest
     doc = {
         "run_id": "r",
         "status": "succeeded",
-        "tables": {},
+        "tables": {
+            "orders": {"read": 100, "loaded": 10, "rejected": 0, "unchanged": 90, "warehouse_rows": 100}
+        },
         "outputs": {
             "ingest_changes": {
                 "mode": "snapshot",
@@ -167,5 +169,6 @@ def test_the_cli_says_what_the_ingest_and_the_model_steps_decided(capsys: pytest
     cli._print_outputs(doc)
     captured = capsys.readouterr()
     out = " ".join((captured.out + captured.err).split())
+    assert "read loaded rejected unchanged in warehouse orders 100 10 0 90 100" in out
     assert "ingest_changes snapshot: 110 rows validated, 490 unchanged" in out
     assert "segments score (stored model 2 days old), forecast refit (fitted every run)" in out
