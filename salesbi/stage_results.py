@@ -157,10 +157,8 @@ class Results:
 
     def replace(self, stage: str, result: StageResult | None) -> Results:
         """Return new results with ``stage``'s result replaced (removed when ``result`` is None)."""
-        kept = {k: v for k, v in self.by_stage.items() if k != stage}
-        if result is not None:
-            kept = {k: (result if k == stage else v) for k, v in self.by_stage.items()}
-        return Results(MappingProxyType(kept))
+        items = ((k, result if k == stage else v) for k, v in self.by_stage.items())
+        return Results(MappingProxyType({k: v for k, v in items if v is not None}))
 
     def __iter__(self) -> Iterator[StageResult]:
         return iter(self.by_stage.values())
