@@ -32,7 +32,8 @@ from salesbi.schema import RUN_ID, STATUS, Table
 from salesbi.validation.gxcontext import import_in_background
 from salesbi.validation.limits import storable
 from salesbi.validation.validate import ValidationOutcome, validate_staged
-from salesbi.warehouse.ddl import warehouse_metadata
+from salesbi.warehouse.audit_tables import RUN_TABLES
+from salesbi.warehouse.ddl import add_missing_column, warehouse_metadata
 from salesbi.warehouse.engine import ensure_schemas
 from salesbi.warehouse.load import (
     bulk_insert,
@@ -64,6 +65,7 @@ def prepare_warehouse(engine: Engine) -> sa.MetaData:
     md = warehouse_metadata()
     md.create_all(engine, checkfirst=True)
     ensure_raw_line_column(engine)
+    add_missing_column(engine, RUN_TABLES, "unchanged")  # audit.run_tables created before incremental ingest
     widen_run_status(engine)  # warehouses created before succeeded_with_warnings existed
     return md
 

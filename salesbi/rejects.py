@@ -148,18 +148,9 @@ def with_raw_lines(rejected: pd.DataFrame, source: Path | None) -> pd.DataFrame:
 
 def ensure_raw_line_column(engine: Engine) -> None:
     """Add ``raw_line`` to an ``audit.rejected_rows`` created before it existed (no-op otherwise)."""
-    from salesbi.types import sql_type
+    from salesbi.warehouse.ddl import add_missing_column
 
-    column = next(c for c in REJECTED_ROWS.columns if c.name == "raw_line")
-    with engine.begin() as conn:
-        inspector = sa.inspect(conn)
-        if not inspector.has_table("rejected_rows", schema="audit"):
-            return
-        if "raw_line" in {c["name"] for c in inspector.get_columns("rejected_rows", schema="audit")}:
-            return
-        quote = conn.dialect.identifier_preparer.quote
-        type_sql = sql_type(column).compile(dialect=conn.dialect)
-        conn.exec_driver_sql(f"ALTER TABLE {quote('audit')}.{quote('rejected_rows')} ADD raw_line {type_sql}")
+    add_missing_column(engine, REJECTED_ROWS, "raw_line")
 
 
 # ------------------------------------------------------------------------------ retention

@@ -277,6 +277,7 @@ def record_end(engine: Engine, summary: RunSummary) -> None:
                 "read": c.read,
                 "loaded": c.loaded,
                 "rejected": c.rejected,
+                "unchanged": c.unchanged,
                 "warehouse_rows": c.warehouse_rows,
             }
             for name, c in summary.tables.items()

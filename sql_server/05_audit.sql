@@ -45,6 +45,7 @@ CREATE TABLE audit.run_tables (
 	[read] BIGINT NOT NULL, 
 	loaded BIGINT NOT NULL, 
 	rejected BIGINT NOT NULL, 
+	unchanged BIGINT NULL, 
 	warehouse_rows BIGINT NULL, 
 	CONSTRAINT pk_run_tables PRIMARY KEY (run_id, table_name)
 );

@@ -298,3 +298,26 @@ def test_stored_hashes_replaced_wholesale_equal_the_keyed_rewrite(
     # one hash per core row, and the validation report shows the unchanged rows
     assert len(keyed) == sum(len(f) for f in _core(f"sqlite:///{tmp_path / 'keyed' / 'w.db'}").values())
     assert "| unchanged |" in (tmp_path / "keyed" / "out" / "validation.md").read_text(encoding="utf-8")
+
+
+def test_audit_run_tables_record_unchanged_rows_also_in_a_warehouse_from_before_the_column(
+    drops: dict[str, Any], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'wh.db'}"
+    first = _ingest(drops["day1"], url, tmp_path / "out")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a warehouse created before audit.run_tables had the column
+        conn.exec_driver_sql("ALTER TABLE audit.run_tables DROP COLUMN unchanged")
+    engine.dispose()
+    second = _ingest(drops["snapshot"].out, url, tmp_path / "out")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT run_id, table_name, [read], loaded, rejected, unchanged FROM audit.run_tables"
+        ).fetchall()
+    engine.dispose()
+    recorded = {(r[0], r[1]): tuple(r[2:]) for r in rows}
+    for name, t in second["tables"].items():
+        assert recorded[(second["run_id"], name)] == (t["read"], t["loaded"], t["rejected"], t["unchanged"])
+        assert recorded[(first["run_id"], name)][3] is None  # recorded before the column existed
+    assert sum(t["unchanged"] for t in second["tables"].values()) > 0  # a snapshot drop: most rows unchanged

@@ -29,7 +29,10 @@ RUNS = Table(
 RUN_TABLES = Table(
     name="run_tables",
     schema="audit",
-    description="Per run and table: rows read, loaded into core, rejected, and in core afterwards.",
+    description=(
+        "Per run and table: rows read, loaded into core, rejected, left unchanged (identical to core in "
+        "an incremental drop), and in core afterwards (read = loaded + rejected + unchanged)."
+    ),
     key=("run_id", "table_name"),
     columns=(
         Column("run_id", "id", required=True),
@@ -37,6 +40,12 @@ RUN_TABLES = Table(
         Column("read", "int", required=True),
         Column("loaded", "int", required=True),
         Column("rejected", "int", required=True),
+        Column(
+            "unchanged",
+            "int",
+            description="rows of the drop identical to core (not validated again); NULL for runs recorded "
+            "before the column existed",
+        ),
         Column("warehouse_rows", "int"),
     ),
 )

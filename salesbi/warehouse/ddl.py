@@ -85,3 +85,24 @@ def warehouse_metadata(extra: Iterable[Table] = ()) -> sa.MetaData:
     for t in (*plain_tables(), *extra):
         add_plain_table(md, t)
     return md
+
+
+def add_missing_column(engine: sa.Engine, table: Table, column_name: str) -> bool:
+    """Add ``column_name`` of ``table`` to a warehouse table created before it had it; return if it was added.
+
+    A no-op (``False``) when the table does not exist yet (it will be created whole) or already has the
+    column. The column is added nullable: rows written before it existed have no value for it.
+    """
+    column = next(c for c in table.columns if c.name == column_name)
+    with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(table.name, schema=table.schema):
+            return False
+        if column_name in {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}:
+            return False
+        quote = conn.dialect.identifier_preparer.quote
+        type_sql = sql_type(column).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(
+            f"ALTER TABLE {quote(table.schema)}.{quote(table.name)} ADD {quote(column_name)} {type_sql}"
+        )
+    return True
