@@ -395,6 +395,14 @@ def forecast_benchmark(data: Dataset, origins: int, jobs: int) -> str:
         mark = "**" if name in (CHAMPION, best_base[0]) else ""
         lines.append(f"| {mark}{name}{mark} | {fmt(wape)} | {fmt(mase)} | {fmt(c80)} | {fmt(c95)} |")
     champ_row = next(r for r in rows if r[0] == CHAMPION)
+    inside = scores[CHAMPION].inside
+    covered = (
+        "champion interval coverage "
+        + ", ".join(f"{lv} %: {inside[lv]}/{scores[CHAMPION].bounded_points}" for lv in LEVELS)
+        + " points; "
+        if inside
+        else "no champion intervals; "
+    )
     verdict = (
         "beats"
         if champ_row[1] < best_base[1] * 0.99
@@ -403,7 +411,7 @@ def forecast_benchmark(data: Dataset, origins: int, jobs: int) -> str:
     lines += [
         "",
         f"Champion WAPE {champ_row[1]:.3f} {verdict} the best statsforecast baseline "
-        f"({best_base[0]}, {best_base[1]:.3f}); champions chosen: "
+        f"({best_base[0]}, {best_base[1]:.3f}); {covered}champions chosen: "
         + ", ".join(f"{m} {k}" for m, k in sorted(champions.items(), key=lambda kv: -kv[1]))
         + f". Time over all origins: engine {seconds['engine']:.1f} s "
         f"(LightGBM {seconds['lightgbm']:.1f} s, "

@@ -2,10 +2,13 @@
 
 Intervals are split-conformal on the backtest residuals.  A residual is normalised by the
 series' scale at its origin and by how errors grow with the step ahead (the mean absolute
-normalised error of that step across series, relative to all steps); the quantiles of the
-normalised residuals are taken per series when it has at least ``MIN_GROUP`` of them, else
-pooled over its level (total / product line / country / office) when that pool has enough,
-else its own when it has ``MIN_OWN``, else every series of the model.
+normalised error of each step across series, relative to all steps, fitted non-decreasing by
+weighted isotonic regression); the quantiles of the normalised residuals are taken per series
+when it has at least ``MIN_GROUP`` of them, else pooled over its level (total / product line /
+country / office) when that pool has enough, else its own when it has ``MIN_OWN``, else every
+series of the model.  A quantile is the conformal order statistic at the fractional rank
+``(n + 1) q``, interpolated between its two neighbours (:func:`interpolated_quantile`), so that
+an interval's expected coverage is its nominal level whatever ``n``.
 Coverage is measured honestly: the interval of origin ``k`` is calibrated on the other
 origins only (leave one origin out).
 """
@@ -75,10 +78,64 @@ def _conformal_quantile(values: np.ndarray, q: float) -> float:
     return float(np.sort(np.asarray(values, dtype="float64"))[conformal_rank(n, q) - 1])
 
 
+def interpolated_quantile(values: np.ndarray, q: float) -> float:
+    """Return the ``q`` quantile of the next of ``n + 1`` exchangeable scores, interpolated (NaN when empty).
+
+    The next score falls below the ``k``-th smallest of the ``n`` seen with probability
+    ``k / (n + 1)``, so its ``q`` quantile sits at the fractional rank ``p = (n + 1) q``.  When
+    ``p`` is a whole number this is exactly :func:`_conformal_quantile`'s order statistic;
+    between two ranks it is the straight line between their values, clipped to the smallest and
+    largest score.  The whole ranks of :func:`conformal_rank` round outwards on both sides: a
+    two-sided interval then covers ``(k_hi - k_lo) / (n + 1)`` on average, 0.84 instead of 0.80
+    with 24 scores and 0.81 with 84, whereas the interpolated ranks aim at the nominal level
+    for any ``n`` (the bounds move by less than one rank; the cost is that coverage is nominal
+    on average rather than guaranteed at least nominal).
+    """
+    n = len(values)
+    if n == 0:
+        return math.nan
+    ordered = np.sort(np.asarray(values, dtype="float64"))
+    p = min(float(n), max(1.0, (n + 1) * q))
+    k = math.floor(p + 1e-9)  # 1-based rank at or below p
+    w = p - k
+    if k >= n or w <= 1e-9:
+        return float(ordered[k - 1])
+    return float(ordered[k - 1] + w * (ordered[k] - ordered[k - 1]))
+
+
+def isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Return the non-decreasing sequence closest to ``values`` in weighted least squares.
+
+    Pool-adjacent-violators: a value above its successor is merged with it into their weighted
+    mean until the sequence no longer decreases.  The weighted mean is unchanged.
+    """
+    means: list[float] = []
+    total: list[float] = []
+    length: list[int] = []
+    for v, w in zip(np.asarray(values, dtype="float64"), np.asarray(weights, dtype="float64"), strict=True):
+        means.append(float(v))
+        total.append(float(w))
+        length.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            v2, w2, n2 = means.pop(), total.pop(), length.pop()
+            v1, w1, n1 = means.pop(), total.pop(), length.pop()
+            means.append((v1 * w1 + v2 * w2) / (w1 + w2))
+            total.append(w1 + w2)
+            length.append(n1 + n2)
+    return np.repeat(np.array(means), length)
+
+
 def step_factors(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Return per-step error growth (horizon,) from normalised residuals ``z`` (series, origin, step).
 
-    Made non-decreasing (errors do not shrink further ahead) and 1 when a step has few points.
+    Each step's mean absolute residual relative to all steps', fitted non-decreasing (errors do
+    not shrink further ahead) by isotonic regression weighted by the residuals of each step; a
+    step with fewer than ``MIN_STEP_POOL`` residuals takes the fitted factor of the step before
+    it (the first fitted one at the start), and every factor is 1 when no step has enough.
+    The fit averages neighbouring steps where their means decrease; a running maximum
+    (this function until issue 17's third pass) took the largest of the noisy step means
+    instead and widened every later step by it: on CDNOW (4 series, 3 origins: 12 residuals
+    a step) it put the 80 % coverage at 0.866 instead of 0.836 (same order statistics).
     """
     horizon = z.shape[2]
     absz = np.abs(np.where(mask, z, np.nan))
@@ -86,11 +143,16 @@ def step_factors(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
     factors = np.ones(horizon)
     if not math.isfinite(overall) or overall <= 0:
         return factors
-    for h in range(horizon):
-        col = absz[:, :, h]
-        if np.sum(~np.isnan(col)) >= MIN_STEP_POOL:
-            factors[h] = max(1e-3, float(np.nanmean(col)) / overall)
-    return np.maximum.accumulate(factors)
+    counts = np.sum(~np.isnan(absz), axis=(0, 1))
+    ok = counts >= MIN_STEP_POOL
+    if not ok.any():
+        return factors
+    means = np.array([float(np.nanmean(absz[:, :, h])) / overall for h in np.flatnonzero(ok)])
+    fitted = np.maximum(1e-3, isotonic(means, counts[ok]))
+    steps = np.flatnonzero(ok)
+    # each step takes the fit of the last enough-residual step at or before it (the first one before any)
+    at = np.searchsorted(steps, np.arange(horizon), side="right") - 1
+    return fitted[np.maximum(at, 0)]
 
 
 def calibrate(
@@ -117,18 +179,18 @@ def calibrate(
                 members = groups == g
                 vals = u[members][mask[members]]
                 pooled[g] = (
-                    (_conformal_quantile(vals, lo_q), _conformal_quantile(vals, hi_q))
+                    (interpolated_quantile(vals, lo_q), interpolated_quantile(vals, hi_q))
                     if len(vals) >= MIN_GROUP and np.sum(members) > 1
                     else None
                 )
             if len(own) >= MIN_GROUP:
-                out[i] = (_conformal_quantile(own, lo_q), _conformal_quantile(own, hi_q))
+                out[i] = (interpolated_quantile(own, lo_q), interpolated_quantile(own, hi_q))
             elif pooled[g] is not None:
                 out[i] = pooled[g]
             elif len(own) >= MIN_OWN:
-                out[i] = (_conformal_quantile(own, lo_q), _conformal_quantile(own, hi_q))
+                out[i] = (interpolated_quantile(own, lo_q), interpolated_quantile(own, hi_q))
             else:
-                out[i] = (_conformal_quantile(every, lo_q), _conformal_quantile(every, hi_q))
+                out[i] = (interpolated_quantile(every, lo_q), interpolated_quantile(every, hi_q))
         bounds[level] = out
     # nested intervals: a wider level never ends inside a narrower one (80 % ⊂ 95 %)
     ordered = sorted(LEVELS)
