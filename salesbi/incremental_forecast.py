@@ -24,9 +24,10 @@ each series with its stored champion only:
 ``rpt.sales_forecast`` keeps the stored backtest forecasts on their periods and the new future;
 ``rpt.forecast_accuracy`` republishes the stored backtest scores with a note that says so.
 The horizon is what the fit would choose on the new history (a daily horizon runs to a month's
-end), at most the stored one. The stored model cannot be extended, and the step refits, when the
-frequency or the series changed, the history ends before the model's or starts elsewhere, or
-the horizon outgrew the stored calibration (a new month began).
+end), capped at the stored one (the calibration has no step factors beyond it; the decision says
+so). The stored model cannot be extended, and the step refits, when the frequency or the series
+changed, the history ends before the model's or starts elsewhere, or the run asks for a horizon
+past the stored one.
 
 **Drift**: the stored champions' WAPE on the periods since the fit (their stored future forecasts
 against the new actuals, every series pooled) against the backtest WAPE of the same steps ahead;
@@ -335,6 +336,7 @@ class Extension:
     panel: SeriesPanel
     horizon: int
     new_periods: int  # full periods after the stored model's last one
+    note: str = ""  # why the horizon is not the one a fit would choose (capped at the stored one)
 
 
 def prepare_extension(
@@ -395,18 +397,22 @@ def prepare_extension(
     end = panel.dates[-1].date()
     if end < model.data_end:
         raise CannotExtend(f"the history ends {end}, before the stored model's last period {model.data_end}")
+    note = ""
     if horizon:
         h = horizon
+        if h > model.horizon:
+            raise CannotExtend(f"the run asks for {h} periods ahead, past the stored model's {model.horizon}")
     elif model.horizon_set:
         raise CannotExtend("the stored model's horizon was set by its run; this run chooses")
     else:
         k = len(model.origins) if model.origins else 3
         base = choose_horizon(model.frequency, panel.n_periods, k)
         h = to_month_end(base, model.frequency, panel.dates[-1], panel.n_periods, k)
-    if h > model.horizon:
-        raise CannotExtend(f"the horizon is now {h} periods, past the stored model's {model.horizon}")
+        if h > model.horizon:  # e.g. a daily horizon that now runs to the end of the next month
+            note = f"horizon {model.horizon} (the stored calibration's; a fit would choose {h})"
+            h = model.horizon
     new_periods = int((panel.dates > pd.Timestamp(model.data_end)).sum())
-    return Extension(panel, h, new_periods)
+    return Extension(panel, h, new_periods, note)
 
 
 def forecast_drift(model: ForecastModel, ext: Extension) -> float | None:
@@ -637,5 +643,7 @@ def run_forecast_step(
     reason = (
         f"refit={refit}: stored model from {model.created_at[:10]} extended by {ext.new_periods} period(s)"
     )
+    if ext.note:
+        reason += f"; {ext.note}"
     log.info("forecast: %s (%s)", reason, model.version)
     return result, ModelDecision(**{**decision.as_dict(), "reason": reason})

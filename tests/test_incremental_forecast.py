@@ -235,3 +235,33 @@ def test_no_stored_forecast_model_fits(tmp_path: Path, two_days: dict[str, Any])
         lambda: "fitted", two_days["fact2"], two_days["core2"], run_id="r", models_dir=tmp_path
     )
     assert (result, decision.action, decision.reason) == ("fitted", "refit", "no stored model")
+
+
+def test_a_longer_horizon_is_capped_at_the_stored_one(
+    two_days: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import salesbi.forecasting.series as series
+    from salesbi.incremental_forecast import CannotExtend
+
+    stored = modelstore.load_latest(two_days["models"], "sales_forecast")
+    assert isinstance(stored, ForecastModel)
+    H = stored.horizon
+    # a daily horizon that now runs to the end of the next month: the stored calibration stops at H
+    monkeypatch.setattr(series, "to_month_end", lambda *args: H + 20)
+    ext = prepare_extension(stored, two_days["fact2"], two_days["core2"], frequency="D", horizon=None)
+    assert ext.horizon == H and f"a fit would choose {H + 20}" in ext.note
+    future = extend_forecast(stored, ext, run_id="r").sales_forecast
+    assert (future[future["is_future"]].groupby("series_id").size() == H).all()
+    _, decision = run_forecast_step(
+        lambda: "fitted",
+        two_days["fact2"],
+        two_days["core2"],
+        run_id="r",
+        models_dir=two_days["models"],
+        frequency="D",
+        now=pd.Timestamp(stored.created_at).to_pydatetime(),
+    )
+    assert decision.action == "reuse" and f"horizon {H} (the stored calibration's" in decision.reason
+    # a horizon the run asks for beyond the stored one: refit
+    with pytest.raises(CannotExtend, match="past the stored model's"):
+        prepare_extension(stored, two_days["fact2"], two_days["core2"], frequency="D", horizon=H + 1)
