@@ -265,3 +265,23 @@ def test_a_longer_horizon_is_capped_at_the_stored_one(
     # a horizon the run asks for beyond the stored one: refit
     with pytest.raises(CannotExtend, match="past the stored model's"):
         prepare_extension(stored, two_days["fact2"], two_days["core2"], frequency="D", horizon=H + 1)
+
+
+def test_run_summary_markdown_says_how_each_model_step_decided() -> None:
+    from salesbi.run_report import render_run_markdown
+
+    reason = "refit=auto: stored model from 2026-11-30 extended by 1 period(s)"
+    summary = {
+        "run_id": "r2",
+        "status": "succeeded",
+        "tables": {},
+        "outputs": {
+            "model_decisions": {
+                "forecast": {"action": "reuse", "reason": reason},
+                "predictions": {"action": "refit", "reason": "stored model older than 7 days"},
+            }
+        },
+    }
+    md = render_run_markdown(summary, {})
+    assert f"- forecast: reuse ({reason})" in md
+    assert "- predictions: refit (stored model older than 7 days)" in md
