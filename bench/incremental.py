@@ -12,8 +12,9 @@ Then, each in a child process on SQLite with ``salesbi run --steps <steps>``:
 3. day 2 into a fresh warehouse and output folder (``ingest_mode=full``, ``refit=always``): the full
    rebuild the incremental run replaces.
 
-Prints each run's wall time, peak RSS, per-step seconds (run_summary timings) and rows loaded /
-unchanged, plus the 1-minute load average before and after, as markdown for docs/scaling.md.
+Prints each run's wall time, CPU seconds (user + sys), peak RSS, per-step seconds (run_summary
+timings) and rows loaded / unchanged, plus the 1-minute load average before and after, as markdown
+for docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -53,14 +54,22 @@ def _run(source: Path, work: Path, steps: str, *extra: str) -> dict[str, Any]:
     rss_file = work / "rss.txt"
     start = time.perf_counter()
     done = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *cmd], capture_output=True, text=True, check=False
+        ["/usr/bin/time", "-f", "%M %U %S", "-o", str(rss_file), *cmd],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     wall = time.perf_counter() - start
     if done.returncode not in (0, 3):
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     summary = json.loads((work / "out" / "run_summary.json").read_text(encoding="utf-8"))
-    peak = int(rss_file.read_text().split()[-1]) / 1024  # GNU time: max RSS in KiB
-    return {"summary": summary, "wall": wall, "rss_mb": peak}
+    rss_kib, user, system = rss_file.read_text().split()[-3:]  # GNU time: max RSS in KiB, CPU seconds
+    return {
+        "summary": summary,
+        "wall": wall,
+        "rss_mb": int(rss_kib) / 1024,
+        "cpu": float(user) + float(system),
+    }
 
 
 def _row(label: str, result: dict[str, Any]) -> str:
@@ -72,7 +81,10 @@ def _row(label: str, result: dict[str, Any]) -> str:
     rss = f"{result['rss_mb']:,.0f} MB"
     decisions = s["outputs"].get("model_decisions") or {}
     reused = ", ".join(k for k, d in decisions.items() if d["action"] == "reuse") or "—"
-    return f"| {label} | {result['wall']:.1f} | {rss} | {loaded:,} | {unchanged:,} | {reused} | {top} |"
+    return (
+        f"| {label} | {result['wall']:.1f} | {result['cpu']:.1f} | {rss} | {loaded:,} | {unchanged:,} "
+        f"| {reused} | {top} |"
+    )
 
 
 def main() -> None:
@@ -110,14 +122,21 @@ def main() -> None:
         )
         print()
         print(
-            "| run | wall, s | peak RSS | rows loaded | rows unchanged | models reused | slowest steps, s |"
+            "| run | wall, s | CPU, s | peak RSS | rows loaded | rows unchanged | models reused "
+            "| slowest steps, s |"
         )
-        print("| --- | ---: | ---: | ---: | ---: | --- | --- |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
         print(_row("day 1, empty warehouse", first))
         print(_row("**day 2, incremental**", incremental))
         print(_row("day 2, full rebuild", full))
         print()
-        print(f"incremental / full wall: {incremental['wall'] / full['wall']:.2f}")
+        print(
+            f"incremental / full: wall {incremental['wall'] / full['wall']:.2f}, "
+            f"CPU {incremental['cpu'] / full['cpu']:.2f}"
+        )
+        for label, result in (("day 2 incremental", incremental), ("day 2 full", full)):
+            timings = result["summary"]["timings"]
+            print(f"{label} per step: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -19,7 +19,8 @@ A model's age is days between its card's ``created_at`` and now. Its **monitored
 customer-sales model has one): the stored model's mean absolute error on the last complete window
 ``[as_of - horizon, as_of)``, predicted from the features at the window's start, against its mean
 absolute error on the holdout window when it was trained (``metrics.mae[sales_method]``); drift is
-``monitored / trained - 1``. The forecast step has no stored model yet (it is refitted each run).
+``monitored / trained - 1``. The forecast step follows the same rule with its own stored model and
+drift (``salesbi.incremental_forecast``: the stored champions extended to the new history).
 
 Scoring functions return the fit functions' result types (``SegmentationResult``,
 ``PredictionResult``) with the stored model's version in their rows, no model runs and nothing
@@ -45,7 +46,11 @@ from salesbi.errors import ConfigurationError, SalesBIError
 log = logging.getLogger(__name__)
 
 #: model step → the name its model is stored under (steps without a stored model are absent)
-STORED_MODELS: dict[str, str] = {"segments": "customer_segments", "predictions": "customer_sales"}
+STORED_MODELS: dict[str, str] = {
+    "segments": "customer_segments",
+    "predictions": "customer_sales",
+    "forecast": "sales_forecast",  # decided by salesbi.incremental_forecast.run_forecast_step
+}
 REFIT_CHOICES = ("auto", "always", "never")
 
 
@@ -245,9 +250,12 @@ def run_model_step(
 ) -> ModelStepOutcome:
     """Return the step's result: scored with the stored model, or ``fit()`` when the rule says refit."""
     now = now or modelstore.utc_now()
-    if step not in STORED_MODELS:
+    if step not in STORED_MODELS or step == "forecast":
         return ModelStepOutcome(
-            fit(), ModelDecision(step, "refit", "no stored model of this step: fitted every run")
+            fit(),
+            ModelDecision(
+                step, "refit", "fitted: no stored model of this step here (the forecast: score_or_fit)"
+            ),
         )
     model = None if refit == "always" else load_stored(models_dir, step)
     card = model.card() if model is not None else None
@@ -295,8 +303,26 @@ def score_or_fit(
 
     The drop-in replacement of a fit function of :data:`salesbi.pipeline.MODEL_FITS` (same
     arguments after ``step`` and ``fit``; picklable through ``functools.partial``). The decision
-    is attached to the result as ``model_decision`` (a :class:`ModelDecision`).
+    is attached to the result as ``model_decision`` (a :class:`ModelDecision`). The forecast
+    (``rest``: the run id) is decided by :func:`salesbi.incremental_forecast.run_forecast_step`.
     """
+    if step == "forecast":
+        from salesbi.incremental_forecast import run_forecast_step
+
+        result, decision = run_forecast_step(
+            lambda: fit(fact, core, params, *rest),
+            fact,
+            core,
+            run_id=rest[0],
+            models_dir=params.models_dir,
+            refit=params.refit,
+            max_age_days=params.model_max_age_days,
+            drift_threshold=params.model_drift_threshold,
+            frequency=params.forecast_frequency,
+            horizon=params.forecast_horizon,
+        )
+        result.model_decision = decision
+        return result
     outcome = run_model_step(
         step,
         lambda: fit(fact, core, params, *rest),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from salesbi.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from salesbi.incremental_forecast import ForecastModel
     from salesbi.prediction.model import StoredModel
     from salesbi.segmentation.model import SegmentationModel
 
@@ -121,7 +122,7 @@ def latest_folder(models_dir: Path, model_name: str) -> Path:
     return Path(models_dir) / model_name / found[-1]
 
 
-def load_folder(folder: Path) -> StoredModel | SegmentationModel:
+def load_folder(folder: Path) -> StoredModel | SegmentationModel | ForecastModel:
     """Return the model stored in ``folder``, as the class named by its card's ``kind``."""
     card = read_card(folder)
     kind = card.get("kind")
@@ -133,11 +134,15 @@ def load_folder(folder: Path) -> StoredModel | SegmentationModel:
         from salesbi.segmentation.model import SegmentationModel
 
         return SegmentationModel.from_folder(Path(folder))
+    if kind == "forecast":
+        from salesbi.incremental_forecast import ForecastModel
+
+        return ForecastModel.from_folder(Path(folder))
     raise ConfigurationError(f"unknown model kind {kind!r}", file=Path(folder) / CARD)
 
 
-def load_latest(models_dir: Path, model_name: str) -> StoredModel | SegmentationModel:
-    """Return the newest stored version of ``model_name`` (StoredModel or SegmentationModel)."""
+def load_latest(models_dir: Path, model_name: str) -> StoredModel | SegmentationModel | ForecastModel:
+    """Return the newest stored version of ``model_name`` (its class per the card kind)."""
     return load_folder(latest_folder(models_dir, model_name))
 
 

@@ -52,7 +52,7 @@ OPTIONAL_FEATURES = ("mean_gap_days", "overdue_ratio")
 
 History: TypeAlias = pd.DataFrame | Iterable[Mapping[str, Any]]
 
-_cache: dict[Path, SegmentationModel | StoredModel] = {}
+_cache: dict[Path, Any] = {}  # SegmentationModel | StoredModel (checked by the loaders)
 _cache_lock = threading.Lock()
 
 
@@ -61,7 +61,7 @@ def default_models_dir() -> Path:
     return Path(os.environ.get(ENV_MODELS_DIR) or Path("out") / "models")
 
 
-def _load(models_dir: Path | str | None, name: str) -> SegmentationModel | StoredModel:
+def _load(models_dir: Path | str | None, name: str) -> Any:
     folder = latest_folder(Path(models_dir) if models_dir is not None else default_models_dir(), name)
     with _cache_lock:
         model = _cache.get(folder)

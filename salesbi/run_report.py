@@ -138,6 +138,10 @@ def render_run_markdown(
     if outputs:
         lines += ["**Outputs**", ""]
         for key, value in outputs.items():
+            if key == "model_decisions" and isinstance(value, dict):  # refit or stored model, and why
+                for step, d in value.items():
+                    lines.append(f"- {step}: {d.get('action')} ({d.get('reason')})")
+                continue
             shown = f"{len(value)} tables" if isinstance(value, dict) else f"`{value}`"
             lines.append(f"- {key.replace('_', ' ')}: {shown}")
         lines.append("")

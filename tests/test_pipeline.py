@@ -130,14 +130,16 @@ def test_rerun_with_same_input_changes_nothing(workdir: Path, sample_company: Pa
     assert all(c.loaded == 0 and c.unchanged == c.read for c in summary.tables.values())
     after = _fingerprint(workdir)
     # apart from run ids and model versions, every rpt table and Parquet file is identical, except
-    # data_quality, the per-run counts (this run: 0 loaded, every row unchanged), and the insight
-    # saying that the stored models scored (the models are not refitted: refit=auto)
+    # data_quality, the per-run counts (this run: 0 loaded, every row unchanged), the insight
+    # saying that the stored models scored (the models are not refitted: refit=auto), and the
+    # forecast_accuracy notes saying its scores are the stored model's backtest (not re-run)
     assert before.keys() == after.keys()
     changed = {k for k in before if before[k] != after[k]}
-    assert changed <= {"rpt.data_quality", "data_quality.parquet", "rpt.insights", "insights.parquet"}, (
-        changed
-    )
-    assert {d["action"] for d in summary.outputs["model_decisions"].values()} == {"reuse", "refit"}
+    per_run = {"rpt.data_quality", "data_quality.parquet", "rpt.insights", "insights.parquet"}
+    assert changed <= per_run | {"rpt.forecast_accuracy", "forecast_accuracy.parquet"}, changed
+    assert {d["action"] for d in summary.outputs["model_decisions"].values()} == {"reuse"}
+    accuracy = pd.read_parquet(workdir / "out" / "powerbi" / "data" / "forecast_accuracy.parquet")
+    assert accuracy["note"].str.contains("stored backtest of forecast model").all()
     insights_after = pd.read_parquet(insights_file)
     reused = insights_after["insight_id"] == "data.models_reused"
     assert reused.sum() == 1

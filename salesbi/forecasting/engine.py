@@ -62,6 +62,7 @@ class EngineOutput:
     metrics: dict[str, dict[str, np.ndarray]]  # model → metric → (n,)
     seconds: dict[str, float] = field(default_factory=dict)
     lgbm_rows: int = 0
+    final_lightgbm: FittedLightGBM | None = None  # the model of the future forecast (stored for daily runs)
 
 
 def backtest_origins(n_periods: int, horizon: int, count: int, frequency: str) -> list[int]:
@@ -289,4 +290,5 @@ def run_engine(
         metrics=metrics,
         seconds=seconds,
         lgbm_rows=lgbm_rows,
+        final_lightgbm=final,
     )

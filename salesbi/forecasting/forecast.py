@@ -44,7 +44,8 @@ class ForecastResult:
     model_runs: list[ModelRun]
     frequency: str
     horizon: int
-    models: dict[str, Any] = field(default_factory=dict)  # nothing to store: refitted every run
+    #: the stored model (``salesbi.incremental_forecast.ForecastModel``) daily runs extend
+    models: dict[str, Any] = field(default_factory=dict)
     frequency_note: str = ""  # why this frequency (chosen from the data, or set by the caller)
 
 
@@ -100,6 +101,7 @@ def forecast_sales(
             "fact_order_lines is empty: there are no sales to forecast", hint="load orders first"
         )
     _check_horizon(horizon, backtest_origins)
+    horizon_set = bool(horizon)
     week = week_start_index(week_start)
     orders = fact.drop_duplicates("order_id") if "order_id" in fact.columns else fact
     if frequency:
@@ -124,6 +126,19 @@ def forecast_sales(
     for run in result.model_runs:
         run.params["frequency_reason"] = why
         run.params["week_start"] = WEEKDAYS[week]
+    from salesbi.incremental_forecast import MODEL_NAME, build_forecast_model
+
+    result.models[MODEL_NAME] = build_forecast_model(
+        out,
+        result.forecast_accuracy,
+        final_booster=out.final_lightgbm.booster if out.final_lightgbm is not None else None,
+        week_start=week,
+        top_countries=top_countries,
+        frequency_set=bool(frequency),
+        horizon_set=horizon_set,
+        frequency_note=why,
+        random_state=random_state,
+    )
     return result
 
 

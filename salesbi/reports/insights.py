@@ -1153,13 +1153,18 @@ def model_freshness_findings(tables: Mapping[str, pd.DataFrame], params: ReportP
     reused = mf[mf["action"] == "reuse"]
     if not len(reused):
         return []
-    parts = [
-        f"{row.step} with model {row.version} ({float(row.age_days or 0):.1f} days old)"
-        for row in reused.itertuples()
-    ]
-    refitted = sorted(str(s) for s in mf.loc[mf["action"] == "refit", "step"])
+    reasons = mf["reason"] if "reason" in mf.columns else pd.Series(None, index=mf.index)
+    parts = []
+    for row, reason in zip(reused.itertuples(), reasons[reused.index], strict=True):
+        part = f"{row.step} with model {row.version} ({float(row.age_days or 0):.1f} days old)"
+        if row.step == "forecast" and reason:  # "stored model from <date> extended by N period(s)"
+            part += f": {str(reason).split(': ', 1)[-1]}"
+        parts.append(part)
+    refit_rows = mf[mf["action"] == "refit"].sort_values("step")
+    refitted = [str(s) for s in refit_rows["step"]]
+    why = [f"{s} because {r}" if r else s for s, r in zip(refitted, reasons[refit_rows.index], strict=True)]
     text = "This run scored " + "; ".join(parts) + " — the stored models, not refitted"
-    text += f" (refitted: {', '.join(refitted)})." if refitted else "."
+    text += f" (refitted: {'; '.join(why)})." if refitted else "."
     oldest = float(pd.to_numeric(reused["age_days"], errors="coerce").fillna(0).max())
     return [
         Finding(
