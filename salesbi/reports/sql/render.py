@@ -15,7 +15,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, postgresql, sqlite
-
 from sqlalchemy.sql import Select
 
 from salesbi.reports.params import ReportParams
