@@ -38,7 +38,9 @@ from salesbi.reports.sql.build import (
 from salesbi.reports.sql.expr import round_half_even
 from salesbi.reports.sql.render import dialect_named, render
 from salesbi.reports.sql.render import main as render_main
-from salesbi.reports.tables import TABLES
+from salesbi.reports.sql.selects import fact_order_lines_select, order_sums_select
+from salesbi.reports.sql.summaries import materialise_sql
+from salesbi.reports.tables import FACT_ORDER_LINES, TABLES
 from salesbi.schema import Column, Table
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
@@ -173,6 +175,18 @@ def test_every_statement_compiles_for_sql_server_and_parses_as_tsql() -> None:
     assert "ceiling(CAST(0.2 AS FLOAT(53))" in statements["employee_performance"]
     assert "PARTITION BY " in statements["location_summary"]
     assert "0.99 AS FLOAT(53)" in statements["order_value.stats"]
+    # the fact's lines and orders, computed once as temporary tables, on SQL Server
+    mssql = dialect_named("mssql")
+    lines = sa.select(*(sa.column(c.name) for c in FACT_ORDER_LINES.columns)).select_from(
+        sa.table("#report_fact")
+    )
+    for name, select in (
+        ("report_fact", fact_order_lines_select(warehouse_metadata())),
+        ("report_order_sums", order_sums_select(lines.subquery("report_fact"))),
+    ):
+        sql = materialise_sql(mssql, select, name)
+        assert sql.startswith(f"SELECT * INTO #{name} FROM (") and "%(" not in sql
+        assert sqlglot.parse_one(sql, read="tsql") is not None
 
 
 def test_the_statements_print_for_a_dba(capsys: pytest.CaptureFixture[str]) -> None:

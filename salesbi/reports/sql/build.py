@@ -39,7 +39,7 @@ from salesbi.reports.sql.selects import (
     TABLE_SELECTS,
     monthly_aggregates_select,
 )
-from salesbi.reports.sql.summaries import SORT_BY, Windows
+from salesbi.reports.sql.summaries import SORT_BY, Sources, Windows
 from salesbi.reports.tables import CUSTOMER_GROWTH, ORDER_VALUE_DISTRIBUTION, SALES_MONTHLY, TABLES
 from salesbi.schema import Table
 from salesbi.types import arrow_schema, conform
@@ -47,9 +47,9 @@ from salesbi.types import arrow_schema, conform
 #: dialects whose SQL is rendered (tested on PostgreSQL, compile-tested for SQL Server)
 DIALECTS: tuple[str, ...] = ("postgresql", "mssql")
 #: the analytic tables whose whole ``SELECT`` is rendered in :mod:`salesbi.reports.sql.summaries`
-SUMMARY_SELECTS: dict[str, Callable[[sa.MetaData, ReportParams, Windows], Select[Any]]] = {
+SUMMARY_SELECTS: dict[str, Callable[[sa.MetaData, ReportParams, Windows, Sources], Select[Any]]] = {
     "customer_summary": sql_summaries.customer_summary_select,
-    "location_summary": lambda m, _p, w: sql_summaries.location_summary_select(m, w),
+    "location_summary": lambda m, _p, w, s: sql_summaries.location_summary_select(m, w, s),
     "product_summary": sql_summaries.product_summary_select,
     "product_line_summary": sql_summaries.product_line_summary_select,
     "employee_performance": sql_summaries.employee_performance_select,
@@ -273,15 +273,20 @@ def read_bounds(conn: sa.Connection, metadata: sa.MetaData) -> FactBounds:
     return FactBounds(*(_day(v) for v in row))
 
 
-def read_value_distribution(conn: sa.Connection, metadata: sa.MetaData, windows: Windows) -> pd.DataFrame:
+def read_value_distribution(
+    conn: sa.Connection, metadata: sa.MetaData, windows: Windows, sources: Sources | None = None
+) -> pd.DataFrame:
     """Return ``rpt.order_value_distribution``: two statements (the percentile, then the bins)."""
-    stats = read_select(conn, sql_summaries.order_value_stats_select(metadata, windows)).iloc[0].to_dict()
+    stats_select = sql_summaries.order_value_stats_select(metadata, windows, sources)
+    stats = read_select(conn, stats_select).iloc[0].to_dict()
     edges = sql_summaries.value_bins(stats)
     if edges is None:
         return conform(pd.DataFrame(columns=ORDER_VALUE_DISTRIBUTION.column_names), ORDER_VALUE_DISTRIBUTION)
     start, step, count, top_open = edges
     last = count if top_open else count - 1
-    rows = read_select(conn, sql_summaries.order_value_bins_select(metadata, windows, start, step, last))
+    rows = read_select(
+        conn, sql_summaries.order_value_bins_select(metadata, windows, start, step, last, sources)
+    )
     return sql_summaries.bins_frame(
         list(rows.itertuples(index=False, name=None)), edges, float(stats["total"])
     )
@@ -312,13 +317,18 @@ def build_reports_in_warehouse(
         as_of = bounds.as_of(params)
         windows = Windows.of(as_of, bounds.first_order)
         for name, build in TABLE_SELECTS.items():
-            if name == "fact_order_lines" and not with_fact:
-                continue
-            pushed[name] = read_report_table(conn, build(metadata), _table(name))
+            if name != "fact_order_lines":
+                pushed[name] = read_report_table(conn, build(metadata), _table(name))
+        # the fact's lines and orders computed once, as temporary tables the other statements read
+        sources = sql_summaries.materialised_sources(conn, metadata)
+        if with_fact:
+            fact = sa.select(sources.lines)
+            pushed["fact_order_lines"] = read_report_table(conn, fact, _table("fact_order_lines"))
         for name, summary in SUMMARY_SELECTS.items():
-            pushed[name] = read_summary(conn, summary(metadata, params, windows), _table(name))
-        pushed["order_value_distribution"] = read_value_distribution(conn, metadata, windows)
-        monthly_rows = read_select(conn, monthly_aggregates_select(metadata, params.churn_months))
+            pushed[name] = read_summary(conn, summary(metadata, params, windows, sources), _table(name))
+        pushed["order_value_distribution"] = read_value_distribution(conn, metadata, windows, sources)
+        monthly = monthly_aggregates_select(metadata, params.churn_months, sources.orders)
+        monthly_rows = read_select(conn, monthly)
     as_of_ts = pd.Timestamp(as_of)
     month_aggregates = monthly_rows.loc[monthly_rows["kind"] == "sales", ["month", *SALES_AGGREGATES]]
     ledger = monthly_rows.loc[monthly_rows["kind"] == "ledger", ["month", *LEDGER_AGGREGATES]]

@@ -37,7 +37,7 @@ from salesbi.reports.sql.expr import (
     round_half_even,
     text_or_empty,
 )
-from salesbi.reports.sql.selects import _checked, core_table, fact_order_lines_select
+from salesbi.reports.sql.selects import _checked, core_table, fact_order_lines_select, order_sums_select
 from salesbi.reports.tables import (
     ABC_CLASSES,
     CUSTOMER_SUMMARY,
@@ -191,37 +191,66 @@ def _yoy(last: ColumnElement[Any], prior: ColumnElement[Any], windows: Windows) 
 # --- orders ------------------------------------------------------------------------------------
 
 
-def report_orders(metadata: sa.MetaData, windows: Windows) -> sa.Subquery:
-    """Return one row per order of the fact (``salesbi.reports.context.order_frame``).
+@dataclass(frozen=True)
+class Sources:
+    """What the summaries read: the fact's lines and one row per order.
 
-    Columns: order_id, customer_id, employee_id (credited), office_id, geography_key,
-    order_date, cancelled (1/0: the order's first line), units, net_sales, net_profit (null
-    when any line's profit is unknown), unknown (1/0), sales_last_12m and sales_prior_12m
-    (the order's sales when dated in the window, else 0).
+    ``lines``: the rows of :func:`salesbi.reports.sql.selects.fact_order_lines_select`;
+    ``orders``: the rows of :func:`salesbi.reports.sql.selects.order_sums_select` over them.
+    By default both are subqueries recomputed by each statement; :func:`materialise` makes
+    them temporary tables computed once per build.
     """
-    fact = fact_order_lines_select(metadata, whole=False).subquery("fact")
-    first_line = sa.func.min(fact.c.line_number)
-    first_cancelled_line = sa.func.min(sa.case((is_true(fact.c.is_cancelled), fact.c.line_number)))
-    unknown = sa.func.count() - sa.func.count(fact.c.net_profit)
-    per_order = (
-        sa.select(
-            fact.c.order_id,
-            sa.func.min(fact.c.customer_id).label("customer_id"),
-            sa.func.min(fact.c.employee_id).label("employee_id"),
-            sa.func.min(fact.c.office_id).label("office_id"),
-            sa.func.min(fact.c.geography_key).label("geography_key"),
-            sa.func.min(fact.c.order_date).label("order_date"),
-            sa.case((first_cancelled_line == first_line, 1), else_=0).label("cancelled"),
-            sa.func.sum(fact.c.quantity).label("units"),
-            round_half_even(sa.func.sum(fact.c.net_sales), 2).label("net_sales"),
-            sa.case(
-                (unknown > 0, sa.null()),
-                else_=round_half_even(sa.func.sum(sa.func.coalesce(fact.c.net_profit, double(0.0))), 2),
-            ).label("net_profit"),
-        )
-        .group_by(fact.c.order_id)
-        .subquery("order_sums")
-    )
+
+    lines: sa.FromClause
+    orders: sa.FromClause
+
+    @classmethod
+    def of(cls, metadata: sa.MetaData) -> Sources:
+        """Return the sources as subqueries over ``core``."""
+        lines = fact_order_lines_select(metadata, whole=False).subquery("fact")
+        return cls(lines, order_sums_select(lines).subquery("order_sums"))
+
+
+def materialise_sql(dialect: sa.Dialect, select: Select[Any], name: str) -> str:
+    """Return the statement creating the temporary table ``name`` from ``select`` on ``dialect``.
+
+    PostgreSQL: ``CREATE TEMPORARY TABLE … AS``; SQL Server: ``SELECT * INTO #name FROM (…)``.
+    Constants are inline (literal binds), so the text runs on any driver.
+    """
+    sql = str(select.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    if dialect.name == "mssql":
+        return f"SELECT * INTO #{name} FROM ({sql}) AS q"
+    return f"CREATE TEMPORARY TABLE {name} AS {sql}"
+
+
+def materialise(conn: sa.Connection, select: Select[Any], name: str) -> sa.Table:
+    """Return a temporary table of ``select``'s rows, created on ``conn`` (gone with its transaction).
+
+    The rows are computed once; the statements that read them no longer recompute the joins.
+    """
+    conn.exec_driver_sql(materialise_sql(conn.dialect, select, name))
+    table_name = f"#{name}" if conn.dialect.name == "mssql" else name
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {name}")  # temporary tables get no automatic statistics
+    return sa.Table(table_name, sa.MetaData(), *(sa.Column(c.name, c.type) for c in select.selected_columns))
+
+
+def materialised_sources(conn: sa.Connection, metadata: sa.MetaData) -> Sources:
+    """Return :class:`Sources` as two temporary tables on ``conn``: the fact's lines, then its orders."""
+    lines = materialise(conn, fact_order_lines_select(metadata), "report_fact")
+    orders = materialise(conn, order_sums_select(lines), "report_order_sums")
+    return Sources(lines, orders)
+
+
+def report_orders(sources: Sources, windows: Windows) -> sa.Subquery:
+    """Return one row per order (``salesbi.reports.context.order_frame``) with its windows.
+
+    Columns: those of ``sources.orders`` (order_id, customer_id, employee_id, office_id,
+    geography_key, order_date, cancelled, units, net_sales, net_profit), then unknown (1/0:
+    profit unknown), sales_last_12m and sales_prior_12m (the order's sales when dated in the
+    window, else 0).
+    """
+    per_order = sources.orders
     o = per_order.c
     in_last = (o.order_date >= date_literal(windows.last_12m_start)) & (
         o.order_date < date_literal(windows.as_of)
@@ -278,11 +307,13 @@ def _kept(orders: sa.Subquery, name: str) -> sa.Subquery:
 # --- customer_summary --------------------------------------------------------------------------
 
 
-def customer_summary_select(metadata: sa.MetaData, params: ReportParams, windows: Windows) -> Select[Any]:
+def customer_summary_select(
+    metadata: sa.MetaData, params: ReportParams, windows: Windows, sources: Sources | None = None
+) -> Select[Any]:
     """Return the ``SELECT`` of ``rpt.customer_summary`` (``summaries.build_customer_summary``)."""
     customers = core_table(metadata, "customers")
     reps = core_table(metadata, "employees")
-    orders = report_orders(metadata, windows)
+    orders = report_orders(sources or Sources.of(metadata), windows)
     sold = _kept(orders, "sold")
     agg = _order_aggregates(sold, sold.c.customer_id, "per_customer")
     dates = (
@@ -407,7 +438,9 @@ def _level(
     ).select_from(agg if joins is None else joins)
 
 
-def location_summary_select(metadata: sa.MetaData, windows: Windows) -> Select[Any]:
+def location_summary_select(
+    metadata: sa.MetaData, windows: Windows, sources: Sources | None = None
+) -> Select[Any]:
     """Return the ``SELECT`` of ``rpt.location_summary`` (``summaries.build_location_summary``).
 
     Four levels grouped from the kept orders: the customer's country, '<country>|<state>'
@@ -417,7 +450,7 @@ def location_summary_select(metadata: sa.MetaData, windows: Windows) -> Select[A
     """
     customers = core_table(metadata, "customers")
     offices = core_table(metadata, "offices")
-    orders = report_orders(metadata, windows)
+    orders = report_orders(sources or Sources.of(metadata), windows)
     kept = _kept(orders, "kept")
     sold = (
         sa.select(
@@ -508,15 +541,14 @@ def location_summary_select(metadata: sa.MetaData, windows: Windows) -> Select[A
 # --- product_summary and product_line_summary ----------------------------------------------------
 
 
-def _line_aggregates(metadata: sa.MetaData, windows: Windows, key: str, name: str) -> sa.Subquery:
+def _line_aggregates(sources: Sources, windows: Windows, key: str, name: str) -> sa.Subquery:
     """Return ``summaries._product_lines``: per-``key`` aggregates of the fact's non-cancelled lines.
 
     Columns: k, orders and customers (distinct), units, net_sales, cost (null when any line's
     cost is unknown), gross_profit (net_sales − cost of the unrounded sums), discount_amount,
     sales_last_12m, sales_prior_12m, products (distinct), money rounded half to even.
     """
-    fact = fact_order_lines_select(metadata, whole=False).subquery("fact")
-    f = fact.c
+    f = sources.lines.c
     sold = sa.not_(is_true(f.is_cancelled))
     in_last = (f.order_date >= date_literal(windows.last_12m_start)) & (
         f.order_date < date_literal(windows.as_of)
@@ -564,14 +596,16 @@ def _abc_columns(
     return share.label("sales_share"), cum_share.label("cumulative_share"), abc.label("abc_class")
 
 
-def product_summary_select(metadata: sa.MetaData, params: ReportParams, windows: Windows) -> Select[Any]:
+def product_summary_select(
+    metadata: sa.MetaData, params: ReportParams, windows: Windows, sources: Sources | None = None
+) -> Select[Any]:
     """Return the ``SELECT`` of ``rpt.product_summary`` (``summaries.build_product_summary``).
 
     Products without a unit cost have null cost and profit; costed products without sales 0.
     """
     products = core_table(metadata, "products")
     lines = core_table(metadata, "product_lines")
-    agg = _line_aggregates(metadata, windows, "product_id", "per_product")
+    agg = _line_aggregates(sources or Sources.of(metadata), windows, "product_id", "per_product")
     n_orders = _sum0(agg.c.orders)
     no_cost = products.c.unit_cost.is_(None)
     cost = sa.case((no_cost, sa.null()), (n_orders == 0, double(0.0)), else_=agg.c.cost)
@@ -634,14 +668,16 @@ def flag_of(value: ColumnElement[Any]) -> ColumnElement[int]:
     return sa.case((value.is_(None), 1), else_=0)
 
 
-def product_line_summary_select(metadata: sa.MetaData, params: ReportParams, windows: Windows) -> Select[Any]:
+def product_line_summary_select(
+    metadata: sa.MetaData, params: ReportParams, windows: Windows, sources: Sources | None = None
+) -> Select[Any]:
     """Return the ``SELECT`` of ``rpt.product_line_summary`` (``summaries.build_product_line_summary``).
 
     A line without sales has cost and profit 0 unless one of its products has no cost (null).
     """
     lines = core_table(metadata, "product_lines")
     products = core_table(metadata, "products")
-    agg = _line_aggregates(metadata, windows, "product_line_id", "per_line")
+    agg = _line_aggregates(sources or Sources.of(metadata), windows, "product_line_id", "per_line")
     uncosted = sa.exists().where(
         products.c.product_line_id == lines.c.product_line_id, products.c.unit_cost.is_(None)
     )
@@ -691,7 +727,9 @@ def product_line_summary_select(metadata: sa.MetaData, params: ReportParams, win
 # --- employee_performance ------------------------------------------------------------------------
 
 
-def employee_performance_select(metadata: sa.MetaData, params: ReportParams, windows: Windows) -> Select[Any]:
+def employee_performance_select(
+    metadata: sa.MetaData, params: ReportParams, windows: Windows, sources: Sources | None = None
+) -> Select[Any]:
     """Return the ``SELECT`` of ``rpt.employee_performance`` (``summaries.build_employee_performance``).
 
     Employees who manage a customer or are credited an order of the fact; reward tiers by
@@ -701,7 +739,7 @@ def employee_performance_select(metadata: sa.MetaData, params: ReportParams, win
     employees = core_table(metadata, "employees")
     offices = core_table(metadata, "offices")
     customers = core_table(metadata, "customers")
-    orders = report_orders(metadata, windows)
+    orders = report_orders(sources or Sources.of(metadata), windows)
     sold = _kept(orders, "sold")
     agg = _order_aggregates(sold, sold.c.employee_id, "per_employee")
     managed = (
@@ -791,11 +829,13 @@ def employee_performance_select(metadata: sa.MetaData, params: ReportParams, win
 TOP_QUANTILE = 0.99
 
 
-def order_value_stats_select(metadata: sa.MetaData, windows: Windows) -> Select[Any]:
+def order_value_stats_select(
+    metadata: sa.MetaData, windows: Windows, sources: Sources | None = None
+) -> Select[Any]:
     """Return one row over the kept orders' values: n, low (min), high (max), total (sum) and
     below / above: the values at 0-based positions floor(h) and floor(h) + 1 in ascending
     order, h = (n − 1) × 0.99 in double precision (numpy's linear quantile interpolates them)."""
-    orders = report_orders(metadata, windows)
+    orders = report_orders(sources or Sources.of(metadata), windows)
     kept = _kept(orders, "kept")
     ranked = sa.select(
         kept.c.net_sales.label("v"),
@@ -828,10 +868,15 @@ def linear_quantile(n: int, below: float, above: float | None, top: float, q: fl
 
 
 def order_value_bins_select(
-    metadata: sa.MetaData, windows: Windows, start: float, step: float, last: int
+    metadata: sa.MetaData,
+    windows: Windows,
+    start: float,
+    step: float,
+    last: int,
+    sources: Sources | None = None,
 ) -> Select[Any]:
     """Return per bin (0-based, ``monthly.bin_index``) of the kept orders: bin, orders, net_sales."""
-    orders = report_orders(metadata, windows)
+    orders = report_orders(sources or Sources.of(metadata), windows)
     kept = _kept(orders, "kept")
     raw = sa.func.floor((double(kept.c.net_sales) - double(start)) / double(step))
     idx = sa.case(
