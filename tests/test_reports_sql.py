@@ -39,8 +39,8 @@ from salesbi.reports.sql.expr import round_half_even
 from salesbi.reports.sql.render import dialect_named, render
 from salesbi.reports.sql.render import main as render_main
 from salesbi.reports.sql.selects import fact_order_lines_select, order_sums_select
-from salesbi.reports.sql.summaries import materialise_sql
-from salesbi.reports.tables import FACT_ORDER_LINES, TABLES
+from salesbi.reports.sql.summaries import materialise_statements, temporary_table
+from salesbi.reports.tables import TABLES
 from salesbi.schema import Column, Table
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
@@ -177,16 +177,19 @@ def test_every_statement_compiles_for_sql_server_and_parses_as_tsql() -> None:
     assert "0.99 AS FLOAT(53)" in statements["order_value.stats"]
     # the fact's lines and orders, computed once as temporary tables, on SQL Server
     mssql = dialect_named("mssql")
-    lines = sa.select(*(sa.column(c.name) for c in FACT_ORDER_LINES.columns)).select_from(
-        sa.table("#report_fact")
-    )
+    fact = fact_order_lines_select(warehouse_metadata())
+    lines = temporary_table(mssql, fact, "report_fact")
     for name, select in (
-        ("report_fact", fact_order_lines_select(warehouse_metadata())),
-        ("report_order_sums", order_sums_select(lines.subquery("report_fact"))),
+        ("report_fact", fact),
+        ("report_order_sums", order_sums_select(lines)),
     ):
-        sql = materialise_sql(mssql, select, name)
-        assert sql.startswith(f"SELECT * INTO #{name} FROM (") and "%(" not in sql
-        assert sqlglot.parse_one(sql, read="tsql") is not None
+        _, create, insert = materialise_statements(mssql, select, name)
+        ddl = str(create.compile(dialect=mssql))
+        sql = str(insert.compile(dialect=mssql, compile_kwargs={"literal_binds": True}))
+        assert ddl.strip().startswith(f"CREATE TABLE [#{name}] (") and "%(" not in sql
+        assert f"INSERT INTO [#{name}] (" in sql and (name != "report_fact" or sql.startswith("WITH "))
+        for statement in (ddl, sql):
+            assert sqlglot.parse_one(statement, read="tsql") is not None
 
 
 def test_the_statements_print_for_a_dba(capsys: pytest.CaptureFixture[str]) -> None:

@@ -211,16 +211,29 @@ class Sources:
         return cls(lines, order_sums_select(lines).subquery("order_sums"))
 
 
-def materialise_sql(dialect: sa.Dialect, select: Select[Any], name: str) -> str:
-    """Return the statement creating the temporary table ``name`` from ``select`` on ``dialect``.
+def temporary_table(dialect: sa.Dialect, select: Select[Any], name: str) -> sa.Table:
+    """Return the definition of a temporary table ``name`` with ``select``'s columns and types.
 
-    PostgreSQL: ``CREATE TEMPORARY TABLE … AS``; SQL Server: ``SELECT * INTO #name FROM (…)``.
-    Constants are inline (literal binds), so the text runs on any driver.
+    PostgreSQL: ``CREATE TEMPORARY TABLE name``; SQL Server: the session's ``#name``.
     """
-    sql = str(select.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    columns = [sa.Column(c.name, c.type) for c in select.selected_columns]
     if dialect.name == "mssql":
-        return f"SELECT * INTO #{name} FROM ({sql}) AS q"
-    return f"CREATE TEMPORARY TABLE {name} AS {sql}"
+        return sa.Table(f"#{name}", sa.MetaData(), *columns)
+    return sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
+
+
+def materialise_statements(
+    dialect: sa.Dialect, select: Select[Any], name: str
+) -> tuple[sa.Table, sa.schema.CreateTable, sa.Insert]:
+    """Return the temporary table of ``select``, its ``CREATE TABLE`` and its ``INSERT … SELECT``.
+
+    Two statements rather than ``CREATE TABLE … AS`` / ``SELECT … INTO``: the fact's ``SELECT``
+    starts with a ``WITH``, which SQL Server accepts before an ``INSERT`` but not inside
+    ``SELECT … INTO``'s derived table; the same path then runs on both dialects.
+    """
+    table = temporary_table(dialect, select, name)
+    insert = sa.insert(table).from_select([c.name for c in select.selected_columns], select)
+    return table, sa.schema.CreateTable(table), insert
 
 
 def materialise(conn: sa.Connection, select: Select[Any], name: str) -> sa.Table:
@@ -228,11 +241,12 @@ def materialise(conn: sa.Connection, select: Select[Any], name: str) -> sa.Table
 
     The rows are computed once; the statements that read them no longer recompute the joins.
     """
-    conn.exec_driver_sql(materialise_sql(conn.dialect, select, name))
-    table_name = f"#{name}" if conn.dialect.name == "mssql" else name
+    table, create, insert = materialise_statements(conn.dialect, select, name)
+    conn.execute(create)
+    conn.execute(insert)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {name}")  # temporary tables get no automatic statistics
-    return sa.Table(table_name, sa.MetaData(), *(sa.Column(c.name, c.type) for c in select.selected_columns))
+    return table
 
 
 def materialised_sources(conn: sa.Connection, metadata: sa.MetaData) -> Sources:
