@@ -126,6 +126,7 @@ def test_push_down_equals_pandas_on_the_generated_company(
     )
     doc = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
     assert doc["status"] == "succeeded"
+    assert "read_core" not in doc["timings"] and "reports" in doc["timings"]  # core is not read back
     assert doc["outputs"]["reports_built_in"] == {
         "warehouse": list(IN_WAREHOUSE_ORDER),
         "python": IN_PY_ORDER,
