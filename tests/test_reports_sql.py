@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -23,14 +25,16 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from salesbi import cli, contract
-from salesbi.errors import ConfigurationError
+from salesbi.errors import ConfigurationError, SalesBIError
 from salesbi.ingest import prepare_warehouse
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
 from salesbi.reports.build import ReportParams, build_reports
+from salesbi.reports.monthly import bin_index
 from salesbi.reports.sql.build import (
     IN_PYTHON,
     IN_WAREHOUSE,
+    FactBounds,
     build_reports_in_warehouse,
     check_dialect,
     read_report_table,
@@ -39,7 +43,14 @@ from salesbi.reports.sql.expr import round_half_even
 from salesbi.reports.sql.render import dialect_named, render
 from salesbi.reports.sql.render import main as render_main
 from salesbi.reports.sql.selects import fact_order_lines_select, order_sums_select
-from salesbi.reports.sql.summaries import materialise_statements, temporary_table
+from salesbi.reports.sql.summaries import (
+    TOP_QUANTILE,
+    bins_frame,
+    linear_quantile,
+    materialise_statements,
+    temporary_table,
+    value_bins,
+)
 from salesbi.reports.tables import TABLES
 from salesbi.schema import Column, Table
 from salesbi.types import conform
@@ -541,3 +552,53 @@ def test_push_down_equals_pandas_on_ties_and_gaps(pg_warehouse: str) -> None:
     assert pd.isna(products.loc["P2", "profit_rank"]) and products.loc["P1", "profit_rank"] == 1
     bins = expected["order_value_distribution"]
     assert bins["orders"].sum() == 5 and bins["net_sales"].sum() == pytest.approx(100.0)
+
+
+def test_the_percentile_is_numpys_to_the_last_bit() -> None:
+    rng = np.random.default_rng(1)
+    naive_differs = 0
+    for n in range(2, 200):
+        values = np.sort(np.round(rng.lognormal(5, 1.5, n), 2))
+        h = math.floor((n - 1) * TOP_QUANTILE)
+        below, above = float(values[h]), float(values[h + 1])
+        want = float(np.quantile(values, TOP_QUANTILE))
+        assert linear_quantile(n, below, above, float(values[-1])) == want, n
+        t = (n - 1) * TOP_QUANTILE - h
+        naive_differs += below + (above - below) * t != want  # the textbook a + (b − a) × t
+    assert naive_differs >= 3  # n = 12, 42, 105: numpy interpolates from above when t >= 0.5
+    assert linear_quantile(1, 4.25, None, 4.25) == float(np.quantile([4.25], TOP_QUANTILE))
+    assert linear_quantile(5, 7.5, 7.5, 7.5) == 7.5  # ties: equal neighbours
+
+
+def test_the_bins_come_from_the_statements_rows_as_pandas_bins_them() -> None:
+    values = np.array([5.0, 15.0, 20.0, 30.0, 30.0, 980.0])
+    n = len(values)
+    h = math.floor((n - 1) * TOP_QUANTILE)
+    stats = {
+        "n": n,
+        "low": 5.0,
+        "high": 980.0,
+        "total": values.sum(),
+        "below": values[h],
+        "above": values[h + 1],
+    }
+    edges = value_bins(stats)
+    assert edges is not None
+    start, step, count, top_open = edges
+    idx = bin_index(values, start, step, count if top_open else count - 1)
+    rows = [(int(b), int((idx == b).sum()), float(values[idx == b].sum())) for b in np.unique(idx)]
+    got = bins_frame(rows, edges, float(values.sum()))
+    assert got["orders"].sum() == n and got["net_sales"].sum() == pytest.approx(values.sum())
+    assert got["orders"].iloc[0] == 5 and got["upper_bound"].iloc[0] == step  # 5..30 in the first bin
+    assert (
+        value_bins({"n": 0, "low": None, "high": None, "total": None, "below": None, "above": None}) is None
+    )
+
+
+def test_no_order_lines_is_the_same_clear_error_as_pandas() -> None:
+    with pytest.raises(SalesBIError, match="no order lines to report on"):
+        FactBounds(None, None, None, None).as_of(ReportParams())
+    bounds = FactBounds(date(2023, 1, 5), date(2023, 3, 1), date(2023, 1, 7), date(2023, 3, 9))
+    assert bounds.as_of(ReportParams()) == date(2023, 3, 2)
+    assert bounds.calendar(date(2023, 3, 2)) == (date(2023, 1, 5), date(2023, 3, 9))
+    assert bounds.calendar(date(2024, 1, 1)) == (date(2023, 1, 5), date(2023, 12, 31))
