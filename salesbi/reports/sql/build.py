@@ -106,12 +106,17 @@ def read_select(conn: sa.Connection, select: Select[Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=names, nrows=len(rows))
 
 
-def read_select_copy(conn: sa.Connection, select: Select[Any], table: Table) -> pd.DataFrame:
+def read_select_copy(
+    conn: sa.Connection, select: Select[Any], table: Table, sort_key: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Return the rows of ``select`` (yielding ``table``'s columns) through PostgreSQL's ``COPY … TO STDOUT``.
 
     The rows travel as CSV parsed by Arrow with the table's column types: several times faster
     than fetching Python tuples for large results. NULL and the empty string stay apart (COPY
-    quotes an empty string, and only an unquoted empty field is read as null).
+    quotes an empty string, and only an unquoted empty field is read as null). ``sort_key``:
+    sort the rows by these columns ascending (text by code point) while still in Arrow. Each
+    stage lets go of the one before (CSV bytes, parsed table, sorted table → frame), so the
+    peak is about two copies of the result, not four.
     """
     sql = str(select.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     buffer = io.BytesIO()
@@ -128,22 +133,27 @@ def read_select_copy(conn: sa.Connection, select: Select[Any], table: Table) -> 
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
+    view = buffer.getbuffer()  # the CSV bytes without a copy
     parsed = pacsv.read_csv(
-        pa.BufferReader(buffer.getvalue()),
+        pa.BufferReader(pa.py_buffer(view)),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=convert,
     )
+    del view, buffer
+    if sort_key and parsed.num_rows > 1:
+        order = pc.sort_indices(parsed, sort_keys=[(k, "ascending") for k in sort_key])
+        parsed = parsed.take(order)
     mapping = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype(), pa.bool_(): pd.BooleanDtype()}
-    return parsed.to_pandas(types_mapper=mapping.get, date_as_object=False)
+    return parsed.to_pandas(
+        types_mapper=mapping.get, date_as_object=False, split_blocks=True, self_destruct=True
+    )
 
 
 def read_report_table(conn: sa.Connection, select: Select[Any], table: Table) -> pd.DataFrame:
     """Return ``table`` computed by ``select``, typed (``conform``) and sorted by its key."""
     if conn.dialect.name == "postgresql":
-        frame = read_select_copy(conn, select, table)
-    else:
-        frame = read_select(conn, select)
-    return sort_by_key(conform(frame, table), table.key)
+        return conform(read_select_copy(conn, select, table, table.key), table)
+    return sort_by_key(conform(read_select(conn, select), table), table.key)
 
 
 def sort_by_key(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
