@@ -236,9 +236,21 @@ def read_core(engine: Engine, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
     return core
 
 
-def core_stage(ctx: RunContext, done: Results) -> CoreFrames:
-    """Return the seven core tables: this run's loaded rows when they are all of core, else read back."""
+def needs_no_core(params: PipelineParams) -> bool:
+    """Return whether no selected step reads core as frames: reports built inside the warehouse
+    (``reports_in="warehouse"``) and no model step (the models read the run's core frames)."""
+    models = {"segments", "predictions", "forecast"}
+    return params.reports_in == "warehouse" and not set(params.steps) & models
+
+
+def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
+    """Return the seven core tables: this run's loaded rows when they are all of core, else read back.
+
+    Returns None (nothing read) when :func:`needs_no_core` and the run holds no core frames.
+    """
     ingested = done.find(Ingested)
+    if needs_no_core(ctx.params) and (ingested is None or ingested.core is None):
+        return None
     with ctx.summary.timed("read_core"):
         if ingested is not None and ingested.core is not None:
             core = CoreFrames(ingested.core, "this run")
@@ -256,7 +268,6 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
     """Return the star schema and analytic tables built from core."""
     from salesbi.reports.build import ReportParams, build_reports
 
-    core = done.need(CoreFrames, "reports").tables
     with ctx.summary.timed("reports"):
         params = ReportParams(
             as_of=ctx.params.as_of,
@@ -267,10 +278,10 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             from salesbi.reports.sql.build import build_reports_in_warehouse
 
             wh = done.need(Warehouse, "reports")
-            built = build_reports_in_warehouse(wh.engine, wh.metadata, params, core=dict(core))
+            built = build_reports_in_warehouse(wh.engine, wh.metadata, params)
             ctx.summary.outputs["reports_built_in"] = built.summary()
             return Frames(built.frames)
-        return Frames(build_reports(dict(core), params))
+        return Frames(build_reports(dict(done.need(CoreFrames, "reports").tables), params))
 
 
 def fact_of(done: Results) -> pd.DataFrame:

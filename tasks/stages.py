@@ -70,9 +70,15 @@ def ingest_task(ctx: RunContext, done: Results) -> Ingested:
 
 
 @task(name="read-core", cache_policy=NO_CACHE, **DB)
-def core_task(ctx: RunContext, done: Results) -> CoreFrames:
-    """Return core as frames for the report and model stages (this run's rows when they are all of core)."""
+def core_task(ctx: RunContext, done: Results) -> CoreFrames | None:
+    """Return core as frames for the report and model stages (this run's rows when they are all of core).
+
+    None when no selected step needs them (reports built inside the warehouse, no model step).
+    """
     result = pipeline.core_stage(ctx, done)
+    if result is None:
+        get_run_logger().info("core not read: the report tables are built inside the warehouse")
+        return None
     get_run_logger().info("core frames from %s", result.origin)
     _log_done(ctx, "read_core")
     return result

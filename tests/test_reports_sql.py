@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -23,14 +25,16 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from salesbi import cli, contract
-from salesbi.errors import ConfigurationError
+from salesbi.errors import ConfigurationError, SalesBIError
 from salesbi.ingest import prepare_warehouse
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
 from salesbi.reports.build import ReportParams, build_reports
+from salesbi.reports.monthly import bin_index
 from salesbi.reports.sql.build import (
     IN_PYTHON,
     IN_WAREHOUSE,
+    FactBounds,
     build_reports_in_warehouse,
     check_dialect,
     read_report_table,
@@ -38,6 +42,15 @@ from salesbi.reports.sql.build import (
 from salesbi.reports.sql.expr import round_half_even
 from salesbi.reports.sql.render import dialect_named, render
 from salesbi.reports.sql.render import main as render_main
+from salesbi.reports.sql.selects import fact_order_lines_select, order_sums_select
+from salesbi.reports.sql.summaries import (
+    TOP_QUANTILE,
+    bins_frame,
+    linear_quantile,
+    materialise_statements,
+    temporary_table,
+    value_bins,
+)
 from salesbi.reports.tables import TABLES
 from salesbi.schema import Column, Table
 from salesbi.types import conform
@@ -45,7 +58,7 @@ from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import create_engine
 from salesbi.warehouse.load import bulk_insert, read_table
 
-#: the tables computed by the database, and by pandas, in report order
+#: the tables computed by the database, and in Python (the calendar), in report order
 IN_WAREHOUSE_ORDER = (
     "dim_geography",
     "dim_office",
@@ -54,18 +67,16 @@ IN_WAREHOUSE_ORDER = (
     "dim_product",
     "dim_customer",
     "fact_order_lines",
-    "sales_monthly",
-    "customer_growth",
-)
-IN_PY_ORDER = [
-    "dim_date",
     "customer_summary",
     "location_summary",
     "product_summary",
     "product_line_summary",
     "employee_performance",
+    "sales_monthly",
+    "customer_growth",
     "order_value_distribution",
-]
+)
+IN_PY_ORDER = ["dim_date"]
 
 
 def _ingest(source: Path, profile: str, url: str, out: Path) -> None:
@@ -96,8 +107,10 @@ def _compare(url: str, params: ReportParams) -> dict[str, pd.DataFrame]:
         expected = build_reports(core, params)
         result = build_reports_in_warehouse(engine, metadata, params)
         _assert_same(expected, result.frames)
-        # the run's own core frames give the same result
-        _assert_same(expected, build_reports_in_warehouse(engine, metadata, params, core=core).frames)
+        # without the fact: the same frames, the fact left out
+        no_fact = build_reports_in_warehouse(engine, metadata, params, with_fact=False).frames
+        assert "fact_order_lines" not in no_fact
+        _assert_same({k: v for k, v in expected.items() if k != "fact_order_lines"}, no_fact)
     finally:
         engine.dispose()
     assert result.in_warehouse == IN_WAREHOUSE_ORDER
@@ -124,6 +137,7 @@ def test_push_down_equals_pandas_on_the_generated_company(
     )
     doc = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
     assert doc["status"] == "succeeded"
+    assert "read_core" not in doc["timings"] and "reports" in doc["timings"]  # core is not read back
     assert doc["outputs"]["reports_built_in"] == {
         "warehouse": list(IN_WAREHOUSE_ORDER),
         "python": IN_PY_ORDER,
@@ -153,8 +167,10 @@ def test_push_down_equals_pandas_on_classicmodels(
 
 
 def test_every_statement_compiles_for_sql_server_and_parses_as_tsql() -> None:
-    statements = render("mssql", churn_months=3)
-    assert {"fact_order_lines", "dim_customer", "monthly.aggregates"} <= set(statements)
+    statements = render("mssql", churn_months=3, as_of=date(2024, 5, 31))
+    shaped_here = ("sales_monthly", "customer_growth", "order_value_distribution")
+    steps = {"monthly.aggregates", "fact.bounds", "order_value.stats", "order_value.bins"}
+    assert set(statements) == {n for n in IN_WAREHOUSE_ORDER if n not in shaped_here} | steps
     for name, sql in statements.items():
         assert "%(" not in sql and "?" not in sql, name
         parsed = sqlglot.parse_one(sql, read="tsql")
@@ -162,12 +178,37 @@ def test_every_statement_compiles_for_sql_server_and_parses_as_tsql() -> None:
         assert not re.search(r"\bLIMIT\s+\d", sql, re.IGNORECASE) and " || " not in sql, name
         assert "COLLATE Latin1_General_100_BIN2" in sql or name != "dim_geography"
     assert "> 3" in statements["monthly.aggregates"]
+    # the summaries: windows as dates, day counts with DATEDIFF, ranks with code-point ties,
+    # shares as running sums, doubles (not NUMERIC) where Python computes in floating point
+    customers = statements["customer_summary"]
+    assert "CAST(N'2023-05-31' AS DATE)" in customers and "CAST(N'2024-05-31' AS DATE)" in customers
+    assert "DATEDIFF(day, " in customers and "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW" in customers
+    assert "COLLATE Latin1_General_100_BIN2 DESC" not in customers and "ORDER BY " in customers
+    assert "ceiling(CAST(0.2 AS FLOAT(53))" in statements["employee_performance"]
+    assert "PARTITION BY " in statements["location_summary"]
+    assert "0.99 AS FLOAT(53)" in statements["order_value.stats"]
+    # the fact's lines and orders, computed once as temporary tables, on SQL Server
+    mssql = dialect_named("mssql")
+    fact = fact_order_lines_select(warehouse_metadata())
+    lines = temporary_table(mssql, fact, "report_fact")
+    for name, select in (
+        ("report_fact", fact),
+        ("report_order_sums", order_sums_select(lines)),
+    ):
+        _, create, insert = materialise_statements(mssql, select, name)
+        ddl = str(create.compile(dialect=mssql))
+        sql = str(insert.compile(dialect=mssql, compile_kwargs={"literal_binds": True}))
+        assert ddl.strip().startswith(f"CREATE TABLE [#{name}] (") and "%(" not in sql
+        assert f"INSERT INTO [#{name}] (" in sql and (name != "report_fact" or sql.startswith("WITH "))
+        for statement in (ddl, sql):
+            assert sqlglot.parse_one(statement, read="tsql") is not None
 
 
 def test_the_statements_print_for_a_dba(capsys: pytest.CaptureFixture[str]) -> None:
-    render_main(["postgresql"])
+    render_main(["postgresql", "--as-of", "2024-05-31"])
     out = capsys.readouterr().out
     assert out.count("-- ") == len(render("postgresql")) and 'COLLATE "C"' in out and "round(" in out
+    assert "-- customer_summary\n" in out and "'2024-05-31'" in out
 
 
 @pytest.mark.integration
@@ -199,7 +240,7 @@ def test_rounding_is_numpys_half_to_even_in_binary_floating_point(pg_url: str) -
 
 def test_the_split_names_every_report_table_once() -> None:
     assert set(IN_WAREHOUSE) == set(IN_WAREHOUSE_ORDER)
-    assert set(IN_PYTHON) | {"dim_date"} == set(IN_PY_ORDER)
+    assert list(IN_PYTHON) == IN_PY_ORDER
     assert sorted([*IN_WAREHOUSE_ORDER, *IN_PY_ORDER]) == sorted(
         t.name for t in TABLES if t.name != "insights"
     )
@@ -380,4 +421,184 @@ def test_the_cli_says_where_the_report_tables_were_built(monkeypatch: pytest.Mon
     cli._print_outputs(
         {"run_id": "r", "status": "succeeded", "tables": {}, "outputs": {"reports_built_in": built}}
     )
-    assert "reports_built_in     9 tables in the warehouse, 7 in Python" in out.getvalue()
+    assert "reports_built_in     15 tables in the warehouse, 1 in Python" in out.getvalue()
+
+
+def _ties_core() -> dict[str, pd.DataFrame]:
+    """Core frames of ties and gaps: equal sales at a tier boundary ('C10' and 'C9', 30 each, ranked
+    by code point), a customer exactly at the Gold/Silver boundary (80 % of sales above it), a
+    customer without orders, a month without orders (February), NULL territories and states,
+    a product line without products, a product without cost, two reps tied on sales."""
+    n = None
+    orders = [
+        # order, customer, employee, date, status, product, quantity, price
+        ("O01", "C10", "E1", "2023-01-10", "shipped", "P1", 3, 10.0),
+        ("O02", "c1", "E3", "2023-01-20", "shipped", "P1", 2, 10.0),
+        ("O03", "C9", "E2", "2023-03-05", "shipped", "P1", 1, 30.0),
+        ("O04", "C3", n, "2023-03-09", "cancelled", "P1", 4, 10.0),
+        ("O05", "C2", "E3", "2023-04-02", "shipped", "P2", 1, 15.0),
+        ("O06", "C3", n, "2023-04-03", "shipped", "P1", 1, 5.0),
+    ]
+    frames = {
+        "offices": pd.DataFrame(
+            {
+                "office_id": ["F1", "F2"],
+                "city": ["Paris", "Oslo"],
+                "country": ["France", "Norway"],
+                "territory": [n, "EMEA"],
+            }
+        ),
+        "employees": pd.DataFrame(
+            {
+                "employee_id": ["E1", "E2", "E3", "E4"],
+                "first_name": ["Ann", "Bob", "Cy", "Di"],
+                "last_name": ["Lee", "Moe", "Ng", "Ok"],
+                "office_id": ["F1", "F1", "F2", "F2"],
+            }
+        ),
+        "customers": pd.DataFrame(
+            {
+                "customer_id": ["C10", "C9", "c1", "C2", "C3", "C4"],
+                "customer_name": ["Ten", "Nine", "One", "Two", "Three", "Four"],
+                "city": ["Paris", "Paris", "Oslo", "Oslo", "Lyon", "Bergen"],
+                "state": ["IDF", n, n, "Oslo", n, n],
+                "country": ["France", "France", "Norway", "Norway", "France", "Norway"],
+                "sales_rep_id": ["E1", "E2", "E3", "E3", "E1", "E4"],
+            }
+        ),
+        "product_lines": pd.DataFrame({"product_line_id": ["L1", "L2"], "name": ["Cars", "Empty"]}),
+        "products": pd.DataFrame(
+            {
+                "product_id": ["P1", "P2", "P3"],
+                "product_name": ["Car", "Part", "Unsold"],
+                "product_line_id": ["L1", "L1", "L1"],
+                "unit_cost": [4.0, n, 1.0],
+            }
+        ),
+        "orders": pd.DataFrame(
+            {
+                "order_id": [o[0] for o in orders],
+                "customer_id": [o[1] for o in orders],
+                "employee_id": [o[2] for o in orders],
+                "order_date": [o[3] for o in orders],
+                "status": [o[4] for o in orders],
+            }
+        ),
+        "order_items": pd.DataFrame(
+            {
+                "order_id": [o[0] for o in orders],
+                "line_number": [1] * len(orders),
+                "product_id": [o[5] for o in orders],
+                "quantity": [o[6] for o in orders],
+                "unit_price": [o[7] for o in orders],
+            }
+        ),
+    }
+    return {spec.name: conform(frames[spec.name], spec) for spec in contract.TABLES}
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_push_down_equals_pandas_on_ties_and_gaps(pg_warehouse: str) -> None:
+    engine = create_engine(pg_warehouse)
+    try:
+        metadata = prepare_warehouse(engine)
+        with engine.begin() as conn:
+            for name, frame in _ties_core().items():
+                bulk_insert(conn, metadata.tables[f"core.{name}"], frame)
+    finally:
+        engine.dispose()
+    expected = _compare(pg_warehouse, ReportParams(as_of=date(2023, 6, 1)))
+    _compare(pg_warehouse, ReportParams(churn_months=1))  # as of the day after the last order
+    customers = expected["customer_summary"].set_index("customer_id")
+    # 30 + 30 + 20 + 15 + 5 = 100: the tie goes to 'C10' (code point '1' < '9'), both Platinum;
+    # c1 has 60 % above it (Gold), C2 exactly 80 % (not below 0.5 + 0.3: Silver), C3 95 % (Bronze)
+    assert customers["sales_rank"].to_dict() == {"C10": 1, "C9": 2, "c1": 3, "C2": 4, "C3": 5, "C4": 6}
+    assert customers["loyalty_tier"].to_dict() == {
+        "C10": "Platinum",
+        "C9": "Platinum",
+        "c1": "Gold",
+        "C2": "Silver",
+        "C3": "Bronze",
+        "C4": "None",
+    }
+    assert customers.loc["C2", "cumulative_share"] == pytest.approx(0.95)
+    # the customer without orders: zeros, no profit, no dates, not lapsed
+    c4 = customers.loc["C4"]
+    assert (c4["orders"], c4["net_sales"], bool(c4["is_lapsed"])) == (0, 0.0, False)
+    assert pd.isna(c4["gross_profit"]) and pd.isna(c4["recency_days"]) and pd.isna(c4["avg_order_value"])
+    assert customers.loc["C3", "cancelled_orders"] == 1
+    # February has no orders: a row of zeros between January and March
+    monthly = expected["sales_monthly"].set_index("year_month")
+    assert list(monthly.index) == ["2023-01", "2023-02", "2023-03", "2023-04"]
+    assert (monthly.loc["2023-02", "orders_placed"], monthly.loc["2023-02", "net_sales"]) == (0, 0.0)
+    assert monthly.loc["2023-03", "orders_cancelled"] == 1
+    # reps: E1 and E3 tie on 35 (E1 first); 3 with sales → 1 Gold, up to ceil(1.5) = 2 Silver
+    reps = expected["employee_performance"].set_index("employee_id")
+    assert reps["reward_tier"].to_dict() == {"E1": "Gold", "E3": "Silver", "E2": "Bronze", "E4": "None"}
+    assert reps["rank_in_office"].to_dict() == {"E1": 1, "E3": 1, "E2": 2, "E4": 2}
+    # states only where customers have one; NULL territory passes through
+    locations = expected["location_summary"]
+    assert set(locations.loc[locations["level"] == "state", "location_key"]) == {"France|IDF", "Norway|Oslo"}
+    assert pd.isna(expected["dim_office"].set_index("office_id").loc["F1", "territory"])
+    lines = expected["product_line_summary"].set_index("product_line_id")
+    assert (lines.loc["L2", "products"], lines.loc["L2", "cost"], lines.loc["L2", "abc_class"]) == (
+        0,
+        0.0,
+        "C",
+    )
+    products = expected["product_summary"].set_index("product_id")
+    assert pd.isna(products.loc["P2", "cost"]) and products.loc["P3", "cost"] == 0.0
+    assert pd.isna(products.loc["P2", "profit_rank"]) and products.loc["P1", "profit_rank"] == 1
+    bins = expected["order_value_distribution"]
+    assert bins["orders"].sum() == 5 and bins["net_sales"].sum() == pytest.approx(100.0)
+
+
+def test_the_percentile_is_numpys_to_the_last_bit() -> None:
+    rng = np.random.default_rng(1)
+    naive_differs = 0
+    for n in range(2, 200):
+        values = np.sort(np.round(rng.lognormal(5, 1.5, n), 2))
+        h = math.floor((n - 1) * TOP_QUANTILE)
+        below, above = float(values[h]), float(values[h + 1])
+        want = float(np.quantile(values, TOP_QUANTILE))
+        assert linear_quantile(n, below, above, float(values[-1])) == want, n
+        t = (n - 1) * TOP_QUANTILE - h
+        naive_differs += below + (above - below) * t != want  # the textbook a + (b − a) × t
+    assert naive_differs >= 3  # n = 12, 42, 105: numpy interpolates from above when t >= 0.5
+    assert linear_quantile(1, 4.25, None, 4.25) == float(np.quantile([4.25], TOP_QUANTILE))
+    assert linear_quantile(5, 7.5, 7.5, 7.5) == 7.5  # ties: equal neighbours
+
+
+def test_the_bins_come_from_the_statements_rows_as_pandas_bins_them() -> None:
+    values = np.array([5.0, 15.0, 20.0, 30.0, 30.0, 980.0])
+    n = len(values)
+    h = math.floor((n - 1) * TOP_QUANTILE)
+    stats = {
+        "n": n,
+        "low": 5.0,
+        "high": 980.0,
+        "total": values.sum(),
+        "below": values[h],
+        "above": values[h + 1],
+    }
+    edges = value_bins(stats)
+    assert edges is not None
+    start, step, count, top_open = edges
+    idx = bin_index(values, start, step, count if top_open else count - 1)
+    rows = [(int(b), int((idx == b).sum()), float(values[idx == b].sum())) for b in np.unique(idx)]
+    got = bins_frame(rows, edges, float(values.sum()))
+    assert got["orders"].sum() == n and got["net_sales"].sum() == pytest.approx(values.sum())
+    assert got["orders"].iloc[0] == 5 and got["upper_bound"].iloc[0] == step  # 5..30 in the first bin
+    assert (
+        value_bins({"n": 0, "low": None, "high": None, "total": None, "below": None, "above": None}) is None
+    )
+
+
+def test_no_order_lines_is_the_same_clear_error_as_pandas() -> None:
+    with pytest.raises(SalesBIError, match="no order lines to report on"):
+        FactBounds(None, None, None, None).as_of(ReportParams())
+    bounds = FactBounds(date(2023, 1, 5), date(2023, 3, 1), date(2023, 1, 7), date(2023, 3, 9))
+    assert bounds.as_of(ReportParams()) == date(2023, 3, 2)
+    assert bounds.calendar(date(2023, 3, 2)) == (date(2023, 1, 5), date(2023, 3, 9))
+    assert bounds.calendar(date(2024, 1, 1)) == (date(2023, 1, 5), date(2023, 12, 31))

@@ -164,6 +164,59 @@ def _fmt(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
 
 
+def bin_edges(lo: float, hi: float, top: float, bins: int = 10) -> tuple[float, float, int, bool]:
+    """Return (start, step, count, top_open) of the order value bins.
+
+    ``lo``: min(0, smallest value); ``hi``: the 99th percentile; ``top``: the largest value.
+    ``count`` closed bins of width ``step`` from ``start``; ``top_open``: one more, open bin
+    holds the values at or above the last edge.
+    """
+    step = nice_step(hi - lo, bins)
+    start = math.floor(lo / step) * step
+    count = max(1, math.ceil((hi - start) / step + 1e-9))
+    if start + count * step <= hi:
+        count += 1
+    last_edge = (start + step * np.arange(count + 1))[-1]
+    return start, step, count, bool(top >= last_edge)
+
+
+def bin_index(values: np.ndarray, start: float, step: float, last: int) -> np.ndarray:
+    """Return each value's 0-based bin: floor((value − start) / step) clipped to 0..``last``."""
+    return np.clip(np.floor((values - start) / step).astype("int64"), 0, last)
+
+
+def distribution_frame(
+    orders: np.ndarray, sales: np.ndarray, start: float, step: float, count: int, top_open: bool, total: float
+) -> pd.DataFrame:
+    """Return ``rpt.order_value_distribution`` from the orders and sales per bin (zeros included).
+
+    ``total``: the sum of all the orders' values (the denominator of the sales shares).
+    """
+    n_bins = count + (1 if top_open else 0)
+    edges = start + step * np.arange(count + 1)
+    n = int(orders.sum())
+    lower = [float(edges[i]) for i in range(n_bins)]
+    upper: list[float | None] = [float(edges[i + 1]) for i in range(count)] + ([None] if top_open else [])
+    labels = [
+        f"{_fmt(lower[i])} – {_fmt(u)}" if u is not None else f"{_fmt(lower[i])} and more"
+        for i, u in enumerate(upper)
+    ]
+    f = pd.DataFrame(
+        {
+            "bin_number": np.arange(1, n_bins + 1),
+            "bin_label": labels,
+            "lower_bound": lower,
+            "upper_bound": pd.array(upper, dtype="Float64").astype("float64"),
+            "orders": orders,
+            "order_share": orders / n,
+            "cumulative_order_share": np.cumsum(orders) / n,
+            "net_sales": np.round(sales, 2),
+            "sales_share": sales / total if total else np.zeros(n_bins),
+        }
+    )
+    return conform(f, ORDER_VALUE_DISTRIBUTION)
+
+
 def build_order_value_distribution(ctx: ReportContext, bins: int = 10) -> pd.DataFrame:
     """Return ``rpt.order_value_distribution``: non-cancelled orders by value in round-edged bins.
 
@@ -175,35 +228,9 @@ def build_order_value_distribution(ctx: ReportContext, bins: int = 10) -> pd.Dat
         return conform(pd.DataFrame(columns=ORDER_VALUE_DISTRIBUTION.column_names), ORDER_VALUE_DISTRIBUTION)
     lo = min(0.0, float(values.min()))
     hi = float(np.quantile(values, 0.99))
-    step = nice_step(hi - lo, bins)
-    start = math.floor(lo / step) * step
-    count = max(1, math.ceil((hi - start) / step + 1e-9))
-    if start + count * step <= hi:
-        count += 1
-    edges = start + step * np.arange(count + 1)
-    top_open = bool(values.max() >= edges[-1])
-    idx = np.clip(np.floor((values - start) / step).astype("int64"), 0, count if top_open else count - 1)
+    start, step, count, top_open = bin_edges(lo, hi, float(values.max()), bins)
+    idx = bin_index(values, start, step, count if top_open else count - 1)
     n_bins = count + (1 if top_open else 0)
     orders = np.bincount(idx, minlength=n_bins)
     sales = np.bincount(idx, weights=values, minlength=n_bins)
-    lower = [float(edges[i]) for i in range(n_bins)]
-    upper: list[float | None] = [float(edges[i + 1]) for i in range(count)] + ([None] if top_open else [])
-    labels = [
-        f"{_fmt(lower[i])} – {_fmt(u)}" if u is not None else f"{_fmt(lower[i])} and more"
-        for i, u in enumerate(upper)
-    ]
-    total_sales = float(values.sum())
-    f = pd.DataFrame(
-        {
-            "bin_number": np.arange(1, n_bins + 1),
-            "bin_label": labels,
-            "lower_bound": lower,
-            "upper_bound": pd.array(upper, dtype="Float64").astype("float64"),
-            "orders": orders,
-            "order_share": orders / len(values),
-            "cumulative_order_share": np.cumsum(orders) / len(values),
-            "net_sales": np.round(sales, 2),
-            "sales_share": sales / total_sales if total_sales else np.zeros(n_bins),
-        }
-    )
-    return conform(f, ORDER_VALUE_DISTRIBUTION)
+    return distribution_frame(orders, sales, start, step, count, top_open, float(values.sum()))

@@ -1,20 +1,22 @@
 """Build the report tables inside the warehouse (``reports_in="warehouse"``) and read them back.
 
-The tables of :data:`salesbi.reports.sql.selects.TABLE_SELECTS` and the aggregates of
-``sales_monthly`` and ``customer_growth`` are computed by the database from ``core``; only
-their results travel. The other report tables (tiers and ranks over cumulative shares, value
-bins, the calendar) are built by the pandas builders from the fact read back and the five small
-core tables, so the result is the same dict of frames as
+Every report table except the calendar is computed by the database from ``core``: the
+statements of :mod:`salesbi.reports.sql.selects` (fact, dimensions, the monthly aggregates) and
+:mod:`salesbi.reports.sql.summaries` (summaries with ranks, shares and tiers, the order value
+bins); only their results travel, never the order lines unless the caller asks for the fact
+(``with_fact``). ``dim_date`` is a calendar of whole years between bounds the database computes
+(its size does not depend on the fact). The result is the same dict of frames as
 :func:`salesbi.reports.build.build_reports` (tested identical on PostgreSQL). Frames rather
 than tables materialised in ``rpt``: publishing swaps every ``rpt`` table and the Parquet
-files in one transaction, and the model steps need the fact anyway.
+files in one transaction.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -26,39 +28,43 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql import Select
 
-from salesbi import contract
-from salesbi.errors import ConfigurationError
-from salesbi.reports import dims, monthly, summaries
-from salesbi.reports.build import _calendar_bounds
-from salesbi.reports.context import ReportContext, build_context
+from salesbi.errors import ConfigurationError, SalesBIError
+from salesbi.reports import dims
 from salesbi.reports.measures import growth, month_start_of_index, safe_ratio
 from salesbi.reports.params import ReportParams
+from salesbi.reports.sql import summaries as sql_summaries
 from salesbi.reports.sql.selects import (
     LEDGER_AGGREGATES,
     SALES_AGGREGATES,
     TABLE_SELECTS,
     monthly_aggregates_select,
 )
-from salesbi.reports.tables import CUSTOMER_GROWTH, SALES_MONTHLY, TABLES
+from salesbi.reports.sql.summaries import SORT_BY, Sources, Windows
+from salesbi.reports.tables import CUSTOMER_GROWTH, ORDER_VALUE_DISTRIBUTION, SALES_MONTHLY, TABLES
 from salesbi.schema import Table
 from salesbi.types import arrow_schema, conform
-from salesbi.warehouse.load import read_table
 
 #: dialects whose SQL is rendered (tested on PostgreSQL, compile-tested for SQL Server)
 DIALECTS: tuple[str, ...] = ("postgresql", "mssql")
-#: the core tables the pandas-built report tables read (the large ones, orders and lines, are not)
-SMALL_CORE: tuple[str, ...] = ("offices", "employees", "customers", "product_lines", "products")
-#: report tables computed by the database (the monthly tables: their aggregates; the months are shaped here)
-IN_WAREHOUSE: tuple[str, ...] = (*TABLE_SELECTS, "sales_monthly", "customer_growth")
-#: report tables built by the pandas builders from the pushed-down fact
-IN_PYTHON: dict[str, Callable[[ReportContext], pd.DataFrame]] = {
-    "customer_summary": summaries.build_customer_summary,
-    "location_summary": summaries.build_location_summary,
-    "product_summary": summaries.build_product_summary,
-    "product_line_summary": summaries.build_product_line_summary,
-    "employee_performance": summaries.build_employee_performance,
-    "order_value_distribution": monthly.build_order_value_distribution,
+#: the analytic tables whose whole ``SELECT`` is rendered in :mod:`salesbi.reports.sql.summaries`
+SUMMARY_SELECTS: dict[str, Callable[[sa.MetaData, ReportParams, Windows, Sources], Select[Any]]] = {
+    "customer_summary": sql_summaries.customer_summary_select,
+    "location_summary": lambda m, _p, w, s: sql_summaries.location_summary_select(m, w, s),
+    "product_summary": sql_summaries.product_summary_select,
+    "product_line_summary": sql_summaries.product_line_summary_select,
+    "employee_performance": sql_summaries.employee_performance_select,
 }
+#: report tables computed by the database (the monthly tables and the value bins: their
+#: aggregates; the few hundred rows are shaped here)
+IN_WAREHOUSE: tuple[str, ...] = (
+    *TABLE_SELECTS,
+    *SUMMARY_SELECTS,
+    "sales_monthly",
+    "customer_growth",
+    "order_value_distribution",
+)
+#: report tables built in Python: the calendar, between the bounds computed by the database
+IN_PYTHON: tuple[str, ...] = ("dim_date",)
 
 
 @dataclass(frozen=True)
@@ -100,12 +106,17 @@ def read_select(conn: sa.Connection, select: Select[Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=names, nrows=len(rows))
 
 
-def read_select_copy(conn: sa.Connection, select: Select[Any], table: Table) -> pd.DataFrame:
+def read_select_copy(
+    conn: sa.Connection, select: Select[Any], table: Table, sort_key: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Return the rows of ``select`` (yielding ``table``'s columns) through PostgreSQL's ``COPY … TO STDOUT``.
 
     The rows travel as CSV parsed by Arrow with the table's column types: several times faster
     than fetching Python tuples for large results. NULL and the empty string stay apart (COPY
-    quotes an empty string, and only an unquoted empty field is read as null).
+    quotes an empty string, and only an unquoted empty field is read as null). ``sort_key``:
+    sort the rows by these columns ascending (text by code point) while still in Arrow. Each
+    stage lets go of the one before (CSV bytes, parsed table, sorted table → frame), so the
+    peak is about two copies of the result, not four.
     """
     sql = str(select.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     buffer = io.BytesIO()
@@ -122,22 +133,27 @@ def read_select_copy(conn: sa.Connection, select: Select[Any], table: Table) -> 
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
+    view = buffer.getbuffer()  # the CSV bytes without a copy
     parsed = pacsv.read_csv(
-        pa.BufferReader(buffer.getvalue()),
+        pa.BufferReader(pa.py_buffer(view)),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=convert,
     )
+    del view, buffer
+    if sort_key and parsed.num_rows > 1:
+        order = pc.sort_indices(parsed, sort_keys=[(k, "ascending") for k in sort_key])
+        parsed = parsed.take(order)
     mapping = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype(), pa.bool_(): pd.BooleanDtype()}
-    return parsed.to_pandas(types_mapper=mapping.get, date_as_object=False)
+    return parsed.to_pandas(
+        types_mapper=mapping.get, date_as_object=False, split_blocks=True, self_destruct=True
+    )
 
 
 def read_report_table(conn: sa.Connection, select: Select[Any], table: Table) -> pd.DataFrame:
     """Return ``table`` computed by ``select``, typed (``conform``) and sorted by its key."""
     if conn.dialect.name == "postgresql":
-        frame = read_select_copy(conn, select, table)
-    else:
-        frame = read_select(conn, select)
-    return sort_by_key(conform(frame, table), table.key)
+        return conform(read_select_copy(conn, select, table, table.key), table)
+    return sort_by_key(conform(read_select(conn, select), table), table.key)
 
 
 def sort_by_key(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
@@ -218,13 +234,72 @@ def shape_customer_growth(
     return conform(f, CUSTOMER_GROWTH)
 
 
-def read_small_core(conn: sa.Connection, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
-    """Return the typed frames of the five small core tables (:data:`SMALL_CORE`)."""
-    return {
-        spec.name: conform(read_table(conn, metadata.tables[f"core.{spec.name}"]), spec)
-        for spec in contract.TABLES
-        if spec.name in SMALL_CORE
-    }
+def read_summary(conn: sa.Connection, select: Select[Any], table: Table) -> pd.DataFrame:
+    """Return the analytic ``table`` computed by ``select``, typed and sorted as its pandas builder sorts."""
+    if conn.dialect.name == "postgresql":
+        frame = read_select_copy(conn, select, table)
+    else:
+        frame = read_select(conn, select)
+    frame = frame.sort_values(list(SORT_BY[table.name]), kind="stable").reset_index(drop=True)
+    return conform(frame, table)
+
+
+@dataclass(frozen=True)
+class FactBounds:
+    """The first and last order and shipped dates of the fact's lines (None without lines)."""
+
+    first_order: date | None
+    last_order: date | None
+    first_shipped: date | None
+    last_shipped: date | None
+
+    def as_of(self, params: ReportParams) -> date:
+        """Return the report date: ``params.as_of``, else the day after the last order.
+
+        Raises SalesBIError when there are no order lines (as ``context.default_as_of``).
+        """
+        if self.last_order is None:
+            raise SalesBIError(
+                "there are no order lines to report on",
+                hint="load orders and order items first, or pass an explicit as_of date",
+            )
+        return params.as_of or self.last_order + timedelta(days=1)
+
+    def calendar(self, as_of: date) -> tuple[date, date]:
+        """Return the calendar's first and last day (``salesbi.reports.build._calendar_bounds``)."""
+        days = [as_of - timedelta(days=1)]
+        days += [d for d in (self.first_order, self.last_order, self.first_shipped, self.last_shipped) if d]
+        return min(days), max(days)
+
+
+def _day(value: Any) -> date | None:
+    """Return a driver's date value as a ``date`` (None stays None)."""
+    return None if value is None else pd.Timestamp(value).date()
+
+
+def read_bounds(conn: sa.Connection, metadata: sa.MetaData) -> FactBounds:
+    """Return the :class:`FactBounds` of the warehouse's fact, computed by the database."""
+    row = conn.execute(sql_summaries.fact_bounds_select(metadata)).one()
+    return FactBounds(*(_day(v) for v in row))
+
+
+def read_value_distribution(
+    conn: sa.Connection, metadata: sa.MetaData, windows: Windows, sources: Sources | None = None
+) -> pd.DataFrame:
+    """Return ``rpt.order_value_distribution``: two statements (the percentile, then the bins)."""
+    stats_select = sql_summaries.order_value_stats_select(metadata, windows, sources)
+    stats = read_select(conn, stats_select).iloc[0].to_dict()
+    edges = sql_summaries.value_bins(stats)
+    if edges is None:
+        return conform(pd.DataFrame(columns=ORDER_VALUE_DISTRIBUTION.column_names), ORDER_VALUE_DISTRIBUTION)
+    start, step, count, top_open = edges
+    last = count if top_open else count - 1
+    rows = read_select(
+        conn, sql_summaries.order_value_bins_select(metadata, windows, start, step, last, sources)
+    )
+    return sql_summaries.bins_frame(
+        list(rows.itertuples(index=False, name=None)), edges, float(stats["total"])
+    )
 
 
 def build_reports_in_warehouse(
@@ -232,14 +307,15 @@ def build_reports_in_warehouse(
     metadata: sa.MetaData,
     params: ReportParams | None = None,
     *,
-    core: Mapping[str, pd.DataFrame] | None = None,
+    with_fact: bool = True,
 ) -> WarehouseReports:
-    """Return every report table except ``insights``, built inside the warehouse where rendered as SQL.
+    """Return every report table except ``insights``, computed inside the warehouse.
 
-    The frames equal :func:`salesbi.reports.build.build_reports` on the same ``core`` (columns,
-    dtypes, row order; floats to rounding). ``core``: the run's typed core frames when it holds
-    them (only the five small tables are used); otherwise they are read from the warehouse.
-    Raises ConfigurationError on a dialect other than PostgreSQL or SQL Server.
+    The frames equal :func:`salesbi.reports.build.build_reports` on the warehouse's ``core``
+    (columns, dtypes, row order; floats to rounding). ``with_fact``: also read
+    ``fact_order_lines`` back (the one table as large as the order lines; publishing needs it),
+    else it is left out of the frames. Raises ConfigurationError on a dialect other than
+    PostgreSQL or SQL Server, SalesBIError when core has no order lines.
     """
     check_dialect(engine.dialect.name)
     params = params or ReportParams()
@@ -247,27 +323,33 @@ def build_reports_in_warehouse(
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # every statement reads the same snapshot of core
             conn.execution_options(isolation_level="REPEATABLE READ")
+        bounds = read_bounds(conn, metadata)
+        as_of = bounds.as_of(params)
+        windows = Windows.of(as_of, bounds.first_order)
         for name, build in TABLE_SELECTS.items():
-            table = _table(name)
-            pushed[name] = read_report_table(conn, build(metadata), table)
-        monthly_rows = read_select(conn, monthly_aggregates_select(metadata, params.churn_months))
-        small = (
-            {name: core[name] for name in SMALL_CORE} if core is not None else read_small_core(conn, metadata)
-        )
-    fact = pushed["fact_order_lines"]
-    ctx = build_context(small, fact, params)
-    first, last = _calendar_bounds(fact, ctx.as_of)
-    as_of = pd.Timestamp(ctx.as_of)
+            if name != "fact_order_lines":
+                pushed[name] = read_report_table(conn, build(metadata), _table(name))
+        # the fact's lines and orders computed once, as temporary tables the other statements read
+        sources = sql_summaries.materialised_sources(conn, metadata)
+        if with_fact:
+            fact = sa.select(sources.lines)
+            pushed["fact_order_lines"] = read_report_table(conn, fact, _table("fact_order_lines"))
+        for name, summary in SUMMARY_SELECTS.items():
+            pushed[name] = read_summary(conn, summary(metadata, params, windows, sources), _table(name))
+        pushed["order_value_distribution"] = read_value_distribution(conn, metadata, windows, sources)
+        monthly = monthly_aggregates_select(metadata, params.churn_months, sources.orders)
+        monthly_rows = read_select(conn, monthly)
+    as_of_ts = pd.Timestamp(as_of)
     month_aggregates = monthly_rows.loc[monthly_rows["kind"] == "sales", ["month", *SALES_AGGREGATES]]
     ledger = monthly_rows.loc[monthly_rows["kind"] == "ledger", ["month", *LEDGER_AGGREGATES]]
-    pushed["sales_monthly"] = shape_sales_monthly(month_aggregates, as_of)
+    pushed["sales_monthly"] = shape_sales_monthly(month_aggregates, as_of_ts)
     months = pushed["sales_monthly"]["month"]
     first_month = months.dt.year * 12 + months.dt.month - 1
     pushed["customer_growth"] = shape_customer_growth(
-        ledger, first_month.to_numpy(dtype="int64"), params.churn_months, as_of
+        ledger, first_month.to_numpy(dtype="int64"), params.churn_months, as_of_ts
     )
-    built = {name: builder(ctx) for name, builder in IN_PYTHON.items()}
-    built["dim_date"] = dims.build_dim_date(first, last, params.fiscal_year_start_month)
+    first, last = bounds.calendar(as_of)
+    built = {"dim_date": dims.build_dim_date(first, last, params.fiscal_year_start_month)}
     order = [t.name for t in TABLES if t.name in pushed or t.name in built]
     frames = {name: pushed[name] if name in pushed else built[name] for name in order}
     return WarehouseReports(

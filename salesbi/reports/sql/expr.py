@@ -104,3 +104,29 @@ def concat(*parts: ColumnElement[Any] | str) -> ColumnElement[str]:
 def full_name(first: ColumnElement[Any], last: ColumnElement[Any]) -> ColumnElement[str]:
     """Return ``'First Last'`` trimmed, as :func:`salesbi.reports.summaries.employee_names`."""
     return sa.func.trim(concat(text_or_empty(first), " ", text_or_empty(last)))
+
+
+class days_between(expression.FunctionElement[int]):
+    """``days_between(start, end)``: whole days from the date ``start`` to the date ``end``."""
+
+    type = sa.BigInteger()
+    name = "days_between"
+    inherit_cache = True
+
+
+@compiles(days_between, "postgresql")
+def _days_postgresql(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(({end}) - ({start}))"  # date − date is an integer of days
+
+
+@compiles(days_between, "mssql")
+def _days_mssql(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"DATEDIFF(day, {start}, {end})"
+
+
+@compiles(days_between)
+def _days_generic(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"

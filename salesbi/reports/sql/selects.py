@@ -300,33 +300,54 @@ def _month_of(day: ColumnElement[Any]) -> ColumnElement[int]:
     return year * 12 + month - 1
 
 
-def orders_cte(metadata: sa.MetaData) -> sa.CTE:
-    """Return one row per order of the fact (``salesbi.reports.context.order_frame``) as a CTE.
+def order_sums_select(fact: sa.FromClause) -> Select[Any]:
+    """Return one row per order of the fact lines ``fact`` (``salesbi.reports.context.order_frame``).
 
-    Columns: order_id, customer_id, month (:func:`_month_of` the order date), cancelled (1/0:
-    the flag of the order's first line), units, net_sales, net_profit (null when any line's
-    profit is unknown).
+    Columns: order_id, customer_id, employee_id (credited), office_id, geography_key,
+    order_date, cancelled (1/0: the flag of the order's first line), units, net_sales,
+    net_profit (null when any line's profit is unknown).
     """
-    fact = fact_order_lines_select(metadata, whole=False).subquery("fact")
     first_line = sa.func.min(fact.c.line_number)
     first_cancelled_line = sa.func.min(sa.case((is_true(fact.c.is_cancelled), fact.c.line_number)))
     unknown = sa.func.count() - sa.func.count(fact.c.net_profit)
-    return (
-        sa.select(
-            fact.c.order_id,
-            sa.func.min(fact.c.customer_id).label("customer_id"),
-            _month_of(sa.func.min(fact.c.order_date)).label("month"),
-            sa.case((first_cancelled_line == first_line, 1), else_=0).label("cancelled"),
-            sa.func.sum(fact.c.quantity).label("units"),
-            round_half_even(sa.func.sum(fact.c.net_sales), 2).label("net_sales"),
-            sa.case(
-                (unknown > 0, sa.null()),
-                else_=round_half_even(sa.func.sum(sa.func.coalesce(fact.c.net_profit, double(0.0))), 2),
-            ).label("net_profit"),
-        )
-        .group_by(fact.c.order_id)
-        .cte("report_orders")
-    )
+    return sa.select(
+        fact.c.order_id,
+        sa.func.min(fact.c.customer_id).label("customer_id"),
+        sa.func.min(fact.c.employee_id).label("employee_id"),
+        sa.func.min(fact.c.office_id).label("office_id"),
+        sa.func.min(fact.c.geography_key).label("geography_key"),
+        sa.func.min(fact.c.order_date).label("order_date"),
+        sa.case((first_cancelled_line == first_line, 1), else_=0).label("cancelled"),
+        sa.func.sum(fact.c.quantity).label("units"),
+        round_half_even(sa.func.sum(fact.c.net_sales), 2).label("net_sales"),
+        sa.case(
+            (unknown > 0, sa.null()),
+            else_=round_half_even(sa.func.sum(sa.func.coalesce(fact.c.net_profit, double(0.0))), 2),
+        ).label("net_profit"),
+    ).group_by(fact.c.order_id)
+
+
+def orders_cte(metadata: sa.MetaData, order_sums: sa.FromClause | None = None) -> sa.CTE:
+    """Return one row per order of the fact as a CTE (``salesbi.reports.context.order_frame``).
+
+    Columns: order_id, customer_id, month (:func:`_month_of` the order date), cancelled (1/0:
+    the flag of the order's first line), units, net_sales, net_profit (null when any line's
+    profit is unknown). ``order_sums``: the rows of :func:`order_sums_select` when materialised.
+    """
+    if order_sums is None:
+        order_sums = order_sums_select(
+            fact_order_lines_select(metadata, whole=False).subquery("fact")
+        ).subquery("order_sums")
+    o = order_sums.c
+    return sa.select(
+        o.order_id,
+        o.customer_id,
+        _month_of(o.order_date).label("month"),
+        o.cancelled,
+        o.units,
+        o.net_sales,
+        o.net_profit,
+    ).cte("report_orders")
 
 
 def sales_monthly_aggregates_select(metadata: sa.MetaData, *, orders: sa.CTE | None = None) -> Select[Any]:
@@ -441,14 +462,17 @@ SALES_AGGREGATES: tuple[str, ...] = (
 LEDGER_AGGREGATES: tuple[str, ...] = ("new", "retained", "regained", "churned")
 
 
-def monthly_aggregates_select(metadata: sa.MetaData, churn_months: int) -> Select[Any]:
+def monthly_aggregates_select(
+    metadata: sa.MetaData, churn_months: int, order_sums: sa.FromClause | None = None
+) -> Select[Any]:
     """Return the aggregates of both monthly tables in one statement over one :func:`orders_cte`.
 
     Rows: kind (``sales``: :func:`sales_monthly_aggregates_select`, ``ledger``:
     :func:`customer_growth_aggregates_select`), month, then :data:`SALES_AGGREGATES` and
-    :data:`LEDGER_AGGREGATES`, null where the kind has no such column.
+    :data:`LEDGER_AGGREGATES`, null where the kind has no such column. ``order_sums``: the
+    rows of :func:`order_sums_select` when materialised.
     """
-    o = orders_cte(metadata)
+    o = orders_cte(metadata, order_sums)
     parts = (
         ("sales", sales_monthly_aggregates_select(metadata, orders=o), SALES_AGGREGATES),
         ("ledger", customer_growth_aggregates_select(metadata, churn_months, orders=o), LEDGER_AGGREGATES),
