@@ -1,4 +1,4 @@
-"""Conformal intervals cover their nominal level (issue 17): interpolated ranks, isotonic step growth, recency weights."""
+"""Conformal intervals cover their nominal level (issue 17): interpolated ranks, isotonic steps, recency."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import isotonic_regression
 
+from salesbi.forecasting import evaluate
 from salesbi.forecasting.evaluate import (
     LEVELS,
     MIN_STEP_POOL,
@@ -20,7 +21,6 @@ from salesbi.forecasting.evaluate import (
     step_factors,
     weighted_quantile,
 )
-from salesbi.forecasting import evaluate
 from tests.test_forecasting_fair import _brute_quantile
 
 Draw = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
