@@ -8,7 +8,10 @@ when it has at least ``MIN_GROUP`` of them, else pooled over its level (total / 
 country / office) when that pool has enough, else its own when it has ``MIN_OWN``, else every
 series of the model.  A quantile is the conformal order statistic at the fractional rank
 ``(n + 1) q``, interpolated between its two neighbours (:func:`interpolated_quantile`), so that
-an interval's expected coverage is its nominal level whatever ``n``.
+an interval's expected coverage is its nominal level whatever ``n``.  The quantiles are
+weighted by recency (:func:`weighted_quantile`, :func:`recency_weights`): each backtest origin's
+residuals weigh half as much as the next nearer origin's, so residuals that drift (a trend or a
+level change after the calibration window) move the interval towards the latest errors.
 Coverage is measured honestly: the interval of origin ``k`` is calibrated on the other
 origins only (leave one origin out).
 """
@@ -203,8 +206,11 @@ def calibrate(
     origin ``k``, step ``h``; ``groups[i]`` is the pooling group (level) of series ``i``.
     The quantiles are weighted conformal ones (:func:`weighted_quantile`), each origin's
     residuals weighted by its distance in time to the interval's origin ``target``
-    (:func:`recency_weights`; default: the future, after the last origin), the next error
-    weighing as much as the nearest origin's.
+    (:func:`recency_weights`; default: the future, after the last origin).  The next error
+    weighs the pool's mean weight, so that on exchangeable residuals the ``k``-th smallest carries
+    ``k / (n + 1)`` of the mass on average and the coverage stays nominal; giving it the largest
+    weight, as Barber et al. do for a guaranteed lower bound, covered 0.824 at 80 % from 24
+    heavy-tailed residuals (``tests/test_conformal_coverage.py``).
     """
     n, n_origins, _ = z.shape
     factors = step_factors(z, mask)
