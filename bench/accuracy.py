@@ -430,13 +430,17 @@ def forecast_benchmark(data: Dataset, origins: int, jobs: int, coverage_origins:
         f"Champion WAPE {champ_row[1]:.3f} {verdict} the best statsforecast baseline "
         f"({best_base[0]}, {best_base[1]:.3f}); {covered}champions chosen: "
         + ", ".join(f"{m} {k}" for m, k in sorted(champions.items(), key=lambda kv: -kv[1]))
-        + f". Time over all origins: engine {seconds['engine']:.1f} s "
+        + f". Time over the last {origins} origins: engine {seconds['engine']:.1f} s "
         f"(LightGBM {seconds['lightgbm']:.1f} s, "
         f"statsmodels baselines {seconds['baselines']:.1f} s); "
         f"statsforecast {seconds['statsforecast']:.1f} s for {len(points)} models "
-        f"(per origin {', '.join(f'{x:.1f}' for x in sf_per_origin)} s: the first includes numba's "
-        "compilation). "
-        f"Best single model of ours: {best_ours[0]} {best_ours[1]:.3f}. "
+        f"(per origin {', '.join(f'{x:.1f}' for x in sf_per_origin)} s: "
+        + (
+            "numba's compilation at the first, earlier origin). "
+            if len(every_origins) > origins
+            else "the first includes numba's compilation). "
+        )
+        + f"Best single model of ours: {best_ours[0]} {best_ours[1]:.3f}. "
         "`*`: a model without a forecast for some series at some origin (not a candidate there), "
         "the champion's forecast used there; coverage only where the model has intervals.",
         "",
