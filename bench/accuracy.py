@@ -368,8 +368,8 @@ def forecast_benchmark(data: Dataset, origins: int, jobs: int, coverage_origins:
             )
             for lv in LEVELS
         }
-        for c in out.champion:
-            champions[c] = champions.get(c, 0) + headline
+        for c in out.champion if headline else []:
+            champions[c] = champions.get(c, 0) + 1
         candidates: dict[str, tuple[np.ndarray, Any]] = {CHAMPION: (champ, champ_bounds)}
         for m in MODELS:
             fb = out.future_bounds.get(m)
