@@ -77,3 +77,51 @@ def test_score_pools_wape_averages_mase_and_counts_coverage() -> None:
     score.add(truth, fc, history, season=52, bounds=None)  # an origin without intervals
     assert score.row("m")[3:] == (0.75, 1.0)  # coverage over the points that had intervals only
     assert score.row("m")[1] == pytest.approx(wape)
+
+
+def test_coverage_origins_add_earlier_origins_to_coverage_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--coverage-origins``: headline rows on the last origins; earlier ones with a backtest add coverage.
+
+    One monthly series 0, 1, …, 9 and a fake engine forecasting the last value seen: the truth is
+    always 1 above.  Its 80 % interval is ±1.5 at the earlier origins (covers) and ±0.5 at the
+    last three (misses); its 95 % interval ±2 (covers); before period 5 it has no backtest.
+    """
+    from types import SimpleNamespace
+
+    from salesbi.forecasting.engine import MODELS
+    from salesbi.forecasting.series import SeriesPanel
+
+    values = np.arange(10.0)[None, :]
+    meta = pd.DataFrame({"series_id": ["total"], "series_level": ["total"], "series_name": ["All"]})
+    panel = SeriesPanel("M", pd.date_range("2024-01-01", periods=10, freq="MS"), values, meta)
+    monkeypatch.setattr(accuracy, "choose_frequency", lambda dates: "M")
+    monkeypatch.setattr(accuracy, "choose_horizon", lambda f, n, k: 1)
+    monkeypatch.setattr(accuracy, "panel_of", lambda data, f: panel)
+
+    def engine(seen: SeriesPanel, horizon: int, *args: object, **kwargs: object) -> SimpleNamespace:
+        cut = seen.n_periods
+        fc = seen.values[:, -1:]
+        half80 = 0.5 if cut >= 7 else 1.5
+        bounds = {0.8: (fc - half80, fc + half80), 0.95: (fc - 2.0, fc + 2.0)}
+        return SimpleNamespace(
+            origins=[cut - 2] if cut >= 5 else [],
+            seconds={},
+            champion=[MODELS[0]],
+            future=dict.fromkeys(MODELS, fc),
+            future_bounds=dict.fromkeys(MODELS, bounds),
+        )
+
+    def baselines(seen: SeriesPanel, horizon: int) -> tuple[dict, dict, float]:  # type: ignore[type-arg]
+        return {"Naive": seen.values[:, -1:]}, {}, 0.0
+
+    monkeypatch.setattr(accuracy, "run_engine", engine)
+    monkeypatch.setattr(accuracy, "statsforecast_run", baselines)
+    headline_only = accuracy.forecast_benchmark(_dataset(), 3, 1)
+    # WAPE 3 / (7 + 8 + 9); MASE 1 (the naive MAE of 0, 1, 2, … is 1)
+    assert "| **champion (published)** | 0.125 | 1.000 | 0.000 | 1.000 |" in headline_only
+    assert "Coverage over the last" not in headline_only
+    text = accuracy.forecast_benchmark(_dataset(), 3, 1, coverage_origins=6)
+    assert "| **champion (published)** | 0.125 | 1.000 | 0.000 | 1.000 |" in text  # headline unchanged
+    # origins at periods 5 … 9 (period 4 has no backtest): 80 % covers 2 of 5, 95 % all
+    assert "where the engine has a backtest (5 origins;" in text
+    assert "| champion (published) | 0.400 | 1.000 | 5 |" in text

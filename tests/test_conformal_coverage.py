@@ -1,4 +1,4 @@
-"""Conformal intervals cover their nominal level (issue 17): interpolated ranks, isotonic step growth."""
+"""Conformal intervals cover their nominal level (issue 17): interpolated ranks, isotonic steps, recency."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import isotonic_regression
 
+from salesbi.forecasting import evaluate
 from salesbi.forecasting.evaluate import (
     LEVELS,
     MIN_STEP_POOL,
@@ -16,7 +17,9 @@ from salesbi.forecasting.evaluate import (
     interpolated_quantile,
     intervals,
     isotonic,
+    recency_weights,
     step_factors,
+    weighted_quantile,
 )
 from tests.test_forecasting_fair import _brute_quantile
 
@@ -140,3 +143,63 @@ def test_steps_with_few_residuals_take_the_factor_of_the_step_before() -> None:
     assert f[0] == f[1] and f[3] == f[2]
     assert np.all(np.diff(f) >= 0) and f[-1] > f[1]
     assert np.all(step_factors(z, np.zeros_like(mask)) == 1.0)
+
+
+def test_weighted_quantile_by_hand_and_equal_weights_are_the_interpolated_quantile() -> None:
+    values, weights = np.array([4.0, 1.0, 3.0, 2.0]), np.array([4.0, 1.0, 2.0, 1.0])
+    # sorted 1, 2, 3, 4 carry the cumulative masses 1, 2, 4, 8 out of 8 + 2 (the next score's weight)
+    assert weighted_quantile(values, weights, 0.3, 2.0) == pytest.approx(2.5)  # halfway 0.2 → 0.4
+    assert weighted_quantile(values, weights, 0.6, 2.0) == pytest.approx(3.5)  # halfway 0.4 → 0.8
+    assert weighted_quantile(values, weights, 0.05, 2.0) == 1.0  # below the first mass: the smallest
+    assert weighted_quantile(values, weights, 0.9, 2.0) == 4.0  # beyond the last: the largest
+    assert np.isnan(weighted_quantile(np.array([]), np.array([]), 0.5, 1.0))
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 24, 36, 84):
+        v = rng.normal(size=n)
+        for c in (1.0, 0.25, 7.0):  # any common weight, the next score weighing the same
+            for q in (0.025, 0.1, 0.2, 0.8, 0.9, 0.975):
+                assert weighted_quantile(v, np.full(n, c), q, c) == pytest.approx(interpolated_quantile(v, q))
+
+
+def test_recency_weights_halve_per_origin_away_from_the_interval() -> None:
+    assert evaluate.RECENCY == 0.5
+    assert recency_weights(3, 3) == pytest.approx([0.25, 0.5, 1.0])  # the future: the last origin weighs 1
+    assert recency_weights(3, 1) == pytest.approx([1.0, 1.0, 1.0])  # origin 1 left out: its neighbours
+    assert recency_weights(3, 0) == pytest.approx([1.0, 1.0, 0.5])
+    assert recency_weights(0, 0).size == 0
+
+
+def _coverage(z: np.ndarray, future: np.ndarray) -> dict[float, float]:
+    n_series = z.shape[0]
+    factors, bounds = calibrate(z, np.ones_like(z, dtype=bool), np.array(["g"] * n_series))
+    forecast = np.full((n_series, z.shape[2]), 1000.0)
+    actual = forecast[:, None, :] + 10.0 * future
+    out = {}
+    for level in LEVELS:
+        lo, hi = intervals(forecast, np.full(n_series, 10.0), factors, bounds[level])
+        out[level] = float(np.mean((actual >= lo[:, None, :]) & (actual <= hi[:, None, :])))
+    return out
+
+
+def test_drifting_residuals_recency_weights_cover_better(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Residuals whose centre moves over the backtest (a level change): the recent ones are trusted more.
+
+    Bikes-like: 12 series x 3 origins x 1 step; the residuals' centre rises by one noise unit per
+    origin (sales falling through the calibration months, then recovering) and the future errors
+    continue from the last origin.  Equal weights centre the interval on the old residuals and
+    miss above; the recency weights move it towards the latest ones.
+    """
+    centre = np.array([-2.0, -1.0, 0.0])
+    got: dict[float, list[list[float]]] = {1.0: [], 0.5: []}
+    for rng_seed in range(200):
+        rng = np.random.default_rng(rng_seed)
+        z = rng.normal(size=(12, 3, 1)) + centre[None, :, None]
+        future = rng.normal(size=(12, 50, 1)) + 0.5
+        for rho in got:
+            monkeypatch.setattr(evaluate, "RECENCY", rho)
+            cov = _coverage(z, future)
+            got[rho].append([cov[0.80], cov[0.95]])
+    equal, recent = np.mean(got[1.0], axis=0), np.mean(got[0.5], axis=0)
+    # 80 %: 0.59 → 0.67 (a partial correction: half the weight still sits on older origins)
+    assert recent[0] > equal[0] + 0.05 and abs(recent[0] - 0.80) < abs(equal[0] - 0.80)
+    assert recent[1] > equal[1] - 0.005  # 95 %: the same (0.854 either way: the largest residuals bound it)

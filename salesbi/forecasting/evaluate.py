@@ -8,7 +8,10 @@ when it has at least ``MIN_GROUP`` of them, else pooled over its level (total / 
 country / office) when that pool has enough, else its own when it has ``MIN_OWN``, else every
 series of the model.  A quantile is the conformal order statistic at the fractional rank
 ``(n + 1) q``, interpolated between its two neighbours (:func:`interpolated_quantile`), so that
-an interval's expected coverage is its nominal level whatever ``n``.
+an interval's expected coverage is its nominal level whatever ``n``.  The quantiles are
+weighted by recency (:func:`weighted_quantile`, :func:`recency_weights`): each backtest origin's
+residuals weigh half as much as the next nearer origin's, so residuals that drift (a trend or a
+level change after the calibration window) move the interval towards the latest errors.
 Coverage is measured honestly: the interval of origin ``k`` is calibrated on the other
 origins only (leave one origin out).
 """
@@ -24,6 +27,8 @@ LEVELS = (0.80, 0.95)
 MIN_GROUP = 30
 MIN_OWN = 8
 MIN_STEP_POOL = 10
+#: weight of a backtest origin's residuals relative to the next nearer origin's (half-life: one origin)
+RECENCY = 0.5
 
 
 def wape(actual: np.ndarray, forecast: np.ndarray) -> float:
@@ -103,6 +108,43 @@ def interpolated_quantile(values: np.ndarray, q: float) -> float:
     return float(ordered[k - 1] + w * (ordered[k] - ordered[k - 1]))
 
 
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float, next_weight: float) -> float:
+    """Return the weighted conformal ``q`` quantile of ``values``, interpolated (NaN when empty).
+
+    Weighted conformal prediction for scores that are not exchangeable (Barber, Candès, Ramdas
+    and Tibshirani, 2023): the ``k``-th smallest score carries the cumulative mass
+    ``C_k = (w_1 + … + w_k) / (W + next_weight)``, the next (unseen) score the rest; the ``q``
+    quantile is the straight line between the two scores whose masses bracket ``q``, clipped to
+    the smallest and largest score.  With equal weights ``C_k = k / (n + 1)``: exactly
+    :func:`interpolated_quantile`.
+    """
+    v = np.asarray(values, dtype="float64")
+    if len(v) == 0:
+        return math.nan
+    order = np.argsort(v, kind="stable")
+    ordered, w = v[order], np.asarray(weights, dtype="float64")[order]
+    mass = np.cumsum(w) / (float(w.sum()) + next_weight)
+    if q <= mass[0] + 1e-12:
+        return float(ordered[0])
+    if q >= mass[-1] - 1e-12:
+        return float(ordered[-1])
+    k = int(np.searchsorted(mass, q - 1e-12))  # mass[k - 1] < q <= mass[k]
+    t = (q - mass[k - 1]) / (mass[k] - mass[k - 1])
+    return float(ordered[k - 1] + t * (ordered[k] - ordered[k - 1]))
+
+
+def recency_weights(n_origins: int, target: int) -> np.ndarray:
+    """Return the weight (n_origins,) of each backtest origin's residuals for an interval at ``target``.
+
+    ``RECENCY ** (d - 1)`` for an origin ``d`` origins away from the interval's origin
+    (``target = n_origins`` is the future, one origin after the last): the nearest origin
+    weighs 1, each origin further away half as much.  Residuals drift when a trend or a level
+    changes after the calibration window; the nearest residuals describe the next errors best.
+    """
+    distance = np.abs(np.arange(n_origins) - target)
+    return np.asarray(RECENCY ** np.maximum(distance - 1, 0), dtype="float64")
+
+
 def isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Return the non-decreasing sequence closest to ``values`` in weighted least squares.
 
@@ -156,41 +198,57 @@ def step_factors(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def calibrate(
-    z: np.ndarray, mask: np.ndarray, groups: np.ndarray
+    z: np.ndarray, mask: np.ndarray, groups: np.ndarray, target: int | None = None
 ) -> tuple[np.ndarray, dict[float, np.ndarray]]:
     """Return (step factors, {level: (series, 2) lower/upper quantiles}) from residuals under ``mask``.
 
     ``z[i, k, h]`` is the normalised residual (actual - forecast) / scale of series ``i``,
     origin ``k``, step ``h``; ``groups[i]`` is the pooling group (level) of series ``i``.
+    The quantiles are weighted conformal ones (:func:`weighted_quantile`), each origin's
+    residuals weighted by its distance in time to the interval's origin ``target``
+    (:func:`recency_weights`; default: the future, after the last origin).  The next error
+    weighs the pool's mean weight, so that on exchangeable residuals the ``k``-th smallest carries
+    ``k / (n + 1)`` of the mass on average and the coverage stays nominal; giving it the largest
+    weight, as Barber et al. do for a guaranteed lower bound, covered 0.824 at 80 % from 24
+    heavy-tailed residuals (``tests/test_conformal_coverage.py``).
     """
-    n = z.shape[0]
+    n, n_origins, _ = z.shape
     factors = step_factors(z, mask)
     u = z / factors[None, None, :]
+    origin_w = recency_weights(n_origins, n_origins if target is None else target)
+    wz = np.broadcast_to(origin_w[None, :, None], z.shape)
     bounds: dict[float, np.ndarray] = {}
-    every = u[mask]
+    every, every_w = u[mask], wz[mask]
+
+    def pair(vals: np.ndarray, w: np.ndarray, lo_q: float, hi_q: float) -> tuple[float, float]:
+        # the next error weighs the pool's mean weight: on exchangeable residuals the k-th smallest
+        # then carries k / (n + 1) of the mass on average, as without weights (nominal coverage)
+        nxt = float(w.mean()) if len(w) else 1.0
+        return weighted_quantile(vals, w, lo_q, nxt), weighted_quantile(vals, w, hi_q, nxt)
+
     for level in LEVELS:
         lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
         out = np.full((n, 2), np.nan)
         pooled: dict[object, tuple[float, float] | None] = {}
         for i in range(n):
-            own = u[i][mask[i]]
+            own, own_w = u[i][mask[i]], wz[i][mask[i]]
             g = groups[i]
             if g not in pooled:
                 members = groups == g
                 vals = u[members][mask[members]]
                 pooled[g] = (
-                    (interpolated_quantile(vals, lo_q), interpolated_quantile(vals, hi_q))
+                    pair(vals, wz[members][mask[members]], lo_q, hi_q)
                     if len(vals) >= MIN_GROUP and np.sum(members) > 1
                     else None
                 )
             if len(own) >= MIN_GROUP:
-                out[i] = (interpolated_quantile(own, lo_q), interpolated_quantile(own, hi_q))
+                out[i] = pair(own, own_w, lo_q, hi_q)
             elif pooled[g] is not None:
                 out[i] = pooled[g]
             elif len(own) >= MIN_OWN:
-                out[i] = (interpolated_quantile(own, lo_q), interpolated_quantile(own, hi_q))
+                out[i] = pair(own, own_w, lo_q, hi_q)
             else:
-                out[i] = (interpolated_quantile(every, lo_q), interpolated_quantile(every, hi_q))
+                out[i] = pair(every, every_w, lo_q, hi_q)
         bounds[level] = out
     # nested intervals: a wider level never ends inside a narrower one (80 % ⊂ 95 %)
     ordered = sorted(LEVELS)
@@ -236,7 +294,7 @@ def cross_conformal(
         mask[:, k, :] = False
         if k_count == 1:
             mask = finite  # nothing else to calibrate on: in-sample (coverage optimistic; noted)
-        factors, bounds = calibrate(z, mask, groups)
+        factors, bounds = calibrate(z, mask, groups, target=k)
         for level in LEVELS:
             lo, hi = intervals(forecast[:, k, :], scale[:, k], factors, bounds[level])
             out[level][0][:, k, :] = lo
