@@ -1,4 +1,4 @@
-"""The forecast's LightGBM fits: early stopping, rounds reused by the later fits, fits side by side (issue 18)."""
+"""The forecast's LightGBM fits: early stopping, rounds reused by later fits, fits side by side (issue 18)."""
 
 from __future__ import annotations
 
