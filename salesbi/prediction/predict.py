@@ -636,7 +636,7 @@ def predict_customer_sales(
     )
     model.stamp(created_at or utc_now())
 
-    frame = predict_frame(features[list(FEATURES)], model, threads=threads)
+    frame = predict_frame(features[list(FEATURES)], model, threads=threads, workers=workers)
     frame = _with_names(frame, lines, customers, employees)
     frame["as_of_date"] = t
     frame["horizon_days"] = horizon_days
