@@ -14,7 +14,9 @@ from salesbi.forecasting.features import CATEGORICAL, build_features
 from salesbi.forecasting.lgbm import LightGBMConfig, fit_lightgbm, fit_models, training_rows
 from salesbi.forecasting.synthetic import daily_panel
 
-CFG = LightGBMConfig(num_boost_round=150, max_train_rows=8_000, learning_rate=0.2, early_stopping_rounds=10)
+CFG = LightGBMConfig(
+    num_boost_round=150, max_train_rows=8_000, learning_rate=0.2, early_stopping_rounds=10, min_rounds=1
+)
 H = 14
 
 
@@ -61,6 +63,17 @@ def test_early_stopping_keeps_the_best_round_on_the_recent_targets(panel) -> Non
     _, origins, steps = training_rows(3, cutoff, H, "D", 8_000, 0)
     assert fitted.n_validation == int((origins + steps > cutoff - H).sum()) > 0
     assert fitted.n_train + fitted.n_validation == len(origins)
+
+
+def test_early_stopping_keeps_at_least_min_rounds(panel) -> None:  # type: ignore[no-untyped-def]
+    """The kept round is the best at or after min_rounds, however early the curve bottoms out."""
+    ctx = _context(panel, H)
+    curve = _validation_curve(ctx, 380, CFG)
+    floor = int(np.argmin(curve)) + 20  # past the overall best: the floor decides
+    fitted = fit_lightgbm(ctx, 380, H, replace(CFG, min_rounds=floor))
+    assert fitted.rounds == floor + int(np.argmin(curve[floor - 1 :]))
+    assert fitted.rounds >= floor
+    assert fitted.booster is not None and fitted.booster.best_iteration == fitted.rounds
 
 
 def test_no_early_stopping_below_the_validation_minimum(panel) -> None:  # type: ignore[no-untyped-def]

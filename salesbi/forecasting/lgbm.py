@@ -39,7 +39,11 @@ class LightGBMConfig:
     #: model is then trained on the older rows only.  :func:`fit_models` does this once, at the
     #: earliest cutoff, and trains the later models on all their rows with the rounds found there.
     #: At 1M generated lines the best round was 82-224 of 400 (docs/benchmarks.md).
+    #: The kept round is the best at or after ``min_rounds``.
     early_stopping_rounds: int | None = 50
+    #: early stopping keeps the best round at or after this one: on CDNOW the recent validation
+    #: slice was best at round 1 (a level shift the median prior fits), a 1-round model
+    min_rounds: int = 100
     #: fewer validation rows than this: no early stopping (``num_boost_round`` rounds, all rows)
     min_validation_rows: int = 200
     #: models fitted at the same time, each in its own thread with ``num_threads`` LightGBM
@@ -134,6 +138,31 @@ class FittedLightGBM:
         return np.clip(pred, 0.0, cap).reshape(n, horizon)
 
 
+class StopAfter:
+    """LightGBM callback: early stopping on the first validation metric that keeps the best round
+    at or after ``min_rounds`` and stops ``patience`` rounds without improvement after it."""
+
+    order = 30  # after the evaluation that fills ``evaluation_result_list``
+
+    def __init__(self, min_rounds: int, patience: int) -> None:
+        self.min_rounds = max(1, min_rounds)
+        self.patience = patience
+        self.best = math.inf
+        self.best_round = 0
+        self.best_scores: list[Any] = []
+
+    def __call__(self, env: Any) -> None:
+        """Record the round's validation score; raise EarlyStopException when it is time to stop."""
+        done = env.iteration + 1  # rounds trained so far
+        if done < self.min_rounds or not env.evaluation_result_list:
+            return
+        score = float(env.evaluation_result_list[0][2])
+        if score < self.best or not self.best_round:
+            self.best, self.best_round, self.best_scores = score, done, list(env.evaluation_result_list)
+        if done - self.best_round >= self.patience:
+            raise lgb.callback.EarlyStopException(self.best_round - 1, self.best_scores)
+
+
 def fit_lightgbm(ctx: FeatureContext, cutoff: int, horizon: int, config: LightGBMConfig) -> FittedLightGBM:
     """Return the global model trained on every target period ``<= cutoff``.
 
@@ -159,15 +188,18 @@ def fit_lightgbm(ctx: FeatureContext, cutoff: int, horizon: int, config: LightGB
         older = ~recent
         data = lgb.Dataset(x[older], label=y[older], categorical_feature=CATEGORICAL, free_raw_data=True)
         valid = lgb.Dataset(x[recent], label=y[recent], reference=data)
+        stopper = StopAfter(min(config.min_rounds, config.num_boost_round), stop)
         booster = lgb.train(
             config.params(int(older.sum())),
             data,
             num_boost_round=config.num_boost_round,
             valid_sets=[valid],
-            callbacks=[lgb.early_stopping(stop, first_metric_only=True, verbose=False)],
+            callbacks=[stopper],
         )
-        rounds = int(booster.best_iteration) or booster.current_iteration()
-        return FittedLightGBM(booster, columns, int(older.sum()), rounds=rounds, n_validation=n_valid)
+        booster.best_iteration = stopper.best_round  # predict() uses it
+        return FittedLightGBM(
+            booster, columns, int(older.sum()), rounds=stopper.best_round, n_validation=n_valid
+        )
     data = lgb.Dataset(x, label=y, categorical_feature=CATEGORICAL, free_raw_data=True)
     booster = lgb.train(config.params(len(rows)), data, num_boost_round=config.num_boost_round)
     return FittedLightGBM(booster, columns, len(rows), rounds=config.num_boost_round)
