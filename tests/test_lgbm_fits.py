@@ -116,3 +116,26 @@ def test_threads_reach_lightgbm(panel) -> None:  # type: ignore[no-untyped-def]
     assert fitted.booster is not None
     assert fitted.booster.params["num_threads"] == 2
     assert LightGBMConfig(num_threads=3).params(1000)["num_threads"] == 3
+
+
+def test_pipeline_passes_workers_and_threads_to_both_model_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """model_workers (default: the usable cores) and model_threads reach the fits of both steps."""
+    import os
+
+    import salesbi.forecasting
+    import salesbi.prediction
+    from salesbi.params import PipelineParams, available_cores
+    from salesbi.pipeline import fit_forecast, fit_predictions
+
+    assert available_cores() == len(os.sched_getaffinity(0))
+    assert PipelineParams().fit_workers == available_cores()
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(salesbi.forecasting, "forecast_sales", lambda *a, **k: seen.update(forecast=k))
+    monkeypatch.setattr(salesbi.prediction, "predict_customer_sales", lambda *a, **k: seen.update(predict=k))
+    params = PipelineParams(model_workers=3, model_threads=2)
+    core = {"customers": None, "employees": None, "product_lines": None, "offices": None}
+    fit_forecast(None, core, params, "run")
+    fit_predictions(None, core, params)
+    config = seen["forecast"]["lgbm_config"]  # type: ignore[index]
+    assert (config.workers, config.num_threads) == (3, 2)
+    assert (seen["predict"]["workers"], seen["predict"]["threads"]) == (3, 2)  # type: ignore[index]
