@@ -139,3 +139,22 @@ def test_pipeline_passes_workers_and_threads_to_both_model_steps(monkeypatch: py
     config = seen["forecast"]["lgbm_config"]  # type: ignore[index]
     assert (config.workers, config.num_threads) == (3, 2)
     assert (seen["predict"]["workers"], seen["predict"]["threads"]) == (3, 2)  # type: ignore[index]
+
+
+def test_model_run_says_how_many_rounds_were_fitted() -> None:
+    """forecast_lightgbm's params record the rounds and how they were chosen."""
+    from salesbi.forecasting import forecast_sales
+    from salesbi.forecasting.synthetic import orders_fact
+
+    fact, customers, product_lines, offices = orders_fact(500, 20, seed=1)
+    cfg = replace(CFG, num_boost_round=60, min_rounds=5, max_train_rows=5_000)
+    runs = {}
+    for name, config in (("stopped", cfg), ("fixed", replace(cfg, early_stopping_rounds=None))):
+        result = forecast_sales(
+            fact, customers, product_lines, offices, run_id="r", top_countries=1, lgbm_config=config
+        )
+        runs[name] = next(r for r in result.model_runs if r.model_name == "forecast_lightgbm").params
+    assert 5 <= runs["stopped"]["boost_rounds"] <= 60
+    assert runs["stopped"]["boost_rounds_chosen_by"].startswith("early stopping at the earliest fit")
+    assert runs["fixed"]["boost_rounds"] == 60
+    assert runs["fixed"]["boost_rounds_chosen_by"] == "fixed (no early stopping)"

@@ -72,6 +72,8 @@ class EngineOutput:
     lgbm_validation_rows: int = 0
     #: the configured most rounds (``LightGBMConfig.num_boost_round``)
     lgbm_max_rounds: int = 0
+    #: the fewest rounds early stopping keeps (``LightGBMConfig.min_rounds``)
+    lgbm_min_rounds: int = 0
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
@@ -314,4 +316,5 @@ def run_engine(
         lgbm_rounds=lgbm_rounds,
         lgbm_validation_rows=first_fit.n_validation if lgbm_rounds else 0,
         lgbm_max_rounds=config.num_boost_round,
+        lgbm_min_rounds=min(config.min_rounds, config.num_boost_round),
     )
