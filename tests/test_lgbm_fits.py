@@ -97,6 +97,10 @@ def test_later_fits_reuse_the_earliest_fits_rounds_on_all_their_rows(panel) -> N
         assert model.n_validation == 0 and model.rounds == rounds
         assert model.booster is not None and model.booster.current_iteration() == rounds
         assert model.n_train == len(training_rows(3, cutoff, H, "D", 8_000, 0)[0])
+    # no early stopping at the earliest fit: none at the later ones either (the configured rounds)
+    fixed, none = fit_models(ctx, [366, 380], H, replace(CFG, min_validation_rows=10**6, num_boost_round=20))
+    assert none is None
+    assert [m.rounds for m in fixed.values()] == [20, 20] and all(m.n_validation == 0 for m in fixed.values())
 
 
 def test_workers_fit_the_same_models(panel) -> None:  # type: ignore[no-untyped-def]

@@ -210,8 +210,9 @@ def fit_models(
 ) -> tuple[dict[int, FittedLightGBM], int | None]:
     """Return ({cutoff: model} for the distinct ``cutoffs``, the rounds early stopping chose or None).
 
-    The earliest cutoff's model is fitted first, with early stopping when ``config`` asks for it;
-    every later model is trained on all its rows for the rounds found there (known at the
+    The earliest cutoff's model is fitted first, with early stopping when ``config`` asks for it
+    and its validation slice is large enough; every later model is trained on all its rows for
+    the rounds found there, else for ``num_boost_round`` (known at the
     earliest cutoff, so no model chooses its rounds on data after its own cutoff).  The later
     fits are independent: ``config.workers`` threads fit them side by side (LightGBM releases the
     GIL while it trains), with the same models as one at a time.
@@ -221,7 +222,8 @@ def fit_models(
         return {}, None
     first = fit_lightgbm(ctx, order[0], horizon, config)
     chosen = first.rounds if first.booster is not None and first.n_validation else None
-    later = replace(config, num_boost_round=max(1, chosen), early_stopping_rounds=None) if chosen else config
+    # no early stopping at the first fit (too few recent rows): the configured rounds for all
+    later = replace(config, num_boost_round=chosen or config.num_boost_round, early_stopping_rounds=None)
     fitted = {order[0]: first}
     rest = order[1:]
     if config.workers > 1 and len(rest) > 1:
