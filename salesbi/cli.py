@@ -224,6 +224,13 @@ def run(
         int,
         typer.Option(min=1, help="LightGBM threads per model fit (raise on a machine with idle cores)"),
     ] = 1,
+    model_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="independent model fits trained side by side, one thread each (default: the usable cores)",
+        ),
+    ] = None,
     forecast_frequency: Annotated[
         str | None, typer.Option(help="forecast period: D, W or M (default: from the data)")
     ] = None,
@@ -279,6 +286,7 @@ def run(
             "task_runner": task_runner,
             "dask_address": dask_address,
             "model_threads": model_threads,
+            "model_workers": model_workers,
             "forecast_frequency": forecast_frequency,
             "forecast_horizon": forecast_horizon,
             "prediction_horizon_days": prediction_horizon,

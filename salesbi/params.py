@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Step = Literal["ingest", "reports", "segments", "predictions", "forecast", "powerbi"]
 ALL_STEPS: tuple[Step, ...] = ("ingest", "reports", "segments", "predictions", "forecast", "powerbi")
+
+
+def available_cores() -> int:
+    """Return the CPU cores this process may run on (its affinity mask; the machine's count elsewhere)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 class RunOptions(BaseModel):
@@ -114,6 +122,16 @@ class RunOptions(BaseModel):
             "(threads that share busy cores make fits several times slower)"
         ),
     )
+    model_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description=(
+            "independent LightGBM fits of a model step trained side by side, each in its own thread "
+            "with model_threads threads (the models do not depend on it); default: the cores this "
+            "process may use"
+        ),
+    )
     connect_timeout: int = Field(
         default=15,
         ge=1,
@@ -179,6 +197,13 @@ class RunOptions(BaseModel):
     def models_dir(self) -> Path:
         """Return the model store folder: ``<out>/models``."""
         return self.out_dir / "models"
+
+    @property
+    def fit_workers(self) -> int:
+        """Return how many independent model fits run side by side: ``model_workers``, else the cores."""
+        if self.model_workers is not None:
+            return self.model_workers
+        return available_cores()
 
 
 class PipelineParams(RunOptions):

@@ -315,6 +315,7 @@ def fit_predictions(fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params
         horizon_days=params.prediction_horizon_days,
         random_state=params.random_state,
         threads=params.model_threads,
+        workers=params.fit_workers,
     )
 
 
@@ -335,7 +336,9 @@ def fit_forecast(
         horizon=params.forecast_horizon,
         week_start=params.week_start,
         random_state=params.random_state,
-        lgbm_config=LightGBMConfig(random_state=params.random_state, num_threads=params.model_threads),
+        lgbm_config=LightGBMConfig(
+            random_state=params.random_state, num_threads=params.model_threads, workers=params.fit_workers
+        ),
     )
 
 

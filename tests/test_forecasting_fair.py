@@ -339,6 +339,7 @@ def test_refit_origins_spread_the_fits_and_never_look_ahead() -> None:
 def test_one_backtest_fit_forecasts_every_origin_from_what_it_saw(monkeypatch: pytest.MonkeyPatch) -> None:
     """backtest_fits=1: one LightGBM for the backtest (trained at the first origin) plus the final one."""
     import salesbi.forecasting.engine as engine
+    import salesbi.forecasting.lgbm as lgbm
 
     rng = np.random.default_rng(6)
     values = np.abs(rng.normal(100, 20, size=(2, 60)))
@@ -352,9 +353,9 @@ def test_one_backtest_fit_forecasts_every_origin_from_what_it_saw(monkeypatch: p
     )
     panel = SeriesPanel("W", pd.date_range("2024-01-01", periods=60, freq="7D"), values, meta)
     cutoffs: list[int] = []
-    real = engine.fit_lightgbm
+    real = lgbm.fit_lightgbm
     monkeypatch.setattr(
-        engine, "fit_lightgbm", lambda ctx, c, h, cfg: cutoffs.append(c) or real(ctx, c, h, cfg)
+        lgbm, "fit_lightgbm", lambda ctx, c, h, cfg: cutoffs.append(c) or real(ctx, c, h, cfg)
     )
     one = run_engine(panel, 4, 3, lgbm_config=LightGBMConfig(num_boost_round=60, backtest_fits=1))
     assert cutoffs == [47, 59]

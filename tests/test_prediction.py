@@ -201,3 +201,40 @@ def test_horizon_below_a_week_is_refused(company) -> None:  # type: ignore[no-un
     fact, customers, _, _ = company
     with pytest.raises(ConfigurationError, match="horizon_days"):
         predict_customer_sales(fact, customers, horizon_days=3)
+
+
+def test_workers_fit_the_same_boosters_and_predictions(company, result) -> None:  # type: ignore[no-untyped-def]
+    """Boosters fitted side by side in threads (and the final rows built meanwhile) change nothing."""
+    fact, customers, employees, _ = company
+    two = predict_customer_sales(
+        fact, customers, employees=employees, boost_rounds=ROUNDS, created_at=CREATED, workers=2
+    )
+    pd.testing.assert_frame_equal(two.customer_predictions, result.customer_predictions)
+    assert two.model.version == result.model.version
+
+
+def test_shared_binning_gives_the_trees_of_one_dataset_per_booster(company) -> None:  # type: ignore[no-untyped-def]
+    """fit_boosters bins the rows once; each booster equals one trained on its own Dataset."""
+    import lightgbm as lgb
+
+    from salesbi.prediction.predict import (
+        MODEL_FEATURES,
+        CutoffFrames,
+        fit_boosters,
+        lgb_params,
+    )
+
+    fact, _, _, _ = company
+    prepared = prepare(lines_from_fact(fact))
+    cutoff = prepared.end - pd.Timedelta(days=120)
+    train = CutoffFrames(prepared, 90).at(cutoff)
+    x = train[list(MODEL_FEATURES)]
+    shared = fit_boosters(train, 0, 15, workers=2)
+    labels = {"order": "target_ordered"}
+    objectives = {"sales": ("regression", {}), "order": ("binary", {}), "q10": ("quantile", {"alpha": 0.1})}
+    objectives["q90"] = ("quantile", {"alpha": 0.9})
+    for name, (objective, extra) in objectives.items():
+        y = train[labels.get(name, "target_sales")].to_numpy(dtype="float64")
+        alone = lgb.train(lgb_params(objective, 0, 1, **extra), lgb.Dataset(x, label=y), num_boost_round=15)
+        np.testing.assert_array_equal(shared[name].predict(x), alone.predict(x))
+    assert set(fit_boosters(train, 0, 5, names=("order",))) == {"order"}

@@ -231,7 +231,7 @@ def test_final_model_fits_only_the_published_boosters(company, monkeypatch) -> N
     monkeypatch.setattr(
         predict,
         "fit_boosters",
-        lambda train, rs, rounds, threads=1, names=(): real_fit(train, rs, rounds, threads),
+        lambda train, rs, rounds, threads=1, names=(), workers=1: real_fit(train, rs, rounds, threads),
     )
     full = predict.predict_customer_sales(short, customers, **args)
     assert set(full.model.boosters) == {"sales", "order", "q10", "q90"}

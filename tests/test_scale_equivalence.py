@@ -156,6 +156,12 @@ def test_shap_per_tree_class_equals_lightgbm_on_awkward_features() -> None:
     np.testing.assert_allclose(contrib, reference, rtol=1e-9, atol=1e-9)
     assert (contrib[:, 4] == 0).all()  # the constant feature is never split on
     assert top_drivers(booster, x) == _all_rows_drivers(booster, x)
+    # runs of trees explained side by side in threads: the same sums (to rounding) and text
+    for workers in (2, 3):
+        split, split_magnitude = shap_contributions(booster, x, workers=workers)
+        np.testing.assert_allclose(split, reference, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(split_magnitude, magnitude, rtol=1e-12)
+        assert top_drivers(booster, x, workers=workers) == _all_rows_drivers(booster, x)
     # the classes of one tree really group rows: fewer classes than rows, same output inside a class
     thresholds = _tree_thresholds(booster)
     assert thresholds is not None
@@ -178,6 +184,7 @@ def test_ties_are_ranked_as_lightgbm_ranks_them() -> None:
         num_boost_round=30,
     )
     assert top_drivers(booster, x) == _all_rows_drivers(booster, x)
+    assert top_drivers(booster, x, workers=2) == _all_rows_drivers(booster, x)
 
 
 def test_customer_predictions_top_drivers_unchanged(company_core: dict[str, pd.DataFrame]) -> None:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +33,7 @@ from salesbi.forecasting.evaluate import (
     wape,
 )
 from salesbi.forecasting.features import MIN_HISTORY, FeatureContext, holiday_matrix, series_scale
-from salesbi.forecasting.lgbm import FittedLightGBM, LightGBMConfig, fit_lightgbm, refit_origins
+from salesbi.forecasting.lgbm import LightGBMConfig, fit_models, refit_origins
 from salesbi.forecasting.series import SEASON, SeriesPanel, period_range
 
 #: every model, simplest first (the tie rule's order)
@@ -63,6 +66,21 @@ class EngineOutput:
     seconds: dict[str, float] = field(default_factory=dict)
     lgbm_rows: int = 0
     final_lightgbm: FittedLightGBM | None = None  # the model of the future forecast (stored for daily runs)
+    #: LightGBM boosting rounds of the later models, chosen by early stopping at the earliest
+    #: fit (None: the configured ``num_boost_round``, no early stopping)
+    lgbm_rounds: int | None = None
+    #: validation rows of that early stopping
+    lgbm_validation_rows: int = 0
+    #: the configured most rounds (``LightGBMConfig.num_boost_round``)
+    lgbm_max_rounds: int = 0
+    #: the fewest rounds early stopping keeps (``LightGBMConfig.min_rounds``)
+    lgbm_min_rounds: int = 0
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """Return (``fn(*args)``, its wall seconds)."""
+    t0 = time.perf_counter()
+    return fn(*args), time.perf_counter() - t0
 
 
 def backtest_origins(n_periods: int, horizon: int, count: int, frequency: str) -> list[int]:
@@ -177,34 +195,40 @@ def run_engine(
     ctx = _context(panel, H)
     seconds: dict[str, float] = {}
 
-    t0 = time.perf_counter()
     backtest: dict[str, np.ndarray] = {m: np.full((n, K, H), np.nan) for m in MODELS}
     lgbm_notes: list[str] = []
-    fitted: dict[int, FittedLightGBM] = {}
-    for k, (o, fit_at) in enumerate(zip(origins, refit_origins(origins, config.backtest_fits), strict=True)):
-        if fit_at not in fitted:
-            fitted[fit_at] = fit_lightgbm(ctx, fit_at, H, config)
-        model = fitted[fit_at]
+    fit_at = refit_origins(origins, config.backtest_fits)
+    cutoffs = [*fit_at, T - 1]
+    if config.workers > 1:  # the LightGBM fits release the GIL: they train while the baselines run here
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            job = pool.submit(_timed, fit_models, ctx, cutoffs, H, config)
+            fits, seconds["baselines"] = _timed(
+                fit_baselines_many, panel.values, [*origins, T - 1], H, season, f, n_jobs
+            )
+            (fitted, lgbm_rounds), seconds["lightgbm"] = job.result()
+    else:
+        (fitted, lgbm_rounds), seconds["lightgbm"] = _timed(fit_models, ctx, cutoffs, H, config)
+        fits, seconds["baselines"] = _timed(
+            fit_baselines_many, panel.values, [*origins, T - 1], H, season, f, n_jobs
+        )
+    for k, (o, at) in enumerate(zip(origins, fit_at, strict=True)):
+        model = fitted[at]
         if model.booster is None:
             lgbm_notes.append(f"origin {o}: {model.note}")
         else:
             backtest["lightgbm"][:, k, :] = model.predict(ctx, o, H)
-    final = fit_lightgbm(ctx, T - 1, H, config)
+    final = fitted[T - 1]
     lgbm_rows = final.n_train
+    first_fit = fitted[min(fitted)]
     future: dict[str, np.ndarray] = {
         "lightgbm": final.predict(ctx, T - 1, H) if final.booster is not None else np.full((n, H), np.nan)
     }
     if final.booster is None:
         lgbm_notes.append(f"final origin: {final.note}")
-    seconds["lightgbm"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    fits = fit_baselines_many(panel.values, [*origins, T - 1], H, season, f, n_jobs=n_jobs)
     for m in BASELINES:
         stacked = np.stack([b.forecasts[m] for b in fits])  # (n, K+1, H)
         backtest[m] = stacked[:, :K, :]
         future[m] = stacked[:, K, :]
-    seconds["baselines"] = time.perf_counter() - t0
     status = {m: [b.status[m] for b in fits] for m in BASELINES}
     notes = {m: [b.notes[m] for b in fits] for m in BASELINES}
     status["lightgbm"] = ["not_candidate" if lgbm_notes else "ok"] * n
@@ -291,4 +315,8 @@ def run_engine(
         seconds=seconds,
         lgbm_rows=lgbm_rows,
         final_lightgbm=final,
+        lgbm_rounds=lgbm_rounds,
+        lgbm_validation_rows=first_fit.n_validation if lgbm_rounds else 0,
+        lgbm_max_rounds=config.num_boost_round,
+        lgbm_min_rounds=min(config.min_rounds, config.num_boost_round),
     )

@@ -360,6 +360,15 @@ def _model_runs(
         }
         if m == "lightgbm":
             params["train_rows_final"] = out.lgbm_rows
+            params["boost_rounds"] = out.lgbm_rounds or out.lgbm_max_rounds
+            params["boost_rounds_chosen_by"] = (
+                f"early stopping at the earliest fit: the best round from {out.lgbm_min_rounds} to "
+                f"{out.lgbm_max_rounds} on "
+                f"{out.lgbm_validation_rows} validation rows (targets in the last horizon before its "
+                "cutoff); the later fits train on all their rows for that many rounds"
+                if out.lgbm_rounds
+                else "fixed (no early stopping)"
+            )
         runs.append(
             ModelRun(
                 model_name=f"forecast_{m}",

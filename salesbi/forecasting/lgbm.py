@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -20,6 +20,7 @@ MAX_TRAIN_ROWS = 100_000
 class LightGBMConfig:
     """Training settings; deterministic (fixed seed, 1 thread by default, deterministic=True)."""
 
+    #: the most boosting rounds; with ``early_stopping_rounds`` the rounds actually used are chosen
     num_boost_round: int = 400
     learning_rate: float = 0.03
     num_leaves: int = 15
@@ -32,6 +33,23 @@ class LightGBMConfig:
     #: the final model is always refitted.  1 halves the fits of a 3-origin backtest, but its
     #: stale backtest cost CDNOW's champion 0.254 -> 0.262 WAPE (docs/benchmarks.md): not the default
     backtest_fits: int | None = None
+    #: stop when the validation L1 has not improved for this many rounds (None: always
+    #: ``num_boost_round``).  The validation slice is the training rows whose target falls in the
+    #: last ``horizon`` periods up to the cutoff (the most recent, as a forecast is judged); the
+    #: model is then trained on the older rows only.  :func:`fit_models` does this once, at the
+    #: earliest cutoff, and trains the later models on all their rows with the rounds found there.
+    #: At 1M generated lines the best round was 82-224 of 400 (docs/benchmarks.md).
+    #: The kept round is the best at or after ``min_rounds``.
+    early_stopping_rounds: int | None = 50
+    #: early stopping keeps the best round at or after this one: on CDNOW the recent validation
+    #: slice was best at round 1 (a level shift the median prior fits), a 1-round model
+    min_rounds: int = 100
+    #: fewer validation rows than this: no early stopping (``num_boost_round`` rounds, all rows)
+    min_validation_rows: int = 200
+    #: models fitted at the same time, each in its own thread with ``num_threads`` LightGBM
+    #: threads (the fits are independent and single-threaded fits are deterministic, so the
+    #: models are the same for any value)
+    workers: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def params(self, n_rows: int) -> dict[str, Any]:
@@ -98,6 +116,10 @@ class FittedLightGBM:
     columns: list[str]
     n_train: int
     note: str = ""
+    #: boosting rounds of the model (the best iteration when early stopping chose it)
+    rounds: int = 0
+    #: validation rows early stopping was judged on (0: no early stopping)
+    n_validation: int = 0
 
     def predict(self, ctx: FeatureContext, origin: int, horizon: int) -> np.ndarray:
         """Return forecasts (n_series, horizon) made at ``origin`` (index of the last known period)."""
@@ -116,8 +138,38 @@ class FittedLightGBM:
         return np.clip(pred, 0.0, cap).reshape(n, horizon)
 
 
+class StopAfter:
+    """LightGBM callback: early stopping on the first validation metric that keeps the best round
+    at or after ``min_rounds`` and stops ``patience`` rounds without improvement after it."""
+
+    order = 30  # after the evaluation that fills ``evaluation_result_list``
+
+    def __init__(self, min_rounds: int, patience: int) -> None:
+        self.min_rounds = max(1, min_rounds)
+        self.patience = patience
+        self.best = math.inf
+        self.best_round = 0
+        self.best_scores: list[Any] = []
+
+    def __call__(self, env: Any) -> None:
+        """Record the round's validation score; raise EarlyStopException when it is time to stop."""
+        done = env.iteration + 1  # rounds trained so far
+        if done < self.min_rounds or not env.evaluation_result_list:
+            return
+        score = float(env.evaluation_result_list[0][2])
+        if score < self.best or not self.best_round:
+            self.best, self.best_round, self.best_scores = score, done, list(env.evaluation_result_list)
+        if done - self.best_round >= self.patience:
+            raise lgb.callback.EarlyStopException(self.best_round - 1, self.best_scores)
+
+
 def fit_lightgbm(ctx: FeatureContext, cutoff: int, horizon: int, config: LightGBMConfig) -> FittedLightGBM:
-    """Return the global model trained on every target period ``<= cutoff``."""
+    """Return the global model trained on every target period ``<= cutoff``.
+
+    With ``config.early_stopping_rounds`` and at least ``config.min_validation_rows`` rows whose
+    target falls in the last ``horizon`` periods up to the cutoff, those rows are the validation
+    slice: the model is trained on the older rows and keeps its best round.
+    """
     n = ctx.values.shape[0]
     rows, origins, steps = training_rows(
         n, cutoff, horizon, ctx.frequency, config.max_train_rows, config.random_state
@@ -129,9 +181,60 @@ def fit_lightgbm(ctx: FeatureContext, cutoff: int, horizon: int, config: LightGB
         x, scale = build_features(ctx, rows, origins, steps)
     y = ctx.values[rows, origins + steps] / scale
     columns = list(x.columns)
+    recent = origins + steps > cutoff - horizon
+    n_valid = int(recent.sum())
+    stop = config.early_stopping_rounds
+    if stop and n_valid >= config.min_validation_rows and len(rows) - n_valid >= 10:
+        older = ~recent
+        data = lgb.Dataset(x[older], label=y[older], categorical_feature=CATEGORICAL, free_raw_data=True)
+        valid = lgb.Dataset(x[recent], label=y[recent], reference=data)
+        stopper = StopAfter(min(config.min_rounds, config.num_boost_round), stop)
+        booster = lgb.train(
+            config.params(int(older.sum())),
+            data,
+            num_boost_round=config.num_boost_round,
+            valid_sets=[valid],
+            callbacks=[stopper],
+        )
+        booster.best_iteration = stopper.best_round  # predict() uses it
+        return FittedLightGBM(
+            booster, columns, int(older.sum()), rounds=stopper.best_round, n_validation=n_valid
+        )
     data = lgb.Dataset(x, label=y, categorical_feature=CATEGORICAL, free_raw_data=True)
     booster = lgb.train(config.params(len(rows)), data, num_boost_round=config.num_boost_round)
-    return FittedLightGBM(booster, columns, len(rows))
+    return FittedLightGBM(booster, columns, len(rows), rounds=config.num_boost_round)
+
+
+def fit_models(
+    ctx: FeatureContext, cutoffs: list[int], horizon: int, config: LightGBMConfig
+) -> tuple[dict[int, FittedLightGBM], int | None]:
+    """Return ({cutoff: model} for the distinct ``cutoffs``, the rounds early stopping chose or None).
+
+    The earliest cutoff's model is fitted first, with early stopping when ``config`` asks for it
+    and its validation slice is large enough; every later model is trained on all its rows for
+    the rounds found there, else for ``num_boost_round`` (known at the
+    earliest cutoff, so no model chooses its rounds on data after its own cutoff).  The later
+    fits are independent: ``config.workers`` threads fit them side by side (LightGBM releases the
+    GIL while it trains), with the same models as one at a time.
+    """
+    order = sorted(set(cutoffs))
+    if not order:
+        return {}, None
+    first = fit_lightgbm(ctx, order[0], horizon, config)
+    chosen = first.rounds if first.booster is not None and first.n_validation else None
+    # no early stopping at the first fit (too few recent rows): the configured rounds for all
+    later = replace(config, num_boost_round=chosen or config.num_boost_round, early_stopping_rounds=None)
+    fitted = {order[0]: first}
+    rest = order[1:]
+    if config.workers > 1 and len(rest) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(config.workers, len(rest))) as pool:
+            models = list(pool.map(lambda c: fit_lightgbm(ctx, c, horizon, later), rest))
+    else:
+        models = [fit_lightgbm(ctx, c, horizon, later) for c in rest]
+    fitted.update(zip(rest, models, strict=True))
+    return fitted, chosen
 
 
 def refit_origins(origins: list[int], fits: int | None) -> list[int]:

@@ -195,7 +195,7 @@ def decision_classes(values: np.ndarray, thresholds: dict[int, np.ndarray]) -> n
 
 
 def shap_contributions(
-    booster: lgb.Booster, x: pd.DataFrame, threads: int = 1
+    booster: lgb.Booster, x: pd.DataFrame, threads: int = 1, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Return (SHAP contributions of every row of ``x``, sum of their per-tree magnitudes or None).
 
@@ -208,27 +208,49 @@ def shap_contributions(
     zero, within 1e-9 of the per-tree magnitudes) are recomputed with ``pred_contrib`` itself
     by :func:`top_drivers`. The magnitudes are None when LightGBM computed every row itself
     (fewer than two rows, non-numeric columns, categorical splits or several trees per round).
+    ``workers`` > 1: the trees are split into that many contiguous runs explained side by side in
+    threads, each with its own copy of the booster (LightGBM releases the GIL while it predicts);
+    the runs' sums are added in order.
     """
     numeric = all(pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t) for t in x.dtypes)
     trees = _tree_thresholds(booster) if numeric and booster.num_model_per_iteration() == 1 else None
     if trees is None or len(x) < 2:
         return np.asarray(booster.predict(x, pred_contrib=True, num_threads=threads))[:, :-1], None
     values = x.to_numpy(dtype="float64", na_value=np.nan)
-    total = np.zeros(values.shape, dtype="float64")
-    magnitude = np.zeros(values.shape, dtype="float64")
-    for i, thresholds in enumerate(trees):
-        if not thresholds:
-            continue  # a single leaf: only the bias
-        _, first, inverse = np.unique(
-            decision_classes(values, thresholds), return_index=True, return_inverse=True
-        )
-        part = np.asarray(
-            booster.predict(
-                x.iloc[first], start_iteration=i, num_iteration=1, pred_contrib=True, num_threads=threads
+    per_tree = trees
+
+    def explain(own: lgb.Booster, first_tree: int, last_tree: int) -> tuple[np.ndarray, np.ndarray]:
+        total = np.zeros(values.shape, dtype="float64")
+        magnitude = np.zeros(values.shape, dtype="float64")
+        for i in range(first_tree, last_tree):
+            if not per_tree[i]:
+                continue  # a single leaf: only the bias
+            _, first, inverse = np.unique(
+                decision_classes(values, per_tree[i]), return_index=True, return_inverse=True
             )
-        )[:, :-1]
-        total += part[inverse]
-        magnitude += np.abs(part)[inverse]
+            part = np.asarray(
+                own.predict(
+                    x.iloc[first], start_iteration=i, num_iteration=1, pred_contrib=True, num_threads=threads
+                )
+            )[:, :-1]
+            total += part[inverse]
+            magnitude += np.abs(part)[inverse]
+        return total, magnitude
+
+    runs = max(1, min(workers, len(trees)))
+    if runs == 1:
+        return explain(booster, 0, len(trees))
+    from concurrent.futures import ThreadPoolExecutor
+
+    edges = np.linspace(0, len(trees), runs + 1).round().astype(int)
+    text = booster.model_to_string()
+    copies = [booster, *(lgb.Booster(model_str=text) for _ in range(runs - 1))]
+    with ThreadPoolExecutor(max_workers=runs) as pool:
+        parts = list(pool.map(explain, copies, edges[:-1].tolist(), edges[1:].tolist()))
+    total, magnitude = parts[0]
+    for t, m in parts[1:]:
+        total += t
+        magnitude += m
     return total, magnitude
 
 
@@ -245,17 +267,20 @@ def _ambiguous_rows(contrib: np.ndarray, magnitude: np.ndarray, n: int) -> np.nd
     return np.flatnonzero(near_zero | near_tie)
 
 
-def top_drivers(booster: lgb.Booster, x: pd.DataFrame, n: int = 3, threads: int = 1) -> list[str]:
+def top_drivers(
+    booster: lgb.Booster, x: pd.DataFrame, n: int = 3, threads: int = 1, workers: int = 1
+) -> list[str]:
     """Return per row the ``n`` features with the largest SHAP contribution, e.g. 'recency_days (-), ...'.
 
     The same text as ranking ``pred_contrib`` of every row: contributions come from
-    :func:`shap_contributions` (each tree explained once per class of rows), and rows whose
-    ranking or signs sit within rounding of a tie are ranked from ``pred_contrib`` itself.
+    :func:`shap_contributions` (each tree explained once per class of rows; ``workers`` runs of
+    trees side by side), and rows whose ranking or signs sit within rounding of a tie are ranked
+    from ``pred_contrib`` itself, so the text is the same for any ``workers``.
     """
     names = np.asarray(x.columns)
     if not len(x):
         return []
-    contrib, magnitude = shap_contributions(booster, x, threads)
+    contrib, magnitude = shap_contributions(booster, x, threads, workers)
     if magnitude is None:
         return _driver_text(contrib, names, n)
     redo = _ambiguous_rows(contrib, magnitude, n)
@@ -313,8 +338,13 @@ def _probability(model: StoredModel, raw: np.ndarray) -> np.ndarray:
     return platt_apply(raw, float(cal["slope"]), float(cal["intercept"]))
 
 
-def predict_frame(features: pd.DataFrame, model: StoredModel, threads: int = 1) -> pd.DataFrame:
-    """Return the prediction columns (sales, interval, probability, drivers...) for feature rows."""
+def predict_frame(
+    features: pd.DataFrame, model: StoredModel, threads: int = 1, workers: int = 1
+) -> pd.DataFrame:
+    """Return the prediction columns (sales, interval, probability, drivers...) for feature rows.
+
+    ``workers``: threads explaining the top drivers side by side (the text does not depend on it).
+    """
     n = len(features)
     extra = btyd_columns(features, model) if n else {}
     if extra:
@@ -328,7 +358,7 @@ def predict_frame(features: pd.DataFrame, model: StoredModel, threads: int = 1) 
         high = np.asarray(boosters["q90"].predict(x, num_threads=threads))
         out["predicted_sales_low"] = np.round(np.minimum(low, sales), 2)
         out["predicted_sales_high"] = np.round(np.maximum(high, sales), 2)
-        out["top_drivers"] = top_drivers(boosters["sales"], x, threads=threads)
+        out["top_drivers"] = top_drivers(boosters["sales"], x, threads=threads, workers=workers)
     else:
         if model.sales_method == "bgnbd":
             sales = features["btyd_sales"].to_numpy(dtype="float64") if n else np.zeros(0)

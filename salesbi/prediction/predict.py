@@ -31,6 +31,7 @@ Method (see docs/segmentation.md):
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -217,25 +218,42 @@ def fit_boosters(
     rounds: int,
     threads: int = 1,
     names: tuple[str, ...] = BOOSTERS,
+    workers: int = 1,
 ) -> dict[str, lgb.Booster]:
     """Return the boosters ``names`` (of sales, order, q10, q90) fitted on ``train``.
 
     Each booster is trained on its own (same data, same seed), so fitting fewer changes none.
+    The rows are binned once: sales, q10 and q90 share one LightGBM Dataset (same label), the
+    order model's reuses its bins.  ``workers`` > 1: the fits run side by side in threads
+    (LightGBM releases the GIL while it trains; the boosters are the same as one at a time).
     """
     x = train[list(MODEL_FEATURES)]
     sales = train["target_sales"].to_numpy(dtype="float64")
     ordered = train["target_ordered"].to_numpy(dtype="float64")
     specs = {
-        "sales": (lgb_params("regression", random_state, threads), sales),
-        "order": (lgb_params("binary", random_state, threads), ordered),
-        "q10": (lgb_params("quantile", random_state, threads, alpha=0.1), sales),
-        "q90": (lgb_params("quantile", random_state, threads, alpha=0.9), sales),
+        "sales": lgb_params("regression", random_state, threads),
+        "order": lgb_params("binary", random_state, threads),
+        "q10": lgb_params("quantile", random_state, threads, alpha=0.1),
+        "q90": lgb_params("quantile", random_state, threads, alpha=0.9),
     }
-    return {
-        name: lgb.train(params, lgb.Dataset(x, label=y, free_raw_data=True), num_boost_round=rounds)
-        for name, (params, y) in specs.items()
-        if name in names
-    }
+    wanted = [name for name in specs if name in names]
+    if not wanted:
+        return {}
+    binning = lgb_params("regression", random_state, threads)
+    sales_set = lgb.Dataset(x, label=sales, params=binning, free_raw_data=True).construct()
+    sets = {name: sales_set for name in wanted}
+    if "order" in wanted:
+        sets["order"] = lgb.Dataset(
+            x, label=ordered, params=binning, reference=sales_set, free_raw_data=True
+        ).construct()
+
+    def fit(name: str) -> lgb.Booster:
+        return lgb.train(specs[name], sets[name], num_boost_round=rounds)
+
+    if workers > 1 and len(wanted) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(wanted))) as pool:
+            return dict(zip(wanted, pool.map(fit, wanted), strict=True))
+    return {name: fit(name) for name in wanted}
 
 
 def published_boosters(sales_method: str, probability_method: str) -> tuple[str, ...]:
@@ -474,11 +492,14 @@ def predict_customer_sales(
     boost_rounds: int = BOOST_ROUNDS,
     created_at: datetime | None = None,
     threads: int = 1,
+    workers: int = 1,
 ) -> PredictionResult:
     """Return next-``horizon_days`` sales and order-probability predictions for every customer with an order.
 
     ``employees`` (optional) fills ``sales_rep_name``. ``threads``: LightGBM threads for the fits
-    and the scoring (the trees do not depend on it). See the module docstring for the method.
+    and the scoring (the trees do not depend on it). ``workers``: boosters fitted side by side in
+    threads, and the final model's training rows built while the holdout model trains (the
+    results do not depend on it). See the module docstring for the method.
     """
     if horizon_days < 7:
         raise ConfigurationError(f"horizon_days must be at least 7, got {horizon_days}")
@@ -513,30 +534,53 @@ def predict_customer_sales(
         "eval_window": [e.date().isoformat(), (t - timedelta(days=1)).date().isoformat()],
     }
     eval_boosters = None
+    final_origins = origins(e, start, horizon_days, first_orders) if rolling else [e]
+    final_train: pd.DataFrame | None = None
     if len(holdout):
-        eval_boosters = (
-            None if thin else fit_boosters(_cap(fit_rows, random_state), random_state, boost_rounds, threads)
-        )
+        if thin:
+            eval_boosters = None
+        elif workers > 1 and rolling:
+            # the final model's rows (BG/NBD fits at its new cutoffs) are built while the holdout
+            # model trains: the same cutoffs in the same order as after it, so the same frames
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                job = pool.submit(
+                    fit_boosters,
+                    _cap(fit_rows, random_state),
+                    random_state,
+                    boost_rounds,
+                    threads,
+                    BOOSTERS,
+                    workers,
+                )
+                final_train = training_frame(prepared, final_origins, horizon_days, cache)
+                eval_boosters = job.result()
+        else:
+            eval_boosters = fit_boosters(
+                _cap(fit_rows, random_state), random_state, boost_rounds, threads, BOOSTERS, workers
+            )
         metrics.update(evaluate(holdout, eval_boosters, random_state))
     metrics["train_rows_eval_model"] = len(fit_rows)
     chosen = choose_methods(metrics, thin)
     metrics.update(chosen)
     sales_method = chosen["sales_method"]
     probability_method = chosen["probability_method"]
-    final_origins = origins(e, start, horizon_days, first_orders) if rolling else [e]
     calibration: dict[str, float] = {}
     if probability_method == "lightgbm_calibrated" and eval_boosters is not None:
         raw = np.asarray(eval_boosters["order"].predict(holdout[list(MODEL_FEATURES)]))
         slope, intercept = platt_fit(raw, holdout["target_ordered"].to_numpy())
         calibration = {"slope": slope, "intercept": intercept}
     if not thin and "lightgbm" in (sales_method, probability_method.removesuffix("_calibrated")):
-        final_train = at_e if not rolling else training_frame(prepared, final_origins, horizon_days, cache)
+        if final_train is None:
+            final_train = (
+                at_e if not rolling else training_frame(prepared, final_origins, horizon_days, cache)
+            )
         boosters = fit_boosters(
             _cap(final_train, random_state),
             random_state,
             boost_rounds,
             threads,
             published_boosters(sales_method, probability_method),
+            workers,
         )
         metrics["train_rows_final_model"] = len(final_train)
 
@@ -592,7 +636,7 @@ def predict_customer_sales(
     )
     model.stamp(created_at or utc_now())
 
-    frame = predict_frame(features[list(FEATURES)], model, threads=threads)
+    frame = predict_frame(features[list(FEATURES)], model, threads=threads, workers=workers)
     frame = _with_names(frame, lines, customers, employees)
     frame["as_of_date"] = t
     frame["horizon_days"] = horizon_days
