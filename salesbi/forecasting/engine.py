@@ -33,7 +33,7 @@ from salesbi.forecasting.evaluate import (
     wape,
 )
 from salesbi.forecasting.features import MIN_HISTORY, FeatureContext, holiday_matrix, series_scale
-from salesbi.forecasting.lgbm import LightGBMConfig, fit_models, refit_origins
+from salesbi.forecasting.lgbm import FittedLightGBM, LightGBMConfig, fit_models, refit_origins
 from salesbi.forecasting.series import SEASON, SeriesPanel, period_range
 
 #: every model, simplest first (the tie rule's order)
