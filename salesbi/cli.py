@@ -228,7 +228,8 @@ def run(
         int | None,
         typer.Option(
             min=1,
-            help="independent model fits trained side by side, one thread each (default: the usable cores)",
+            help="independent model fits, and the model steps, side by side, one thread each "
+            "(default: the usable cores; 1: one after another, less memory)",
         ),
     ] = None,
     forecast_frequency: Annotated[

@@ -128,8 +128,9 @@ class RunOptions(BaseModel):
         le=256,
         description=(
             "independent LightGBM fits of a model step trained side by side, each in its own thread "
-            "with model_threads threads (the models do not depend on it); default: the cores this "
-            "process may use"
+            "with model_threads threads, and in `salesbi run` the model steps themselves (segments, "
+            "predictions, forecast: at most this many at once; 1 runs them one after another, which "
+            "holds less memory); the models do not depend on it; default: the cores this process may use"
         ),
     )
     connect_timeout: int = Field(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
@@ -741,6 +742,34 @@ def call_directly(stage: Stage, ctx: RunContext, done: Results) -> StageResult |
     return stage.run(ctx, done)
 
 
+def call_models_in_threads(
+    stages: Sequence[Stage], ctx: RunContext, done: Results
+) -> Mapping[str, StageResult | StepSkipped]:
+    """Return each model stage's result (or the StepSkipped it raised), run side by side in threads.
+
+    The model steps are independent of each other and spend most of their time where the GIL
+    is released (LightGBM, numpy): on a machine with more than one core they overlap, at most
+    ``params.fit_workers`` at a time (each holds its own working memory). A failure of one step
+    fails the run once every step has ended (its step is recorded).
+    """
+    out: dict[str, StageResult | StepSkipped] = {}
+    workers = max(1, min(len(stages), ctx.params.fit_workers))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="salesbi-model") as pool:
+        futures = {stage.name: pool.submit(stage.run, ctx, done) for stage in stages}
+    for name, future in futures.items():
+        try:
+            result = future.result()
+        except StepSkipped as skipped:
+            out[name] = skipped
+            continue
+        except BaseException:
+            ctx.summary.failed_step = ctx.summary.failed_step or name
+            raise
+        if result is not None:
+            out[name] = result
+    return out
+
+
 def execute(
     execution: Execution,
     stages: Sequence[Stage],
@@ -829,6 +858,8 @@ def run_pipeline(
     ``params.lock_timeout`` seconds, then fails with a message naming the first).
     """
     execution = Execution(start_run(params, flow=flow, run_id=run_id, progress=progress))
+    # the model steps overlap where cores allow (params.model_workers; 1 runs them one after another)
+    side_by_side = call_models_in_threads if params.fit_workers > 1 else None
     with run_lock(params.out_dir, execution.run_id, timeout=params.lock_timeout), recorded(execution):
-        execute(execution, plan(params.steps))
+        execute(execution, plan(params.steps), call_models=side_by_side)
     return execution.summary
