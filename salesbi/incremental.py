@@ -419,8 +419,11 @@ def store_hashes(
         frame = frame.dropna(subset=["row_key"]).drop_duplicates("row_key", keep="last")
         if not len(frame):
             continue
-        frame["table_name"] = name
-        frame["run_id"] = run_id
+        # one code per row, not the same text per row (issue 18 memory); the load writes the text
+        frame["table_name"] = pd.Categorical.from_codes(
+            np.zeros(len(frame), dtype=np.int8), categories=[name]
+        )
+        frame["run_id"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), categories=[run_id])
         mine = table.c.table_name == name
         if changes.mode == "full":
             conn.execute(table.delete().where(mine))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -125,9 +126,11 @@ def _staging_frame(frame: pd.DataFrame, accepted: pd.DataFrame, run_id: str, spe
     rejected = ~frame.index.isin(accepted.index)
     # a rejected value the database would refuse must not abort the load (it is kept in the audit)
     out = storable(frame, spec, rejected) if rejected.any() else frame.copy(deep=False)  # copy-on-write
-    out[RUN_ID] = run_id
-    out[STATUS] = pd.Series(frame.index.isin(accepted.index), index=frame.index, dtype="boolean").map(
-        {True: "accepted", False: "rejected"}
+    # the run id and the status as categoricals: one byte per row, not a string per row (the load
+    # writes their text; issue 18 memory)
+    out[RUN_ID] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), categories=[run_id])
+    out[STATUS] = pd.Categorical.from_codes(
+        np.where(rejected, 1, 0).astype(np.int8), categories=["accepted", "rejected"]
     )
     return out
 

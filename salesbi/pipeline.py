@@ -820,18 +820,32 @@ def _added(ctx: RunContext, done: Results, stage: str, result: StageResult | Non
     return done.add(stage, result)
 
 
+#: the core tables with a row per order or order line: the fact table holds them once it is built
+ORDER_LINES = frozenset({"orders", "order_items"})
+
+
 def release(done: Results, remaining: Sequence[Stage]) -> Results:
     """Return ``done`` without the large results no remaining stage needs (memory stays one copy of the data).
 
     The source tables go once ingested; the core frames once the report and model
-    stages have run; the validated rows handed to the core stage once it has them.
-    What the run's record and artifacts read (warehouse, counts, published frames) stays.
+    stages have run, and their order lines (``orders``, ``order_items``) as soon as the
+    fact table holds every line (the model stages read the lines from the fact); the
+    validated rows handed to the core stage once it has them. What the run's record and
+    artifacts read (warehouse, counts, published frames) stays.
     """
     needed = {n for stage in remaining for n in stage.needs}
     if "source tables" not in needed and "read" in done.by_stage:
         done = done.replace("read", None)
     if "core frames" not in needed and "core" in done.by_stage:
         done = done.replace("core", None)
+    core = done.by_stage.get("core")
+    if (
+        isinstance(core, CoreFrames)
+        and ORDER_LINES & set(core.tables)
+        and "fact_order_lines" in done.frames()
+    ):
+        kept = {name: frame for name, frame in core.tables.items() if name not in ORDER_LINES}
+        done = done.replace("core", dataclass_replace(core, tables=kept))
     ingested = done.by_stage.get("ingest")
     if isinstance(ingested, Ingested) and ingested.core is not None and "core" in done.by_stage:
         done = done.replace("ingest", dataclass_replace(ingested, core=None))

@@ -67,7 +67,8 @@ def conform(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
         try:
             family = c.spec.family
             if family == "temporal":
-                s = pd.to_datetime(s).astype(dtype)
+                if s.dtype != dtype:  # already of its dtype: not copied
+                    s = pd.to_datetime(s).astype(dtype)
             elif family == "text":
                 s = s.astype("string")
             elif dtype == "float64" and s.dtype == object:  # pd.NA/None mixed in: via the nullable dtype
@@ -77,7 +78,8 @@ def conform(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{table.name}.{c.name}: cannot cast to {dtype}: {exc}") from exc
         out[c.name] = s
-    return pd.DataFrame(out, index=frame.index)
+    # copy-on-write: a column that already has its dtype is shared, not copied
+    return pd.DataFrame(out, index=frame.index, copy=False)
 
 
 def to_arrow(frame: pd.DataFrame, table: Table) -> pa.Table:

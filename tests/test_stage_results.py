@@ -64,3 +64,23 @@ def test_large_results_are_released_after_their_last_use() -> None:
     after_models = release(after_core, stages[names.index("forecast") + 1 :])
     assert after_models.find(CoreFrames) is None  # insights and publish need frames, not core
     assert [s.name for s in STAGES][-2:] == ["publish", "powerbi"]
+
+
+def test_the_order_lines_of_core_go_once_the_fact_holds_them() -> None:
+    core = {"orders": _frame(3), "order_items": _frame(5), "customers": _frame(2), "offices": _frame(1)}
+    stages = plan(("ingest", "reports", "segments", "predictions", "forecast"))
+    names = [s.name for s in stages]
+    done = Results().add("core", CoreFrames(core, "this run"))
+    # before the reports stage: the fact is built from the order lines, they stay
+    assert release(done, stages[names.index("core") + 1 :]).need(CoreFrames, "reports").tables is core
+    after_reports = release(
+        done.add("reports", Frames({"fact_order_lines": _frame(5)})), stages[names.index("reports") + 1 :]
+    )
+    kept = after_reports.need(CoreFrames, "segments")
+    assert sorted(kept.tables) == ["customers", "offices"] and kept.origin == "this run"
+    assert kept.tables["customers"] is core["customers"]  # the other tables are not copied
+    # a report stage that built no fact (e.g. push-down without it): the model stages build it from core
+    no_fact = release(
+        done.add("reports", Frames({"sales_monthly": _frame(1)})), stages[names.index("reports") + 1 :]
+    )
+    assert no_fact.need(CoreFrames, "segments").tables is core

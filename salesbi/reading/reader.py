@@ -420,7 +420,8 @@ class _SourceReader:
                     series = series.mask(fill_mask, fill)
             out[cname] = series.reset_index(drop=True)
         frame = pd.DataFrame(out)
-        frame[SOURCE_FILE] = work[SOURCE_FILE].astype("string").reset_index(drop=True)
+        # one code per row, not the file's name per row (issue 18 memory); its values are the names
+        frame[SOURCE_FILE] = work[SOURCE_FILE].astype("string").astype("category").reset_index(drop=True)
         frame[SOURCE_LINE] = work[SOURCE_LINE].astype("Int64").reset_index(drop=True)
         if rows.line_faults is not None and len(rows.line_faults):
             fault_parts.insert(0, rows.line_faults)

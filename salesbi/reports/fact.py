@@ -93,6 +93,10 @@ def build_fact_order_lines(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
     ``core`` maps canonical table names to frames with the contract's columns.
     Lines whose order is unknown are not in the result (validation rejects them
     before they reach ``core``).
+
+    Memory: each column is built once and the frame is assembled from them without a
+    copy (no column inserted one by one, no reordering copy, no per-line customer
+    country and city: the geography key is made per customer and taken per line).
     """
     items = core["order_items"]
     orders, customers = core["orders"], core["customers"]
@@ -111,45 +115,53 @@ def build_fact_order_lines(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
         ),
         sort_keys=[("o", "ascending"), ("l", "ascending")],
     ).to_numpy()
+    del order_ids
     item_row = item_row[by_order_and_line]
     order_row = order_row[item_row]
-    f = pd.DataFrame(
-        {
-            c: _take(items[c], item_row)
-            for c in ("order_id", "line_number", "product_id", "quantity", "unit_price", "discount")
-        }
-    )
-    for c in ("customer_id", "employee_id", "order_date", "shipped_date", "status"):
+    f: dict[str, pd.Series | np.ndarray] = {c: _take(items[c], item_row) for c in ("order_id", "line_number")}
+    for c in ("order_date", "shipped_date"):
         f[c] = _take(orders[c], order_row)
-    customer_row = _positions(_text(f["customer_id"]), customers, "customer_id", "customers")
-    for c in ("sales_rep_id", "country", "city"):
-        f[c] = _take(customers[c], customer_row)
-    product_row = _positions(_text(f["product_id"]), products, "product_id", "products")
-    for c in ("product_line_id", "unit_cost"):
-        f[c] = _take(products[c], product_row)
-    f["employee_id"] = f["employee_id"].fillna(f["sales_rep_id"])
+    customer_id = f["customer_id"] = _take(orders["customer_id"], order_row)
+    product_id = f["product_id"] = _take(items["product_id"], item_row)
+    status = f["status"] = _take(orders["status"], order_row)
+    customer_row = _positions(_text(customer_id), customers, "customer_id", "customers")
+    product_row = _positions(_text(product_id), products, "product_id", "products")
+    f["product_line_id"] = _take(products["product_line_id"], product_row)
+    employee = _take(orders["employee_id"], order_row).fillna(_take(customers["sales_rep_id"], customer_row))
+    f["employee_id"] = employee
     f["office_id"] = _take(
-        employees["office_id"], _positions(_text(f["employee_id"]), employees, "employee_id", "employees")
+        employees["office_id"], _positions(_text(employee), employees, "employee_id", "employees")
+    )
+    # the customer's '<country>|<city>', made once per customer; a line whose customer is unknown
+    # gets the key of an unknown country and city, as geography_key(null, null) gives
+    f["geography_key"] = _take(geography_key(customers["country"], customers["city"]), customer_row).fillna(
+        geography_key(pd.Series([pd.NA], dtype="string"), pd.Series([pd.NA], dtype="string")).iloc[0]
     )
 
-    qty = f["quantity"].astype("float64")
-    price = f["unit_price"].astype("float64")
-    discount = f["discount"].astype("float64").fillna(0.0)
+    qty = _take(items["quantity"], item_row)
+    f["quantity"] = qty
+    qty = qty.astype("float64")
+    price = _take(items["unit_price"], item_row).astype("float64")
+    discount = _take(items["discount"], item_row).astype("float64").fillna(0.0)
+    unit_cost = _take(products["unit_cost"], product_row).astype("float64")
     gross = qty * price
+    f["unit_price"] = price
     f["discount"] = discount
-    f["revenue"] = (gross * (1.0 - discount)).round(2)
+    revenue = (gross * (1.0 - discount)).round(2)
+    f["revenue"] = revenue
     f["discount_amount"] = (gross * discount).round(2)
-    f["cost"] = (qty * f["unit_cost"].astype("float64")).round(2)
-    f["gross_profit"] = (f["revenue"] - f["cost"]).round(2)
+    del gross
+    cost = (qty * unit_cost).round(2)
+    f["cost"] = cost
+    gross_profit = (revenue - cost).round(2)
+    f["gross_profit"] = gross_profit
     # a line with a negative quantity on a cancelled order is a return (a credit note's line): it is not
     # a cancelled sale but nets off sales, so it keeps its (negative) revenue in net sales
     returned = qty.to_numpy(dtype="float64", na_value=0.0) < 0
-    cancelled = f["status"].isin(CANCELLED_STATUSES).to_numpy(dtype=bool) & ~returned
+    cancelled = status.isin(CANCELLED_STATUSES).to_numpy(dtype=bool) & ~returned
     f["is_cancelled"] = cancelled
-    f["net_sales"] = np.where(cancelled, 0.0, f["revenue"])
-    f["net_profit"] = np.where(cancelled, 0.0, f["gross_profit"])
+    f["net_sales"] = np.where(cancelled, 0.0, revenue)
     # a cancelled line of a product without cost still has an unknown profit, not zero
-    f.loc[f["gross_profit"].isna(), "net_profit"] = np.nan
-
-    f["geography_key"] = geography_key(f["country"], f["city"])
-    return f[FACT_ORDER_LINES.column_names]
+    profit = gross_profit.to_numpy(dtype="float64", na_value=np.nan)
+    f["net_profit"] = np.where(cancelled & ~np.isnan(profit), 0.0, profit)
+    return pd.DataFrame({c: f[c] for c in FACT_ORDER_LINES.column_names}, copy=False)

@@ -205,7 +205,8 @@ def _product_lines(ctx: ReportContext, key: str) -> pd.DataFrame:
             "discount_amount": s["discount_amount"].to_numpy(dtype="float64", na_value=0.0),
             "sales_last_12m": np.where(in_last.to_numpy(), sales, 0.0),
             "sales_prior_12m": np.where(in_prior.to_numpy(), sales, 0.0),
-        }
+        },
+        copy=False,  # the arrays are this function's own: no consolidating copy of every line
     )
     g = work.groupby(key, sort=True, observed=True, dropna=True)
     out = g.agg(

@@ -33,9 +33,14 @@ def rows_per_statement(n_columns: int, max_params: int = MSSQL_MAX_PARAMS) -> in
     return max(1, (max_params - 1) // max(1, n_columns))
 
 
+def _decoded(arr: pa.Array) -> pa.Array:
+    """Return ``arr`` with its values spelled out when it is dictionary-encoded (a pandas categorical)."""
+    return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
+
+
 def _column_values(series: pd.Series, sql_column: sa.Column[Any]) -> list[Any]:
     """Return a column's values as DB-API-ready Python objects (None for nulls, ISO text for dates)."""
-    arr = pa.Array.from_pandas(series)
+    arr = _decoded(pa.Array.from_pandas(series))
     type_ = sql_column.type
     if isinstance(type_, sa.Date) or pa.types.is_date(arr.type):
         if pa.types.is_timestamp(arr.type):
@@ -103,7 +108,7 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> N
 def _arrow_column(series: pd.Series, sql_column: sa.Column[Any]) -> pa.Array:
     """Return a column as an Arrow array for the CSV writer (nulls as nulls, dates as days)."""
     try:
-        arr = pa.Array.from_pandas(series)  # NaN in a float column is a null, as in pandas
+        arr = _decoded(pa.Array.from_pandas(series))  # NaN in a float column is a null, as in pandas
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects: their text, as the database would
         arr = pa.Array.from_pandas(series.astype("string"))
     type_ = sql_column.type
