@@ -32,6 +32,7 @@ from salesbi.warehouse.load import (
     rows_per_statement,
     upsert_statement,
 )
+from tests.conftest import drop_pg_schemas
 
 OFFICES = pd.DataFrame(
     {
@@ -45,14 +46,6 @@ OFFICES = pd.DataFrame(
 )
 
 
-def _fresh_pg_schemas(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for schema in SCHEMAS:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.integration])])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """An empty warehouse with every table created, on SQLite or PostgreSQL."""
@@ -60,7 +53,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
         url = f"sqlite:///{tmp_path / 'wh.db'}"
     else:
         url = request.getfixturevalue("pg_url")
-        _fresh_pg_schemas(url)
+        drop_pg_schemas(url)
     eng = create_engine(url)
     ensure_schemas(eng)
     warehouse_metadata().create_all(eng)
