@@ -240,8 +240,7 @@ def read_core(engine: Engine, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
 def needs_no_core(params: PipelineParams) -> bool:
     """Return whether no selected step reads core as frames: reports built inside the warehouse
     (``reports_in="warehouse"``) and no model step (the models read the run's core frames)."""
-    models = {"segments", "predictions", "forecast"}
-    return params.reports_in == "warehouse" and not set(params.steps) & models
+    return params.reports_in == "warehouse" and not set(params.steps) & set(MODEL_FITS)
 
 
 def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
