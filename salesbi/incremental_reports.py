@@ -102,7 +102,7 @@ def capture_changed_orders(engine: sa.Engine, metadata: sa.MetaData, changes: An
     the first line of each (a return line is not a cancelled sale) of every order to validate.
     """
     if changes.mode == "full":
-        return unsplicable("full ingest: every row was reloaded, the changed orders are not known")
+        return unsplicable("full ingest (a first load or ingest_mode=full): the changed orders are not known")
     products = changes.tables.get("products")
     if products is not None and products.rewrite:
         return unsplicable(

@@ -1,4 +1,4 @@
-"""The monthly report tables spliced for the affected months equal a full rebuild (``salesbi.incremental_reports``).
+"""Spliced monthly report tables equal a full rebuild (``salesbi.incremental_reports``), library level.
 
 Library level, no warehouse: day 1 is a generated company's core; day 2 is day 1 with orders
 moved between months (old → old, old → a new month, into the first month), cancelled,
