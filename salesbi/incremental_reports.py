@@ -269,17 +269,21 @@ _SUMS = {
 def _recent_counts(ctx: ReportContext, added: np.ndarray) -> pd.DataFrame:
     """Return the customer counts of months ``added`` (after the previous tables' last), over every customer.
 
-    A customer counts in month m when it ordered in m, or churns in m (its order N months
-    before is its last so far): only customers with an order from the N months before the first
-    added month on can count, and their whole history says which count.
+    With N = churn_months: a customer is new, retained or regained in month m when it ordered in
+    m (which one: its whole history says, read for those customers only); it churns in m when its
+    order N months before has no successor up to m, which the orders from N months before the
+    first added month on tell (the last months only, not every customer's history).
     """
     n = ctx.params.churn_months
-    orders = ctx.orders
+    orders = ctx.orders[~ctx.orders["is_cancelled"].to_numpy(dtype=bool)]
     m = month_index(orders["order_date"]).to_numpy()
-    recent = (m >= added[0] - n) & ~orders["is_cancelled"].to_numpy(dtype=bool)
-    customers = _ids(orders.loc[recent, "customer_id"])
-    mine = orders["customer_id"].isin(customers).to_numpy(dtype=bool)
-    return monthly.customer_counts(monthly.active_pairs(orders[mine]), added, n)
+    recent = orders[m >= added[0] - n]
+    churned = monthly.customer_counts(monthly.active_pairs(recent), added, n)["churned"]
+    active = _ids(orders.loc[m >= added[0], "customer_id"])
+    history = orders[orders["customer_id"].isin(active).to_numpy(dtype=bool)]
+    counts = monthly.customer_counts(monthly.active_pairs(history), added, n)
+    counts["churned"] = churned.to_numpy()
+    return counts
 
 
 def splice(
