@@ -174,3 +174,39 @@ def test_affected_months_are_the_new_and_old_dates(day1: dict[str, pd.DataFrame]
     after = _ctx({**day1, "orders": orders}, 2)
     got = affected_months(after, _changed(before, {str(orders.loc[i, "order_id"])}))
     assert got.tolist() == [old.year * 12 + old.month - 1, old.year * 12 + old.month - 1 + 3]
+
+
+def test_previous_orders_read_from_core_are_what_the_fact_says(
+    warehouse: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The old state read from core before a load equals the report context's orders (SQLite, PostgreSQL)."""
+    from salesbi.incremental_reports import previous_orders
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import open_warehouse, run_pipeline
+
+    root = tmp_path_factory.mktemp("previous_orders")
+    generate_company(root / "day1", order_lines=3_000, seed=11)
+    # a cancelled order whose first line is a return (a credit note) is not a cancelled sale
+    items = pd.read_csv(root / "day1" / "order_items.csv", dtype=str, keep_default_na=False)
+    orders = pd.read_csv(root / "day1" / "orders.csv", dtype=str, keep_default_na=False)
+    order = orders.loc[orders["status"] == "cancelled", "order_id"].iloc[0]
+    lines = items.index[items["order_id"] == order]
+    first = lines[items.loc[lines, "line_number"].astype(int).argmin()]
+    items.loc[first, "quantity"] = "-" + items.loc[first, "quantity"]
+    items.to_csv(root / "day1" / "order_items.csv", index=False, lineterminator="\n")
+    params = PipelineParams(
+        source=root / "day1", warehouse_url=warehouse, out_dir=root / "out", steps=("ingest",)
+    )
+    run_pipeline(params)
+    ctx = _ctx(core_frames(read_source(root / "day1", "canonical")), 2)
+    expected = ctx.orders[COLS].sort_values("order_id", ignore_index=True)
+    assert not expected.set_index("order_id").loc[order, "is_cancelled"]
+    assert expected["is_cancelled"].any()
+    engine, metadata = open_warehouse(params)
+    try:
+        got = previous_orders(engine, metadata, [*sorted(expected["order_id"]), "no such order"])
+    finally:
+        engine.dispose()
+    got = got.sort_values("order_id", ignore_index=True)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert got["order_date"].dtype == expected["order_date"].dtype
