@@ -28,6 +28,7 @@ falls back to a full rebuild, with the reason in the run summary (``outputs.repo
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ from salesbi.reports.context import ReportContext
 from salesbi.reports.fact import CANCELLED_STATUSES
 from salesbi.reports.measures import month_index
 from salesbi.reports.tables import TABLES_BY_NAME
+
+log = logging.getLogger(__name__)
 
 #: the report tables that can be spliced month by month
 SPLICEABLE: tuple[str, ...] = ("sales_monthly", "customer_growth")
@@ -384,9 +387,11 @@ def monthly_tables(
                     if reason is None:
                         for name in SPLICEABLE:
                             decision.spliced[name] = labels
+                        log.info("monthly report tables spliced: months %s recomputed", ", ".join(labels))
                         return {**spliced, **out}
         for name in SPLICEABLE:
             decision.rebuilt[name] = str(reason)
+        log.info("monthly report tables built in full: %s", reason)
         return {
             "sales_monthly": monthly.build_sales_monthly(ctx),
             "customer_growth": monthly.build_customer_growth(ctx),
