@@ -192,9 +192,10 @@ def spliced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("day2_spliced")
     generate_company(root / "day1", order_lines=3_000, seed=13)
     next_day_drop(root / "day1", root / "day2", kind="snapshot", seed=3)
+    next_day_drop(root / "day1", root / "day2_new", kind="new_only", seed=3)
     edits = _edit_drop(root / "day2")
     day1 = _reports_run(root / "day1", root / "base")
-    for name in ("inc", "ingest_only", "churn", "no_parquet"):
+    for name in ("inc", "ingest_only", "churn", "no_parquet", "new_only"):
         shutil.copytree(root / "base", root / name)
     incremental = _reports_run(root / "day2", root / "inc")
     full = _reports_run(root / "day2", root / "full", ingest_mode="full")
@@ -293,3 +294,28 @@ def test_a_changed_product_or_a_full_load_is_not_spliced() -> None:
     assert full.reason is not None and full.reason.startswith("full ingest")
     product = capture_changed_orders(None, None, C("snapshot", {"products": T(frozenset({"P1"}))}))  # type: ignore[arg-type]
     assert product.reason == "1 product(s) changed: costs of old months may have changed"
+
+
+@pytest.mark.slow
+def test_a_new_only_drop_splices_too(spliced: dict[str, Any]) -> None:
+    # a drop of the day's new orders only (ingest mode new_only): the new month is added to the tables
+    root = spliced["root"]
+    doc = _reports_run(root / "day2_new", root / "new_only")
+    assert doc["outputs"]["ingest_changes"]["mode"] == "new_only"
+    assert set(doc["outputs"]["report_tables"]["spliced"]) == {"sales_monthly", "customer_growth"}
+    # the full rebuild of the same core: the report step alone into another output folder
+    params = PipelineParams(
+        source=root / "day2_new",
+        warehouse_url=f"sqlite:///{root / 'new_only' / 'wh.db'}",
+        out_dir=root / "new_only" / "rebuilt",
+        steps=("reports",),
+    )
+    run_pipeline(params)
+    rebuilt = json.loads((params.out_dir / "run_summary.json").read_text(encoding="utf-8"))
+    assert (
+        rebuilt["outputs"]["report_tables"]["rebuilt"]["sales_monthly"] == "no incremental ingest in this run"
+    )
+    for name in REPORT_TABLES:
+        spliced_table = _table(root / "new_only", name)
+        full = pd.read_parquet(params.parquet_dir / f"{name}.parquet")
+        pd.testing.assert_frame_equal(spliced_table, full, check_exact=True)
