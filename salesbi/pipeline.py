@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -57,6 +57,10 @@ from salesbi.stage_results import (
 from salesbi.types import conform
 from salesbi.warehouse.engine import connect_failure, create_engine, parse_url, redact, resolve_url
 from salesbi.warehouse.load import read_table, read_table_fast
+
+if TYPE_CHECKING:
+    from salesbi.incremental_reports import SpliceDecision
+    from salesbi.reports.build import MonthlyBuilder
 
 log = logging.getLogger(__name__)
 
@@ -296,10 +300,12 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
         return Frames(frames)
 
 
-def monthly_builder(ctx: RunContext, done: Results, churn_months: int, decision: Any) -> Any:
+def monthly_builder(
+    ctx: RunContext, done: Results, churn_months: int, decision: SpliceDecision
+) -> MonthlyBuilder:
     """Return the monthly tables' builder: spliced into the last run's on an incremental run, else full.
 
-    ``decision`` (a ``SpliceDecision``) records which tables were spliced or rebuilt, and why; the
+    ``decision`` records which tables were spliced or rebuilt, and why; the
     reports stage puts it into ``outputs.report_tables`` (``salesbi.incremental_reports``).
     """
     from salesbi.incremental_reports import monthly_tables, previous_tables
