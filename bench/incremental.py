@@ -137,6 +137,12 @@ def main() -> None:
         for label, result in (("day 2 incremental", incremental), ("day 2 full", full)):
             timings = result["summary"]["timings"]
             print(f"{label} per step: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+            record = result["summary"]["outputs"].get("report_tables")
+            if record:  # the monthly report tables: spliced or rebuilt (salesbi.incremental_reports)
+                print(
+                    f"{label} monthly tables: spliced {record['spliced']}, rebuilt {record['rebuilt']}, "
+                    f"{record['seconds']:.3f} s ({record['cpu_seconds']:.3f} s CPU)"
+                )
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -57,6 +57,10 @@ from salesbi.stage_results import (
 from salesbi.types import conform
 from salesbi.warehouse.engine import connect_failure, create_engine, parse_url, redact, resolve_url
 from salesbi.warehouse.load import read_table, read_table_fast
+
+if TYPE_CHECKING:
+    from salesbi.incremental_reports import SpliceDecision
+    from salesbi.reports.build import MonthlyBuilder
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +161,7 @@ def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
     """Return what validating and loading the read tables did in one transaction."""
     from salesbi.completeness import check_run
     from salesbi.incremental import hash_writer, select_drop_changes, with_unchanged
+    from salesbi.incremental_reports import capture_changed_orders
     from salesbi.ingest import core_keys, load_step, validate_step
     from salesbi.runlog import last_good_counts
 
@@ -172,6 +177,10 @@ def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
         )
         ctx.summary.outputs["ingest_changes"] = changes.summary()
         ctx.summary.notes.extend(changes.notes)
+        # the changed orders' state before the load: which months the monthly report tables must redo
+        changed_orders = (
+            capture_changed_orders(wh.engine, wh.metadata, changes) if "reports" in ctx.params.steps else None
+        )
     with ctx.summary.timed("validate"):
         outcome = validate_step(
             changes.data,
@@ -210,6 +219,7 @@ def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
         completeness=completeness,
         validation_summary=summary_md,
         core=core_as_loaded(outcome.accepted, result.counts),
+        changed_orders=changed_orders,
     )
 
 
@@ -281,7 +291,34 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             built = build_reports_in_warehouse(wh.engine, wh.metadata, params)
             ctx.summary.outputs["reports_built_in"] = built.summary()
             return Frames(built.frames)
-        return Frames(build_reports(dict(done.need(CoreFrames, "reports").tables), params))
+        from salesbi.incremental_reports import SUMMARY_KEY, SpliceDecision
+
+        decision = SpliceDecision()
+        core = dict(done.need(CoreFrames, "reports").tables)
+        frames = build_reports(core, params, monthly_builder(ctx, done, params.churn_months, decision))
+        ctx.summary.outputs[SUMMARY_KEY] = decision.summary()
+        return Frames(frames)
+
+
+def monthly_builder(
+    ctx: RunContext, done: Results, churn_months: int, decision: SpliceDecision
+) -> MonthlyBuilder:
+    """Return the monthly tables' builder: spliced into the last run's on an incremental run, else full.
+
+    ``decision`` records which tables were spliced or rebuilt, and why; the
+    reports stage puts it into ``outputs.report_tables`` (``salesbi.incremental_reports``).
+    """
+    from salesbi.incremental_reports import monthly_tables, previous_tables
+
+    ingested, wh = done.find(Ingested), done.find(Warehouse)
+
+    def previous() -> tuple[dict[str, pd.DataFrame], str | None]:
+        if wh is None:
+            return {}, "no warehouse"
+        p = ctx.params
+        return previous_tables(wh.engine, p.out_dir, p.parquet_dir, ctx.run_id, churn_months)
+
+    return monthly_tables(ingested.changed_orders if ingested else None, previous, decision)
 
 
 def fact_of(done: Results) -> pd.DataFrame:

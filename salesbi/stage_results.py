@@ -28,6 +28,7 @@ from salesbi.runlog import RunSummary, TableCounts
 
 if TYPE_CHECKING:
     from salesbi.completeness import Completeness
+    from salesbi.incremental_reports import ChangedOrders
     from salesbi.reading.reader import SourceData
 
 Progress = Callable[[str, int, int], None]
@@ -88,6 +89,9 @@ class Ingested(StageResult):
     #: ``validation.md`` as written (the Prefect artifact shows it)
     validation_summary: str
     core: Mapping[str, pd.DataFrame] | None = None
+    #: the orders validated in this run and their state before the load (the monthly report tables
+    #: splice the affected months: ``salesbi.incremental_reports``); None when reports are not built
+    changed_orders: ChangedOrders | None = None
 
 
 @dataclass(frozen=True)

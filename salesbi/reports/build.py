@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
 
 from salesbi.reports import dims, monthly, summaries
-from salesbi.reports.context import build_context
+from salesbi.reports.context import ReportContext, build_context
 from salesbi.reports.fact import FACT_ORDER_LINES, build_fact_order_lines
 from salesbi.reports.params import ReportParams
 from salesbi.types import conform
@@ -25,14 +26,30 @@ def _calendar_bounds(fact: pd.DataFrame, as_of: date) -> tuple[date, date]:
     return min(dates).date(), max(dates).date()
 
 
+#: builds ``sales_monthly``, ``customer_growth`` and ``order_value_distribution`` from the context
+MonthlyBuilder = Callable[[ReportContext], dict[str, pd.DataFrame]]
+
+
+def full_monthly_tables(ctx: ReportContext) -> dict[str, pd.DataFrame]:
+    """Return ``sales_monthly``, ``customer_growth`` and ``order_value_distribution`` built in full."""
+    return {
+        "sales_monthly": monthly.build_sales_monthly(ctx),
+        "customer_growth": monthly.build_customer_growth(ctx),
+        "order_value_distribution": monthly.build_order_value_distribution(ctx),
+    }
+
+
 def build_reports(
-    core: dict[str, pd.DataFrame], params: ReportParams | None = None
+    core: dict[str, pd.DataFrame],
+    params: ReportParams | None = None,
+    monthly_tables: MonthlyBuilder = full_monthly_tables,
 ) -> dict[str, pd.DataFrame]:
     """Return every report table except ``insights``, keyed by its ``rpt`` name.
 
     Each frame has exactly its definition's columns (``salesbi.reports.tables``) and dtypes.
     ``insights`` is built afterwards by :func:`salesbi.reports.insights.build_insights`, which
-    also reads the segmentation, prediction and forecast tables.
+    also reads the segmentation, prediction and forecast tables. ``monthly_tables`` builds the
+    three monthly tables (a daily run splices them: :mod:`salesbi.incremental_reports`).
     """
     params = params or ReportParams()
     fact = conform(build_fact_order_lines(core), FACT_ORDER_LINES)
@@ -54,7 +71,5 @@ def build_reports(
         "product_summary": summaries.build_product_summary(ctx),
         "product_line_summary": summaries.build_product_line_summary(ctx),
         "employee_performance": summaries.build_employee_performance(ctx),
-        "sales_monthly": monthly.build_sales_monthly(ctx),
-        "customer_growth": monthly.build_customer_growth(ctx),
-        "order_value_distribution": monthly.build_order_value_distribution(ctx),
+        **monthly_tables(ctx),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -27,15 +28,19 @@ def _month_labels(months: np.ndarray) -> tuple[pd.DatetimeIndex, list[str]]:
     return starts, [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in months]
 
 
-def _is_complete(months: np.ndarray, ctx: ReportContext) -> np.ndarray:
+def _is_complete(months: np.ndarray, as_of: date) -> np.ndarray:
     """Return whether each month ended on or before the as-of date."""
     next_starts = month_start_of_index(months + 1)
-    return np.asarray(next_starts <= pd.Timestamp(ctx.as_of))
+    return np.asarray(next_starts <= pd.Timestamp(as_of))
 
 
-def _active_pairs(ctx: ReportContext) -> pd.DataFrame:
-    """Return distinct (customer_id, month) pairs with a non-cancelled order, sorted."""
-    o = ctx.orders[~ctx.orders["is_cancelled"]]
+def active_pairs(orders: pd.DataFrame) -> pd.DataFrame:
+    """Return distinct (customer_id, month) pairs of ``orders`` with a non-cancelled order, sorted.
+
+    ``orders``: rows of :attr:`ReportContext.orders` (all of them, or those of some customers:
+    a customer's contributions to the monthly tables depend on its own pairs only).
+    """
+    o = orders[~orders["is_cancelled"]]
     pairs = pd.DataFrame(
         {"customer_id": o["customer_id"].to_numpy(), "month": month_index(o["order_date"]).to_numpy()}
     )
@@ -45,15 +50,18 @@ def _active_pairs(ctx: ReportContext) -> pd.DataFrame:
     return pairs
 
 
-def build_sales_monthly(ctx: ReportContext) -> pd.DataFrame:
-    """Return ``rpt.sales_monthly``: one row per month from the first to the last order month."""
-    months = month_range(ctx)
-    o = ctx.orders
-    m = month_index(o["order_date"]).to_numpy()
-    cancelled = o["is_cancelled"].to_numpy()
+def month_sums(orders: pd.DataFrame, months: np.ndarray) -> pd.DataFrame:
+    """Return per month of ``months`` (rows in that order) the month's own sums over ``orders``.
+
+    Columns: orders_placed, orders_cancelled, units, net_sales, gross_profit (null when any
+    sold line's cost is unknown). Each month's figures read only that month's orders, so
+    ``orders`` may be restricted to the months wanted (the same rows give the same sums).
+    """
+    m = month_index(orders["order_date"]).to_numpy()
+    cancelled = orders["is_cancelled"].to_numpy()
     placed = pd.Series(m).value_counts()
     n_cancelled = pd.Series(m[cancelled]).value_counts()
-    sold = o[~cancelled]
+    sold = orders[~cancelled]
     sm = m[~cancelled]
     per = pd.DataFrame(
         {
@@ -70,50 +78,31 @@ def build_sales_monthly(ctx: ReportContext) -> pd.DataFrame:
         profit=("profit", "sum"),
         unknown=("unknown", "sum"),
     )
-    pairs = _active_pairs(ctx)
-    active = pairs.groupby("month").size()
-    first_month = pairs.groupby("customer_id", sort=False)["month"].min()
-    new = first_month.value_counts()
-
     f = pd.DataFrame({"_m": months})
-    f["month"], f["year_month"] = _month_labels(months)
-    f["year"] = months // 12
-    f["month_number"] = months % 12 + 1
     f["orders_placed"] = f["_m"].map(placed).fillna(0).astype("int64")
     f["orders_cancelled"] = f["_m"].map(n_cancelled).fillna(0).astype("int64")
-    f["orders"] = f["orders_placed"] - f["orders_cancelled"]
     f["units"] = f["_m"].map(agg["units"]).fillna(0)
     f["net_sales"] = f["_m"].map(agg["net_sales"]).fillna(0.0).round(2)
     profit = f["_m"].map(agg["profit"]).fillna(0.0).round(2)
     unknown = f["_m"].map(agg["unknown"]).fillna(0)
     f["gross_profit"] = profit.where(unknown == 0)
-    f["margin"] = safe_ratio(f["gross_profit"], f["net_sales"])
-    f["avg_order_value"] = safe_ratio(f["net_sales"], f["orders"]).round(2)
-    f["active_customers"] = f["_m"].map(active).fillna(0).astype("int64")
-    f["new_customers"] = f["_m"].map(new).fillna(0).astype("int64")
-    f["existing_customers"] = f["active_customers"] - f["new_customers"]
-    by_month = pd.Series(f["net_sales"].to_numpy(), index=months)
-    f["mom_growth"] = growth(f["net_sales"], f["_m"].map(by_month.rename(lambda k: k + 1)))
-    f["yoy_growth"] = growth(f["net_sales"], f["_m"].map(by_month.rename(lambda k: k + 12)))
-    f["sales_ytd"] = f.groupby("year")["net_sales"].cumsum().round(2)
-    f["is_complete"] = _is_complete(months, ctx)
-    return conform(f, SALES_MONTHLY)
+    return f.drop(columns="_m")
 
 
-def build_customer_growth(ctx: ReportContext) -> pd.DataFrame:
-    """Return ``rpt.customer_growth``: the monthly ledger of new, retained, regained, churned customers.
+#: the per-customer counts of :func:`customer_counts`, one column each
+CUSTOMER_COUNTS: tuple[str, ...] = ("new", "retained", "regained", "churned")
 
-    With N = churn_months and activity = a non-cancelled order: *new* = first order ever this
-    month; *retained* = ordered this month and in at least one of the N months before;
-    *regained* = ordered this month, ordered before, but in none of the N months before;
-    *churned* = last order (as of this month's end) was exactly N months ago, i.e. the N-th
-    month in a row without an order ends now.  ``customers_in_window`` counts customers with an
-    order in this month or the N − 1 before; it obeys in_window(m) = in_window(m − 1) + new +
-    regained − churned.
+
+def customer_counts(pairs: pd.DataFrame, months: np.ndarray, churn_months: int) -> pd.DataFrame:
+    """Return per month of ``months`` the customers new, retained, regained and churned (int64 columns).
+
+    ``pairs``: :func:`active_pairs`. Each customer adds to the counts from its own pairs only,
+    so the counts of a set of customers is the sum of theirs (``salesbi.incremental_reports``
+    subtracts a changed customer's old counts and adds its new ones). Definitions:
+    :func:`build_customer_growth`; every active (customer, month) is exactly one of new,
+    retained or regained.
     """
-    n = ctx.params.churn_months
-    months = month_range(ctx)
-    pairs = _active_pairs(ctx)
+    n = churn_months
     cust = pairs["customer_id"].to_numpy()
     mon = pairs["month"].to_numpy()
     same_prev = np.zeros(len(pairs), dtype=bool)
@@ -133,18 +122,92 @@ def build_customer_growth(ctx: ReportContext) -> pd.DataFrame:
     def count(values: np.ndarray) -> pd.Series:
         return pd.Series(values).value_counts()
 
+    m = pd.Series(months)
+    return pd.DataFrame(
+        {
+            "new": m.map(count(mon[is_new])).fillna(0).astype("int64").to_numpy(),
+            "retained": m.map(count(mon[is_retained])).fillna(0).astype("int64").to_numpy(),
+            "regained": m.map(count(mon[is_regained])).fillna(0).astype("int64").to_numpy(),
+            "churned": m.map(count(churn_month)).fillna(0).astype("int64").to_numpy(),
+        }
+    )
+
+
+def finish_sales_monthly(months: np.ndarray, parts: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Return ``rpt.sales_monthly`` from its month-by-month parts (one row per month of ``months``).
+
+    ``parts``: the :func:`month_sums` columns plus ``active_customers`` and ``new_customers``.
+    Everything reading other months (growth, year to date) and the as-of date is computed here,
+    on the whole table.
+    """
     f = pd.DataFrame({"_m": months})
     f["month"], f["year_month"] = _month_labels(months)
-    f["new"] = f["_m"].map(count(mon[is_new])).fillna(0).astype("int64")
-    f["retained"] = f["_m"].map(count(mon[is_retained])).fillna(0).astype("int64")
-    f["regained"] = f["_m"].map(count(mon[is_regained])).fillna(0).astype("int64")
-    f["churned"] = f["_m"].map(count(churn_month)).fillna(0).astype("int64")
+    f["year"] = months // 12
+    f["month_number"] = months % 12 + 1
+    f["orders_placed"] = parts["orders_placed"].to_numpy()
+    f["orders_cancelled"] = parts["orders_cancelled"].to_numpy()
+    f["orders"] = f["orders_placed"] - f["orders_cancelled"]
+    f["units"] = parts["units"].to_numpy()
+    f["net_sales"] = parts["net_sales"].to_numpy()
+    f["gross_profit"] = parts["gross_profit"].to_numpy(dtype="float64", na_value=np.nan)
+    f["margin"] = safe_ratio(f["gross_profit"], f["net_sales"])
+    f["avg_order_value"] = safe_ratio(f["net_sales"], f["orders"]).round(2)
+    f["active_customers"] = parts["active_customers"].to_numpy(dtype="int64")
+    f["new_customers"] = parts["new_customers"].to_numpy(dtype="int64")
+    f["existing_customers"] = f["active_customers"] - f["new_customers"]
+    by_month = pd.Series(f["net_sales"].to_numpy(), index=months)
+    f["mom_growth"] = growth(f["net_sales"], f["_m"].map(by_month.rename(lambda k: k + 1)))
+    f["yoy_growth"] = growth(f["net_sales"], f["_m"].map(by_month.rename(lambda k: k + 12)))
+    f["sales_ytd"] = f.groupby("year")["net_sales"].cumsum().round(2)
+    f["is_complete"] = _is_complete(months, as_of)
+    return conform(f, SALES_MONTHLY)
+
+
+def build_sales_monthly(ctx: ReportContext) -> pd.DataFrame:
+    """Return ``rpt.sales_monthly``: one row per month from the first to the last order month."""
+    months = month_range(ctx)
+    parts = month_sums(ctx.orders, months)
+    counts = customer_counts(active_pairs(ctx.orders), months, ctx.params.churn_months)
+    parts["active_customers"] = counts["new"] + counts["retained"] + counts["regained"]
+    parts["new_customers"] = counts["new"]
+    return finish_sales_monthly(months, parts, ctx.as_of)
+
+
+def finish_customer_growth(
+    months: np.ndarray, counts: pd.DataFrame, churn_months: int, as_of: date
+) -> pd.DataFrame:
+    """Return ``rpt.customer_growth`` from the :func:`customer_counts` of every customer.
+
+    The running ``customers_in_window``, the ratio and the as-of date are computed here, on the
+    whole table.
+    """
+    f = pd.DataFrame({"_m": months})
+    f["month"], f["year_month"] = _month_labels(months)
+    for c in CUSTOMER_COUNTS:
+        f[c] = counts[c].to_numpy(dtype="int64")
     f["active"] = f["new"] + f["retained"] + f["regained"]
     f["customers_in_window"] = (f["new"] + f["regained"] - f["churned"]).cumsum()
     f["quick_ratio"] = safe_ratio(f["new"] + f["regained"], f["churned"])
-    f["churn_months"] = n
-    f["is_complete"] = _is_complete(months, ctx)
+    f["churn_months"] = churn_months
+    f["is_complete"] = _is_complete(months, as_of)
     return conform(f, CUSTOMER_GROWTH)
+
+
+def build_customer_growth(ctx: ReportContext) -> pd.DataFrame:
+    """Return ``rpt.customer_growth``: the monthly ledger of new, retained, regained, churned customers.
+
+    With N = churn_months and activity = a non-cancelled order: *new* = first order ever this
+    month; *retained* = ordered this month and in at least one of the N months before;
+    *regained* = ordered this month, ordered before, but in none of the N months before;
+    *churned* = last order (as of this month's end) was exactly N months ago, i.e. the N-th
+    month in a row without an order ends now.  ``customers_in_window`` counts customers with an
+    order in this month or the N − 1 before; it obeys in_window(m) = in_window(m − 1) + new +
+    regained − churned.
+    """
+    n = ctx.params.churn_months
+    months = month_range(ctx)
+    counts = customer_counts(active_pairs(ctx.orders), months, n)
+    return finish_customer_growth(months, counts, n, ctx.as_of)
 
 
 def nice_step(span: float, bins: int = 10) -> float:
