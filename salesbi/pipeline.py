@@ -278,7 +278,8 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             from salesbi.reports.sql.build import build_reports_in_warehouse
 
             wh = done.need(Warehouse, "reports")
-            built = build_reports_in_warehouse(wh.engine, wh.metadata, params)
+            # the fact stays in the database: publish fills rpt.fact_order_lines with INSERT … SELECT
+            built = build_reports_in_warehouse(wh.engine, wh.metadata, params, with_fact=False)
             ctx.summary.outputs["reports_built_in"] = built.summary()
             return Frames(built.frames)
         return Frames(build_reports(dict(done.need(CoreFrames, "reports").tables), params))
@@ -292,6 +293,25 @@ def fact_of(done: Results) -> pd.DataFrame:
     from salesbi.reports.fact import build_fact_order_lines
 
     return build_fact_order_lines(dict(done.need(CoreFrames, "models").tables))
+
+
+def fact_in_warehouse(params: PipelineParams) -> bool:
+    """Return whether the fact's lines stay in the warehouse (``reports_in="warehouse"``): reports,
+    publish and the model steps read them there, never as a whole frame (docs/scaling.md)."""
+    return params.reports_in == "warehouse"
+
+
+def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
+    """Return the fact lines model ``step`` reads: the run's fact frame, or in warehouse mode only the
+    columns the step uses (:data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`), computed by
+    the database from core."""
+    if not fact_in_warehouse(ctx.params) or "fact_order_lines" in done.frames():
+        return fact_of(done)
+    from salesbi.reports.sql.fact_publish import MODEL_COLUMNS, read_fact_columns
+
+    wh = done.need(Warehouse, step)
+    with wh.engine.connect() as conn:
+        return read_fact_columns(conn, wh.metadata, MODEL_COLUMNS[step])
 
 
 def fit_segments(fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params: PipelineParams) -> Any:
@@ -358,7 +378,7 @@ DERIVED_MODEL_TABLES: dict[str, tuple[str, ...]] = {"forecast": ("sales_forecast
 def model_inputs(ctx: RunContext, done: Results, step: str) -> tuple[Any, ...]:
     """Return the arguments of the fit function of model ``step`` for this run (plain values, picklable)."""
     core = dict(done.need(CoreFrames, step).tables)
-    args: tuple[Any, ...] = (fact_of(done), core, ctx.params)
+    args: tuple[Any, ...] = (model_fact(ctx, done, step), core, ctx.params)
     return (*args, ctx.run_id) if step == "forecast" else args
 
 
@@ -424,12 +444,18 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
     from salesbi.reports.insights import build_insights
 
     frames = done.frames()
-    if "fact_order_lines" not in frames:
+    in_warehouse = fact_in_warehouse(ctx.params) and "customer_summary" in frames
+    if "fact_order_lines" not in frames and not in_warehouse:
         return None
     with ctx.summary.timed("insights"):
         params = ReportParams(as_of=ctx.params.as_of, churn_months=ctx.params.churn_months)
         wh = done.find(Warehouse)
         tables = {**stored_model_outputs(wh, frames), **frames}
+        if "fact_order_lines" not in tables and wh is not None:  # the columns the insights read
+            from salesbi.reports.sql.fact_publish import read_fact_columns
+
+            with wh.engine.connect() as conn:
+                tables["fact_order_lines"] = read_fact_columns(conn, wh.metadata, INSIGHT_FACT_COLUMNS)
         ingested = done.find(Ingested)
         completeness = completeness_frame(  # the first section of the insights
             ingested.completeness if ingested else None, wh.engine if wh else None
@@ -439,6 +465,10 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
         if decisions := [r.decision for r in done if isinstance(r, ModelOutput) and r.decision]:
             tables["run_model_freshness"] = pd.DataFrame(decisions)  # which models were reused, how old
         return Frames({"insights": build_insights(tables, params)})
+
+
+#: the fact's columns the insights read (returns, the as-of fallback), read in warehouse mode
+INSIGHT_FACT_COLUMNS: tuple[str, ...] = ("order_date", "status", "is_cancelled", "net_sales")
 
 
 def stored_model_outputs(wh: Warehouse | None, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -478,6 +508,7 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
             ingested = done.find(Ingested)
             rejected = ingested.rejected_rows if ingested else None
             frames["data_quality"] = build_data_quality(ctx.summary, rejected, utcnow())
+        in_database = fact_publish_in_database(ctx, done, frames)
         files = {}
         if "insights" in frames:
             files[out / "insights.md"] = render_insights_markdown(frames["insights"])
@@ -492,6 +523,7 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
             models=done.models(),
             models_dir=ctx.params.models_dir,
             files=files,
+            in_database=in_database,
         )
         ctx.summary.outputs["rpt_tables"] = result.tables
         ctx.summary.outputs["parquet"] = str(result.parquet)
@@ -507,6 +539,26 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
         files=tuple(result.files),
         frames=frames,
     )
+
+
+def fact_publish_in_database(ctx: RunContext, done: Results, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
+    """Return the :class:`salesbi.publish.InDatabase` of ``rpt.fact_order_lines`` when the reports
+    were built in the warehouse without it (filled by ``INSERT … SELECT``, its Parquet file
+    streamed from it), else nothing."""
+    if not fact_in_warehouse(ctx.params) or "fact_order_lines" in frames or "reports" not in done.by_stage:
+        return []
+    from salesbi.publish import InDatabase
+    from salesbi.reports.fact import FACT_ORDER_LINES
+    from salesbi.reports.sql.fact_publish import export_parquet, insert_fact
+
+    wh = done.need(Warehouse, "publish")
+    return [
+        InDatabase(
+            spec=FACT_ORDER_LINES,
+            fill=lambda conn, table: insert_fact(conn, wh.metadata, table),
+            export=lambda conn, table, path: export_parquet(conn, table, FACT_ORDER_LINES, path),
+        )
+    ]
 
 
 def powerbi_stage(ctx: RunContext, done: Results) -> PowerBIProject:
