@@ -280,7 +280,7 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             wh = done.need(Warehouse, "reports")
             # the fact stays in the database: publish fills rpt.fact_order_lines with INSERT … SELECT
             built = build_reports_in_warehouse(wh.engine, wh.metadata, params, with_fact=False)
-            ctx.summary.outputs["reports_built_in"] = built.summary()
+            ctx.summary.outputs["reports_built_in"] = built.summary(fact_in_database=True)
             return Frames(built.frames)
         return Frames(build_reports(dict(done.need(CoreFrames, "reports").tables), params))
 

@@ -68,7 +68,7 @@ def insert_fact(conn: sa.Connection, metadata: sa.MetaData, target: sa.Table | N
     return int(rows)
 
 
-def _key_order(table: sa.Table, spec: Table) -> list[sa.ColumnElement[Any]]:
+def _key_order(table: sa.FromClause, spec: Table) -> list[sa.ColumnElement[Any]]:
     """Return the ``ORDER BY`` of ``spec``'s key: text by code point, as the pandas build sorts."""
     return [binary_text(table.c[k]) if spec.column(k).spec.family == "text" else table.c[k] for k in spec.key]
 
@@ -196,7 +196,7 @@ def read_fact_columns(conn: sa.Connection, metadata: sa.MetaData, columns: Seque
     """
     spec = projection(columns)
     fact = fact_order_lines_select(metadata, whole=False).subquery("fact")
-    select = sa.select(*(fact.c[c] for c in spec.column_names)).order_by(*_key_order(fact, spec))  # type: ignore[arg-type]
+    select = sa.select(*(fact.c[c] for c in spec.column_names)).order_by(*_key_order(fact, spec))
     parts = list(iter_frames(conn, select, spec, batch_rows=1_000_000))
     if not parts:
         return conform(pd.DataFrame(columns=spec.column_names), spec)
