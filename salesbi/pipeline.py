@@ -20,7 +20,7 @@ the last stage and is itself atomic.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -227,11 +227,15 @@ def core_as_loaded(
     return {s.name: conform(accepted[s.name].reset_index(drop=True), s) for s in contract.TABLES}
 
 
-def read_core(engine: Engine, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
-    """Return the seven core tables of the warehouse as typed frames."""
+def read_core(
+    engine: Engine, metadata: sa.MetaData, skip: Collection[str] = frozenset()
+) -> dict[str, pd.DataFrame]:
+    """Return the seven core tables of the warehouse as typed frames (those named in ``skip`` left out)."""
     core: dict[str, pd.DataFrame] = {}
     with engine.connect() as conn:
         for spec in contract.TABLES:
+            if spec.name in skip:
+                continue
             table = metadata.tables[f"core.{spec.name}"]
             core[spec.name] = conform(read_table_fast(conn, table), spec)
     return core
@@ -251,13 +255,16 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
     ingested = done.find(Ingested)
     if needs_no_core(ctx.params) and (ingested is None or ingested.core is None):
         return None
+    # in warehouse mode the order lines stay in the database: reports, publish and the model
+    # steps read them there (model_fact), so core's orders and order_items are not held
+    skip = ORDER_LINES if fact_in_warehouse(ctx.params) else frozenset()
     with ctx.summary.timed("read_core"):
         if ingested is not None and ingested.core is not None:
-            core = CoreFrames(ingested.core, "this run")
+            core = CoreFrames({k: v for k, v in ingested.core.items() if k not in skip}, "this run")
         else:
             wh = done.need(Warehouse, "core")
-            core = CoreFrames(read_core(wh.engine, wh.metadata), "warehouse")
-    if not len(core.tables["orders"]):
+            core = CoreFrames(read_core(wh.engine, wh.metadata, skip), "warehouse")
+    if "orders" in core.tables and not len(core.tables["orders"]):
         raise SalesBIError(
             "the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)"
         )
