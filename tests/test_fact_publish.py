@@ -20,13 +20,14 @@ import sqlglot
 
 from salesbi import contract
 from salesbi.params import PipelineParams
-from salesbi.pipeline import run_pipeline
+from salesbi.pipeline import INSIGHT_FACT_COLUMNS, run_pipeline
 from salesbi.publish import InDatabase, publish
 from salesbi.reports.fact import FACT_ORDER_LINES, build_fact_order_lines
 from salesbi.reports.sql.fact_publish import (
     MODEL_COLUMNS,
     _key_order,
     export_parquet,
+    fact_columns_select,
     fact_insert,
     fact_table,
     insert_fact,
@@ -121,12 +122,17 @@ def test_the_statements_compile_for_sql_server_and_parse_as_tsql() -> None:
     assert "%(" not in insert and " || " not in insert
     table = fact_table(metadata)
     export = sa.select(table).order_by(*_key_order(table, FACT_ORDER_LINES))
-    for name, columns in MODEL_COLUMNS.items():  # the projections read by the model steps
-        spec = projection(columns)
-        assert spec.column_names[:2] == ["order_id", "line_number"] and set(columns) <= set(spec.column_names)
-        assert name in ("segments", "predictions", "forecast")
     statements = [insert, str(export.compile(dialect=mssql, compile_kwargs={"literal_binds": True}))]
     assert "ORDER BY (rpt.fact_order_lines.order_id) COLLATE Latin1_General_100_BIN2" in statements[1]
+    # the projections read by the model steps and the insights
+    assert set(MODEL_COLUMNS) == {"segments", "predictions", "forecast"}
+    for columns in (*MODEL_COLUMNS.values(), INSIGHT_FACT_COLUMNS):
+        spec = projection(columns)
+        assert spec.column_names[:2] == ["order_id", "line_number"] and set(columns) <= set(spec.column_names)
+        select = fact_columns_select(metadata, columns)
+        sql = str(select.compile(dialect=mssql, compile_kwargs={"literal_binds": True}))
+        assert "COLLATE Latin1_General_100_BIN2" in sql.rsplit("ORDER BY", 1)[1]
+        statements.append(sql)
     for sql in statements:
         assert sqlglot.parse_one(sql, read="tsql") is not None
 

@@ -188,6 +188,13 @@ def projection(columns: Sequence[str]) -> Table:
     )
 
 
+def fact_columns_select(metadata: sa.MetaData, columns: Sequence[str]) -> Select[Any]:
+    """Return the ``SELECT`` of the fact's key and ``columns`` from core, ordered by the key (code point)."""
+    spec = projection(columns)
+    fact = fact_order_lines_select(metadata, whole=False).subquery("fact")
+    return sa.select(*(fact.c[c] for c in spec.column_names)).order_by(*_key_order(fact, spec))
+
+
 def read_fact_columns(conn: sa.Connection, metadata: sa.MetaData, columns: Sequence[str]) -> pd.DataFrame:
     """Return the fact's key and ``columns``, computed by the database from core, sorted by key.
 
@@ -195,8 +202,7 @@ def read_fact_columns(conn: sa.Connection, metadata: sa.MetaData, columns: Seque
     order); the database computes only the joins and expressions those columns need.
     """
     spec = projection(columns)
-    fact = fact_order_lines_select(metadata, whole=False).subquery("fact")
-    select = sa.select(*(fact.c[c] for c in spec.column_names)).order_by(*_key_order(fact, spec))
+    select = fact_columns_select(metadata, columns)
     parts = list(iter_frames(conn, select, spec, batch_rows=1_000_000))
     if not parts:
         return conform(pd.DataFrame(columns=spec.column_names), spec)
