@@ -20,7 +20,7 @@ the last stage and is itself atomic.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -237,11 +237,15 @@ def core_as_loaded(
     return {s.name: conform(accepted[s.name].reset_index(drop=True), s) for s in contract.TABLES}
 
 
-def read_core(engine: Engine, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:
-    """Return the seven core tables of the warehouse as typed frames."""
+def read_core(
+    engine: Engine, metadata: sa.MetaData, skip: Collection[str] = frozenset()
+) -> dict[str, pd.DataFrame]:
+    """Return the seven core tables of the warehouse as typed frames (those named in ``skip`` left out)."""
     core: dict[str, pd.DataFrame] = {}
     with engine.connect() as conn:
         for spec in contract.TABLES:
+            if spec.name in skip:
+                continue
             table = metadata.tables[f"core.{spec.name}"]
             core[spec.name] = conform(read_table_fast(conn, table), spec)
     return core
@@ -261,13 +265,16 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
     ingested = done.find(Ingested)
     if needs_no_core(ctx.params) and (ingested is None or ingested.core is None):
         return None
+    # in warehouse mode the order lines stay in the database: reports, publish and the model
+    # steps read them there (model_fact), so core's orders and order_items are not held
+    skip = ORDER_LINES if fact_in_warehouse(ctx.params) else frozenset()
     with ctx.summary.timed("read_core"):
         if ingested is not None and ingested.core is not None:
-            core = CoreFrames(ingested.core, "this run")
+            core = CoreFrames({k: v for k, v in ingested.core.items() if k not in skip}, "this run")
         else:
             wh = done.need(Warehouse, "core")
-            core = CoreFrames(read_core(wh.engine, wh.metadata), "warehouse")
-    if not len(core.tables["orders"]):
+            core = CoreFrames(read_core(wh.engine, wh.metadata, skip), "warehouse")
+    if "orders" in core.tables and not len(core.tables["orders"]):
         raise SalesBIError(
             "the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)"
         )
@@ -288,8 +295,9 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             from salesbi.reports.sql.build import build_reports_in_warehouse
 
             wh = done.need(Warehouse, "reports")
-            built = build_reports_in_warehouse(wh.engine, wh.metadata, params)
-            ctx.summary.outputs["reports_built_in"] = built.summary()
+            # the fact stays in the database: publish fills rpt.fact_order_lines with INSERT … SELECT
+            built = build_reports_in_warehouse(wh.engine, wh.metadata, params, with_fact=False)
+            ctx.summary.outputs["reports_built_in"] = built.summary(fact_in_database=True)
             return Frames(built.frames)
         from salesbi.incremental_reports import SUMMARY_KEY, SpliceDecision
 
@@ -329,6 +337,25 @@ def fact_of(done: Results) -> pd.DataFrame:
     from salesbi.reports.fact import build_fact_order_lines
 
     return build_fact_order_lines(dict(done.need(CoreFrames, "models").tables))
+
+
+def fact_in_warehouse(params: PipelineParams) -> bool:
+    """Return whether the fact's lines stay in the warehouse (``reports_in="warehouse"``): reports,
+    publish and the model steps read them there, never as a whole frame (docs/scaling.md)."""
+    return params.reports_in == "warehouse"
+
+
+def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
+    """Return the fact lines model ``step`` reads: the run's fact frame, or in warehouse mode only the
+    columns the step uses (:data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`), computed by
+    the database from core."""
+    if not fact_in_warehouse(ctx.params) or "fact_order_lines" in done.frames():
+        return fact_of(done)
+    from salesbi.reports.sql.fact_publish import MODEL_COLUMNS, read_fact_columns
+
+    wh = done.need(Warehouse, step)
+    with wh.engine.connect() as conn:
+        return read_fact_columns(conn, wh.metadata, MODEL_COLUMNS[step])
 
 
 def fit_segments(fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params: PipelineParams) -> Any:
@@ -395,7 +422,7 @@ DERIVED_MODEL_TABLES: dict[str, tuple[str, ...]] = {"forecast": ("sales_forecast
 def model_inputs(ctx: RunContext, done: Results, step: str) -> tuple[Any, ...]:
     """Return the arguments of the fit function of model ``step`` for this run (plain values, picklable)."""
     core = dict(done.need(CoreFrames, step).tables)
-    args: tuple[Any, ...] = (fact_of(done), core, ctx.params)
+    args: tuple[Any, ...] = (model_fact(ctx, done, step), core, ctx.params)
     return (*args, ctx.run_id) if step == "forecast" else args
 
 
@@ -461,12 +488,18 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
     from salesbi.reports.insights import build_insights
 
     frames = done.frames()
-    if "fact_order_lines" not in frames:
+    in_warehouse = fact_in_warehouse(ctx.params) and "customer_summary" in frames
+    if "fact_order_lines" not in frames and not in_warehouse:
         return None
     with ctx.summary.timed("insights"):
         params = ReportParams(as_of=ctx.params.as_of, churn_months=ctx.params.churn_months)
         wh = done.find(Warehouse)
         tables = {**stored_model_outputs(wh, frames), **frames}
+        if "fact_order_lines" not in tables and wh is not None:  # the columns the insights read
+            from salesbi.reports.sql.fact_publish import read_fact_columns
+
+            with wh.engine.connect() as conn:
+                tables["fact_order_lines"] = read_fact_columns(conn, wh.metadata, INSIGHT_FACT_COLUMNS)
         ingested = done.find(Ingested)
         completeness = completeness_frame(  # the first section of the insights
             ingested.completeness if ingested else None, wh.engine if wh else None
@@ -476,6 +509,10 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
         if decisions := [r.decision for r in done if isinstance(r, ModelOutput) and r.decision]:
             tables["run_model_freshness"] = pd.DataFrame(decisions)  # which models were reused, how old
         return Frames({"insights": build_insights(tables, params)})
+
+
+#: the fact's columns the insights read (returns, the as-of fallback), read in warehouse mode
+INSIGHT_FACT_COLUMNS: tuple[str, ...] = ("order_date", "status", "is_cancelled", "net_sales")
 
 
 def stored_model_outputs(wh: Warehouse | None, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -515,6 +552,7 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
             ingested = done.find(Ingested)
             rejected = ingested.rejected_rows if ingested else None
             frames["data_quality"] = build_data_quality(ctx.summary, rejected, utcnow())
+        in_database = fact_publish_in_database(ctx, done, frames)
         files = {}
         if "insights" in frames:
             files[out / "insights.md"] = render_insights_markdown(frames["insights"])
@@ -529,6 +567,7 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
             models=done.models(),
             models_dir=ctx.params.models_dir,
             files=files,
+            in_database=in_database,
         )
         ctx.summary.outputs["rpt_tables"] = result.tables
         ctx.summary.outputs["parquet"] = str(result.parquet)
@@ -544,6 +583,26 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
         files=tuple(result.files),
         frames=frames,
     )
+
+
+def fact_publish_in_database(ctx: RunContext, done: Results, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
+    """Return the :class:`salesbi.publish.InDatabase` of ``rpt.fact_order_lines`` when the reports
+    were built in the warehouse without it (filled by ``INSERT … SELECT``, its Parquet file
+    streamed from it), else nothing."""
+    if not fact_in_warehouse(ctx.params) or "fact_order_lines" in frames or "reports" not in done.by_stage:
+        return []
+    from salesbi.publish import InDatabase
+    from salesbi.reports.fact import FACT_ORDER_LINES
+    from salesbi.reports.sql.fact_publish import export_parquet, insert_fact
+
+    wh = done.need(Warehouse, "publish")
+    return [
+        InDatabase(
+            spec=FACT_ORDER_LINES,
+            fill=lambda conn, table: insert_fact(conn, wh.metadata, table),
+            export=lambda conn, table, path: export_parquet(conn, table, FACT_ORDER_LINES, path),
+        )
+    ]
 
 
 def powerbi_stage(ctx: RunContext, done: Results) -> PowerBIProject:

@@ -94,6 +94,15 @@ def _matches(conn: sa.Connection, table: sa.Table) -> bool:
     return existing == [c.name for c in table.columns]
 
 
+def _emptied(conn: sa.Connection, table: sa.Table) -> None:
+    """Empty ``table``, or re-create it when its stored columns differ from its definition."""
+    if _matches(conn, table):
+        conn.execute(table.delete())
+    else:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+
+
 def _replace_in(
     conn: sa.Connection,
     metadata: sa.MetaData,
@@ -105,15 +114,41 @@ def _replace_in(
         if spec.name not in frames:
             continue
         table = metadata.tables[spec.qualified_name]
-        if _matches(conn, table):
-            conn.execute(table.delete())
-        else:
-            table.drop(conn, checkfirst=True)
-            table.create(conn)
+        _emptied(conn, table)
         frame = conform(frames[spec.name], spec)
         written[spec.name] = bulk_insert(conn, table, frame)
         if len(written) == 1:
             _checkpoint("first_table_replaced")
+    return written
+
+
+@dataclass(frozen=True)
+class InDatabase:
+    """An ``rpt`` table that the warehouse fills itself inside the publish transaction (push-down).
+
+    ``fill(conn, table)`` inserts the rows into the emptied ``table`` (``INSERT … SELECT``) and
+    returns their count; ``export(conn, table, path)`` writes its Parquet file from the rows on
+    the same connection (so before the commit, in bounded batches). Its rows never need to be
+    a frame of the flow.
+    """
+
+    spec: Table
+    fill: Callable[[sa.Connection, sa.Table], int]
+    export: Callable[[sa.Connection, sa.Table, Path], object]
+
+
+def _fill_in(
+    conn: sa.Connection, metadata: sa.MetaData, in_database: Sequence[InDatabase], staged: Path
+) -> dict[str, int]:
+    """Fill each :class:`InDatabase` table and write its Parquet file into the staged folder."""
+    written: dict[str, int] = {}
+    for item in in_database:
+        table = metadata.tables[item.spec.qualified_name]
+        _emptied(conn, table)
+        written[item.spec.name] = item.fill(conn, table)
+        tmp = staged / f"{item.spec.name}.parquet.tmp"
+        item.export(conn, table, tmp)
+        os.replace(tmp, staged / f"{item.spec.name}.parquet")  # over the carried-over link, if any
     return written
 
 
@@ -454,10 +489,13 @@ def publish(
     models: Mapping[str, Storable] | None = None,
     models_dir: Path | None = None,
     files: Mapping[Path, str] | None = None,
+    in_database: Sequence[InDatabase] = (),
 ) -> Published:
     """Switch in this run's rpt tables, Parquet files, model runs, models and text files, all or nothing.
 
-    Returns what was published. Any failure before the warehouse commit rolls
+    ``in_database``: tables the warehouse fills itself in the same transaction (their Parquet
+    files written from them before the commit, into the staged folder). Returns what was
+    published. Any failure before the warehouse commit rolls
     everything back (the previous published state stays); a kill at any instant
     is repaired by :func:`recover`. Tables without a frame keep their previous
     Parquet file and rows.
@@ -494,6 +532,7 @@ def publish(
         _checkpoint("journal_written")
         with engine.begin() as conn:
             written = _replace_in(conn, metadata, frames, definitions)
+            written.update(_fill_in(conn, metadata, in_database, Path(journal.staged)))
             if model_runs:
                 _model_runs_in(conn, metadata, run_id, model_runs)
             _mark_published(conn, journal.publish_id, run_id)

@@ -75,9 +75,14 @@ class WarehouseReports:
     in_warehouse: tuple[str, ...]
     in_python: tuple[str, ...]
 
-    def summary(self) -> dict[str, list[str]]:
-        """Return ``{"warehouse": [...], "python": [...]}`` for the run summary's outputs."""
-        return {"warehouse": list(self.in_warehouse), "python": list(self.in_python)}
+    def summary(self, fact_in_database: bool = False) -> dict[str, list[str]]:
+        """Return ``{"warehouse": [...], "python": [...]}`` for the run summary's outputs.
+
+        ``fact_in_database``: ``fact_order_lines`` was left out of the frames because publishing
+        builds it in the database (``salesbi.reports.sql.fact_publish``); it is listed too.
+        """
+        names = set(self.in_warehouse) | ({"fact_order_lines"} if fact_in_database else set())
+        return {"warehouse": [t.name for t in TABLES if t.name in names], "python": list(self.in_python)}
 
 
 def check_dialect(dialect: str) -> None:

@@ -1,0 +1,210 @@
+"""``rpt.fact_order_lines`` published without leaving the warehouse (``reports_in="warehouse"``).
+
+The line-grain table is the one report table as large as the order lines. In warehouse mode it
+never travels whole:
+
+- :func:`fact_insert` fills ``rpt.fact_order_lines`` with one ``INSERT … SELECT`` from ``core``
+  (the statement of :func:`salesbi.reports.sql.selects.fact_order_lines_select`, so the same
+  columns, types and values as :func:`salesbi.reports.fact.build_fact_order_lines`), inside the
+  publish transaction (:class:`salesbi.publish.InDatabase`);
+- :func:`export_parquet` writes its Parquet file from that table in bounded batches (PostgreSQL:
+  ``COPY … TO STDOUT`` parsed by Arrow's streaming CSV reader; other dialects: the driver's
+  cursor, ``fetchmany``), each batch typed exactly as the pandas path types the whole frame;
+- :func:`read_fact_columns` reads the few columns a model step uses, computed by the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.sql import Select
+
+from salesbi.reports.fact import FACT_ORDER_LINES
+from salesbi.reports.sql.expr import binary_text
+from salesbi.reports.sql.selects import fact_order_lines_select
+from salesbi.schema import Table
+from salesbi.segmentation.history import LINE_COLUMNS
+from salesbi.types import arrow_schema, conform, to_arrow
+
+#: rows per batch written to Parquet by the cursor route (PostgreSQL's COPY route cuts by bytes)
+BATCH_ROWS = 100_000
+#: bytes of COPY's CSV per Arrow batch (about 100k fact lines)
+COPY_BLOCK_BYTES = 16 << 20
+#: the fact's columns each model step reads (``salesbi.segmentation.history.lines_from_fact``,
+#: ``salesbi.forecasting.series`` and ``forecast_sales``); the key is always read too
+MODEL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "segments": LINE_COLUMNS,
+    "predictions": LINE_COLUMNS,
+    "forecast": ("order_id", "order_date", "net_sales", "customer_id", "product_line_id", "office_id"),
+}
+
+
+def fact_table(metadata: sa.MetaData) -> sa.Table:
+    """Return the warehouse's ``rpt.fact_order_lines`` table."""
+    return metadata.tables[FACT_ORDER_LINES.qualified_name]
+
+
+def fact_insert(metadata: sa.MetaData, target: sa.Table | None = None) -> sa.Insert:
+    """Return ``INSERT INTO rpt.fact_order_lines (…) SELECT …`` over ``core`` (or into ``target``)."""
+    target = fact_table(metadata) if target is None else target
+    return sa.insert(target).from_select(FACT_ORDER_LINES.column_names, fact_order_lines_select(metadata))
+
+
+def insert_fact(conn: sa.Connection, metadata: sa.MetaData, target: sa.Table | None = None) -> int:
+    """Fill ``rpt.fact_order_lines`` (or ``target``, emptied by the caller) from core; return its rows."""
+    rows = conn.execute(fact_insert(metadata, target)).rowcount
+    if rows is None or rows < 0:  # a driver that does not count: ask
+        table = fact_table(metadata) if target is None else target
+        rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    return int(rows)
+
+
+def _key_order(table: sa.FromClause, spec: Table) -> list[sa.ColumnElement[Any]]:
+    """Return the ``ORDER BY`` of ``spec``'s key: text by code point, as the pandas build sorts."""
+    return [binary_text(table.c[k]) if spec.column(k).spec.family == "text" else table.c[k] for k in spec.key]
+
+
+def _compiled(conn: sa.Connection, select: Select[Any]) -> str:
+    return str(select.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+
+
+class _CopyStream(io.RawIOBase):
+    """A readable stream over the blocks of a psycopg ``COPY … TO STDOUT``."""
+
+    def __init__(self, blocks: Iterator[Any]) -> None:
+        self._blocks = blocks
+        self._rest = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not len(self._rest):
+            block = next(self._blocks, None)
+            if block is None:
+                return 0
+            self._rest = memoryview(block)
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def _copy_frames(conn: sa.Connection, select: Select[Any], spec: Table) -> Iterator[pd.DataFrame]:
+    """Yield the rows of ``select`` in batches through PostgreSQL's ``COPY … TO STDOUT`` (CSV → Arrow)."""
+    convert = pacsv.ConvertOptions(  # as salesbi.reports.sql.build.read_select_copy
+        column_types={f.name: f.type for f in arrow_schema(spec)},
+        true_values=["t"],
+        false_values=["f"],
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    dbapi = conn.connection.dbapi_connection
+    copy_sql = f"COPY ({_compiled(conn, select)}) TO STDOUT (FORMAT csv, HEADER true)"
+    with dbapi.cursor() as cursor, cursor.copy(copy_sql) as copy:  # type: ignore[union-attr]
+        reader = pacsv.open_csv(
+            io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20),
+            read_options=pacsv.ReadOptions(block_size=COPY_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=convert,
+        )
+        for batch in reader:
+            if batch.num_rows:
+                yield batch.to_pandas(types_mapper=_PANDAS_TYPES.get, date_as_object=False)
+
+
+def _cursor_frames(conn: sa.Connection, select: Select[Any], batch_rows: int) -> Iterator[pd.DataFrame]:
+    """Yield the rows of ``select`` in batches of ``batch_rows`` fetched through the driver's cursor."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_compiled(conn, select))
+        names = [d[0] for d in cursor.description]
+        while rows := cursor.fetchmany(batch_rows):
+            records = [tuple(row) for row in rows]  # pyodbc hands back its own Row objects
+            yield pd.DataFrame.from_records(records, columns=names, nrows=len(records))
+    finally:
+        cursor.close()
+
+
+def iter_frames(
+    conn: sa.Connection, select: Select[Any], spec: Table, batch_rows: int = BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Yield the rows of ``select`` (``spec``'s columns) as typed frames (``conform``) of bounded size.
+
+    The database sends the rows in the order of the statement; at most one batch (about
+    ``batch_rows`` rows) is held at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        frames = _copy_frames(conn, select, spec)
+    else:
+        frames = _cursor_frames(conn, select, batch_rows)
+    for frame in frames:
+        yield conform(frame, spec)
+
+
+def export_parquet(
+    conn: sa.Connection, table: sa.Table, spec: Table, path: Path, batch_rows: int = BATCH_ROWS
+) -> int:
+    """Write ``table``'s rows, sorted by ``spec``'s key, to the Parquet file ``path``; return the rows.
+
+    Written in batches: read back, the file equals ``to_arrow(frame, spec)`` of the whole table
+    (the pandas path's file: same schema, pandas metadata and values), but no frame of the
+    whole table exists. An empty table gives a file with the schema and no rows.
+    """
+    select = sa.select(*(table.c[c] for c in spec.column_names)).order_by(*_key_order(table, spec))
+    empty = to_arrow(conform(pd.DataFrame(columns=spec.column_names), spec), spec)
+    rows = 0
+    with pq.ParquetWriter(path, empty.schema, compression="zstd") as writer:
+        for frame in iter_frames(conn, select, spec, batch_rows):
+            batch = to_arrow(frame.reset_index(drop=True), spec)
+            writer.write_table(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def projection(columns: Sequence[str]) -> Table:
+    """Return the definition of the fact restricted to its key and ``columns`` (in the fact's order)."""
+    wanted = set(columns) | set(FACT_ORDER_LINES.key)
+    unknown = wanted - set(FACT_ORDER_LINES.column_names)
+    if unknown:
+        raise KeyError(f"fact_order_lines has no columns {sorted(unknown)}")
+    return dataclasses.replace(
+        FACT_ORDER_LINES,
+        columns=tuple(c for c in FACT_ORDER_LINES.columns if c.name in wanted),
+        indexes=(),
+    )
+
+
+def fact_columns_select(metadata: sa.MetaData, columns: Sequence[str]) -> Select[Any]:
+    """Return the ``SELECT`` of the fact's key and ``columns`` from core, ordered by the key (code point)."""
+    spec = projection(columns)
+    fact = fact_order_lines_select(metadata, whole=False).subquery("fact")
+    return sa.select(*(fact.c[c] for c in spec.column_names)).order_by(*_key_order(fact, spec))
+
+
+def read_fact_columns(conn: sa.Connection, metadata: sa.MetaData, columns: Sequence[str]) -> pd.DataFrame:
+    """Return the fact's key and ``columns``, computed by the database from core, sorted by key.
+
+    The frame equals ``build_fact_order_lines(core)[[*key, *columns]]`` (same dtypes, rows and
+    order); the database computes only the joins and expressions those columns need.
+    """
+    spec = projection(columns)
+    select = fact_columns_select(metadata, columns)
+    parts = list(iter_frames(conn, select, spec, batch_rows=1_000_000))
+    if not parts:
+        return conform(pd.DataFrame(columns=spec.column_names), spec)
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return frame.reset_index(drop=True)
