@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from salesbi.errors import ConfigurationError, SalesBIError
+from salesbi.reports.fact import key_positions
 
 FREQUENCY_NAMES = {"D": "daily", "W": "weekly", "M": "monthly"}
 #: accepted spellings of a frequency → canonical code
@@ -275,8 +276,10 @@ def series_lines(fact: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     sales = f["net_sales"].astype("float64")
     f["net_sales"] = sales.fillna(0.0) if sales.hasnans else sales
     cust = customers[["customer_id", "country"]].drop_duplicates("customer_id")
-    country = pd.Series(cust["country"].array, index=cust["customer_id"].astype(f["customer_id"].dtype))
-    f["country"] = f["customer_id"].map(country).astype("string").fillna("Unknown")
+    # the customer's row per line (-1: unknown customer), then its country taken per line
+    row = key_positions(f["customer_id"], cust, "customer_id", "customers")
+    country = pd.api.extensions.take(cust["country"].astype("string").array, row, allow_fill=True)
+    f["country"] = pd.Series(country, index=f.index).fillna("Unknown")
     return f
 
 
