@@ -268,7 +268,7 @@ def series_lines(fact: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
 
     Memory: the fact's columns are shared, not copied (copy-on-write; net_sales is copied only
     when it has nulls), and the country is looked up per line instead of merging (which copied
-    every column): at 10M lines the copy and the merge held ~1 GB.
+    every column): the copy and the merge held +445 MB at 3M lines, this +101 MB.
     """
     f = fact[["order_date", "net_sales", "customer_id", "product_line_id", "office_id"]].reset_index(
         drop=True
