@@ -168,27 +168,39 @@ def test_product_aggregates_equal_the_old_ones_on_the_real_samples(datasets_dir:
     _assert_same(_context(core_frames(read_source(datasets_dir / profile, profile))))
 
 
+def _assert_same_build(core: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole build, new against the old product aggregates patched in: every table identical."""
+    new = build_reports(core)
+    with monkeypatch.context() as m:
+        m.setattr(
+            summaries,
+            "_product_lines",
+            lambda ctx, key: _old_product_lines(_old_sold(ctx.fact, ctx.orders), ctx, key),
+        )
+        m.setattr(
+            summaries,
+            "products_per_line",
+            lambda ctx: _old_products_per_line(_old_sold(ctx.fact, ctx.orders)),
+        )
+        old = build_reports(core)
+    assert list(new) == list(old)
+    for table in new:
+        pd.testing.assert_frame_equal(new[table], old[table], check_exact=True, obj=table)
+
+
 def test_every_report_table_equals_the_old_build(
     generated_core: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The whole build, new against the old product aggregates patched in: every table identical."""
     for _name, core in _cases(generated_core):
-        new = build_reports(core)
-        with monkeypatch.context() as m:
-            m.setattr(
-                summaries,
-                "_product_lines",
-                lambda ctx, key: _old_product_lines(_old_sold(ctx.fact, ctx.orders), ctx, key),
-            )
-            m.setattr(
-                summaries,
-                "products_per_line",
-                lambda ctx: _old_products_per_line(_old_sold(ctx.fact, ctx.orders)),
-            )
-            old = build_reports(core)
-        assert list(new) == list(old)
-        for table in new:
-            pd.testing.assert_frame_equal(new[table], old[table], check_exact=True, obj=table)
+        _assert_same_build(core, monkeypatch)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("profile", ["classicmodels", "northwind"])
+def test_every_report_table_equals_the_old_build_on_the_real_samples(
+    datasets_dir: Path, profile: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _assert_same_build(core_frames(read_source(datasets_dir / profile, profile)), monkeypatch)
 
 
 def test_the_context_holds_no_copy_of_the_lines(generated_core: dict[str, pd.DataFrame]) -> None:
