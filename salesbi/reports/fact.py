@@ -81,6 +81,14 @@ def _positions(keys: pa.Array, table: pd.DataFrame, key: str, table_name: str) -
     return np.asarray(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), dtype=np.intp)
 
 
+def key_positions(values: pd.Series, table: pd.DataFrame, key: str, table_name: str) -> np.ndarray:
+    """Return per value the row of ``table`` whose ``key`` holds it (-1 where absent or null).
+
+    An Arrow hash lookup: no Python string per value. ``table``'s keys must be unique.
+    """
+    return _positions(_text(values), table, key, table_name)
+
+
 def _take(values: pd.Series, rows: np.ndarray) -> pd.Series:
     """Return ``values`` at positions ``rows`` (null where the position is -1), same dtype."""
     taken = pd.api.extensions.take(values.array, rows, allow_fill=True)

@@ -47,11 +47,18 @@ SINGLE_CUSTOMER = "customer"
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    # memory: a column that has its dtype already (the fact's) is shared, not copied (copy-on-write)
     out = pd.DataFrame(index=frame.index)
     out["customer_id"] = frame["customer_id"].astype("string")
     out["order_id"] = frame["order_id"].astype("string")
-    out["order_date"] = pd.to_datetime(frame["order_date"]).astype("datetime64[s]")
-    out["net_sales"] = pd.to_numeric(frame["net_sales"]).astype("float64").fillna(0.0)
+    dates = frame["order_date"]
+    out["order_date"] = (
+        dates if dates.dtype == "datetime64[s]" else pd.to_datetime(dates).astype("datetime64[s]")
+    )
+    sales = frame["net_sales"]
+    if sales.dtype != "float64":
+        sales = pd.to_numeric(sales).astype("float64")
+    out["net_sales"] = sales.fillna(0.0) if sales.hasnans else sales
     out["is_cancelled"] = frame["is_cancelled"].astype("boolean").fillna(False).astype(bool)
     out["product_line_id"] = frame["product_line_id"].astype("string")
     out["employee_id"] = frame["employee_id"].astype("string")
