@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 DAYS_PER_UNIT = 7.0  # the models work in weeks: better conditioned than days
 
@@ -101,24 +101,60 @@ def stratified_sample(x: np.ndarray, cap: int = FIT_CAP, seed: int = 0) -> np.nd
     return np.sort(np.concatenate(keep))
 
 
+def bgnbd_log_likelihood_gradient(
+    params: tuple[float, float, float, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Return (summed BG/NBD log-likelihood, its gradient in the log-parameters log r, log α, log a, log b).
+
+    The derivatives of :func:`bgnbd_log_likelihood` term by term (digamma for the log-gamma
+    terms; the two branches of the log-sum weighted by their shares), times each parameter for
+    the log scale; ``tests/test_prediction_btyd.py`` checks them against finite differences.
+    """
+    r, alpha, a, b = params
+    a1 = gammaln(r + x) - gammaln(r) + r * math.log(alpha)
+    a2 = betaln(a, b + x) - betaln(a, b)
+    log_t = np.log(alpha + T)
+    a3 = -(r + x) * log_t
+    repeat = x > 0
+    bx1 = np.where(repeat, b + x - 1, 1.0)
+    log_tx = np.log(alpha + t_x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a4 = np.where(repeat, math.log(a) - np.log(bx1) - (r + x) * log_tx, -np.inf)
+    total = np.logaddexp(a3, a4)
+    w3 = np.exp(a3 - total)
+    w4 = np.where(repeat, np.exp(a4 - total), 0.0)  # w3 + w4 = 1
+    psi_abx = digamma(a + b + x)
+    d_r = digamma(r + x) - digamma(r) + math.log(alpha) - w3 * log_t - w4 * log_tx
+    d_alpha = r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x))
+    d_a = digamma(a + b) - psi_abx + w4 / a
+    d_b = digamma(b + x) - psi_abx - digamma(b) + digamma(a + b) - w4 / bx1
+    grad = np.array([d_r.sum() * r, d_alpha.sum() * alpha, d_a.sum() * a, d_b.sum() * b])
+    return float(np.sum(a1 + a2 + total)), grad
+
+
 def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, start: BGNBD | None = None) -> BGNBD:
     """Return the maximum-likelihood BG/NBD parameters of a calibration sample.
 
-    ``start``: initial parameters (e.g. the fit at a neighbouring cutoff: fewer iterations).
+    L-BFGS-B on the log-parameters with the analytic gradient
+    (:func:`bgnbd_log_likelihood_gradient`: one likelihood pass per step instead of five for
+    finite differences).  ``start``: initial parameters (e.g. the fit at a neighbouring cutoff:
+    fewer iterations).
     """
     x = np.asarray(x, dtype="float64")
     t_x = np.asarray(t_x, dtype="float64")
     T = np.asarray(T, dtype="float64")
 
-    def loss(theta: np.ndarray) -> float:
-        value = -float(np.sum(bgnbd_log_likelihood(tuple(np.exp(theta)), x, t_x, T)))  # type: ignore[arg-type]
-        return value if math.isfinite(value) else 1e300
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = bgnbd_log_likelihood_gradient(tuple(np.exp(theta)), x, t_x, T)  # type: ignore[arg-type]
+        if not (math.isfinite(value) and np.all(np.isfinite(grad))):
+            return 1e300, np.zeros(4)
+        return -value, -grad
 
     first = (1.0, max(1e-3, float(np.mean(T))), 1.0, 1.0) if start is None else astuple(start)
     theta0 = np.clip(np.log(first), -12.0, 12.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        best = minimize(loss, theta0, method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 4)
+        best = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 4)
     r, alpha, a, b = np.exp(best.x)
     return BGNBD(float(r), float(alpha), float(a), float(b))
 
