@@ -200,3 +200,23 @@ def test_bgnbd_fit_with_the_gradient_reaches_the_finite_difference_maximum() -> 
     assert -loss(np.log([fitted.r, fitted.alpha, fitted.a, fitted.b])) >= -numeric.fun - 1e-3
     for got, want in zip((fitted.r, fitted.alpha, fitted.a, fitted.b), np.exp(numeric.x), strict=True):
         assert got == pytest.approx(want, rel=0.02)
+
+
+@pytest.mark.parametrize("params", [(0.75, 3.7, 38_910.0), (2.0, 3.0, 1_000.0), (6.0, 4.0, 15.0)])
+def test_gamma_gamma_gradient_equals_finite_differences(params: tuple[float, float, float]) -> None:
+    from scipy.optimize import approx_fprime
+
+    from salesbi.prediction.btyd import gamma_gamma_log_likelihood_gradient
+
+    rng = np.random.default_rng(12)
+    n = rng.integers(1, 30, 5_000).astype("float64")
+    mean = rng.gamma(4.0, 25.0, 5_000)
+
+    def summed(theta: np.ndarray) -> float:
+        return float(gamma_gamma_log_likelihood(tuple(np.exp(theta)), n, mean).sum())
+
+    theta = np.log(params)
+    value, grad = gamma_gamma_log_likelihood_gradient(params, n, mean)
+    assert value == pytest.approx(summed(theta), rel=1e-12)
+    numeric = approx_fprime(theta, summed, 1e-6)
+    assert np.allclose(grad, numeric, rtol=1e-4, atol=1e-5 * (1 + np.abs(numeric).max()))
