@@ -195,7 +195,9 @@ def test_bgnbd_fit_with_the_gradient_reaches_the_finite_difference_maximum() -> 
         return -float(bgnbd_log_likelihood(tuple(np.exp(theta)), x, t_x, T).sum())
 
     # the search without a gradient (five likelihood passes per step), from the same start
-    numeric = minimize(loss, np.log([1.0, float(np.mean(T)), 1.0, 1.0]), method="L-BFGS-B", bounds=[(-12, 12)] * 4)
+    numeric = minimize(
+        loss, np.log([1.0, float(np.mean(T)), 1.0, 1.0]), method="L-BFGS-B", bounds=[(-12, 12)] * 4
+    )
     fitted = fit_bgnbd(x, t_x, T)
     assert -loss(np.log([fitted.r, fitted.alpha, fitted.a, fitted.b])) >= -numeric.fun - 1e-3
     for got, want in zip((fitted.r, fitted.alpha, fitted.a, fitted.b), np.exp(numeric.x), strict=True):
