@@ -166,3 +166,59 @@ def test_capped_and_warm_started_fits_find_the_full_fit() -> None:
     total = expected_purchases(capped, 39.0, x, t_x, T).sum()
     assert total == pytest.approx(future.sum(), rel=0.06)
     assert BTYD.from_dict(BTYD(capped, GammaGamma(2.0, 3.0, 4.0)).as_dict()).purchases == capped
+
+
+@pytest.mark.parametrize("params", [(0.25, 4.0, 0.8, 2.5), (1.7, 26.0, 1.07, 41.6), (3.0, 0.5, 0.05, 0.3)])
+def test_bgnbd_gradient_equals_finite_differences(params: tuple[float, float, float, float]) -> None:
+    from scipy.optimize import approx_fprime
+
+    from salesbi.prediction.btyd import bgnbd_log_likelihood_gradient
+
+    x, t_x, T, _ = simulate(3_000, seed=8)
+
+    def summed(theta: np.ndarray) -> float:
+        return float(bgnbd_log_likelihood(tuple(np.exp(theta)), x, t_x, T).sum())
+
+    theta = np.log(params)
+    value, grad = bgnbd_log_likelihood_gradient(params, x, t_x, T)
+    assert value == pytest.approx(summed(theta), rel=1e-12)
+    numeric = approx_fprime(theta, summed, 1e-6)
+    assert np.allclose(grad, numeric, rtol=1e-4, atol=1e-5 * (1 + np.abs(numeric).max()))
+
+
+def test_bgnbd_fit_with_the_gradient_reaches_the_finite_difference_maximum() -> None:
+    from scipy.optimize import minimize
+
+    x, t_x, T, _ = simulate(20_000, seed=9)
+
+    def loss(theta: np.ndarray) -> float:
+        return -float(bgnbd_log_likelihood(tuple(np.exp(theta)), x, t_x, T).sum())
+
+    # the search without a gradient (five likelihood passes per step), from the same start
+    numeric = minimize(
+        loss, np.log([1.0, float(np.mean(T)), 1.0, 1.0]), method="L-BFGS-B", bounds=[(-12, 12)] * 4
+    )
+    fitted = fit_bgnbd(x, t_x, T)
+    assert -loss(np.log([fitted.r, fitted.alpha, fitted.a, fitted.b])) >= -numeric.fun - 1e-3
+    for got, want in zip((fitted.r, fitted.alpha, fitted.a, fitted.b), np.exp(numeric.x), strict=True):
+        assert got == pytest.approx(want, rel=0.02)
+
+
+@pytest.mark.parametrize("params", [(0.75, 3.7, 38_910.0), (2.0, 3.0, 1_000.0), (6.0, 4.0, 15.0)])
+def test_gamma_gamma_gradient_equals_finite_differences(params: tuple[float, float, float]) -> None:
+    from scipy.optimize import approx_fprime
+
+    from salesbi.prediction.btyd import gamma_gamma_log_likelihood_gradient
+
+    rng = np.random.default_rng(12)
+    n = rng.integers(1, 30, 5_000).astype("float64")
+    mean = rng.gamma(4.0, 25.0, 5_000)
+
+    def summed(theta: np.ndarray) -> float:
+        return float(gamma_gamma_log_likelihood(tuple(np.exp(theta)), n, mean).sum())
+
+    theta = np.log(params)
+    value, grad = gamma_gamma_log_likelihood_gradient(params, n, mean)
+    assert value == pytest.approx(summed(theta), rel=1e-12)
+    numeric = approx_fprime(theta, summed, 1e-6)
+    assert np.allclose(grad, numeric, rtol=1e-4, atol=1e-5 * (1 + np.abs(numeric).max()))

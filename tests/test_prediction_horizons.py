@@ -123,6 +123,23 @@ def test_platt_recovers_a_known_distortion() -> None:
     assert abs(oof.mean() - y.mean()) < 0.01
 
 
+def test_platt_fit_reaches_scikit_learns_logistic_regression() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from salesbi.prediction.model import _logit
+
+    rng = np.random.default_rng(3)
+    for n, a, b in ((20_000, 0.5, 1.0), (5_000, 1.3, -0.2), (200, 3.0, 0.5)):
+        true = rng.uniform(0.02, 0.98, n)
+        y = (rng.random(n) < true).astype(int)
+        p = 1 / (1 + np.exp(-(a * np.log(true / (1 - true)) + b)))
+        slope, intercept = platt_fit(p, y)
+        ref = LogisticRegression(C=1e6, max_iter=1000, tol=1e-10).fit(_logit(p)[:, None], y)
+        assert slope == pytest.approx(ref.coef_[0, 0], rel=1e-4, abs=1e-5)
+        assert intercept == pytest.approx(ref.intercept_[0], rel=1e-4, abs=1e-5)
+    assert platt_fit(np.array([0.2, 0.7]), np.array([1, 1])) == (1.0, 0.0)  # one class: identity
+
+
 def test_top_decile_share_by_hand() -> None:
     y = np.array([10.0, 0, 0, 0, 0, 0, 0, 0, 0, 90.0])
     assert top_decile_share(y, np.arange(10.0)) == pytest.approx(0.9)  # ranks customer 10 first

@@ -195,7 +195,8 @@ def test_customer_predictions_top_drivers_unchanged(company_core: dict[str, pd.D
     from salesbi.segmentation.history import lines_from_fact
 
     c = company_core
-    result = predict_customer_sales(c["fact"], c["customers"], employees=c["employees"], boost_rounds=60)
+    # 30 rounds at the learning rate 0.1 (as 60 did at 0.05): LightGBM wins the sales holdout here
+    result = predict_customer_sales(c["fact"], c["customers"], employees=c["employees"], boost_rounds=30)
     model = result.model
     need(model.sales_method == "lightgbm", "the generated company's model did not choose LightGBM")
     t = pd.Timestamp(model.as_of)
