@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 from salesbi import contract
 from salesbi.errors import SalesBIError, StepSkipped
 from salesbi.incremental_models import score_or_fit
-from salesbi.memory import release_freed_memory
+from salesbi.memory import map_large_allocations, release_freed_memory
 from salesbi.params import ALL_STEPS, PipelineParams
 from salesbi.runlock import run_lock
 from salesbi.runlog import RunSummary, TableCounts, mark_crashed, new_run_id, record_end, record_start, utcnow
@@ -878,6 +878,7 @@ def execute(
     error propagates (``execution.results`` then holds what finished).
     """
     ctx = execution.context
+    map_large_allocations()  # large blocks freed inside a step go back to the OS (salesbi.memory)
     groups: list[list[Stage]] = []
     for stage in stages:
         if call_models is not None and stage.model and groups and groups[-1][0].model:

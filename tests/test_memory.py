@@ -184,3 +184,56 @@ def test_raw_text_is_kept_while_another_table_reads_the_same_file() -> None:
         assert not _SourceReader(Path("."), load_profile(name)).shares_files()
     for name in ("northwind", "online_retail"):  # a lookup file, tables built from another's file
         assert _SourceReader(Path("."), load_profile(name)).shares_files()
+
+
+MMAP_SCENARIO = r"""
+import ctypes, json, sys
+import numpy as np
+from salesbi.memory import _libc, map_large_allocations
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd",
+        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = _libc()
+libc.mallinfo2.restype = MallInfo2
+mapped = map_large_allocations() if sys.argv[1] == "fixed" else False
+blocks = []
+for _ in range(3):  # a 4 MiB block, freed: glibc's own rule then raises its threshold above 4 MiB
+    a = np.ones(1 << 19)
+    del a
+before = libc.mallinfo2().hblks
+blocks = [np.ones(1 << 19) for _ in range(8)]
+print(json.dumps({"mapped": mapped, "new_maps": libc.mallinfo2().hblks - before}))
+"""
+
+
+@pytest.mark.parametrize("threshold", ["fixed", "glibc"])
+def test_large_blocks_get_their_own_map_once_the_threshold_is_fixed(threshold: str) -> None:
+    import json
+    import os
+    import subprocess
+
+    need(sys.platform.startswith("linux"), "glibc's mallopt/mallinfo2 are read on Linux")
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    done = subprocess.run(
+        [sys.executable, "-c", MMAP_SCENARIO, threshold],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
+    )
+    m = json.loads(done.stdout.strip().splitlines()[-1])
+    if threshold == "fixed":
+        assert m["mapped"] is True and m["new_maps"] == 8  # each 4 MiB block mapped, so given back on free
+    else:
+        assert m["new_maps"] == 0  # glibc's rising threshold: the blocks come from the heap and stay there
+
+
+def test_a_user_threshold_in_glibc_tunables_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    from salesbi.memory import map_large_allocations
+
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")
+    assert map_large_allocations() is False
