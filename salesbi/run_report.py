@@ -18,10 +18,15 @@ def _fmt(value: Any) -> str:
 
 
 def headline_kpis(frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
-    """Return headline figures from the fact table: net sales, gross profit, orders, customers, date range."""
+    """Return headline figures: net sales, gross profit, orders, cancelled orders, customers, date range.
+
+    From the fact table when the run holds it, else from ``customer_summary`` (a run that built
+    the report tables inside the warehouse holds no fact; the figures are the same, the dates
+    are those of the customers' non-cancelled orders). Empty when neither is there.
+    """
     fact = frames.get("fact_order_lines")
     if fact is None or fact.empty:
-        return {}
+        return _headline_from_customers(frames.get("customer_summary"))
     live = fact[~fact["is_cancelled"].astype(bool)]
     profit = live["gross_profit"]
     return {
@@ -32,6 +37,24 @@ def headline_kpis(frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
         "customers": int(live["customer_id"].nunique()),
         "first_order": str(pd.Timestamp(fact["order_date"].min()).date()),
         "last_order": str(pd.Timestamp(fact["order_date"].max()).date()),
+    }
+
+
+def _headline_from_customers(customers: pd.DataFrame | None) -> dict[str, Any]:
+    """Return the headline figures summed over ``customer_summary`` (one row per customer)."""
+    if customers is None or customers.empty:
+        return {}
+    buying = customers[customers["orders"].fillna(0) > 0]
+    profit = customers["gross_profit"]
+    first, last = buying["first_order_date"].min(), buying["last_order_date"].max()
+    return {
+        "net_sales": round(float(customers["net_sales"].sum()), 2),
+        "gross_profit": round(float(profit.sum()), 2) if profit.notna().any() else None,
+        "orders": int(customers["orders"].fillna(0).sum()),
+        "cancelled_orders": int(customers["cancelled_orders"].fillna(0).sum()),
+        "customers": len(buying),
+        "first_order": None if pd.isna(first) else str(pd.Timestamp(first).date()),
+        "last_order": None if pd.isna(last) else str(pd.Timestamp(last).date()),
     }
 
 

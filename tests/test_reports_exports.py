@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -139,3 +140,23 @@ def test_completeness_limits_defaults_profile_table_and_cli() -> None:
     assert cli["order_items"] == cli["customers"] == Threshold(0.01, 0.9)
     # a warn limit above the fail limit is capped by it
     assert resolve_thresholds(profile, fail=0.03)["orders"] == Threshold(0.03, 0.03)
+
+
+def test_headline_figures_from_the_customer_summary_equal_the_facts(sample_company: Path) -> None:
+    """A warehouse-built run holds no fact: its headline comes from customer_summary, and agrees."""
+    from salesbi.reading.reader import core_frames, read_source
+    from salesbi.run_report import headline_kpis
+
+    built = build_reports(core_frames(read_source(sample_company, "canonical")))
+    from_fact = headline_kpis(built)
+    from_customers = headline_kpis({"customer_summary": built["customer_summary"]})
+    fact = built["fact_order_lines"]
+    live = fact[~fact["is_cancelled"].astype(bool)]
+    assert from_fact["orders"] == live["order_id"].nunique() > 100
+    for key in ("orders", "cancelled_orders", "customers"):
+        assert from_customers[key] == from_fact[key], key
+    for key in ("net_sales", "gross_profit"):
+        assert abs(from_customers[key] - from_fact[key]) <= 0.01, key
+    assert from_customers["first_order"] == str(live["order_date"].min().date())
+    assert from_customers["last_order"] == str(live["order_date"].max().date())
+    assert headline_kpis({}) == {}
