@@ -32,7 +32,13 @@ from salesbi.reading.csvfile import BROKEN_RULES
 from salesbi.reading.reader import empty_faults
 from salesbi.runlog import TableCounts
 from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Table
-from salesbi.validation.blocks import add_duplicates, block_bounds, cross_block_duplicates, merge_results
+from salesbi.validation.blocks import (
+    BLOCKED_TABLES,
+    add_duplicates,
+    block_bounds,
+    cross_block_duplicates,
+    merge_results,
+)
 from salesbi.validation.config import ValidationConfig, load_config
 from salesbi.validation.issues import (
     empty_issues,
@@ -151,6 +157,8 @@ def _suite_issues(
     freed before the next); positions are shifted to the whole frame's, and keys repeated in two
     blocks are added to the duplicates (see :mod:`salesbi.validation.blocks`).
     """
+    if spec.name not in BLOCKED_TABLES:
+        block_rows = None
     bounds = block_bounds(len(frame), block_rows)
     results: list[tuple[int, Any]] = []
     parts: list[pd.DataFrame] = []
@@ -297,7 +305,7 @@ def validate_staged(
     ``previous_counts``: rows read per table by the last good run (shrink rule).
     ``known_keys``: per parent table, a frame of key columns already in core, so references resolve
     against rows loaded by earlier runs. ``today`` fixes "in the future" (default: the current date).
-    ``block_rows``: a table longer than this is checked by GX in blocks of that many rows, with
+    ``block_rows``: ``order_items`` longer than this is checked by GX in blocks of that many rows, with
     the blocks' findings and results merged (:mod:`salesbi.validation.blocks`); the outcome is
     the same as one pass, GX's transient memory is bounded by the block.
     """
