@@ -15,7 +15,8 @@ A run killed before step 3 commits leaves ``core`` exactly as it was.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,34 @@ Progress = Callable[[str, int, int], None]  # (step label, done, total)
 REBUILD_INDEXES_ABOVE = 10_000
 #: rows of a table hashed, validated by GX and staged at a time (``PipelineParams.ingest_block_rows``)
 BLOCK_ROWS = 500_000
+
+
+#: SQLite page cache per attached schema during the load, KiB (the connection's own is 128 MiB each):
+#: the load writes staging, core and the row hashes once, and every schema's cache filled to its
+#: limit held ~190 MB more at 1M lines for no measurable speed (docs/scaling.md, issue 18)
+LOAD_CACHE_KIB = 16_384
+
+
+@contextmanager
+def small_page_cache(conn: sa.Connection, kib: int | None = None) -> Iterator[None]:
+    """Within the block, cap SQLite's page cache of every attached schema at ``kib`` KiB (no-op elsewhere).
+
+    ``kib`` defaults to :data:`LOAD_CACHE_KIB`.
+
+    The previous sizes are restored on exit, so the reports and publish steps keep theirs.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    schemas = [str(r[1]) for r in conn.exec_driver_sql("PRAGMA database_list").fetchall()]
+    before = {s: conn.exec_driver_sql(f'PRAGMA "{s}".cache_size').scalar_one() for s in schemas}
+    for schema in schemas:
+        conn.exec_driver_sql(f'PRAGMA "{schema}".cache_size=-{int(kib or LOAD_CACHE_KIB)}')
+    try:
+        yield
+    finally:
+        for schema, size in before.items():
+            conn.exec_driver_sql(f'PRAGMA "{schema}".cache_size={int(size)}')
 
 
 @dataclass
@@ -170,7 +199,7 @@ def load_step(
     """
     counts: dict[str, TableCounts] = {}
     total = len(contract.TABLES)
-    with engine.begin() as conn:
+    with engine.begin() as conn, small_page_cache(conn):
         for i, spec in enumerate(contract.TABLES):
             name = spec.name
             staged = data.tables[name]

@@ -272,3 +272,22 @@ def test_daily_drops_in_blocks_equal_one_block(warehouse: str, tmp_path: Path) -
         assert doc["outputs"]["ingest_changes"]["mode"] == mode
         assert doc["tables"] == ref_doc["tables"]
         _assert_same_state(_state(url), reference)
+
+
+def test_the_load_caps_sqlites_page_cache_and_restores_it(tmp_path: Path) -> None:
+    from salesbi.ingest import prepare_warehouse, small_page_cache
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'wh.db'}")
+    prepare_warehouse(engine)
+
+    def sizes(conn: sa.Connection) -> dict[str, int]:
+        names = [str(r[1]) for r in conn.exec_driver_sql("PRAGMA database_list").fetchall()]
+        return {n: int(conn.exec_driver_sql(f'PRAGMA "{n}".cache_size').scalar_one()) for n in names}
+
+    with engine.begin() as conn:
+        before = sizes(conn)
+        assert before["core"] == -131072 and {"staging", "core", "audit"} <= set(before)
+        with small_page_cache(conn, 2048):
+            assert set(sizes(conn).values()) == {-2048}
+        assert sizes(conn) == before
+    engine.dispose()
