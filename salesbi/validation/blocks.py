@@ -46,21 +46,28 @@ def block_bounds(rows: int, block_rows: int | None) -> list[tuple[int, int]]:
 def cross_block_duplicates(frame: pd.DataFrame, key: Sequence[str], block_rows: int) -> np.ndarray:
     """Return the sorted positions of rows whose key also occurs in another block of ``block_rows`` rows.
 
-    Only the key columns are read. Rows whose key values are all missing are never duplicates
-    (GX ignores them); otherwise missing values compare equal, as in ``DataFrame.duplicated``.
+    Only the key columns are read: one pass finds the repeated keys of the whole table, and only
+    those rows (few) are split by block. Rows whose key values are all missing are never
+    duplicates (GX ignores them); otherwise missing values compare equal, as in
+    ``DataFrame.duplicated``.
     """
     if len(frame) <= block_rows:
         return np.array([], dtype="int64")
-    keys = frame[list(key)].reset_index(drop=True)
-    counted = ~keys.isna().all(axis=1).to_numpy(dtype=bool)
-    block = np.arange(len(keys), dtype="int64") // block_rows
-    pairs = keys.assign(_block=block)[counted].drop_duplicates()  # each key once per block it is in
-    in_many = pairs[pairs.duplicated(subset=list(key), keep=False)].drop(columns="_block")
+    names = list(key)
+    keys = frame[names]
+    repeated = keys.duplicated(keep=False).to_numpy(dtype=bool) & ~keys.isna().all(axis=1).to_numpy(
+        dtype=bool
+    )
+    positions = np.flatnonzero(repeated).astype("int64")
+    if not len(positions):
+        return positions
+    sub = keys.iloc[positions].reset_index(drop=True).assign(_block=positions // block_rows)
+    pairs = sub.drop_duplicates()  # each repeated key once per block it is in
+    in_many = pairs[pairs.duplicated(subset=names, keep=False)][names].drop_duplicates()
     if not len(in_many):
         return np.array([], dtype="int64")
-    dup = keys[counted].merge(in_many.drop_duplicates(), on=list(key), how="left", indicator=True)
-    hit = np.flatnonzero(counted)[(dup["_merge"] == "both").to_numpy(dtype=bool)]
-    return np.sort(hit.astype("int64"))
+    hit = sub[names].merge(in_many, on=names, how="left", indicator=True)["_merge"] == "both"
+    return np.sort(positions[hit.to_numpy(dtype=bool)])
 
 
 def _shift(index: Any, offset: int) -> Any:
