@@ -439,7 +439,14 @@ def store_hashes(
     written = 0
     for name, frame in accepted_hashes(changes, accepted).items():
         t = changes.tables[name]
-        frame = frame.dropna(subset=["row_key"]).drop_duplicates("row_key", keep="last")
+        if frame["row_key"].isna().any():
+            frame = frame[frame["row_key"].notna()]
+        if not block_rows or len(frame) <= block_rows:
+            frame = frame.drop_duplicates("row_key", keep="last")
+        # longer tables: validation accepts each key once (duplicate_key, duplicate_identical and
+        # key_collision reject the others; not_null the keys with a missing part) and the primary
+        # key of audit.row_hashes refuses a repeat; a hash set over every key would cost ~130 MB
+        # per million rows (issue 18 memory)
         if not len(frame):
             continue
         # one code per row, not the same text per row (issue 18 memory); the load writes the text
