@@ -144,6 +144,16 @@ def generate(
     console.print(f"wrote a sample company to {out.resolve()}: {summary}")
 
 
+BlockRowsOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="rows of a long table (order_items) hashed, validated and staged at a time: bounds the "
+        "ingest's memory; the result is the same for any value",
+    ),
+]
+
+
 @app.command()
 def ingest(
     source: SourceOpt,
@@ -152,6 +162,7 @@ def ingest(
     out: OutOpt = DEFAULT_OUT,
     warn_rejected_share: WarnShareOpt = None,
     max_rejected_share: MaxShareOpt = None,
+    block_rows: BlockRowsOpt = 500_000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read, validate and load a source into the warehouse (staging → core)."""
@@ -162,7 +173,11 @@ def ingest(
         out=out,
         steps="ingest",
         verbose=verbose,
-        extra={"warn_rejected_share": warn_rejected_share, "max_rejected_share": max_rejected_share},
+        extra={
+            "warn_rejected_share": warn_rejected_share,
+            "max_rejected_share": max_rejected_share,
+            "ingest_block_rows": block_rows,
+        },
     )
 
 
@@ -259,6 +274,7 @@ def run(
         str,
         typer.Option(help="auto, snapshot, new_only or full: which rows of the drop to validate and load"),
     ] = "auto",
+    block_rows: BlockRowsOpt = 500_000,
     refit: Annotated[
         str, typer.Option(help="auto, always or never: refit the models, or score with the stored ones")
     ] = "auto",
@@ -297,6 +313,7 @@ def run(
             "warn_rejected_share": warn_rejected_share,
             "max_rejected_share": max_rejected_share,
             "ingest_mode": ingest_mode,
+            "ingest_block_rows": block_rows,
             "refit": refit,
             "model_max_age_days": model_max_age_days,
             "model_drift_threshold": model_drift_threshold,

@@ -102,6 +102,21 @@ def row_hashes(frame: pd.DataFrame, spec: Table) -> np.ndarray:
     return out
 
 
+def row_hashes_in_blocks(frame: pd.DataFrame, spec: Table, block_rows: int | None = None) -> np.ndarray:
+    """Return :func:`row_hashes` of ``frame``, computed ``block_rows`` rows at a time (same values).
+
+    The conformed copy and the per-column hash inputs (a Python string per text value) exist for
+    one block at a time, so the memory this takes is bounded by the block, not by the table.
+    """
+    if not block_rows or len(frame) <= block_rows:
+        return row_hashes(frame, spec)
+    out = np.empty(len(frame), dtype=np.uint64)
+    for start in range(0, len(frame), block_rows):
+        stop = min(start + block_rows, len(frame))
+        out[start:stop] = row_hashes(frame.iloc[start:stop], spec)
+    return out
+
+
 def row_keys(frame: pd.DataFrame, spec: Table) -> pd.Series:
     """Return each row's key as text (key columns joined by U+001F); null where a key part is null."""
     parts = []
@@ -278,8 +293,11 @@ def select_changes(
     *,
     mode: str = "auto",
     previous_counts: Mapping[str, int] | None = None,
+    block_rows: int | None = None,
 ) -> ChangeSet:
     """Return the ChangeSet of a drop: the rows to validate and load, the unchanged ones counted.
+
+    ``block_rows``: content hashes are computed that many rows at a time (bounded memory).
 
     ``previous_counts`` are the last good run's rows read per table (the shrink rule); in the
     ``snapshot`` and ``new_only`` modes the table-level count rules run here on the whole drop
@@ -310,7 +328,7 @@ def select_changes(
         table = data.tables[spec.name]
         frame = table.frame
         keys = row_keys(frame, spec)
-        hashes = row_hashes(frame, spec)
+        hashes = row_hashes_in_blocks(frame, spec, block_rows)
         all_keys[spec.name], all_hashes[spec.name] = keys, hashes
         keep = np.ones(len(frame), dtype=bool)
         stored = StoredHashes(pd.Index([], dtype=object), np.array([], dtype=np.uint64))
@@ -334,7 +352,8 @@ def select_changes(
         table = data.tables[spec.name]
         keep = keep_masks[spec.name]
         unchanged = int((~keep).sum())
-        frame = table.frame[keep].reset_index(drop=True)
+        # every row kept (a full load): the same rows without a copy (copy-on-write); else the kept rows
+        frame = (table.frame.copy(deep=False) if keep.all() else table.frame[keep]).reset_index(drop=True)
         tables[spec.name] = replace(
             table,
             frame=frame,
@@ -392,7 +411,8 @@ def accepted_hashes(changes: ChangeSet, accepted: Mapping[str, pd.DataFrame]) ->
         positions = np.asarray(accepted[name].index, dtype="int64")
         out[name] = pd.DataFrame(
             {
-                "row_key": t.keys.iloc[positions].to_numpy(dtype=object),
+                # the keys stay Arrow text (not a Python string per row); the load converts a chunk at a time
+                "row_key": t.keys.iloc[positions].reset_index(drop=True),
                 "row_hash": t.hashes[positions].view(np.int64),
             }
         )
@@ -406,8 +426,11 @@ def store_hashes(
     accepted: Mapping[str, pd.DataFrame],
     *,
     run_id: str,
+    block_rows: int | None = None,
 ) -> int:
     """Write the hashes of the accepted rows into ``audit.row_hashes`` (in the caller's transaction).
+
+    ``block_rows``: rows written per insert (bounds the driver-ready rows held at once).
 
     Returns the number of hashes written. A full load replaces a table's hashes; otherwise only
     the keys written are replaced (all of them at once when there are many).
@@ -416,7 +439,14 @@ def store_hashes(
     written = 0
     for name, frame in accepted_hashes(changes, accepted).items():
         t = changes.tables[name]
-        frame = frame.dropna(subset=["row_key"]).drop_duplicates("row_key", keep="last")
+        if frame["row_key"].isna().any():
+            frame = frame[frame["row_key"].notna()]
+        if not block_rows or len(frame) <= block_rows:
+            frame = frame.drop_duplicates("row_key", keep="last")
+        # longer tables: validation accepts each key once (duplicate_key, duplicate_identical and
+        # key_collision reject the others; not_null the keys with a missing part) and the primary
+        # key of audit.row_hashes refuses a repeat; a hash set over every key would cost ~130 MB
+        # per million rows (issue 18 memory)
         if not len(frame):
             continue
         # one code per row, not the same text per row (issue 18 memory); the load writes the text
@@ -428,7 +458,7 @@ def store_hashes(
         if changes.mode == "full":
             conn.execute(table.delete().where(mine))
         else:
-            rewrite = sorted(set(frame["row_key"]) & t.rewrite)
+            rewrite = sorted(frame["row_key"][frame["row_key"].isin(t.rewrite)].tolist()) if t.rewrite else []
             if len(rewrite) > REPLACE_ALL_ABOVE:
                 frame = _merged(conn, metadata, name, frame, run_id)
                 conn.execute(table.delete().where(mine))
@@ -436,7 +466,9 @@ def store_hashes(
                 for start in range(0, len(rewrite), _DELETE_CHUNK):
                     chunk = rewrite[start : start + _DELETE_CHUNK]
                     conn.execute(table.delete().where(mine, table.c.row_key.in_(chunk)))
-        written += bulk_insert(conn, table, frame)
+        step = block_rows or len(frame)
+        for start in range(0, len(frame), step):
+            written += bulk_insert(conn, table, frame.iloc[start : start + step])
     return written
 
 
@@ -470,12 +502,16 @@ def with_unchanged(counts: Mapping[str, TableCounts], changes: ChangeSet) -> dic
 
 
 def hash_writer(
-    metadata: sa.MetaData, changes: ChangeSet, accepted: Mapping[str, pd.DataFrame], run_id: str
+    metadata: sa.MetaData,
+    changes: ChangeSet,
+    accepted: Mapping[str, pd.DataFrame],
+    run_id: str,
+    block_rows: int | None = None,
 ) -> Callable[[sa.Connection], None]:
     """Return a callback writing the accepted rows' hashes, for ``load_step(after_load=...)``."""
 
     def write(conn: sa.Connection) -> None:
-        n = store_hashes(conn, metadata, changes, accepted, run_id=run_id)
+        n = store_hashes(conn, metadata, changes, accepted, run_id=run_id, block_rows=block_rows)
         log.info("stored %d row hashes (mode %s)", n, changes.mode)
 
     return write
@@ -493,7 +529,10 @@ def select_drop_changes(
     *,
     mode: str = "auto",
     previous_counts: Mapping[str, int] | None = None,
+    block_rows: int | None = None,
 ) -> ChangeSet:
     """Return :func:`select_changes` of ``data`` on a connection of its own (read only)."""
     with engine.connect() as conn:
-        return select_changes(conn, metadata, data, mode=mode, previous_counts=previous_counts)
+        return select_changes(
+            conn, metadata, data, mode=mode, previous_counts=previous_counts, block_rows=block_rows
+        )

@@ -158,6 +158,14 @@ class RunOptions(BaseModel):
             "(full into an empty core, new_only when every order is on or after that date, else snapshot)"
         ),
     )
+    ingest_block_rows: int = Field(
+        default=500_000,
+        ge=1,
+        description=(
+            "rows of a table hashed, checked by Great Expectations and written to staging at a time: "
+            "bounds the ingest's memory for long tables (order_items); the result does not depend on it"
+        ),
+    )
     refit: Literal["auto", "always", "never"] = Field(
         default="auto",
         description=(

@@ -174,6 +174,7 @@ def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
             source,
             mode=ctx.params.ingest_mode,
             previous_counts=last_good_counts(wh.engine),
+            block_rows=ctx.params.ingest_block_rows,
         )
         ctx.summary.outputs["ingest_changes"] = changes.summary()
         ctx.summary.notes.extend(changes.notes)
@@ -187,6 +188,7 @@ def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
             run_id=ctx.run_id,
             previous_counts=changes.previous_counts,
             known_keys=core_keys(wh.engine, wh.metadata),
+            block_rows=ctx.params.ingest_block_rows,
         )
         outcome.counts = with_unchanged(outcome.counts, changes)
     with ctx.summary.timed("completeness"):
@@ -200,7 +202,10 @@ def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
             outcome,
             run_id=ctx.run_id,
             keep_rejects_runs=ctx.params.keep_rejects_runs,
-            after_load=hash_writer(wh.metadata, changes, outcome.accepted, ctx.run_id),
+            after_load=hash_writer(
+                wh.metadata, changes, outcome.accepted, ctx.run_id, block_rows=ctx.params.ingest_block_rows
+            ),
+            block_rows=ctx.params.ingest_block_rows,
         )
     ctx.summary.tables = result.counts
     out = ctx.params.out_dir

@@ -68,6 +68,7 @@ class SuiteRunner:
     def __init__(self) -> None:
         self.context = ephemeral_context()
         self.datasource = self.context.data_sources.add_pandas("staged")
+        self._definitions: dict[str, Any] = {}  # one asset per table; its blocks are batches of it
 
     def release(self) -> None:
         """Drop the frames GX keeps in its execution engine's batch cache (it holds every batch it saw).
@@ -83,8 +84,12 @@ class SuiteRunner:
         self, name: str, frame: pd.DataFrame, suite_doc: dict[str, Any], parameters: Mapping[str, Any]
     ) -> tuple[Any, list[Finding]]:
         """Return the GX validation result of ``frame`` (0..n-1 index) and one Finding per expectation."""
-        asset = self.datasource.add_dataframe_asset(name)
-        batch_definition = asset.add_batch_definition_whole_dataframe(f"{name}_whole")
+        batch_definition = self._definitions.get(name)
+        if batch_definition is None:
+            asset = self.datasource.add_dataframe_asset(name)
+            batch_definition = self._definitions[name] = asset.add_batch_definition_whole_dataframe(
+                f"{name}_whole"
+            )
         batch = batch_definition.get_batch(batch_parameters={"dataframe": for_gx(frame)})
         suite = gx_suite(suite_doc)
         try:

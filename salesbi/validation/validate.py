@@ -32,6 +32,13 @@ from salesbi.reading.csvfile import BROKEN_RULES
 from salesbi.reading.reader import empty_faults
 from salesbi.runlog import TableCounts
 from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Table
+from salesbi.validation.blocks import (
+    BLOCKED_TABLES,
+    add_duplicates,
+    block_bounds,
+    cross_block_duplicates,
+    merge_results,
+)
 from salesbi.validation.config import ValidationConfig, load_config
 from salesbi.validation.issues import (
     empty_issues,
@@ -134,6 +141,52 @@ def _gx_issues(
             )
         )
     return parts, duplicates
+
+
+def _suite_issues(
+    runner: Any,
+    spec: Table,
+    frame: pd.DataFrame,
+    doc: dict[str, Any],
+    parameters: Mapping[str, Any],
+    block_rows: int | None,
+) -> tuple[Any, list[pd.DataFrame], np.ndarray | None]:
+    """Return GX's result for ``frame``, its row issues and the duplicated-key positions, block by block.
+
+    Each block of at most ``block_rows`` rows is validated alone (its GX copy and temporaries
+    freed before the next); positions are shifted to the whole frame's, and keys repeated in two
+    blocks are added to the duplicates (see :mod:`salesbi.validation.blocks`).
+    """
+    if spec.name not in BLOCKED_TABLES:
+        block_rows = None
+    bounds = block_bounds(len(frame), block_rows)
+    results: list[tuple[int, Any]] = []
+    parts: list[pd.DataFrame] = []
+    dup_parts: list[np.ndarray] = []
+    dup_index: int | None = None
+    for start, stop in bounds:
+        block = frame if len(bounds) == 1 else frame.iloc[start:stop]
+        gx_frame = _gx_frame(spec, block)
+        result, findings = runner.run(spec.name, gx_frame, doc, parameters)
+        found, duplicates = _gx_issues(spec, gx_frame, findings)  # same positions, plus derived columns
+        del gx_frame
+        for part in found:
+            part["pos"] = part["pos"] + start
+        parts.extend(found)
+        if duplicates is not None:
+            dup_parts.append(duplicates + start)
+            dup_index = next(i for i, f in enumerate(findings) if f.meta.get("rule") == "duplicate_key")
+        results.append((start, result))
+    if len(bounds) == 1:
+        return results[0][1], parts, dup_parts[0] if dup_parts else None
+    merged = merge_results(results)
+    if dup_index is None:
+        return merged, parts, None
+    assert block_rows is not None  # more than one block
+    across = cross_block_duplicates(frame, spec.key, block_rows)
+    duplicates = np.union1d(np.concatenate(dup_parts), across).astype("int64")
+    add_duplicates(merged, dup_index, duplicates, frame[list(spec.key)].iloc[duplicates])
+    return merged, parts, duplicates
 
 
 def _fault_issues(spec: Table, frame: pd.DataFrame, faults: pd.DataFrame | None) -> pd.DataFrame:
@@ -245,12 +298,16 @@ def validate_staged(
     previous_counts: Mapping[str, int] | None = None,
     known_keys: Mapping[str, pd.DataFrame] | None = None,
     today: date | None = None,
+    block_rows: int | None = None,
 ) -> ValidationOutcome:
     """Return the ValidationOutcome of the seven staged tables; raise ValidationFailed on table-level faults.
 
     ``previous_counts``: rows read per table by the last good run (shrink rule).
     ``known_keys``: per parent table, a frame of key columns already in core, so references resolve
     against rows loaded by earlier runs. ``today`` fixes "in the future" (default: the current date).
+    ``block_rows``: ``order_items`` longer than this is checked by GX in blocks of that many rows, with
+    the blocks' findings and results merged (:mod:`salesbi.validation.blocks`); the outcome is
+    the same as one pass, GX's transient memory is bounded by the block.
     """
     config = config or load_config()
     today = today or date.today()
@@ -273,10 +330,8 @@ def validate_staged(
         staged = tables[spec.name]
         frame = staged.frame
         doc = suite_docs[spec.name] = suite_dict(spec.name, config)
-        gx_frame = _gx_frame(spec, frame)
-        result, findings = runner.run(spec.name, gx_frame, doc, parameters)
+        result, parts, duplicates = _suite_issues(runner, spec, frame, doc, parameters, block_rows)
         suite_results[spec.name] = result
-        parts, duplicates = _gx_issues(spec, gx_frame, findings)  # same positions, plus derived columns
         parts.append(_fault_issues(spec, frame, getattr(staged, "faults", None)))
         parts.append(_duplicate_issues(spec, frame, duplicates))
         parts.append(key_collisions(spec, frame))
