@@ -40,9 +40,20 @@ def headline_kpis(frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
     }
 
 
+#: the ``customer_summary`` columns the headline figures are summed from
+_HEADLINE_CUSTOMER_COLUMNS = {
+    "orders",
+    "cancelled_orders",
+    "net_sales",
+    "gross_profit",
+    "first_order_date",
+    "last_order_date",
+}
+
+
 def _headline_from_customers(customers: pd.DataFrame | None) -> dict[str, Any]:
-    """Return the headline figures summed over ``customer_summary`` (one row per customer)."""
-    if customers is None or customers.empty:
+    """Return the headline figures summed over ``customer_summary`` (one row per customer; {} without it)."""
+    if customers is None or customers.empty or not set(customers.columns) >= _HEADLINE_CUSTOMER_COLUMNS:
         return {}
     buying = customers[customers["orders"].fillna(0) > 0]
     profit = customers["gross_profit"]

