@@ -40,12 +40,7 @@ from salesbi.types import conform, to_arrow
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import create_engine
 from salesbi.warehouse.load import read_table
-
-
-def _ingest(source: Path, profile: str, url: str, out: Path) -> None:
-    run_pipeline(
-        PipelineParams(source=source, profile=profile, warehouse_url=url, out_dir=out, steps=("ingest",))
-    )
+from tests.test_reports_sql import _ingest
 
 
 def _core(conn: sa.Connection, metadata: sa.MetaData) -> dict[str, pd.DataFrame]:

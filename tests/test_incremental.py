@@ -115,13 +115,15 @@ def drops(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"day1": root / "day1", "snapshot": snapshot, "new_only": new_only}
 
 
-def _ingest(source: Path, url: str, out: Path, mode: str = "auto") -> dict[str, Any]:
+def _ingest(source: Path, url: str, out: Path, mode: str = "auto", **fields: Any) -> dict[str, Any]:
+    """Return the run summary of an ingest-only run (``fields``: further PipelineParams fields)."""
     params = PipelineParams(
         source=source,
         warehouse_url=url,
         out_dir=out,
         steps=("ingest",),
         ingest_mode=mode,  # type: ignore[arg-type]
+        **fields,
     )
     run_pipeline(params)
     doc: dict[str, Any] = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))

@@ -12,7 +12,6 @@ SQLite and PostgreSQL, also for the daily incremental path.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,13 @@ from salesbi import contract
 from salesbi.generate import generate_company
 from salesbi.generate.nextday import next_day_drop
 from salesbi.ingest import read_step, validate_step
-from salesbi.params import PipelineParams
-from salesbi.pipeline import run_pipeline
 from salesbi.reading.reader import SourceData
 from salesbi.types import conform
 from salesbi.validation.blocks import block_bounds, cross_block_duplicates
 from salesbi.validation.validate import ValidationOutcome
 from salesbi.warehouse.engine import create_engine
 from salesbi.warehouse.load import read_table
+from tests.test_incremental import _ingest
 
 
 def _with_faults(folder: Path, keep_lines: int | None = None) -> Path:
@@ -186,20 +184,6 @@ def test_validation_in_blocks_equals_one_pass_long(long_source: Path) -> None:
 # ---------------------------------------------------------------------------------------- the load
 
 
-def _ingest(source: Path, url: str, out: Path, block_rows: int, mode: str = "auto") -> dict[str, Any]:
-    params = PipelineParams(
-        source=source,
-        warehouse_url=url,
-        out_dir=out,
-        steps=("ingest",),
-        ingest_block_rows=block_rows,
-        ingest_mode=mode,  # type: ignore[arg-type]
-    )
-    run_pipeline(params)
-    doc: dict[str, Any] = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
-    return doc
-
-
 def _state(url: str) -> dict[str, pd.DataFrame]:
     """Return core (conformed, by key), the rejects and the row hashes (without run ids), sorted."""
     engine = create_engine(url)
@@ -240,9 +224,9 @@ def _url(warehouse: str, tmp_path: Path, name: str) -> str:
 def test_load_in_blocks_equals_one_block(warehouse: str, long_source: Path, tmp_path: Path) -> None:
     """Staging, core, rejects and hashes after a load in blocks of 333 rows equal a one-block load."""
     ref_url = f"sqlite:///{tmp_path / 'ref' / 'wh.db'}"
-    ref_doc = _ingest(long_source, ref_url, tmp_path / "out_ref", block_rows=1_000_000)
+    ref_doc = _ingest(long_source, ref_url, tmp_path / "out_ref", ingest_block_rows=1_000_000)
     reference = _state(ref_url)
-    doc = _ingest(long_source, warehouse, tmp_path / "out", block_rows=333)
+    doc = _ingest(long_source, warehouse, tmp_path / "out", ingest_block_rows=333)
     assert doc["tables"] == ref_doc["tables"]
     assert doc["tables"]["order_items"]["rejected"] >= 6
     mine = _state(warehouse)
@@ -258,16 +242,16 @@ def test_daily_drops_in_blocks_equal_one_block(warehouse: str, tmp_path: Path) -
     new_only = next_day_drop(root / "day1", root / "day2_new", kind="new_only", seed=6).out
     for day2, mode in ((snapshot, "snapshot"), (new_only, "new_only")):
         ref_url = f"sqlite:///{tmp_path / ('ref_' + mode) / 'wh.db'}"
-        _ingest(root / "day1", ref_url, tmp_path / f"o1_ref_{mode}", block_rows=1_000_000)
-        ref_doc = _ingest(day2, ref_url, tmp_path / f"o2_ref_{mode}", block_rows=1_000_000, mode=mode)
+        _ingest(root / "day1", ref_url, tmp_path / f"o1_ref_{mode}", ingest_block_rows=1_000_000)
+        ref_doc = _ingest(day2, ref_url, tmp_path / f"o2_ref_{mode}", ingest_block_rows=1_000_000, mode=mode)
         reference = _state(ref_url)
         url = _url(warehouse, tmp_path, f"mine_{mode}")
         if warehouse.startswith("postgresql"):
             from tests.conftest import drop_pg_schemas
 
             drop_pg_schemas(url)
-        _ingest(root / "day1", url, tmp_path / f"o1_{mode}", block_rows=250)
-        doc = _ingest(day2, url, tmp_path / f"o2_{mode}", block_rows=250, mode=mode)
+        _ingest(root / "day1", url, tmp_path / f"o1_{mode}", ingest_block_rows=250)
+        doc = _ingest(day2, url, tmp_path / f"o2_{mode}", ingest_block_rows=250, mode=mode)
         assert doc["outputs"]["ingest_changes"] == ref_doc["outputs"]["ingest_changes"]
         assert doc["outputs"]["ingest_changes"]["mode"] == mode
         assert doc["tables"] == ref_doc["tables"]
