@@ -1,0 +1,119 @@
+"""Model-step inputs aggregated by the warehouse (``reports_in="warehouse"``).
+
+Customer segmentation and prediction read order histories: every feature they compute is a
+function of the orders (date, customer, sales, cancelled or not, credited employee) plus, for
+the product-line breadth, the first date each customer bought each product line on a
+non-cancelled line (``salesbi.segmentation.history.behaviour_features``,
+``salesbi.prediction.features.prepare``); no feature counts lines. So in warehouse mode the
+database sends one row per order and one per (customer, product line) instead of one per
+order line, and :func:`salesbi.segmentation.history.lines_from_orders` rebuilds the history
+shape the models read from them:
+
+- :func:`order_history_select`: per order ``customer_id, order_id, order_date, employee_id``
+  (constant on an order's lines), ``is_cancelled`` (any line cancelled, as
+  ``orders_from_lines`` takes the max) and ``SUM(net_sales)``;
+- :func:`first_uses_select`: per customer and product line, the first date of a non-cancelled
+  line.
+
+The sums are added by the database in its own order: equal to the pandas path's up to float
+summation order (tests/test_model_inputs.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.sql import Select
+
+from salesbi.reports.fact import FACT_ORDER_LINES
+from salesbi.reports.sql.expr import binary_text, flag, is_true
+from salesbi.reports.sql.fact_publish import iter_frames
+from salesbi.reports.sql.selects import fact_order_lines_select
+from salesbi.schema import Table
+from salesbi.segmentation.history import lines_from_orders
+from salesbi.types import conform
+
+#: the columns of the per-order rows (types of the fact's columns of the same name)
+ORDER_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "order_id",
+    "order_date",
+    "employee_id",
+    "is_cancelled",
+    "net_sales",
+)
+#: the columns of the first-use rows
+FIRST_USE_COLUMNS: tuple[str, ...] = ("customer_id", "product_line_id", "order_date")
+#: the model steps that read order-grain rows (:func:`read_order_history`) in warehouse mode
+ORDER_GRAIN_STEPS: frozenset[str] = frozenset({"segments", "predictions"})
+#: rows per fetched batch (cursor route; PostgreSQL's COPY cuts by bytes)
+BATCH_ROWS = 1_000_000
+
+
+def _spec(name: str, columns: tuple[str, ...], key: tuple[str, ...]) -> Table:
+    """Return a definition with the fact's types for ``columns`` (for ``conform`` and the COPY reader)."""
+    by_name = {c.name: c for c in FACT_ORDER_LINES.columns}
+    return dataclasses.replace(
+        FACT_ORDER_LINES, name=name, columns=tuple(by_name[c] for c in columns), key=key, indexes=()
+    )
+
+
+ORDERS_SPEC = _spec("model_orders", ORDER_COLUMNS, ("order_id",))
+FIRST_USES_SPEC = _spec("model_first_uses", FIRST_USE_COLUMNS, ("customer_id", "product_line_id"))
+
+
+def _fact(metadata: sa.MetaData) -> sa.Subquery:
+    return fact_order_lines_select(metadata, whole=False).subquery("fact")
+
+
+def order_history_select(metadata: sa.MetaData) -> Select[Any]:
+    """Return the ``SELECT`` of one row per order (:data:`ORDER_COLUMNS`), ordered by order_id (code point)."""
+    fact = _fact(metadata)
+    any_cancelled = sa.func.max(sa.case((is_true(fact.c.is_cancelled), 1), else_=0))
+    keys = (fact.c.customer_id, fact.c.order_id, fact.c.order_date, fact.c.employee_id)
+    return (
+        sa.select(
+            *keys,
+            flag(any_cancelled == 1).label("is_cancelled"),
+            sa.func.sum(fact.c.net_sales).label("net_sales"),
+        )
+        .group_by(*keys)
+        .order_by(binary_text(fact.c.order_id))
+    )
+
+
+def first_uses_select(metadata: sa.MetaData) -> Select[Any]:
+    """Return the ``SELECT`` of each customer's first non-cancelled date per product line (:data:`FIRST_USE_COLUMNS`)."""
+    fact = _fact(metadata)
+    return (
+        sa.select(
+            fact.c.customer_id, fact.c.product_line_id, sa.func.min(fact.c.order_date).label("order_date")
+        )
+        .where(sa.not_(is_true(fact.c.is_cancelled)), fact.c.product_line_id.is_not(None))
+        .group_by(fact.c.customer_id, fact.c.product_line_id)
+        .order_by(binary_text(fact.c.customer_id), binary_text(fact.c.product_line_id))
+    )
+
+
+def _read(conn: sa.Connection, select: Select[Any], spec: Table) -> pd.DataFrame:
+    parts = list(iter_frames(conn, select, spec, batch_rows=BATCH_ROWS))
+    if not parts:
+        return conform(pd.DataFrame(columns=spec.column_names), spec)
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return frame.reset_index(drop=True)
+
+
+def read_order_history(conn: sa.Connection, metadata: sa.MetaData) -> pd.DataFrame:
+    """Return the order history the segmentation and prediction read, aggregated by the database.
+
+    History-shaped rows (``salesbi.segmentation.history.LINE_COLUMNS``): one per order and one
+    zero-sales row per (customer, product line) first use; every behaviour and prediction
+    feature computed from them equals the one computed from the fact's lines (sums up to float
+    summation order). Both statements run on ``conn`` (one snapshot when it is in a transaction).
+    """
+    orders = _read(conn, order_history_select(metadata), ORDERS_SPEC)
+    first_uses = _read(conn, first_uses_select(metadata), FIRST_USES_SPEC)
+    return lines_from_orders(orders, first_uses)
