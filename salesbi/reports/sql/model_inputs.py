@@ -70,7 +70,7 @@ def _fact(metadata: sa.MetaData) -> sa.Subquery:
 
 
 def order_history_select(metadata: sa.MetaData) -> Select[Any]:
-    """Return the ``SELECT`` of one row per order (:data:`ORDER_COLUMNS`), ordered by order_id (code point)."""
+    """Return the ``SELECT`` of one row per order (:data:`ORDER_COLUMNS`), by order_id (code point)."""
     fact = _fact(metadata)
     any_cancelled = sa.func.max(sa.case((is_true(fact.c.is_cancelled), 1), else_=0))
     keys = (fact.c.customer_id, fact.c.order_id, fact.c.order_date, fact.c.employee_id)
@@ -86,7 +86,10 @@ def order_history_select(metadata: sa.MetaData) -> Select[Any]:
 
 
 def first_uses_select(metadata: sa.MetaData) -> Select[Any]:
-    """Return the ``SELECT`` of each customer's first non-cancelled date per product line (:data:`FIRST_USE_COLUMNS`)."""
+    """Return the ``SELECT`` of each customer's first non-cancelled day per product line.
+
+    Columns :data:`FIRST_USE_COLUMNS`, ordered by customer and product line (code point).
+    """
     fact = _fact(metadata)
     return (
         sa.select(
