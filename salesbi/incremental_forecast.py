@@ -357,6 +357,7 @@ def prepare_extension(
         choose_horizon,
         frequency_choice,
         normalize_frequency,
+        order_dates,
         to_month_end,
     )
 
@@ -370,7 +371,7 @@ def prepare_extension(
             f"the stored model's frequency {model.frequency} was set by its run; this run chooses"
         )
     else:
-        orders = fact.drop_duplicates("order_id") if "order_id" in fact.columns else fact
+        orders = pd.DataFrame({"order_date": order_dates(fact)})
         chosen = frequency_choice(orders["order_date"], model.week_start)[0]
         if chosen != model.frequency:
             raise CannotExtend(

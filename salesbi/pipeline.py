@@ -352,18 +352,20 @@ def fact_in_warehouse(params: PipelineParams) -> bool:
 
 def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
     """Return the fact lines model ``step`` reads: the run's fact frame, or in warehouse mode what the
-    database computes from core: for segments and predictions one row per order and per
-    (customer, product line) first use (:func:`salesbi.reports.sql.model_inputs.read_order_history`),
-    for the forecast the columns it uses (:data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`)."""
+    database computes from core (:mod:`salesbi.reports.sql.model_inputs`): for segments and
+    predictions one row per order and per (customer, product line) first use, for the forecast
+    one row per day, customer country, product line and office."""
     if not fact_in_warehouse(ctx.params) or "fact_order_lines" in done.frames():
         return fact_of(done)
     from salesbi.reports.sql.fact_publish import MODEL_COLUMNS, read_fact_columns
-    from salesbi.reports.sql.model_inputs import ORDER_GRAIN_STEPS, read_order_history
+    from salesbi.reports.sql.model_inputs import ORDER_GRAIN_STEPS, read_forecast_days, read_order_history
 
     wh = done.need(Warehouse, step)
     with wh.engine.connect() as conn:
         if step in ORDER_GRAIN_STEPS:
             return read_order_history(conn, wh.metadata)
+        if step == "forecast":
+            return read_forecast_days(conn, wh.metadata)
         return read_fact_columns(conn, wh.metadata, MODEL_COLUMNS[step])
 
 

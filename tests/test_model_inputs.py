@@ -19,15 +19,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 import sqlglot
 
 from salesbi import contract
 from salesbi.errors import SalesBIError
+from salesbi.forecasting.series import DAY_COLUMNS, build_series, frequency_choice, order_dates
 from salesbi.prediction import predict_customer_sales
 from salesbi.prediction.features import features_at, prepare
 from salesbi.reports.fact import build_fact_order_lines
-from salesbi.reports.sql.model_inputs import first_uses_select, order_history_select, read_order_history
+from salesbi.reports.sql.model_inputs import (
+    first_uses_select,
+    forecast_days_select,
+    order_history_select,
+    read_forecast_days,
+    read_order_history,
+)
 from salesbi.reports.sql.render import dialect_named
 from salesbi.segmentation import segment_customers
 from salesbi.segmentation.history import LINE_COLUMNS, behaviour_features, lines_from_fact, lines_from_orders
@@ -40,8 +46,8 @@ from tests.test_reports_sql import _ingest
 RTOL = 1e-12
 
 
-def _read(url: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame]:
-    """Return core, the pandas fact and the order-grain history read from the warehouse at ``url``."""
+def _read(url: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Return core, the pandas fact, the order-grain history and the forecast days read from ``url``."""
     engine = create_engine(url)
     metadata = warehouse_metadata()
     try:
@@ -51,9 +57,10 @@ def _read(url: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame
                 for s in contract.TABLES
             }
             history = read_order_history(conn, metadata)
+            days = read_forecast_days(conn, metadata)
     finally:
         engine.dispose()
-    return core, build_fact_order_lines(core), history
+    return core, build_fact_order_lines(core), history, days
 
 
 def _same(got: pd.DataFrame, want: pd.DataFrame, rtol: float, obj: str) -> None:
@@ -74,7 +81,8 @@ def _same(got: pd.DataFrame, want: pd.DataFrame, rtol: float, obj: str) -> None:
 
 
 def _check(url: str, as_of: date | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    core, fact, history = _read(url)
+    core, fact, history, days = _read(url)
+    _check_forecast_input(core, fact, days)
     lines = lines_from_fact(fact)
     ours = lines_from_fact(history)
     orders = fact["order_id"].nunique()
@@ -105,7 +113,7 @@ def _check(url: str, as_of: date | None = None) -> tuple[pd.DataFrame, pd.DataFr
 
 
 @pytest.mark.integration
-def test_segments_and_predictions_from_orders_equal_those_from_lines_on_the_generator(
+def test_model_inputs_aggregated_by_the_database_equal_the_lines_on_the_generator(
     sample_company: Path, warehouse: str, tmp_path: Path
 ) -> None:
     _ingest(sample_company, "canonical", warehouse, tmp_path / "out")
@@ -116,12 +124,29 @@ def test_segments_and_predictions_from_orders_equal_those_from_lines_on_the_gene
 @pytest.mark.integration
 @pytest.mark.postgres
 @pytest.mark.realdata
-def test_segments_and_predictions_from_orders_equal_those_from_lines_on_classicmodels(
+def test_model_inputs_aggregated_by_the_database_equal_the_lines_on_classicmodels(
     classicmodels_dir: Path, pg_warehouse: str, tmp_path: Path
 ) -> None:
     _ingest(classicmodels_dir, "classicmodels", pg_warehouse, tmp_path / "out")
     segments, _ = _check(pg_warehouse)
     assert len(segments) == 98
+
+
+def _check_forecast_input(core: dict[str, pd.DataFrame], fact: pd.DataFrame, days: pd.DataFrame) -> None:
+    """The day rows give the per-line path's order dates, frequency and series panels (sums to RTOL)."""
+    assert len(days) < len(fact) and int(days["orders"].sum()) == fact["order_id"].nunique()
+    want_dates = fact.drop_duplicates("order_id")["order_date"]
+    got_dates = order_dates(days)
+    assert sorted(got_dates) == sorted(want_dates)
+    for week in (0, 6):
+        assert frequency_choice(got_dates, week) == frequency_choice(want_dates, week)
+    tables = (core["customers"], core["product_lines"], core["offices"])
+    for freq in ("D", "W", "M"):
+        want = build_series(fact, *tables, freq)
+        got = build_series(days, *tables, freq)
+        pd.testing.assert_frame_equal(got.meta, want.meta)
+        assert list(got.dates) == list(want.dates)
+        np.testing.assert_allclose(got.values, want.values, rtol=RTOL, atol=1e-6, err_msg=freq)
 
 
 def _lines(rows: list[tuple[str, str, str, float, bool, str | None, str | None]]) -> pd.DataFrame:
@@ -179,7 +204,11 @@ def test_order_rows_and_first_uses_rebuild_every_feature_of_a_small_history() ->
 def test_the_order_grain_statements_compile_for_sql_server_and_parse_as_tsql() -> None:
     mssql = dialect_named("mssql")
     metadata = warehouse_metadata()
-    for select in (order_history_select(metadata), first_uses_select(metadata)):
+    for select in (
+        order_history_select(metadata),
+        first_uses_select(metadata),
+        forecast_days_select(metadata),
+    ):
         sql = str(select.compile(dialect=mssql, compile_kwargs={"literal_binds": True}))
         assert "GROUP BY" in sql and "COLLATE Latin1_General_100_BIN2" in sql.rsplit("ORDER BY", 1)[1]
         assert "%(" not in sql and " || " not in sql
@@ -195,7 +224,8 @@ def test_the_order_grain_statements_run_on_sqlite_without_core_rows(tmp_path: Pa
         metadata = prepare_warehouse(engine)
         with engine.connect() as conn:
             history = read_order_history(conn, metadata)
+            days = read_forecast_days(conn, metadata)
     finally:
         engine.dispose()
     assert list(history.columns) == list(LINE_COLUMNS) and history.empty
-    assert isinstance(sa.__version__, str)
+    assert list(days.columns) == list(DAY_COLUMNS) and days.empty

@@ -24,6 +24,7 @@ from salesbi.forecasting.series import (
     choose_horizon,
     frequency_choice,
     normalize_frequency,
+    order_dates,
     period_start,
     to_month_end,
     week_start_index,
@@ -103,7 +104,7 @@ def forecast_sales(
     _check_horizon(horizon, backtest_origins)
     horizon_set = bool(horizon)
     week = week_start_index(week_start)
-    orders = fact.drop_duplicates("order_id") if "order_id" in fact.columns else fact
+    orders = pd.DataFrame({"order_date": order_dates(fact)})
     if frequency:
         freq, why = normalize_frequency(frequency), "set by the caller"
     else:

@@ -15,6 +15,12 @@ shape the models read from them:
 - :func:`first_uses_select`: per customer and product line, the first date of a non-cancelled
   line.
 
+The forecast sums net sales per period and series (total, product line, customer country,
+office: ``salesbi.forecasting.series.build_series``) and chooses its frequency from the number
+of orders per day (``frequency_choice``): :func:`forecast_days_select` sends one row per day,
+customer country, product line and office with the sum of net sales and the number of orders
+(each order counted on the row of its first line), :data:`salesbi.forecasting.series.DAY_COLUMNS`.
+
 The sums are added by the database in its own order: equal to the pandas path's up to float
 summation order (tests/test_model_inputs.py).
 """
@@ -28,11 +34,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.sql import Select
 
+from salesbi.forecasting.series import DAY_COLUMNS
 from salesbi.reports.fact import FACT_ORDER_LINES
 from salesbi.reports.sql.expr import binary_text, flag, is_true
 from salesbi.reports.sql.fact_publish import iter_frames
-from salesbi.reports.sql.selects import fact_order_lines_select
-from salesbi.schema import Table
+from salesbi.reports.sql.selects import core_table, fact_order_lines_select
+from salesbi.schema import Column, Table
 from salesbi.segmentation.history import lines_from_orders
 from salesbi.types import conform
 
@@ -62,6 +69,20 @@ def _spec(name: str, columns: tuple[str, ...], key: tuple[str, ...]) -> Table:
 
 
 ORDERS_SPEC = _spec("model_orders", ORDER_COLUMNS, ("order_id",))
+DAYS_SPEC = dataclasses.replace(
+    FACT_ORDER_LINES,
+    name="forecast_days",
+    columns=tuple(
+        Column("country", "text", required=True)
+        if c == "country"
+        else Column("orders", "int", required=True)
+        if c == "orders"
+        else next(f for f in FACT_ORDER_LINES.columns if f.name == c)
+        for c in DAY_COLUMNS
+    ),
+    key=(),
+    indexes=(),
+)
 FIRST_USES_SPEC = _spec("model_first_uses", FIRST_USE_COLUMNS, ("customer_id", "product_line_id"))
 
 
@@ -99,6 +120,45 @@ def first_uses_select(metadata: sa.MetaData) -> Select[Any]:
         .group_by(fact.c.customer_id, fact.c.product_line_id)
         .order_by(binary_text(fact.c.customer_id), binary_text(fact.c.product_line_id))
     )
+
+
+def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
+    """Return the ``SELECT`` of the forecast's input per day (``DAY_COLUMNS`` of forecasting.series).
+
+    One row per order date, customer country ('Unknown' when the customer or its country is
+    not known, as ``series_lines``), product line and office: ``SUM(net_sales)`` and the number
+    of orders whose first line is on the row. Ordered by date, then the keys (code point).
+    """
+    fact = _fact(metadata)
+    customers = core_table(metadata, "customers")
+    first_line = sa.func.row_number().over(partition_by=fact.c.order_id, order_by=fact.c.line_number)
+    lines = (
+        sa.select(
+            fact.c.order_date,
+            sa.func.coalesce(customers.c.country, sa.literal("Unknown", sa.Unicode())).label("country"),
+            fact.c.product_line_id,
+            fact.c.office_id,
+            fact.c.net_sales,
+            sa.case((first_line == 1, 1), else_=0).label("first_line"),
+        )
+        .select_from(fact.outerjoin(customers, customers.c.customer_id == fact.c.customer_id))
+        .subquery("lines")
+    )
+    keys = (lines.c.order_date, lines.c.country, lines.c.product_line_id, lines.c.office_id)
+    return (
+        sa.select(
+            *keys,
+            sa.func.sum(lines.c.net_sales).label("net_sales"),
+            sa.func.sum(lines.c.first_line).label("orders"),
+        )
+        .group_by(*keys)
+        .order_by(lines.c.order_date, *(binary_text(k) for k in keys[1:]))
+    )
+
+
+def read_forecast_days(conn: sa.Connection, metadata: sa.MetaData) -> pd.DataFrame:
+    """Return the forecast's input aggregated per day by the database (:func:`forecast_days_select`)."""
+    return _read(conn, forecast_days_select(metadata), DAYS_SPEC)
 
 
 def _read(conn: sa.Connection, select: Select[Any], spec: Table) -> pd.DataFrame:
