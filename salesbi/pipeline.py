@@ -506,11 +506,11 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
         params = ReportParams(as_of=ctx.params.as_of, churn_months=ctx.params.churn_months)
         wh = done.find(Warehouse)
         tables = {**stored_model_outputs(wh, frames), **frames}
-        if "fact_order_lines" not in tables and wh is not None:  # the columns the insights read
-            from salesbi.reports.sql.fact_publish import read_fact_columns
+        if "fact_order_lines" not in tables and wh is not None:  # what the insights read, aggregated
+            from salesbi.reports.sql.model_inputs import read_insight_facts
 
             with wh.engine.connect() as conn:
-                tables["fact_order_lines"] = read_fact_columns(conn, wh.metadata, INSIGHT_FACT_COLUMNS)
+                tables["fact_order_lines"] = read_insight_facts(conn, wh.metadata)
         ingested = done.find(Ingested)
         completeness = completeness_frame(  # the first section of the insights
             ingested.completeness if ingested else None, wh.engine if wh else None
@@ -522,7 +522,8 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
         return Frames({"insights": build_insights(tables, params)})
 
 
-#: the fact's columns the insights read (returns, the as-of fallback), read in warehouse mode
+#: the fact's columns the insights read (returns, the as-of fallback); in warehouse mode the
+#: database sends them per status and cancelled flag (salesbi.reports.sql.model_inputs)
 INSIGHT_FACT_COLUMNS: tuple[str, ...] = ("order_date", "status", "is_cancelled", "net_sales")
 
 

@@ -26,12 +26,16 @@ from salesbi.errors import SalesBIError
 from salesbi.forecasting.series import DAY_COLUMNS, build_series, frequency_choice, order_dates
 from salesbi.prediction import predict_customer_sales
 from salesbi.prediction.features import features_at, prepare
+from salesbi.reports.build import ReportParams, build_reports
 from salesbi.reports.fact import build_fact_order_lines
+from salesbi.reports.insights import _as_of, build_insights, returns_findings
 from salesbi.reports.sql.model_inputs import (
     first_uses_select,
     forecast_days_select,
+    insight_facts_select,
     order_history_select,
     read_forecast_days,
+    read_insight_facts,
     read_order_history,
 )
 from salesbi.reports.sql.render import dialect_named
@@ -46,8 +50,8 @@ from tests.test_reports_sql import _ingest
 RTOL = 1e-12
 
 
-def _read(url: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Return core, the pandas fact, the order-grain history and the forecast days read from ``url``."""
+def _read(url: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Return core, the pandas fact and the order, day and insight aggregates read from ``url``."""
     engine = create_engine(url)
     metadata = warehouse_metadata()
     try:
@@ -58,9 +62,10 @@ def _read(url: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame
             }
             history = read_order_history(conn, metadata)
             days = read_forecast_days(conn, metadata)
+            facts = read_insight_facts(conn, metadata)
     finally:
         engine.dispose()
-    return core, build_fact_order_lines(core), history, days
+    return core, build_fact_order_lines(core), history, days, facts
 
 
 def _same(got: pd.DataFrame, want: pd.DataFrame, rtol: float, obj: str) -> None:
@@ -81,8 +86,9 @@ def _same(got: pd.DataFrame, want: pd.DataFrame, rtol: float, obj: str) -> None:
 
 
 def _check(url: str, as_of: date | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    core, fact, history, days = _read(url)
+    core, fact, history, days, facts = _read(url)
     _check_forecast_input(core, fact, days)
+    _check_insights(core, facts)
     lines = lines_from_fact(fact)
     ours = lines_from_fact(history)
     orders = fact["order_id"].nunique()
@@ -149,6 +155,26 @@ def _check_forecast_input(core: dict[str, pd.DataFrame], fact: pd.DataFrame, day
         np.testing.assert_allclose(got.values, want.values, rtol=RTOL, atol=1e-6, err_msg=freq)
 
 
+def _check_insights(core: dict[str, pd.DataFrame], facts: pd.DataFrame) -> None:
+    """The insights from the aggregate equal those from the fact's lines, text for text."""
+    reports = build_reports(core)
+    fact = reports["fact_order_lines"]
+    assert len(facts) <= 2 * fact["status"].nunique() and len(facts) < len(fact)
+    ours = {**reports, "fact_order_lines": facts}
+    want, got = build_insights(reports), build_insights(ours)
+    assert got["finding"].tolist() == want["finding"].tolist()
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+    # the as-of fallback (no customer_summary) and the returns finding on their own
+    no_summary = ReportParams()
+    for tables in (reports, ours):
+        tables.pop("customer_summary")
+    assert _as_of(ours, no_summary) == _as_of(reports, no_summary)
+    mine, theirs = returns_findings(ours, no_summary), returns_findings(reports, no_summary)
+    assert [f.finding for f in mine] == [f.finding for f in theirs]
+    for a, b in zip(mine, theirs, strict=True):
+        assert a.details == pytest.approx(b.details, rel=1e-12)
+
+
 def _lines(rows: list[tuple[str, str, str, float, bool, str | None, str | None]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(LINE_COLUMNS))
 
@@ -201,21 +227,18 @@ def test_order_rows_and_first_uses_rebuild_every_feature_of_a_small_history() ->
         lines_from_orders(orders, uses.assign(order_date=pd.Timestamp("2023-12-31")))
 
 
-def test_the_order_grain_statements_compile_for_sql_server_and_parse_as_tsql() -> None:
+def test_the_aggregate_statements_compile_for_sql_server_and_parse_as_tsql() -> None:
     mssql = dialect_named("mssql")
     metadata = warehouse_metadata()
-    for select in (
-        order_history_select(metadata),
-        first_uses_select(metadata),
-        forecast_days_select(metadata),
-    ):
+    selects = (order_history_select, first_uses_select, forecast_days_select, insight_facts_select)
+    for select in (make(metadata) for make in selects):
         sql = str(select.compile(dialect=mssql, compile_kwargs={"literal_binds": True}))
         assert "GROUP BY" in sql and "COLLATE Latin1_General_100_BIN2" in sql.rsplit("ORDER BY", 1)[1]
         assert "%(" not in sql and " || " not in sql
         assert sqlglot.parse_one(sql, read="tsql") is not None
 
 
-def test_the_order_grain_statements_run_on_sqlite_without_core_rows(tmp_path: Path) -> None:
+def test_the_aggregate_statements_run_on_sqlite_without_core_rows(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'wh.db'}")
     metadata = warehouse_metadata()
     try:
@@ -225,7 +248,9 @@ def test_the_order_grain_statements_run_on_sqlite_without_core_rows(tmp_path: Pa
         with engine.connect() as conn:
             history = read_order_history(conn, metadata)
             days = read_forecast_days(conn, metadata)
+            facts = read_insight_facts(conn, metadata)
     finally:
         engine.dispose()
     assert list(history.columns) == list(LINE_COLUMNS) and history.empty
     assert list(days.columns) == list(DAY_COLUMNS) and days.empty
+    assert list(facts.columns) == ["status", "is_cancelled", "order_date", "net_sales"] and facts.empty

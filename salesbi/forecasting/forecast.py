@@ -11,7 +11,7 @@ import pandas as pd
 from salesbi.errors import ConfigurationError, SalesBIError, StepSkipped
 from salesbi.forecasting.engine import MODELS, EngineOutput, run_engine
 from salesbi.forecasting.evaluate import LEVELS
-from salesbi.forecasting.lgbm import LightGBMConfig
+from salesbi.forecasting.lgbm import LightGBMConfig, training_caps
 from salesbi.forecasting.series import (
     DEFAULT_HORIZON,
     FREQUENCY_NAMES,
@@ -361,6 +361,7 @@ def _model_runs(
         }
         if m == "lightgbm":
             params["train_rows_final"] = out.lgbm_rows
+            params["training_caps"] = training_caps(out.lgbm_cap, out.lgbm_candidates, out.lgbm_rows)
             params["boost_rounds"] = out.lgbm_rounds or out.lgbm_max_rounds
             params["boost_rounds_chosen_by"] = (
                 f"early stopping at the earliest fit: the best round from {out.lgbm_min_rounds} to "

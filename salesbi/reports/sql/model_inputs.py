@@ -1,4 +1,4 @@
-"""Model-step inputs aggregated by the warehouse (``reports_in="warehouse"``).
+"""Model-step and insight inputs aggregated by the warehouse (``reports_in="warehouse"``).
 
 Customer segmentation and prediction read order histories: every feature they compute is a
 function of the orders (date, customer, sales, cancelled or not, credited employee) plus, for
@@ -21,8 +21,17 @@ of orders per day (``frequency_choice``): :func:`forecast_days_select` sends one
 customer country, product line and office with the sum of net sales and the number of orders
 (each order counted on the row of its first line), :data:`salesbi.forecasting.series.DAY_COLUMNS`.
 
-The sums are added by the database in its own order: equal to the pandas path's up to float
-summation order (tests/test_model_inputs.py).
+The insights read the fact for the returns finding (net sales of returned lines — not cancelled,
+on a cancelled order — and of the other kept lines) and the as-of fallback (the last order
+date): :func:`insight_facts_select` sends one row per status and cancelled flag (a dozen rows)
+with the sum of net sales and the last order date, which give the same sums and date.
+
+The fact's net sales are whole cents (revenue rounded to 2 decimals), so the sums are added as
+integers of cents (:func:`cents_sum`): exact, hence the same whatever order the database adds
+the rows in (PostgreSQL's parallel aggregates combine partial sums in the order its workers
+finish, which made a double ``SUM`` differ from run to run in the last bits, and LightGBM's
+split thresholds and the damped-trend ETS fits with them). The pandas path adds doubles in
+row order, so the two agree up to float summation order (tests/test_model_inputs.py).
 """
 
 from __future__ import annotations
@@ -32,11 +41,11 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 
 from salesbi.forecasting.series import DAY_COLUMNS
 from salesbi.reports.fact import FACT_ORDER_LINES
-from salesbi.reports.sql.expr import binary_text, flag, is_true
+from salesbi.reports.sql.expr import binary_text, double, flag, is_true, rint
 from salesbi.reports.sql.fact_publish import iter_frames
 from salesbi.reports.sql.selects import core_table, fact_order_lines_select
 from salesbi.schema import Column, Table
@@ -86,6 +95,12 @@ DAYS_SPEC = dataclasses.replace(
 FIRST_USES_SPEC = _spec("model_first_uses", FIRST_USE_COLUMNS, ("customer_id", "product_line_id"))
 
 
+def cents_sum(value: ColumnElement[Any]) -> ColumnElement[float]:
+    """Return ``SUM(value)`` of amounts in whole cents, added exactly as integers of cents (a double)."""
+    cents = sa.cast(rint(value * double(100.0)), sa.BigInteger)
+    return double(sa.func.sum(cents)) / double(100.0)
+
+
 def _fact(metadata: sa.MetaData) -> sa.Subquery:
     return fact_order_lines_select(metadata, whole=False).subquery("fact")
 
@@ -99,7 +114,7 @@ def order_history_select(metadata: sa.MetaData) -> Select[Any]:
         sa.select(
             *keys,
             flag(any_cancelled == 1).label("is_cancelled"),
-            sa.func.sum(fact.c.net_sales).label("net_sales"),
+            cents_sum(fact.c.net_sales).label("net_sales"),
         )
         .group_by(*keys)
         .order_by(binary_text(fact.c.order_id))
@@ -148,7 +163,7 @@ def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
     return (
         sa.select(
             *keys,
-            sa.func.sum(lines.c.net_sales).label("net_sales"),
+            cents_sum(lines.c.net_sales).label("net_sales"),
             sa.func.sum(lines.c.first_line).label("orders"),
         )
         .group_by(*keys)
@@ -159,6 +174,36 @@ def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
 def read_forecast_days(conn: sa.Connection, metadata: sa.MetaData) -> pd.DataFrame:
     """Return the forecast's input aggregated per day by the database (:func:`forecast_days_select`)."""
     return _read(conn, forecast_days_select(metadata), DAYS_SPEC)
+
+
+#: the columns of the insights' aggregate (the fact's columns the insights read)
+INSIGHT_COLUMNS: tuple[str, ...] = ("status", "is_cancelled", "order_date", "net_sales")
+INSIGHTS_SPEC = _spec("insight_facts", INSIGHT_COLUMNS, ("status", "is_cancelled"))
+
+
+def insight_facts_select(metadata: sa.MetaData) -> Select[Any]:
+    """Return the ``SELECT`` of the fact per status and cancelled flag: last order date, net sales (sum)."""
+    fact = _fact(metadata)
+    keys = (fact.c.status, fact.c.is_cancelled)
+    return (
+        sa.select(
+            *keys,
+            sa.func.max(fact.c.order_date).label("order_date"),
+            cents_sum(fact.c.net_sales).label("net_sales"),
+        )
+        .group_by(*keys)
+        .order_by(binary_text(fact.c.status), fact.c.is_cancelled)
+    )
+
+
+def read_insight_facts(conn: sa.Connection, metadata: sa.MetaData) -> pd.DataFrame:
+    """Return the fact as the insights read it, aggregated by the database (:func:`insight_facts_select`).
+
+    A few rows with the fact's ``status``, ``is_cancelled``, ``order_date`` (the group's last) and
+    ``net_sales`` (the group's sum): ``salesbi.reports.insights`` finds the same returns and
+    as-of date in them as in the fact's lines (sums up to float summation order).
+    """
+    return _read(conn, insight_facts_select(metadata), INSIGHTS_SPEC)
 
 
 def _read(conn: sa.Connection, select: Select[Any], spec: Table) -> pd.DataFrame:
