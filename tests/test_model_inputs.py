@@ -254,3 +254,38 @@ def test_the_aggregate_statements_run_on_sqlite_without_core_rows(tmp_path: Path
     assert list(history.columns) == list(LINE_COLUMNS) and history.empty
     assert list(days.columns) == list(DAY_COLUMNS) and days.empty
     assert list(facts.columns) == ["status", "is_cancelled", "order_date", "net_sales"] and facts.empty
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_warehouse_run_scores_with_its_stored_models_from_the_aggregates(
+    sample_company: Path, pg_warehouse: str, tmp_path: Path
+) -> None:
+    """A second warehouse run reuses the stored models on the aggregated inputs: same tables as the fit."""
+    import json
+
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import run_pipeline
+
+    _ingest(sample_company, "canonical", pg_warehouse, tmp_path / "ingest")
+    out = tmp_path / "out"
+    steps = ("reports", "segments", "predictions", "forecast")
+    tables = {}
+    for refit in ("always", "auto"):
+        run_pipeline(
+            PipelineParams(
+                warehouse_url=pg_warehouse, out_dir=out, steps=steps, reports_in="warehouse", refit=refit
+            )
+        )
+        doc = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
+        assert doc["status"] in ("succeeded", "succeeded_with_warnings"), doc
+        data = out / "powerbi" / "data"
+        tables[refit] = {
+            n: pd.read_parquet(data / f"{n}.parquet") for n in ("customer_segments", "sales_forecast")
+        }
+    decisions = doc["outputs"]["model_decisions"]
+    assert {s: decisions[s]["action"] for s in steps[1:]} == dict.fromkeys(steps[1:], "reuse"), decisions
+    for name in ("customer_segments", "sales_forecast"):
+        a, b = (tables[r][name].drop(columns=["run_id"], errors="ignore") for r in ("always", "auto"))
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, obj=name)
