@@ -104,6 +104,8 @@ class ForecastModel:
     booster: str | None = None  # the final global LightGBM model (text), when a series uses it
     columns: list[str] = field(default_factory=list)
     n_train: int = 0
+    #: the final LightGBM fit's cap, stated in the card (salesbi.sampling.cap_record)
+    training_caps: list[dict[str, Any]] = field(default_factory=list)
     random_state: int = 0
     created_at: str = ""
     version: str = ""
@@ -131,6 +133,7 @@ class ForecastModel:
             "accuracy": self.accuracy,
             "columns": self.columns,
             "n_train": self.n_train,
+            "training_caps": self.training_caps,
         }
 
     def files(self) -> dict[str, bytes]:
@@ -174,6 +177,7 @@ class ForecastModel:
                 "mean_champion_wape": float(np.mean(wapes)) if wapes else None,
                 "lightgbm_train_rows": self.n_train,
             },
+            "training_caps": self.training_caps,
             "note": "champion per series from a rolling-origin backtest; daily runs extend it "
             "(salesbi.incremental_forecast)",
         }
@@ -246,6 +250,7 @@ def build_forecast_model(
     """
     from salesbi.forecasting.baselines import FIT_WINDOW, ets_is_seasonal, theta_is_seasonal
     from salesbi.forecasting.evaluate import LEVELS, calibrate
+    from salesbi.forecasting.lgbm import training_caps
     from salesbi.forecasting.series import SEASON
 
     panel, H, K = out.panel, out.horizon, len(out.origins)
@@ -318,6 +323,7 @@ def build_forecast_model(
         else None,
         columns=[],
         n_train=int(out.lgbm_rows),
+        training_caps=training_caps(out.lgbm_cap, out.lgbm_candidates, out.lgbm_rows),
         random_state=random_state,
     )
     if model.booster is not None:
@@ -357,6 +363,7 @@ def prepare_extension(
         choose_horizon,
         frequency_choice,
         normalize_frequency,
+        order_dates,
         to_month_end,
     )
 
@@ -370,7 +377,7 @@ def prepare_extension(
             f"the stored model's frequency {model.frequency} was set by its run; this run chooses"
         )
     else:
-        orders = fact.drop_duplicates("order_id") if "order_id" in fact.columns else fact
+        orders = pd.DataFrame({"order_date": order_dates(fact)})
         chosen = frequency_choice(orders["order_date"], model.week_start)[0]
         if chosen != model.frequency:
             raise CannotExtend(

@@ -351,15 +351,21 @@ def fact_in_warehouse(params: PipelineParams) -> bool:
 
 
 def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
-    """Return the fact lines model ``step`` reads: the run's fact frame, or in warehouse mode only the
-    columns the step uses (:data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`), computed by
-    the database from core."""
+    """Return the fact lines model ``step`` reads: the run's fact frame, or in warehouse mode what the
+    database computes from core (:mod:`salesbi.reports.sql.model_inputs`): for segments and
+    predictions one row per order and per (customer, product line) first use, for the forecast
+    one row per day, customer country, product line and office."""
     if not fact_in_warehouse(ctx.params) or "fact_order_lines" in done.frames():
         return fact_of(done)
     from salesbi.reports.sql.fact_publish import MODEL_COLUMNS, read_fact_columns
+    from salesbi.reports.sql.model_inputs import ORDER_GRAIN_STEPS, read_forecast_days, read_order_history
 
     wh = done.need(Warehouse, step)
     with wh.engine.connect() as conn:
+        if step in ORDER_GRAIN_STEPS:
+            return read_order_history(conn, wh.metadata)
+        if step == "forecast":
+            return read_forecast_days(conn, wh.metadata)
         return read_fact_columns(conn, wh.metadata, MODEL_COLUMNS[step])
 
 
@@ -500,11 +506,11 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
         params = ReportParams(as_of=ctx.params.as_of, churn_months=ctx.params.churn_months)
         wh = done.find(Warehouse)
         tables = {**stored_model_outputs(wh, frames), **frames}
-        if "fact_order_lines" not in tables and wh is not None:  # the columns the insights read
-            from salesbi.reports.sql.fact_publish import read_fact_columns
+        if "fact_order_lines" not in tables and wh is not None:  # what the insights read, aggregated
+            from salesbi.reports.sql.model_inputs import read_insight_facts
 
             with wh.engine.connect() as conn:
-                tables["fact_order_lines"] = read_fact_columns(conn, wh.metadata, INSIGHT_FACT_COLUMNS)
+                tables["fact_order_lines"] = read_insight_facts(conn, wh.metadata)
         ingested = done.find(Ingested)
         completeness = completeness_frame(  # the first section of the insights
             ingested.completeness if ingested else None, wh.engine if wh else None
@@ -516,7 +522,8 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
         return Frames({"insights": build_insights(tables, params)})
 
 
-#: the fact's columns the insights read (returns, the as-of fallback), read in warehouse mode
+#: the fact's columns the insights read (returns, the as-of fallback); in warehouse mode the
+#: database sends them per status and cancelled flag (salesbi.reports.sql.model_inputs)
 INSIGHT_FACT_COLUMNS: tuple[str, ...] = ("order_date", "status", "is_cancelled", "net_sales")
 
 

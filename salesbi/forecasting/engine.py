@@ -33,7 +33,7 @@ from salesbi.forecasting.evaluate import (
     wape,
 )
 from salesbi.forecasting.features import MIN_HISTORY, FeatureContext, holiday_matrix, series_scale
-from salesbi.forecasting.lgbm import FittedLightGBM, LightGBMConfig, fit_models, refit_origins
+from salesbi.forecasting.lgbm import FittedLightGBM, LightGBMConfig, candidate_rows, fit_models, refit_origins
 from salesbi.forecasting.series import SEASON, SeriesPanel, period_range
 
 #: every model, simplest first (the tie rule's order)
@@ -65,6 +65,9 @@ class EngineOutput:
     metrics: dict[str, dict[str, np.ndarray]]  # model → metric → (n,)
     seconds: dict[str, float] = field(default_factory=dict)
     lgbm_rows: int = 0
+    #: the final LightGBM fit's candidate training rows and their cap (model card: training_caps)
+    lgbm_candidates: int = 0
+    lgbm_cap: int = 0
     final_lightgbm: FittedLightGBM | None = None  # the model of the future forecast (stored for daily runs)
     #: LightGBM boosting rounds of the later models, chosen by early stopping at the earliest
     #: fit (None: the configured ``num_boost_round``, no early stopping)
@@ -314,6 +317,8 @@ def run_engine(
         metrics=metrics,
         seconds=seconds,
         lgbm_rows=lgbm_rows,
+        lgbm_candidates=candidate_rows(n, T - 1, H, ctx.frequency),
+        lgbm_cap=config.max_train_rows,
         final_lightgbm=final,
         lgbm_rounds=lgbm_rounds,
         lgbm_validation_rows=first_fit.n_validation if lgbm_rounds else 0,

@@ -11,7 +11,7 @@ import pandas as pd
 from salesbi.errors import ConfigurationError, SalesBIError, StepSkipped
 from salesbi.forecasting.engine import MODELS, EngineOutput, run_engine
 from salesbi.forecasting.evaluate import LEVELS
-from salesbi.forecasting.lgbm import LightGBMConfig
+from salesbi.forecasting.lgbm import LightGBMConfig, training_caps
 from salesbi.forecasting.series import (
     DEFAULT_HORIZON,
     FREQUENCY_NAMES,
@@ -24,6 +24,7 @@ from salesbi.forecasting.series import (
     choose_horizon,
     frequency_choice,
     normalize_frequency,
+    order_dates,
     period_start,
     to_month_end,
     week_start_index,
@@ -103,7 +104,7 @@ def forecast_sales(
     _check_horizon(horizon, backtest_origins)
     horizon_set = bool(horizon)
     week = week_start_index(week_start)
-    orders = fact.drop_duplicates("order_id") if "order_id" in fact.columns else fact
+    orders = pd.DataFrame({"order_date": order_dates(fact)})
     if frequency:
         freq, why = normalize_frequency(frequency), "set by the caller"
     else:
@@ -360,6 +361,7 @@ def _model_runs(
         }
         if m == "lightgbm":
             params["train_rows_final"] = out.lgbm_rows
+            params["training_caps"] = training_caps(out.lgbm_cap, out.lgbm_candidates, out.lgbm_rows)
             params["boost_rounds"] = out.lgbm_rounds or out.lgbm_max_rounds
             params["boost_rounds_chosen_by"] = (
                 f"early stopping at the earliest fit: the best round from {out.lgbm_min_rounds} to "

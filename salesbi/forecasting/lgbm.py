@@ -11,6 +11,7 @@ import lightgbm as lgb
 import numpy as np
 
 from salesbi.forecasting.features import CATEGORICAL, MIN_HISTORY, FeatureContext, build_features
+from salesbi.sampling import cap_record
 
 #: more rows did not help: on the generated company 100k sampled rows scored as well as 300k at 1/3 the time
 MAX_TRAIN_ROWS = 100_000
@@ -72,6 +73,21 @@ class LightGBMConfig:
             "verbose": -1,
             **self.extra,
         }
+
+
+#: how the training rows above ``max_train_rows`` are drawn (stated in the model card)
+SAMPLING = "seeded, uniform over series and steps, origins uniform over those valid for the step"
+
+
+def candidate_rows(n_series: int, cutoff: int, horizon: int, frequency: str) -> int:
+    """Return the number of training examples (series, origin, step) with a target ``<= cutoff``."""
+    first = MIN_HISTORY[frequency] - 1
+    return n_series * sum(max(0, cutoff - h - first + 1) for h in range(1, horizon + 1))
+
+
+def training_caps(cap: int, candidates: int, used: int) -> list[dict[str, Any]]:
+    """Return the model card's statement of the final LightGBM fit's cap (see salesbi.sampling)."""
+    return [cap_record("lightgbm_final", "rows", cap, candidates, used, SAMPLING)]
 
 
 def training_rows(

@@ -262,6 +262,31 @@ def _map_distinct(values: pd.Series, fn: Callable[[Any], Any]) -> pd.Series:
     return pd.Series(mapped[codes], index=values.index, dtype=object)
 
 
+#: the columns of day-aggregated forecast input (``salesbi.reports.sql.model_inputs``): per day,
+#: customer country, product line and office, the sum of net sales and the number of orders
+#: counted on the row (each order on exactly one of its rows)
+DAY_COLUMNS: tuple[str, ...] = (
+    "order_date",
+    "country",
+    "product_line_id",
+    "office_id",
+    "net_sales",
+    "orders",
+)
+
+
+def order_dates(fact: pd.DataFrame) -> pd.Series:
+    """Return one order_date per order of ``fact``: its order lines (one per distinct order_id; every
+    row when there is no order_id), or day-aggregated rows (:data:`DAY_COLUMNS`: each date
+    repeated by its row's ``orders``)."""
+    if "orders" in fact.columns and "order_id" not in fact.columns:
+        counts = fact["orders"].to_numpy(dtype="int64")
+        dates = fact["order_date"].to_numpy()
+        return pd.Series(np.repeat(dates, counts), name="order_date")
+    orders = fact.drop_duplicates("order_id") if "order_id" in fact.columns else fact
+    return orders["order_date"]
+
+
 def series_lines(fact: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     """Return the fact's order_date, net_sales (nulls as 0), customer_id, product_line_id, office_id
     and the customer's country ("Unknown" when none), one row per line in the fact's order.
@@ -270,6 +295,14 @@ def series_lines(fact: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     when it has nulls), and the country is looked up per line instead of merging (which copied
     every column): the copy and the merge held +445 MB at 3M lines, this +101 MB.
     """
+    if "country" in fact.columns and "customer_id" not in fact.columns:  # aggregated per day (DAY_COLUMNS)
+        f = fact[["order_date", "net_sales", "product_line_id", "office_id", "country"]].reset_index(
+            drop=True
+        )
+        sales = f["net_sales"].astype("float64")
+        f["net_sales"] = sales.fillna(0.0) if sales.hasnans else sales
+        f["country"] = f["country"].astype("string").fillna("Unknown")
+        return f
     f = fact[["order_date", "net_sales", "customer_id", "product_line_id", "office_id"]].reset_index(
         drop=True
     )

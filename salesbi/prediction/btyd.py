@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, astuple, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
+
+from salesbi.sampling import REPEAT_STRATA, stratified_rows
 
 DAYS_PER_UNIT = 7.0  # the models work in weeks: better conditioned than days
 
@@ -89,16 +91,7 @@ def stratified_sample(x: np.ndarray, cap: int = FIT_CAP, seed: int = 0) -> np.nd
     there are no more than ``cap``.
     """
     x = np.asarray(x, dtype="float64")
-    if len(x) <= cap:
-        return np.arange(len(x))
-    strata = np.digitize(x, [1, 2, 4, 8, 16])
-    rng = np.random.default_rng(seed)
-    keep: list[np.ndarray] = []
-    for s in np.unique(strata):
-        rows = np.flatnonzero(strata == s)
-        k = max(1, round(len(rows) * cap / len(x)))
-        keep.append(rng.choice(rows, size=min(k, len(rows)), replace=False))
-    return np.sort(np.concatenate(keep))
+    return stratified_rows(np.digitize(x, REPEAT_STRATA), cap, seed)
 
 
 def bgnbd_log_likelihood_gradient(
@@ -307,6 +300,9 @@ class BTYD:
 
     purchases: BGNBD
     spend: GammaGamma
+    #: customers the pair was fitted on, of how many (the cap's sample; 0: not recorded); not stored
+    fit_customers: int = field(default=0, compare=False)
+    customers: int = field(default=0, compare=False)
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         """Return both parameter sets as JSON-able dicts."""
@@ -345,7 +341,7 @@ def fit_btyd(features: pd.DataFrame, start: BTYD | None = None, cap: int = FIT_C
     x, t_x, T, n, mean = rfm_inputs(features)
     rows = stratified_sample(x, cap)
     purchases = fit_bgnbd(x[rows], t_x[rows], T[rows], start.purchases if start else None)
-    return BTYD(purchases, fit_gamma_gamma(n[rows], mean[rows]))
+    return BTYD(purchases, fit_gamma_gamma(n[rows], mean[rows]), fit_customers=len(rows), customers=len(x))
 
 
 #: the columns :func:`btyd_arrays` adds (LightGBM features, and the BG/NBD candidate's predictions)

@@ -65,6 +65,7 @@ from salesbi.prediction.model import (
     predict_row,
 )
 from salesbi.prediction.tables import CUSTOMER_PREDICTIONS
+from salesbi.sampling import BY_REPEAT_PURCHASES, cap_record, stratified_rows
 from salesbi.segmentation.history import customer_lines, default_as_of, lines_from_fact
 from salesbi.segmentation.segment import customer_reps, rep_names
 from salesbi.types import conform
@@ -207,12 +208,50 @@ def training_frame(
     return pd.concat(parts)
 
 
+#: how the LightGBM training rows above MAX_TRAIN_ROWS are sampled (stated in the model card)
+BY_ORIGIN_AND_ORDERED = "seeded, stratified by origin and whether the customer ordered in the window"
+
+
 def _cap(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
+    """Return ``frame``, or above MAX_TRAIN_ROWS a seeded sample stratified by origin and ordered-or-not."""
     if len(frame) <= MAX_TRAIN_ROWS:
         return frame
-    rng = np.random.default_rng(random_state)
-    keep = np.sort(rng.choice(len(frame), size=MAX_TRAIN_ROWS, replace=False))
+    origin = pd.factorize(frame["origin"].to_numpy())[0]
+    ordered = frame["target_ordered"].to_numpy(dtype="float64") > 0
+    keep = stratified_rows(origin * 2 + ordered, MAX_TRAIN_ROWS, random_state)
     return frame.iloc[keep]
+
+
+def training_caps(eval_rows: int | None, final_rows: int | None, btyd: BTYD | None) -> list[dict[str, Any]]:
+    """Return the model card's statement of the prediction's training caps (see salesbi.sampling).
+
+    ``eval_rows``/``final_rows``: the holdout and final LightGBM models' training rows (None:
+    that LightGBM model was not fitted); ``btyd``: the BG/NBD + Gamma-Gamma fit at the as-of date, if any.
+    """
+    caps = [
+        cap_record(
+            f"lightgbm_{which}",
+            "rows",
+            MAX_TRAIN_ROWS,
+            rows,
+            min(rows, MAX_TRAIN_ROWS),
+            BY_ORIGIN_AND_ORDERED,
+        )
+        for which, rows in (("holdout", eval_rows), ("final", final_rows))
+        if rows is not None
+    ]
+    if btyd is not None:
+        caps.append(
+            cap_record(
+                "bgnbd_gamma_gamma",
+                "customers",
+                FIT_CAP,
+                btyd.customers,
+                btyd.fit_customers,
+                BY_REPEAT_PURCHASES,
+            )
+        )
+    return caps
 
 
 def fit_boosters(
@@ -618,6 +657,9 @@ def predict_customer_sales(
         },
         # BG/NBD + Gamma-Gamma are fitted on a stratified sample of at most this many customers
         "btyd_fit_customers_cap": FIT_CAP,
+        "training_caps": training_caps(
+            len(fit_rows) if eval_boosters is not None else None, metrics.get("train_rows_final_model"), btyd
+        ),
     }
     if btyd is not None:
         params["btyd"] = btyd.as_dict()

@@ -6,6 +6,9 @@ product-line breadth, each as ``log(1 + x)``, plus the cancellation rate as is; 
 k in 4..8 (at least four groups, because three — "good, middling, gone" — tell a marketer
 nothing new; at most one cluster per 15 customers, and fewer than the distinct customers); the
 k with the best silhouette wins (silhouette on a fixed sample of at most 5,000 customers).
+KMeans is fitted on at most ``FIT_CAP`` customers (a seeded sample stratified by repeat
+purchases, :mod:`salesbi.sampling`; every customer under the cap, so the clusters are then
+exactly the uncapped ones); every customer is assigned to the nearest centroid.
 Clusters are renumbered by descending centroid
 monetary value, so cluster 0 is the most valuable. Customers are assigned to the nearest
 centroid by :func:`assign`, the same function the single-customer path uses.
@@ -22,6 +25,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
+from salesbi.sampling import REPEAT_STRATA, stratified_rows
+
 CLUSTER_FEATURES: tuple[str, ...] = (
     "recency_days",
     "frequency",
@@ -37,6 +42,8 @@ MIN_PER_CLUSTER = 15
 MIN_CUSTOMERS = K_RANGE[0] * MIN_PER_CLUSTER
 WEAK_SILHOUETTE = 0.25
 SILHOUETTE_SAMPLE = 5_000
+#: KMeans is fitted on at most this many customers (a stratified sample; see the module docstring)
+FIT_CAP = 50_000
 
 
 @dataclass
@@ -49,6 +56,8 @@ class ClusterModel:
     names: list[str]
     silhouette_by_k: dict[int, float] = field(default_factory=dict)
     sizes: list[int] = field(default_factory=list)
+    #: customers KMeans was fitted on (all, or the capped sample; 0: not recorded, older models)
+    fit_customers: int = 0
 
     @property
     def k(self) -> int:
@@ -65,6 +74,7 @@ class ClusterModel:
             "names": self.names,
             "silhouette_by_k": {str(k): v for k, v in self.silhouette_by_k.items()},
             "sizes": self.sizes,
+            "fit_customers": self.fit_customers,
         }
 
     @classmethod
@@ -77,6 +87,7 @@ class ClusterModel:
             names=list(data["names"]),
             silhouette_by_k={int(k): float(v) for k, v in data.get("silhouette_by_k", {}).items()},
             sizes=[int(x) for x in data.get("sizes", [])],
+            fit_customers=int(data.get("fit_customers", 0)),
         )
 
 
@@ -150,10 +161,12 @@ def name_clusters(centroids: np.ndarray) -> list[str]:
     return out
 
 
-def fit_clusters(features: pd.DataFrame, *, random_state: int = 0) -> ClusterModel | None:
+def fit_clusters(features: pd.DataFrame, *, random_state: int = 0, cap: int = FIT_CAP) -> ClusterModel | None:
     """Return the fitted :class:`ClusterModel`, or None when there are too few customers to cluster.
 
     Too few: fewer than ``MIN_CUSTOMERS`` (60) customers or fewer than 5 distinct feature rows.
+    The scaling comes from every customer; KMeans and the silhouettes from at most ``cap`` of
+    them (seeded, stratified by repeat purchases; all of them under the cap).
     """
     raw = transform(features)
     distinct = len(np.unique(raw, axis=0)) if len(raw) else 0
@@ -164,6 +177,9 @@ def fit_clusters(features: pd.DataFrame, *, random_state: int = 0) -> ClusterMod
     scale[scale == 0] = 1.0
     x = (raw - mean) / scale
     k_max = min(K_RANGE[1], distinct - 1, len(raw) // MIN_PER_CLUSTER)
+    repeats = np.maximum(features["frequency"].to_numpy(dtype="float64") - 1.0, 0.0)  # repeat orders
+    fit_rows = stratified_rows(np.digitize(repeats, REPEAT_STRATA), cap, random_state)
+    x = x if len(fit_rows) == len(x) else x[fit_rows]
     sample = min(len(x), SILHOUETTE_SAMPLE)
     silhouettes: dict[int, float] = {}
     fits: dict[int, KMeans] = {}
@@ -190,6 +206,7 @@ def fit_clusters(features: pd.DataFrame, *, random_state: int = 0) -> ClusterMod
         centroids=centroids.tolist(),
         names=name_clusters(centroids),
         silhouette_by_k=silhouettes,
+        fit_customers=len(x),
     )
     labels = assign(features, model)
     model.sizes = np.bincount(labels, minlength=model.k).astype(int).tolist()

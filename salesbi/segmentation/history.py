@@ -76,6 +76,50 @@ def lines_from_fact(fact: pd.DataFrame) -> pd.DataFrame:
     return _normalise(fact[list(LINE_COLUMNS)])
 
 
+def lines_from_orders(orders: pd.DataFrame, first_uses: pd.DataFrame) -> pd.DataFrame:
+    """Return history-shaped rows (``LINE_COLUMNS``) built from order-grain aggregates.
+
+    ``orders``: one row per order (customer_id, order_id, order_date, employee_id, is_cancelled =
+    any line cancelled, net_sales = the sum of its lines), in order_id order as the fact's lines.
+    ``first_uses``: per customer and product line, the first order_date of a non-cancelled line.
+    The result has the orders (product_line_id null) followed by one zero-sales, non-cancelled
+    row per first use, filed under an order of that customer on that date (its employee too).
+    Every feature of :func:`behaviour_features`, ``customer_reps`` and
+    ``salesbi.prediction.features.prepare`` is the same on these rows as on the order lines
+    they summarise (an order's date, sales, cancelled flag and employee; the breadth counts
+    distinct product lines first used before a date). Raises SalesBIError when a first use has
+    no order of its customer on its date (the two inputs do not come from the same data).
+    """
+    orders = orders.reset_index(drop=True)
+    uses = first_uses.reset_index(drop=True)
+    # the first order (by order_id, as the rows come) of each customer on each day
+    day_orders = orders.drop_duplicates(["customer_id", "order_date"])[
+        ["customer_id", "order_date", "order_id", "employee_id"]
+    ]
+    filed = uses.merge(day_orders, on=["customer_id", "order_date"], how="left", sort=False)
+    if filed["order_id"].isna().any():
+        row = filed[filed["order_id"].isna()].iloc[0]
+        raise SalesBIError(
+            f"customer {row['customer_id']} first bought product line {row['product_line_id']} on "
+            f"{row['order_date']} but has no order that day",
+            hint="read the orders and the first uses from the same data (one transaction)",
+        )
+    extra = pd.DataFrame(
+        {
+            "customer_id": filed["customer_id"],
+            "order_id": filed["order_id"],
+            "order_date": filed["order_date"],
+            "net_sales": 0.0,
+            "is_cancelled": False,
+            "product_line_id": filed["product_line_id"],
+            "employee_id": filed["employee_id"],
+        }
+    )
+    base = orders.assign(product_line_id=pd.Series(pd.NA, index=orders.index, dtype="string"))
+    parts = [base[list(LINE_COLUMNS)], extra[list(LINE_COLUMNS)]]
+    return _normalise(pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True))
+
+
 def _sales_column(history: pd.DataFrame) -> str:
     """Return the name of the sales column of a history after checking it is usable (else raise)."""
     sales = "amount" if "net_sales" not in history.columns and "amount" in history.columns else "net_sales"

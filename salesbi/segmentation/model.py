@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from salesbi.modelstore import dumps, make_version, read_card
-from salesbi.segmentation.clusters import CLUSTER_FEATURES, K_RANGE, ClusterModel
+from salesbi.sampling import BY_REPEAT_PURCHASES, cap_record
+from salesbi.segmentation.clusters import CLUSTER_FEATURES, FIT_CAP, K_RANGE, ClusterModel
 from salesbi.segmentation.rfm import RfmEdges
 
 MODEL_NAME = "customer_segments"
@@ -57,6 +58,7 @@ class SegmentationModel:
             },
             "features": list(CLUSTER_FEATURES),
             "params": {"k_range": list(K_RANGE), "random_state": self.random_state, "n_init": 4},
+            "training_caps": self.training_caps(),
             "metrics": {
                 "customers": self.n_customers,
                 "k": self.clusters.k if self.clusters else None,
@@ -66,6 +68,13 @@ class SegmentationModel:
                 "sizes": self.clusters.sizes if self.clusters else [],
             },
         }
+
+    def training_caps(self) -> list[dict[str, Any]]:
+        """Return the card's statement of the KMeans fit's cap (none when there are no clusters)."""
+        if self.clusters is None:
+            return []
+        used = self.clusters.fit_customers or min(self.n_customers, FIT_CAP)  # older models: not stored
+        return [cap_record("kmeans", "customers", FIT_CAP, self.n_customers, used, BY_REPEAT_PURCHASES)]
 
     def stamp(self, created_at: datetime) -> None:
         """Set ``created_at`` and the content-derived ``version``."""

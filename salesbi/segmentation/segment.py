@@ -215,7 +215,13 @@ def _cluster_run(
         data_start=start,
         data_end=end,
         n_rows=len(frame),
-        params={"algorithm": "KMeans", "k_range": list(K_RANGE), "n_init": 4, "random_state": random_state},
+        params={
+            "algorithm": "KMeans",
+            "k_range": list(K_RANGE),
+            "n_init": 4,
+            "random_state": random_state,
+            "training_caps": model.training_caps(),
+        },
     )
     if clusters is None:
         run.status = "too_thin"

@@ -10,7 +10,9 @@ never travels whole:
 - :func:`export_parquet` writes its Parquet file from that table in bounded batches (PostgreSQL:
   ``COPY … TO STDOUT`` parsed by Arrow's streaming CSV reader; other dialects: the driver's
   cursor, ``fetchmany``), each batch typed exactly as the pandas path types the whole frame;
-- :func:`read_fact_columns` reads the few columns a model step uses, computed by the database.
+- :func:`read_fact_columns` reads a few of the fact's columns per line, computed by the
+  database (the model steps and the insights read aggregates instead:
+  :mod:`salesbi.reports.sql.model_inputs`).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from salesbi.types import arrow_schema, conform, to_arrow
 BATCH_ROWS = 100_000
 #: bytes of COPY's CSV per Arrow batch (about 100k fact lines)
 COPY_BLOCK_BYTES = 16 << 20
-#: the fact's columns each model step reads (``salesbi.segmentation.history.lines_from_fact``,
-#: ``salesbi.forecasting.series`` and ``forecast_sales``); the key is always read too
+#: the fact's columns each model step reads from the lines (``salesbi.segmentation.history.lines_from_fact``,
+#: ``salesbi.forecasting.series`` and ``forecast_sales``); the key is always read too. In warehouse
+#: mode the steps read the aggregates of :mod:`salesbi.reports.sql.model_inputs` instead
 MODEL_COLUMNS: dict[str, tuple[str, ...]] = {
     "segments": LINE_COLUMNS,
     "predictions": LINE_COLUMNS,

@@ -1,0 +1,55 @@
+"""Capped, stratified training samples, and how a model card states them (issue 18).
+
+A model fit that would read every customer (or every training row) reads at most a fixed cap:
+above it, a seeded sample that keeps each stratum's share of the rows (proportional
+allocation, so no weights are needed); at or below it, every row, so the fit is exactly the
+uncapped one. :func:`cap_record` is how each model's card (``<out>/models/…/card.json``) and its
+``audit.model_runs`` params state a cap and whether it was applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: the edges of the repeat-purchase strata of the customer samples (0, 1, 2–3, 4–7, 8–15, 16+)
+REPEAT_STRATA: tuple[int, ...] = (1, 2, 4, 8, 16)
+#: how the customer samples are drawn (stated in the model cards)
+BY_REPEAT_PURCHASES = "seeded, stratified by repeat purchases (0, 1, 2-3, 4-7, 8-15, 16+)"
+
+
+def stratified_rows(strata: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    """Return the sorted positions of a seeded sample of about ``cap`` rows, stratified by ``strata``.
+
+    Each stratum keeps ``round(rows × cap / total)`` rows (at least one), drawn without
+    replacement in stratum order by one ``numpy.random.default_rng(seed)``. All rows when there
+    are no more than ``cap``.
+    """
+    strata = np.asarray(strata)
+    if len(strata) <= cap:
+        return np.arange(len(strata))
+    rng = np.random.default_rng(seed)
+    keep: list[np.ndarray] = []
+    for s in np.unique(strata):
+        rows = np.flatnonzero(strata == s)
+        k = max(1, round(len(rows) * cap / len(strata)))
+        keep.append(rng.choice(rows, size=min(k, len(rows)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def cap_record(fit: str, unit: str, cap: int, available: int, used: int, sampling: str) -> dict[str, Any]:
+    """Return a model card's statement of one training cap.
+
+    ``fit``: what was trained; ``unit``: what the cap counts (customers, rows); ``available``:
+    how many there were; ``used``: how many the fit read; ``applied``: whether the cap cut them.
+    """
+    return {
+        "fit": fit,
+        "unit": unit,
+        "cap": int(cap),
+        "available": int(available),
+        "used": int(used),
+        "applied": int(available) > int(cap),
+        "sampling": sampling if int(available) > int(cap) else "all rows (under the cap)",
+    }
