@@ -310,7 +310,27 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
         core = dict(done.need(CoreFrames, "reports").tables)
         frames = build_reports(core, params, monthly_builder(ctx, done, params.churn_months, decision))
         ctx.summary.outputs[SUMMARY_KEY] = decision.summary()
+    return spill_fact(ctx, frames)
+
+
+def spill_fact(ctx: RunContext, frames: dict[str, pd.DataFrame]) -> Frames:
+    """Return the report frames, with ``fact_order_lines`` spilled to its Parquet file and dropped when
+    it has at least ``params.fact_spill_lines`` lines (:mod:`salesbi.fact_spill`).
+
+    The later stages read the file: the model steps and the insights their columns
+    (:func:`fact_of`), publish publishes the file itself and fills ``rpt`` from it in batches.
+    """
+    fact = frames.get("fact_order_lines")
+    if fact is None or len(fact) < ctx.params.fact_spill_lines:
         return Frames(frames)
+    from salesbi.fact_spill import remove_spills, spill, spill_folder
+    from salesbi.reports.fact import FACT_ORDER_LINES
+
+    with ctx.summary.timed("spill"):
+        remove_spills(ctx.params.out_dir)  # what a killed run left (runs into one folder hold its lock)
+        spilled = spill(fact, FACT_ORDER_LINES, spill_folder(ctx.params.out_dir, ctx.run_id))
+        del fact, frames["fact_order_lines"]  # the run's last reference to the frame
+    return Frames(frames, spilled={spilled.name: spilled})
 
 
 def monthly_builder(
@@ -334,11 +354,18 @@ def monthly_builder(
     return monthly_tables(ingested.changed_orders if ingested else None, previous, decision)
 
 
-def fact_of(done: Results) -> pd.DataFrame:
-    """Return the run's fact_order_lines frame (built from core when reports did not run)."""
+def fact_of(done: Results, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Return the run's fact_order_lines frame (built from core when reports did not run).
+
+    When the report step spilled it (:func:`spill_fact`), only its key and ``columns`` (every
+    column when None) are read back from the file; a fact held as a frame is returned whole.
+    """
     fact = done.frames().get("fact_order_lines")
     if fact is not None:
         return fact
+    spilled = done.spilled().get("fact_order_lines")
+    if spilled is not None:
+        return spilled.read(columns)
     from salesbi.reports.fact import build_fact_order_lines
 
     return build_fact_order_lines(dict(done.need(CoreFrames, "models").tables))
@@ -354,9 +381,10 @@ def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
     """Return the fact lines model ``step`` reads: the run's fact frame, or in warehouse mode only the
     columns the step uses (:data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`), computed by
     the database from core."""
-    if not fact_in_warehouse(ctx.params) or "fact_order_lines" in done.frames():
-        return fact_of(done)
     from salesbi.reports.sql.fact_publish import MODEL_COLUMNS, read_fact_columns
+
+    if not fact_in_warehouse(ctx.params) or "fact_order_lines" in done.frames():
+        return fact_of(done, MODEL_COLUMNS[step])
 
     wh = done.need(Warehouse, step)
     with wh.engine.connect() as conn:
@@ -493,14 +521,17 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
     from salesbi.reports.insights import build_insights
 
     frames = done.frames()
+    spilled = done.spilled().get("fact_order_lines")
     in_warehouse = fact_in_warehouse(ctx.params) and "customer_summary" in frames
-    if "fact_order_lines" not in frames and not in_warehouse:
+    if "fact_order_lines" not in frames and spilled is None and not in_warehouse:
         return None
     with ctx.summary.timed("insights"):
         params = ReportParams(as_of=ctx.params.as_of, churn_months=ctx.params.churn_months)
         wh = done.find(Warehouse)
         tables = {**stored_model_outputs(wh, frames), **frames}
-        if "fact_order_lines" not in tables and wh is not None:  # the columns the insights read
+        if "fact_order_lines" not in tables and spilled is not None:  # the columns the insights read
+            tables["fact_order_lines"] = spilled.read(INSIGHT_FACT_COLUMNS)
+        elif "fact_order_lines" not in tables and wh is not None:
             from salesbi.reports.sql.fact_publish import read_fact_columns
 
             with wh.engine.connect() as conn:
@@ -573,6 +604,7 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
             models_dir=ctx.params.models_dir,
             files=files,
             in_database=in_database,
+            spilled=tuple(done.spilled().values()),  # the spilled fact's file, published as is
         )
         ctx.summary.outputs["rpt_tables"] = result.tables
         ctx.summary.outputs["parquet"] = str(result.parquet)
@@ -884,6 +916,18 @@ def execute(
     """
     ctx = execution.context
     map_large_allocations()  # large blocks freed inside a step go back to the OS (salesbi.memory)
+    try:
+        return _execute(execution, stages, call, call_models)
+    finally:  # the fact spilled by this run's report step (salesbi.fact_spill), whatever happened
+        from salesbi.fact_spill import remove_spills
+
+        remove_spills(ctx.params.out_dir, ctx.run_id)
+
+
+def _execute(
+    execution: Execution, stages: Sequence[Stage], call: CallStage, call_models: CallModels | None
+) -> Results:
+    ctx = execution.context
     groups: list[list[Stage]] = []
     for stage in stages:
         if call_models is not None and stage.model and groups and groups[-1][0].model:
@@ -943,7 +987,7 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
     if (
         isinstance(core, CoreFrames)
         and ORDER_LINES & set(core.tables)
-        and "fact_order_lines" in done.frames()
+        and ("fact_order_lines" in done.frames() or "fact_order_lines" in done.spilled())
     ):
         kept = {name: frame for name, frame in core.tables.items() if name not in ORDER_LINES}
         done = done.replace("core", dataclass_replace(core, tables=kept))
