@@ -44,6 +44,7 @@ from salesbi.stage_results import (
     CoreFrames,
     Frames,
     Ingested,
+    ModelLines,
     ModelOutput,
     PowerBIProject,
     Progress,
@@ -363,12 +364,43 @@ def fact_of(done: Results, columns: Sequence[str] | None = None) -> pd.DataFrame
     fact = done.frames().get("fact_order_lines")
     if fact is not None:
         return fact
+    shared = done.find(ModelLines)
+    if shared is not None and columns is not None:
+        from salesbi.reports.fact import FACT_ORDER_LINES
+
+        wanted = {*columns, *FACT_ORDER_LINES.key}
+        if wanted <= set(shared.frame.columns):  # copy-on-write: the columns are shared, not copied
+            return shared.frame[[c for c in shared.frame.columns if c in wanted]]
     spilled = done.spilled().get("fact_order_lines")
     if spilled is not None:
         return spilled.read(columns)
     from salesbi.reports.fact import build_fact_order_lines
 
     return build_fact_order_lines(dict(done.need(CoreFrames, "models").tables))
+
+
+#: the key under which :func:`shared_model_lines` adds the model steps' columns to the results
+MODEL_LINES = "model_lines"
+
+
+def shared_model_lines(ctx: RunContext, done: Results, steps: Collection[str]) -> Results:
+    """Return ``done`` with the spilled fact's columns that model ``steps`` read, read once for all.
+
+    When the report step spilled the fact (:func:`spill_fact`), the key and the union of the
+    steps' columns (:data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`) are read from the
+    file as one frame (a :class:`ModelLines` result); each step takes its columns from it
+    (:func:`fact_of`) instead of reading its own copy. ``done`` unchanged otherwise.
+    """
+    if not steps or MODEL_LINES in done.by_stage or "fact_order_lines" in done.frames():
+        return done
+    spilled = done.spilled().get("fact_order_lines")
+    if spilled is None:
+        return done
+    from salesbi.reports.sql.fact_publish import MODEL_COLUMNS
+
+    with ctx.summary.timed("read_fact"):
+        frame = spilled.read(sorted({c for step in steps for c in MODEL_COLUMNS[step]}))
+    return done.add(MODEL_LINES, ModelLines(frame))
 
 
 def fact_in_warehouse(params: PipelineParams) -> bool:
@@ -938,6 +970,10 @@ def _execute(
     for group in groups:
         ctx.tick(group[0].name, finished, len(stages))
         log.info("run %s: %s", ctx.run_id, ", ".join(s.name for s in group))
+        if group[0].model:  # the spilled fact's columns, read once for every model step left
+            execution.results = shared_model_lines(
+                ctx, execution.results, [s.name for s in stages[finished:] if s.model]
+            )
         if call_models is not None and group[0].model:
             for name, outcome in call_models(group, ctx, execution.results).items():
                 if isinstance(outcome, StepSkipped):
@@ -975,8 +1011,9 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
     The source tables go once ingested; the core frames once the report and model
     stages have run, and their order lines (``orders``, ``order_items``) as soon as the
     fact table holds every line (the model stages read the lines from the fact); the
-    validated rows handed to the core stage once it has them. What the run's record and
-    artifacts read (warehouse, counts, published frames) stays.
+    validated rows handed to the core stage once it has them; the spilled fact's columns read
+    for the model stages (:func:`shared_model_lines`) once no model stage remains. What the
+    run's record and artifacts read (warehouse, counts, published frames) stays.
     """
     needed = {n for stage in remaining for n in stage.needs}
     if "source tables" not in needed and "read" in done.by_stage:
@@ -991,6 +1028,8 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
     ):
         kept = {name: frame for name, frame in core.tables.items() if name not in ORDER_LINES}
         done = done.replace("core", dataclass_replace(core, tables=kept))
+    if MODEL_LINES in done.by_stage and not any(stage.model for stage in remaining):
+        done = done.replace(MODEL_LINES, None)
     ingested = done.by_stage.get("ingest")
     if isinstance(ingested, Ingested) and ingested.core is not None and "core" in done.by_stage:
         done = done.replace("ingest", dataclass_replace(ingested, core=None))

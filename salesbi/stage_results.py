@@ -116,6 +116,18 @@ class Frames(StageResult):
 
 
 @dataclass(frozen=True)
+class ModelLines(StageResult):
+    """The spilled fact's columns that the run's model steps read, read once for all of them.
+
+    ``frame``: the fact's key and the union of the steps' columns, in the fact's order
+    (:func:`salesbi.pipeline.shared_model_lines`); each step takes its columns from it.
+    Released once no model step remains.
+    """
+
+    frame: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class ModelOutput(StageResult):
     """A model stage's result: its rpt frames, its ``ml.model_runs`` records and the models to store."""
 
