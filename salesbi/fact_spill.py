@@ -57,12 +57,12 @@ class SpilledTable:
         that was spilled (columns in the table's order).
         """
         spec = self.projection(columns)
-        table = pq.read_table(self.path, columns=spec.column_names, memory_map=True)
+        table = pq.read_table(self.path, columns=spec.column_names)
         return _typed(table, spec)
 
     def batches(self, rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
         """Yield the whole table in order as typed frames of at most ``rows`` lines each."""
-        file = pq.ParquetFile(self.path, memory_map=True)
+        file = pq.ParquetFile(self.path)
         try:
             for batch in file.iter_batches(batch_size=rows, use_threads=False):
                 yield _typed(pa.Table.from_batches([batch]), self.spec)

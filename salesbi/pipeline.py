@@ -400,6 +400,7 @@ def shared_model_lines(ctx: RunContext, done: Results, steps: Collection[str]) -
 
     with ctx.summary.timed("read_fact"):
         frame = spilled.read(sorted({c for step in steps for c in MODEL_COLUMNS[step]}))
+        release_freed_memory()  # the decoded column chunks, back to the OS before the fits
     return done.add(MODEL_LINES, ModelLines(frame))
 
 
