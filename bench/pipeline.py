@@ -68,6 +68,8 @@ STEP_ORDER = (
     "completeness",
     "read_core",
     "reports",
+    "spill",
+    "read_fact",
     "segments",
     "predictions",
     "forecast",

@@ -166,6 +166,15 @@ class RunOptions(BaseModel):
             "bounds the ingest's memory for long tables (order_items); the result does not depend on it"
         ),
     )
+    fact_spill_lines: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "the report step writes fact_order_lines to its Parquet file and drops the frame when it "
+            "has at least this many lines (0: always); the model steps, insights and publish then read "
+            "it from the file (docs/scaling.md). The outputs do not depend on it"
+        ),
+    )
     refit: Literal["auto", "always", "never"] = Field(
         default="auto",
         description=(

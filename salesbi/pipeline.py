@@ -44,6 +44,7 @@ from salesbi.stage_results import (
     CoreFrames,
     Frames,
     Ingested,
+    ModelLines,
     ModelOutput,
     PowerBIProject,
     Progress,
@@ -310,7 +311,27 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
         core = dict(done.need(CoreFrames, "reports").tables)
         frames = build_reports(core, params, monthly_builder(ctx, done, params.churn_months, decision))
         ctx.summary.outputs[SUMMARY_KEY] = decision.summary()
+    return spill_fact(ctx, frames)
+
+
+def spill_fact(ctx: RunContext, frames: dict[str, pd.DataFrame]) -> Frames:
+    """Return the report frames, with ``fact_order_lines`` spilled to its Parquet file and dropped when
+    it has at least ``params.fact_spill_lines`` lines (:mod:`salesbi.fact_spill`).
+
+    The later stages read the file: the model steps and the insights their columns
+    (:func:`fact_of`), publish publishes the file itself and fills ``rpt`` from it in batches.
+    """
+    fact = frames.get("fact_order_lines")
+    if fact is None or len(fact) < ctx.params.fact_spill_lines:
         return Frames(frames)
+    from salesbi.fact_spill import remove_spills, spill, spill_folder
+    from salesbi.reports.fact import FACT_ORDER_LINES
+
+    with ctx.summary.timed("spill"):
+        remove_spills(ctx.params.out_dir)  # what a killed run left (runs into one folder hold its lock)
+        spilled = spill(fact, FACT_ORDER_LINES, spill_folder(ctx.params.out_dir, ctx.run_id))
+        del fact, frames["fact_order_lines"]  # the run's last reference to the frame
+    return Frames(frames, spilled={spilled.name: spilled})
 
 
 def monthly_builder(
@@ -334,14 +355,53 @@ def monthly_builder(
     return monthly_tables(ingested.changed_orders if ingested else None, previous, decision)
 
 
-def fact_of(done: Results) -> pd.DataFrame:
-    """Return the run's fact_order_lines frame (built from core when reports did not run)."""
+def fact_of(done: Results, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Return the run's fact_order_lines frame (built from core when reports did not run).
+
+    When the report step spilled it (:func:`spill_fact`), only its key and ``columns`` (every
+    column when None) are read back from the file; a fact held as a frame is returned whole.
+    """
     fact = done.frames().get("fact_order_lines")
     if fact is not None:
         return fact
+    shared = done.find(ModelLines)
+    if shared is not None and columns is not None:
+        from salesbi.reports.fact import FACT_ORDER_LINES
+
+        wanted = {*columns, *FACT_ORDER_LINES.key}
+        if wanted <= set(shared.frame.columns):  # copy-on-write: the columns are shared, not copied
+            return shared.frame[[c for c in shared.frame.columns if c in wanted]]
+    spilled = done.spilled().get("fact_order_lines")
+    if spilled is not None:
+        return spilled.read(columns)
     from salesbi.reports.fact import build_fact_order_lines
 
     return build_fact_order_lines(dict(done.need(CoreFrames, "models").tables))
+
+
+#: the key under which :func:`shared_model_lines` adds the model steps' columns to the results
+MODEL_LINES = "model_lines"
+
+
+def shared_model_lines(ctx: RunContext, done: Results, steps: Collection[str]) -> Results:
+    """Return ``done`` with the spilled fact's columns that model ``steps`` read, read once for all.
+
+    When the report step spilled the fact (:func:`spill_fact`), the key and the union of the
+    steps' columns (:data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`) are read from the
+    file as one frame (a :class:`ModelLines` result); each step takes its columns from it
+    (:func:`fact_of`) instead of reading its own copy. ``done`` unchanged otherwise.
+    """
+    if not steps or MODEL_LINES in done.by_stage or "fact_order_lines" in done.frames():
+        return done
+    spilled = done.spilled().get("fact_order_lines")
+    if spilled is None:
+        return done
+    from salesbi.reports.sql.fact_publish import MODEL_COLUMNS
+
+    with ctx.summary.timed("read_fact"):
+        frame = spilled.read(sorted({c for step in steps for c in MODEL_COLUMNS[step]}))
+        release_freed_memory()  # the decoded column chunks, back to the OS before the fits
+    return done.add(MODEL_LINES, ModelLines(frame))
 
 
 def fact_in_warehouse(params: PipelineParams) -> bool:
@@ -351,14 +411,16 @@ def fact_in_warehouse(params: PipelineParams) -> bool:
 
 
 def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
-    """Return the fact lines model ``step`` reads: the run's fact frame, or in warehouse mode what the
-    database computes from core (:mod:`salesbi.reports.sql.model_inputs`): for segments and
-    predictions one row per order and per (customer, product line) first use, for the forecast
-    one row per day, customer country, product line and office."""
-    if not fact_in_warehouse(ctx.params) or "fact_order_lines" in done.frames():
-        return fact_of(done)
+    """Return the fact lines model ``step`` reads: the run's fact frame (only the columns the step uses,
+    :data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`, when the report step spilled it), or in
+    warehouse mode what the database computes from core (:mod:`salesbi.reports.sql.model_inputs`):
+    for segments and predictions one row per order and per (customer, product line) first use, for
+    the forecast one row per day, customer country, product line and office."""
     from salesbi.reports.sql.fact_publish import MODEL_COLUMNS, read_fact_columns
     from salesbi.reports.sql.model_inputs import ORDER_GRAIN_STEPS, read_forecast_days, read_order_history
+
+    if not fact_in_warehouse(ctx.params) or "fact_order_lines" in done.frames():
+        return fact_of(done, MODEL_COLUMNS[step])
 
     wh = done.need(Warehouse, step)
     with wh.engine.connect() as conn:
@@ -499,14 +561,17 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
     from salesbi.reports.insights import build_insights
 
     frames = done.frames()
+    spilled = done.spilled().get("fact_order_lines")
     in_warehouse = fact_in_warehouse(ctx.params) and "customer_summary" in frames
-    if "fact_order_lines" not in frames and not in_warehouse:
+    if "fact_order_lines" not in frames and spilled is None and not in_warehouse:
         return None
     with ctx.summary.timed("insights"):
         params = ReportParams(as_of=ctx.params.as_of, churn_months=ctx.params.churn_months)
         wh = done.find(Warehouse)
         tables = {**stored_model_outputs(wh, frames), **frames}
-        if "fact_order_lines" not in tables and wh is not None:  # what the insights read, aggregated
+        if "fact_order_lines" not in tables and spilled is not None:  # the columns the insights read
+            tables["fact_order_lines"] = spilled.read(INSIGHT_FACT_COLUMNS)
+        elif "fact_order_lines" not in tables and wh is not None:  # what the insights read, aggregated
             from salesbi.reports.sql.model_inputs import read_insight_facts
 
             with wh.engine.connect() as conn:
@@ -580,6 +645,7 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
             models_dir=ctx.params.models_dir,
             files=files,
             in_database=in_database,
+            spilled=tuple(done.spilled().values()),  # the spilled fact's file, published as is
         )
         ctx.summary.outputs["rpt_tables"] = result.tables
         ctx.summary.outputs["parquet"] = str(result.parquet)
@@ -891,6 +957,18 @@ def execute(
     """
     ctx = execution.context
     map_large_allocations()  # large blocks freed inside a step go back to the OS (salesbi.memory)
+    try:
+        return _execute(execution, stages, call, call_models)
+    finally:  # the fact spilled by this run's report step (salesbi.fact_spill), whatever happened
+        from salesbi.fact_spill import remove_spills
+
+        remove_spills(ctx.params.out_dir, ctx.run_id)
+
+
+def _execute(
+    execution: Execution, stages: Sequence[Stage], call: CallStage, call_models: CallModels | None
+) -> Results:
+    ctx = execution.context
     groups: list[list[Stage]] = []
     for stage in stages:
         if call_models is not None and stage.model and groups and groups[-1][0].model:
@@ -901,6 +979,10 @@ def execute(
     for group in groups:
         ctx.tick(group[0].name, finished, len(stages))
         log.info("run %s: %s", ctx.run_id, ", ".join(s.name for s in group))
+        if group[0].model:  # the spilled fact's columns, read once for every model step left
+            execution.results = shared_model_lines(
+                ctx, execution.results, [s.name for s in stages[finished:] if s.model]
+            )
         if call_models is not None and group[0].model:
             for name, outcome in call_models(group, ctx, execution.results).items():
                 if isinstance(outcome, StepSkipped):
@@ -938,8 +1020,9 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
     The source tables go once ingested; the core frames once the report and model
     stages have run, and their order lines (``orders``, ``order_items``) as soon as the
     fact table holds every line (the model stages read the lines from the fact); the
-    validated rows handed to the core stage once it has them. What the run's record and
-    artifacts read (warehouse, counts, published frames) stays.
+    validated rows handed to the core stage once it has them; the spilled fact's columns read
+    for the model stages (:func:`shared_model_lines`) once no model stage remains. What the
+    run's record and artifacts read (warehouse, counts, published frames) stays.
     """
     needed = {n for stage in remaining for n in stage.needs}
     if "source tables" not in needed and "read" in done.by_stage:
@@ -950,10 +1033,12 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
     if (
         isinstance(core, CoreFrames)
         and ORDER_LINES & set(core.tables)
-        and "fact_order_lines" in done.frames()
+        and ("fact_order_lines" in done.frames() or "fact_order_lines" in done.spilled())
     ):
         kept = {name: frame for name, frame in core.tables.items() if name not in ORDER_LINES}
         done = done.replace("core", dataclass_replace(core, tables=kept))
+    if MODEL_LINES in done.by_stage and not any(stage.model for stage in remaining):
+        done = done.replace(MODEL_LINES, None)
     ingested = done.by_stage.get("ingest")
     if isinstance(ingested, Ingested) and ingested.core is not None and "core" in done.by_stage:
         done = done.replace("ingest", dataclass_replace(ingested, core=None))

@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from salesbi.errors import ConfigurationError, SalesBIError
+from salesbi.fact_spill import SpilledTable
 from salesbi.modelrun import MODEL_RUNS, ModelRun
 from salesbi.modelstore import CARD, KEEP, Storable, save, versions
 from salesbi.schema import Table
@@ -108,15 +109,19 @@ def _replace_in(
     metadata: sa.MetaData,
     frames: Mapping[str, pd.DataFrame],
     definitions: Sequence[Table],
+    spilled: Sequence[SpilledTable] = (),
 ) -> dict[str, int]:
     written: dict[str, int] = {}
+    files = {s.name: s for s in spilled}
     for spec in definitions:
-        if spec.name not in frames:
+        if spec.name not in frames and spec.name not in files:
             continue
         table = metadata.tables[spec.qualified_name]
         _emptied(conn, table)
-        frame = conform(frames[spec.name], spec)
-        written[spec.name] = bulk_insert(conn, table, frame)
+        if spec.name in frames:
+            written[spec.name] = bulk_insert(conn, table, conform(frames[spec.name], spec))
+        else:  # from its Parquet file, a batch of lines at a time, in the frame's order
+            written[spec.name] = sum(bulk_insert(conn, table, part) for part in files[spec.name].batches())
         if len(written) == 1:
             _checkpoint("first_table_replaced")
     return written
@@ -215,10 +220,17 @@ def _mark_published(conn: sa.Connection, publish_id: str, run_id: str) -> None:
 # file side: staging, journal, roll forward / back
 
 
-def stage_parquet(frames: Mapping[str, pd.DataFrame], definitions: Sequence[Table], folder: Path) -> Path:
+def stage_parquet(
+    frames: Mapping[str, pd.DataFrame],
+    definitions: Sequence[Table],
+    folder: Path,
+    spilled: Sequence[SpilledTable] = (),
+) -> Path:
     """Write the new Parquet set beside ``folder`` (``<folder>.new``) and return that staging folder.
 
-    Each table with a frame in this run is written once, straight into the staging folder;
+    Each table with a frame in this run is written once, straight into the staging folder; each
+    spilled table's file (:mod:`salesbi.fact_spill`, already the file this function would write)
+    is put there as it is (a hard link where the filesystem allows, else a copy);
     every other entry of the current folder is carried over (a hard link where the filesystem
     allows: published files are only ever replaced, never rewritten in place), so tables without
     a frame keep their previous file. Nothing a reader sees changes yet.
@@ -229,7 +241,8 @@ def stage_parquet(frames: Mapping[str, pd.DataFrame], definitions: Sequence[Tabl
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
-    rewritten = {f"{spec.name}.parquet" for spec in definitions if spec.name in frames}
+    files = {s.name: s for s in spilled if s.name not in frames}
+    rewritten = {f"{spec.name}.parquet" for spec in definitions if spec.name in frames or spec.name in files}
     if folder.exists():
         for entry in sorted(folder.iterdir()):
             if entry.name not in rewritten:
@@ -238,6 +251,10 @@ def stage_parquet(frames: Mapping[str, pd.DataFrame], definitions: Sequence[Tabl
         if spec.name in frames:
             tmp = staging / f"{spec.name}.parquet.tmp"
             write_parquet(frames[spec.name], spec, tmp)
+            os.replace(tmp, staging / f"{spec.name}.parquet")
+        elif spec.name in files:
+            tmp = staging / f"{spec.name}.parquet.tmp"
+            _link_or_copy(str(files[spec.name].path), str(tmp))
             os.replace(tmp, staging / f"{spec.name}.parquet")
     return staging
 
@@ -517,11 +534,14 @@ def publish(
     models_dir: Path | None = None,
     files: Mapping[Path, str] | None = None,
     in_database: Sequence[InDatabase] = (),
+    spilled: Sequence[SpilledTable] = (),
 ) -> Published:
     """Switch in this run's rpt tables, Parquet files, model runs, models and text files, all or nothing.
 
     ``in_database``: tables the warehouse fills itself in the same transaction (their Parquet
-    files written from them before the commit, into the staged folder). Returns what was
+    files written from them before the commit, into the staged folder). ``spilled``: tables
+    held as their Parquet file instead of a frame (:mod:`salesbi.fact_spill`): the file is
+    published as it is and the rpt table filled from it in batches. Returns what was
     published. Any failure before the warehouse commit rolls
     everything back (the previous published state stays); a kill at any instant
     is repaired by :func:`recover`. Tables without a frame keep their previous
@@ -543,7 +563,7 @@ def publish(
     )
     committing = False
     try:
-        stage_parquet(frames, definitions, folder)
+        stage_parquet(frames, definitions, folder, spilled)
         if models and models_dir is not None:
             models_dir = Path(models_dir).resolve()
             journal.models_dir = str(models_dir)
@@ -558,7 +578,7 @@ def publish(
         _write_journal(journal_path(folder), journal)
         _checkpoint("journal_written")
         with engine.begin() as conn:
-            written = _replace_in(conn, metadata, frames, definitions)
+            written = _replace_in(conn, metadata, frames, definitions, spilled)
             written.update(_fill_in(conn, metadata, in_database, Path(journal.staged)))
             if model_runs:
                 _model_runs_in(conn, metadata, run_id, model_runs)

@@ -28,6 +28,7 @@ from salesbi.runlog import RunSummary, TableCounts
 
 if TYPE_CHECKING:
     from salesbi.completeness import Completeness
+    from salesbi.fact_spill import SpilledTable
     from salesbi.incremental_reports import ChangedOrders
     from salesbi.reading.reader import SourceData
 
@@ -104,9 +105,26 @@ class CoreFrames(StageResult):
 
 @dataclass(frozen=True)
 class Frames(StageResult):
-    """The result of a stage that builds rpt tables (reports, insights): rpt name → frame."""
+    """The result of a stage that builds rpt tables (reports, insights): rpt name → frame.
+
+    ``spilled``: rpt tables of the stage written to Parquet instead of held as frames (the
+    report step's ``fact_order_lines``: :mod:`salesbi.fact_spill`), rpt name → file.
+    """
 
     frames: Mapping[str, pd.DataFrame]
+    spilled: Mapping[str, SpilledTable] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelLines(StageResult):
+    """The spilled fact's columns that the run's model steps read, read once for all of them.
+
+    ``frame``: the fact's key and the union of the steps' columns, in the fact's order
+    (:func:`salesbi.pipeline.shared_model_lines`); each step takes its columns from it.
+    Released once no model step remains.
+    """
+
+    frame: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -188,6 +206,14 @@ class Results:
         for r in self:
             if isinstance(r, Frames | ModelOutput):
                 out.update(r.frames)
+        return out
+
+    def spilled(self) -> dict[str, SpilledTable]:
+        """Return every rpt table spilled to Parquet so far (:mod:`salesbi.fact_spill`), by name."""
+        out: dict[str, SpilledTable] = {}
+        for r in self:
+            if isinstance(r, Frames):
+                out.update(r.spilled)
         return out
 
     def model_runs(self) -> list[ModelRun]:
