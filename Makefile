@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
+# pytest-xdist workers for `make test/unit/integration`: one per core (`auto`); PYTEST_WORKERS=0 runs
+# serially. loadscope keeps each test module on one worker (its module fixtures are built once).
+PYTEST_WORKERS ?= auto
+XDIST := -n $(PYTEST_WORKERS) --dist loadscope
 
 .PHONY: install run test lint unit integration bench clean pg-start
 
@@ -24,7 +28,7 @@ run: install
 
 ## lint, type-check, then the whole test suite
 test: install lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -32,10 +36,10 @@ lint: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not integration" $(PYTEST_ARGS)
 
 integration: install
-	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m integration $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r bench/requirements.lock

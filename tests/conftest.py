@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,12 +63,58 @@ def shared_dir() -> Path:
     return SHARED
 
 
+def worker_database(url: str, worker: str) -> str:
+    """Return ``url`` with its database renamed for one pytest-xdist worker (``x`` → ``x_gw0``).
+
+    Each worker of a parallel run (``pytest -n 2``) drops and fills the warehouse schemas, so two
+    workers must never share one database.
+    """
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    return base.set(database=f"{base.database}_{worker}").render_as_string(hide_password=False)
+
+
+def ensure_database(admin_url: str, url: str) -> str | None:
+    """Create the database of ``url`` through ``admin_url`` when it does not exist yet.
+
+    Returns ``None`` when the database exists (or was created), else why it could not be created.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).first()
+            if exists is None:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        return f"cannot create the worker database {name!r} ({cause.__class__.__name__}: {cause})"
+    finally:
+        engine.dispose()
+    return None
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> str:
-    """Return the PostgreSQL URL for integration tests (SALESBI_TEST_PG_URL)."""
+    """Return the PostgreSQL URL for integration tests (SALESBI_TEST_PG_URL).
+
+    In a parallel run each pytest-xdist worker gets its own database, named after the one in
+    SALESBI_TEST_PG_URL with the worker's id appended (``salesbi_test_gw0``), created on first use:
+    the role needs CREATEDB (``.ci/run`` creates it as a superuser). A serial run uses the URL as is.
+    """
     url = os.environ.get("SALESBI_TEST_PG_URL", "")
     need(bool(url), "SALESBI_TEST_PG_URL is not set (run .ci/run, or start PostgreSQL and export it)")
-    return url
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker:
+        return url
+    mine = worker_database(url, worker)
+    problem = ensure_database(url, mine)
+    need(problem is None, f"{problem}: GRANT CREATEDB to the role, or run the suite serially (-n 0)")
+    return mine
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +166,37 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'var' / 'warehouse.db'}"
         return
     yield request.getfixturevalue("pg_warehouse")
+
+
+#: a test that imported at least this many new modules (GX, Prefect, … are imported on first use)
+#: makes the next freeze happen after it
+NEW_MODULES_TO_FREEZE = 100
+
+_frozen = {"modules": 0}
+
+
+def _freeze_what_is_alive() -> None:
+    """Collect the garbage, then move every object still alive out of later collections' reach."""
+    gc.collect()
+    gc.freeze()
+    _frozen["modules"] = len(sys.modules)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze the objects of everything imported by collection (see :func:`pytest_runtest_logfinish`)."""
+    _freeze_what_is_alive()
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    """After a test that imported a library, freeze what is alive again (``gc.freeze()``).
+
+    Each pipeline stage ends with ``salesbi.memory.release_freed_memory()``, a full ``gc.collect()``
+    that walks every object the collector tracks: in a test process that is every module the suite
+    imported (GX, Prefect, pandas, …: 400,000 objects, about 0.3 s of CPU per collection, thousands
+    of collections per suite). Frozen objects are left out of later collections (modules, classes and
+    functions are never garbage; frozen objects freed by reference counting are still freed); what
+    a test creates afterwards is collected as before. Freezing happens only when a test imported a
+    library, between two tests, after a full collection, so little else than the library is frozen.
+    """
+    if len(sys.modules) - _frozen["modules"] >= NEW_MODULES_TO_FREEZE:
+        _freeze_what_is_alive()

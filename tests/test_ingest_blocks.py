@@ -221,11 +221,25 @@ def _url(warehouse: str, tmp_path: Path, name: str) -> str:
     return warehouse if warehouse.startswith("postgresql") else f"sqlite:///{tmp_path / name / 'wh.db'}"
 
 
-def test_load_in_blocks_equals_one_block(warehouse: str, long_source: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def long_reference(
+    long_source: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """The run summary and the state of a one-block load of ``long_source`` into SQLite (both warehouses)."""
+    folder = tmp_path_factory.mktemp("long_ref")
+    ref_url = f"sqlite:///{folder / 'ref' / 'wh.db'}"
+    ref_doc = _ingest(long_source, ref_url, folder / "out_ref", ingest_block_rows=1_000_000)
+    return ref_doc, _state(ref_url)
+
+
+def test_load_in_blocks_equals_one_block(
+    warehouse: str,
+    long_source: Path,
+    long_reference: tuple[dict[str, Any], dict[str, pd.DataFrame]],
+    tmp_path: Path,
+) -> None:
     """Staging, core, rejects and hashes after a load in blocks of 333 rows equal a one-block load."""
-    ref_url = f"sqlite:///{tmp_path / 'ref' / 'wh.db'}"
-    ref_doc = _ingest(long_source, ref_url, tmp_path / "out_ref", ingest_block_rows=1_000_000)
-    reference = _state(ref_url)
+    ref_doc, reference = long_reference
     doc = _ingest(long_source, warehouse, tmp_path / "out", ingest_block_rows=333)
     assert doc["tables"] == ref_doc["tables"]
     assert doc["tables"]["order_items"]["rejected"] >= 6
@@ -234,23 +248,37 @@ def test_load_in_blocks_equals_one_block(warehouse: str, long_source: Path, tmp_
     assert len(mine["row_hashes"].query("table_name == 'order_items'")) == len(mine["order_items"])
 
 
-def test_daily_drops_in_blocks_equal_one_block(warehouse: str, tmp_path: Path) -> None:
-    """Day 1 then a snapshot and a new-only day 2, in blocks of 250 rows, equal the one-block runs."""
-    root = tmp_path / "drops"
+#: one daily drop's reference: day 1's folder, day 2's folder, day 2's run summary and the state after it
+DailyReference = tuple[Path, Path, dict[str, Any], dict[str, pd.DataFrame]]
+
+
+@pytest.fixture(scope="module")
+def daily_references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DailyReference]:
+    """Per mode (snapshot, new_only): day 1 then day 2 loaded in one block into SQLite (both warehouses)."""
+    root = tmp_path_factory.mktemp("drops")
     generate_company(root / "day1", order_lines=1_500, seed=12)
     snapshot = next_day_drop(root / "day1", root / "day2", kind="snapshot", seed=6).out
     new_only = next_day_drop(root / "day1", root / "day2_new", kind="new_only", seed=6).out
+    out: dict[str, DailyReference] = {}
     for day2, mode in ((snapshot, "snapshot"), (new_only, "new_only")):
-        ref_url = f"sqlite:///{tmp_path / ('ref_' + mode) / 'wh.db'}"
-        _ingest(root / "day1", ref_url, tmp_path / f"o1_ref_{mode}", ingest_block_rows=1_000_000)
-        ref_doc = _ingest(day2, ref_url, tmp_path / f"o2_ref_{mode}", ingest_block_rows=1_000_000, mode=mode)
-        reference = _state(ref_url)
+        ref_url = f"sqlite:///{root / ('ref_' + mode) / 'wh.db'}"
+        _ingest(root / "day1", ref_url, root / f"o1_ref_{mode}", ingest_block_rows=1_000_000)
+        ref_doc = _ingest(day2, ref_url, root / f"o2_ref_{mode}", ingest_block_rows=1_000_000, mode=mode)
+        out[mode] = (root / "day1", day2, ref_doc, _state(ref_url))
+    return out
+
+
+def test_daily_drops_in_blocks_equal_one_block(
+    warehouse: str, daily_references: dict[str, DailyReference], tmp_path: Path
+) -> None:
+    """Day 1 then a snapshot and a new-only day 2, in blocks of 250 rows, equal the one-block runs."""
+    for mode, (day1, day2, ref_doc, reference) in daily_references.items():
         url = _url(warehouse, tmp_path, f"mine_{mode}")
         if warehouse.startswith("postgresql"):
             from tests.conftest import drop_pg_schemas
 
             drop_pg_schemas(url)
-        _ingest(root / "day1", url, tmp_path / f"o1_{mode}", ingest_block_rows=250)
+        _ingest(day1, url, tmp_path / f"o1_{mode}", ingest_block_rows=250)
         doc = _ingest(day2, url, tmp_path / f"o2_{mode}", ingest_block_rows=250, mode=mode)
         assert doc["outputs"]["ingest_changes"] == ref_doc["outputs"]["ingest_changes"]
         assert doc["outputs"]["ingest_changes"]["mode"] == mode
