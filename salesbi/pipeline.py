@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 from salesbi import contract
 from salesbi.errors import SalesBIError, StepSkipped
 from salesbi.incremental_models import score_or_fit
-from salesbi.memory import map_large_allocations, release_freed_memory
+from salesbi.memory import freeze_long_lived_objects, map_large_allocations, release_freed_memory
 from salesbi.params import ALL_STEPS, PipelineParams
 from salesbi.runlock import run_lock
 from salesbi.runlog import RunSummary, TableCounts, mark_crashed, new_run_id, record_end, record_start, utcnow
@@ -957,6 +957,7 @@ def execute(
     """
     ctx = execution.context
     map_large_allocations()  # large blocks freed inside a step go back to the OS (salesbi.memory)
+    freeze_long_lived_objects()  # the libraries' objects are not walked by every step's GC again
     try:
         return _execute(execution, stages, call, call_models)
     finally:  # the fact spilled by this run's report step (salesbi.fact_spill), whatever happened

@@ -7,6 +7,7 @@ the old code copied (``frame[keep]``), and the load gives the same core.
 from __future__ import annotations
 
 import gc
+import subprocess
 import sys
 from pathlib import Path
 
@@ -234,3 +235,21 @@ def test_a_user_threshold_in_glibc_tunables_stands(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")
     assert map_large_allocations() is False
+
+
+def test_only_the_first_freeze_of_a_process_freezes_and_later_garbage_is_collected() -> None:
+    code = (
+        "import gc, weakref\n"
+        "from salesbi.memory import freeze_long_lived_objects\n"
+        "kept = [object() for _ in range(10)]\n"
+        "first = freeze_long_lived_objects()\n"
+        "frozen = gc.get_freeze_count()\n"
+        "second = freeze_long_lived_objects()\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node(); a.other, b.other = b, a\n"  # a cycle made after the freeze
+        "gone = weakref.ref(a); del a, b\n"
+        "gc.collect()\n"
+        "print(first, second, frozen > 0, gc.get_freeze_count() == frozen, gone() is None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "False", "True", "True", "True"], out.stderr
