@@ -139,6 +139,7 @@ class _Opened:
     total: int  # physical lines of the file
     notes: list[str]
     layout: _Layout
+    disk: tuple[int, int] | None = None  # (size, mtime) when ``utf8`` is the file's bytes as stored
 
     def text(self) -> str:
         """Return the file's text (as decoded), for the slow path."""
@@ -149,6 +150,7 @@ class _Opened:
 def _open(path: Path, options: CsvOptions) -> _Opened:
     """Return the file read and decoded, its delimiter and header detected (StructuralError: unreadable)."""
     data = read_bytes(path)
+    disk = _signature(path)
     decoded = decode_file(data, path, options.encoding)
     if not decoded.text.strip():
         raise StructuralError(
@@ -164,6 +166,7 @@ def _open(path: Path, options: CsvOptions) -> _Opened:
     # the text is needed again only by the slow path (decoded from ``utf8``: the same text); the
     # fast path holds the file once, as bytes (issue 18: the read step's memory)
     decoded.text = ""
+    as_stored = utf8 is data and not bom and disk is not None and disk[0] == len(data)
     del data
     if options.delimiter in (None, "auto"):
         delimiter = detect_delimiter(sample, quote, truncated=truncated)
@@ -185,9 +188,19 @@ def _open(path: Path, options: CsvOptions) -> _Opened:
     )
     nulls = list(options.null_tokens if options.null_tokens is not None else ["", "NULL"])
     layout = _layout(utf8, quote)
+    disk = disk if as_stored else None
     return _Opened(
-        path, utf8, bom, header, decoded.encoding, delimiter, quote, nulls, layout.total, notes, layout
+        path, utf8, bom, header, decoded.encoding, delimiter, quote, nulls, layout.total, notes, layout, disk
     )
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """Return the file's (size, modification time), or None when it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def read_csv_file(
@@ -303,6 +316,8 @@ class CsvStream:
         """Yield the file's blocks; set ``complete`` at the end."""
         if not self.candidate:
             return
+        if self.opened.disk is not None:
+            self.opened.utf8 = b""  # the blocks are read from the file: its bytes are not held (issue 18)
         end = _Ends()
         for batch, lines in _fast_blocks(self.opened, self.block_bytes, end):
             yield RawBlock(_frame(pa.Table.from_batches([batch]).rename_columns(self.header)), lines)
@@ -380,64 +395,116 @@ class _Ends:
     skipped: int = 0  # blank lines, inside the file and at its end
 
 
+def _pieces(opened: _Opened, block_bytes: int) -> Iterator[pa.Buffer]:
+    """Yield the file's bytes up to its trailing line ends, about ``block_bytes`` at a time, cut after a LF.
+
+    From ``opened.utf8``, or (when those were let go) read from the file. A piece holds at
+    least one whole line however long; with no lone CR in the file every line ends with a LF.
+    """
+    end = opened.layout.end
+    data = opened.utf8
+    block = max(block_bytes, 1)
+    if data:
+        view = memoryview(data)
+        pos = 0
+        while pos < end:
+            stop = min(pos + block, end)
+            cut = end if stop == end else data.rfind(b"\n", pos, stop) + 1
+            if cut <= pos:  # a line longer than a block: up to its end
+                cut = data.find(b"\n", stop, end) + 1 or end
+            yield pa.py_buffer(view[pos:cut])
+            pos = cut
+        return
+    with open(opened.path, "rb") as f:
+        pending = b""
+        pos = 0
+        while pos < end:
+            piece = f.read(min(block, end - pos))
+            if not piece:
+                raise OSError(f"{opened.path} is shorter than when it was checked")
+            pos += len(piece)
+            buffer = pending + piece if pending else piece
+            if pos >= end:
+                yield pa.py_buffer(buffer)
+                return
+            cut = buffer.rfind(b"\n") + 1
+            if cut == 0:  # a line longer than a block: read on
+                pending = buffer
+                continue
+            pending = buffer[cut:]
+            yield pa.py_buffer(memoryview(buffer)[:cut])
+
+
+def _one_chunk(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Return ``col`` as one array (no copy when it is one chunk)."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
+
+
 def _fast_blocks(
     opened: _Opened, block_bytes: int, ends: _Ends
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """Yield the file's records via pyarrow, ``block_bytes`` at a time: (cleaned batch, start lines).
 
-    Arrow's streaming reader cuts the blocks at line ends (every record is one line here); each
-    block is trimmed, its null tokens applied and its blank rows dropped before the next is
-    parsed. ``ends.complete`` is set only when every block parsed and the records are as many as
-    the lines after the header (else the file needs the slow path).
+    The bytes are cut after a line end (every record is one line here, else the counts below
+    disagree) and each piece is parsed, trimmed, its null tokens applied and its blank rows
+    dropped before the next is read: the parse holds one piece. ``ends.complete`` is set only
+    when every piece parsed and the records are as many as the lines after the header (else the
+    file needs the slow path).
     """
-    data = opened.utf8
     layout = opened.layout
     if not layout.candidate:
         return
-    end, records = layout.end, layout.records  # the parse sees the file without its trailing blank lines
+    records = layout.records  # lines up to the trailing blank ones (not parsed), the header's included
     trailing = layout.total - records  # blank lines at the end
     names = [f"f{i}" for i in range(len(opened.header))]
+    from_file = not opened.utf8
     blank_rows = rows = 0
     if records > 1:
         tokens = _tokens(opened.nulls)
+        parse_options = pacsv.ParseOptions(
+            delimiter=opened.delimiter, quote_char=opened.quote, double_quote=True, newlines_in_values=False
+        )
+        convert_options = pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            null_values=[],
+        )
         try:
-            reader = pacsv.open_csv(
-                pa.py_buffer(memoryview(data)[:end]),
-                read_options=pacsv.ReadOptions(
-                    column_names=names, skip_rows=1, block_size=max(block_bytes, 1), use_threads=False
-                ),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=opened.delimiter,
-                    quote_char=opened.quote,
-                    double_quote=True,
-                    newlines_in_values=False,
-                ),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={n: pa.string() for n in names},
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                    null_values=[],
-                ),
-            )
-            for batch in reader:
-                lines = np.arange(rows + 2, rows + 2 + batch.num_rows, dtype=np.int64)
-                rows += batch.num_rows
+            for number, piece in enumerate(_pieces(opened, block_bytes)):
+                read_options = pacsv.ReadOptions(
+                    column_names=names,
+                    skip_rows=0 if number else 1,
+                    block_size=piece.size + 1,
+                    use_threads=False,
+                )
+                table = pacsv.read_csv(
+                    piece,
+                    read_options=read_options,
+                    parse_options=parse_options,
+                    convert_options=convert_options,
+                )
+                del piece
+                lines = np.arange(rows + 2, rows + 2 + table.num_rows, dtype=np.int64)
+                rows += table.num_rows
                 if rows + 1 > records:
                     return
-                blank = _blank_rows(batch)
+                blank = _blank_rows(table)
                 if blank.any():
-                    batch = batch.filter(pa.array(~blank))
+                    table = table.filter(pa.array(~blank))
                     lines = lines[~blank]
                     blank_rows += int(blank.sum())
                 cleaned = pa.RecordBatch.from_arrays(
-                    [_clean_column(col, tokens) for col in batch.columns], names=names
+                    [_one_chunk(_clean_column(col, tokens)) for col in table.columns], names=names
                 )
-                del batch
+                del table
                 yield cleaned, lines
-        except pa.ArrowInvalid:
+        except (pa.ArrowInvalid, OSError):
             return
-    if rows + 1 != records:
-        return
+    if rows + 1 != records or (from_file and _signature(opened.path) != opened.disk):
+        return  # records spanning lines, or (read from the file) the file changed since it was checked
     ends.complete = True
     ends.records = rows - blank_rows
     ends.skipped = trailing + blank_rows

@@ -22,6 +22,7 @@ import pandas as pd
 
 from salesbi import contract
 from salesbi.errors import ProfileError, StructuralError
+from salesbi.memory import release_freed_memory
 from salesbi.reading.coerce import RULE_UNMAPPED, Typed, type_column
 from salesbi.reading.csvfile import CsvStream, RawFile, open_csv_stream, read_csv_file
 from salesbi.reading.derive import LookupTable, derive, map_values, scalar_text
@@ -760,6 +761,7 @@ def read_source(source: Path, profile: str | Path | Profile, block_bytes: int | 
         try:
             tables[table.name] = reader.build(table)
             reader.forget(tables[table.name].files)  # the typed table replaces its raw text
+            release_freed_memory()  # what the table's read freed, before the next one is read
         except StructuralError as exc:
             reader.errors.append(exc)
     if reader.errors:
