@@ -566,6 +566,7 @@ class _SourceReader:
             return None
         self.notes.extend(stream.notes)
         lines = np.concatenate(line_parts)
+        line_parts.clear()
         out: dict[str, pd.Series] = {}
         for col in table.columns:
             if col.name in dates:
@@ -577,7 +578,8 @@ class _SourceReader:
                 out[col.name] = series.reset_index(drop=True)
             else:
                 out[col.name] = _joined(pieces.pop(col.name))
-        frame = pd.DataFrame(out)
+        frame = pd.DataFrame(out, copy=False)  # the joined columns as they are (no 2-D copy)
+        del out
         names = pd.Series([label], dtype="string").astype("category").dtype
         frame[SOURCE_FILE] = pd.Series(
             pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), dtype=names)
