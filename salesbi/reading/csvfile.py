@@ -209,16 +209,18 @@ def read_csv_file(
     """Return the file's records as trimmed text columns with exact start lines and line accounting.
 
     The fast path parses, trims and applies the null tokens ``block_bytes`` (default
-    :data:`READ_BLOCK_BYTES`) of the file at a time, each block's parse buffers freed before
-    the next; the result does not depend on the block size (a file whose blocks do not parse is
-    parsed in one block, as before, so the same file takes the same path).
+    :data:`READ_BLOCK_BYTES`, 0: the whole file at once) of the file at a time, each block's
+    parse buffers freed before the next; the result does not depend on the block size (a file
+    whose blocks do not parse is parsed in one block, as before, so the same file takes the same
+    path).
 
     Raises StructuralError for an unreadable encoding, an empty file (no header), or a file
     where most records do not split into the header's fields (wrong delimiter or quote).
     ``stream``: the file as opened for :class:`CsvStream` whose blocks did not hold (not read again).
     """
     opened = stream.opened if stream is not None and stream.opened.utf8 else _open(path, options)
-    parsed = _read_fast(opened, block_bytes or READ_BLOCK_BYTES)
+    whole = opened.layout.end + 1  # one block: block_bytes 0
+    parsed = _read_fast(opened, READ_BLOCK_BYTES if block_bytes is None else block_bytes or whole)
     if parsed is None:
         text = opened.text()
         opened.utf8 = b""

@@ -101,7 +101,7 @@ class _SourceReader:
     def __init__(self, source: Path, profile: Profile, block_bytes: int | None = None) -> None:
         self.source = source
         self.profile = profile
-        self.block_bytes = block_bytes  # None: csvfile.READ_BLOCK_BYTES
+        self.block_bytes = block_bytes  # None: csvfile.READ_BLOCK_BYTES; 0: files read whole
         self.raw_cache: dict[Path, RawFile] = {}
         self.errors: list[StructuralError] = []
         self.notes: list[str] = list(profile.notes)
@@ -488,7 +488,8 @@ class _SourceReader:
         another table (its raw text would be read again).
         """
         return (
-            spec.table_absent is None
+            (self.block_bytes is None or self.block_bytes > 0)
+            and spec.table_absent is None
             and spec.rows is None
             and spec.from_table is None
             and not spec.derive
@@ -743,7 +744,8 @@ def read_source(source: Path, profile: str | Path | Profile, block_bytes: int | 
     """Return the seven canonical tables read from ``source`` through ``profile``.
 
     Tables that allow it are read and typed ``block_bytes`` of their file at a time (default
-    ``csvfile.READ_BLOCK_BYTES``); the tables do not depend on it.
+    ``csvfile.READ_BLOCK_BYTES``; 0: every file read and typed whole, the reference the blocks
+    are tested against); the tables do not depend on it.
 
     Raises ProfileError for an unknown or malformed profile and StructuralError
     (one error listing every problem) for missing files/columns, empty files or
