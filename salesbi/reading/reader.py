@@ -529,7 +529,12 @@ class _SourceReader:
             stream.header,
             label,
         )
-        self.check_required(name, table, spec, self.renamed(name, spec, header_rows), header_rows)
+        try:
+            self.check_required(name, table, spec, self.renamed(name, spec, header_rows), header_rows)
+        except StructuralError:
+            # the whole-file path reads the records first (their faults are reported before a column's)
+            self.raw(path, options, stream)
+            return None
         column_notes: dict[str, list[str]] = {c.name: [] for c in table.columns}
         pieces: dict[str, list[pd.Series]] = {c.name: [] for c in table.columns}
         dates = {c.name for c in table.columns if c.spec.parser == "date"}
