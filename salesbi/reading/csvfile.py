@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,8 @@ RULE_SPANS_LINES = "record_spans_lines"
 LINE_RULES = (RULE_UNCLOSED_QUOTE, RULE_FIELD_COUNT, RULE_SPANS_LINES)
 BROKEN_RULES = (RULE_UNCLOSED_QUOTE, RULE_FIELD_COUNT)  # the record could not be split into its cells
 MAX_LINE_TEXT = 2000  # characters of a broken line kept as the fault's value
+#: bytes of a file the fast path parses at a time (issue 18: the parse's transient is a block's)
+READ_BLOCK_BYTES = 4 << 20
 
 
 @dataclass
@@ -121,25 +124,52 @@ class _Parsed:
     repaired: list[int] = field(default_factory=list)  # lines whose unquoted delimiters were merged back
 
 
-def read_csv_file(path: Path, options: CsvOptions) -> RawFile:
-    """Return the file's records as trimmed text columns with exact start lines and line accounting.
+@dataclass
+class _Opened:
+    """A file decoded and its layout detected, held once as UTF-8 bytes, before any record is parsed."""
 
-    Raises StructuralError for an unreadable encoding, an empty file (no header), or a file
-    where most records do not split into the header's fields (wrong delimiter or quote).
-    """
+    path: Path
+    utf8: bytes
+    bom: bool  # ``utf8`` starts with a byte-order mark the text does not have (declared utf-8)
+    header: list[str]
+    encoding: str
+    delimiter: str
+    quote: str
+    nulls: list[str]
+    total: int  # physical lines of the file
+    notes: list[str]
+    layout: _Layout
+    disk: tuple[int, int] | None = None  # (size, mtime) when ``utf8`` is the file's bytes as stored
+
+    def text(self) -> str:
+        """Return the file's text (as decoded), for the slow path."""
+        text = self.utf8.decode("utf-8")
+        return text[1:] if self.bom else text
+
+
+def _open(path: Path, options: CsvOptions) -> _Opened:
+    """Return the file read and decoded, its delimiter and header detected (StructuralError: unreadable)."""
     data = read_bytes(path)
+    disk = _signature(path)
     decoded = decode_file(data, path, options.encoding)
-    text = decoded.text
-    if not text.strip():
+    if not decoded.text.strip():
         raise StructuralError(
             "empty file: no header line",
             file=path,
             hint="export the table again with its header row, or point the profile at the right file",
         )
     quote = options.quote or '"'
-    sample = text[:SAMPLE_BYTES]
+    sample = decoded.text[:SAMPLE_BYTES]
+    truncated = len(decoded.text) > SAMPLE_BYTES
+    utf8 = data if decoded.encoding == "utf-8" else decoded.text.encode("utf-8")
+    bom = utf8 is data and data.startswith(b"\xef\xbb\xbf") and not decoded.text.startswith("\ufeff")
+    # the text is needed again only by the slow path (decoded from ``utf8``: the same text); the
+    # fast path holds the file once, as bytes (issue 18: the read step's memory)
+    decoded.text = ""
+    as_stored = utf8 is data and not bom and disk is not None and disk[0] == len(data)
+    del data
     if options.delimiter in (None, "auto"):
-        delimiter = detect_delimiter(sample, quote, truncated=len(text) > SAMPLE_BYTES)
+        delimiter = detect_delimiter(sample, quote, truncated=truncated)
     else:
         delimiter = options.delimiter
     header_rows = next(
@@ -156,15 +186,55 @@ def read_csv_file(path: Path, options: CsvOptions) -> RawFile:
         for i, (raw, name) in enumerate(zip(header_rows, header, strict=True))
         if name != raw.strip()
     )
-    utf8 = data if decoded.encoding == "utf-8" else text.encode("utf-8")
-    total = count_lines(utf8)
-    parsed = _read_fast(utf8, header, delimiter, quote)
+    nulls = list(options.null_tokens if options.null_tokens is not None else ["", "NULL"])
+    layout = _layout(utf8, quote)
+    disk = disk if as_stored else None
+    return _Opened(
+        path, utf8, bom, header, decoded.encoding, delimiter, quote, nulls, layout.total, notes, layout, disk
+    )
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """Return the file's (size, modification time), or None when it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def read_csv_file(
+    path: Path, options: CsvOptions, block_bytes: int | None = None, stream: CsvStream | None = None
+) -> RawFile:
+    """Return the file's records as trimmed text columns with exact start lines and line accounting.
+
+    The fast path parses, trims and applies the null tokens ``block_bytes`` (default
+    :data:`READ_BLOCK_BYTES`, 0: the whole file at once) of the file at a time, each block's
+    parse buffers freed before the next; the result does not depend on the block size (a file
+    whose blocks do not parse is parsed in one block, as before, so the same file takes the same
+    path).
+
+    Raises StructuralError for an unreadable encoding, an empty file (no header), or a file
+    where most records do not split into the header's fields (wrong delimiter or quote).
+    ``stream``: the file as opened for :class:`CsvStream` whose blocks did not hold (not read again).
+    """
+    opened = stream.opened if stream is not None and stream.opened.utf8 else _open(path, options)
+    whole = opened.layout.end + 1  # one block: block_bytes 0
+    parsed = _read_fast(opened, READ_BLOCK_BYTES if block_bytes is None else block_bytes or whole)
     if parsed is None:
-        parsed = _read_slow(text, header, delimiter, quote, path, options.repair_ragged is not False)
+        text = opened.text()
+        opened.utf8 = b""
+        parsed = _read_slow(
+            text, opened.header, opened.delimiter, opened.quote, path, options.repair_ragged is not False
+        )
+        del text
+        parsed.table = _clean_table(parsed.table, opened.nulls)
+    opened.utf8 = b""
+    notes = opened.notes
     if parsed.repaired:
         notes.append(
-            f"{path.name}: {len(parsed.repaired)} record(s) had an unquoted {delimiter!r} inside a value "
-            f"(lines {_shown(parsed.repaired)}); the parts were joined back "
+            f"{path.name}: {len(parsed.repaired)} record(s) had an unquoted {opened.delimiter!r} inside a "
+            f"value (lines {_shown(parsed.repaired)}); the parts were joined back "
             "(set csv.repair_ragged: false to refuse such files)"
         )
     if parsed.recovered:
@@ -172,23 +242,17 @@ def read_csv_file(path: Path, options: CsvOptions) -> RawFile:
             f"{path.name}: a quote left open swallowed the following lines; lines {_shown(parsed.recovered)} "
             "were read on their own (the line with the open quote is rejected)"
         )
-    if parsed.skipped:
-        notes.append(f"{path.name}: {parsed.skipped} line(s) skipped (blank, padding or continuation lines)")
-    nulls = list(options.null_tokens if options.null_tokens is not None else ["", "NULL"])
-    frame = _clean(parsed.table, nulls)
-    data_lines = max(total - parsed.header_lines, 0)
-    if data_lines != len(frame) + parsed.skipped:
-        raise AssertionError(
-            f"{path}: {data_lines} data lines != {len(frame)} records + {parsed.skipped} skipped; "
-            "lines were lost by the reader — this is a bug, please report it"
-        )
+    notes.extend(_skipped_note(path, parsed.skipped))
+    frame = _frame(parsed.table)
+    parsed.table = pa.table({})
+    data_lines = _data_lines(opened, parsed.header_lines, len(frame), parsed.skipped)
     return RawFile(
         path=path,
-        header=header,
+        header=opened.header,
         frame=frame,
         lines=parsed.lines,
-        encoding=decoded.encoding,
-        delimiter=delimiter,
+        encoding=opened.encoding,
+        delimiter=opened.delimiter,
         notes=notes,
         data_lines=data_lines,
         skipped=parsed.skipped,
@@ -197,11 +261,90 @@ def read_csv_file(path: Path, options: CsvOptions) -> RawFile:
     )
 
 
+def _skipped_note(path: Path, skipped: int) -> list[str]:
+    return (
+        [f"{path.name}: {skipped} line(s) skipped (blank, padding or continuation lines)"] if skipped else []
+    )
+
+
+def _data_lines(opened: _Opened, header_lines: int, records: int, skipped: int) -> int:
+    """Return the file's data lines (AssertionError when records and skipped lines do not add up to them)."""
+    data_lines = max(opened.total - header_lines, 0)
+    if data_lines != records + skipped:
+        raise AssertionError(
+            f"{opened.path}: {data_lines} data lines != {records} records + {skipped} skipped; "
+            "lines were lost by the reader — this is a bug, please report it"
+        )
+    return data_lines
+
+
+@dataclass
+class RawBlock:
+    """Consecutive records of a file: trimmed text columns (nulls applied) and each one's start line."""
+
+    frame: pd.DataFrame
+    lines: np.ndarray
+
+
+class CsvStream:
+    """A file's records in blocks of about ``block_bytes`` (the fast path only: every record one line).
+
+    Iterate it for :class:`RawBlock` s; afterwards ``complete`` says whether the fast path held to
+    the end. When it did not (a block that does not parse, or records spanning lines) the blocks
+    seen so far are to be thrown away and the file read whole with :func:`read_csv_file`, which
+    then takes the path it always takes. ``notes``, ``data_lines`` and ``skipped`` are final once
+    the iteration is complete.
+    """
+
+    def __init__(self, opened: _Opened, block_bytes: int) -> None:
+        self.opened = opened
+        self.block_bytes = block_bytes
+        self.complete = False
+        self.data_lines = 0
+        self.skipped = 0
+        self.notes: list[str] = list(opened.notes)
+
+    @property
+    def candidate(self) -> bool:
+        """Return True when the file may take the fast path and has records (else read it whole)."""
+        return self.opened.layout.candidate and self.opened.layout.records > 1
+
+    @property
+    def header(self) -> list[str]:
+        """Return the header's column names (de-duplicated)."""
+        return self.opened.header
+
+    def __iter__(self) -> Iterator[RawBlock]:
+        """Yield the file's blocks; set ``complete`` at the end."""
+        if not self.candidate:
+            return
+        if self.opened.disk is not None:
+            self.opened.utf8 = b""  # the blocks are read from the file: its bytes are not held (issue 18)
+        end = _Ends()
+        for batch, lines in _fast_blocks(self.opened, self.block_bytes, end):
+            yield RawBlock(_frame(pa.Table.from_batches([batch]).rename_columns(self.header)), lines)
+        if not end.complete:
+            return
+        self.opened.utf8 = b""
+        self.skipped = end.skipped
+        self.notes.extend(_skipped_note(self.opened.path, end.skipped))
+        self.data_lines = _data_lines(self.opened, 1, end.records, end.skipped)
+        self.complete = True
+
+
+def open_csv_stream(path: Path, options: CsvOptions, block_bytes: int | None = None) -> CsvStream:
+    """Return the file as a stream of blocks (``candidate`` False: it cannot take the fast path).
+
+    Raises what :func:`read_csv_file` raises for the file's encoding or an empty file.
+    """
+    return CsvStream(_open(path, options), block_bytes or READ_BLOCK_BYTES)
+
+
 def _shown(lines: list[int]) -> str:
     return ", ".join(str(n) for n in lines[:10]) + (f" ... ({len(lines)} lines)" if len(lines) > 10 else "")
 
 
-def _blank_rows(table: pa.Table) -> np.ndarray:
+def _blank_rows(table: pa.Table | pa.RecordBatch) -> np.ndarray:
     """Return a mask of the rows whose every cell is empty or whitespace (padding lines)."""
     mask = np.ones(table.num_rows, dtype=bool)
     for col in table.columns:
@@ -212,48 +355,184 @@ def _blank_rows(table: pa.Table) -> np.ndarray:
     return mask
 
 
-def _read_fast(data: bytes, header: list[str], delimiter: str, quote: str) -> _Parsed | None:
-    """Return the parse via pyarrow, or None when the slow path is needed."""
-    stripped = data.rstrip(b"\r\n")
-    trailing = count_lines(data) - count_lines(stripped)  # blank lines at the end
-    data = stripped + b"\n"
-    if (
-        data.startswith((b"\n", b"\r"))
-        or b"\n\n" in data
-        or b"\n\r\n" in data
-        or data.count(b"\r") != data.count(b"\r\n")
-        or data.count(quote.encode("utf-8")) % 2
-    ):
-        return None
-    names = [f"f{i}" for i in range(len(header))]
-    try:
-        table = pacsv.read_csv(
-            pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=16 << 20),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, quote_char=quote, double_quote=True, newlines_in_values=False
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                null_values=[],
-            ),
+@dataclass
+class _Layout:
+    """What one scan of a file's bytes tells the fast path (no copy of the bytes is made)."""
+
+    total: int  # physical lines (as count_lines)
+    end: int  # length without the trailing line ends
+    records: int  # physical lines of ``data[:end]``: the header's and every record's if each is one line
+    candidate: bool  # no blank line inside, one kind of line end, an even number of quotes
+
+
+def _layout(data: bytes, quote: str) -> _Layout:
+    """Return the lines of ``data`` and whether every record may be one line."""
+    lf, cr, crlf = data.count(b"\n"), data.count(b"\r"), data.count(b"\r\n")
+    ends = lf + cr - crlf
+    total = 0 if not data else (ends if data.endswith((b"\n", b"\r")) else ends + 1)
+    end = len(data)
+    while end and data[end - 1] in (10, 13):  # \n, \r
+        end -= 1
+    tail = data[end:]  # line ends only (short)
+    tail_cr, tail_crlf = tail.count(b"\r"), tail.count(b"\r\n")
+    trailing = tail.count(b"\n") + tail_cr - tail_crlf  # line ends in the tail: blank lines at the end
+    records = 0 if end == 0 else total - (trailing - 1 if tail else 0)
+    candidate = not (
+        end == 0
+        or data.startswith((b"\n", b"\r"))
+        or cr - tail_cr != crlf - tail_crlf
+        or data.find(b"\n\n", 0, end) >= 0
+        or data.find(b"\n\r\n", 0, end) >= 0
+        or data.count(quote.encode("utf-8"), 0, end) % 2
+    )
+    return _Layout(total, end, records, candidate)
+
+
+@dataclass
+class _Ends:
+    """How a fast parse ended: whether it held, and its counts."""
+
+    complete: bool = False
+    records: int = 0  # records kept (blank lines removed)
+    skipped: int = 0  # blank lines, inside the file and at its end
+
+
+def _pieces(opened: _Opened, block_bytes: int) -> Iterator[pa.Buffer]:
+    """Yield the file's bytes up to its trailing line ends, about ``block_bytes`` at a time, cut after a LF.
+
+    From ``opened.utf8``, or (when those were let go) read from the file. A piece holds at
+    least one whole line however long; with no lone CR in the file every line ends with a LF.
+    """
+    end = opened.layout.end
+    data = opened.utf8
+    block = max(block_bytes, 1)
+    if data:
+        view = memoryview(data)
+        pos = 0
+        while pos < end:
+            stop = min(pos + block, end)
+            cut = end if stop == end else data.rfind(b"\n", pos, stop) + 1
+            if cut <= pos:  # a line longer than a block: up to its end
+                cut = data.find(b"\n", stop, end) + 1 or end
+            yield pa.py_buffer(view[pos:cut])
+            pos = cut
+        return
+    with open(opened.path, "rb") as f:
+        pending = b""
+        pos = 0
+        while pos < end:
+            piece = f.read(min(block, end - pos))
+            if not piece:
+                raise OSError(f"{opened.path} is shorter than when it was checked")
+            pos += len(piece)
+            buffer = pending + piece if pending else piece
+            if pos >= end:
+                yield pa.py_buffer(buffer)
+                return
+            cut = buffer.rfind(b"\n") + 1
+            if cut == 0:  # a line longer than a block: read on
+                pending = buffer
+                continue
+            pending = buffer[cut:]
+            yield pa.py_buffer(memoryview(buffer)[:cut])
+
+
+def _one_chunk(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Return ``col`` as one array (no copy when it is one chunk)."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
+
+
+def _fast_blocks(
+    opened: _Opened, block_bytes: int, ends: _Ends
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """Yield the file's records via pyarrow, ``block_bytes`` at a time: (cleaned batch, start lines).
+
+    The bytes are cut after a line end (every record is one line here, else the counts below
+    disagree) and each piece is parsed, trimmed, its null tokens applied and its blank rows
+    dropped before the next is read: the parse holds one piece. ``ends.complete`` is set only
+    when every piece parsed and the records are as many as the lines after the header (else the
+    file needs the slow path).
+    """
+    layout = opened.layout
+    if not layout.candidate:
+        return
+    records = layout.records  # lines up to the trailing blank ones (not parsed), the header's included
+    trailing = layout.total - records  # blank lines at the end
+    names = [f"f{i}" for i in range(len(opened.header))]
+    from_file = not opened.utf8
+    blank_rows = rows = 0
+    if records > 1:
+        tokens = _tokens(opened.nulls)
+        parse_options = pacsv.ParseOptions(
+            delimiter=opened.delimiter, quote_char=opened.quote, double_quote=True, newlines_in_values=False
         )
-    except pa.ArrowInvalid:
-        return None
-    if table.num_rows + 1 != count_lines(data):
-        return None
-    table = table.rename_columns(header)
-    lines = np.arange(2, table.num_rows + 2, dtype=np.int64)
-    blank = _blank_rows(table)
-    skipped = trailing
-    if blank.any():
-        keep = ~blank
-        table = table.filter(pa.array(keep))
-        lines = lines[keep]
-        skipped += int(blank.sum())
-    return _Parsed(table, lines, np.zeros(len(lines), dtype=bool), skipped)
+        convert_options = pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            null_values=[],
+        )
+        try:
+            for number, piece in enumerate(_pieces(opened, block_bytes)):
+                read_options = pacsv.ReadOptions(
+                    column_names=names,
+                    skip_rows=0 if number else 1,
+                    block_size=piece.size + 1,
+                    use_threads=False,
+                )
+                table = pacsv.read_csv(
+                    piece,
+                    read_options=read_options,
+                    parse_options=parse_options,
+                    convert_options=convert_options,
+                )
+                del piece
+                lines = np.arange(rows + 2, rows + 2 + table.num_rows, dtype=np.int64)
+                rows += table.num_rows
+                if rows + 1 > records:
+                    return
+                blank = _blank_rows(table)
+                if blank.any():
+                    table = table.filter(pa.array(~blank))
+                    lines = lines[~blank]
+                    blank_rows += int(blank.sum())
+                cleaned = pa.RecordBatch.from_arrays(
+                    [_one_chunk(_clean_column(col, tokens)) for col in table.columns], names=names
+                )
+                del table
+                yield cleaned, lines
+        except (pa.ArrowInvalid, OSError):
+            return
+    if rows + 1 != records or (from_file and _signature(opened.path) != opened.disk):
+        return  # records spanning lines, or (read from the file) the file changed since it was checked
+    ends.complete = True
+    ends.records = rows - blank_rows
+    ends.skipped = trailing + blank_rows
+
+
+def _read_fast(opened: _Opened, block_bytes: int) -> _Parsed | None:
+    """Return the parse via pyarrow (cells trimmed, null tokens applied), or None: the slow path is needed.
+
+    Parsed in blocks (:func:`_fast_blocks`); should the blocks not hold, the file is parsed again
+    in one block, so the decision (fast or slow path) is the one a whole-file parse makes.
+    """
+    end = opened.layout.end
+    for size in (block_bytes, end + 1) if block_bytes < end else (end + 1,):
+        ends = _Ends()
+        batches: list[pa.RecordBatch] = []
+        starts: list[np.ndarray] = []
+        for batch, lines in _fast_blocks(opened, size, ends):
+            batches.append(batch)
+            starts.append(lines)
+        if ends.complete:
+            schema = pa.schema([(h, pa.string()) for h in opened.header])
+            table = pa.Table.from_batches([b.rename_columns(opened.header) for b in batches], schema=schema)
+            lines = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+            return _Parsed(table, lines, np.zeros(len(lines), dtype=bool), ends.skipped)
+        del batches, starts
+    return None
 
 
 def merge_unquoted_delimiters(row: list[str], width: int, delimiter: str) -> list[str] | None:
@@ -452,12 +731,25 @@ def _read_slow(text: str, header: list[str], delimiter: str, quote: str, path: P
     return parsed
 
 
-def _clean(table: pa.Table, null_tokens: list[str]) -> pd.DataFrame:
-    """Return a DataFrame of trimmed strings where null tokens became nulls."""
-    tokens = pa.array(sorted(set(null_tokens)), type=pa.string())
+def _clean_column(col: pa.Array | pa.ChunkedArray, tokens: pa.Array) -> pa.Array | pa.ChunkedArray:
+    """Return ``col`` trimmed, with the null tokens as nulls."""
+    col = pc.utf8_trim_whitespace(col)
+    return pc.if_else(pc.is_in(col, value_set=tokens), pa.scalar(None, pa.string()), col)
+
+
+def _tokens(null_tokens: list[str]) -> pa.Array:
+    return pa.array(sorted(set(null_tokens)), type=pa.string())
+
+
+def _clean_table(table: pa.Table, null_tokens: list[str]) -> pa.Table:
+    """Return ``table`` with trimmed cells and the null tokens as nulls."""
+    tokens = _tokens(null_tokens)
+    return pa.table({name: _clean_column(table.column(name), tokens) for name in table.column_names})
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """Return the cleaned text columns as a DataFrame of Arrow-backed strings (no copy)."""
     out: dict[str, pd.Series] = {}
     for name in table.column_names:
-        col = pc.utf8_trim_whitespace(table.column(name))
-        col = pc.if_else(pc.is_in(col, value_set=tokens), pa.scalar(None, pa.string()), col)
-        out[name] = pd.Series(pd.arrays.ArrowStringArray(col), copy=False)
+        out[name] = pd.Series(pd.arrays.ArrowStringArray(table.column(name)), copy=False)
     return pd.DataFrame(out)

@@ -22,8 +22,9 @@ import pandas as pd
 
 from salesbi import contract
 from salesbi.errors import ProfileError, StructuralError
-from salesbi.reading.coerce import RULE_UNMAPPED, type_column
-from salesbi.reading.csvfile import RawFile, read_csv_file
+from salesbi.memory import release_freed_memory
+from salesbi.reading.coerce import RULE_UNMAPPED, Typed, type_column
+from salesbi.reading.csvfile import CsvStream, RawFile, open_csv_stream, read_csv_file
 from salesbi.reading.derive import LookupTable, derive, map_values, scalar_text
 from salesbi.reading.profile import (
     MUST_HAVE_ROWS,
@@ -34,7 +35,7 @@ from salesbi.reading.profile import (
     load_profile,
     unsafe_path_reason,
 )
-from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Table
+from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Column, Table
 
 BROKEN = "_broken"  # rows-frame only: the CSV record could not be split into cells
 FAULT_COLUMNS = ("file", "line", "column", "rule", "value")
@@ -97,9 +98,10 @@ class _Rows:
 class _SourceReader:
     """Reads one source through one profile; caches raw file reads; collects structural errors."""
 
-    def __init__(self, source: Path, profile: Profile) -> None:
+    def __init__(self, source: Path, profile: Profile, block_bytes: int | None = None) -> None:
         self.source = source
         self.profile = profile
+        self.block_bytes = block_bytes  # None: csvfile.READ_BLOCK_BYTES; 0: files read whole
         self.raw_cache: dict[Path, RawFile] = {}
         self.errors: list[StructuralError] = []
         self.notes: list[str] = list(profile.notes)
@@ -160,10 +162,10 @@ class _SourceReader:
             )
         return found
 
-    def raw(self, path: Path, options: CsvOptions) -> RawFile:
-        """Return the cached raw read of ``path``."""
+    def raw(self, path: Path, options: CsvOptions, stream: CsvStream | None = None) -> RawFile:
+        """Return the cached raw read of ``path`` (``stream``: the file already opened for blocks)."""
         if path not in self.raw_cache:
-            self.raw_cache[path] = read_csv_file(path, options)
+            self.raw_cache[path] = read_csv_file(path, options, self.block_bytes, stream)
             self.notes.extend(self.raw_cache[path].notes)
         return self.raw_cache[path]
 
@@ -293,9 +295,17 @@ class _SourceReader:
         return _Rows(frame, (), "(profile rows)", list(table.column_names), "the profile")
 
     def build(self, table: Table) -> SourceTable:
-        """Return the typed SourceTable for ``table`` (StructuralError for a structural fault)."""
+        """Return the typed SourceTable for ``table`` (StructuralError for a structural fault).
+
+        A table read from one file of its own, without derivations, is read and typed in blocks
+        (:meth:`build_in_blocks`); the result is the one the whole-file path gives.
+        """
         name = table.name
         spec = self.profile.spec(name)
+        if self.streamable(name, spec):
+            built = self.build_in_blocks(table, spec)
+            if built is not None:
+                return built
         options = self.profile.csv_options(name)
         notes: list[str] = []
         if spec.table_absent is not None:
@@ -307,24 +317,7 @@ class _SourceReader:
             rows = self.constant_rows(name, spec)
         else:
             rows = self.source_rows(name, spec)
-        work = rows.frame
-
-        # renames: each named source column must be there
-        missing_src = [s for s in spec.rename if s not in work.columns]
-        if missing_src:
-            s = missing_src[0]
-            raise StructuralError(
-                f"{name}: column {s!r} named in the profile's rename is not in the file",
-                file=rows.file_label,
-                column=s,
-                hint=(
-                    f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'rename')} "
-                    f"(it maps {s!r} → {spec.rename[s]!r})"
-                ),
-            )
-        canonical_targets = set(spec.rename.values())
-        keep = [c for c in work.columns if c not in canonical_targets or c in spec.rename]
-        work = work[keep].rename(columns=spec.rename)
+        work = self.renamed(name, spec, rows)
 
         fetch = self.lookup(name, options)
         # derivations of distinct columns run first (a key derived per row, e.g. a guest customer)
@@ -339,7 +332,69 @@ class _SourceReader:
         if name == "products" and "product_lines" in self.profile.absent_tables():
             work["product_line_id"] = pd.Series(NO_PRODUCT_LINE, index=work.index, dtype="string")
 
-        # required columns must be available
+        self.check_required(name, table, spec, work, rows)
+        n = len(work)
+        if n == 0 and name in MUST_HAVE_ROWS and not spec.allow_empty and spec.table_absent is None:
+            raise StructuralError(
+                f"{name}: the file has a header but no data rows",
+                file=rows.file_label,
+                hint=(
+                    f"a source must have {name}; export the table with its rows, "
+                    f"or point {self._key(name, 'file')} at the right file"
+                ),
+            )
+
+        lines = work[SOURCE_LINE].to_numpy(dtype="int64", na_value=0)
+        files = _Cells(work[SOURCE_FILE].astype("string"))  # a file name per fault, not per row
+        out: dict[str, pd.Series] = {}
+        fault_parts: list[pd.DataFrame] = []
+        for col in table.columns:
+            raw, work = self.raw_column(name, col, spec, work, rows, notes)
+            typed = type_column(raw, col, options, spec.dates.get(col.name))
+            notes.extend(f"{name}.{t}" for t in typed.notes)
+            series, parts = self.finish_column(col, spec, options, raw, typed, files, lines)
+            fault_parts.extend(parts)
+            out[col.name] = series.reset_index(drop=True)
+        frame = pd.DataFrame(out)
+        # one code per row, not the file's name per row (issue 18 memory); its values are the names
+        frame[SOURCE_FILE] = work[SOURCE_FILE].astype("string").astype("category").reset_index(drop=True)
+        frame[SOURCE_LINE] = work[SOURCE_LINE].astype("Int64").reset_index(drop=True)
+        if rows.line_faults is not None and len(rows.line_faults):
+            fault_parts.insert(0, rows.line_faults)
+        return SourceTable(
+            table=table,
+            frame=frame,
+            files=rows.files,
+            read=len(frame),
+            faults=_sorted_faults(fault_parts),
+            notes=notes,
+            lines=rows.lines,
+            skipped=rows.skipped,
+        )
+
+    def renamed(self, name: str, spec: TableSpec, rows: _Rows) -> pd.DataFrame:
+        """Return the rows with the profile's renames applied (StructuralError: a renamed one is absent)."""
+        work = rows.frame
+        missing_src = [s for s in spec.rename if s not in work.columns]
+        if missing_src:
+            s = missing_src[0]
+            raise StructuralError(
+                f"{name}: column {s!r} named in the profile's rename is not in the file",
+                file=rows.file_label,
+                column=s,
+                hint=(
+                    f"columns there: {', '.join(rows.header)}; fix {self._key(name, 'rename')} "
+                    f"(it maps {s!r} → {spec.rename[s]!r})"
+                ),
+            )
+        canonical_targets = set(spec.rename.values())
+        keep = [c for c in work.columns if c not in canonical_targets or c in spec.rename]
+        return work[keep].rename(columns=spec.rename)
+
+    def check_required(
+        self, name: str, table: Table, spec: TableSpec, work: pd.DataFrame, rows: _Rows
+    ) -> None:
+        """Raise StructuralError when a required column is neither in ``work`` nor defaulted."""
         available = set(work.columns) | set(spec.defaults)
         missing_req = [c for c in table.required_columns if c not in available]
         if missing_req:
@@ -358,86 +413,193 @@ class _SourceReader:
                     f"e.g. rename: {{{source_col}: {req}}}, or derive it"
                 ),
             )
-        n = len(work)
-        if n == 0 and name in MUST_HAVE_ROWS and not spec.allow_empty and spec.table_absent is None:
-            raise StructuralError(
-                f"{name}: the file has a header but no data rows",
-                file=rows.file_label,
-                hint=(
-                    f"a source must have {name}; export the table with its rows, "
-                    f"or point {self._key(name, 'file')} at the right file"
-                ),
-            )
 
-        lines = work[SOURCE_LINE].to_numpy(dtype="int64", na_value=0)
-        files = _Cells(work[SOURCE_FILE].astype("string"))  # a file name per fault, not per row
-        out: dict[str, pd.Series] = {}
-        fault_parts: list[pd.DataFrame] = []
+    def raw_column(
+        self, name: str, col: Column, spec: TableSpec, work: pd.DataFrame, rows: _Rows, notes: list[str]
+    ) -> tuple[pd.Series, pd.DataFrame]:
+        """Return the text a column is typed from (values mapped) and ``work`` (less a column left null).
+
+        The notes about the column (absent, left null) depend on the columns only, not the rows.
+        """
+        cname = col.name
         absent_tables = self.profile.absent_tables()
+        parent = col.references[0] if col.references else None
+        if parent in absent_tables and parent not in (name, "product_lines") and cname in work.columns:
+            notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
+            work = work.drop(columns=[cname])
+        if cname in work.columns:
+            raw = work[cname].astype("string")
+        else:
+            raw = pd.Series(pd.NA, index=work.index, dtype="string")
+            if cname in spec.absent_columns:
+                notes.append(f"{name}.{cname}: {spec.absent_columns[cname]}")
+            elif parent in absent_tables and parent != name and spec.table_absent is None:
+                if not any(n.startswith(f"{name}.{cname}:") for n in notes):
+                    notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
+            elif cname not in spec.defaults and spec.table_absent is None and spec.rows is None:
+                notes.append(f"{name}.{cname}: not in {rows.short_label}; left null")
+        if cname in spec.values:
+            raw = map_values(raw, spec.values[cname])
+        return raw, work
+
+    def finish_column(
+        self,
+        col: Column,
+        spec: TableSpec,
+        options: CsvOptions,
+        raw: pd.Series,
+        typed: Typed,
+        files: _Cells | _SameFile,
+        lines: np.ndarray,
+    ) -> tuple[pd.Series, list[pd.DataFrame]]:
+        """Return the typed column (allowed values normalised, defaults filled) and its cell faults."""
+        cname = col.name
+        parts: list[pd.DataFrame] = []
+        series = typed.series
+        bad = typed.bad
+        if bad.any():
+            parts.append(_faults(files[bad], lines[bad], cname, typed.rule or "invalid", raw[bad]))
+        for mask, rule in typed.more:
+            parts.append(_faults(files[mask], lines[mask], cname, rule, raw[mask]))
+            bad = bad | mask
+        if col.allowed is not None:
+            series = normalize_allowed(series, col.allowed)
+            outside = series.notna().to_numpy() & ~series.isin(col.allowed).to_numpy()
+            if outside.any():
+                parts.append(_faults(files[outside], lines[outside], cname, RULE_UNMAPPED, raw[outside]))
+                series = series.mask(outside)
+                bad = bad | outside
+        if cname in spec.defaults:
+            fill = type_column(
+                pd.Series([scalar_text(spec.defaults[cname])], dtype="string"), col, options
+            ).series.iloc[0]
+            fill_mask = series.isna().to_numpy() & ~bad
+            if fill_mask.any():
+                series = series.mask(fill_mask, fill)
+        return series, parts
+
+    # ------------------------------------------------------------------------------------ blocks
+
+    def streamable(self, name: str, spec: TableSpec) -> bool:
+        """Return True when ``name`` may be read and typed in blocks of records.
+
+        That is: read from files of its own (no constant rows, no other table's file), with no
+        derivation and no ``distinct`` (they look at the whole table), and no file shared with
+        another table (its raw text would be read again).
+        """
+        return (
+            (self.block_bytes is None or self.block_bytes > 0)
+            and spec.table_absent is None
+            and spec.rows is None
+            and spec.from_table is None
+            and not spec.derive
+            and not spec.distinct
+            and self.profile.file_pattern(name) is not None
+            and not (name == "products" and "product_lines" in self.profile.absent_tables())
+            and not self.shares_files()
+        )
+
+    def build_in_blocks(self, table: Table, spec: TableSpec) -> SourceTable | None:
+        """Return the typed table read and typed a block of records at a time, or None: read it whole.
+
+        The file's text exists for one block at a time (issue 18: the read step's memory). Date
+        columns are typed once over the whole column (their formats are detected from all the
+        column's values, as on the whole-file path); every other kind is typed cell by cell, so a
+        block gives the same values and faults as the whole file. None (the caller reads the
+        file whole) when the file has more than one part, no record, or does not take the CSV
+        fast path (records spanning lines, broken records: the line-exact parser needs the file).
+        """
+        name = table.name
+        options = self.profile.csv_options(name)
+        pattern = self.profile.file_pattern(name)
+        assert pattern is not None
+        paths = self.resolve_files(name, pattern)
+        if len(paths) != 1:
+            return None
+        path = paths[0]
+        stream = open_csv_stream(path, options, self.block_bytes)
+        if not stream.candidate:
+            self.raw(path, options, stream)  # the whole-file path reads it from here
+            return None
+        label = self.label(path)
+        header_rows = _Rows(
+            pd.DataFrame(columns=[*stream.header, SOURCE_FILE, SOURCE_LINE, BROKEN]),
+            (path,),
+            str(path),
+            stream.header,
+            label,
+        )
+        try:
+            self.check_required(name, table, spec, self.renamed(name, spec, header_rows), header_rows)
+        except StructuralError:
+            # the whole-file path reads the records first (their faults are reported before a column's)
+            self.raw(path, options, stream)
+            return None
+        column_notes: dict[str, list[str]] = {c.name: [] for c in table.columns}
+        pieces: dict[str, list[pd.Series]] = {c.name: [] for c in table.columns}
+        dates = {c.name for c in table.columns if c.spec.parser == "date"}
+        date_text: dict[str, list[pd.Series]] = {c: [] for c in dates}
+        fault_parts: list[pd.DataFrame] = []
+        line_parts: list[np.ndarray] = []
+        files = _SameFile(label)
+        for number, block in enumerate(stream):
+            frame = block.frame
+            frame[SOURCE_FILE] = pd.Series(label, index=frame.index, dtype="string")
+            frame[SOURCE_LINE] = pd.Series(block.lines, index=frame.index, dtype="Int64")
+            frame[BROKEN] = np.zeros(len(frame), dtype=bool)
+            rows = _Rows(frame, (path,), str(path), stream.header, label)
+            work = self.renamed(name, spec, rows)
+            del frame, rows
+            for col in table.columns:
+                notes = column_notes[col.name] if number == 0 else []
+                raw, work = self.raw_column(name, col, spec, work, header_rows, notes)
+                if col.name in dates:
+                    date_text[col.name].append(raw.reset_index(drop=True))
+                    continue
+                typed = type_column(raw, col, options, spec.dates.get(col.name))
+                notes.extend(f"{name}.{t}" for t in typed.notes)  # none for these kinds
+                series, parts = self.finish_column(col, spec, options, raw, typed, files, block.lines)
+                fault_parts.extend(parts)
+                pieces[col.name].append(series.reset_index(drop=True))
+            line_parts.append(block.lines)
+            del work, block
+        if not stream.complete:
+            pieces.clear()
+            date_text.clear()
+            self.raw(path, options, stream)  # the whole-file path reads it from here
+            return None
+        if not sum(len(p) for p in line_parts):
+            return None
+        self.notes.extend(stream.notes)
+        lines = np.concatenate(line_parts)
+        line_parts.clear()
+        out: dict[str, pd.Series] = {}
         for col in table.columns:
-            cname = col.name
-            parent = col.references[0] if col.references else None
-            if parent in absent_tables and parent not in (name, "product_lines") and cname in work.columns:
-                notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
-                work = work.drop(columns=[cname])
-            if cname in work.columns:
-                raw = work[cname].astype("string")
+            if col.name in dates:
+                raw = _joined(date_text.pop(col.name))
+                typed = type_column(raw, col, options, spec.dates.get(col.name))
+                column_notes[col.name].extend(f"{name}.{t}" for t in typed.notes)
+                series, parts = self.finish_column(col, spec, options, raw, typed, files, lines)
+                fault_parts.extend(parts)
+                out[col.name] = series.reset_index(drop=True)
             else:
-                raw = pd.Series(pd.NA, index=work.index, dtype="string")
-                if cname in spec.absent_columns:
-                    notes.append(f"{name}.{cname}: {spec.absent_columns[cname]}")
-                elif parent in absent_tables and parent != name and spec.table_absent is None:
-                    if not any(n.startswith(f"{name}.{cname}:") for n in notes):
-                        notes.append(f"{name}.{cname}: {parent} are not in this source; left null")
-                elif cname not in spec.defaults and spec.table_absent is None and spec.rows is None:
-                    notes.append(f"{name}.{cname}: not in {rows.short_label}; left null")
-            if cname in spec.values:
-                raw = map_values(raw, spec.values[cname])
-            typed = type_column(raw, col, options, spec.dates.get(cname))
-            notes.extend(f"{name}.{t}" for t in typed.notes)
-            series = typed.series
-            bad = typed.bad
-            if bad.any():
-                fault_parts.append(_faults(files[bad], lines[bad], cname, typed.rule or "invalid", raw[bad]))
-            for mask, rule in typed.more:
-                fault_parts.append(_faults(files[mask], lines[mask], cname, rule, raw[mask]))
-                bad = bad | mask
-            if col.allowed is not None:
-                series = normalize_allowed(series, col.allowed)
-                outside = series.notna().to_numpy() & ~series.isin(col.allowed).to_numpy()
-                if outside.any():
-                    fault_parts.append(
-                        _faults(files[outside], lines[outside], cname, RULE_UNMAPPED, raw[outside])
-                    )
-                    series = series.mask(outside)
-                    bad = bad | outside
-            if cname in spec.defaults:
-                fill = type_column(
-                    pd.Series([scalar_text(spec.defaults[cname])], dtype="string"), col, options
-                ).series.iloc[0]
-                fill_mask = series.isna().to_numpy() & ~bad
-                if fill_mask.any():
-                    series = series.mask(fill_mask, fill)
-            out[cname] = series.reset_index(drop=True)
-        frame = pd.DataFrame(out)
-        # one code per row, not the file's name per row (issue 18 memory); its values are the names
-        frame[SOURCE_FILE] = work[SOURCE_FILE].astype("string").astype("category").reset_index(drop=True)
-        frame[SOURCE_LINE] = work[SOURCE_LINE].astype("Int64").reset_index(drop=True)
-        if rows.line_faults is not None and len(rows.line_faults):
-            fault_parts.insert(0, rows.line_faults)
-        faults = pd.concat(fault_parts, ignore_index=True) if fault_parts else empty_faults()
-        if len(faults):
-            faults = faults.sort_values(["file", "line", "column"], kind="stable", na_position="first")
-            faults = faults.reset_index(drop=True)
+                out[col.name] = _joined(pieces.pop(col.name))
+        frame = pd.DataFrame(out, copy=False)  # the joined columns as they are (no 2-D copy)
+        del out
+        names = pd.Series([label], dtype="string").astype("category").dtype
+        frame[SOURCE_FILE] = pd.Series(
+            pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), dtype=names)
+        )
+        frame[SOURCE_LINE] = pd.Series(lines, dtype="Int64")
         return SourceTable(
             table=table,
             frame=frame,
-            files=rows.files,
+            files=(path,),
             read=len(frame),
-            faults=faults,
-            notes=notes,
-            lines=rows.lines,
-            skipped=rows.skipped,
+            faults=_sorted_faults(fault_parts),
+            notes=[n for c in table.columns for n in column_notes[c.name]],
+            lines=stream.data_lines,
+            skipped=stream.skipped,
         )
 
     def _derive(
@@ -506,6 +668,30 @@ class _SourceReader:
 NO_PRODUCT_LINE = "(none)"
 
 
+def _joined(parts: list[pd.Series]) -> pd.Series:
+    """Return the blocks' pieces of one column as one Series (index 0..n-1)."""
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def _sorted_faults(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Return the faults in file, line, column order (line faults, with no column, first)."""
+    faults = pd.concat(parts, ignore_index=True) if parts else empty_faults()
+    if len(faults):
+        faults = faults.sort_values(["file", "line", "column"], kind="stable", na_position="first")
+        faults = faults.reset_index(drop=True)
+    return faults
+
+
+class _SameFile:
+    """The file name of every row of a one-file table, read only at the rows asked for."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def __getitem__(self, mask: np.ndarray) -> np.ndarray:
+        return np.full(int(np.count_nonzero(mask)), self.label, dtype=object)
+
+
 class _Cells:
     """A string column read only at the rows asked for (``cells[mask]``): no Python string per row."""
 
@@ -559,8 +745,12 @@ def combine_structural(errors: list[StructuralError]) -> StructuralError:
     )
 
 
-def read_source(source: Path, profile: str | Path | Profile) -> SourceData:
+def read_source(source: Path, profile: str | Path | Profile, block_bytes: int | None = None) -> SourceData:
     """Return the seven canonical tables read from ``source`` through ``profile``.
+
+    Tables that allow it are read and typed ``block_bytes`` of their file at a time (default
+    ``csvfile.READ_BLOCK_BYTES``; 0: every file read and typed whole, the reference the blocks
+    are tested against); the tables do not depend on it.
 
     Raises ProfileError for an unknown or malformed profile and StructuralError
     (one error listing every problem) for missing files/columns, empty files or
@@ -574,12 +764,13 @@ def read_source(source: Path, profile: str | Path | Profile) -> SourceData:
             file=source,
             hint="pass the folder that holds the CSV files (--source DIR)",
         )
-    reader = _SourceReader(source, prof)
+    reader = _SourceReader(source, prof, block_bytes)
     tables: dict[str, SourceTable] = {}
     for table in contract.TABLES:
         try:
             tables[table.name] = reader.build(table)
             reader.forget(tables[table.name].files)  # the typed table replaces its raw text
+            release_freed_memory()  # what the table's read freed, before the next one is read
         except StructuralError as exc:
             reader.errors.append(exc)
     if reader.errors:
