@@ -38,6 +38,12 @@ def stratified_rows(strata: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
+def by_repeat_purchases(repeats: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    """Return the sorted positions of a seeded sample of about ``cap`` customers, stratified by their
+    repeat purchases (:data:`REPEAT_STRATA`; every customer when there are no more than ``cap``)."""
+    return stratified_rows(np.digitize(np.asarray(repeats, dtype="float64"), REPEAT_STRATA), cap, seed)
+
+
 def cap_record(fit: str, unit: str, cap: int, available: int, used: int, sampling: str) -> dict[str, Any]:
     """Return a model card's statement of one training cap.
 

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from salesbi.sampling import REPEAT_STRATA, stratified_rows
+from salesbi.sampling import by_repeat_purchases
 
 DAYS_PER_UNIT = 7.0  # the models work in weeks: better conditioned than days
 
@@ -90,8 +90,7 @@ def stratified_sample(x: np.ndarray, cap: int = FIT_CAP, seed: int = 0) -> np.nd
     (proportional allocation, so the sample's likelihood needs no weights).  All rows when
     there are no more than ``cap``.
     """
-    x = np.asarray(x, dtype="float64")
-    return stratified_rows(np.digitize(x, REPEAT_STRATA), cap, seed)
+    return by_repeat_purchases(x, cap, seed)
 
 
 def bgnbd_log_likelihood_gradient(

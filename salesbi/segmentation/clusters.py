@@ -25,7 +25,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
-from salesbi.sampling import REPEAT_STRATA, stratified_rows
+from salesbi.sampling import by_repeat_purchases
 
 CLUSTER_FEATURES: tuple[str, ...] = (
     "recency_days",
@@ -178,7 +178,7 @@ def fit_clusters(features: pd.DataFrame, *, random_state: int = 0, cap: int = FI
     x = (raw - mean) / scale
     k_max = min(K_RANGE[1], distinct - 1, len(raw) // MIN_PER_CLUSTER)
     repeats = np.maximum(features["frequency"].to_numpy(dtype="float64") - 1.0, 0.0)  # repeat orders
-    fit_rows = stratified_rows(np.digitize(repeats, REPEAT_STRATA), cap, random_state)
+    fit_rows = by_repeat_purchases(repeats, cap, random_state)
     x = x if len(fit_rows) == len(x) else x[fit_rows]
     sample = min(len(x), SILHOUETTE_SAMPLE)
     silhouettes: dict[int, float] = {}
