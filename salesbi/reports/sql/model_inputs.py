@@ -142,7 +142,8 @@ def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
 
     One row per order date, customer country ('Unknown' when the customer or its country is
     not known, as ``series_lines``), product line and office: ``SUM(net_sales)`` and the number
-    of orders whose first line is on the row. Ordered by date, then the keys (code point).
+    of orders whose first line is on the row. Ordered by date, then the keys (code point, nulls
+    last on every dialect).
     """
     fact = _fact(metadata)
     customers = core_table(metadata, "customers")
@@ -167,8 +168,14 @@ def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
             sa.func.sum(lines.c.first_line).label("orders"),
         )
         .group_by(*keys)
-        .order_by(lines.c.order_date, *(binary_text(k) for k in keys[1:]))
+        .order_by(lines.c.order_date, *(o for k in keys[1:] for o in nulls_last(k)))
     )
+
+
+def nulls_last(value: ColumnElement[Any]) -> tuple[ColumnElement[Any], ...]:
+    """Return the ``ORDER BY`` terms of text ``value`` by code point with nulls last on every dialect
+    (PostgreSQL puts nulls last, SQLite and SQL Server first; pandas last)."""
+    return sa.case((value.is_(None), 1), else_=0), binary_text(value)
 
 
 def read_forecast_days(conn: sa.Connection, metadata: sa.MetaData) -> pd.DataFrame:
