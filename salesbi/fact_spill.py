@@ -67,7 +67,9 @@ class SpilledTable:
         spec = self.projection(columns)
         file = pq.ParquetFile(self.path)
         try:
-            for batch in file.iter_batches(batch_size=rows, columns=list(spec.column_names), use_threads=False):
+            for batch in file.iter_batches(
+                batch_size=rows, columns=list(spec.column_names), use_threads=False
+            ):
                 yield _typed(pa.Table.from_batches([batch]), spec)
         finally:
             file.close()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,7 @@ class Aggregate(Protocol):
     """A partial aggregate of the fact's lines, fed batch by batch."""
 
     #: the fact's columns it reads
-    columns: tuple[str, ...]
+    columns: ClassVar[tuple[str, ...]]
 
     def add(self, lines: pd.DataFrame) -> None:
         """Add a batch of the fact's lines (in the fact's order)."""
@@ -83,7 +83,14 @@ class Aggregate(Protocol):
 class OrderRows:
     """One row per order (:data:`salesbi.reports.sql.model_inputs.ORDER_COLUMNS`), by order_id."""
 
-    columns = ("order_id", "customer_id", "order_date", "employee_id", "is_cancelled", "net_sales")
+    columns: ClassVar[tuple[str, ...]] = (
+        "order_id",
+        "customer_id",
+        "order_date",
+        "employee_id",
+        "is_cancelled",
+        "net_sales",
+    )
 
     def __init__(self) -> None:
         self._parts: list[pd.DataFrame] = []
@@ -124,8 +131,8 @@ class OrderRows:
 class FirstUses:
     """Per customer and product line, the first date of a non-cancelled line (``FIRST_USE_COLUMNS``)."""
 
-    columns = ("customer_id", "product_line_id", "order_date", "is_cancelled")
-    _keys = ["customer_id", "product_line_id"]
+    columns: ClassVar[tuple[str, ...]] = ("customer_id", "product_line_id", "order_date", "is_cancelled")
+    _keys: ClassVar[list[str]] = ["customer_id", "product_line_id"]
 
     def __init__(self) -> None:
         self._parts: list[pd.DataFrame] = []
@@ -149,8 +156,15 @@ class FirstUses:
 class ForecastDays:
     """Per day, country, product line and office: net sales and orders (``DAY_COLUMNS``)."""
 
-    columns = ("order_id", "order_date", "customer_id", "product_line_id", "office_id", "net_sales")
-    _keys = ["order_date", "country", "product_line_id", "office_id"]
+    columns: ClassVar[tuple[str, ...]] = (
+        "order_id",
+        "order_date",
+        "customer_id",
+        "product_line_id",
+        "office_id",
+        "net_sales",
+    )
+    _keys: ClassVar[list[str]] = ["order_date", "country", "product_line_id", "office_id"]
 
     def __init__(self, customers: pd.DataFrame) -> None:
         known = customers[["customer_id", "country"]].drop_duplicates("customer_id")
@@ -198,8 +212,8 @@ class ForecastDays:
 class InsightFacts:
     """Per status and cancelled flag: the last order date and the sum of net sales (``INSIGHT_COLUMNS``)."""
 
-    columns = ("status", "is_cancelled", "order_date", "net_sales")
-    _keys = ["status", "is_cancelled"]
+    columns: ClassVar[tuple[str, ...]] = ("status", "is_cancelled", "order_date", "net_sales")
+    _keys: ClassVar[list[str]] = ["status", "is_cancelled"]
 
     def __init__(self) -> None:
         self._parts: list[pd.DataFrame] = []
@@ -293,7 +307,11 @@ class OrderGrainInputs:
 def needed_columns(wanted: Collection[str]) -> set[str]:
     """Return the fact's columns that the inputs ``wanted`` (HISTORY, DAYS, INSIGHTS) read (key too)."""
     columns: set[str] = set(FACT_ORDER_LINES.key)
-    for name, makers in ((HISTORY, (OrderRows, FirstUses)), (DAYS, (ForecastDays,)), (INSIGHTS, (InsightFacts,))):
+    for name, makers in (
+        (HISTORY, (OrderRows, FirstUses)),
+        (DAYS, (ForecastDays,)),
+        (INSIGHTS, (InsightFacts,)),
+    ):
         if name in wanted:
             for maker in makers:
                 columns |= set(maker.columns)

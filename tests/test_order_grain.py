@@ -169,7 +169,9 @@ def _plain(fact: pd.DataFrame) -> dict[str, pd.DataFrame]:
     placed = f[~f["is_cancelled"] & f["product_line_id"].notna()]
     uses = placed.groupby(["customer_id", "product_line_id"], as_index=False)["order_date"].min()
     country = f["customer_id"].map(dict(zip(CUSTOMERS["customer_id"], CUSTOMERS["country"], strict=True)))
-    d = f.assign(country=country.astype("string").fillna("Unknown"), first=(f["line_number"] == 1).astype("int64"))
+    d = f.assign(
+        country=country.astype("string").fillna("Unknown"), first=(f["line_number"] == 1).astype("int64")
+    )
     keys = ["order_date", "country", "product_line_id", "office_id"]
     days = d.groupby(keys, as_index=False, dropna=False).agg(c=("c", "sum"), orders=("first", "sum"))
     days = days.sort_values(keys, na_position="last")
@@ -180,7 +182,9 @@ def _plain(fact: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ins["net_sales"] = ins["c"] / 100.0
     return {
         "orders": conform(orders[list(ORDERS_SPEC.column_names)], ORDERS_SPEC),
-        "first_uses": conform(uses[list(FIRST_USES_SPEC.column_names)].reset_index(drop=True), FIRST_USES_SPEC),
+        "first_uses": conform(
+            uses[list(FIRST_USES_SPEC.column_names)].reset_index(drop=True), FIRST_USES_SPEC
+        ),
         DAYS: conform(days[list(DAYS_SPEC.column_names)].reset_index(drop=True), DAYS_SPEC),
         INSIGHTS: conform(ins[list(INSIGHTS_SPEC.column_names)], INSIGHTS_SPEC),
     }
