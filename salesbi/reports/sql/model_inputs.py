@@ -30,8 +30,11 @@ The fact's net sales are whole cents (revenue rounded to 2 decimals), so the sum
 integers of cents (:func:`cents_sum`): exact, hence the same whatever order the database adds
 the rows in (PostgreSQL's parallel aggregates combine partial sums in the order its workers
 finish, which made a double ``SUM`` differ from run to run in the last bits, and LightGBM's
-split thresholds and the damped-trend ETS fits with them). The pandas path adds doubles in
-row order, so the two agree up to float summation order (tests/test_model_inputs.py).
+split thresholds and the damped-trend ETS fits with them). The default (pandas) path computes
+the same frames from the fact's lines batch by batch, also in integers of cents
+(:mod:`salesbi.order_grain`): equal to these, value for value, dtype and order
+(tests/test_order_grain.py), so both modes fit the same models. Against the fact's lines summed
+as doubles the features agree up to float summation order (tests/test_model_inputs.py).
 """
 
 from __future__ import annotations
