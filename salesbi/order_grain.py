@@ -19,20 +19,22 @@ an order's first line is the first of its lines that the batches yield). Sums ar
 integers of cents (net sales are whole cents), exactly, so the result does not depend on the
 batch size nor on the order of addition, and equals the database's (``cents_sum``).
 :func:`model_inputs_from_lines` computes any of them in one pass over the batches;
-:func:`line_batches` cuts a fact frame or reads a spilled file into batches.
+:func:`line_batches` cuts a fact frame, reads a spilled file or builds the fact from core's
+frames (:func:`fact_batches_from_core`) batch by batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from salesbi.fact_spill import BATCH_ROWS, SpilledTable
-from salesbi.reports.fact import FACT_ORDER_LINES
+from salesbi.reports.fact import FACT_ORDER_LINES, _text, build_fact_order_lines, key_positions
 from salesbi.reports.sql.model_inputs import (
     DAYS_SPEC,
     FIRST_USES_SPEC,
@@ -244,16 +246,68 @@ class InsightFacts:
         return _typed(out, INSIGHTS_SPEC)
 
 
-def line_batches(
-    source: SpilledTable | pd.DataFrame, columns: Collection[str], rows: int = BATCH_ROWS
-) -> Iterator[pd.DataFrame]:
-    """Yield the fact's lines in order, ``columns`` only, as frames of at most ``rows`` lines.
+@dataclass(frozen=True)
+class CoreLines:
+    """The fact's lines still to be built from core's frames (the report step did not run)."""
 
-    ``source``: the spilled fact (read from its file batch by batch) or a fact frame (sliced:
-    the batches share the frame's columns).
+    core: Mapping[str, pd.DataFrame]
+
+
+def fact_batches_from_core(
+    core: Mapping[str, pd.DataFrame], columns: Collection[str] | None = None, rows: int = BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Yield ``build_fact_order_lines(core)`` in order, built a batch of whole orders at a time.
+
+    Orders are taken by order_id (the fact's order) in groups of about ``rows`` lines (an order
+    is never cut; one order with more lines makes a larger batch); each batch is the fact of
+    those orders and their lines, so the batches put together equal the whole fact (its
+    ``columns`` only, every column when None) and the whole fact never exists.
+    """
+    orders, items = core["orders"], core["order_items"]
+    wanted = [c for c in FACT_ORDER_LINES.column_names if columns is None or c in set(columns)]
+    if not len(orders) or not len(items):
+        fact = build_fact_order_lines(dict(core))
+        if len(fact):
+            yield fact[wanted]
+        return
+    by_id = np.asarray(pc.sort_indices(_text(orders["order_id"])).to_numpy(), dtype=np.intp)
+    rank = np.empty(len(orders), dtype=np.intp)
+    rank[by_id] = np.arange(len(orders))
+    order_row = key_positions(items["order_id"], orders, "order_id", "orders")
+    known = np.flatnonzero(order_row >= 0)  # lines of unknown orders are not in the fact
+    item_rank = rank[order_row[known]]
+    lines_before = np.concatenate(([0], np.cumsum(np.bincount(item_rank, minlength=len(orders)))))[:-1]
+    batch_of_rank = lines_before // max(1, rows)
+    item_batch = batch_of_rank[item_rank]
+    by_batch = known[np.argsort(item_batch, kind="stable")]
+    item_counts = np.bincount(item_batch, minlength=int(batch_of_rank[-1]) + 1)
+    order_counts = np.bincount(batch_of_rank, minlength=len(item_counts))
+    item_start = order_start = 0
+    for n_items, n_orders in zip(item_counts, order_counts, strict=True):
+        part = {
+            **core,
+            "orders": orders.iloc[by_id[order_start : order_start + n_orders]],
+            "order_items": items.iloc[by_batch[item_start : item_start + n_items]],
+        }
+        item_start, order_start = item_start + n_items, order_start + n_orders
+        if n_items:
+            yield build_fact_order_lines(part)[wanted]
+
+
+def line_batches(
+    source: SpilledTable | pd.DataFrame | CoreLines, columns: Collection[str], rows: int = BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Yield the fact's lines in order, ``columns`` only, as frames of about ``rows`` lines.
+
+    ``source``: the spilled fact (read from its file batch by batch), a fact frame (sliced:
+    the batches share the frame's columns) or core's frames (the fact built a batch of whole
+    orders at a time: :func:`fact_batches_from_core`).
     """
     if isinstance(source, SpilledTable):
         yield from source.batches(rows, columns=sorted(columns))
+        return
+    if isinstance(source, CoreLines):
+        yield from fact_batches_from_core(source.core, columns, rows)
         return
     wanted = [c for c in source.columns if c in set(columns)]
     for start in range(0, len(source), rows):
@@ -319,12 +373,13 @@ def needed_columns(wanted: Collection[str]) -> set[str]:
 
 
 def model_inputs_from_lines(
-    source: SpilledTable | pd.DataFrame, customers: pd.DataFrame | None, wanted: Collection[str]
+    source: SpilledTable | pd.DataFrame | CoreLines, customers: pd.DataFrame | None, wanted: Collection[str]
 ) -> OrderGrainInputs:
     """Return the inputs ``wanted`` (HISTORY, DAYS, INSIGHTS) computed in one pass over the fact's lines.
 
-    ``source``: the spilled fact or a fact frame; ``customers``: core's customers (the forecast's
-    countries; needed when DAYS is wanted). Each equals what the warehouse reads for the same data
+    ``source``: the spilled fact, a fact frame or core's frames (:class:`CoreLines`);
+    ``customers``: core's customers (the forecast's countries; needed when DAYS is wanted).
+    Each equals what the warehouse reads for the same data
     (:mod:`salesbi.reports.sql.model_inputs`: ``read_order_history``, ``read_forecast_days``,
     ``read_insight_facts``).
     """

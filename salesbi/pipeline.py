@@ -62,6 +62,7 @@ from salesbi.warehouse.load import read_table, read_table_fast
 if TYPE_CHECKING:
     from salesbi.fact_spill import SpilledTable
     from salesbi.incremental_reports import SpliceDecision
+    from salesbi.order_grain import CoreLines
     from salesbi.reports.build import MonthlyBuilder
 
 log = logging.getLogger(__name__)
@@ -357,19 +358,19 @@ def monthly_builder(
     return monthly_tables(ingested.changed_orders if ingested else None, previous, decision)
 
 
-def fact_lines(done: Results) -> pd.DataFrame | SpilledTable:
+def fact_lines(done: Results) -> pd.DataFrame | SpilledTable | CoreLines:
     """Return the run's fact lines as :func:`salesbi.order_grain.line_batches` reads them: the fact
-    frame, the spilled fact's file (:func:`spill_fact`), or when reports did not run the fact built
-    from core (``--steps segments`` alone: the whole frame exists while the inputs are aggregated)."""
+    frame, the spilled fact's file (:func:`spill_fact`), or when reports did not run core's frames
+    (``--steps segments`` alone: the fact is built a batch of whole orders at a time)."""
     fact = done.frames().get("fact_order_lines")
     if fact is not None:
         return fact
     spilled = done.spilled().get("fact_order_lines")
     if spilled is not None:
         return spilled
-    from salesbi.reports.fact import build_fact_order_lines
+    from salesbi.order_grain import CoreLines
 
-    return build_fact_order_lines(dict(done.need(CoreFrames, "models").tables))
+    return CoreLines(done.need(CoreFrames, "models").tables)
 
 
 #: the key under which :func:`shared_model_inputs` adds the model steps' inputs to the results

@@ -23,11 +23,11 @@ import sqlalchemy as sa
 
 from salesbi import fact_spill, pipeline
 from salesbi.fact_spill import SPILL_FOLDER, spill
+from salesbi.forecasting.series import DAY_COLUMNS
 from salesbi.params import PipelineParams
 from salesbi.pipeline import INSIGHT_FACT_COLUMNS, run_pipeline
 from salesbi.publish import write_parquet
 from salesbi.reports.fact import FACT_ORDER_LINES
-from salesbi.forecasting.series import DAY_COLUMNS
 from salesbi.reports.sql.fact_publish import MODEL_COLUMNS
 from salesbi.segmentation.history import LINE_COLUMNS
 from salesbi.warehouse.engine import create_engine
@@ -83,7 +83,7 @@ def _watch_models(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None
         def watched(*args: Any, _fit: Callable[..., Any] = fit, _step: str = step) -> Any:
             gc.collect()
             ref = seen.get("frame")
-            lines = seen["lines"] if "lines" in seen else -1
+            lines = seen.get("lines", -1)
             seen[_step] = {
                 "frame_alive": ref is not None and ref() is not None,
                 "columns": list(args[0].columns),
