@@ -991,8 +991,9 @@ def _execute(
         ctx.tick(group[0].name, finished, len(stages))
         log.info("run %s: %s", ctx.run_id, ", ".join(s.name for s in group))
         if group[0].model:  # the order-grain inputs of every model step left (and the insights)
-            execution.results = shared_model_inputs(
-                ctx, execution.results, [s.name for s in stages[finished:]]
+            execution.results = release(  # what the inputs replace (core's lines without reports)
+                shared_model_inputs(ctx, execution.results, [s.name for s in stages[finished:]]),
+                stages[finished:],
             )
         if call_models is not None and group[0].model:
             for name, outcome in call_models(group, ctx, execution.results).items():
@@ -1030,7 +1031,8 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
 
     The source tables go once ingested; the core frames once the report and model
     stages have run, and their order lines (``orders``, ``order_items``) as soon as the
-    fact table holds every line (the model stages read the lines from the fact); the
+    fact table holds every line (the model stages read the lines from the fact) or the model
+    stages' order-grain inputs are computed (a run without the report step); the
     validated rows handed to the core stage once it has them; the order-grain inputs computed
     for the model stages (:func:`shared_model_inputs`) once no model stage remains (the
     insights' small aggregate until the insights have run). What the
@@ -1042,10 +1044,12 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
     if "core frames" not in needed and "core" in done.by_stage:
         done = done.replace("core", None)
     core = done.by_stage.get("core")
+    # the model steps' inputs at order grain hold what they read of the lines (shared_model_inputs)
+    inputs_held = MODEL_INPUTS in done.by_stage and not any(stage.name == "reports" for stage in remaining)
     if (
         isinstance(core, CoreFrames)
         and ORDER_LINES & set(core.tables)
-        and ("fact_order_lines" in done.frames() or "fact_order_lines" in done.spilled())
+        and ("fact_order_lines" in done.frames() or "fact_order_lines" in done.spilled() or inputs_held)
     ):
         kept = {name: frame for name, frame in core.tables.items() if name not in ORDER_LINES}
         done = done.replace("core", dataclass_replace(core, tables=kept))

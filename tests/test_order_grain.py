@@ -45,6 +45,7 @@ from salesbi.reports.sql.model_inputs import (
     read_insight_facts,
     read_order_history,
 )
+from salesbi.segmentation.history import LINE_COLUMNS
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import create_engine
@@ -223,3 +224,70 @@ def test_an_empty_fact_gives_empty_inputs_of_the_warehouse_s_columns() -> None:
     assert inputs.insights is not None and list(inputs.insights.columns) == list(INSIGHTS_SPEC.column_names)
     assert inputs.days.empty and inputs.insights.empty
     assert model_inputs_from_lines(fact, None, (INSIGHTS,)).history is None
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
+    sample_company: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--steps segments`` alone (no report step): the fact is built from core a batch of orders at a
+    time, no frame as long as the fact is alive when the model fits, and the segments equal those of
+    a run whose report step spilled the fact (the same inputs)."""
+    import gc
+    from collections.abc import Callable
+    from typing import Any
+
+    from salesbi import order_grain, pipeline
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import run_pipeline
+
+    url = f"sqlite:///{tmp_path / 'var' / 'warehouse.db'}"
+
+    def params(out: str, steps: tuple[str, ...]) -> PipelineParams:
+        return PipelineParams(
+            source=sample_company,
+            profile="canonical",
+            warehouse_url=url,
+            out_dir=tmp_path / out,
+            steps=steps,  # type: ignore[arg-type]
+            fact_spill_lines=0,
+            refit="always",
+        )
+
+    run_pipeline(params("full", ("ingest", "reports", "segments")))
+    lines = len(pd.read_parquet(tmp_path / "full" / "powerbi" / "data" / "fact_order_lines.parquet"))
+    seen: dict[str, Any] = {}
+    fit, tables = pipeline.MODEL_FITS["segments"]
+
+    def watched(*args: Any, _fit: Callable[..., Any] = fit) -> Any:
+        gc.collect()
+        seen["line_frames"] = [
+            list(o.columns) for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == lines
+        ]
+        seen["columns"] = list(args[0].columns)
+        return _fit(*args)
+
+    monkeypatch.setitem(pipeline.MODEL_FITS, "segments", (watched, tables))
+    calls: list[int] = []
+    real = order_grain.fact_batches_from_core
+
+    def counting(core: Any, columns: Any, rows: int) -> Any:
+        for batch in real(core, columns, 3_000):  # batches smaller than the company
+            calls.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(order_grain, "fact_batches_from_core", counting)
+    summary = run_pipeline(params("alone", ("segments",)))
+    assert summary.status in ("succeeded", "succeeded_with_warnings")
+    assert seen["columns"] == list(LINE_COLUMNS)
+    assert seen["line_frames"] == []  # neither the fact nor core's order lines
+    assert sum(calls) == lines and len(calls) > 1  # built in batches
+    data = {
+        way: tmp_path / way / "powerbi" / "data" / "customer_segments.parquet" for way in ("full", "alone")
+    }
+    want, got = (pd.read_parquet(p).drop(columns=["run_id"], errors="ignore") for p in data.values())
+    for frame in (want, got):
+        if "model_version" in frame.columns:  # '<UTC time>-<content hash>': the hash names the model
+            frame["model_version"] = frame["model_version"].str.split("-").str[-1]
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
