@@ -1008,6 +1008,7 @@ def _execute(
                 skip(ctx, group[0].name, skipped)
             else:
                 execution.results = _added(ctx, execution.results, group[0].name, result)
+                del result  # the results hold it: this local would keep alive what release drops
         finished += len(group)
         execution.results = release(execution.results, stages[finished:])
         release_freed_memory()  # what the released results and the stage's temporaries freed, back to the OS
