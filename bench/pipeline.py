@@ -70,6 +70,7 @@ STEP_ORDER = (
     "reports",
     "spill",
     "read_fact",
+    "model_inputs",
     "segments",
     "predictions",
     "forecast",

@@ -6,8 +6,9 @@ writes it once as the very Parquet file publish would write (:func:`salesbi.publ
 row groups of :data:`~salesbi.publish.PARQUET_ROW_GROUP` rows) into the run's staging folder
 ``<out>/.fact-spill/<run id>/`` and drops the frame (:func:`spill`). After that:
 
-- each model step and the insights read only the columns they use (:meth:`SpilledTable.read`:
-  the key and those columns, in the file's order, typed as the frame had them);
+- the model steps' and the insights' inputs are aggregated from the columns they use, read
+  batch by batch (:meth:`SpilledTable.batches`, :mod:`salesbi.order_grain`): no per-line frame
+  of the whole fact is read back;
 - publish hard-links the file into the staged Parquet folder (no second write: the bytes are
   those of the frame's write) and fills the ``rpt`` table from it in batches of
   :data:`BATCH_ROWS` lines (:meth:`SpilledTable.batches`) through the dialect's bulk path;
@@ -60,12 +61,16 @@ class SpilledTable:
         table = pq.read_table(self.path, columns=spec.column_names)
         return _typed(table, spec)
 
-    def batches(self, rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
-        """Yield the whole table in order as typed frames of at most ``rows`` lines each."""
+    def batches(self, rows: int = BATCH_ROWS, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Yield the table in order as typed frames of at most ``rows`` lines each: its key and
+        ``columns`` (every column when None), as :meth:`read` gives them, batch by batch."""
+        spec = self.projection(columns)
         file = pq.ParquetFile(self.path)
         try:
-            for batch in file.iter_batches(batch_size=rows, use_threads=False):
-                yield _typed(pa.Table.from_batches([batch]), self.spec)
+            for batch in file.iter_batches(
+                batch_size=rows, columns=list(spec.column_names), use_threads=False
+            ):
+                yield _typed(pa.Table.from_batches([batch]), spec)
         finally:
             file.close()
 

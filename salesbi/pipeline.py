@@ -44,7 +44,7 @@ from salesbi.stage_results import (
     CoreFrames,
     Frames,
     Ingested,
-    ModelLines,
+    ModelInputs,
     ModelOutput,
     PowerBIProject,
     Progress,
@@ -60,7 +60,9 @@ from salesbi.warehouse.engine import connect_failure, create_engine, parse_url, 
 from salesbi.warehouse.load import read_table, read_table_fast
 
 if TYPE_CHECKING:
+    from salesbi.fact_spill import SpilledTable
     from salesbi.incremental_reports import SpliceDecision
+    from salesbi.order_grain import CoreLines
     from salesbi.reports.build import MonthlyBuilder
 
 log = logging.getLogger(__name__)
@@ -318,8 +320,9 @@ def spill_fact(ctx: RunContext, frames: dict[str, pd.DataFrame]) -> Frames:
     """Return the report frames, with ``fact_order_lines`` spilled to its Parquet file and dropped when
     it has at least ``params.fact_spill_lines`` lines (:mod:`salesbi.fact_spill`).
 
-    The later stages read the file: the model steps and the insights their columns
-    (:func:`fact_of`), publish publishes the file itself and fills ``rpt`` from it in batches.
+    The later stages read the file: the model steps' and the insights' inputs are aggregated
+    from it batch by batch (:func:`shared_model_inputs`), publish publishes the file itself and
+    fills ``rpt`` from it in batches.
     """
     fact = frames.get("fact_order_lines")
     if fact is None or len(fact) < ctx.params.fact_spill_lines:
@@ -355,53 +358,54 @@ def monthly_builder(
     return monthly_tables(ingested.changed_orders if ingested else None, previous, decision)
 
 
-def fact_of(done: Results, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Return the run's fact_order_lines frame (built from core when reports did not run).
-
-    When the report step spilled it (:func:`spill_fact`), only its key and ``columns`` (every
-    column when None) are read back from the file; a fact held as a frame is returned whole.
-    """
+def fact_lines(done: Results) -> pd.DataFrame | SpilledTable | CoreLines:
+    """Return the run's fact lines as :func:`salesbi.order_grain.line_batches` reads them: the fact
+    frame, the spilled fact's file (:func:`spill_fact`), or when reports did not run core's frames
+    (``--steps segments`` alone: the fact is built a batch of whole orders at a time)."""
     fact = done.frames().get("fact_order_lines")
     if fact is not None:
         return fact
-    shared = done.find(ModelLines)
-    if shared is not None and columns is not None:
-        from salesbi.reports.fact import FACT_ORDER_LINES
-
-        wanted = {*columns, *FACT_ORDER_LINES.key}
-        if wanted <= set(shared.frame.columns):  # copy-on-write: the columns are shared, not copied
-            return shared.frame[[c for c in shared.frame.columns if c in wanted]]
     spilled = done.spilled().get("fact_order_lines")
     if spilled is not None:
-        return spilled.read(columns)
-    from salesbi.reports.fact import build_fact_order_lines
+        return spilled
+    from salesbi.order_grain import CoreLines
 
-    return build_fact_order_lines(dict(done.need(CoreFrames, "models").tables))
-
-
-#: the key under which :func:`shared_model_lines` adds the model steps' columns to the results
-MODEL_LINES = "model_lines"
+    return CoreLines(done.need(CoreFrames, "models").tables)
 
 
-def shared_model_lines(ctx: RunContext, done: Results, steps: Collection[str]) -> Results:
-    """Return ``done`` with the spilled fact's columns that model ``steps`` read, read once for all.
+#: the key under which :func:`shared_model_inputs` adds the model steps' inputs to the results
+MODEL_INPUTS = "model_inputs"
+#: the order-grain input (salesbi.order_grain) each step reads
+STEP_INPUTS: dict[str, str] = {
+    "segments": "history",
+    "predictions": "history",
+    "forecast": "days",
+    "insights": "insights",
+}
 
-    When the report step spilled the fact (:func:`spill_fact`), the key and the union of the
-    steps' columns (:data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`) are read from the
-    file as one frame (a :class:`ModelLines` result); each step takes its columns from it
-    (:func:`fact_of`) instead of reading its own copy. ``done`` unchanged otherwise.
+
+def shared_model_inputs(ctx: RunContext, done: Results, steps: Collection[str]) -> Results:
+    """Return ``done`` with the order-grain inputs that ``steps`` (the stages left) read, computed once.
+
+    In the default (pandas) path the inputs of the model steps and the insights
+    (:data:`STEP_INPUTS`) are aggregated in one pass over the fact's lines, batch by batch
+    (:func:`salesbi.order_grain.model_inputs_from_lines`: the spilled file row group by row
+    group, or slices of the fact frame), into a :class:`ModelInputs` result: no per-line
+    frame of the whole fact exists in the model steps. ``done`` unchanged when there is nothing
+    to compute or the fact is in the warehouse (push-down: the database sends the inputs).
     """
-    if not steps or MODEL_LINES in done.by_stage or "fact_order_lines" in done.frames():
+    wanted = {STEP_INPUTS[s] for s in steps if s in STEP_INPUTS}
+    if not wanted or MODEL_INPUTS in done.by_stage:
         return done
-    spilled = done.spilled().get("fact_order_lines")
-    if spilled is None:
+    if fact_in_warehouse(ctx.params) and not ("fact_order_lines" in done.frames() or done.spilled()):
         return done
-    from salesbi.reports.sql.fact_publish import MODEL_COLUMNS
+    from salesbi.order_grain import model_inputs_from_lines
 
-    with ctx.summary.timed("read_fact"):
-        frame = spilled.read(sorted({c for step in steps for c in MODEL_COLUMNS[step]}))
-        release_freed_memory()  # the decoded column chunks, back to the OS before the fits
-    return done.add(MODEL_LINES, ModelLines(frame))
+    with ctx.summary.timed("model_inputs"):
+        customers = done.need(CoreFrames, "models").tables.get("customers") if "days" in wanted else None
+        inputs = model_inputs_from_lines(fact_lines(done), customers, wanted)
+        release_freed_memory()  # the decoded batches, back to the OS before the fits
+    return done.add(MODEL_INPUTS, ModelInputs(inputs.history, inputs.days, inputs.insights))
 
 
 def fact_in_warehouse(params: PipelineParams) -> bool:
@@ -411,24 +415,25 @@ def fact_in_warehouse(params: PipelineParams) -> bool:
 
 
 def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
-    """Return the fact lines model ``step`` reads: the run's fact frame (only the columns the step uses,
-    :data:`salesbi.reports.sql.fact_publish.MODEL_COLUMNS`, when the report step spilled it), or in
-    warehouse mode what the database computes from core (:mod:`salesbi.reports.sql.model_inputs`):
-    for segments and predictions one row per order and per (customer, product line) first use, for
-    the forecast one row per day, customer country, product line and office."""
-    from salesbi.reports.sql.fact_publish import MODEL_COLUMNS, read_fact_columns
+    """Return the input model ``step`` reads, at order grain: for segments and predictions one row per
+    order and per (customer, product line) first use (history-shaped,
+    ``salesbi.segmentation.history.lines_from_orders``), for the forecast one row per day, customer
+    country, product line and office (``DAY_COLUMNS``). Computed from the fact's lines in batches
+    (:func:`shared_model_inputs`), or in warehouse mode by the database from core
+    (:mod:`salesbi.reports.sql.model_inputs`): the same frames either way."""
     from salesbi.reports.sql.model_inputs import ORDER_GRAIN_STEPS, read_forecast_days, read_order_history
 
-    if not fact_in_warehouse(ctx.params) or "fact_order_lines" in done.frames():
-        return fact_of(done, MODEL_COLUMNS[step])
-
-    wh = done.need(Warehouse, step)
-    with wh.engine.connect() as conn:
-        if step in ORDER_GRAIN_STEPS:
-            return read_order_history(conn, wh.metadata)
-        if step == "forecast":
+    if fact_in_warehouse(ctx.params) and "fact_order_lines" not in done.frames():
+        wh = done.need(Warehouse, step)
+        with wh.engine.connect() as conn:
+            if step in ORDER_GRAIN_STEPS:
+                return read_order_history(conn, wh.metadata)
             return read_forecast_days(conn, wh.metadata)
-        return read_fact_columns(conn, wh.metadata, MODEL_COLUMNS[step])
+    shared = done.find(ModelInputs)
+    if shared is None or getattr(shared, STEP_INPUTS[step]) is None:
+        shared = shared_model_inputs(ctx, done.replace(MODEL_INPUTS, None), [step]).need(ModelInputs, step)
+    frame: pd.DataFrame = getattr(shared, STEP_INPUTS[step])
+    return frame
 
 
 def fit_segments(fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params: PipelineParams) -> Any:
@@ -569,8 +574,13 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
         params = ReportParams(as_of=ctx.params.as_of, churn_months=ctx.params.churn_months)
         wh = done.find(Warehouse)
         tables = {**stored_model_outputs(wh, frames), **frames}
-        if "fact_order_lines" not in tables and spilled is not None:  # the columns the insights read
-            tables["fact_order_lines"] = spilled.read(INSIGHT_FACT_COLUMNS)
+        if not in_warehouse:  # what the insights read of the fact, aggregated (salesbi.order_grain)
+            shared = done.find(ModelInputs)
+            if shared is None or shared.insights is None:
+                shared = shared_model_inputs(ctx, done.replace(MODEL_INPUTS, None), ["insights"]).need(
+                    ModelInputs, "insights"
+                )
+            tables["fact_order_lines"] = shared.insights
         elif "fact_order_lines" not in tables and wh is not None:  # what the insights read, aggregated
             from salesbi.reports.sql.model_inputs import read_insight_facts
 
@@ -587,8 +597,8 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
         return Frames({"insights": build_insights(tables, params)})
 
 
-#: the fact's columns the insights read (returns, the as-of fallback); in warehouse mode the
-#: database sends them per status and cancelled flag (salesbi.reports.sql.model_inputs)
+#: the fact's columns the insights read (returns, the as-of fallback), aggregated per status and
+#: cancelled flag (salesbi.order_grain.InsightFacts; in warehouse mode by the database)
 INSIGHT_FACT_COLUMNS: tuple[str, ...] = ("order_date", "status", "is_cancelled", "net_sales")
 
 
@@ -980,9 +990,10 @@ def _execute(
     for group in groups:
         ctx.tick(group[0].name, finished, len(stages))
         log.info("run %s: %s", ctx.run_id, ", ".join(s.name for s in group))
-        if group[0].model:  # the spilled fact's columns, read once for every model step left
-            execution.results = shared_model_lines(
-                ctx, execution.results, [s.name for s in stages[finished:] if s.model]
+        if group[0].model:  # the order-grain inputs of every model step left (and the insights)
+            execution.results = release(  # what the inputs replace (core's lines without reports)
+                shared_model_inputs(ctx, execution.results, [s.name for s in stages[finished:]]),
+                stages[finished:],
             )
         if call_models is not None and group[0].model:
             for name, outcome in call_models(group, ctx, execution.results).items():
@@ -997,6 +1008,7 @@ def _execute(
                 skip(ctx, group[0].name, skipped)
             else:
                 execution.results = _added(ctx, execution.results, group[0].name, result)
+                del result  # the results hold it: this local would keep alive what release drops
         finished += len(group)
         execution.results = release(execution.results, stages[finished:])
         release_freed_memory()  # what the released results and the stage's temporaries freed, back to the OS
@@ -1020,9 +1032,11 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
 
     The source tables go once ingested; the core frames once the report and model
     stages have run, and their order lines (``orders``, ``order_items``) as soon as the
-    fact table holds every line (the model stages read the lines from the fact); the
-    validated rows handed to the core stage once it has them; the spilled fact's columns read
-    for the model stages (:func:`shared_model_lines`) once no model stage remains. What the
+    fact table holds every line (the model stages read the lines from the fact) or the model
+    stages' order-grain inputs are computed (a run without the report step); the
+    validated rows handed to the core stage once it has them; the order-grain inputs computed
+    for the model stages (:func:`shared_model_inputs`) once no model stage remains (the
+    insights' small aggregate until the insights have run). What the
     run's record and artifacts read (warehouse, counts, published frames) stays.
     """
     needed = {n for stage in remaining for n in stage.needs}
@@ -1031,15 +1045,20 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
     if "core frames" not in needed and "core" in done.by_stage:
         done = done.replace("core", None)
     core = done.by_stage.get("core")
+    # the model steps' inputs at order grain hold what they read of the lines (shared_model_inputs)
+    inputs_held = MODEL_INPUTS in done.by_stage and not any(stage.name == "reports" for stage in remaining)
     if (
         isinstance(core, CoreFrames)
         and ORDER_LINES & set(core.tables)
-        and ("fact_order_lines" in done.frames() or "fact_order_lines" in done.spilled())
+        and ("fact_order_lines" in done.frames() or "fact_order_lines" in done.spilled() or inputs_held)
     ):
         kept = {name: frame for name, frame in core.tables.items() if name not in ORDER_LINES}
         done = done.replace("core", dataclass_replace(core, tables=kept))
-    if MODEL_LINES in done.by_stage and not any(stage.model for stage in remaining):
-        done = done.replace(MODEL_LINES, None)
+    shared = done.by_stage.get(MODEL_INPUTS)
+    if isinstance(shared, ModelInputs) and not any(stage.model for stage in remaining):
+        keep = any(stage.name == "insights" for stage in remaining)
+        left = ModelInputs(insights=shared.insights) if keep and shared.insights is not None else None
+        done = done.replace(MODEL_INPUTS, left)
     ingested = done.by_stage.get("ingest")
     if isinstance(ingested, Ingested) and ingested.core is not None and "core" in done.by_stage:
         done = done.replace("ingest", dataclass_replace(ingested, core=None))

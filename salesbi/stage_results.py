@@ -116,15 +116,20 @@ class Frames(StageResult):
 
 
 @dataclass(frozen=True)
-class ModelLines(StageResult):
-    """The spilled fact's columns that the run's model steps read, read once for all of them.
+class ModelInputs(StageResult):
+    """The model steps' and the insights' inputs at order grain, computed once for all of them.
 
-    ``frame``: the fact's key and the union of the steps' columns, in the fact's order
-    (:func:`salesbi.pipeline.shared_model_lines`); each step takes its columns from it.
-    Released once no model step remains.
+    Computed from the fact's lines batch by batch (:func:`salesbi.pipeline.shared_model_inputs`,
+    :mod:`salesbi.order_grain`), each equal to what the warehouse sends in push-down mode:
+    ``history``: one row per order and per (customer, product line) first use in the history
+    shape (segments, predictions); ``days``: the forecast's rows per day, country, product line
+    and office; ``insights``: the fact per status and cancelled flag. None: not needed by any
+    remaining step. Released once no model step (nor the insights) remains.
     """
 
-    frame: pd.DataFrame
+    history: pd.DataFrame | None = None
+    days: pd.DataFrame | None = None
+    insights: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -202,30 +201,19 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-#: the forecast's tables: fitted on panels the database sums in another order (see below)
-FORECAST_FILES = frozenset(
-    {"sales_forecast.parquet", "sales_forecast_monthly.parquet", "forecast_accuracy.parquet"}
+#: the model steps' tables: fitted on the same order-grain inputs in both modes (the pandas path
+#: aggregates the fact's lines as the database does, sums of cents: salesbi.order_grain), so equal
+#: exactly, the content hash naming each model (model_version) included
+MODEL_FILES = frozenset(
+    {
+        "customer_segments.parquet",
+        "segment_summary.parquet",
+        "customer_predictions.parquet",
+        "sales_forecast.parquet",
+        "sales_forecast_monthly.parquet",
+        "forecast_accuracy.parquet",
+    }
 )
-
-
-def _assert_forecast_close(got: pd.DataFrame, want: pd.DataFrame, name: str) -> None:
-    """Assert a forecast table equal but for its numbers, which agree to 1e-3 of each column's scale.
-
-    In warehouse mode the forecast's panel is summed per day by the database
-    (tests/test_model_inputs.py: equal to 1e-12); the damped-trend ETS fits (statsmodels'
-    optimiser) move by up to ~1e-4 of the value when their series move in the last bits, and
-    the intervals and backtest scores with them. Champions, models, dates and notes are equal.
-    """
-    assert list(got.columns) == list(want.columns) and len(got) == len(want), name
-    for column in want.columns:
-        a, b = got[column], want[column]
-        if pd.api.types.is_float_dtype(b.dtype):
-            x, y = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
-            assert (np.isnan(x) == np.isnan(y)).all(), f"{name}.{column}"
-            scale = max(float(np.nanmax(np.abs(y), initial=0.0)), 1.0)
-            assert float(np.nanmax(np.abs(x - y), initial=0.0)) <= 1e-3 * scale, f"{name}.{column}"
-        else:
-            pd.testing.assert_series_equal(a, b, obj=f"{name}.{column}")
 
 
 @pytest.mark.integration
@@ -255,15 +243,9 @@ def test_a_warehouse_run_publishes_what_the_pandas_run_publishes(
     differ = []
     for name in names:
         want, got = (_comparable(pd.read_parquet(outs[way] / name)) for way in ("python", "warehouse"))
-        if name == "customer_predictions.parquet":
-            # the database adds each order's lines in its own order (tests/test_model_inputs.py), so
-            # the boosters' split thresholds (midpoints of feature values) and with them the content
-            # hash naming the model differ in the last bits; the predictions are compared below
-            assert got["model_version"].nunique() == 1 and want["model_version"].nunique() == 1
-            want, got = (f.drop(columns=["model_version"]) for f in (want, got))
         try:
-            if name in FORECAST_FILES:
-                _assert_forecast_close(got, want, name)
+            if name in MODEL_FILES:
+                pd.testing.assert_frame_equal(got, want, check_exact=True, obj=name)
             else:
                 pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9, obj=name)
         except AssertionError as exc:

@@ -3,8 +3,9 @@
 Cross-checked against the run that keeps the fact as a frame (``fact_spill_lines`` above its
 length): every rpt table and Parquet file equal, the fact's Parquet file byte for byte, on the
 generator and classicmodels, SQLite and PostgreSQL. The frame is dead while the model steps
-run, the model steps get exactly the fact's columns they read, and the staging folder is gone
-after a run, succeeded or failed.
+run, the model steps get their inputs at order grain (``salesbi.order_grain``) with no frame as
+long as the fact alive (a census of the live frames), and the staging folder is gone after a
+run, succeeded or failed.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import sqlalchemy as sa
 
 from salesbi import fact_spill, pipeline
 from salesbi.fact_spill import SPILL_FOLDER, spill
+from salesbi.forecasting.series import DAY_COLUMNS
 from salesbi.params import PipelineParams
 from salesbi.pipeline import INSIGHT_FACT_COLUMNS, run_pipeline
 from salesbi.publish import write_parquet
 from salesbi.reports.fact import FACT_ORDER_LINES
 from salesbi.reports.sql.fact_publish import MODEL_COLUMNS
+from salesbi.segmentation.history import LINE_COLUMNS
 from salesbi.warehouse.engine import create_engine
 from tests.conftest import drop_pg_schemas
 from tests.test_pipeline import RUN_SPECIFIC
@@ -80,9 +83,16 @@ def _watch_models(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None
         def watched(*args: Any, _fit: Callable[..., Any] = fit, _step: str = step) -> Any:
             gc.collect()
             ref = seen.get("frame")
+            lines = seen.get("lines", -1)
             seen[_step] = {
                 "frame_alive": ref is not None and ref() is not None,
                 "columns": list(args[0].columns),
+                # the census: every frame alive as long as the fact (a per-line frame of it)
+                "line_frames": [
+                    list(o.columns)
+                    for o in gc.get_objects()
+                    if isinstance(o, pd.DataFrame) and len(o) == lines
+                ],
             }
             return _fit(*args)
 
@@ -91,6 +101,7 @@ def _watch_models(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None
 
     def spying(frame: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
         seen["frame"] = weakref.ref(frame)
+        seen["lines"] = len(frame)
         seen["bytes"] = _parquet_bytes(frame)
         return real_spill(frame, *args, **kwargs)
 
@@ -125,10 +136,10 @@ def _spill_equals_frame(
     assert "spill" in summary.timings
     for step in ("segments", "predictions", "forecast"):
         assert seen[step]["frame_alive"] is False, step  # the frame was dropped before the models ran
-        wanted = [
-            c for c in FACT_ORDER_LINES.column_names if c in {*MODEL_COLUMNS[step], *FACT_ORDER_LINES.key}
-        ]
+        # the inputs at order grain (salesbi.order_grain), no per-line frame of the fact alive
+        wanted = list(DAY_COLUMNS if step == "forecast" else LINE_COLUMNS)
         assert seen[step]["columns"] == wanted, step
+        assert seen[step]["line_frames"] == [], step
     assert _rpt_fingerprint(spilled_url) == expected_rpt
     assert _parquet_fingerprint(spilled_out) == expected_parquet
     published = (spilled_out / "powerbi" / "data" / "fact_order_lines.parquet").read_bytes()
@@ -218,5 +229,7 @@ def test_the_spilled_file_reads_back_as_the_frame(sample_company: Path, tmp_path
     batches = list(spilled.batches(rows=7_000))
     assert [len(b) for b in batches[:-1]] == [7_000] * (len(batches) - 1)
     pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), fact, check_exact=True)
+    some = pd.concat(list(spilled.batches(rows=7_000, columns=["net_sales"])), ignore_index=True)
+    pd.testing.assert_frame_equal(some, fact[["order_id", "line_number", "net_sales"]], check_exact=True)
     with pytest.raises(KeyError, match="no columns"):
         spilled.read(["no_such_column"])

@@ -30,8 +30,11 @@ The fact's net sales are whole cents (revenue rounded to 2 decimals), so the sum
 integers of cents (:func:`cents_sum`): exact, hence the same whatever order the database adds
 the rows in (PostgreSQL's parallel aggregates combine partial sums in the order its workers
 finish, which made a double ``SUM`` differ from run to run in the last bits, and LightGBM's
-split thresholds and the damped-trend ETS fits with them). The pandas path adds doubles in
-row order, so the two agree up to float summation order (tests/test_model_inputs.py).
+split thresholds and the damped-trend ETS fits with them). The default (pandas) path computes
+the same frames from the fact's lines batch by batch, also in integers of cents
+(:mod:`salesbi.order_grain`): equal to these, value for value, dtype and order
+(tests/test_order_grain.py), so both modes fit the same models. Against the fact's lines summed
+as doubles the features agree up to float summation order (tests/test_model_inputs.py).
 """
 
 from __future__ import annotations
@@ -142,7 +145,8 @@ def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
 
     One row per order date, customer country ('Unknown' when the customer or its country is
     not known, as ``series_lines``), product line and office: ``SUM(net_sales)`` and the number
-    of orders whose first line is on the row. Ordered by date, then the keys (code point).
+    of orders whose first line is on the row. Ordered by date, then the keys (code point, nulls
+    last on every dialect).
     """
     fact = _fact(metadata)
     customers = core_table(metadata, "customers")
@@ -167,8 +171,14 @@ def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
             sa.func.sum(lines.c.first_line).label("orders"),
         )
         .group_by(*keys)
-        .order_by(lines.c.order_date, *(binary_text(k) for k in keys[1:]))
+        .order_by(lines.c.order_date, *(o for k in keys[1:] for o in nulls_last(k)))
     )
+
+
+def nulls_last(value: ColumnElement[Any]) -> tuple[ColumnElement[Any], ...]:
+    """Return the ``ORDER BY`` terms of text ``value`` by code point with nulls last on every dialect
+    (PostgreSQL puts nulls last, SQLite and SQL Server first; pandas last)."""
+    return sa.case((value.is_(None), 1), else_=0), binary_text(value)
 
 
 def read_forecast_days(conn: sa.Connection, metadata: sa.MetaData) -> pd.DataFrame:
