@@ -58,7 +58,7 @@ def build_reports(
     params: ReportParams | None = None,
     monthly_tables: MonthlyBuilder = full_monthly_tables,
     fact_sink: FactSink | None = None,
-    block_lines: int = FACT_BLOCK_LINES,
+    block_lines: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Return every report table except ``insights``, keyed by its ``rpt`` name.
 
@@ -68,14 +68,14 @@ def build_reports(
     three monthly tables (a daily run splices them: :mod:`salesbi.incremental_reports`).
 
     The fact is built in blocks of whole orders of about ``block_lines`` lines
-    (:func:`salesbi.reports.fact.fact_blocks`); the builders read what they need per line from
+    (:data:`~salesbi.reports.fact.FACT_BLOCK_LINES` when None; :func:`salesbi.reports.fact.fact_blocks`); the builders read what they need per line from
     each block (:class:`~salesbi.reports.context.FactLines`). With a ``fact_sink`` each block
     goes to it and ``fact_order_lines`` is not in the result (the fact is never whole in
     memory: the run's sink writes it to its Parquet file); without, the blocks are joined into
     the ``fact_order_lines`` frame (the same frame whatever ``block_lines``).
     """
     params = params or ReportParams()
-    blocks = fact_blocks(core, block_lines)
+    blocks = fact_blocks(core, FACT_BLOCK_LINES if block_lines is None else block_lines)
     collector = LinesCollector(blocks.rows)
     kept: list[pd.DataFrame] = []
     for block in blocks:
