@@ -176,16 +176,34 @@ class FactSpill:
 
     def _write(self, rows: int) -> None:
         """Write the first ``rows`` pending rows as one row group (contiguous, as a frame's slice)."""
-        pending = pa.concat_tables(self._pending)
-        group = pending.slice(0, rows).combine_chunks()
-        rest = pending.slice(rows)
-        self._pending = [rest] if rest.num_rows else []
-        self._pending_rows = rest.num_rows
-        del pending, rest
+        group = self._take(rows)
         if self._writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.tmp, group.schema, compression="zstd")
         self._writer.write_table(group, row_group_size=self.row_group)
+
+    def _take(self, rows: int) -> pa.Table:
+        """Return the first ``rows`` pending rows as one contiguous table and keep the rest pending.
+
+        Column by column: each column's pending chunks are released once copied, so what is
+        held at once is the pending rows plus one column's copy, not two copies of a row group.
+        Contiguous matters: written as the blocks' chunks, the file's bytes would differ.
+        """
+        pending = pa.concat_tables(self._pending)
+        self._pending = []
+        schema = pending.schema
+        group: list[pa.Array] = []
+        rest: list[pa.ChunkedArray] = []
+        while pending.num_columns:
+            column = pending.column(0)
+            pending = pending.remove_column(0)
+            group.append(column.slice(0, rows).combine_chunks())
+            rest.append(column.slice(rows))
+            del column
+        left = pa.Table.from_arrays(rest, schema=schema)
+        self._pending = [left] if left.num_rows else []
+        self._pending_rows = left.num_rows
+        return pa.Table.from_arrays(group, schema=schema)
 
     def finish(self) -> SpilledTable | pd.DataFrame:
         """Return the written table (the file closed and in place), or the frame when kept."""
@@ -201,9 +219,7 @@ class FactSpill:
 
             self.folder.mkdir(parents=True, exist_ok=True)
             if self._pending:
-                table = pa.concat_tables(self._pending).combine_chunks()
-                self._pending, self._pending_rows = [], 0
-                pq.write_table(table, self.tmp, compression="zstd")
+                pq.write_table(self._take(self._pending_rows), self.tmp, compression="zstd")
             else:  # no rows: an empty table's file
                 write_parquet(_empty(self.spec) if self._empty is None else self._empty, self.spec, self.tmp)
         else:
