@@ -138,7 +138,7 @@ def main() -> None:
     n_months = len(previous["sales_monthly"])
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"{len(after.fact):,} order lines, {len(after.orders):,} orders, {n_months} months; "
+        f"{after.lines.rows:,} order lines, {len(after.orders):,} orders, {n_months} months; "
         f"{len(ids)} orders changed or new, {len(months)} months recomputed; load average {load}\n"
     )
     print("| sales_monthly + customer_growth | CPU best, s | CPU median, s | wall best, s | wall median, s |")

@@ -31,10 +31,9 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
 from salesbi.fact_spill import BATCH_ROWS, SpilledTable
-from salesbi.reports.fact import FACT_ORDER_LINES, _text, build_fact_order_lines, key_positions
+from salesbi.reports.fact import FACT_ORDER_LINES, fact_blocks
 from salesbi.reports.sql.model_inputs import (
     DAYS_SPEC,
     FIRST_USES_SPEC,
@@ -263,35 +262,10 @@ def fact_batches_from_core(
     those orders and their lines, so the batches put together equal the whole fact (its
     ``columns`` only, every column when None) and the whole fact never exists.
     """
-    orders, items = core["orders"], core["order_items"]
     wanted = [c for c in FACT_ORDER_LINES.column_names if columns is None or c in set(columns)]
-    if not len(orders) or not len(items):
-        fact = build_fact_order_lines(dict(core))
-        if len(fact):
-            yield fact[wanted]
-        return
-    by_id = np.asarray(pc.sort_indices(_text(orders["order_id"])).to_numpy(), dtype=np.intp)
-    rank = np.empty(len(orders), dtype=np.intp)
-    rank[by_id] = np.arange(len(orders))
-    order_row = key_positions(items["order_id"], orders, "order_id", "orders")
-    known = np.flatnonzero(order_row >= 0)  # lines of unknown orders are not in the fact
-    item_rank = rank[order_row[known]]
-    lines_before = np.concatenate(([0], np.cumsum(np.bincount(item_rank, minlength=len(orders)))))[:-1]
-    batch_of_rank = lines_before // max(1, rows)
-    item_batch = batch_of_rank[item_rank]
-    by_batch = known[np.argsort(item_batch, kind="stable")]
-    item_counts = np.bincount(item_batch, minlength=int(batch_of_rank[-1]) + 1)
-    order_counts = np.bincount(batch_of_rank, minlength=len(item_counts))
-    item_start = order_start = 0
-    for n_items, n_orders in zip(item_counts, order_counts, strict=True):
-        part = {
-            **core,
-            "orders": orders.iloc[by_id[order_start : order_start + n_orders]],
-            "order_items": items.iloc[by_batch[item_start : item_start + n_items]],
-        }
-        item_start, order_start = item_start + n_items, order_start + n_orders
-        if n_items:
-            yield build_fact_order_lines(part)[wanted]
+    for block in fact_blocks(dict(core), max(1, rows)):  # the report step's blocks (reports.fact)
+        if len(block):
+            yield block[wanted]
 
 
 def line_batches(

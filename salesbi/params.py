@@ -170,9 +170,10 @@ class RunOptions(BaseModel):
         default=0,
         ge=0,
         description=(
-            "the report step writes fact_order_lines to its Parquet file and drops the frame when it "
-            "has at least this many lines (0: always); the model steps, insights and publish then read "
-            "it from the file (docs/scaling.md). The outputs do not depend on it"
+            "the report step writes fact_order_lines to its Parquet file block by block as it builds it "
+            "(never whole in memory) when it has at least this many lines (0: always; under it, the fact "
+            "is kept as a frame); the model steps, insights and publish then read it from the file "
+            "(docs/scaling.md). The outputs do not depend on it"
         ),
     )
     refit: Literal["auto", "always", "never"] = Field(

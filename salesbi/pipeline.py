@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import sqlalchemy as sa
@@ -60,7 +60,7 @@ from salesbi.warehouse.engine import connect_failure, create_engine, parse_url, 
 from salesbi.warehouse.load import read_table, read_table_fast
 
 if TYPE_CHECKING:
-    from salesbi.fact_spill import SpilledTable
+    from salesbi.fact_spill import FactSpill, SpilledTable
     from salesbi.incremental_reports import SpliceDecision
     from salesbi.order_grain import CoreLines
     from salesbi.reports.build import MonthlyBuilder
@@ -311,29 +311,48 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
 
         decision = SpliceDecision()
         core = dict(done.need(CoreFrames, "reports").tables)
-        frames = build_reports(core, params, monthly_builder(ctx, done, params.churn_months, decision))
+        sink = fact_sink(ctx)
+        try:
+            frames = build_reports(
+                core, params, monthly_builder(ctx, done, params.churn_months, decision), fact_sink=sink
+            )
+        except BaseException:
+            sink.abort()  # the partly written file; the run's spill folder goes when execute ends
+            raise
         ctx.summary.outputs[SUMMARY_KEY] = decision.summary()
-    return spill_fact(ctx, frames)
+    return spill_fact(ctx, frames, sink)
 
 
-def spill_fact(ctx: RunContext, frames: dict[str, pd.DataFrame]) -> Frames:
-    """Return the report frames, with ``fact_order_lines`` spilled to its Parquet file and dropped when
-    it has at least ``params.fact_spill_lines`` lines (:mod:`salesbi.fact_spill`).
+def fact_sink(ctx: RunContext) -> FactSpill:
+    """Return where the report step puts the fact's blocks (:class:`salesbi.fact_spill.FactSpill`).
 
-    The later stages read the file: the model steps' and the insights' inputs are aggregated
-    from it batch by batch (:func:`shared_model_inputs`), publish publishes the file itself and
-    fills ``rpt`` from it in batches.
+    Each block is appended to the fact's spill file in the run's staging folder as it is built
+    (the fact is never whole in memory), unless the fact stays under ``params.fact_spill_lines``
+    lines: then its blocks are kept and joined into the frame. What a killed run left in the
+    output folder is removed first (runs into one folder hold its lock).
     """
-    fact = frames.get("fact_order_lines")
-    if fact is None or len(fact) < ctx.params.fact_spill_lines:
-        return Frames(frames)
-    from salesbi.fact_spill import remove_spills, spill, spill_folder
+    from salesbi.fact_spill import FactSpill, remove_spills, spill_folder
     from salesbi.reports.fact import FACT_ORDER_LINES
 
+    remove_spills(ctx.params.out_dir)
+    folder = spill_folder(ctx.params.out_dir, ctx.run_id)
+    return FactSpill(FACT_ORDER_LINES, folder, keep_below=ctx.params.fact_spill_lines)
+
+
+def spill_fact(ctx: RunContext, frames: dict[str, pd.DataFrame], sink: FactSpill) -> Frames:
+    """Return the report frames with the fact the report step put into ``sink`` (:func:`fact_sink`).
+
+    The fact's file is closed and named in the result (``Frames.spilled``, step ``spill``); the
+    later stages read it: the model steps' and the insights' inputs are aggregated from it
+    batch by batch (:func:`shared_model_inputs`), publish publishes the file itself and fills
+    ``rpt`` from it in batches. A fact kept under ``params.fact_spill_lines`` lines is the
+    ``fact_order_lines`` frame instead.
+    """
+    if not sink.spilling:
+        frames["fact_order_lines"] = cast(pd.DataFrame, sink.finish())
+        return Frames(frames)
     with ctx.summary.timed("spill"):
-        remove_spills(ctx.params.out_dir)  # what a killed run left (runs into one folder hold its lock)
-        spilled = spill(fact, FACT_ORDER_LINES, spill_folder(ctx.params.out_dir, ctx.run_id))
-        del fact, frames["fact_order_lines"]  # the run's last reference to the frame
+        spilled = cast("SpilledTable", sink.finish())
     return Frames(frames, spilled={spilled.name: spilled})
 
 

@@ -103,9 +103,14 @@ def _old_products_per_line(s: pd.DataFrame) -> pd.Series:
 # --- the cases ---------------------------------------------------------------------------------
 
 
-def _context(core: dict[str, pd.DataFrame]) -> ReportContext:
-    fact = conform(build_fact_order_lines(core), FACT_ORDER_LINES)
-    return build_context(core, fact, ReportParams())
+def _fact(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return conform(build_fact_order_lines(core), FACT_ORDER_LINES)
+
+
+def _context(core: dict[str, pd.DataFrame]) -> tuple[ReportContext, pd.DataFrame]:
+    """Return the report context and the fact frame it was built from (the context does not hold it)."""
+    fact = _fact(core)
+    return build_context(core, fact, ReportParams()), fact
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +143,8 @@ def _cases(generated_core: dict[str, pd.DataFrame]) -> Iterator[tuple[str, dict[
     yield "every order cancelled", _all_cancelled()
 
 
-def _assert_same(ctx: ReportContext) -> None:
-    old_sold = _old_sold(ctx.fact, ctx.orders)
+def _assert_same(ctx: ReportContext, fact: pd.DataFrame) -> None:
+    old_sold = _old_sold(fact, ctx.orders)
     for key in ("product_id", "product_line_id"):
         pd.testing.assert_frame_equal(
             summaries._product_lines(ctx, key), _old_product_lines(old_sold, ctx, key), check_exact=True
@@ -153,11 +158,11 @@ def test_product_aggregates_equal_the_old_ones_on_the_generator_and_edge_cases(
     generated_core: dict[str, pd.DataFrame],
 ) -> None:
     for name, core in _cases(generated_core):
-        ctx = _context(core)
-        _assert_same(ctx)
+        ctx, fact = _context(core)
+        _assert_same(ctx, fact)
         if name == "edge cases":  # the cases are really there
-            assert ctx.fact["product_line_id"].isna().any() and ctx.fact["cost"].isna().any()
-            assert ctx.fact["is_cancelled"].sum() > 1000 and (ctx.fact["quantity"] < 0).any()
+            assert fact["product_line_id"].isna().any() and fact["cost"].isna().any()
+            assert fact["is_cancelled"].sum() > 1000 and (fact["quantity"] < 0).any()
         if name == "every order cancelled":
             assert not ctx.sold.any() and summaries._product_lines(ctx, "product_id").empty
 
@@ -165,22 +170,23 @@ def test_product_aggregates_equal_the_old_ones_on_the_generator_and_edge_cases(
 @pytest.mark.realdata
 @pytest.mark.parametrize("profile", ["classicmodels", "northwind"])
 def test_product_aggregates_equal_the_old_ones_on_the_real_samples(datasets_dir: Path, profile: str) -> None:
-    _assert_same(_context(core_frames(read_source(datasets_dir / profile, profile))))
+    _assert_same(*_context(core_frames(read_source(datasets_dir / profile, profile))))
 
 
 def _assert_same_build(core: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole build, new against the old product aggregates patched in: every table identical."""
     new = build_reports(core)
+    fact = _fact(core)
     with monkeypatch.context() as m:
         m.setattr(
             summaries,
             "_product_lines",
-            lambda ctx, key: _old_product_lines(_old_sold(ctx.fact, ctx.orders), ctx, key),
+            lambda ctx, key: _old_product_lines(_old_sold(fact, ctx.orders), ctx, key),
         )
         m.setattr(
             summaries,
             "products_per_line",
-            lambda ctx: _old_products_per_line(_old_sold(ctx.fact, ctx.orders)),
+            lambda ctx: _old_products_per_line(_old_sold(fact, ctx.orders)),
         )
         old = build_reports(core)
     assert list(new) == list(old)
@@ -205,11 +211,11 @@ def test_every_report_table_equals_the_old_build_on_the_real_samples(
 
 def test_the_context_holds_no_copy_of_the_lines(generated_core: dict[str, pd.DataFrame]) -> None:
     """Per line the context keeps a flag and an order number, a few bytes, not a frame."""
-    ctx = _context(generated_core)
-    n = len(ctx.fact)
+    ctx, fact = _context(generated_core)
+    n = len(fact)
     assert ctx.sold.dtype == bool and ctx.sold.shape == (n,)
     assert ctx.order_of_line.dtype == np.int32 and ctx.order_of_line.shape == (n,)
-    assert ctx.sold.sum() == (~ctx.fact["is_cancelled"]).sum() < n
+    assert ctx.sold.sum() == (~fact["is_cancelled"]).sum() < n
     # the order number points at the line's order
     order_ids = ctx.orders["order_id"].to_numpy(dtype=object)[ctx.order_of_line]
-    assert (order_ids == ctx.fact["order_id"].to_numpy(dtype=object)).all()
+    assert (order_ids == fact["order_id"].to_numpy(dtype=object)).all()
