@@ -35,6 +35,7 @@ as an outside reference implementation.
     .venv/bin/python bench/accuracy.py                     # all three, 3 evaluation origins
     .venv/bin/python bench/accuracy.py --only cdnow --origins 2
     .venv/bin/python bench/accuracy.py --only bikes --skip customers --coverage-origins 4
+    .venv/bin/python bench/accuracy.py --cap-share 0.2   # LightGBM caps forced to 20 % of the rows
 """
 
 from __future__ import annotations
@@ -611,6 +612,165 @@ def customer_benchmark(data: Dataset) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- training caps (issue 18)
+
+#: the forecast's ways of drawing the rows above its cap, and "uncapped" (every row)
+FORECAST_SAMPLINGS = ("uncapped", "uniform", "stratified", "recent")
+#: the customer prediction's: its stratified sample (origin × ordered), a uniform one, every row
+PREDICTION_SAMPLINGS = ("uncapped", "uniform", "stratified")
+
+
+def _lgbm_fit_cpu() -> tuple[dict[str, float], Any]:
+    """Return (a counter of the forecast LightGBM fits' CPU seconds, the engine's timed fit function).
+
+    The fits run in the caller's thread (one LightGBM thread, ``workers`` 1), so the thread's CPU
+    time around ``fit_models`` is theirs alone, whatever the machine's load.
+    """
+    from salesbi.forecasting import engine
+
+    counter = {"cpu": 0.0}
+    original = engine.fit_models
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            counter["cpu"] += time.thread_time() - t0
+
+    return counter, timed
+
+
+def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float) -> str:
+    """Return the markdown table of the forecast LightGBM's cap forced to ``share`` of its rows.
+
+    The same split and evaluation origins as :func:`forecast_benchmark`; at each origin the cap is
+    ``share`` × the candidate rows of the engine's final fit (the cap bites on every fit as it does
+    in production on long histories), and the engine runs once per way of drawing the rows
+    (:data:`FORECAST_SAMPLINGS`).  LightGBM alone and the published champion are scored.
+    """
+    from salesbi.forecasting import engine
+    from salesbi.forecasting.lgbm import LightGBMConfig, candidate_rows
+
+    orders = data.fact.drop_duplicates("order_id")
+    frequency = choose_frequency(orders["order_date"])
+    panel = panel_of(data, frequency)
+    horizon = choose_horizon(frequency, panel.n_periods - origins * 3, 3)
+    season = SEASON[frequency]
+    counter, timed = _lgbm_fit_cpu()
+    scores: dict[tuple[str, str], Score] = {}
+    cpu = dict.fromkeys(FORECAST_SAMPLINGS, 0.0)
+    caps: list[tuple[int, int]] = []
+    engine.fit_models, original = timed, engine.fit_models
+    try:
+        for r in range(origins, 0, -1):
+            cut = panel.n_periods - r * horizon
+            seen = SeriesPanel(frequency, panel.dates[:cut], panel.values[:, :cut], panel.meta)
+            truth = panel.values[:, cut : cut + horizon]
+            candidates = candidate_rows(seen.n_series, seen.n_periods - 1, horizon, frequency)
+            cap = max(10, round(share * candidates))
+            caps.append((candidates, cap))
+            for how in FORECAST_SAMPLINGS:
+                config = LightGBMConfig(
+                    max_train_rows=10**12 if how == "uncapped" else cap,
+                    sampling="uniform" if how == "uncapped" else how,
+                )
+                counter["cpu"] = 0.0
+                out = run_engine(seen, horizon, 3, 0, n_jobs=jobs, lgbm_config=config)
+                cpu[how] += counter["cpu"]
+                champ = np.stack([out.future[out.champion[i]][i] for i in range(seen.n_series)])
+                lgbm = out.future["lightgbm"]
+                lgbm = np.where(np.isnan(lgbm), champ, lgbm)
+                for model, fc in (("champion", champ), ("lightgbm", lgbm)):
+                    scores.setdefault((how, model), Score()).add(truth, fc, seen.values, season, None)
+    finally:
+        engine.fit_models = original
+    lines = [
+        f"### Forecast LightGBM capped at {share:.0%} of its rows — {data.name}",
+        "",
+        f"{panel.n_series} series, frequency {frequency}, horizon {horizon}, {origins} evaluation origins; "
+        "final fit's candidate rows → cap per origin: " + ", ".join(f"{c:,} → {k:,}" for c, k in caps) + ".",
+        "",
+        "| rows drawn | LightGBM WAPE | LightGBM MASE | champion WAPE | champion MASE "
+        "| LightGBM fits CPU s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for how in FORECAST_SAMPLINGS:
+        _, lw, lm, _, _ = scores[(how, "lightgbm")].row(how)
+        _, cw, cm, _, _ = scores[(how, "champion")].row(how)
+        lines.append(f"| {how} | {lw:.3f} | {lm:.3f} | {cw:.3f} | {cm:.3f} | {cpu[how]:.1f} |")
+    return "\n".join([*lines, ""])
+
+
+def prediction_caps_benchmark(data: Dataset, share: float) -> str:
+    """Return the markdown table of the customer prediction's LightGBM cap forced to ``share`` of its rows.
+
+    The classic 39 + 39 weeks split of :func:`customer_benchmark`; every LightGBM fit reads
+    ``share`` of its training rows, drawn as the project draws them above ``MAX_TRAIN_ROWS``
+    (stratified by origin × ordered), uniformly, or not at all (uncapped).  The holdout scores
+    of LightGBM itself and of the published champions.
+    """
+    from salesbi.prediction import predict, predict_customer_sales
+
+    as_of = pd.Timestamp(data.as_of)
+    start = as_of - pd.Timedelta(days=2 * SPLIT_DAYS)
+    if pd.Timestamp(data.fact["order_date"].min()) > start + pd.Timedelta(days=SPLIT_DAYS // 2):
+        return f"### Customer prediction capped — {data.name}\n\nNot run: too short for the split.\n"
+    fact = data.fact[data.fact["order_date"] >= start]
+    original_cap, original_max = predict._cap, predict.MAX_TRAIN_ROWS
+    used: list[tuple[int, int]] = []
+
+    def capper(how: str) -> Any:
+        def cap(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
+            k = max(10, round(share * len(frame)))
+            used.append((len(frame), k))
+            if how == "uncapped":
+                return frame
+            if how == "uniform":
+                rng = np.random.default_rng(random_state)
+                return frame.iloc[np.sort(rng.choice(len(frame), size=k, replace=False))]
+            predict.MAX_TRAIN_ROWS = k  # the project's own stratified sample at this cap
+            try:
+                return original_cap(frame, random_state)
+            finally:
+                predict.MAX_TRAIN_ROWS = original_max
+
+        return cap
+
+    lines = [
+        f"### Customer prediction LightGBM capped at {share:.0%} of its rows — {data.name}",
+        "",
+        "| rows drawn | fit rows → cap | LightGBM RMSE | LightGBM MAE | Spearman | LightGBM AUC "
+        "| calibrated Brier | champions (sales / probability) | fit + score CPU s |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+
+    def cell(v: Any, fmt: str) -> str:
+        return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
+
+    for how in PREDICTION_SAMPLINGS:
+        used.clear()
+        predict._cap = capper(how)
+        try:
+            t0 = time.process_time()
+            result = predict_customer_sales(fact, data.customers, as_of=data.as_of, horizon_days=SPLIT_DAYS)
+            seconds = time.process_time() - t0
+        finally:
+            predict._cap = original_cap
+        sales = next(r for r in result.model_runs if r.model_name == "customer_sales").metrics
+        order = next(r for r in result.model_runs if r.model_name == "customer_order_probability").metrics
+        rows = used[0] if used else (0, 0)
+        lines.append(
+            f"| {how} | {rows[0]:,} → {rows[1]:,} | {cell(sales.get('rmse', {}).get('lightgbm'), '.2f')} "
+            f"| {cell(sales.get('mae', {}).get('lightgbm'), '.2f')} "
+            f"| {cell(sales.get('spearman', {}).get('lightgbm'), '.3f')} "
+            f"| {cell(order.get('roc_auc', {}).get('lightgbm'), '.3f')} "
+            f"| {cell(order.get('brier', {}).get('lightgbm_calibrated'), '.4f')} "
+            f"| {sales.get('sales_method')} / {order.get('probability_method')} | {seconds:.1f} |"
+        )
+    return "\n".join([*lines, ""])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print markdown."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -625,6 +785,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--order-lines", type=int, default=40_000, help="order lines of the generated company")
     ap.add_argument("--jobs", type=int, default=1, help="processes for the engine's baselines")
     ap.add_argument("--skip", choices=("forecast", "customers"), action="append", default=[])
+    ap.add_argument(
+        "--cap-share",
+        type=float,
+        default=None,
+        help="instead of the tables above: the LightGBM training caps forced to this share of the rows "
+        "(uncapped vs uniform vs stratified samples, same split and origins)",
+    )
     args = ap.parse_args(argv)
     which = args.only or ["cdnow", "bikes", "generated"]
     print("## Accuracy benchmark\n\n`" + " ".join(["bench/accuracy.py", *(argv or sys.argv[1:])]) + "`\n")
@@ -632,6 +799,12 @@ def main(argv: list[str] | None = None) -> None:
     for name in which:
         data = loaders[name]()
         print(f"**{name}**: {data.source}\n", flush=True)
+        if args.cap_share is not None:
+            if "forecast" not in args.skip:
+                print(forecast_caps_benchmark(data, args.origins, args.jobs, args.cap_share), flush=True)
+            if "customers" not in args.skip:
+                print(prediction_caps_benchmark(data, args.cap_share), flush=True)
+            continue
         if "forecast" not in args.skip:
             print(forecast_benchmark(data, args.origins, args.jobs, args.coverage_origins), flush=True)
         if "customers" not in args.skip:
