@@ -35,7 +35,7 @@ as an outside reference implementation.
     .venv/bin/python bench/accuracy.py                     # all three, 3 evaluation origins
     .venv/bin/python bench/accuracy.py --only cdnow --origins 2
     .venv/bin/python bench/accuracy.py --only bikes --skip customers --coverage-origins 4
-    .venv/bin/python bench/accuracy.py --cap-share 0.2   # LightGBM caps forced to 20 % of the rows
+    .venv/bin/python bench/accuracy.py --cap-share 0.2 --cap-seeds 3   # LightGBM caps at 20 % of the rows
 """
 
 from __future__ import annotations
@@ -641,13 +641,23 @@ def _lgbm_fit_cpu() -> tuple[dict[str, float], Any]:
     return counter, timed
 
 
-def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float) -> str:
+def _spread(values: list[float], fmt: str) -> str:
+    """Return the mean of ``values``, with their range when there are several."""
+    mean = format(float(np.mean(values)), fmt)
+    if len(values) < 2:
+        return mean
+    return f"{mean} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float, seeds: int = 1) -> str:
     """Return the markdown table of the forecast LightGBM's cap forced to ``share`` of its rows.
 
     The same split and evaluation origins as :func:`forecast_benchmark`; at each origin the cap is
     ``share`` × the candidate rows of the engine's final fit (the cap bites on every fit as it does
     in production on long histories), and the engine runs once per way of drawing the rows
-    (:data:`FORECAST_SAMPLINGS`).  LightGBM alone and the published champion are scored.
+    (:data:`FORECAST_SAMPLINGS`) and per seed (``random_state`` 0 … ``seeds`` − 1: the sample's
+    and LightGBM's bagging, so "uncapped" runs per seed too).  LightGBM alone and the published
+    champion are scored; each cell is the mean over the seeds (their range in brackets).
     """
     from salesbi.forecasting import engine
     from salesbi.forecasting.lgbm import LightGBMConfig, candidate_rows
@@ -658,8 +668,8 @@ def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float
     horizon = choose_horizon(frequency, panel.n_periods - origins * 3, 3)
     season = SEASON[frequency]
     counter, timed = _lgbm_fit_cpu()
-    scores: dict[tuple[str, str], Score] = {}
-    cpu = dict.fromkeys(FORECAST_SAMPLINGS, 0.0)
+    scores: dict[tuple[str, str, int], Score] = {}
+    cpu = {(how, seed): 0.0 for how in FORECAST_SAMPLINGS for seed in range(seeds)}
     caps: list[tuple[int, int]] = []
     engine.fit_models, original = timed, engine.fit_models
     try:
@@ -671,24 +681,28 @@ def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float
             cap = max(10, round(share * candidates))
             caps.append((candidates, cap))
             for how in FORECAST_SAMPLINGS:
-                config = LightGBMConfig(
-                    max_train_rows=10**12 if how == "uncapped" else cap,
-                    sampling="uniform" if how == "uncapped" else how,
-                )
-                counter["cpu"] = 0.0
-                out = run_engine(seen, horizon, 3, 0, n_jobs=jobs, lgbm_config=config)
-                cpu[how] += counter["cpu"]
-                champ = np.stack([out.future[out.champion[i]][i] for i in range(seen.n_series)])
-                lgbm = out.future["lightgbm"]
-                lgbm = np.where(np.isnan(lgbm), champ, lgbm)
-                for model, fc in (("champion", champ), ("lightgbm", lgbm)):
-                    scores.setdefault((how, model), Score()).add(truth, fc, seen.values, season, None)
+                for seed in range(seeds):
+                    config = LightGBMConfig(
+                        max_train_rows=10**12 if how == "uncapped" else cap,
+                        sampling="uniform" if how == "uncapped" else how,
+                        random_state=seed,
+                    )
+                    counter["cpu"] = 0.0
+                    out = run_engine(seen, horizon, 3, seed, n_jobs=jobs, lgbm_config=config)
+                    cpu[(how, seed)] += counter["cpu"]
+                    champ = np.stack([out.future[out.champion[i]][i] for i in range(seen.n_series)])
+                    lgbm = out.future["lightgbm"]
+                    lgbm = np.where(np.isnan(lgbm), champ, lgbm)
+                    for model, fc in (("champion", champ), ("lightgbm", lgbm)):
+                        book = scores.setdefault((how, model, seed), Score())
+                        book.add(truth, fc, seen.values, season, None)
     finally:
         engine.fit_models = original
     lines = [
         f"### Forecast LightGBM capped at {share:.0%} of its rows — {data.name}",
         "",
-        f"{panel.n_series} series, frequency {frequency}, horizon {horizon}, {origins} evaluation origins; "
+        f"{panel.n_series} series, frequency {frequency}, horizon {horizon}, {origins} evaluation origins, "
+        f"{seeds} seed(s); "
         "final fit's candidate rows → cap per origin: " + ", ".join(f"{c:,} → {k:,}" for c, k in caps) + ".",
         "",
         "| rows drawn | LightGBM WAPE | LightGBM MASE | champion WAPE | champion MASE "
@@ -696,19 +710,27 @@ def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float
         "|---|---:|---:|---:|---:|---:|",
     ]
     for how in FORECAST_SAMPLINGS:
-        _, lw, lm, _, _ = scores[(how, "lightgbm")].row(how)
-        _, cw, cm, _, _ = scores[(how, "champion")].row(how)
-        lines.append(f"| {how} | {lw:.3f} | {lm:.3f} | {cw:.3f} | {cm:.3f} | {cpu[how]:.1f} |")
+        per_seed = [
+            (scores[(how, "lightgbm", k)].row(how), scores[(how, "champion", k)].row(how))
+            for k in range(seeds)
+        ]
+        cells = [
+            _spread([float(x[j][i]) for x in per_seed], ".3f") for j, i in ((0, 1), (0, 2), (1, 1), (1, 2))
+        ]
+        fit = _spread([cpu[(how, k)] for k in range(seeds)], ".1f")
+        lines.append(f"| {how} | {' | '.join(cells)} | {fit} |")
     return "\n".join([*lines, ""])
 
 
-def prediction_caps_benchmark(data: Dataset, share: float) -> str:
+def prediction_caps_benchmark(data: Dataset, share: float, seeds: int = 1) -> str:
     """Return the markdown table of the customer prediction's LightGBM cap forced to ``share`` of its rows.
 
     The classic 39 + 39 weeks split of :func:`customer_benchmark`; every LightGBM fit reads
     ``share`` of its training rows, drawn as the project draws them above ``MAX_TRAIN_ROWS``
     (stratified by origin × ordered), uniformly, or not at all (uncapped).  The holdout scores
-    of LightGBM itself and of the published champions.
+    of LightGBM itself and of the published champions.  The samples are drawn with seeds 0 …
+    ``seeds`` − 1 (the customers' split and LightGBM's own seed stay the run's): each capped
+    cell is the mean over the seeds (their range in brackets).
     """
     from salesbi.prediction import predict, predict_customer_sales
 
@@ -720,18 +742,18 @@ def prediction_caps_benchmark(data: Dataset, share: float) -> str:
     original_cap, original_max = predict._cap, predict.MAX_TRAIN_ROWS
     used: list[tuple[int, int]] = []
 
-    def capper(how: str) -> Any:
+    def capper(how: str, seed: int) -> Any:
         def cap(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
             k = max(10, round(share * len(frame)))
             used.append((len(frame), k))
             if how == "uncapped":
                 return frame
             if how == "uniform":
-                rng = np.random.default_rng(random_state)
+                rng = np.random.default_rng(seed)
                 return frame.iloc[np.sort(rng.choice(len(frame), size=k, replace=False))]
             predict.MAX_TRAIN_ROWS = k  # the project's own stratified sample at this cap
             try:
-                return original_cap(frame, random_state)
+                return original_cap(frame, seed)
             finally:
                 predict.MAX_TRAIN_ROWS = original_max
 
@@ -745,28 +767,41 @@ def prediction_caps_benchmark(data: Dataset, share: float) -> str:
         "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
 
-    def cell(v: Any, fmt: str) -> str:
-        return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
-
     for how in PREDICTION_SAMPLINGS:
-        used.clear()
-        predict._cap = capper(how)
-        try:
-            t0 = time.process_time()
-            result = predict_customer_sales(fact, data.customers, as_of=data.as_of, horizon_days=SPLIT_DAYS)
-            seconds = time.process_time() - t0
-        finally:
-            predict._cap = original_cap
-        sales = next(r for r in result.model_runs if r.model_name == "customer_sales").metrics
-        order = next(r for r in result.model_runs if r.model_name == "customer_order_probability").metrics
+        got: list[list[Any]] = []
+        for seed in range(1 if how == "uncapped" else seeds):
+            used.clear()
+            predict._cap = capper(how, seed)
+            try:
+                t0 = time.process_time()
+                result = predict_customer_sales(
+                    fact, data.customers, as_of=data.as_of, horizon_days=SPLIT_DAYS
+                )
+                seconds = time.process_time() - t0
+            finally:
+                predict._cap = original_cap
+            sales = next(r for r in result.model_runs if r.model_name == "customer_sales").metrics
+            order = next(r for r in result.model_runs if r.model_name == "customer_order_probability").metrics
+            got.append(
+                [
+                    sales.get("rmse", {}).get("lightgbm"),
+                    sales.get("mae", {}).get("lightgbm"),
+                    sales.get("spearman", {}).get("lightgbm"),
+                    order.get("roc_auc", {}).get("lightgbm"),
+                    order.get("brier", {}).get("lightgbm_calibrated"),
+                    f"{sales.get('sales_method')} / {order.get('probability_method')}",
+                    seconds,
+                ]
+            )
         rows = used[0] if used else (0, 0)
+        cells = []
+        for j, fmt in enumerate((".2f", ".2f", ".3f", ".3f", ".4f")):
+            values = [g[j] for g in got]
+            cells.append("—" if any(v is None for v in values) else _spread([float(v) for v in values], fmt))
+        champions = ", ".join(sorted({str(g[5]) for g in got}))
         lines.append(
-            f"| {how} | {rows[0]:,} → {rows[1]:,} | {cell(sales.get('rmse', {}).get('lightgbm'), '.2f')} "
-            f"| {cell(sales.get('mae', {}).get('lightgbm'), '.2f')} "
-            f"| {cell(sales.get('spearman', {}).get('lightgbm'), '.3f')} "
-            f"| {cell(order.get('roc_auc', {}).get('lightgbm'), '.3f')} "
-            f"| {cell(order.get('brier', {}).get('lightgbm_calibrated'), '.4f')} "
-            f"| {sales.get('sales_method')} / {order.get('probability_method')} | {seconds:.1f} |"
+            f"| {how} | {rows[0]:,} → {rows[1]:,} | {' | '.join(cells)} | {champions} "
+            f"| {_spread([float(g[6]) for g in got], '.1f')} |"
         )
     return "\n".join([*lines, ""])
 
@@ -792,6 +827,7 @@ def main(argv: list[str] | None = None) -> None:
         help="instead of the tables above: the LightGBM training caps forced to this share of the rows "
         "(uncapped vs uniform vs stratified samples, same split and origins)",
     )
+    ap.add_argument("--cap-seeds", type=int, default=1, help="with --cap-share: samples drawn per way")
     args = ap.parse_args(argv)
     which = args.only or ["cdnow", "bikes", "generated"]
     print("## Accuracy benchmark\n\n`" + " ".join(["bench/accuracy.py", *(argv or sys.argv[1:])]) + "`\n")
@@ -801,9 +837,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"**{name}**: {data.source}\n", flush=True)
         if args.cap_share is not None:
             if "forecast" not in args.skip:
-                print(forecast_caps_benchmark(data, args.origins, args.jobs, args.cap_share), flush=True)
+                print(
+                    forecast_caps_benchmark(data, args.origins, args.jobs, args.cap_share, args.cap_seeds),
+                    flush=True,
+                )
             if "customers" not in args.skip:
-                print(prediction_caps_benchmark(data, args.cap_share), flush=True)
+                print(prediction_caps_benchmark(data, args.cap_share, args.cap_seeds), flush=True)
             continue
         if "forecast" not in args.skip:
             print(forecast_benchmark(data, args.origins, args.jobs, args.coverage_origins), flush=True)
