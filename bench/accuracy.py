@@ -36,6 +36,7 @@ as an outside reference implementation.
     .venv/bin/python bench/accuracy.py --only cdnow --origins 2
     .venv/bin/python bench/accuracy.py --only bikes --skip customers --coverage-origins 4
     .venv/bin/python bench/accuracy.py --cap-share 0.2 --cap-seeds 3   # LightGBM caps at 20 % of the rows
+    .venv/bin/python bench/accuracy.py --cap-source /work/bench-data/gen1m --cap-seeds 2   # its own cap
 """
 
 from __future__ import annotations
@@ -659,12 +660,51 @@ def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float
     and LightGBM's bagging, so "uncapped" runs per seed too).  LightGBM alone and the published
     champion are scored; each cell is the mean over the seeds (their range in brackets).
     """
+    orders = data.fact.drop_duplicates("order_id")
+    panel = panel_of(data, choose_frequency(orders["order_date"]))
+    title = f"Forecast LightGBM capped at {share:.0%} of its rows — {data.name}"
+    return _forecast_caps(panel, origins, jobs, seeds, lambda rows: max(10, round(share * rows)), title)
+
+
+def production_cap_benchmark(source: Path, origins: int, jobs: int, seeds: int = 1) -> str:
+    """Return the markdown table of the forecast LightGBM at its own cap on a canonical source folder.
+
+    The series are the pipeline's (``build_series`` of the fact: total, product lines, top 5
+    countries, offices; the frequency it chooses, weeks from Monday) and the cap is
+    ``MAX_TRAIN_ROWS``, so it bites only where it does in ``salesbi run`` (e.g. 1M daily lines).
+    """
+    from salesbi.forecasting.lgbm import MAX_TRAIN_ROWS
+    from salesbi.forecasting.series import build_series, frequency_choice, order_dates
+    from salesbi.reading.reader import core_frames, read_source
+    from salesbi.reports.fact import build_fact_order_lines
+
+    core = core_frames(read_source(source, "canonical"))
+    fact = build_fact_order_lines(core)
+    frequency, _ = frequency_choice(order_dates(fact), 0)
+    panel = build_series(fact, core["customers"], core["product_lines"], core["offices"], frequency, 5, 0)
+    del core, fact
+    title = f"Forecast LightGBM at its cap ({MAX_TRAIN_ROWS:,} rows) — {source.name}"
+    return _forecast_caps(panel, origins, jobs, seeds, lambda rows: MAX_TRAIN_ROWS, title, ".4f")
+
+
+def _forecast_caps(
+    panel: SeriesPanel,
+    origins: int,
+    jobs: int,
+    seeds: int,
+    cap_of: Any,
+    title: str,
+    fmt: str = ".3f",
+) -> str:
+    """Return the markdown table of the engine on ``panel`` with its LightGBM cap ``cap_of(rows)``.
+
+    ``rows``: the candidate rows of the engine's final fit at each evaluation origin.  See
+    :func:`forecast_caps_benchmark` for the origins, the seeds and the scores.
+    """
     from salesbi.forecasting import engine
     from salesbi.forecasting.lgbm import LightGBMConfig, candidate_rows
 
-    orders = data.fact.drop_duplicates("order_id")
-    frequency = choose_frequency(orders["order_date"])
-    panel = panel_of(data, frequency)
+    frequency = panel.frequency
     horizon = choose_horizon(frequency, panel.n_periods - origins * 3, 3)
     season = SEASON[frequency]
     counter, timed = _lgbm_fit_cpu()
@@ -678,7 +718,7 @@ def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float
             seen = SeriesPanel(frequency, panel.dates[:cut], panel.values[:, :cut], panel.meta)
             truth = panel.values[:, cut : cut + horizon]
             candidates = candidate_rows(seen.n_series, seen.n_periods - 1, horizon, frequency)
-            cap = max(10, round(share * candidates))
+            cap = int(cap_of(candidates))
             caps.append((candidates, cap))
             for how in FORECAST_SAMPLINGS:
                 for seed in range(seeds):
@@ -699,7 +739,7 @@ def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float
     finally:
         engine.fit_models = original
     lines = [
-        f"### Forecast LightGBM capped at {share:.0%} of its rows — {data.name}",
+        f"### {title}",
         "",
         f"{panel.n_series} series, frequency {frequency}, horizon {horizon}, {origins} evaluation origins, "
         f"{seeds} seed(s); "
@@ -715,7 +755,7 @@ def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float
             for k in range(seeds)
         ]
         cells = [
-            _spread([float(x[j][i]) for x in per_seed], ".3f") for j, i in ((0, 1), (0, 2), (1, 1), (1, 2))
+            _spread([float(x[j][i]) for x in per_seed], fmt) for j, i in ((0, 1), (0, 2), (1, 1), (1, 2))
         ]
         fit = _spread([cpu[(how, k)] for k in range(seeds)], ".1f")
         lines.append(f"| {how} | {' | '.join(cells)} | {fit} |")
@@ -828,8 +868,19 @@ def main(argv: list[str] | None = None) -> None:
         "(uncapped vs uniform vs stratified samples, same split and origins)",
     )
     ap.add_argument("--cap-seeds", type=int, default=1, help="with --cap-share: samples drawn per way")
+    ap.add_argument(
+        "--cap-source",
+        type=Path,
+        default=None,
+        help="only this: the forecast LightGBM at its own cap on the pipeline's series of a canonical "
+        "source folder (e.g. /work/bench-data/gen1m), per way of drawing the rows and seed",
+    )
     args = ap.parse_args(argv)
     which = args.only or ["cdnow", "bikes", "generated"]
+    if args.cap_source is not None:
+        print("## Accuracy benchmark\n\n`" + " ".join(["bench/accuracy.py", *(argv or sys.argv[1:])]) + "`\n")
+        print(production_cap_benchmark(args.cap_source, args.origins, args.jobs, args.cap_seeds), flush=True)
+        return
     print("## Accuracy benchmark\n\n`" + " ".join(["bench/accuracy.py", *(argv or sys.argv[1:])]) + "`\n")
     loaders = {"cdnow": cdnow, "bikes": bikes, "generated": lambda: generated(args.order_lines, 7)}
     for name in which:
