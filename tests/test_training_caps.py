@@ -240,6 +240,15 @@ def test_under_the_cap_the_forecast_is_the_same_whatever_the_sampling() -> None:
         np.testing.assert_array_equal(outs[0].future[m], outs[1].future[m])
         np.testing.assert_array_equal(outs[0].backtest[m], outs[1].backtest[m])
     assert outs[0].champion == outs[1].champion
+    # the same two ways above the cap draw other rows: other LightGBM forecasts (the check can fail)
+    capped = [
+        run_engine(
+            panel, 7, 2, lgbm_config=LightGBMConfig(num_boost_round=40, max_train_rows=1_000, sampling=how)
+        )
+        for how in ("uniform", "stratified")
+    ]
+    assert capped[0].lgbm_candidates > 1_000 >= max(c.lgbm_rows for c in capped) > 900
+    assert not np.array_equal(capped[0].future["lightgbm"], capped[1].future["lightgbm"])
 
 
 def test_the_forecast_card_states_a_stratified_cap() -> None:
