@@ -35,6 +35,8 @@ as an outside reference implementation.
     .venv/bin/python bench/accuracy.py                     # all three, 3 evaluation origins
     .venv/bin/python bench/accuracy.py --only cdnow --origins 2
     .venv/bin/python bench/accuracy.py --only bikes --skip customers --coverage-origins 4
+    .venv/bin/python bench/accuracy.py --cap-share 0.2 --cap-seeds 3   # LightGBM caps at 20 % of the rows
+    .venv/bin/python bench/accuracy.py --cap-source /work/bench-data/gen1m --cap-seeds 2   # its own cap
 """
 
 from __future__ import annotations
@@ -611,6 +613,239 @@ def customer_benchmark(data: Dataset) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- training caps (issue 18)
+
+#: the forecast's ways of drawing the rows above its cap, and "uncapped" (every row)
+FORECAST_SAMPLINGS = ("uncapped", "uniform", "stratified", "recent")
+#: the customer prediction's: its stratified sample (origin × ordered), a uniform one, every row
+PREDICTION_SAMPLINGS = ("uncapped", "uniform", "stratified")
+
+
+def _lgbm_fit_cpu() -> tuple[dict[str, float], Any]:
+    """Return (a counter of the forecast LightGBM fits' CPU seconds, the engine's timed fit function).
+
+    The fits run in the caller's thread (one LightGBM thread, ``workers`` 1), so the thread's CPU
+    time around ``fit_models`` is theirs alone, whatever the machine's load.
+    """
+    from salesbi.forecasting import engine
+
+    counter = {"cpu": 0.0}
+    original = engine.fit_models
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            counter["cpu"] += time.thread_time() - t0
+
+    return counter, timed
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    """Return the mean of ``values``, with their range when there are several."""
+    mean = format(float(np.mean(values)), fmt)
+    if len(values) < 2:
+        return mean
+    return f"{mean} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+def forecast_caps_benchmark(data: Dataset, origins: int, jobs: int, share: float, seeds: int = 1) -> str:
+    """Return the markdown table of the forecast LightGBM's cap forced to ``share`` of its rows.
+
+    The same split and evaluation origins as :func:`forecast_benchmark`; at each origin the cap is
+    ``share`` × the candidate rows of the engine's final fit (the cap bites on every fit as it does
+    in production on long histories), and the engine runs once per way of drawing the rows
+    (:data:`FORECAST_SAMPLINGS`) and per seed (``random_state`` 0 … ``seeds`` − 1: the sample's
+    and LightGBM's bagging, so "uncapped" runs per seed too).  LightGBM alone and the published
+    champion are scored; each cell is the mean over the seeds (their range in brackets).
+    """
+    orders = data.fact.drop_duplicates("order_id")
+    panel = panel_of(data, choose_frequency(orders["order_date"]))
+    title = f"Forecast LightGBM capped at {share:.0%} of its rows — {data.name}"
+    return _forecast_caps(panel, origins, jobs, seeds, lambda rows: max(10, round(share * rows)), title)
+
+
+def production_cap_benchmark(source: Path, origins: int, jobs: int, seeds: int = 1) -> str:
+    """Return the markdown table of the forecast LightGBM at its own cap on a canonical source folder.
+
+    The series are the pipeline's (``build_series`` of the fact: total, product lines, top 5
+    countries, offices; the frequency it chooses, weeks from Monday) and the cap is
+    ``MAX_TRAIN_ROWS``, so it bites only where it does in ``salesbi run`` (e.g. 1M daily lines).
+    """
+    from salesbi.forecasting.lgbm import MAX_TRAIN_ROWS
+    from salesbi.forecasting.series import build_series, frequency_choice, order_dates
+    from salesbi.reading.reader import core_frames, read_source
+    from salesbi.reports.fact import build_fact_order_lines
+
+    core = core_frames(read_source(source, "canonical"))
+    fact = build_fact_order_lines(core)
+    frequency, _ = frequency_choice(order_dates(fact), 0)
+    panel = build_series(fact, core["customers"], core["product_lines"], core["offices"], frequency, 5, 0)
+    del core, fact
+    title = f"Forecast LightGBM at its cap ({MAX_TRAIN_ROWS:,} rows) — {source.name}"
+    return _forecast_caps(panel, origins, jobs, seeds, lambda rows: MAX_TRAIN_ROWS, title, ".4f")
+
+
+def _forecast_caps(
+    panel: SeriesPanel,
+    origins: int,
+    jobs: int,
+    seeds: int,
+    cap_of: Any,
+    title: str,
+    fmt: str = ".3f",
+) -> str:
+    """Return the markdown table of the engine on ``panel`` with its LightGBM cap ``cap_of(rows)``.
+
+    ``rows``: the candidate rows of the engine's final fit at each evaluation origin.  See
+    :func:`forecast_caps_benchmark` for the origins, the seeds and the scores.
+    """
+    from salesbi.forecasting import engine
+    from salesbi.forecasting.lgbm import LightGBMConfig, candidate_rows
+
+    frequency = panel.frequency
+    horizon = choose_horizon(frequency, panel.n_periods - origins * 3, 3)
+    season = SEASON[frequency]
+    counter, timed = _lgbm_fit_cpu()
+    scores: dict[tuple[str, str, int], Score] = {}
+    cpu = {(how, seed): 0.0 for how in FORECAST_SAMPLINGS for seed in range(seeds)}
+    caps: list[tuple[int, int]] = []
+    engine.fit_models, original = timed, engine.fit_models
+    try:
+        for r in range(origins, 0, -1):
+            cut = panel.n_periods - r * horizon
+            seen = SeriesPanel(frequency, panel.dates[:cut], panel.values[:, :cut], panel.meta)
+            truth = panel.values[:, cut : cut + horizon]
+            candidates = candidate_rows(seen.n_series, seen.n_periods - 1, horizon, frequency)
+            cap = int(cap_of(candidates))
+            caps.append((candidates, cap))
+            for how in FORECAST_SAMPLINGS:
+                for seed in range(seeds):
+                    config = LightGBMConfig(
+                        max_train_rows=10**12 if how == "uncapped" else cap,
+                        sampling="uniform" if how == "uncapped" else how,
+                        random_state=seed,
+                    )
+                    counter["cpu"] = 0.0
+                    out = run_engine(seen, horizon, 3, seed, n_jobs=jobs, lgbm_config=config)
+                    cpu[(how, seed)] += counter["cpu"]
+                    champ = np.stack([out.future[out.champion[i]][i] for i in range(seen.n_series)])
+                    lgbm = out.future["lightgbm"]
+                    lgbm = np.where(np.isnan(lgbm), champ, lgbm)
+                    for model, fc in (("champion", champ), ("lightgbm", lgbm)):
+                        book = scores.setdefault((how, model, seed), Score())
+                        book.add(truth, fc, seen.values, season, None)
+    finally:
+        engine.fit_models = original
+    lines = [
+        f"### {title}",
+        "",
+        f"{panel.n_series} series, frequency {frequency}, horizon {horizon}, {origins} evaluation origins, "
+        f"{seeds} seed(s); "
+        "final fit's candidate rows → cap per origin: " + ", ".join(f"{c:,} → {k:,}" for c, k in caps) + ".",
+        "",
+        "| rows drawn | LightGBM WAPE | LightGBM MASE | champion WAPE | champion MASE "
+        "| LightGBM fits CPU s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for how in FORECAST_SAMPLINGS:
+        per_seed = [
+            (scores[(how, "lightgbm", k)].row(how), scores[(how, "champion", k)].row(how))
+            for k in range(seeds)
+        ]
+        cells = [
+            _spread([float(x[j][i]) for x in per_seed], fmt) for j, i in ((0, 1), (0, 2), (1, 1), (1, 2))
+        ]
+        fit = _spread([cpu[(how, k)] for k in range(seeds)], ".1f")
+        lines.append(f"| {how} | {' | '.join(cells)} | {fit} |")
+    return "\n".join([*lines, ""])
+
+
+def prediction_caps_benchmark(data: Dataset, share: float, seeds: int = 1) -> str:
+    """Return the markdown table of the customer prediction's LightGBM cap forced to ``share`` of its rows.
+
+    The classic 39 + 39 weeks split of :func:`customer_benchmark`; every LightGBM fit reads
+    ``share`` of its training rows, drawn as the project draws them above ``MAX_TRAIN_ROWS``
+    (stratified by origin × ordered), uniformly, or not at all (uncapped).  The holdout scores
+    of LightGBM itself and of the published champions.  The samples are drawn with seeds 0 …
+    ``seeds`` − 1 (the customers' split and LightGBM's own seed stay the run's): each capped
+    cell is the mean over the seeds (their range in brackets).
+    """
+    from salesbi.prediction import predict, predict_customer_sales
+
+    as_of = pd.Timestamp(data.as_of)
+    start = as_of - pd.Timedelta(days=2 * SPLIT_DAYS)
+    if pd.Timestamp(data.fact["order_date"].min()) > start + pd.Timedelta(days=SPLIT_DAYS // 2):
+        return f"### Customer prediction capped — {data.name}\n\nNot run: too short for the split.\n"
+    fact = data.fact[data.fact["order_date"] >= start]
+    original_cap, original_max = predict._cap, predict.MAX_TRAIN_ROWS
+    used: list[tuple[int, int]] = []
+
+    def capper(how: str, seed: int) -> Any:
+        def cap(frame: pd.DataFrame, random_state: int) -> pd.DataFrame:
+            k = max(10, round(share * len(frame)))
+            used.append((len(frame), k))
+            if how == "uncapped":
+                return frame
+            if how == "uniform":
+                rng = np.random.default_rng(seed)
+                return frame.iloc[np.sort(rng.choice(len(frame), size=k, replace=False))]
+            predict.MAX_TRAIN_ROWS = k  # the project's own stratified sample at this cap
+            try:
+                return original_cap(frame, seed)
+            finally:
+                predict.MAX_TRAIN_ROWS = original_max
+
+        return cap
+
+    lines = [
+        f"### Customer prediction LightGBM capped at {share:.0%} of its rows — {data.name}",
+        "",
+        "| rows drawn | fit rows → cap | LightGBM RMSE | LightGBM MAE | Spearman | LightGBM AUC "
+        "| calibrated Brier | champions (sales / probability) | fit + score CPU s |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+
+    for how in PREDICTION_SAMPLINGS:
+        got: list[list[Any]] = []
+        for seed in range(1 if how == "uncapped" else seeds):
+            used.clear()
+            predict._cap = capper(how, seed)
+            try:
+                t0 = time.process_time()
+                result = predict_customer_sales(
+                    fact, data.customers, as_of=data.as_of, horizon_days=SPLIT_DAYS
+                )
+                seconds = time.process_time() - t0
+            finally:
+                predict._cap = original_cap
+            sales = next(r for r in result.model_runs if r.model_name == "customer_sales").metrics
+            order = next(r for r in result.model_runs if r.model_name == "customer_order_probability").metrics
+            got.append(
+                [
+                    sales.get("rmse", {}).get("lightgbm"),
+                    sales.get("mae", {}).get("lightgbm"),
+                    sales.get("spearman", {}).get("lightgbm"),
+                    order.get("roc_auc", {}).get("lightgbm"),
+                    order.get("brier", {}).get("lightgbm_calibrated"),
+                    f"{sales.get('sales_method')} / {order.get('probability_method')}",
+                    seconds,
+                ]
+            )
+        rows = used[0] if used else (0, 0)
+        cells = []
+        for j, fmt in enumerate((".2f", ".2f", ".3f", ".3f", ".4f")):
+            values = [g[j] for g in got]
+            cells.append("—" if any(v is None for v in values) else _spread([float(v) for v in values], fmt))
+        champions = ", ".join(sorted({str(g[5]) for g in got}))
+        lines.append(
+            f"| {how} | {rows[0]:,} → {rows[1]:,} | {' | '.join(cells)} | {champions} "
+            f"| {_spread([float(g[6]) for g in got], '.1f')} |"
+        )
+    return "\n".join([*lines, ""])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print markdown."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -625,13 +860,41 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--order-lines", type=int, default=40_000, help="order lines of the generated company")
     ap.add_argument("--jobs", type=int, default=1, help="processes for the engine's baselines")
     ap.add_argument("--skip", choices=("forecast", "customers"), action="append", default=[])
+    ap.add_argument(
+        "--cap-share",
+        type=float,
+        default=None,
+        help="instead of the tables above: the LightGBM training caps forced to this share of the rows "
+        "(uncapped vs uniform vs stratified samples, same split and origins)",
+    )
+    ap.add_argument("--cap-seeds", type=int, default=1, help="with --cap-share: samples drawn per way")
+    ap.add_argument(
+        "--cap-source",
+        type=Path,
+        default=None,
+        help="only this: the forecast LightGBM at its own cap on the pipeline's series of a canonical "
+        "source folder (e.g. /work/bench-data/gen1m), per way of drawing the rows and seed",
+    )
     args = ap.parse_args(argv)
     which = args.only or ["cdnow", "bikes", "generated"]
+    if args.cap_source is not None:
+        print("## Accuracy benchmark\n\n`" + " ".join(["bench/accuracy.py", *(argv or sys.argv[1:])]) + "`\n")
+        print(production_cap_benchmark(args.cap_source, args.origins, args.jobs, args.cap_seeds), flush=True)
+        return
     print("## Accuracy benchmark\n\n`" + " ".join(["bench/accuracy.py", *(argv or sys.argv[1:])]) + "`\n")
     loaders = {"cdnow": cdnow, "bikes": bikes, "generated": lambda: generated(args.order_lines, 7)}
     for name in which:
         data = loaders[name]()
         print(f"**{name}**: {data.source}\n", flush=True)
+        if args.cap_share is not None:
+            if "forecast" not in args.skip:
+                print(
+                    forecast_caps_benchmark(data, args.origins, args.jobs, args.cap_share, args.cap_seeds),
+                    flush=True,
+                )
+            if "customers" not in args.skip:
+                print(prediction_caps_benchmark(data, args.cap_share, args.cap_seeds), flush=True)
+            continue
         if "forecast" not in args.skip:
             print(forecast_benchmark(data, args.origins, args.jobs, args.coverage_origins), flush=True)
         if "customers" not in args.skip:

@@ -19,22 +19,32 @@ REPEAT_STRATA: tuple[int, ...] = (1, 2, 4, 8, 16)
 BY_REPEAT_PURCHASES = "seeded, stratified by repeat purchases (0, 1, 2-3, 4-7, 8-15, 16+)"
 
 
-def stratified_rows(strata: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
-    """Return the sorted positions of a seeded sample of about ``cap`` rows, stratified by ``strata``.
+def stratified_rows(
+    strata: np.ndarray, cap: int, seed: int = 0, latest: np.ndarray | None = None
+) -> np.ndarray:
+    """Return the sorted positions of a sample of about ``cap`` rows, stratified by ``strata``.
 
-    Each stratum keeps ``round(rows × cap / total)`` rows (at least one), drawn without
-    replacement in stratum order by one ``numpy.random.default_rng(seed)``. All rows when there
-    are no more than ``cap``.
+    Each stratum keeps ``round(rows × cap / total)`` rows (at least one): drawn without
+    replacement in stratum order by one ``numpy.random.default_rng(seed)``, or, with ``latest``
+    (a value per row, larger = more recent), the stratum's rows with the largest ``latest``
+    (ties: the later position), no randomness. All rows when there are no more than ``cap``.
     """
     strata = np.asarray(strata)
-    if len(strata) <= cap:
-        return np.arange(len(strata))
+    total = len(strata)
+    if total <= cap:
+        return np.arange(total)
     rng = np.random.default_rng(seed)
+    # grouped by one stable sort: each stratum's positions ascending, as np.flatnonzero gives them
+    order = np.argsort(strata, kind="stable")
+    _, starts, counts = np.unique(strata[order], return_index=True, return_counts=True)
     keep: list[np.ndarray] = []
-    for s in np.unique(strata):
-        rows = np.flatnonzero(strata == s)
-        k = max(1, round(len(rows) * cap / len(strata)))
-        keep.append(rng.choice(rows, size=min(k, len(rows)), replace=False))
+    for start, count in zip(starts.tolist(), counts.tolist(), strict=True):
+        rows = order[start : start + count]
+        k = min(max(1, round(count * cap / total)), count)
+        if latest is None:
+            keep.append(rng.choice(rows, size=k, replace=False))
+        else:
+            keep.append(rows[np.argsort(np.asarray(latest)[rows], kind="stable")[count - k :]])
     return np.sort(np.concatenate(keep))
 
 

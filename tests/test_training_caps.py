@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from salesbi.forecasting.features import MIN_HISTORY
 from salesbi.forecasting.lgbm import MAX_TRAIN_ROWS as FORECAST_CAP
-from salesbi.forecasting.lgbm import candidate_rows, training_rows
+from salesbi.forecasting.lgbm import SAMPLINGS, LightGBMConfig, candidate_rows, training_rows
 from salesbi.prediction import predict_customer_sales
 from salesbi.prediction.btyd import FIT_CAP, stratified_sample
 from salesbi.prediction.predict import MAX_TRAIN_ROWS, _cap
@@ -176,3 +177,92 @@ def test_the_forecast_card_and_run_state_the_lightgbm_cap() -> None:
     assert cap["available"] > 300 >= cap["used"] == run.params["train_rows_final"] > 0
     card = next(iter(result.models.values())).card()
     assert card["training_caps"] == [cap]
+
+
+def _candidates(n: int, cutoff: int, horizon: int, freq: str) -> pd.DataFrame:
+    """Every (series, origin, step) an uncapped fit reads, built here from the definition."""
+    first = MIN_HISTORY[freq] - 1
+    return pd.DataFrame(
+        [(r, o, h) for r in range(n) for h in range(1, horizon + 1) for o in range(first, cutoff - h + 1)],
+        columns=["row", "origin", "step"],
+    )
+
+
+@pytest.mark.parametrize("sampling", ["stratified", "recent"])
+def test_a_capped_forecast_sample_keeps_each_series_and_step_its_share(sampling: str) -> None:
+    n, cutoff, horizon, freq, cap = 6, 500, 28, "D", 9_000
+    every = _candidates(n, cutoff, horizon, freq)
+    total = len(every)
+    assert total == candidate_rows(n, cutoff, horizon, freq) > cap
+    rows, origins, steps = training_rows(n, cutoff, horizon, freq, cap, seed=4, sampling=sampling)
+    got = pd.DataFrame({"row": rows, "origin": origins, "step": steps})
+    assert not got.duplicated().any()  # without replacement
+    assert len(got.merge(every, how="inner")) == len(got)  # only candidate rows
+    # per (series, step): round(its candidates × cap / total) rows, counted from the candidates
+    want = every.groupby(["row", "step"]).size().map(lambda c: round(c * cap / total))
+    counts = got.groupby(["row", "step"]).size()
+    pd.testing.assert_series_equal(counts, want, check_names=False)
+    assert abs(len(got) - cap) <= n * horizon / 2
+    again = training_rows(n, cutoff, horizon, freq, cap, seed=4, sampling=sampling)
+    assert all(np.array_equal(a, b) for a, b in zip((rows, origins, steps), again, strict=True))
+    other = training_rows(n, cutoff, horizon, freq, cap, seed=5, sampling=sampling)
+    if sampling == "stratified":  # seeded: another seed, another sample of the same shares
+        assert not np.array_equal(origins, other[1])
+        # origins spread over the whole history, not only the recent ones
+        assert origins.min() < MIN_HISTORY[freq] + 50 and origins.max() > cutoff - horizon - 50
+    else:  # the latest origins of each (series, step), whatever the seed
+        assert np.array_equal(origins, other[1])
+        for (_, h), part in got.groupby(["row", "step"]):
+            assert sorted(part["origin"]) == list(range(cutoff - h - len(part) + 1, cutoff - h + 1))
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "stratified", "recent"])
+def test_under_the_cap_every_sampling_reads_every_row(sampling: str) -> None:
+    every = training_rows(4, 120, 7, "D", max_rows=10**9, seed=0, sampling="uniform")
+    for cap in (len(every[0]), 10**9):
+        same = training_rows(4, 120, 7, "D", max_rows=cap, seed=3, sampling=sampling)
+        assert all(np.array_equal(a, b) for a, b in zip(every, same, strict=True))
+    with pytest.raises(ValueError, match="unknown sampling"):
+        training_rows(4, 120, 7, "D", max_rows=10, seed=0, sampling="random")
+
+
+def test_under_the_cap_the_forecast_is_the_same_whatever_the_sampling() -> None:
+    from salesbi.forecasting.engine import run_engine
+    from salesbi.forecasting.synthetic import daily_panel
+
+    panel = daily_panel(3, 200, seed=2, noise=0.3)
+    outs = [
+        run_engine(panel, 7, 2, lgbm_config=LightGBMConfig(num_boost_round=40, sampling=how))
+        for how in ("uniform", "stratified")
+    ]
+    assert outs[0].lgbm_candidates <= FORECAST_CAP and outs[0].lgbm_rows == outs[0].lgbm_candidates
+    for m in outs[0].future:
+        np.testing.assert_array_equal(outs[0].future[m], outs[1].future[m])
+        np.testing.assert_array_equal(outs[0].backtest[m], outs[1].backtest[m])
+    assert outs[0].champion == outs[1].champion
+    # the same two ways above the cap draw other rows: other LightGBM forecasts (the check can fail)
+    capped = [
+        run_engine(
+            panel, 7, 2, lgbm_config=LightGBMConfig(num_boost_round=40, max_train_rows=1_000, sampling=how)
+        )
+        for how in ("uniform", "stratified")
+    ]
+    assert capped[0].lgbm_candidates > 1_000 >= max(c.lgbm_rows for c in capped) > 900
+    assert not np.array_equal(capped[0].future["lightgbm"], capped[1].future["lightgbm"])
+
+
+def test_the_forecast_card_states_a_stratified_cap() -> None:
+    from salesbi.forecasting import forecast_sales
+    from salesbi.forecasting.synthetic import orders_fact
+
+    fact, customers, product_lines, offices = orders_fact(500, 20.0, seed=5)
+    config = LightGBMConfig(num_boost_round=20, max_train_rows=300, sampling="stratified")
+    result = forecast_sales(
+        fact, customers, product_lines, offices, run_id="r1", frequency="W", horizon=4, lgbm_config=config
+    )
+    run = next(r for r in result.model_runs if r.model_name == "forecast_lightgbm")
+    (cap,) = run.params["training_caps"]
+    assert cap["applied"] is True and cap["sampling"] == SAMPLINGS["stratified"]
+    assert "stratified by series and step" in cap["sampling"]
+    assert 250 <= cap["used"] <= 350 and cap["used"] == run.params["train_rows_final"]
+    assert next(iter(result.models.values())).card()["training_caps"] == [cap]

@@ -68,6 +68,8 @@ class EngineOutput:
     #: the final LightGBM fit's candidate training rows and their cap (model card: training_caps)
     lgbm_candidates: int = 0
     lgbm_cap: int = 0
+    #: how the rows above the cap are drawn (``LightGBMConfig.sampling``)
+    lgbm_sampling: str = "uniform"
     final_lightgbm: FittedLightGBM | None = None  # the model of the future forecast (stored for daily runs)
     #: LightGBM boosting rounds of the later models, chosen by early stopping at the earliest
     #: fit (None: the configured ``num_boost_round``, no early stopping)
@@ -319,6 +321,7 @@ def run_engine(
         lgbm_rows=lgbm_rows,
         lgbm_candidates=candidate_rows(n, T - 1, H, ctx.frequency),
         lgbm_cap=config.max_train_rows,
+        lgbm_sampling=config.sampling,
         final_lightgbm=final,
         lgbm_rounds=lgbm_rounds,
         lgbm_validation_rows=first_fit.n_validation if lgbm_rounds else 0,

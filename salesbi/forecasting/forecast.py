@@ -361,7 +361,9 @@ def _model_runs(
         }
         if m == "lightgbm":
             params["train_rows_final"] = out.lgbm_rows
-            params["training_caps"] = training_caps(out.lgbm_cap, out.lgbm_candidates, out.lgbm_rows)
+            params["training_caps"] = training_caps(
+                out.lgbm_cap, out.lgbm_candidates, out.lgbm_rows, out.lgbm_sampling
+            )
             params["boost_rounds"] = out.lgbm_rounds or out.lgbm_max_rounds
             params["boost_rounds_chosen_by"] = (
                 f"early stopping at the earliest fit: the best round from {out.lgbm_min_rounds} to "

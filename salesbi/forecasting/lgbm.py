@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 
 from salesbi.forecasting.features import CATEGORICAL, MIN_HISTORY, FeatureContext, build_features
-from salesbi.sampling import cap_record
+from salesbi.sampling import cap_record, stratified_rows
 
 #: more rows did not help: on the generated company 100k sampled rows scored as well as 300k at 1/3 the time
 MAX_TRAIN_ROWS = 100_000
@@ -26,6 +26,8 @@ class LightGBMConfig:
     learning_rate: float = 0.03
     num_leaves: int = 15
     max_train_rows: int = MAX_TRAIN_ROWS
+    #: how the training rows are drawn above ``max_train_rows`` (a key of :data:`SAMPLINGS`)
+    sampling: str = "uniform"
     # 1 thread: on a shared 2-core machine OpenMP threads contend and 2 runs several times slower
     num_threads: int = 1
     random_state: int = 0
@@ -75,8 +77,18 @@ class LightGBMConfig:
         }
 
 
-#: how the training rows above ``max_train_rows`` are drawn (stated in the model card)
-SAMPLING = "seeded, uniform over series and steps, origins uniform over those valid for the step"
+#: how the training rows above ``max_train_rows`` can be drawn (the text is stated in the model card)
+SAMPLINGS: dict[str, str] = {
+    "uniform": "seeded, uniform over series and steps, origins uniform over those valid for the step",
+    "stratified": (
+        "seeded, stratified by series and step ahead (each its share of the rows), "
+        "origins drawn without replacement"
+    ),
+    "recent": (
+        "stratified by series and step ahead (each its share of the rows), "
+        "the most recent target periods of each kept"
+    ),
+}
 
 
 def candidate_rows(n_series: int, cutoff: int, horizon: int, frequency: str) -> int:
@@ -85,26 +97,37 @@ def candidate_rows(n_series: int, cutoff: int, horizon: int, frequency: str) -> 
     return n_series * sum(max(0, cutoff - h - first + 1) for h in range(1, horizon + 1))
 
 
-def training_caps(cap: int, candidates: int, used: int) -> list[dict[str, Any]]:
+def training_caps(cap: int, candidates: int, used: int, sampling: str = "uniform") -> list[dict[str, Any]]:
     """Return the model card's statement of the final LightGBM fit's cap (see salesbi.sampling)."""
-    return [cap_record("lightgbm_final", "rows", cap, candidates, used, SAMPLING)]
+    return [cap_record("lightgbm_final", "rows", cap, candidates, used, SAMPLINGS[sampling])]
 
 
 def training_rows(
-    n_series: int, cutoff: int, horizon: int, frequency: str, max_rows: int, seed: int
+    n_series: int,
+    cutoff: int,
+    horizon: int,
+    frequency: str,
+    max_rows: int,
+    seed: int,
+    sampling: str = "uniform",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (rows, origins, steps) of training examples whose target period is ``<= cutoff``.
 
-    Every (series, origin, step) with enough history is a candidate; above ``max_rows`` a seeded
-    uniform sample is drawn, so training cost stays flat however long the history.
+    Every (series, origin, step) with enough history is a candidate; above ``max_rows`` a
+    sample is drawn (``sampling``, a key of :data:`SAMPLINGS`), so training cost stays flat
+    however long the history: ``uniform`` draws series, step and origin at random (seeded);
+    ``stratified`` keeps each (series, step) its share of the rows (:func:`salesbi.sampling.stratified_rows`,
+    seeded); ``recent`` keeps the same shares, each the (series, step)'s latest origins.
     """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown sampling {sampling!r}: one of {', '.join(SAMPLINGS)}")
     first = MIN_HISTORY[frequency] - 1
     origins_per_step = [max(0, cutoff - h - first + 1) for h in range(1, horizon + 1)]
     per_series = int(sum(origins_per_step))
     total = per_series * n_series
     if total == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
-    if total <= max_rows:
+    if total <= max_rows or sampling != "uniform":
         rows_l, orig_l, step_l = [], [], []
         for h, count in zip(range(1, horizon + 1), origins_per_step, strict=True):
             if count == 0:
@@ -113,7 +136,13 @@ def training_rows(
             rows_l.append(np.repeat(np.arange(n_series), count))
             orig_l.append(np.tile(o, n_series))
             step_l.append(np.full(count * n_series, h))
-        return np.concatenate(rows_l), np.concatenate(orig_l), np.concatenate(step_l)
+        rows, origins, steps = np.concatenate(rows_l), np.concatenate(orig_l), np.concatenate(step_l)
+        if total <= max_rows:
+            return rows, origins, steps
+        keep = stratified_rows(
+            rows * horizon + (steps - 1), max_rows, seed, latest=origins if sampling == "recent" else None
+        )
+        return rows[keep], origins[keep], steps[keep]
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, n_series, size=max_rows)
     steps = rng.integers(1, horizon + 1, size=max_rows)
@@ -188,7 +217,7 @@ def fit_lightgbm(ctx: FeatureContext, cutoff: int, horizon: int, config: LightGB
     """
     n = ctx.values.shape[0]
     rows, origins, steps = training_rows(
-        n, cutoff, horizon, ctx.frequency, config.max_train_rows, config.random_state
+        n, cutoff, horizon, ctx.frequency, config.max_train_rows, config.random_state, config.sampling
     )
     if len(rows) < 10:
         return FittedLightGBM(None, [], len(rows), note="too little history to train; forecasts 0")
