@@ -23,8 +23,11 @@ RULE_KEY_COLLISION = "key_collision"
 
 
 def _folds_alike(values: pd.Series) -> bool:
-    """Return True when two distinct values of ``values`` fold to the same key."""
-    distinct = pd.Series(values.dropna().unique(), dtype="string")
+    """Return True when two distinct values of ``values`` fold to the same key.
+
+    Only the distinct values are taken from the column (no copy of it without its nulls).
+    """
+    distinct = pd.Series(values.unique(), dtype="string").dropna()
     return bool(fold_key(distinct).nunique() < len(distinct))
 
 
@@ -46,11 +49,12 @@ def key_collisions(spec: Table, frame: pd.DataFrame) -> pd.DataFrame:
     text_keys = [k for k in spec.key if spec.column(k).spec.family == "text"]
     if not text_keys or not len(frame):
         return empty_issues()
-    raw = frame[list(spec.key)].astype("string").reset_index(drop=True)
     # cheap first: folding the distinct values of each text key column; no two distinct values that
-    # fold alike → no collision is possible (the usual case, a million order lines included)
-    if not any(_folds_alike(raw[k]) for k in text_keys):
+    # fold alike → no collision is possible (the usual case, a million order lines included). Only
+    # then is every row's key made text (for order lines: line_number too, a string per row)
+    if not any(_folds_alike(frame[k].astype("string")) for k in text_keys):
         return empty_issues()
+    raw = frame[list(spec.key)].astype("string").reset_index(drop=True)
     folded = raw.copy()
     for k in text_keys:
         folded[k] = fold_key(raw[k])

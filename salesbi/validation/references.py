@@ -26,12 +26,11 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from salesbi import contract
 from salesbi.validation.config import ValidationConfig
 from salesbi.validation.issues import issues_at
+from salesbi.validation.keycodes import distinct, in_set, positions_in
 
 
 def _rejected_mask(n: int, issues: pd.DataFrame, config: ValidationConfig) -> np.ndarray:
@@ -45,14 +44,32 @@ def _rejected_mask(n: int, issues: pd.DataFrame, config: ValidationConfig) -> np
 def _isin(values: pd.Series, keys: pd.Series) -> np.ndarray:
     """Return a boolean array: which ``values`` are among ``keys`` (nulls never are).
 
-    A hash lookup in Arrow: pandas' ``isin`` on Arrow-backed strings builds Python lists,
-    ten times slower on a million order lines.
+    A hash lookup in Arrow over the Arrow text the frames hold: pandas' ``isin`` on
+    Arrow-backed strings builds Python lists, ten times slower on a million order lines.
     """
-    if not len(values):
-        return np.zeros(0, dtype=bool)
-    value_set = pa.array(keys.astype("string"), type=pa.large_string()).drop_null().unique()
-    found = pc.is_in(pa.array(values.astype("string"), type=pa.large_string()), value_set=value_set)
-    return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    return in_set(values, keys)
+
+
+def _against_parent(
+    values: pd.Series, parent_keys: pd.Series, parent_rejected: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return two boolean arrays over ``values``: key of an accepted parent row, key of any parent row.
+
+    Each value becomes its position among the parent's distinct keys (an int32 per row,
+    :func:`salesbi.validation.keycodes.positions_in`); a distinct key is "accepted" when at least
+    one parent row with it was not rejected. Same answers as ``values`` looked up in the accepted
+    and in all parent keys (nulls are in neither).
+    """
+    keys = distinct(parent_keys)
+    position = positions_in(values, keys)
+    in_batch = position >= 0
+    accepted = np.zeros(len(keys), dtype=bool)
+    if (~parent_rejected).any():
+        kept = positions_in(parent_keys[~parent_rejected], keys)
+        accepted[kept[kept >= 0]] = True
+    ok = np.zeros(len(values), dtype=bool)
+    ok[in_batch] = accepted[position[in_batch]]
+    return ok, in_batch
 
 
 def _known(known_keys: Mapping[str, pd.DataFrame], parent: str, pcol: str) -> pd.Series:
@@ -83,12 +100,12 @@ def check_references(
                 continue
             values = frame[col]
             present = values.notna().to_numpy()
-            parent_frame = frames[parent]
-            parent_keys = parent_frame[pcol]
-            accepted_keys = parent_keys[~rejected[parent]]
-            ok = _isin(values, accepted_keys)
-            in_batch = _isin(values, parent_keys)
-            known = _isin(values, _known(known_keys, parent, pcol))
+            ok, in_batch = _against_parent(values, frames[parent][pcol], rejected[parent])
+            # core's keys are looked up only for the references this source does not hold (few)
+            outside = np.flatnonzero(present & ~in_batch)
+            known = np.zeros(len(frame), dtype=bool)
+            if len(outside):
+                known[outside] = _isin(values.iloc[outside], _known(known_keys, parent, pcol))
             cascade = present & ~ok & in_batch
             unknown = present & ~ok & ~in_batch & ~known
             parts.append(_fk_issues(frame, np.flatnonzero(unknown), col, parent, pcol))
