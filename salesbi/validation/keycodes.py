@@ -6,9 +6,8 @@ arrays, Python sets or hash tables over the keys of every line: ~85 MB per milli
 held while they ran. Here each key value is replaced by a small integer first, with Arrow's
 hash kernels over the Arrow text the frames already hold (no copy of the text):
 
-* :func:`positions_in`: each value's position among a parent's *distinct* keys (``int32``, -1
-  for a null or a value that is not there): a foreign key check is then an array look-up, and
-  the same positions say both "in this source" and "of an accepted parent row";
+* :func:`in_set`: which values are among a parent's keys, by Arrow's hash look-up over the Arrow
+  text the frames hold (a bit per row; only the parent's distinct keys are hashed);
 * :func:`key_codes`: one ``int64`` code per row for a (compound) key, equal exactly when the
   rows' key values are equal (missing values equal each other, as in
   ``DataFrame.duplicated``); :func:`repeated` marks the rows whose code occurs more than once.
@@ -42,16 +41,6 @@ def distinct(values: pd.Series) -> pa.Array:
     return pc.unique(text).drop_null()
 
 
-def positions_in(values: pd.Series, keys: pa.Array) -> np.ndarray:
-    """Return each value's position in ``keys`` (distinct values) as int32; -1 where null or absent."""
-    if not len(values):
-        return np.zeros(0, dtype=np.int32)
-    if not len(keys):
-        return np.full(len(values), -1, dtype=np.int32)
-    found = pc.index_in(arrow_text(values), value_set=keys).fill_null(-1)
-    return np.asarray(found.to_numpy(), dtype=np.int32)
-
-
 def in_set(values: pd.Series, keys: pd.Series) -> np.ndarray:
     """Return which ``values`` are among ``keys`` (a boolean array; nulls never are)."""
     if not len(values):
@@ -61,10 +50,24 @@ def in_set(values: pd.Series, keys: pd.Series) -> np.ndarray:
 
 
 def _column_codes(values: pd.Series) -> tuple[np.ndarray, int]:
-    """Return one code per value (nulls share the last code) and the number of codes."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    """Return one int64 code per value (nulls share the last code) and the number of codes.
+
+    Text is dictionary-encoded by Arrow chunk by chunk (one dictionary for the whole column, its
+    indices copied into the codes without combining the chunks); other columns by ``pd.factorize``.
+    """
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        encoded = pc.dictionary_encode(arrow_text(values))
+        width = (len(encoded.chunk(encoded.num_chunks - 1).dictionary) if encoded.num_chunks else 0) + 1
+        codes = np.empty(len(values), dtype=np.int64)
+        at = 0
+        for chunk in encoded.chunks:
+            indices = chunk.indices.fill_null(width - 1).to_numpy()
+            codes[at : at + len(indices)] = indices
+            at += len(indices)
+        return codes, width
+    factorized, uniques = pd.factorize(values, use_na_sentinel=True)
     width = len(uniques) + 1
-    codes = np.asarray(codes, dtype=np.int64)
+    codes = np.asarray(factorized, dtype=np.int64)
     codes[codes < 0] = width - 1
     return codes, width
 
@@ -87,9 +90,21 @@ def key_codes(frame: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.nda
         combined *= width
         combined += codes
         all_missing &= codes == width - 1
+        del codes
     return combined, all_missing
 
 
 def repeated(codes: np.ndarray) -> np.ndarray:
-    """Return a boolean array: which rows' code occurs on another row too."""
-    return np.asarray(pd.Series(codes, copy=False).duplicated(keep=False).to_numpy(), dtype=bool)
+    """Return a boolean array: which rows' code occurs on another row too.
+
+    Sorted once (a copy of the codes), the codes equal to their neighbour are the repeated ones
+    (few); the rows holding them are then found by a look-up of those few codes.
+    """
+    if len(codes) < 2:
+        return np.zeros(len(codes), dtype=bool)
+    ordered = np.sort(codes)
+    twins = ordered[1:][ordered[1:] == ordered[:-1]]
+    del ordered
+    if not len(twins):
+        return np.zeros(len(codes), dtype=bool)
+    return np.asarray(pd.Series(codes, copy=False).isin(np.unique(twins)).to_numpy(), dtype=bool)

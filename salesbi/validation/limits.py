@@ -14,21 +14,36 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from salesbi.schema import Table
 from salesbi.types import decimal_limit, text_limit
 from salesbi.validation.issues import empty_issues, issues_at
+from salesbi.validation.keycodes import arrow_text
 
 RULE_KEY_COLLISION = "key_collision"
+
+
+#: the ASCII characters Python's ``str.strip()`` removes (``str.isspace``)
+_ASCII_SPACES = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 
 
 def _folds_alike(values: pd.Series) -> bool:
     """Return True when two distinct values of ``values`` fold to the same key.
 
-    Only the distinct values are taken from the column (no copy of it without its nulls).
+    Only the distinct values are folded. When they are all ASCII (ids usually are), folding is
+    done by Arrow on the Arrow text: Unicode normalisation changes no ASCII text, case folding is
+    lower-casing, and the spaces stripped are those :func:`fold_key` strips; otherwise by
+    :func:`fold_key` (a Python string per distinct value).
     """
-    distinct = pd.Series(values.unique(), dtype="string").dropna()
-    return bool(fold_key(distinct).nunique() < len(distinct))
+    distinct = pc.unique(arrow_text(values)).drop_null()
+    if not len(distinct):
+        return False
+    if pc.all(pc.string_is_ascii(distinct)).as_py():
+        folded = pc.utf8_trim(pc.ascii_lower(distinct), characters=_ASCII_SPACES)
+        return bool(len(pc.unique(folded)) < len(distinct))
+    text = pd.Series(distinct.to_pylist(), dtype="string")
+    return bool(fold_key(text).nunique() < len(text))
 
 
 def _joined(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.Series:

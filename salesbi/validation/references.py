@@ -30,7 +30,7 @@ import pandas as pd
 from salesbi import contract
 from salesbi.validation.config import ValidationConfig
 from salesbi.validation.issues import issues_at
-from salesbi.validation.keycodes import distinct, in_set, positions_in
+from salesbi.validation.keycodes import in_set
 
 
 def _rejected_mask(n: int, issues: pd.DataFrame, config: ValidationConfig) -> np.ndarray:
@@ -48,28 +48,6 @@ def _isin(values: pd.Series, keys: pd.Series) -> np.ndarray:
     Arrow-backed strings builds Python lists, ten times slower on a million order lines.
     """
     return in_set(values, keys)
-
-
-def _against_parent(
-    values: pd.Series, parent_keys: pd.Series, parent_rejected: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return two boolean arrays over ``values``: key of an accepted parent row, key of any parent row.
-
-    Each value becomes its position among the parent's distinct keys (an int32 per row,
-    :func:`salesbi.validation.keycodes.positions_in`); a distinct key is "accepted" when at least
-    one parent row with it was not rejected. Same answers as ``values`` looked up in the accepted
-    and in all parent keys (nulls are in neither).
-    """
-    keys = distinct(parent_keys)
-    position = positions_in(values, keys)
-    in_batch = position >= 0
-    accepted = np.zeros(len(keys), dtype=bool)
-    if (~parent_rejected).any():
-        kept = positions_in(parent_keys[~parent_rejected], keys)
-        accepted[kept[kept >= 0]] = True
-    ok = np.zeros(len(values), dtype=bool)
-    ok[in_batch] = accepted[position[in_batch]]
-    return ok, in_batch
 
 
 def _known(known_keys: Mapping[str, pd.DataFrame], parent: str, pcol: str) -> pd.Series:
@@ -100,7 +78,10 @@ def check_references(
                 continue
             values = frame[col]
             present = values.notna().to_numpy()
-            ok, in_batch = _against_parent(values, frames[parent][pcol], rejected[parent])
+            parent_keys = frames[parent][pcol]
+            # two bitmaps over the references (a byte per row once in NumPy), no text per row
+            ok = _isin(values, parent_keys[~rejected[parent]])
+            in_batch = _isin(values, parent_keys)
             # core's keys are looked up only for the references this source does not hold (few)
             outside = np.flatnonzero(present & ~in_batch)
             known = np.zeros(len(frame), dtype=bool)
