@@ -44,6 +44,7 @@ from salesbi.reading.reader import SourceData, SourceTable
 from salesbi.runlog import TableCounts
 from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Column, Table
 from salesbi.types import conform
+from salesbi.validation.keycodes import arrow_text
 from salesbi.warehouse.load import bulk_insert, count_rows
 
 log = logging.getLogger(__name__)
@@ -117,18 +118,31 @@ def row_hashes_in_blocks(frame: pd.DataFrame, spec: Table, block_rows: int | Non
     return out
 
 
+def _key_text(values: pd.Series, column: Column) -> pa.ChunkedArray:
+    """Return one key column as Arrow text: integers as their decimal digits, as ``astype("string")``."""
+    if column.spec.pandas_dtype == "Int64":
+        numbers = pa.array(values.astype("Int64").array)
+        return pa.chunked_array([pc.cast(numbers, pa.large_string())])
+    return arrow_text(values)
+
+
 def row_keys(frame: pd.DataFrame, spec: Table) -> pd.Series:
-    """Return each row's key as text (key columns joined by U+001F); null where a key part is null."""
-    parts = []
-    for name in spec.key:
-        values = frame[name]
-        if spec.column(name).spec.pandas_dtype == "Int64":
+    """Return each row's key as text (key columns joined by U+001F); null where a key part is null.
+
+    A compound key is joined by Arrow from the columns' Arrow text (no Python string per row and
+    no intermediate joined copies, issue 18 memory); the text is the same as joining the columns'
+    ``astype("string")``.
+    """
+    if len(spec.key) == 1:
+        column = spec.column(spec.key[0])
+        values = frame[column.name]
+        if column.spec.pandas_dtype == "Int64":
             values = values.astype("Int64")
-        parts.append(values.astype("string"))
-    key = parts[0]
-    for part in parts[1:]:
-        key = key + KEY_SEPARATOR + part
-    return key.reset_index(drop=True)
+        return values.astype("string").reset_index(drop=True)
+    parts = [_key_text(frame[name], spec.column(name)) for name in spec.key]
+    separator = pa.scalar(KEY_SEPARATOR, type=pa.large_string())
+    joined = pc.binary_join_element_wise(*parts, separator)
+    return pd.Series(pd.arrays.ArrowStringArray(joined), dtype="string")
 
 
 @dataclass
