@@ -70,8 +70,8 @@ def _column_hash(series: pd.Series, column: Column) -> np.ndarray:
     null = series.isna().to_numpy(dtype=bool)
     values: np.ndarray
     if family == "text":
-        values = series.astype("string").fillna("").to_numpy(dtype=object)
-    elif family == "temporal":
+        return np.where(null, _NULL, _text_hash(series))
+    if family == "temporal":
         values = series.astype("datetime64[us]").to_numpy(dtype="datetime64[us]").astype("int64")
         values = np.where(null, 0, values)
     elif family == "bool":
@@ -86,6 +86,28 @@ def _column_hash(series: pd.Series, column: Column) -> np.ndarray:
         values = np.where(null, 0.0, numbers) + 0.0  # -0.0 and 0.0 are one value
     hashed = pd.util.hash_array(values, categorize=False)
     return np.where(null, _NULL, hashed)
+
+
+def _text_hash(series: pd.Series) -> np.ndarray:
+    """Return ``pd.util.hash_array`` of each text value (nulls hashed as ""), as uint64 per row.
+
+    The column is dictionary-encoded by Arrow and only its distinct values are hashed (a pure
+    function of each value, so the hashes equal hashing every row's text); the rows take their
+    value's hash by index (issue 18 memory: not a Python string per row).
+    """
+    encoded = pc.dictionary_encode(arrow_text(series))
+    if not encoded.num_chunks or not len(encoded.chunk(encoded.num_chunks - 1).dictionary):
+        return np.asarray(pd.util.hash_array(np.full(len(series), "", dtype=object), categorize=False))
+    dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary
+    distinct = np.array([*dictionary.to_pylist(), ""], dtype=object)  # the last one: nulls
+    hashes = np.asarray(pd.util.hash_array(distinct, categorize=False))
+    out = np.empty(len(series), dtype=np.uint64)
+    at = 0
+    for chunk in encoded.chunks:
+        indices = chunk.indices.fill_null(len(distinct) - 1).to_numpy()
+        out[at : at + len(indices)] = hashes[indices]
+        at += len(indices)
+    return out
 
 
 def row_hashes(frame: pd.DataFrame, spec: Table) -> np.ndarray:

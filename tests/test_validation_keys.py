@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from salesbi import contract
+from salesbi import contract, incremental
 from salesbi.generate import generate_company
+from salesbi.incremental import KEY_SEPARATOR
 from salesbi.ingest import read_step, validate_step
 from salesbi.reading.reader import SourceData, read_source
+from salesbi.types import conform
 from salesbi.validation import blocks, limits, references, returns, validate
 from salesbi.validation.config import ValidationConfig
 from salesbi.validation.issues import empty_issues, issues_at
@@ -362,3 +364,49 @@ def test_real_outcome_is_unchanged(datasets_dir: Path, name: str, monkeypatch: p
     data = read_source(datasets_dir / name, name)
     compact, before = _both(data, monkeypatch, block_rows=500)
     _assert_same_outcome(compact, before)
+
+
+# --------------------------------------------------------------- the changes step: row keys and hashes
+
+
+def _old_row_keys(frame: pd.DataFrame, spec: Any) -> pd.Series:
+    parts = []
+    for name in spec.key:
+        values = frame[name]
+        if spec.column(name).spec.pandas_dtype == "Int64":
+            values = values.astype("Int64")
+        parts.append(values.astype("string"))
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + KEY_SEPARATOR + part
+    return key.reset_index(drop=True)
+
+
+def _old_text_hash(series: pd.Series) -> np.ndarray:
+    values = series.astype("string").fillna("").to_numpy(dtype=object)
+    null = series.isna().to_numpy(dtype=bool)
+    return np.where(null, incremental._NULL, pd.util.hash_array(values, categorize=False))
+
+
+def test_row_keys_and_hashes_are_unchanged(constructed: SourceData) -> None:
+    """Keys joined by Arrow and text hashed per distinct value equal the per-row Python versions."""
+    for spec in contract.TABLES:
+        frame = constructed.tables[spec.name].frame
+        for part in (frame, frame.iloc[3:], frame.iloc[:0]):
+            pd.testing.assert_series_equal(incremental.row_keys(part, spec), _old_row_keys(part, spec))
+        for column in spec.columns:
+            if column.spec.family == "text" and len(frame):
+                conformed = conform(frame, spec)[column.name]
+                assert (incremental._column_hash(conformed, column) == _old_text_hash(conformed)).all()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["a", None, "", "a", "Zürich", "Zu\u0308rich", " a"], [None, None], [], ["x"] * 5],
+)
+def test_text_hashes_per_distinct_value_equal_hashing_every_row(values: list[str | None]) -> None:
+    series = pd.Series(values, dtype="string")
+    column = contract.table("customers").column("customer_name")
+    assert incremental._column_hash(series, column).tolist() == _old_text_hash(series).tolist()
+    chunked = pd.concat([series, series])  # more than one Arrow chunk
+    assert incremental._column_hash(chunked, column).tolist() == _old_text_hash(chunked).tolist()
