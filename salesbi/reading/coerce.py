@@ -157,10 +157,15 @@ def _type_date(
     million rows holds a few thousand distinct days): the same values as parsing every cell, since
     parsing with a given format is a function of the text alone, without a Python string per row
     (issue 18 memory). Format detection sees the distinct values, as before; counts in the notes
-    are of rows.
+    are of rows. ``raw`` may also be categorical: codes of the distinct texts, each of them present,
+    in order of first appearance (the block reader's ``_joined_codes``).
     """
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-    distinct_text = pd.Series(uniques, dtype=raw.dtype)
+    if isinstance(raw.dtype, pd.CategoricalDtype):  # the block reader's codes of the distinct texts
+        codes = raw.cat.codes.to_numpy(dtype=np.intp)
+        distinct_text = pd.Series(raw.cat.categories, dtype="string")
+    else:
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        distinct_text = pd.Series(uniques, dtype=raw.dtype)
     rows_per_text = np.bincount(codes[codes >= 0], minlength=len(distinct_text))
     typed, notes = _type_distinct_dates(distinct_text, rows_per_text, column, options, date_format)
     out = pd.Series(typed.array.take(codes, allow_fill=True), index=raw.index, name=raw.name)
