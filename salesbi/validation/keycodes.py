@@ -42,10 +42,17 @@ def distinct(values: pd.Series) -> pa.Array:
 
 
 def in_set(values: pd.Series, keys: pd.Series) -> np.ndarray:
-    """Return which ``values`` are among ``keys`` (a boolean array; nulls never are)."""
+    """Return which ``values`` are among ``keys`` (a boolean array; nulls never are).
+
+    Arrow's hash look-up straight over both columns' Arrow text: the hash set is built from
+    ``keys`` as they are (no distinct copy first), nulls on either side match nothing.
+    """
     if not len(values):
         return np.zeros(0, dtype=bool)
-    found = pc.is_in(arrow_text(values), value_set=distinct(keys))
+    if not len(keys):
+        return np.zeros(len(values), dtype=bool)
+    options = pc.SetLookupOptions(value_set=arrow_text(keys), skip_nulls=True)
+    found = pc.is_in(arrow_text(values), options=options)
     return np.asarray(found.fill_null(False).to_numpy(), dtype=bool)
 
 

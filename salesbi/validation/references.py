@@ -50,6 +50,19 @@ def _isin(values: pd.Series, keys: pd.Series) -> np.ndarray:
     return in_set(values, keys)
 
 
+def _dead_keys(keys: pd.Series, rejected: np.ndarray) -> pd.Series:
+    """Return the keys whose every parent row was rejected (usually none; few when some).
+
+    A reference to a key of this source is to an accepted parent exactly when its key is not one
+    of these: so the references are looked up in the parent's keys once, and a second time only
+    in this short list, not in a copy of the accepted keys.
+    """
+    if not rejected.any():
+        return keys.iloc[:0]
+    gone = keys[rejected]
+    return gone[~_isin(gone, keys[~rejected])]
+
+
 def _known(known_keys: Mapping[str, pd.DataFrame], parent: str, pcol: str) -> pd.Series:
     frame = known_keys.get(parent)
     if frame is None or pcol not in frame.columns:
@@ -79,9 +92,9 @@ def check_references(
             values = frame[col]
             present = values.notna().to_numpy()
             parent_keys = frames[parent][pcol]
-            # two bitmaps over the references (a byte per row once in NumPy), no text per row
-            ok = _isin(values, parent_keys[~rejected[parent]])
+            # a bitmap over the references (a byte per row once in NumPy), no text per row
             in_batch = _isin(values, parent_keys)
+            ok = in_batch & ~_isin(values, _dead_keys(parent_keys, rejected[parent]))
             # core's keys are looked up only for the references this source does not hold (few)
             outside = np.flatnonzero(present & ~in_batch)
             known = np.zeros(len(frame), dtype=bool)
