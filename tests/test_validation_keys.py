@@ -194,6 +194,35 @@ def test_key_codes_are_equal_exactly_when_the_keys_are() -> None:
             assert (codes[i] == codes[j]) == (text[i] == text[j]), (i, j)
 
 
+def test_key_codes_of_integer_float_and_all_missing_columns() -> None:
+    frame = pd.DataFrame(
+        {
+            "i": pd.array([-5, 3, None, -5, 3, None, 7], dtype="Int64"),
+            "none": pd.array([None] * 7, dtype="Int64"),
+            "f": [1.5, 2.0, np.nan, 1.5, 2.5, np.nan, 1.5],
+            "t": pd.array(["a", "b", None, "a", "b", None, None], dtype="string"),
+        }
+    )
+    for names in (["i"], ["i", "none"], ["f", "i"], ["t", "f", "i"], ["none"], ["none", "t"]):
+        coded = key_codes(frame, names)
+        assert coded is not None
+        codes, all_missing = coded
+        assert repeated(codes).tolist() == frame.duplicated(names, keep=False).tolist(), names
+        assert all_missing.tolist() == frame[names].isna().all(axis=1).tolist(), names
+
+
+def test_too_wide_a_key_falls_back_to_comparing_values() -> None:
+    frame = pd.DataFrame(
+        {
+            "a": pd.array(["x", "y", "x", "y"], dtype="string"),
+            "b": pd.array([0, 2**62, 0, 1], dtype="Int64"),
+        }
+    )
+    assert key_codes(frame, ["a", "b"]) is None
+    got = blocks.cross_block_duplicates(frame, ["a", "b"], 2)
+    assert got.tolist() == _old_cross_block_duplicates(frame, ["a", "b"], 2).tolist() == [0, 2]
+
+
 def test_repeated_on_few_rows_and_many() -> None:
     assert repeated(np.array([], dtype=np.int64)).tolist() == []
     assert repeated(np.array([5], dtype=np.int64)).tolist() == [False]

@@ -60,8 +60,9 @@ def cross_block_duplicates(frame: pd.DataFrame, key: Sequence[str], block_rows: 
     keys = frame[names]
     coded = key_codes(frame, names)  # one int64 per row, not the key text (issue 18 memory)
     if coded is None:
-        found = keys.duplicated(keep=False).to_numpy(dtype=bool)
-        found &= ~keys.isna().all(axis=1).to_numpy(dtype=bool)
+        found = keys.duplicated(keep=False).to_numpy(dtype=bool) & ~keys.isna().all(axis=1).to_numpy(
+            dtype=bool
+        )
     else:
         codes, all_missing = coded
         found = repeated(codes) & ~all_missing

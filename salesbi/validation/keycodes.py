@@ -56,48 +56,99 @@ def in_set(values: pd.Series, keys: pd.Series) -> np.ndarray:
     return np.asarray(found.fill_null(False).to_numpy(), dtype=bool)
 
 
-def _column_codes(values: pd.Series) -> tuple[np.ndarray, int]:
-    """Return one int64 code per value (nulls share the last code) and the number of codes.
+#: rows of an integer key column turned into codes at a time (bounds the temporaries)
+_SLICE_ROWS = 1 << 18
 
-    Text is dictionary-encoded by Arrow chunk by chunk (one dictionary for the whole column, its
-    indices copied into the codes without combining the chunks); other columns by ``pd.factorize``.
+
+def _add_text_codes(
+    combined: np.ndarray, all_missing: np.ndarray, values: pd.Series, span: int
+) -> int | None:
+    """Fold a text column's codes into ``combined`` (in place); return the new span, None on overflow.
+
+    Arrow dictionary-encodes the column (one dictionary for all its chunks); each chunk's indices
+    are folded in as they are, nulls as the last code.
     """
-    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-        encoded = pc.dictionary_encode(arrow_text(values))
-        width = (len(encoded.chunk(encoded.num_chunks - 1).dictionary) if encoded.num_chunks else 0) + 1
-        codes = np.empty(len(values), dtype=np.int64)
-        at = 0
-        for chunk in encoded.chunks:
-            indices = chunk.indices.fill_null(width - 1).to_numpy()
-            codes[at : at + len(indices)] = indices
-            at += len(indices)
-        return codes, width
+    encoded = pc.dictionary_encode(arrow_text(values))
+    width = (len(encoded.chunk(encoded.num_chunks - 1).dictionary) if encoded.num_chunks else 0) + 1
+    if span * width >= _CODE_LIMIT:
+        return None
+    at = 0
+    for chunk in encoded.chunks:
+        indices = chunk.indices.fill_null(width - 1).to_numpy()
+        stop = at + len(indices)
+        combined[at:stop] *= width
+        combined[at:stop] += indices
+        all_missing[at:stop] &= indices == width - 1
+        at = stop
+    return span * width
+
+
+def _add_integer_codes(
+    combined: np.ndarray, all_missing: np.ndarray, values: pd.Series, span: int
+) -> int | None:
+    """Fold an integer column's codes (value minus the smallest; nulls last) into ``combined`` (in place).
+
+    Returns the new span, None when it would overflow (a very wide range of values).
+    """
+    present = values.notna()
+    if not present.any():
+        return span  # one code for every row: nothing to fold in
+    low, high = int(values.min()), int(values.max())
+    width = high - low + 2
+    if span * width >= _CODE_LIMIT:
+        return None
+    for start in range(0, len(values), _SLICE_ROWS):
+        part = values.iloc[start : start + _SLICE_ROWS]
+        null = part.isna().to_numpy(dtype=bool)
+        codes = part.to_numpy(dtype="int64", na_value=low) - low
+        codes[null] = width - 1
+        stop = start + len(part)
+        combined[start:stop] *= width
+        combined[start:stop] += codes
+        all_missing[start:stop] &= null
+    return span * width
+
+
+def _add_other_codes(
+    combined: np.ndarray, all_missing: np.ndarray, values: pd.Series, span: int
+) -> int | None:
+    """Fold any other column's ``pd.factorize`` codes (nulls last) into ``combined`` (in place)."""
     factorized, uniques = pd.factorize(values, use_na_sentinel=True)
     width = len(uniques) + 1
+    if span * width >= _CODE_LIMIT:
+        return None
     codes = np.asarray(factorized, dtype=np.int64)
     codes[codes < 0] = width - 1
-    return codes, width
+    combined *= width
+    combined += codes
+    all_missing &= codes == width - 1
+    return span * width
 
 
 def key_codes(frame: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
     """Return one int64 code per row of the key columns ``names``, and which rows' key is all missing.
 
     Two rows have the same code exactly when every key column holds equal values or is missing in
-    both (``DataFrame.duplicated``'s equality). Returns None when the columns have too many
-    distinct values to combine into one int64 (the caller compares the values instead).
+    both (``DataFrame.duplicated``'s equality). Text columns are coded by Arrow's dictionary,
+    integer columns by their value (minus the smallest), others by ``pd.factorize``; each is folded
+    into the one code array in place, so a row costs 8 bytes plus a slice's temporaries. Returns
+    None when the columns have too many distinct values to combine into one int64 (the caller
+    compares the values instead).
     """
     combined = np.zeros(len(frame), dtype=np.int64)
     all_missing = np.ones(len(frame), dtype=bool)
-    span = 1
+    span: int | None = 1
     for name in names:
-        codes, width = _column_codes(frame[name])
-        span *= width
-        if span >= _CODE_LIMIT:
+        values = frame[name]
+        assert span is not None
+        if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+            span = _add_text_codes(combined, all_missing, values, span)
+        elif pd.api.types.is_integer_dtype(values.dtype):
+            span = _add_integer_codes(combined, all_missing, values, span)
+        else:
+            span = _add_other_codes(combined, all_missing, values, span)
+        if span is None:
             return None
-        combined *= width
-        combined += codes
-        all_missing &= codes == width - 1
-        del codes
     return combined, all_missing
 
 
