@@ -172,7 +172,8 @@ class TableChanges:
     """One table of a drop, split: what must be validated and loaded, and how many rows are unchanged."""
 
     name: str
-    keys: pd.Series  # row_key of each row to validate (aligned with the filtered frame)
+    rows: int  # rows to validate (the filtered frame's length); their keys are not held (issue 18
+    # memory): the accepted rows' keys are made again from their key columns when the hashes are written
     hashes: np.ndarray  # uint64 content hash of each row to validate
     unchanged: int = 0
     stored: int = 0  # rows of this table with a stored hash before this run
@@ -201,7 +202,7 @@ class ChangeSet:
             "mode": self.mode,
             "watermark": self.watermark.isoformat() if self.watermark else None,
             "unchanged": self.unchanged,
-            "validated": {name: len(t.keys) for name, t in self.tables.items()},
+            "validated": {name: t.rows for name, t in self.tables.items()},
         }
 
 
@@ -356,14 +357,15 @@ def select_changes(
                 "they were compared with core by content hash like the rest of the drop"
             )
     keep_masks: dict[str, np.ndarray] = {}
-    all_keys: dict[str, pd.Series] = {}
+    all_keys: dict[str, pd.Series | None] = {}
     all_hashes: dict[str, np.ndarray] = {}
     stored_by_table: dict[str, StoredHashes] = {}
     found_masks: dict[str, np.ndarray] = {}
     for spec in contract.TABLES:
         table = data.tables[spec.name]
         frame = table.frame
-        keys = row_keys(frame, spec)
+        # a full load compares nothing with stored hashes: no row keys needed until they are written
+        keys = row_keys(frame, spec) if applied != "full" else None
         hashes = row_hashes_in_blocks(frame, spec, block_rows)
         all_keys[spec.name], all_hashes[spec.name] = keys, hashes
         keep = np.ones(len(frame), dtype=bool)
@@ -375,7 +377,7 @@ def select_changes(
             stored = stored_hashes(conn, metadata, spec.name)
         stored_by_table[spec.name] = stored
         found = np.zeros(len(frame), dtype=bool)
-        if len(stored) and len(frame):
+        if keys is not None and len(stored) and len(frame):
             found, same = stored.compare(keys, hashes)
             same &= keys.notna().to_numpy(dtype=bool)
             same &= ~keys.duplicated(keep=False).to_numpy(dtype=bool)
@@ -396,12 +398,13 @@ def select_changes(
             read=len(frame),
             lines=None if table.lines is None else table.lines - unchanged,
         )
-        keys = all_keys[spec.name][keep].reset_index(drop=True)
         stored = stored_by_table[spec.name]
-        rewrite = frozenset(all_keys[spec.name][keep & found_masks[spec.name]].dropna())
+        keys = all_keys.pop(spec.name)
+        rewrite = frozenset() if keys is None else frozenset(keys[keep & found_masks[spec.name]].dropna())
+        del keys
         changes[spec.name] = TableChanges(
             name=spec.name,
-            keys=keys,
+            rows=len(frame),
             hashes=all_hashes[spec.name][keep],
             unchanged=unchanged,
             stored=len(stored),
@@ -442,17 +445,23 @@ def _whole_orders(data: SourceData, keep: dict[str, np.ndarray]) -> None:
 
 def accepted_hashes(changes: ChangeSet, accepted: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Return per table the (row_key, row_hash) of the rows validation accepted (what core now holds)."""
-    out: dict[str, pd.DataFrame] = {}
-    for name, t in changes.tables.items():
-        positions = np.asarray(accepted[name].index, dtype="int64")
-        out[name] = pd.DataFrame(
-            {
-                # the keys stay Arrow text (not a Python string per row); the load converts a chunk at a time
-                "row_key": t.keys.iloc[positions].reset_index(drop=True),
-                "row_hash": t.hashes[positions].view(np.int64),
-            }
-        )
-    return out
+    return {name: table_hashes(t, accepted[name]) for name, t in changes.tables.items()}
+
+
+def table_hashes(changes: TableChanges, accepted: pd.DataFrame) -> pd.DataFrame:
+    """Return the (row_key, row_hash) of one table's accepted rows (``accepted``: their frame).
+
+    The keys are made from the accepted rows' key columns here (:func:`row_keys`, the same text the
+    changes step compared), not held from the changes step on; they stay Arrow text (not a Python
+    string per row), the load converts a chunk at a time.
+    """
+    positions = np.asarray(accepted.index, dtype="int64")
+    return pd.DataFrame(
+        {
+            "row_key": row_keys(accepted, contract.table(changes.name)),
+            "row_hash": changes.hashes[positions].view(np.int64),
+        }
+    )
 
 
 def store_hashes(
@@ -473,8 +482,8 @@ def store_hashes(
     """
     table = metadata.tables[ROW_HASHES]
     written = 0
-    for name, frame in accepted_hashes(changes, accepted).items():
-        t = changes.tables[name]
+    for name, t in changes.tables.items():
+        frame = table_hashes(t, accepted[name])  # one table's keys at a time
         if frame["row_key"].isna().any():
             frame = frame[frame["row_key"].notna()]
         if not block_rows or len(frame) <= block_rows:
