@@ -44,6 +44,7 @@ from salesbi.reading.reader import SourceData, SourceTable
 from salesbi.runlog import TableCounts
 from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Column, Table
 from salesbi.types import conform
+from salesbi.validation.keycodes import arrow_text
 from salesbi.warehouse.load import bulk_insert, count_rows
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ def _column_hash(series: pd.Series, column: Column) -> np.ndarray:
     null = series.isna().to_numpy(dtype=bool)
     values: np.ndarray
     if family == "text":
-        values = series.astype("string").fillna("").to_numpy(dtype=object)
-    elif family == "temporal":
+        return np.where(null, _NULL, _text_hash(series))
+    if family == "temporal":
         values = series.astype("datetime64[us]").to_numpy(dtype="datetime64[us]").astype("int64")
         values = np.where(null, 0, values)
     elif family == "bool":
@@ -85,6 +86,28 @@ def _column_hash(series: pd.Series, column: Column) -> np.ndarray:
         values = np.where(null, 0.0, numbers) + 0.0  # -0.0 and 0.0 are one value
     hashed = pd.util.hash_array(values, categorize=False)
     return np.where(null, _NULL, hashed)
+
+
+def _text_hash(series: pd.Series) -> np.ndarray:
+    """Return ``pd.util.hash_array`` of each text value (nulls hashed as ""), as uint64 per row.
+
+    The column is dictionary-encoded by Arrow and only its distinct values are hashed (a pure
+    function of each value, so the hashes equal hashing every row's text); the rows take their
+    value's hash by index (issue 18 memory: not a Python string per row).
+    """
+    encoded = pc.dictionary_encode(arrow_text(series))
+    if not encoded.num_chunks or not len(encoded.chunk(encoded.num_chunks - 1).dictionary):
+        return np.asarray(pd.util.hash_array(np.full(len(series), "", dtype=object), categorize=False))
+    dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary
+    distinct = np.array([*dictionary.to_pylist(), ""], dtype=object)  # the last one: nulls
+    hashes = np.asarray(pd.util.hash_array(distinct, categorize=False))
+    out = np.empty(len(series), dtype=np.uint64)
+    at = 0
+    for chunk in encoded.chunks:
+        indices = chunk.indices.fill_null(len(distinct) - 1).to_numpy()
+        out[at : at + len(indices)] = hashes[indices]
+        at += len(indices)
+    return out
 
 
 def row_hashes(frame: pd.DataFrame, spec: Table) -> np.ndarray:
@@ -117,18 +140,31 @@ def row_hashes_in_blocks(frame: pd.DataFrame, spec: Table, block_rows: int | Non
     return out
 
 
+def _key_text(values: pd.Series, column: Column) -> pa.ChunkedArray:
+    """Return one key column as Arrow text: integers as their decimal digits, as ``astype("string")``."""
+    if column.spec.pandas_dtype == "Int64":
+        numbers = pa.array(values.astype("Int64").array)
+        return pa.chunked_array([pc.cast(numbers, pa.large_string())])
+    return arrow_text(values)
+
+
 def row_keys(frame: pd.DataFrame, spec: Table) -> pd.Series:
-    """Return each row's key as text (key columns joined by U+001F); null where a key part is null."""
-    parts = []
-    for name in spec.key:
-        values = frame[name]
-        if spec.column(name).spec.pandas_dtype == "Int64":
+    """Return each row's key as text (key columns joined by U+001F); null where a key part is null.
+
+    A compound key is joined by Arrow from the columns' Arrow text (no Python string per row and
+    no intermediate joined copies, issue 18 memory); the text is the same as joining the columns'
+    ``astype("string")``.
+    """
+    if len(spec.key) == 1:
+        column = spec.column(spec.key[0])
+        values = frame[column.name]
+        if column.spec.pandas_dtype == "Int64":
             values = values.astype("Int64")
-        parts.append(values.astype("string"))
-    key = parts[0]
-    for part in parts[1:]:
-        key = key + KEY_SEPARATOR + part
-    return key.reset_index(drop=True)
+        return values.astype("string").reset_index(drop=True)
+    parts = [_key_text(frame[name], spec.column(name)) for name in spec.key]
+    separator = pa.scalar(KEY_SEPARATOR, type=pa.large_string())
+    joined = pc.binary_join_element_wise(*parts, separator)
+    return pd.Series(pd.arrays.ArrowStringArray(joined), dtype="string")
 
 
 @dataclass
@@ -136,7 +172,8 @@ class TableChanges:
     """One table of a drop, split: what must be validated and loaded, and how many rows are unchanged."""
 
     name: str
-    keys: pd.Series  # row_key of each row to validate (aligned with the filtered frame)
+    rows: int  # rows to validate (the filtered frame's length); their keys are not held (issue 18
+    # memory): the accepted rows' keys are made again from their key columns when the hashes are written
     hashes: np.ndarray  # uint64 content hash of each row to validate
     unchanged: int = 0
     stored: int = 0  # rows of this table with a stored hash before this run
@@ -165,7 +202,7 @@ class ChangeSet:
             "mode": self.mode,
             "watermark": self.watermark.isoformat() if self.watermark else None,
             "unchanged": self.unchanged,
-            "validated": {name: len(t.keys) for name, t in self.tables.items()},
+            "validated": {name: t.rows for name, t in self.tables.items()},
         }
 
 
@@ -320,14 +357,15 @@ def select_changes(
                 "they were compared with core by content hash like the rest of the drop"
             )
     keep_masks: dict[str, np.ndarray] = {}
-    all_keys: dict[str, pd.Series] = {}
+    all_keys: dict[str, pd.Series | None] = {}
     all_hashes: dict[str, np.ndarray] = {}
     stored_by_table: dict[str, StoredHashes] = {}
     found_masks: dict[str, np.ndarray] = {}
     for spec in contract.TABLES:
         table = data.tables[spec.name]
         frame = table.frame
-        keys = row_keys(frame, spec)
+        # a full load compares nothing with stored hashes: no row keys needed until they are written
+        keys = row_keys(frame, spec) if applied != "full" else None
         hashes = row_hashes_in_blocks(frame, spec, block_rows)
         all_keys[spec.name], all_hashes[spec.name] = keys, hashes
         keep = np.ones(len(frame), dtype=bool)
@@ -339,7 +377,7 @@ def select_changes(
             stored = stored_hashes(conn, metadata, spec.name)
         stored_by_table[spec.name] = stored
         found = np.zeros(len(frame), dtype=bool)
-        if len(stored) and len(frame):
+        if keys is not None and len(stored) and len(frame):
             found, same = stored.compare(keys, hashes)
             same &= keys.notna().to_numpy(dtype=bool)
             same &= ~keys.duplicated(keep=False).to_numpy(dtype=bool)
@@ -360,12 +398,13 @@ def select_changes(
             read=len(frame),
             lines=None if table.lines is None else table.lines - unchanged,
         )
-        keys = all_keys[spec.name][keep].reset_index(drop=True)
         stored = stored_by_table[spec.name]
-        rewrite = frozenset(all_keys[spec.name][keep & found_masks[spec.name]].dropna())
+        keys = all_keys.pop(spec.name)
+        rewrite = frozenset() if keys is None else frozenset(keys[keep & found_masks[spec.name]].dropna())
+        del keys
         changes[spec.name] = TableChanges(
             name=spec.name,
-            keys=keys,
+            rows=len(frame),
             hashes=all_hashes[spec.name][keep],
             unchanged=unchanged,
             stored=len(stored),
@@ -406,17 +445,23 @@ def _whole_orders(data: SourceData, keep: dict[str, np.ndarray]) -> None:
 
 def accepted_hashes(changes: ChangeSet, accepted: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Return per table the (row_key, row_hash) of the rows validation accepted (what core now holds)."""
-    out: dict[str, pd.DataFrame] = {}
-    for name, t in changes.tables.items():
-        positions = np.asarray(accepted[name].index, dtype="int64")
-        out[name] = pd.DataFrame(
-            {
-                # the keys stay Arrow text (not a Python string per row); the load converts a chunk at a time
-                "row_key": t.keys.iloc[positions].reset_index(drop=True),
-                "row_hash": t.hashes[positions].view(np.int64),
-            }
-        )
-    return out
+    return {name: table_hashes(t, accepted[name]) for name, t in changes.tables.items()}
+
+
+def table_hashes(changes: TableChanges, accepted: pd.DataFrame) -> pd.DataFrame:
+    """Return the (row_key, row_hash) of one table's accepted rows (``accepted``: their frame).
+
+    The keys are made from the accepted rows' key columns here (:func:`row_keys`, the same text the
+    changes step compared), not held from the changes step on; they stay Arrow text (not a Python
+    string per row), the load converts a chunk at a time.
+    """
+    positions = np.asarray(accepted.index, dtype="int64")
+    return pd.DataFrame(
+        {
+            "row_key": row_keys(accepted, contract.table(changes.name)),
+            "row_hash": changes.hashes[positions].view(np.int64),
+        }
+    )
 
 
 def store_hashes(
@@ -437,8 +482,11 @@ def store_hashes(
     """
     table = metadata.tables[ROW_HASHES]
     written = 0
-    for name, frame in accepted_hashes(changes, accepted).items():
-        t = changes.tables[name]
+    for name, t in changes.tables.items():
+        if changes.mode == "full" and block_rows and len(accepted[name]) > block_rows:
+            written += _replace_in_blocks(conn, table, t, accepted[name], run_id, block_rows)
+            continue
+        frame = table_hashes(t, accepted[name])  # one table's keys at a time
         if frame["row_key"].isna().any():
             frame = frame[frame["row_key"].notna()]
         if not block_rows or len(frame) <= block_rows:
@@ -469,6 +517,39 @@ def store_hashes(
         step = block_rows or len(frame)
         for start in range(0, len(frame), step):
             written += bulk_insert(conn, table, frame.iloc[start : start + step])
+    return written
+
+
+def _replace_in_blocks(
+    conn: sa.Connection,
+    table: sa.Table,
+    changes: TableChanges,
+    accepted: pd.DataFrame,
+    run_id: str,
+    block_rows: int,
+) -> int:
+    """Replace one table's stored hashes by its accepted rows' (a full load), ``block_rows`` rows at a time.
+
+    The row keys of one block exist at a time (issue 18 memory); the rows written and their order
+    are those of the whole-table path of :func:`store_hashes` (keys with a missing part left out,
+    nothing deleted when no row has a key). Returns the rows written.
+    """
+    written = 0
+    replaced = False
+    for start in range(0, len(accepted), block_rows):
+        frame = table_hashes(changes, accepted.iloc[start : start + block_rows])
+        if frame["row_key"].isna().any():
+            frame = frame[frame["row_key"].notna()]
+        if not len(frame):
+            continue
+        if not replaced:
+            conn.execute(table.delete().where(table.c.table_name == changes.name))
+            replaced = True
+        frame["table_name"] = pd.Categorical.from_codes(
+            np.zeros(len(frame), dtype=np.int8), categories=[changes.name]
+        )
+        frame["run_id"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), categories=[run_id])
+        written += bulk_insert(conn, table, frame)
     return written
 
 

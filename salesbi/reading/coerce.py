@@ -151,7 +151,40 @@ def _type_date(
     options: CsvOptions,
     date_format: str | list[str] | None,
 ) -> Typed:
-    """Type dates; several formats (from the profile's list or detected) are tried in order per cell."""
+    """Type dates; several formats (from the profile's list or detected) are tried in order per cell.
+
+    Each distinct text is parsed once and the rows take their text's date (a date column of a
+    million rows holds a few thousand distinct days): the same values as parsing every cell, since
+    parsing with a given format is a function of the text alone, without a Python string per row
+    (issue 18 memory). Format detection sees the distinct values, as before; counts in the notes
+    are of rows. ``raw`` may also be categorical: codes of the distinct texts, each of them present,
+    in order of first appearance (the block reader's ``_joined_codes``).
+    """
+    if isinstance(raw.dtype, pd.CategoricalDtype):  # the block reader's codes of the distinct texts
+        codes = raw.cat.codes.to_numpy(dtype=np.intp)
+        distinct_text = pd.Series(raw.cat.categories, dtype="string")
+    else:
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        distinct_text = pd.Series(uniques, dtype=raw.dtype)
+    rows_per_text = np.bincount(codes[codes >= 0], minlength=len(distinct_text))
+    typed, notes = _type_distinct_dates(distinct_text, rows_per_text, column, options, date_format)
+    out = pd.Series(typed.array.take(codes, allow_fill=True), index=raw.index, name=raw.name)
+    bad = present & out.isna().to_numpy()
+    return Typed(out, bad, RULE_DATE, notes)
+
+
+def _type_distinct_dates(
+    raw: pd.Series,
+    rows_per_text: np.ndarray,
+    column: Column,
+    options: CsvOptions,
+    date_format: str | list[str] | None,
+) -> tuple[pd.Series, list[str]]:
+    """Return the dates of distinct texts ``raw`` (no nulls), typed per ``column``, and the notes.
+
+    ``rows_per_text``: how many rows hold each text (for the counts the notes give).
+    """
+    present = np.ones(len(raw), dtype=bool)
     notes: list[str] = []
     chosen = date_format or options.date_format
     formats: tuple[str, ...]
@@ -175,7 +208,8 @@ def _type_date(
             if column.spec.date_only:
                 text = raw.str.replace(OFFSET_REGEX, "", regex=True)
                 notes.append(
-                    f"{column.name}: {int(with_offset.sum())} value(s) carry a UTC offset; a date keeps "
+                    f"{column.name}: {int(rows_per_text[with_offset].sum())} value(s) carry a UTC offset; "
+                    "a date keeps "
                     "the calendar day as written (the offset is dropped, no day is shifted)"
                 )
             else:
@@ -195,6 +229,4 @@ def _type_date(
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     if column.spec.date_only:
         parsed = parsed.dt.floor("D")
-    out = parsed.astype(column.spec.pandas_dtype)
-    bad = present & out.isna().to_numpy()
-    return Typed(out, bad, RULE_DATE, notes)
+    return parsed.astype(column.spec.pandas_dtype), notes

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from salesbi import contract
 from salesbi.errors import ProfileError, StructuralError
@@ -538,7 +539,7 @@ class _SourceReader:
         column_notes: dict[str, list[str]] = {c.name: [] for c in table.columns}
         pieces: dict[str, list[pd.Series]] = {c.name: [] for c in table.columns}
         dates = {c.name for c in table.columns if c.spec.parser == "date"}
-        date_text: dict[str, list[pd.Series]] = {c: [] for c in dates}
+        date_text: dict[str, list[pd.Categorical]] = {c: [] for c in dates}
         fault_parts: list[pd.DataFrame] = []
         line_parts: list[np.ndarray] = []
         files = _SameFile(label)
@@ -554,7 +555,7 @@ class _SourceReader:
                 notes = column_notes[col.name] if number == 0 else []
                 raw, work = self.raw_column(name, col, spec, work, header_rows, notes)
                 if col.name in dates:
-                    date_text[col.name].append(raw.reset_index(drop=True))
+                    date_text[col.name].append(_as_codes(raw))
                     continue
                 typed = type_column(raw, col, options, spec.dates.get(col.name))
                 notes.extend(f"{name}.{t}" for t in typed.notes)  # none for these kinds
@@ -576,7 +577,7 @@ class _SourceReader:
         out: dict[str, pd.Series] = {}
         for col in table.columns:
             if col.name in dates:
-                raw = _joined(date_text.pop(col.name))
+                raw = _joined_codes(date_text.pop(col.name))
                 typed = type_column(raw, col, options, spec.dates.get(col.name))
                 column_notes[col.name].extend(f"{name}.{t}" for t in typed.notes)
                 series, parts = self.finish_column(col, spec, options, raw, typed, files, lines)
@@ -671,6 +672,26 @@ NO_PRODUCT_LINE = "(none)"
 def _joined(parts: list[pd.Series]) -> pd.Series:
     """Return the blocks' pieces of one column as one Series (index 0..n-1)."""
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def _as_codes(raw: pd.Series) -> pd.Categorical:
+    """Return a block's text of a date column as codes of its distinct texts, in order of appearance.
+
+    A date column holds few distinct texts (days): kept as codes until the last block, its text
+    costs a byte or two per row instead of the text itself (issue 18 memory).
+    """
+    codes, uniques = pd.factorize(raw.reset_index(drop=True), use_na_sentinel=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype="string"))
+
+
+def _joined_codes(parts: list[pd.Categorical]) -> pd.Series:
+    """Return the blocks' codes of one date column as one categorical Series (index 0..n-1).
+
+    The categories are the column's distinct texts in order of first appearance, as
+    ``pd.factorize`` of the whole column's text gives them (what :func:`coerce.type_column` sees).
+    """
+    joined = parts[0] if len(parts) == 1 else union_categoricals(parts)
+    return pd.Series(joined)
 
 
 def _sorted_faults(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from salesbi.validation.keycodes import key_codes, repeated
+
 #: the tables validated in blocks: the line table, the one that grows with history by millions of
 #: rows; the others (orders a fifth of its rows, the dimensions thousands) are checked whole
 BLOCKED_TABLES = frozenset({"order_items"})
@@ -46,8 +48,9 @@ def block_bounds(rows: int, block_rows: int | None) -> list[tuple[int, int]]:
 def cross_block_duplicates(frame: pd.DataFrame, key: Sequence[str], block_rows: int) -> np.ndarray:
     """Return the sorted positions of rows whose key also occurs in another block of ``block_rows`` rows.
 
-    Only the key columns are read: one pass finds the repeated keys of the whole table, and only
-    those rows (few) are split by block. Rows whose key values are all missing are never
+    Only the key columns are read: one pass over their codes (:func:`salesbi.validation.keycodes.key_codes`,
+    an int64 per row) finds the repeated keys of the whole table, and only those rows (few) are
+    split by block. Rows whose key values are all missing are never
     duplicates (GX ignores them); otherwise missing values compare equal, as in
     ``DataFrame.duplicated``.
     """
@@ -55,10 +58,16 @@ def cross_block_duplicates(frame: pd.DataFrame, key: Sequence[str], block_rows: 
         return np.array([], dtype="int64")
     names = list(key)
     keys = frame[names]
-    repeated = keys.duplicated(keep=False).to_numpy(dtype=bool) & ~keys.isna().all(axis=1).to_numpy(
-        dtype=bool
-    )
-    positions = np.flatnonzero(repeated).astype("int64")
+    coded = key_codes(frame, names)  # one int64 per row, not the key text (issue 18 memory)
+    if coded is None:
+        found = keys.duplicated(keep=False).to_numpy(dtype=bool) & ~keys.isna().all(axis=1).to_numpy(
+            dtype=bool
+        )
+    else:
+        codes, all_missing = coded
+        found = repeated(codes) & ~all_missing
+        del codes
+    positions = np.flatnonzero(found).astype("int64")
     if not len(positions):
         return positions
     sub = keys.iloc[positions].reset_index(drop=True).assign(_block=positions // block_rows)

@@ -14,18 +14,36 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from salesbi.schema import Table
 from salesbi.types import decimal_limit, text_limit
 from salesbi.validation.issues import empty_issues, issues_at
+from salesbi.validation.keycodes import arrow_text
 
 RULE_KEY_COLLISION = "key_collision"
 
 
+#: the ASCII characters Python's ``str.strip()`` removes (``str.isspace``)
+_ASCII_SPACES = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+
+
 def _folds_alike(values: pd.Series) -> bool:
-    """Return True when two distinct values of ``values`` fold to the same key."""
-    distinct = pd.Series(values.dropna().unique(), dtype="string")
-    return bool(fold_key(distinct).nunique() < len(distinct))
+    """Return True when two distinct values of ``values`` fold to the same key.
+
+    Only the distinct values are folded. When they are all ASCII (ids usually are), folding is
+    done by Arrow on the Arrow text: Unicode normalisation changes no ASCII text, case folding is
+    lower-casing, and the spaces stripped are those :func:`fold_key` strips; otherwise by
+    :func:`fold_key` (a Python string per distinct value).
+    """
+    distinct = pc.unique(arrow_text(values)).drop_null()
+    if not len(distinct):
+        return False
+    if pc.all(pc.string_is_ascii(distinct)).as_py():
+        folded = pc.utf8_trim(pc.ascii_lower(distinct), characters=_ASCII_SPACES)
+        return bool(len(pc.unique(folded)) < len(distinct))
+    text = pd.Series(distinct.to_pylist(), dtype="string")
+    return bool(fold_key(text).nunique() < len(text))
 
 
 def _joined(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.Series:
@@ -46,11 +64,12 @@ def key_collisions(spec: Table, frame: pd.DataFrame) -> pd.DataFrame:
     text_keys = [k for k in spec.key if spec.column(k).spec.family == "text"]
     if not text_keys or not len(frame):
         return empty_issues()
-    raw = frame[list(spec.key)].astype("string").reset_index(drop=True)
     # cheap first: folding the distinct values of each text key column; no two distinct values that
-    # fold alike → no collision is possible (the usual case, a million order lines included)
-    if not any(_folds_alike(raw[k]) for k in text_keys):
+    # fold alike → no collision is possible (the usual case, a million order lines included). Only
+    # then is every row's key made text (for order lines: line_number too, a string per row)
+    if not any(_folds_alike(frame[k].astype("string")) for k in text_keys):
         return empty_issues()
+    raw = frame[list(spec.key)].astype("string").reset_index(drop=True)
     folded = raw.copy()
     for k in text_keys:
         folded[k] = fold_key(raw[k])

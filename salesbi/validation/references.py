@@ -26,12 +26,11 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from salesbi import contract
 from salesbi.validation.config import ValidationConfig
 from salesbi.validation.issues import issues_at
+from salesbi.validation.keycodes import in_set
 
 
 def _rejected_mask(n: int, issues: pd.DataFrame, config: ValidationConfig) -> np.ndarray:
@@ -45,14 +44,23 @@ def _rejected_mask(n: int, issues: pd.DataFrame, config: ValidationConfig) -> np
 def _isin(values: pd.Series, keys: pd.Series) -> np.ndarray:
     """Return a boolean array: which ``values`` are among ``keys`` (nulls never are).
 
-    A hash lookup in Arrow: pandas' ``isin`` on Arrow-backed strings builds Python lists,
-    ten times slower on a million order lines.
+    A hash lookup in Arrow over the Arrow text the frames hold: pandas' ``isin`` on
+    Arrow-backed strings builds Python lists, ten times slower on a million order lines.
     """
-    if not len(values):
-        return np.zeros(0, dtype=bool)
-    value_set = pa.array(keys.astype("string"), type=pa.large_string()).drop_null().unique()
-    found = pc.is_in(pa.array(values.astype("string"), type=pa.large_string()), value_set=value_set)
-    return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    return in_set(values, keys)
+
+
+def _dead_keys(keys: pd.Series, rejected: np.ndarray) -> pd.Series:
+    """Return the keys whose every parent row was rejected (usually none; few when some).
+
+    A reference to a key of this source is to an accepted parent exactly when its key is not one
+    of these: so the references are looked up in the parent's keys once, and a second time only
+    in this short list, not in a copy of the accepted keys.
+    """
+    if not rejected.any():
+        return keys.iloc[:0]
+    gone = keys[rejected]
+    return gone[~_isin(gone, keys[~rejected])]
 
 
 def _known(known_keys: Mapping[str, pd.DataFrame], parent: str, pcol: str) -> pd.Series:
@@ -83,12 +91,15 @@ def check_references(
                 continue
             values = frame[col]
             present = values.notna().to_numpy()
-            parent_frame = frames[parent]
-            parent_keys = parent_frame[pcol]
-            accepted_keys = parent_keys[~rejected[parent]]
-            ok = _isin(values, accepted_keys)
+            parent_keys = frames[parent][pcol]
+            # a bitmap over the references (a byte per row once in NumPy), no text per row
             in_batch = _isin(values, parent_keys)
-            known = _isin(values, _known(known_keys, parent, pcol))
+            ok = in_batch & ~_isin(values, _dead_keys(parent_keys, rejected[parent]))
+            # core's keys are looked up only for the references this source does not hold (few)
+            outside = np.flatnonzero(present & ~in_batch)
+            known = np.zeros(len(frame), dtype=bool)
+            if len(outside):
+                known[outside] = _isin(values.iloc[outside], _known(known_keys, parent, pcol))
             cascade = present & ~ok & in_batch
             unknown = present & ~ok & ~in_batch & ~known
             parts.append(_fk_issues(frame, np.flatnonzero(unknown), col, parent, pcol))

@@ -22,14 +22,15 @@ def return_line_issues(order_items: pd.DataFrame, orders: pd.DataFrame) -> pd.Da
     """Return issues for lines with a negative quantity whose order (in this source) is not cancelled."""
     if not len(order_items):
         return empty_issues()
-    qty = order_items["quantity"].to_numpy(dtype="float64", na_value=np.nan)
-    negative = np.nan_to_num(qty, nan=0.0) < 0
+    negative = (order_items["quantity"] < 0).fillna(False).to_numpy(dtype=bool)  # no float copy per line
     if not negative.any():
         return empty_issues()
     cancelled_ids = set(orders.loc[orders["status"].isin(RETURN_STATUSES), "order_id"].dropna().astype(str))
-    ids = order_items["order_id"].astype("string").fillna("")
+    # only the lines with a negative quantity are looked up (not a text copy of every line's order id)
+    candidates = np.flatnonzero(negative)
+    ids = order_items["order_id"].iloc[candidates].astype("string").fillna("")
     is_return = ids.isin(cancelled_ids).to_numpy(dtype=bool)
-    positions = np.flatnonzero(negative & ~is_return)
+    positions = candidates[~is_return]
     return issues_at(
         order_items,
         positions,

@@ -193,15 +193,21 @@ def _fault_issues(spec: Table, frame: pd.DataFrame, faults: pd.DataFrame | None)
     """Return issues for the reader's cell faults, located by source file and line."""
     if faults is None or not len(faults):
         return empty_issues()
-    rows = pd.DataFrame(
-        {
-            "file": frame[SOURCE_FILE].to_numpy(),
-            "line": frame[SOURCE_LINE].astype("Int64").to_numpy(),
-            "pos": np.arange(len(frame), dtype="int64"),
-        }
-    )
     f = faults.reset_index(drop=True).copy()
     f["line"] = f["line"].astype("Int64")
+    # only the rows on a line some fault names are matched (not a Python object per row of the table)
+    lines = frame[SOURCE_LINE].astype("Int64")
+    near = lines.isin(f["line"].dropna().unique()).to_numpy(dtype=bool)
+    if f["line"].isna().any():
+        near |= lines.isna().to_numpy(dtype=bool)
+    candidates = np.flatnonzero(near).astype("int64")
+    rows = pd.DataFrame(
+        {
+            "file": frame[SOURCE_FILE].iloc[candidates].to_numpy(),
+            "line": lines.iloc[candidates].to_numpy(),
+            "pos": candidates,
+        }
+    )
     m = f.merge(rows, on=["file", "line"], how="left")
     unmatched = m[m["pos"].isna()]
     if len(unmatched):
