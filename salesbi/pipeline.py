@@ -292,6 +292,7 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
 def reports_stage(ctx: RunContext, done: Results) -> Frames:
     """Return the star schema and analytic tables built from core."""
     from salesbi.reports.build import ReportParams, build_reports
+    from salesbi.run_report import record_order_dates
 
     with ctx.summary.timed("reports"):
         params = ReportParams(
@@ -306,6 +307,8 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             # the fact stays in the database: publish fills rpt.fact_order_lines with INSERT … SELECT
             built = build_reports_in_warehouse(wh.engine, wh.metadata, params, with_fact=False)
             ctx.summary.outputs["reports_built_in"] = built.summary(fact_in_database=True)
+            if built.bounds is not None:
+                record_order_dates(ctx.summary.kpis, built.bounds.first_order, built.bounds.last_order)
             return Frames(built.frames)
         from salesbi.incremental_reports import SUMMARY_KEY, SpliceDecision
 
@@ -314,7 +317,13 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
         sink = fact_sink(ctx)
         try:
             frames = build_reports(
-                core, params, monthly_builder(ctx, done, params.churn_months, decision), fact_sink=sink
+                core,
+                params,
+                monthly_builder(ctx, done, params.churn_months, decision),
+                fact_sink=sink,
+                on_context=lambda built: record_order_dates(
+                    ctx.summary.kpis, built.first_order_date, built.last_order_date
+                ),
             )
         except BaseException:
             sink.abort()  # the partly written file; the run's spill folder goes when execute ends
