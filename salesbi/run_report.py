@@ -17,7 +17,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def headline_kpis(frames: Mapping[str, pd.DataFrame], kpis: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def headline_kpis(
+    frames: Mapping[str, pd.DataFrame], kpis: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Return headline figures: net sales, gross profit, orders, cancelled orders, customers, date range.
 
     From the fact table when the run holds it, else from ``customer_summary`` (the fact spilled
