@@ -259,6 +259,13 @@ def read_core(
     return core
 
 
+def core_has_orders(wh: Warehouse) -> bool:
+    """Return whether ``core.orders`` of the warehouse has a row (one row read, not the table)."""
+    orders = wh.metadata.tables["core.orders"]
+    with wh.engine.connect() as conn:
+        return conn.execute(sa.select(sa.literal(1)).select_from(orders).limit(1)).first() is not None
+
+
 def needs_no_core(params: PipelineParams) -> bool:
     """Return whether no selected step reads core as frames: reports built inside the warehouse
     (``reports_in="warehouse"``) and no model step (the models read the run's core frames)."""
@@ -274,15 +281,18 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
     if needs_no_core(ctx.params) and (ingested is None or ingested.core is None):
         return None
     # in warehouse mode the order lines stay in the database: reports, publish and the model
-    # steps read them there (model_fact), so core's orders and order_items are not held
+    # steps read them there (model_fact), so core's orders and order_items are not held (whether
+    # core has orders is asked of the database: the same message as when they are read)
     skip = ORDER_LINES if fact_in_warehouse(ctx.params) else frozenset()
     with ctx.summary.timed("read_core"):
         if ingested is not None and ingested.core is not None:
+            has_orders = "orders" not in ingested.core or len(ingested.core["orders"]) > 0
             core = CoreFrames({k: v for k, v in ingested.core.items() if k not in skip}, "this run")
         else:
             wh = done.need(Warehouse, "core")
             core = CoreFrames(read_core(wh.engine, wh.metadata, skip), "warehouse")
-    if "orders" in core.tables and not len(core.tables["orders"]):
+            has_orders = len(core.tables["orders"]) > 0 if "orders" in core.tables else core_has_orders(wh)
+    if not has_orders:
         raise SalesBIError(
             "the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)"
         )
