@@ -163,13 +163,21 @@ def test_headline_figures_from_the_customer_summary_equal_the_facts(sample_compa
 
 
 @pytest.mark.integration
-def test_headline_dates_are_the_facts_when_first_and_last_orders_are_cancelled(tmp_path: Path) -> None:
-    """A run that spilled the fact: the headline's dates are the fact's (all orders), not the live ones."""
+@pytest.mark.parametrize("reports_in", ["python", pytest.param("warehouse", marks=pytest.mark.postgres)])
+def test_headline_dates_are_the_facts_when_first_and_last_orders_are_cancelled(
+    tmp_path: Path, reports_in: str, request: pytest.FixtureRequest
+) -> None:
+    """A run that spilled the fact (SQLite) or left it in the warehouse (PostgreSQL): the headline
+    is the fact's, its dates those of all orders (the first and last are cancelled)."""
     from salesbi.generate import generate_company
     from salesbi.params import PipelineParams
     from salesbi.pipeline import run_pipeline
     from salesbi.run_report import headline_kpis, render_run_markdown
 
+    if reports_in == "warehouse":
+        url = request.getfixturevalue("pg_warehouse")
+    else:
+        url = f"sqlite:///{tmp_path / 'wh.db'}"
     source = tmp_path / "company"
     generate_company(source, order_lines=2_000, seed=7)
     orders = pd.read_csv(source / "orders.csv", dtype=str, keep_default_na=False)
@@ -181,9 +189,10 @@ def test_headline_dates_are_the_facts_when_first_and_last_orders_are_cancelled(t
     params = PipelineParams(
         source=source,
         profile="canonical",
-        warehouse_url=f"sqlite:///{tmp_path / 'wh.db'}",
+        warehouse_url=url,
         out_dir=tmp_path / "out",
         steps=("ingest", "reports"),  # type: ignore[arg-type]
+        reports_in=reports_in,  # type: ignore[arg-type]
     )
     summary = run_pipeline(params)
     assert summary.status in ("succeeded", "succeeded_with_warnings")
