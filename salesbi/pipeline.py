@@ -259,6 +259,13 @@ def read_core(
     return core
 
 
+def core_has_orders(wh: Warehouse) -> bool:
+    """Return whether ``core.orders`` of the warehouse has a row (one row read, not the table)."""
+    orders = wh.metadata.tables["core.orders"]
+    with wh.engine.connect() as conn:
+        return conn.execute(sa.select(sa.literal(1)).select_from(orders).limit(1)).first() is not None
+
+
 def needs_no_core(params: PipelineParams) -> bool:
     """Return whether no selected step reads core as frames: reports built inside the warehouse
     (``reports_in="warehouse"``) and no model step (the models read the run's core frames)."""
@@ -274,15 +281,18 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
     if needs_no_core(ctx.params) and (ingested is None or ingested.core is None):
         return None
     # in warehouse mode the order lines stay in the database: reports, publish and the model
-    # steps read them there (model_fact), so core's orders and order_items are not held
+    # steps read them there (model_fact), so core's orders and order_items are not held (whether
+    # core has orders is asked of the database: the same message as when they are read)
     skip = ORDER_LINES if fact_in_warehouse(ctx.params) else frozenset()
     with ctx.summary.timed("read_core"):
         if ingested is not None and ingested.core is not None:
+            has_orders = "orders" not in ingested.core or len(ingested.core["orders"]) > 0
             core = CoreFrames({k: v for k, v in ingested.core.items() if k not in skip}, "this run")
         else:
             wh = done.need(Warehouse, "core")
             core = CoreFrames(read_core(wh.engine, wh.metadata, skip), "warehouse")
-    if "orders" in core.tables and not len(core.tables["orders"]):
+            has_orders = len(core.tables["orders"]) > 0 if "orders" in core.tables else core_has_orders(wh)
+    if not has_orders:
         raise SalesBIError(
             "the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)"
         )
@@ -292,6 +302,7 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
 def reports_stage(ctx: RunContext, done: Results) -> Frames:
     """Return the star schema and analytic tables built from core."""
     from salesbi.reports.build import ReportParams, build_reports
+    from salesbi.run_report import record_order_dates
 
     with ctx.summary.timed("reports"):
         params = ReportParams(
@@ -306,6 +317,8 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             # the fact stays in the database: publish fills rpt.fact_order_lines with INSERT … SELECT
             built = build_reports_in_warehouse(wh.engine, wh.metadata, params, with_fact=False)
             ctx.summary.outputs["reports_built_in"] = built.summary(fact_in_database=True)
+            if built.bounds is not None:
+                record_order_dates(ctx.summary.kpis, built.bounds.first_order, built.bounds.last_order)
             return Frames(built.frames)
         from salesbi.incremental_reports import SUMMARY_KEY, SpliceDecision
 
@@ -314,7 +327,13 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
         sink = fact_sink(ctx)
         try:
             frames = build_reports(
-                core, params, monthly_builder(ctx, done, params.churn_months, decision), fact_sink=sink
+                core,
+                params,
+                monthly_builder(ctx, done, params.churn_months, decision),
+                fact_sink=sink,
+                on_context=lambda built: record_order_dates(
+                    ctx.summary.kpis, built.first_order_date, built.last_order_date
+                ),
             )
         except BaseException:
             sink.abort()  # the partly written file; the run's spill folder goes when execute ends

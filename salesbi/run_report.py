@@ -17,16 +17,23 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def headline_kpis(frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+def headline_kpis(
+    frames: Mapping[str, pd.DataFrame], kpis: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Return headline figures: net sales, gross profit, orders, cancelled orders, customers, date range.
 
-    From the fact table when the run holds it, else from ``customer_summary`` (a run that built
-    the report tables inside the warehouse holds no fact; the figures are the same, the dates
-    are those of the customers' non-cancelled orders). Empty when neither is there.
+    From the fact table when the run holds it, else from ``customer_summary`` (the fact spilled
+    to Parquet, or left in the warehouse: the same figures) with the first and last order dates
+    of the fact's lines (cancelled ones too) that the report step recorded in the run summary's
+    ``kpis`` (:func:`record_order_dates`); without them, those of the customers' non-cancelled
+    orders. Empty when neither table is there.
     """
     fact = frames.get("fact_order_lines")
     if fact is None or fact.empty:
-        return _headline_from_customers(frames.get("customer_summary"))
+        out = _headline_from_customers(frames.get("customer_summary"))
+        if out and kpis and "first_order" in kpis and "last_order" in kpis:
+            out["first_order"], out["last_order"] = kpis["first_order"], kpis["last_order"]
+        return out
     live = fact[~fact["is_cancelled"].astype(bool)]
     profit = live["gross_profit"]
     return {
@@ -38,6 +45,16 @@ def headline_kpis(frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
         "first_order": str(pd.Timestamp(fact["order_date"].min()).date()),
         "last_order": str(pd.Timestamp(fact["order_date"].max()).date()),
     }
+
+
+def record_order_dates(kpis: dict[str, Any], first: date | None, last: date | None) -> None:
+    """Record the first and last order date of the fact's lines (all orders, cancelled too) in ``kpis``.
+
+    ``kpis`` is the run summary's (``RunSummary.kpis``); :func:`headline_kpis` reads them back
+    when the run does not hold the fact. Nothing is recorded without lines.
+    """
+    if first is not None and last is not None:
+        kpis["first_order"], kpis["last_order"] = str(first), str(last)
 
 
 #: the ``customer_summary`` columns the headline figures are summed from
@@ -153,7 +170,7 @@ def render_run_markdown(
         lines += [f"| {r['table']} | {r['rule']} | {r['rows']:,} |" for r in rules]
         lines.append("")
     lines += completeness_markdown(summary)
-    kpis = headline_kpis(frames)
+    kpis = headline_kpis(frames, summary.get("kpis"))
     if kpis:
         lines += ["**Headline figures**", ""]
         lines += [f"- {k.replace('_', ' ')}: {_fmt(v)}" for k, v in kpis.items() if v is not None]

@@ -160,3 +160,59 @@ def test_headline_figures_from_the_customer_summary_equal_the_facts(sample_compa
     assert from_customers["first_order"] == str(live["order_date"].min().date())
     assert from_customers["last_order"] == str(live["order_date"].max().date())
     assert headline_kpis({}) == {}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("reports_in", ["python", pytest.param("warehouse", marks=pytest.mark.postgres)])
+def test_headline_dates_are_the_facts_when_first_and_last_orders_are_cancelled(
+    tmp_path: Path, reports_in: str, request: pytest.FixtureRequest
+) -> None:
+    """A run that spilled the fact (SQLite) or left it in the warehouse (PostgreSQL): the headline
+    is the fact's, its dates those of all orders (the first and last are cancelled)."""
+    from salesbi.generate import generate_company
+    from salesbi.params import PipelineParams
+    from salesbi.pipeline import run_pipeline
+    from salesbi.run_report import headline_kpis, render_run_markdown
+
+    if reports_in == "warehouse":
+        url = request.getfixturevalue("pg_warehouse")
+    else:
+        url = f"sqlite:///{tmp_path / 'wh.db'}"
+    source = tmp_path / "company"
+    generate_company(source, order_lines=2_000, seed=7)
+    orders = pd.read_csv(source / "orders.csv", dtype=str, keep_default_na=False)
+    dates = pd.to_datetime(orders["order_date"])
+    edges = dates.eq(dates.min()) | dates.eq(dates.max())
+    orders.loc[edges, "status"] = "cancelled"  # the first and the last day's orders
+    orders.loc[edges, "shipped_date"] = ""
+    orders.to_csv(source / "orders.csv", index=False)
+    params = PipelineParams(
+        source=source,
+        profile="canonical",
+        warehouse_url=url,
+        out_dir=tmp_path / "out",
+        steps=("ingest", "reports"),  # type: ignore[arg-type]
+        reports_in=reports_in,  # type: ignore[arg-type]
+    )
+    summary = run_pipeline(params)
+    assert summary.status in ("succeeded", "succeeded_with_warnings")
+    parquet = Path(summary.outputs["parquet"])
+    fact = pd.read_parquet(parquet / "fact_order_lines.parquet")
+    customers = pd.read_parquet(parquet / "customer_summary.parquet")
+    live = fact[~fact["is_cancelled"].astype(bool)]
+    # the edges are cancelled: the live orders' dates differ from the fact's
+    assert live["order_date"].min() > fact["order_date"].min()
+    assert live["order_date"].max() < fact["order_date"].max()
+    # what the Prefect run summary shows (tasks.artifacts: the published frames hold no fact)
+    markdown = render_run_markdown(summary.as_dict(), {"customer_summary": customers})
+    assert f"- first order: {dates.min().date()}\n" in markdown
+    assert f"- last order: {dates.max().date()}\n" in markdown
+    from_fact = headline_kpis({"fact_order_lines": fact})
+    headline = headline_kpis({"customer_summary": customers}, summary.as_dict()["kpis"])
+    assert from_fact["first_order"] == str(dates.min().date())
+    assert from_fact["last_order"] == str(dates.max().date())
+    assert from_fact["cancelled_orders"] >= 2
+    for key in ("orders", "cancelled_orders", "customers", "first_order", "last_order"):
+        assert headline[key] == from_fact[key], key
+    for key in ("net_sales", "gross_profit"):
+        assert abs(headline[key] - from_fact[key]) <= 0.01, key

@@ -59,6 +59,7 @@ def build_reports(
     monthly_tables: MonthlyBuilder = full_monthly_tables,
     fact_sink: FactSink | None = None,
     block_lines: int | None = None,
+    on_context: Callable[[ReportContext], None] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Return every report table except ``insights``, keyed by its ``rpt`` name.
 
@@ -73,7 +74,9 @@ def build_reports(
     each block (:class:`~salesbi.reports.context.FactLines`). With a ``fact_sink`` each block
     goes to it and ``fact_order_lines`` is not in the result (the fact is never whole in
     memory: the run's sink writes it to its Parquet file); without, the blocks are joined into
-    the ``fact_order_lines`` frame (the same frame whatever ``block_lines``).
+    the ``fact_order_lines`` frame (the same frame whatever ``block_lines``). ``on_context`` is
+    called with the build's :class:`~salesbi.reports.context.ReportContext` (the run records the
+    fact's order dates from it).
     """
     params = params or ReportParams()
     blocks = fact_blocks(core, FACT_BLOCK_LINES if block_lines is None else block_lines)
@@ -90,6 +93,8 @@ def build_reports(
     lines, orders = collector.finish()
     del collector
     ctx = context_of(core, lines, orders, params)
+    if on_context is not None:
+        on_context(ctx)
     first, last = _calendar_bounds(lines, ctx.as_of)
     fact = {} if fact_sink is not None else {"fact_order_lines": _joined(kept)}
     del kept

@@ -74,6 +74,8 @@ class WarehouseReports:
     frames: dict[str, pd.DataFrame]
     in_warehouse: tuple[str, ...]
     in_python: tuple[str, ...]
+    #: the first and last order and shipped dates of the fact's lines
+    bounds: FactBounds | None = None
 
     def summary(self, fact_in_database: bool = False) -> dict[str, list[str]]:
         """Return ``{"warehouse": [...], "python": [...]}`` for the run summary's outputs.
@@ -361,4 +363,5 @@ def build_reports_in_warehouse(
         frames=frames,
         in_warehouse=tuple(n for n in order if n in pushed),
         in_python=tuple(n for n in order if n in built),
+        bounds=bounds,
     )
