@@ -187,8 +187,6 @@ class ReportContext:
 
     core: dict[str, pd.DataFrame]
     lines: FactLines
-    sold: np.ndarray
-    order_of_line: np.ndarray
     customer_of_order: np.ndarray
     orders: pd.DataFrame
     params: ReportParams
@@ -198,6 +196,16 @@ class ReportContext:
     covers_prior_12m: bool
     first_order_date: date | None
     last_order_date: date | None
+
+    @property
+    def sold(self) -> np.ndarray:
+        """Return per line whether it counts as sold (not cancelled): ``lines.sold``."""
+        return self.lines.sold
+
+    @property
+    def order_of_line(self) -> np.ndarray:
+        """Return per line the row of ``orders`` holding it: ``lines.order_of_line``."""
+        return self.lines.order_of_line
 
 
 def default_as_of(lines: FactLines) -> date:
@@ -292,8 +300,6 @@ def context_of(
     return ReportContext(
         core=core,
         lines=lines,
-        sold=lines.sold,
-        order_of_line=lines.order_of_line,
         customer_of_order=customer_of_order,
         orders=orders,
         params=params,
