@@ -27,8 +27,9 @@ parts of a run cannot go below on this machine.
 With ``--memory`` (or ``--memory-only``) one more run per size executes in-process in a spawned
 child with a sampler thread (RSS every 50 ms, counted towards the peak of every step running:
 the model steps run side by side, so their peaks are the process's RSS while they ran, one
-shared figure, and the table marks the steps that overlapped) and, at each step's end, a census of the live DataFrames, Arrow's memory pool and glibc's heap: the table
-says which step holds or frees what. Its own wall time is not reported (the census costs time).
+shared figure, and the table marks the steps that overlapped) and, at each step's end, a
+census of the live DataFrames, Arrow's memory pool and glibc's heap: the table says which step
+holds or frees what. Its own wall time is not reported (the census costs time).
 
 Results depend on the machine's load: the table states the 1-minute load average before
 each size. Prints markdown for docs/benchmarks.md (and JSON on stderr). Needs DuckDB
@@ -47,8 +48,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,7 +45,7 @@ from salesbi.reports.sql.model_inputs import (
     read_insight_facts,
     read_order_history,
 )
-from salesbi.segmentation.history import LINE_COLUMNS
+from salesbi.segmentation.history import FIRST_USE_COLUMNS, HISTORY_ORDER_COLUMNS
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import create_engine
@@ -91,7 +91,12 @@ def _check_equal_to_warehouse(url: str, tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(pd.concat(built, ignore_index=True), fact, check_exact=True)
         for source in (fact, spilled, CoreLines(core)):
             inputs = model_inputs_from_lines(source, core["customers"], (HISTORY, DAYS, INSIGHTS))
-            for name, frame in ((HISTORY, inputs.history), (DAYS, inputs.days), (INSIGHTS, inputs.insights)):
+            assert inputs.history is not None
+            for part in ("orders", "first_uses"):
+                pd.testing.assert_frame_equal(
+                    getattr(inputs.history, part), getattr(want[HISTORY], part), check_exact=True, obj=part
+                )
+            for name, frame in ((DAYS, inputs.days), (INSIGHTS, inputs.insights)):
                 pd.testing.assert_frame_equal(frame, want[name], check_exact=True, obj=name)
         days = forecast_days(line_batches(spilled, FACT_ORDER_LINES.column_names, rows), core["customers"])
         pd.testing.assert_frame_equal(days, want[DAYS], check_exact=True, obj=f"days {rows}")
@@ -265,7 +270,7 @@ def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
         seen["line_frames"] = [
             list(o.columns) for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == lines
         ]
-        seen["columns"] = list(args[0].columns)
+        seen["columns"] = list(args[0].orders.columns), list(args[0].first_uses.columns)
         return _fit(*args)
 
     monkeypatch.setitem(pipeline.MODEL_FITS, "segments", (watched, tables))
@@ -280,7 +285,7 @@ def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
     monkeypatch.setattr(order_grain, "fact_batches_from_core", counting)
     summary = run_pipeline(params("alone", ("segments",)))
     assert summary.status in ("succeeded", "succeeded_with_warnings")
-    assert seen["columns"] == list(LINE_COLUMNS)
+    assert seen["columns"] == (list(HISTORY_ORDER_COLUMNS), list(FIRST_USE_COLUMNS))  # no per-line rows
     assert seen["line_frames"] == []  # neither the fact nor core's order lines
     assert sum(calls) == lines and len(calls) > 1  # built in batches
     data = {
