@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 import sqlglot
 
-from salesbi import contract
 from salesbi.errors import SalesBIError
 from salesbi.forecasting.series import DAY_COLUMNS, build_series, frequency_choice, order_dates
 from salesbi.prediction import predict_customer_sales
@@ -50,31 +49,18 @@ from salesbi.segmentation.history import (
     order_history,
 )
 from salesbi.segmentation.segment import customer_reps
-from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import create_engine
-from salesbi.warehouse.load import read_table
 from tests.test_reports_sql import _ingest
+from tests.warehouse_inputs import read_warehouse_inputs
 
 RTOL = 1e-12
 
 
 def _read(url: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, OrderHistory, pd.DataFrame, pd.DataFrame]:
     """Return core, the pandas fact and the order, day and insight aggregates read from ``url``."""
-    engine = create_engine(url)
-    metadata = warehouse_metadata()
-    try:
-        with engine.begin() as conn:
-            core = {
-                s.name: conform(read_table(conn, metadata.tables[f"core.{s.name}"]), s)
-                for s in contract.TABLES
-            }
-            history = read_order_history(conn, metadata)
-            days = read_forecast_days(conn, metadata)
-            facts = read_insight_facts(conn, metadata)
-    finally:
-        engine.dispose()
-    return core, build_fact_order_lines(core), history, days, facts
+    got = read_warehouse_inputs(url)
+    return got.core, build_fact_order_lines(got.core), got.history, got.days, got.insights
 
 
 def _same(got: pd.DataFrame, want: pd.DataFrame, rtol: float, obj: str) -> None:
