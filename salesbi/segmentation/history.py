@@ -1,7 +1,10 @@
 """Order histories in one shape, and the behaviour features computed from them at an as-of date.
 
-The batch path (every customer, from ``rpt.fact_order_lines``) goes through
-:func:`lines_from_fact` and :func:`behaviour_features`. The single-customer path (one
+The batch path (every customer) reads an :class:`OrderHistory`: one row per order and one per
+(customer, product line) first use, as the run's order-grain inputs hand them on
+(``salesbi.order_grain``, or the warehouse in push-down mode: :func:`order_history`), or as
+:func:`as_history` groups the lines of ``rpt.fact_order_lines`` (:func:`lines_from_fact`);
+:func:`behaviour_features` computes the features from it. The single-customer path (one
 customer's history sent to the API, which must answer in milliseconds) uses
 :func:`customer_lines` and :func:`customer_behaviour`: the same values computed with NumPy
 and plain Python over the customer's rows, bit for bit equal to the batch's (sums follow
