@@ -25,9 +25,11 @@ the main aggregates, not a like-for-like figure. The floors are what the ingest 
 parts of a run cannot go below on this machine.
 
 With ``--memory`` (or ``--memory-only``) one more run per size executes in-process in a spawned
-child with a sampler thread (RSS every 50 ms, attributed to the step running) and, at each
-step's end, a census of the live DataFrames, Arrow's memory pool and glibc's heap: the table
-says which step holds or frees what. Its own wall time is not reported (the census costs time).
+child with a sampler thread (RSS every 50 ms, counted towards the peak of every step running:
+the model steps run side by side, so their peaks are the process's RSS while they ran, one
+shared figure, and the table marks the steps that overlapped) and, at each step's end, a
+census of the live DataFrames, Arrow's memory pool and glibc's heap: the table says which step
+holds or frees what. Its own wall time is not reported (the census costs time).
 
 Results depend on the machine's load: the table states the 1-minute load average before
 each size. Prints markdown for docs/benchmarks.md (and JSON on stderr). Needs DuckDB
@@ -46,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -258,43 +261,73 @@ def duckdb_reference(source: Path) -> dict[str, Any]:
 
 
 class _StepSampler:
-    """Samples this process's RSS every 50 ms into the current step's peak; notes RSS at step ends.
+    """Samples this process's RSS every 50 ms into the peak of every step running; notes RSS at step ends.
 
     Installed by wrapping ``RunSummary.timed`` (the step timer of every stage), so the steps are
-    exactly those of ``run_summary.json``. At each step's end it also takes a census of the live
-    DataFrames (``memory_usage(deep=True)``), Arrow's pool and glibc's heap (used and free).
+    exactly those of ``run_summary.json``. The model steps of a run overlap (side by side in
+    threads): a sample counts towards the peak of **every** step running when it is taken (each
+    step's peak is the process's RSS while it ran, not its own share), and a step that ran beside
+    others lists them (``overlapped``). Between steps, samples go to ``after <last step ended>``.
+    At each step's end it also takes a census of the live DataFrames (``memory_usage(deep=True)``),
+    Arrow's pool and glibc's heap (used and free): the whole process's, whoever holds them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rss: Callable[[], float] | None = None, start: bool = True) -> None:
         import threading
 
-        self.step = "startup"
+        self.running: list[str] = []  # steps started and not ended, in start order
+        self.idle = "startup"  # where samples go while no step runs
         self.rows: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        threading.Thread(target=self._sample, daemon=True).start()
+        self._rss = rss or _rss_mb
+        if start:
+            threading.Thread(target=self._loop, daemon=True).start()
 
-    def _sample(self) -> None:
-        from salesbi.memory import resident_bytes
-
+    def _loop(self) -> None:
         while True:
-            mb = (resident_bytes() or 0) / 2**20
-            with self.lock:
-                row = self.rows.setdefault(self.step, {})
-                row["peak_mb"] = max(row.get("peak_mb", 0.0), mb)
+            self.sample()
             time.sleep(0.05)
 
+    def sample(self) -> None:
+        """Take one RSS sample into the peak of every running step (or of the idle span)."""
+        mb = self._rss()
+        with self.lock:
+            for step in self.running or [self.idle]:
+                row = self.rows.setdefault(step, {})
+                row["peak_mb"] = max(row.get("peak_mb", 0.0), mb)
+
     def enter(self, step: str) -> None:
-        from salesbi.memory import resident_bytes
-
+        """Note that ``step`` starts (RSS at its start; the steps already running overlap it)."""
+        mb = self._rss()
         with self.lock:
-            self.step = step
-            self.rows.setdefault(step, {})["start_mb"] = (resident_bytes() or 0) / 2**20
+            row = self.rows.setdefault(step, {})
+            row["start_mb"] = mb
+            row["peak_mb"] = max(row.get("peak_mb", 0.0), mb)
+            for other in self.running:
+                _overlap(row, other)
+                _overlap(self.rows[other], step)
+            self.running.append(step)
 
-    def leave(self, step: str) -> None:
-        row = self.rows[step]
-        row.update(_census())
+    def leave(self, step: str, census: Callable[[], dict[str, Any]] | None = None) -> None:
+        """Note that ``step`` ended: the census at its end."""
+        facts = (census or _census)()
         with self.lock:
-            self.step = f"after {step}"
+            self.rows[step].update(facts)
+            if step in self.running:
+                self.running.remove(step)
+            self.idle = f"after {step}"
+
+
+def _overlap(row: dict[str, Any], other: str) -> None:
+    names: list[str] = row.setdefault("overlapped", [])
+    if other not in names:
+        names.append(other)
+
+
+def _rss_mb() -> float:
+    from salesbi.memory import resident_bytes
+
+    return (resident_bytes() or 0) / 2**20
 
 
 #: glibc's ``struct mallinfo2``, in order
@@ -348,9 +381,11 @@ def _memory_child(source: str, work: str, queue: Any) -> None:
     @contextlib.contextmanager
     def sampled(self: runlog.RunSummary, step: str) -> Iterator[None]:
         sampler.enter(step)
-        with timed(self, step):
-            yield
-        sampler.leave(step)
+        try:
+            with timed(self, step):
+                yield
+        finally:
+            sampler.leave(step)
 
     runlog.RunSummary.timed = sampled  # type: ignore[method-assign,assignment]
     from salesbi.cli import app
@@ -392,15 +427,26 @@ def memory_markdown(lines: int, load: float, rows: dict[str, dict[str, Any]]) ->
         "| largest frames (MB, shape, first columns) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    overlapping = False
     for step, r in rows.items():
         if "end_mb" not in r:
             continue
         largest = "; ".join(f"{mb} {shape} {cols}" for mb, shape, cols in r["largest_frames"][:3])
+        beside = r.get("overlapped") or []
+        overlapping = overlapping or bool(beside)
+        name = f"{step} (beside {', '.join(beside)})" if beside else step
         out.append(
-            f"| {step} | {r.get('start_mb', 0):.0f} | {r.get('peak_mb', 0):.0f} | {r['end_mb']:.0f} "
+            f"| {name} | {r.get('start_mb', 0):.0f} | {r.get('peak_mb', 0):.0f} | {r['end_mb']:.0f} "
             f"| {r['frames_mb']:.0f} | {r['arrow_mb']:.0f} | {r['malloc_used_mb']:.0f} / "
             f"{r['malloc_free_mb']:.0f} | {largest} |"
         )
+    if overlapping:
+        out += [
+            "",
+            "Steps marked *beside* ran at the same time (threads): each one's peak is the process's RSS "
+            "while it ran (every sample counts for every step running), so their peaks are one shared "
+            "figure, not shares; the census is the whole process's at the step's end.",
+        ]
     return "\n".join(out)
 
 

@@ -323,7 +323,9 @@ def build_forecast_model(
         else None,
         columns=[],
         n_train=int(out.lgbm_rows),
-        training_caps=training_caps(out.lgbm_cap, out.lgbm_candidates, out.lgbm_rows, out.lgbm_sampling),
+        training_caps=training_caps(
+            out.lgbm_cap, out.lgbm_candidates, out.lgbm_rows, out.lgbm_sampling, out.lgbm_distinct
+        ),
         random_state=random_state,
     )
     if model.booster is not None:

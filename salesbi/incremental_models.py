@@ -153,15 +153,15 @@ def score_segments(
     Same columns as :func:`salesbi.segmentation.segment_customers`; the stored model's version is
     in no row (segments carry none), no model runs, nothing to store.
     """
-    from salesbi.segmentation.history import behaviour_features, default_as_of, lines_from_fact
+    from salesbi.segmentation.history import as_history, behaviour_features, default_as_of
     from salesbi.segmentation.segment import SegmentationResult, segments_frame, summarise_segments
 
-    lines = lines_from_fact(fact)
-    as_of = as_of or default_as_of(lines)
-    features = behaviour_features(lines, as_of)
+    history = as_history(fact)
+    as_of = as_of or default_as_of(history.orders)
+    features = behaviour_features(history, as_of)
     if features.empty:
         raise SalesBIError(f"no orders before the as-of date {as_of}", hint="choose a later as_of")
-    frame = segments_frame(features, model.edges, model.clusters, lines, customers, employees, as_of)
+    frame = segments_frame(features, model.edges, model.clusters, history, customers, employees, as_of)
     return SegmentationResult(frame, summarise_segments(frame), [], {})
 
 
@@ -185,11 +185,11 @@ def score_predictions(
     from salesbi.prediction.tables import CUSTOMER_PREDICTIONS
     from salesbi.types import conform
 
-    lines, t, prepared = history_before(fact, as_of)
+    history, t, prepared = history_before(fact, as_of)
     h = model.horizon_days
     features = features_at(prepared, t, h)
     frame = predict_frame(features[list(FEATURES)], model, threads=threads)
-    frame = _with_names(frame, lines, customers, employees)
+    frame = _with_names(frame, history, customers, employees)
     frame["as_of_date"] = t
     frame["horizon_days"] = h
     frame["window_end"] = t + pd.Timedelta(days=h) - pd.Timedelta(days=1)
@@ -203,15 +203,15 @@ def prediction_drift(model: Any, fact: pd.DataFrame, *, as_of: date | None = Non
     """
     from salesbi.prediction.features import FEATURES, features_at, prepare, targets_at
     from salesbi.prediction.model import predict_frame
-    from salesbi.segmentation.history import default_as_of, lines_from_fact
+    from salesbi.segmentation.history import as_history, default_as_of
 
     trained = (model.metrics.get("mae") or {}).get(model.sales_method)
     if not trained:
         return None
-    lines = lines_from_fact(fact)
-    t = pd.Timestamp(as_of or default_as_of(lines))
+    history = as_history(fact)
+    t = pd.Timestamp(as_of or default_as_of(history.orders))
     start = t - pd.Timedelta(days=model.horizon_days)
-    prepared = prepare(lines[lines["order_date"] < t])
+    prepared = prepare(history.before(t))
     features = features_at(prepared, start, model.horizon_days)
     if features.empty:
         return None

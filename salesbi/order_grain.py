@@ -41,7 +41,7 @@ from salesbi.reports.sql.model_inputs import (
     ORDERS_SPEC,
 )
 from salesbi.schema import Table
-from salesbi.segmentation.history import lines_from_orders
+from salesbi.segmentation.history import OrderHistory, order_history
 from salesbi.types import conform
 
 #: the inputs :func:`model_inputs_from_lines` can compute
@@ -324,8 +324,8 @@ def insight_facts(batches: Iterable[pd.DataFrame]) -> pd.DataFrame:
 class OrderGrainInputs:
     """The model steps' and insights' inputs (None: not computed)."""
 
-    #: history-shaped rows for segments and predictions (``lines_from_orders``)
-    history: pd.DataFrame | None = None
+    #: the orders and first uses segments and predictions read (``OrderHistory``)
+    history: OrderHistory | None = None
     #: the forecast's day rows (``DAY_COLUMNS``)
     days: pd.DataFrame | None = None
     #: the insights' aggregate (``INSIGHT_COLUMNS``)
@@ -363,7 +363,7 @@ def model_inputs_from_lines(
     aggregates: list[Aggregate] = [a for a in (orders, uses, days, insights) if a is not None]
     aggregate(line_batches(source, needed_columns(wanted)), aggregates)
     return OrderGrainInputs(
-        history=lines_from_orders(orders.result(), uses.result()) if orders and uses else None,
+        history=order_history(orders.result(), uses.result()) if orders and uses else None,
         days=days.result() if days else None,
         insights=insights.result() if insights else None,
     )

@@ -452,10 +452,10 @@ def fact_in_warehouse(params: PipelineParams) -> bool:
     return params.reports_in == "warehouse"
 
 
-def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
-    """Return the input model ``step`` reads, at order grain: for segments and predictions one row per
-    order and per (customer, product line) first use (history-shaped,
-    ``salesbi.segmentation.history.lines_from_orders``), for the forecast one row per day, customer
+def model_fact(ctx: RunContext, done: Results, step: str) -> Any:
+    """Return the input model ``step`` reads, at order grain: for segments and predictions the orders
+    and the (customer, product line) first uses (``salesbi.segmentation.history.OrderHistory``),
+    for the forecast a frame of one row per day, customer
     country, product line and office (``DAY_COLUMNS``). Computed from the fact's lines in batches
     (:func:`shared_model_inputs`), or in warehouse mode by the database from core
     (:mod:`salesbi.reports.sql.model_inputs`): the same frames either way."""
@@ -470,11 +470,10 @@ def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
     shared = done.find(ModelInputs)
     if shared is None or getattr(shared, STEP_INPUTS[step]) is None:
         shared = shared_model_inputs(ctx, done.replace(MODEL_INPUTS, None), [step]).need(ModelInputs, step)
-    frame: pd.DataFrame = getattr(shared, STEP_INPUTS[step])
-    return frame
+    return getattr(shared, STEP_INPUTS[step])
 
 
-def fit_segments(fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params: PipelineParams) -> Any:
+def fit_segments(fact: Any, core: Mapping[str, pd.DataFrame], params: PipelineParams) -> Any:
     """Return the SegmentationResult for ``fact`` (pure: safe to run in another process)."""
     from salesbi.segmentation import segment_customers
 
@@ -483,7 +482,7 @@ def fit_segments(fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params: P
     )
 
 
-def fit_predictions(fact: pd.DataFrame, core: Mapping[str, pd.DataFrame], params: PipelineParams) -> Any:
+def fit_predictions(fact: Any, core: Mapping[str, pd.DataFrame], params: PipelineParams) -> Any:
     """Return the PredictionResult for ``fact`` (pure: safe to run in another process)."""
     from salesbi.prediction import predict_customer_sales
 

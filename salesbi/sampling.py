@@ -54,18 +54,25 @@ def by_repeat_purchases(repeats: np.ndarray, cap: int, seed: int = 0) -> np.ndar
     return stratified_rows(np.digitize(np.asarray(repeats, dtype="float64"), REPEAT_STRATA), cap, seed)
 
 
-def cap_record(fit: str, unit: str, cap: int, available: int, used: int, sampling: str) -> dict[str, Any]:
+def cap_record(
+    fit: str, unit: str, cap: int, available: int, used: int, sampling: str, distinct: int | None = None
+) -> dict[str, Any]:
     """Return a model card's statement of one training cap.
 
     ``fit``: what was trained; ``unit``: what the cap counts (customers, rows); ``available``:
-    how many there were; ``used``: how many the fit read; ``applied``: whether the cap cut them.
+    how many there were; ``used``: how many the fit read (a sample drawn with replacement: the
+    draws, a row drawn twice counted twice); ``distinct`` (stated when given): how many
+    different rows those were; ``applied``: whether the cap cut them.
     """
-    return {
+    record: dict[str, Any] = {
         "fit": fit,
         "unit": unit,
         "cap": int(cap),
         "available": int(available),
         "used": int(used),
-        "applied": int(available) > int(cap),
-        "sampling": sampling if int(available) > int(cap) else "all rows (under the cap)",
     }
+    if distinct is not None:
+        record["distinct"] = int(distinct)
+    record["applied"] = int(available) > int(cap)
+    record["sampling"] = sampling if int(available) > int(cap) else "all rows (under the cap)"
+    return record

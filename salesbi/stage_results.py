@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from salesbi.fact_spill import SpilledTable
     from salesbi.incremental_reports import ChangedOrders
     from salesbi.reading.reader import SourceData
+    from salesbi.segmentation.history import OrderHistory
 
 Progress = Callable[[str, int, int], None]
 
@@ -121,13 +122,14 @@ class ModelInputs(StageResult):
 
     Computed from the fact's lines batch by batch (:func:`salesbi.pipeline.shared_model_inputs`,
     :mod:`salesbi.order_grain`), each equal to what the warehouse sends in push-down mode:
-    ``history``: one row per order and per (customer, product line) first use in the history
-    shape (segments, predictions); ``days``: the forecast's rows per day, country, product line
-    and office; ``insights``: the fact per status and cancelled flag. None: not needed by any
-    remaining step. Released once no model step (nor the insights) remains.
+    ``history``: the orders and the (customer, product line) first uses
+    (``salesbi.segmentation.history.OrderHistory``: segments, predictions); ``days``: the
+    forecast's rows per day, country, product line and office; ``insights``: the fact per
+    status and cancelled flag. None: not needed by any remaining step. Released once no model
+    step (nor the insights) remains.
     """
 
-    history: pd.DataFrame | None = None
+    history: OrderHistory | None = None
     days: pd.DataFrame | None = None
     insights: pd.DataFrame | None = None
 

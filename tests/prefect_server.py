@@ -1,7 +1,10 @@
 """A real Prefect server and worker as subprocesses, for end-to-end tests.
 
 Readiness is detected from the processes' own output (no sleeping); every
-process is terminated by the context manager, whatever happens.
+process is terminated by the context manager, whatever happens. A server is
+started on a port found free (:func:`free_port`); another process (an xdist
+worker, another test's server) may bind it first, so :func:`serving` starts it
+again on a new port when it exits saying the address is in use.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +27,8 @@ BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    """Return a TCP port on localhost that nothing listens on right now."""
+    """Return a TCP port on localhost that nothing listens on right now (it may be taken before use:
+    start servers with :func:`serving`)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -59,9 +63,27 @@ def prefect_env(home: Path, api_url: str | None = None, *, scheduler: bool = Tru
     return env
 
 
+class PortInUse(RuntimeError):
+    """The server exited because its port was taken (another process bound it first)."""
+
+
+#: what uvicorn (Prefect's server too) and Python's servers print when the port is taken
+IN_USE = ("address already in use", "only one usage of each socket address")
+
+
+def _failed(proc: subprocess.Popen[str], what: str, log: list[str]) -> RuntimeError:
+    """Return the error for a process that is not ready: PortInUse when its output says so."""
+    proc.kill()
+    proc.wait()
+    text = "".join(log)
+    kind = PortInUse if any(s in text.lower() for s in IN_USE) else RuntimeError
+    return kind(f"{what}:\n{''.join(log[-60:])}")
+
+
 def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float, log: list[str]) -> None:
     """Block until ``needle`` appears in the process output; raise with the output if it dies or times out."""
     found = threading.Event()
+    ended = threading.Event()
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -69,12 +91,12 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float, log
             log.append(line)
             if needle in line:
                 found.set()
-        found.set()
+        ended.set()
+        found.set()  # wake the waiter: the output ended (the process exits)
 
     threading.Thread(target=pump, daemon=True).start()
-    if not found.wait(timeout) or proc.poll() is not None:
-        proc.kill()
-        raise RuntimeError(f"process did not print {needle!r} in {timeout}s:\n{''.join(log[-60:])}")
+    if not found.wait(timeout) or (ended.is_set() and not any(needle in line for line in log)):
+        raise _failed(proc, f"process did not print {needle!r} in {timeout}s", log)
 
 
 def _wait_healthy(proc: subprocess.Popen[str], url: str, timeout: float, log: list[str]) -> None:
@@ -93,8 +115,7 @@ def _wait_healthy(proc: subprocess.Popen[str], url: str, timeout: float, log: li
         except subprocess.TimeoutExpired:
             continue
         break  # the process exited
-    proc.kill()
-    raise RuntimeError(f"{url} did not answer 200 within {timeout}s:\n{''.join(log[-60:])}")
+    raise _failed(proc, f"{url} did not answer 200 within {timeout}s", log)
 
 
 @contextmanager
@@ -129,16 +150,56 @@ def running(
             proc.wait()
 
 
+#: ports tried before a server start gives up (each taken port is a race lost, not a fault)
+PORT_ATTEMPTS = 5
+
+
+@contextmanager
+def serving(
+    command: Callable[[int], list[str]],
+    env: dict[str, str],
+    ready: str,
+    health: Callable[[int], str] | None = None,
+    timeout: float = 120,
+    attempts: int = PORT_ATTEMPTS,
+) -> Iterator[tuple[int, list[str]]]:
+    """Start the server ``command(port)`` on a free localhost port, as :func:`running` does; yield the
+    port and its output lines.
+
+    When the server exits because the port was taken between :func:`free_port` and its bind
+    (:class:`PortInUse`), it is started again on another free port, up to ``attempts`` times.
+    """
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        server = ExitStack()
+        try:
+            log = server.enter_context(
+                running(command(port), env, ready, timeout, health(port) if health else None)
+            )
+        except PortInUse:
+            if attempt == attempts:
+                raise
+            continue
+        with server:
+            yield port, log
+        return
+    raise AssertionError("attempts must be at least 1")
+
+
 @contextmanager
 def prefect_server(home: Path, *, scheduler: bool = True) -> Iterator[tuple[str, list[str]]]:
     """Run ``prefect server start`` on a free localhost port; yield its API URL and its output lines."""
-    port = free_port()
-    cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    api = f"http://127.0.0.1:{port}/api"
+
+    def command(port: int) -> list[str]:
+        return [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+
+    def health(port: int) -> str:
+        return f"http://127.0.0.1:{port}/api/health"
+
     env = prefect_env(home, scheduler=scheduler)
     # the banner comes before uvicorn listens; the health endpoint says when the API is up
-    with running(cmd, env, ready="PREFECT_API_URL", timeout=180, health_url=f"{api}/health") as log:
-        yield api, log
+    with serving(command, env, ready="PREFECT_API_URL", health=health, timeout=180) as (port, log):
+        yield f"http://127.0.0.1:{port}/api", log
 
 
 def poll(what: str, probe: Callable[[], T | None], timeout: float, every: float = 1.0) -> T:

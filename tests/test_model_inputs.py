@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 import sqlglot
 
-from salesbi import contract
 from salesbi.errors import SalesBIError
 from salesbi.forecasting.series import DAY_COLUMNS, build_series, frequency_choice, order_dates
 from salesbi.prediction import predict_customer_sales
@@ -40,32 +39,28 @@ from salesbi.reports.sql.model_inputs import (
 )
 from salesbi.reports.sql.render import dialect_named
 from salesbi.segmentation import segment_customers
-from salesbi.segmentation.history import LINE_COLUMNS, behaviour_features, lines_from_fact, lines_from_orders
-from salesbi.types import conform
+from salesbi.segmentation.history import (
+    FIRST_USE_COLUMNS,
+    HISTORY_ORDER_COLUMNS,
+    LINE_COLUMNS,
+    OrderHistory,
+    behaviour_features,
+    lines_from_fact,
+    order_history,
+)
+from salesbi.segmentation.segment import customer_reps
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import create_engine
-from salesbi.warehouse.load import read_table
 from tests.test_reports_sql import _ingest
+from tests.warehouse_inputs import read_warehouse_inputs
 
 RTOL = 1e-12
 
 
-def _read(url: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _read(url: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, OrderHistory, pd.DataFrame, pd.DataFrame]:
     """Return core, the pandas fact and the order, day and insight aggregates read from ``url``."""
-    engine = create_engine(url)
-    metadata = warehouse_metadata()
-    try:
-        with engine.begin() as conn:
-            core = {
-                s.name: conform(read_table(conn, metadata.tables[f"core.{s.name}"]), s)
-                for s in contract.TABLES
-            }
-            history = read_order_history(conn, metadata)
-            days = read_forecast_days(conn, metadata)
-            facts = read_insight_facts(conn, metadata)
-    finally:
-        engine.dispose()
-    return core, build_fact_order_lines(core), history, days, facts
+    got = read_warehouse_inputs(url)
+    return got.core, build_fact_order_lines(got.core), got.history, got.days, got.insights
 
 
 def _same(got: pd.DataFrame, want: pd.DataFrame, rtol: float, obj: str) -> None:
@@ -90,16 +85,16 @@ def _check(url: str, as_of: date | None = None) -> tuple[pd.DataFrame, pd.DataFr
     _check_forecast_input(core, fact, days)
     _check_insights(core, facts)
     lines = lines_from_fact(fact)
-    ours = lines_from_fact(history)
     orders = fact["order_id"].nunique()
-    assert len(history) < len(fact) and (history["product_line_id"].isna()).sum() == orders
+    assert len(history.orders) == orders and "order_id" not in history.orders.columns
+    assert len(history.first_uses) < len(fact)
     # the orders: sales per order up to summation order, everything else exactly
     cut = pd.Timestamp(as_of) if as_of else pd.Timestamp(lines["order_date"].max()) + pd.Timedelta(days=1)
-    want, got = prepare(lines[lines["order_date"] < cut]), prepare(ours[ours["order_date"] < cut])
-    _same(got.orders, want.orders, RTOL, "orders")
+    want, got = prepare(lines[lines["order_date"] < cut]), prepare(history.before(cut))
+    _same(got.orders, want.orders.drop(columns="order_id"), RTOL, "orders")
     pd.testing.assert_frame_equal(got.first_line_use, want.first_line_use)
     # every feature at the as-of date and at earlier cutoffs
-    _same(behaviour_features(ours, cut.date()), behaviour_features(lines, cut.date()), RTOL, "behaviour")
+    _same(behaviour_features(history, cut.date()), behaviour_features(lines, cut.date()), RTOL, "behaviour")
     for back in (0, 90, 365):
         c = cut - pd.Timedelta(days=back)
         _same(features_at(got, c, 90), features_at(want, c, 90), RTOL, f"features at {c.date()}")
@@ -209,22 +204,44 @@ def test_order_rows_and_first_uses_rebuild_every_feature_of_a_small_history() ->
     ]
     placed = lines[~lines["is_cancelled"] & lines["product_line_id"].notna()]
     uses = placed.groupby(["customer_id", "product_line_id"], as_index=False)["order_date"].min()
-    ours = lines_from_orders(orders, uses)
-    assert len(ours) == 7 + 4  # 7 orders, 4 (customer, product line) first uses
+    ours = order_history(orders, uses)
+    assert len(ours.orders) == 7 and len(ours.first_uses) == 4  # 4 (customer, product line) first uses
+    before = _rebuilt_rows(orders, uses)  # the history-shaped rows the features read before
+    customers = pd.DataFrame({"customer_id": ["c1", "c2"], "sales_rep_id": [None, None]})
     for cut in ("2024-01-06", "2024-02-02", "2024-03-02", "2024-04-01"):
-        pd.testing.assert_frame_equal(
-            behaviour_features(ours, date.fromisoformat(cut)),
-            behaviour_features(lines, date.fromisoformat(cut)),
+        for reference in (before, lines):
+            pd.testing.assert_frame_equal(
+                behaviour_features(ours, date.fromisoformat(cut)),
+                behaviour_features(reference, date.fromisoformat(cut)),
+            )
+            pd.testing.assert_frame_equal(
+                features_at(prepare(ours), pd.Timestamp(cut), 30),
+                features_at(prepare(reference), pd.Timestamp(cut), 30),
+            )
+        index = pd.Index(["c1", "c2", "c3"], dtype="string", name="customer_id")
+        pd.testing.assert_series_equal(
+            customer_reps(ours, customers, index), customer_reps(before, customers, index)
         )
-        pd.testing.assert_frame_equal(
-            features_at(prepare(ours), pd.Timestamp(cut), 30),
-            features_at(prepare(lines), pd.Timestamp(cut), 30),
-        )
+    assert customer_reps(ours, customers, pd.Index(["c1", "c2"], dtype="string")).tolist() == ["e2", "e3"]
     # o4 holds a return (not cancelled) on a cancelled order: the order is cancelled, its sales -3
     assert behaviour_features(ours, date(2024, 4, 1)).loc["c1", "cancellation_rate"] == pytest.approx(0.5)
     # a first use without an order that day: the inputs are not from the same data
     with pytest.raises(SalesBIError, match="no order that day"):
-        lines_from_orders(orders, uses.assign(order_date=pd.Timestamp("2023-12-31")))
+        order_history(orders, uses.assign(order_date=pd.Timestamp("2023-12-31")))
+
+
+def _rebuilt_rows(orders: pd.DataFrame, first_uses: pd.DataFrame) -> pd.DataFrame:
+    """The history-shaped rows the model steps read before ``OrderHistory`` (the orders, then one
+    zero-sales row per first use filed under an order of that customer on that day)."""
+    day_orders = orders.drop_duplicates(["customer_id", "order_date"])[
+        ["customer_id", "order_date", "order_id", "employee_id"]
+    ]
+    filed = first_uses.merge(day_orders, on=["customer_id", "order_date"], how="left", sort=False)
+    extra = filed.assign(net_sales=0.0, is_cancelled=False)
+    base = orders.assign(product_line_id=pd.Series(pd.NA, index=orders.index, dtype="string"))
+    return lines_from_fact(
+        pd.concat([base[list(LINE_COLUMNS)], extra[list(LINE_COLUMNS)]], ignore_index=True)
+    )
 
 
 def test_the_aggregate_statements_compile_for_sql_server_and_parse_as_tsql() -> None:
@@ -251,7 +268,8 @@ def test_the_aggregate_statements_run_on_sqlite_without_core_rows(tmp_path: Path
             facts = read_insight_facts(conn, metadata)
     finally:
         engine.dispose()
-    assert list(history.columns) == list(LINE_COLUMNS) and history.empty
+    assert list(history.orders.columns) == list(HISTORY_ORDER_COLUMNS) and history.empty
+    assert list(history.first_uses.columns) == list(FIRST_USE_COLUMNS) and history.first_uses.empty
     assert list(days.columns) == list(DAY_COLUMNS) and days.empty
     assert list(facts.columns) == ["status", "is_cancelled", "order_date", "net_sales"] and facts.empty
 

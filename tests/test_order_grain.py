@@ -12,12 +12,12 @@ order, lines with no product line, an empty fact).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from salesbi import contract
 from salesbi.fact_spill import spill
 from salesbi.order_grain import (
     DAYS,
@@ -38,41 +38,24 @@ from salesbi.reports.sql.model_inputs import (
     FIRST_USES_SPEC,
     INSIGHTS_SPEC,
     ORDERS_SPEC,
-    _read,
-    first_uses_select,
-    order_history_select,
-    read_forecast_days,
-    read_insight_facts,
-    read_order_history,
 )
-from salesbi.segmentation.history import LINE_COLUMNS
+from salesbi.segmentation.history import FIRST_USE_COLUMNS, HISTORY_ORDER_COLUMNS
 from salesbi.types import conform
-from salesbi.warehouse.ddl import warehouse_metadata
-from salesbi.warehouse.engine import create_engine
-from salesbi.warehouse.load import read_table
 from tests.test_reports_sql import _ingest
+from tests.warehouse_inputs import read_warehouse_inputs
 
 
-def _from_warehouse(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+def _from_warehouse(url: str) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """Return core and the warehouse's aggregates (orders, first uses, history, days, insights)."""
-    engine = create_engine(url)
-    metadata = warehouse_metadata()
-    try:
-        with engine.begin() as conn:
-            core = {
-                s.name: conform(read_table(conn, metadata.tables[f"core.{s.name}"]), s)
-                for s in contract.TABLES
-            }
-            want = {
-                "orders": _read(conn, order_history_select(metadata), ORDERS_SPEC),
-                "first_uses": _read(conn, first_uses_select(metadata), FIRST_USES_SPEC),
-                HISTORY: read_order_history(conn, metadata),
-                DAYS: read_forecast_days(conn, metadata),
-                INSIGHTS: read_insight_facts(conn, metadata),
-            }
-    finally:
-        engine.dispose()
-    return core, want
+    got = read_warehouse_inputs(url)
+    want = {
+        "orders": got.orders,
+        "first_uses": got.first_uses,
+        HISTORY: got.history,
+        DAYS: got.days,
+        INSIGHTS: got.insights,
+    }
+    return got.core, want
 
 
 def _check_equal_to_warehouse(url: str, tmp_path: Path) -> None:
@@ -91,7 +74,12 @@ def _check_equal_to_warehouse(url: str, tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(pd.concat(built, ignore_index=True), fact, check_exact=True)
         for source in (fact, spilled, CoreLines(core)):
             inputs = model_inputs_from_lines(source, core["customers"], (HISTORY, DAYS, INSIGHTS))
-            for name, frame in ((HISTORY, inputs.history), (DAYS, inputs.days), (INSIGHTS, inputs.insights)):
+            assert inputs.history is not None
+            for part in ("orders", "first_uses"):
+                pd.testing.assert_frame_equal(
+                    getattr(inputs.history, part), getattr(want[HISTORY], part), check_exact=True, obj=part
+                )
+            for name, frame in ((DAYS, inputs.days), (INSIGHTS, inputs.insights)):
                 pd.testing.assert_frame_equal(frame, want[name], check_exact=True, obj=name)
         days = forecast_days(line_batches(spilled, FACT_ORDER_LINES.column_names, rows), core["customers"])
         pd.testing.assert_frame_equal(days, want[DAYS], check_exact=True, obj=f"days {rows}")
@@ -236,7 +224,6 @@ def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
     a run whose report step spilled the fact (the same inputs)."""
     import gc
     from collections.abc import Callable
-    from typing import Any
 
     from salesbi import order_grain, pipeline
     from salesbi.params import PipelineParams
@@ -265,7 +252,7 @@ def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
         seen["line_frames"] = [
             list(o.columns) for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == lines
         ]
-        seen["columns"] = list(args[0].columns)
+        seen["columns"] = list(args[0].orders.columns), list(args[0].first_uses.columns)
         return _fit(*args)
 
     monkeypatch.setitem(pipeline.MODEL_FITS, "segments", (watched, tables))
@@ -280,7 +267,7 @@ def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
     monkeypatch.setattr(order_grain, "fact_batches_from_core", counting)
     summary = run_pipeline(params("alone", ("segments",)))
     assert summary.status in ("succeeded", "succeeded_with_warnings")
-    assert seen["columns"] == list(LINE_COLUMNS)
+    assert seen["columns"] == (list(HISTORY_ORDER_COLUMNS), list(FIRST_USE_COLUMNS))  # no per-line rows
     assert seen["line_frames"] == []  # neither the fact nor core's order lines
     assert sum(calls) == lines and len(calls) > 1  # built in batches
     data = {

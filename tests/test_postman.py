@@ -18,7 +18,7 @@ import pytest
 
 from salesbi.api import ApiSettings, create_app
 from tests.conftest import PROJECT_ROOT, need
-from tests.prefect_server import free_port, running
+from tests.prefect_server import serving
 from tests.test_api_support import KEY, build_world
 
 POSTMAN = PROJECT_ROOT / "api" / "postman"
@@ -84,24 +84,28 @@ def test_the_key_comes_from_the_environment_file_not_the_collection() -> None:
 def test_newman_passes_the_collection_against_a_real_server(tmp_path: Path) -> None:
     need(NEWMAN.exists(), f"newman not installed at {NEWMAN}: run `npm ci --prefix api/postman`")
     world = build_world(tmp_path / "world")
-    port = free_port()
     env = {
         **os.environ,
         "SALESBI_API_KEYS": KEY,
         "SALESBI_MODELS_DIR": str(world.models_dir),
         "SALESBI_WAREHOUSE_URL": world.warehouse_url,
     }
-    cmd = [sys.executable, "-m", "uvicorn", "salesbi.api.app:create_app", "--factory"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    base = f"http://127.0.0.1:{port}"
+
+    def server(port: int) -> list[str]:
+        cmd = [sys.executable, "-m", "uvicorn", "salesbi.api.app:create_app", "--factory"]
+        return [*cmd, "--host", "127.0.0.1", "--port", str(port)]
+
+    def health(port: int) -> str:
+        return f"http://127.0.0.1:{port}/health"
+
     folders = [f["name"] for f in _collection()["item"] if f["name"] not in PENDING]
     report = tmp_path / "newman.json"
-    newman = [str(NEWMAN), "run", str(COLLECTION), "-e", str(ENVIRONMENT)]
-    for variable in (f"baseUrl={base}", f"apiKey={KEY}", "customerId=C000001"):
-        newman += ["--env-var", variable]
-    newman += [arg for name in folders for arg in ("--folder", name)]
-    newman += ["--reporters", "cli,json", "--reporter-json-export", str(report), "--disable-unicode"]
-    with running(cmd, env, ready="Uvicorn running on", health_url=f"{base}/health") as server_log:
+    with serving(server, env, ready="Uvicorn running on", health=health) as (port, server_log):
+        newman = [str(NEWMAN), "run", str(COLLECTION), "-e", str(ENVIRONMENT)]
+        for variable in (f"baseUrl=http://127.0.0.1:{port}", f"apiKey={KEY}", "customerId=C000001"):
+            newman += ["--env-var", variable]
+        newman += [arg for name in folders for arg in ("--folder", name)]
+        newman += ["--reporters", "cli,json", "--reporter-json-export", str(report), "--disable-unicode"]
         done = subprocess.run(newman, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:] + "".join(server_log[-40:])
     stats = json.loads(report.read_text(encoding="utf-8"))["run"]["stats"]

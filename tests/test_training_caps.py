@@ -175,6 +175,7 @@ def test_the_forecast_card_and_run_state_the_lightgbm_cap() -> None:
     (cap,) = run.params["training_caps"]
     assert cap["fit"] == "lightgbm_final" and cap["cap"] == 300 and cap["applied"] is True
     assert cap["available"] > 300 >= cap["used"] == run.params["train_rows_final"] > 0
+    assert 0 < cap["distinct"] <= cap["used"]  # the uniform sample draws with replacement
     card = next(iter(result.models.values())).card()
     assert card["training_caps"] == [cap]
 
@@ -266,3 +267,36 @@ def test_the_forecast_card_states_a_stratified_cap() -> None:
     assert "stratified by series and step" in cap["sampling"]
     assert 250 <= cap["used"] <= 350 and cap["used"] == run.params["train_rows_final"]
     assert next(iter(result.models.values())).card()["training_caps"] == [cap]
+
+
+@pytest.mark.parametrize(("cap", "sampling"), [(300, "uniform"), (300, "stratified"), (10**6, "uniform")])
+def test_the_forecast_cap_states_the_draws_and_the_distinct_rows(cap: int, sampling: str) -> None:
+    """The uniform sample draws with replacement: ``used`` counts the draws, ``distinct`` the rows."""
+    from salesbi.forecasting.features import FeatureContext
+    from salesbi.forecasting.lgbm import LightGBMConfig, fit_lightgbm, training_caps
+
+    n, periods, horizon = 3, 60, 4
+    rng = np.random.default_rng(7)
+    ctx = FeatureContext(
+        frequency="W",
+        values=rng.gamma(2.0, 50.0, size=(n, periods)),
+        calendar=pd.date_range("2023-01-02", periods=periods + horizon, freq="W-MON"),
+        holidays=np.full((n, periods + horizon), np.nan),
+        series_code=np.arange(n),
+        level_code=np.zeros(n, dtype=int),
+    )
+    config = LightGBMConfig(
+        num_boost_round=5, max_train_rows=cap, sampling=sampling, early_stopping_rounds=None, random_state=3
+    )
+    model = fit_lightgbm(ctx, periods - 1, horizon, config)
+    rows, origins, steps = training_rows(n, periods - 1, horizon, "W", cap, seed=3, sampling=sampling)
+    drawn = pd.DataFrame({"row": rows, "origin": origins, "step": steps})
+    assert model.n_train == len(drawn) and model.n_distinct == len(drawn.drop_duplicates())
+    available = candidate_rows(n, periods - 1, horizon, "W")
+    (record,) = training_caps(cap, available, model.n_train, sampling, model.n_distinct)
+    assert record["used"] == len(drawn) and record["distinct"] == len(drawn.drop_duplicates())
+    if cap < available and sampling == "uniform":  # with replacement: repeats in 300 draws of ~600
+        assert record["applied"] and record["distinct"] < record["used"]
+        assert "with replacement" in record["sampling"]
+    else:  # without replacement, or every row under the cap
+        assert record["distinct"] == record["used"]

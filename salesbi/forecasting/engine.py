@@ -65,6 +65,8 @@ class EngineOutput:
     metrics: dict[str, dict[str, np.ndarray]]  # model → metric → (n,)
     seconds: dict[str, float] = field(default_factory=dict)
     lgbm_rows: int = 0
+    #: different training rows among ``lgbm_rows`` (the uniform sample draws with replacement)
+    lgbm_distinct: int = 0
     #: the final LightGBM fit's candidate training rows and their cap (model card: training_caps)
     lgbm_candidates: int = 0
     lgbm_cap: int = 0
@@ -319,6 +321,7 @@ def run_engine(
         metrics=metrics,
         seconds=seconds,
         lgbm_rows=lgbm_rows,
+        lgbm_distinct=final.n_distinct,
         lgbm_candidates=candidate_rows(n, T - 1, H, ctx.frequency),
         lgbm_cap=config.max_train_rows,
         lgbm_sampling=config.sampling,

@@ -362,7 +362,7 @@ def _model_runs(
         if m == "lightgbm":
             params["train_rows_final"] = out.lgbm_rows
             params["training_caps"] = training_caps(
-                out.lgbm_cap, out.lgbm_candidates, out.lgbm_rows, out.lgbm_sampling
+                out.lgbm_cap, out.lgbm_candidates, out.lgbm_rows, out.lgbm_sampling, out.lgbm_distinct
             )
             params["boost_rounds"] = out.lgbm_rounds or out.lgbm_max_rounds
             params["boost_rounds_chosen_by"] = (

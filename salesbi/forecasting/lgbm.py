@@ -79,7 +79,10 @@ class LightGBMConfig:
 
 #: how the training rows above ``max_train_rows`` can be drawn (the text is stated in the model card)
 SAMPLINGS: dict[str, str] = {
-    "uniform": "seeded, uniform over series and steps, origins uniform over those valid for the step",
+    "uniform": (
+        "seeded, uniform over series and steps, origins uniform over those valid for the step, "
+        "drawn with replacement (used: the draws; distinct: the different rows among them)"
+    ),
     "stratified": (
         "seeded, stratified by series and step ahead (each its share of the rows), "
         "origins drawn without replacement"
@@ -97,9 +100,19 @@ def candidate_rows(n_series: int, cutoff: int, horizon: int, frequency: str) -> 
     return n_series * sum(max(0, cutoff - h - first + 1) for h in range(1, horizon + 1))
 
 
-def training_caps(cap: int, candidates: int, used: int, sampling: str = "uniform") -> list[dict[str, Any]]:
-    """Return the model card's statement of the final LightGBM fit's cap (see salesbi.sampling)."""
-    return [cap_record("lightgbm_final", "rows", cap, candidates, used, SAMPLINGS[sampling])]
+def training_caps(
+    cap: int, candidates: int, used: int, sampling: str = "uniform", distinct: int | None = None
+) -> list[dict[str, Any]]:
+    """Return the model card's statement of the final LightGBM fit's cap (see salesbi.sampling):
+    ``used`` training rows drawn, ``distinct`` different (series, origin, step) among them."""
+    return [cap_record("lightgbm_final", "rows", cap, candidates, used, SAMPLINGS[sampling], distinct)]
+
+
+def distinct_rows(rows: np.ndarray, origins: np.ndarray, steps: np.ndarray) -> int:
+    """Return how many different (series, origin, step) training rows there are among the given ones."""
+    if not len(rows):
+        return 0
+    return len(np.unique(np.stack([rows, origins, steps], axis=1), axis=0))
 
 
 def training_rows(
@@ -159,8 +172,11 @@ class FittedLightGBM:
 
     booster: lgb.Booster | None
     columns: list[str]
+    #: training rows the model read (draws: a row drawn twice counts twice)
     n_train: int
     note: str = ""
+    #: different (series, origin, step) among them (``n_train`` unless drawn with replacement)
+    n_distinct: int = 0
     #: boosting rounds of the model (the best iteration when early stopping chose it)
     rounds: int = 0
     #: validation rows early stopping was judged on (0: no early stopping)
@@ -220,7 +236,13 @@ def fit_lightgbm(ctx: FeatureContext, cutoff: int, horizon: int, config: LightGB
         n, cutoff, horizon, ctx.frequency, config.max_train_rows, config.random_state, config.sampling
     )
     if len(rows) < 10:
-        return FittedLightGBM(None, [], len(rows), note="too little history to train; forecasts 0")
+        return FittedLightGBM(
+            None,
+            [],
+            len(rows),
+            note="too little history to train; forecasts 0",
+            n_distinct=distinct_rows(rows, origins, steps),
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         x, scale = build_features(ctx, rows, origins, steps)
@@ -243,11 +265,22 @@ def fit_lightgbm(ctx: FeatureContext, cutoff: int, horizon: int, config: LightGB
         )
         booster.best_iteration = stopper.best_round  # predict() uses it
         return FittedLightGBM(
-            booster, columns, int(older.sum()), rounds=stopper.best_round, n_validation=n_valid
+            booster,
+            columns,
+            int(older.sum()),
+            rounds=stopper.best_round,
+            n_validation=n_valid,
+            n_distinct=distinct_rows(rows[older], origins[older], steps[older]),
         )
     data = lgb.Dataset(x, label=y, categorical_feature=CATEGORICAL, free_raw_data=True)
     booster = lgb.train(config.params(len(rows)), data, num_boost_round=config.num_boost_round)
-    return FittedLightGBM(booster, columns, len(rows), rounds=config.num_boost_round)
+    return FittedLightGBM(
+        booster,
+        columns,
+        len(rows),
+        rounds=config.num_boost_round,
+        n_distinct=distinct_rows(rows, origins, steps),
+    )
 
 
 def fit_models(

@@ -15,7 +15,15 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from salesbi.segmentation.history import CustomerLines, customer_orders, group_sums, orders_from_lines
+from salesbi.segmentation.history import (
+    CustomerLines,
+    OrderHistory,
+    by_customer,
+    customer_orders,
+    group_sums,
+    history_from_lines,
+    sorted_by_date,
+)
 
 FEATURES: tuple[str, ...] = (
     "recency_days",
@@ -40,7 +48,8 @@ FEATURES: tuple[str, ...] = (
 
 @dataclass
 class Prepared:
-    """Orders (one row per order) and the first purchase date of each (customer, product line)."""
+    """Orders (one row per order, by customer, date and order id) and the first purchase date of
+    each (customer, product line), as :class:`~salesbi.segmentation.history.OrderHistory` holds them."""
 
     orders: pd.DataFrame
     first_line_use: pd.DataFrame
@@ -56,19 +65,12 @@ class Prepared:
         return pd.Timestamp(self.orders["order_date"].max())
 
 
-def prepare(lines: pd.DataFrame) -> Prepared:
-    """Return the :class:`Prepared` orders of history-shaped ``lines`` (see segmentation.history)."""
-    orders = orders_from_lines(lines)
-    orders = orders.sort_values(["customer_id", "order_date", "order_id"], kind="stable").reset_index(
-        drop=True
-    )
-    placed_lines = lines[~lines["is_cancelled"] & lines["product_line_id"].notna()]
-    first_use = (
-        placed_lines.groupby(["customer_id", "product_line_id"], observed=True)["order_date"]
-        .min()
-        .reset_index()
-    )
-    return Prepared(orders=orders, first_line_use=first_use)
+def prepare(source: pd.DataFrame | OrderHistory) -> Prepared:
+    """Return the :class:`Prepared` orders of an :class:`OrderHistory` or of history-shaped lines
+    (see segmentation.history): no row is dropped (filter before, e.g. ``OrderHistory.before``)."""
+    history = source if isinstance(source, OrderHistory) else history_from_lines(source)
+    orders = sorted_by_date(history.orders).reset_index(drop=True)
+    return Prepared(orders=orders, first_line_use=history.first_uses)
 
 
 def features_at(prepared: Prepared, cutoff: date | pd.Timestamp, horizon_days: int) -> pd.DataFrame:
@@ -88,7 +90,7 @@ def features_at(prepared: Prepared, cutoff: date | pd.Timestamp, horizon_days: i
     last_y = placed & (dates >= c - pd.Timedelta(days=365)).to_numpy()
     work = pd.DataFrame(
         {
-            "customer_id": o["customer_id"].to_numpy(),
+            "customer_id": o["customer_id"].array,
             "order_date": dates.to_numpy(),
             "placed_date": dates.where(placed).to_numpy(),
             "any": 1,
@@ -117,8 +119,9 @@ def features_at(prepared: Prepared, cutoff: date | pd.Timestamp, horizon_days: i
         sales_last_365=("sales_last_365", "sum"),
         orders_last_365=("orders_last_365", "sum"),
     )
+    out = by_customer(out)
     fl = prepared.first_line_use
-    breadth = fl[fl["order_date"] < c].groupby("customer_id", observed=True).size()
+    breadth = by_customer(fl[(fl["order_date"] < c).to_numpy()].groupby("customer_id", observed=True).size())
     out["product_lines"] = breadth.reindex(out.index).fillna(0).to_numpy(dtype="float64")
     last = out["last_placed"].fillna(out["last_any"])
     out["recency_days"] = (c - last).dt.days.to_numpy(dtype="float64")
@@ -214,8 +217,8 @@ def targets_at(
         (o["order_date"] >= c) & (o["order_date"] < c + pd.Timedelta(days=horizon_days)) & ~o["is_cancelled"]
     ]
     g = inside.groupby("customer_id", observed=True)
-    sales = g["net_sales"].sum().reindex(index).fillna(0.0)
-    count = g["order_id"].count().reindex(index).fillna(0)
+    sales = by_customer(g["net_sales"].sum()).reindex(index).fillna(0.0)
+    count = by_customer(g.size()).reindex(index).fillna(0)
     return pd.DataFrame(
         {
             "target_sales": sales.to_numpy(dtype="float64"),

@@ -66,7 +66,7 @@ from salesbi.prediction.model import (
 )
 from salesbi.prediction.tables import CUSTOMER_PREDICTIONS
 from salesbi.sampling import BY_REPEAT_PURCHASES, cap_record, stratified_rows
-from salesbi.segmentation.history import customer_lines, default_as_of, lines_from_fact
+from salesbi.segmentation.history import OrderHistory, as_history, customer_lines, default_as_of
 from salesbi.segmentation.segment import customer_reps, rep_names
 from salesbi.types import conform
 
@@ -509,22 +509,25 @@ def choose_methods(metrics: dict[str, Any], thin: bool) -> dict[str, Any]:
     return out
 
 
-def history_before(fact: pd.DataFrame, as_of: date | None) -> tuple[pd.DataFrame, pd.Timestamp, Any]:
-    """Return the fact's order lines, the as-of day (default: after the last order) and the history before it.
+def history_before(
+    fact: pd.DataFrame | OrderHistory, as_of: date | None
+) -> tuple[OrderHistory, pd.Timestamp, Any]:
+    """Return the order history (of the fact's lines, or ``fact`` itself), the as-of day (default:
+    after the last order) and the history before it, prepared.
 
     Raises SalesBIError when no order falls before the as-of day.
     """
-    lines = lines_from_fact(fact)
-    as_of = as_of or default_as_of(lines)
+    history = as_history(fact)
+    as_of = as_of or default_as_of(history.orders)
     t = pd.Timestamp(as_of)
-    prepared = prepare(lines[lines["order_date"] < t])
+    prepared = prepare(history.before(t))
     if prepared.orders.empty:
         raise SalesBIError(f"no orders before the as-of date {as_of}", hint="choose a later as_of")
-    return lines, t, prepared
+    return history, t, prepared
 
 
 def predict_customer_sales(
-    fact: pd.DataFrame,
+    fact: pd.DataFrame | OrderHistory,
     customers: pd.DataFrame,
     *,
     employees: pd.DataFrame | None = None,
@@ -545,7 +548,7 @@ def predict_customer_sales(
     """
     if horizon_days < 7:
         raise ConfigurationError(f"horizon_days must be at least 7, got {horizon_days}")
-    lines, t, prepared = history_before(fact, as_of)
+    history, t, prepared = history_before(fact, as_of)
     start = prepared.start
     h = pd.Timedelta(days=horizon_days)
     e = t - h
@@ -682,7 +685,7 @@ def predict_customer_sales(
     model.stamp(created_at or utc_now())
 
     frame = predict_frame(features[list(FEATURES)], model, threads=threads, workers=workers)
-    frame = _with_names(frame, lines, customers, employees)
+    frame = _with_names(frame, history, customers, employees)
     frame["as_of_date"] = t
     frame["horizon_days"] = horizon_days
     frame["window_end"] = t + h - pd.Timedelta(days=1)
@@ -691,12 +694,15 @@ def predict_customer_sales(
 
 
 def _with_names(
-    frame: pd.DataFrame, lines: pd.DataFrame, customers: pd.DataFrame, employees: pd.DataFrame | None
+    frame: pd.DataFrame,
+    history: pd.DataFrame | OrderHistory,
+    customers: pd.DataFrame,
+    employees: pd.DataFrame | None,
 ) -> pd.DataFrame:
     info = customers.set_index(customers["customer_id"].astype("string"))
     info = info[~info.index.duplicated()].reindex(frame.index)
     frame["customer_name"] = info["customer_name"].to_numpy()
-    rep_id = customer_reps(lines, customers, frame.index)
+    rep_id = customer_reps(history, customers, frame.index)
     frame["sales_rep_id"] = rep_id.to_numpy()
     if employees is not None:
         frame["sales_rep_name"] = rep_id.map(rep_names(employees)).astype("string").to_numpy()

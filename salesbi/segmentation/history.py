@@ -1,7 +1,10 @@
 """Order histories in one shape, and the behaviour features computed from them at an as-of date.
 
-The batch path (every customer, from ``rpt.fact_order_lines``) goes through
-:func:`lines_from_fact` and :func:`behaviour_features`. The single-customer path (one
+The batch path (every customer) reads an :class:`OrderHistory`: one row per order and one per
+(customer, product line) first use, as the run's order-grain inputs hand them on
+(``salesbi.order_grain``, or the warehouse in push-down mode: :func:`order_history`), or as
+:func:`as_history` groups the lines of ``rpt.fact_order_lines`` (:func:`lines_from_fact`);
+:func:`behaviour_features` computes the features from it. The single-customer path (one
 customer's history sent to the API, which must answer in milliseconds) uses
 :func:`customer_lines` and :func:`customer_behaviour`: the same values computed with NumPy
 and plain Python over the customer's rows, bit for bit equal to the batch's (sums follow
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -76,48 +80,171 @@ def lines_from_fact(fact: pd.DataFrame) -> pd.DataFrame:
     return _normalise(fact[list(LINE_COLUMNS)])
 
 
-def lines_from_orders(orders: pd.DataFrame, first_uses: pd.DataFrame) -> pd.DataFrame:
-    """Return history-shaped rows (``LINE_COLUMNS``) built from order-grain aggregates.
+#: the columns of :attr:`OrderHistory.orders` (``order_id`` optional: see there)
+HISTORY_ORDER_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "order_date",
+    "net_sales",
+    "is_cancelled",
+    "employee_id",
+)
+#: the columns of :attr:`OrderHistory.first_uses`
+FIRST_USE_COLUMNS: tuple[str, ...] = ("customer_id", "product_line_id", "order_date")
 
-    ``orders``: one row per order (customer_id, order_id, order_date, employee_id, is_cancelled =
-    any line cancelled, net_sales = the sum of its lines), in order_id order as the fact's lines.
-    ``first_uses``: per customer and product line, the first order_date of a non-cancelled line.
-    The result has the orders (product_line_id null) followed by one zero-sales, non-cancelled
-    row per first use, filed under an order of that customer on that date (its employee too).
-    Every feature of :func:`behaviour_features`, ``customer_reps`` and
-    ``salesbi.prediction.features.prepare`` is the same on these rows as on the order lines
-    they summarise (an order's date, sales, cancelled flag and employee; the breadth counts
-    distinct product lines first used before a date). Raises SalesBIError when a first use has
-    no order of its customer on its date (the two inputs do not come from the same data).
+
+@dataclass(frozen=True)
+class OrderHistory:
+    """Every customer's orders and first uses of a product line: what the batch features read.
+
+    ``orders``: one row per order (:data:`HISTORY_ORDER_COLUMNS`): its customer, date, net sales
+    (the sum of its lines), cancelled flag (any line cancelled) and credited employee, in the
+    order of the order ids (code point) unless an ``order_id`` column says otherwise: the
+    features break ties of date by that order. ``first_uses``: per customer and product line,
+    the first date of a non-cancelled line. Ids are categoricals (integer codes; the customer
+    ids of both frames share one dtype whose categories are sorted), dates ``datetime64[s]``,
+    sales ``float64``, the flag ``bool``: the narrowest types that keep every value exact.
+    :func:`behaviour_features`, ``salesbi.segmentation.segment.customer_reps`` and
+    ``salesbi.prediction.features.prepare`` read it directly; no per-line row is rebuilt.
     """
-    orders = orders.reset_index(drop=True)
-    uses = first_uses.reset_index(drop=True)
-    # the first order (by order_id, as the rows come) of each customer on each day
-    day_orders = orders.drop_duplicates(["customer_id", "order_date"])[
-        ["customer_id", "order_date", "order_id", "employee_id"]
-    ]
-    filed = uses.merge(day_orders, on=["customer_id", "order_date"], how="left", sort=False)
-    if filed["order_id"].isna().any():
-        row = filed[filed["order_id"].isna()].iloc[0]
+
+    orders: pd.DataFrame
+    first_uses: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    @property
+    def empty(self) -> bool:
+        """Return whether there is no order."""
+        return len(self.orders) == 0
+
+    def before(self, cutoff: pd.Timestamp) -> OrderHistory:
+        """Return the orders and first uses dated before ``cutoff``."""
+        orders, uses = self.orders, self.first_uses
+        return OrderHistory(
+            orders[(orders["order_date"] < cutoff).to_numpy()],
+            uses[(uses["order_date"] < cutoff).to_numpy()],
+        )
+
+    def memory_bytes(self) -> int:
+        """Return the bytes both frames hold (``memory_usage(deep=True)``)."""
+        return int(self.orders.memory_usage(deep=True).sum() + self.first_uses.memory_usage(deep=True).sum())
+
+
+def _categorical(values: pd.Series, dtype: pd.CategoricalDtype | None = None) -> pd.Series:
+    """Return ids as a categorical (``dtype``'s categories, else the sorted distinct values)."""
+    if dtype is None:
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(values.dtype.categories.dtype)
+        strings = values.astype("string")
+        dtype = pd.CategoricalDtype(pd.Index(strings.dropna().unique(), dtype="string").sort_values())
+        return strings.astype(dtype)
+    return values.astype("string").astype(dtype)
+
+
+def order_history(orders: pd.DataFrame, first_uses: pd.DataFrame) -> OrderHistory:
+    """Return the :class:`OrderHistory` of order-grain aggregates (``salesbi.order_grain``, the warehouse).
+
+    ``orders``: one row per order (customer_id, order_id, order_date, employee_id, is_cancelled,
+    net_sales) by order_id; ``first_uses``: per customer and product line, the first order_date
+    of a non-cancelled line. The order ids are dropped (the rows keep their order). Raises
+    SalesBIError when a first use has no order of its customer on its date (the two inputs do
+    not come from the same data).
+    """
+    customers = _categorical(
+        pd.concat([orders["customer_id"].astype("string"), first_uses["customer_id"].astype("string")])
+    )
+    kept = pd.DataFrame(
+        {
+            "customer_id": _categorical(orders["customer_id"], customers.dtype).array,
+            "order_date": _dates_of(orders["order_date"]),
+            "net_sales": pd.to_numeric(orders["net_sales"]).astype("float64").fillna(0.0).to_numpy(),
+            "is_cancelled": orders["is_cancelled"].astype("boolean").fillna(False).astype(bool).to_numpy(),
+            "employee_id": _categorical(orders["employee_id"]).array,
+        }
+    )
+    uses = pd.DataFrame(
+        {
+            "customer_id": _categorical(first_uses["customer_id"], customers.dtype).array,
+            "product_line_id": _categorical(first_uses["product_line_id"]).array,
+            "order_date": _dates_of(first_uses["order_date"]),
+        }
+    )
+    filed = np.isin(_customer_days(uses), _customer_days(kept))
+    if not filed.all():
+        row = uses[~filed].iloc[0]
         raise SalesBIError(
             f"customer {row['customer_id']} first bought product line {row['product_line_id']} on "
             f"{row['order_date']} but has no order that day",
             hint="read the orders and the first uses from the same data (one transaction)",
         )
-    extra = pd.DataFrame(
+    return OrderHistory(kept, uses)
+
+
+def _customer_days(frame: pd.DataFrame) -> np.ndarray:
+    """Return one int64 per row naming its customer (code) and day (within ±1,435 years of 1970)."""
+    days = frame["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64) + 2**19
+    return np.asarray(frame["customer_id"].cat.codes.to_numpy(dtype=np.int64) * 2**20 + days)
+
+
+def _dates_of(dates: pd.Series) -> np.ndarray:
+    values = dates if dates.dtype == "datetime64[s]" else pd.to_datetime(dates).astype("datetime64[s]")
+    return np.asarray(values.to_numpy(), dtype="datetime64[s]")
+
+
+def history_from_lines(lines: pd.DataFrame) -> OrderHistory:
+    """Return the :class:`OrderHistory` of history-shaped ``lines`` (``LINE_COLUMNS``).
+
+    Orders as :func:`orders_from_lines` groups them (in order of first appearance, which is not
+    the order ids' order: they are kept as ``order_id`` for the features' ties); first uses from
+    the non-cancelled lines with a product line (with or without an order id).
+    """
+    grouped = lines.groupby(["customer_id", "order_id"], sort=False, observed=True)
+    per_order = grouped.agg(
+        order_date=("order_date", "min"),
+        net_sales=("net_sales", "sum"),
+        is_cancelled=("is_cancelled", "max"),
+        employee_id=("employee_id", "first"),
+    ).reset_index()
+    placed = lines[~lines["is_cancelled"] & lines["product_line_id"].notna()]
+    uses = placed.groupby(["customer_id", "product_line_id"], observed=True)["order_date"].min().reset_index()
+    customers = _categorical(pd.concat([per_order["customer_id"], uses["customer_id"]]).astype("string"))
+    orders = pd.DataFrame(
         {
-            "customer_id": filed["customer_id"],
-            "order_id": filed["order_id"],
-            "order_date": filed["order_date"],
-            "net_sales": 0.0,
-            "is_cancelled": False,
-            "product_line_id": filed["product_line_id"],
-            "employee_id": filed["employee_id"],
+            "customer_id": _categorical(per_order["customer_id"], customers.dtype).array,
+            "order_date": _dates_of(per_order["order_date"]),
+            "net_sales": per_order["net_sales"].to_numpy(dtype="float64"),
+            "is_cancelled": per_order["is_cancelled"].to_numpy(dtype=bool),
+            "employee_id": _categorical(per_order["employee_id"]).array,
+            "order_id": per_order["order_id"].astype("string").to_numpy(),
         }
     )
-    base = orders.assign(product_line_id=pd.Series(pd.NA, index=orders.index, dtype="string"))
-    parts = [base[list(LINE_COLUMNS)], extra[list(LINE_COLUMNS)]]
-    return _normalise(pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True))
+    first = pd.DataFrame(
+        {
+            "customer_id": _categorical(uses["customer_id"], customers.dtype).array,
+            "product_line_id": _categorical(uses["product_line_id"]).array,
+            "order_date": _dates_of(uses["order_date"]),
+        }
+    )
+    return OrderHistory(orders, first)
+
+
+def as_history(source: pd.DataFrame | OrderHistory) -> OrderHistory:
+    """Return ``source`` as an :class:`OrderHistory`: itself, or the orders of a fact's lines."""
+    return source if isinstance(source, OrderHistory) else history_from_lines(lines_from_fact(source))
+
+
+def sorted_by_date(orders: pd.DataFrame, first: Sequence[str] = ("customer_id",)) -> pd.DataFrame:
+    """Return ``orders`` sorted by ``first``, order_date and order id (stable: rows without an
+    ``order_id`` column are in the order ids' order)."""
+    keys = [*first, "order_date", *(["order_id"] if "order_id" in orders.columns else [])]
+    return orders.sort_values(keys, kind="stable")
+
+
+def by_customer(values: pd.Series | pd.DataFrame) -> Any:
+    """Return a per-customer aggregate with its index as strings (categorical keys give categories)."""
+    values.index = pd.Index(values.index.astype("string"), name="customer_id")
+    return values
 
 
 def _sales_column(history: pd.DataFrame) -> str:
@@ -412,32 +539,39 @@ def orders_from_lines(lines: pd.DataFrame) -> pd.DataFrame:
     return orders
 
 
-def behaviour_features(lines: pd.DataFrame, as_of: date) -> pd.DataFrame:
+def behaviour_features(source: pd.DataFrame | OrderHistory, as_of: date) -> pd.DataFrame:
     """Return one row per customer with an order before ``as_of``, indexed by customer_id (sorted).
 
-    Columns ``BEHAVIOUR_COLUMNS``: recency is measured from the last non-cancelled order (the last
-    order of any status when all were cancelled); frequency and monetary count non-cancelled orders
-    only; tenure from the first order of any status; product-line breadth over non-cancelled lines.
+    ``source``: an :class:`OrderHistory`, or history-shaped lines (``LINE_COLUMNS``: the lines
+    before ``as_of`` are grouped into orders). Columns ``BEHAVIOUR_COLUMNS``: recency is
+    measured from the last non-cancelled order (the last order of any status when all were
+    cancelled); frequency and monetary count non-cancelled orders only; tenure from the first
+    order of any status; product-line breadth = the product lines first bought (non-cancelled)
+    before ``as_of``.
     """
     cutoff = pd.Timestamp(as_of)
-    before = lines[lines["order_date"] < cutoff]
-    orders = orders_from_lines(before)
-    placed = orders[~orders["is_cancelled"]]
+    if isinstance(source, OrderHistory):
+        history = source.before(cutoff)
+    else:
+        history = history_from_lines(source[source["order_date"] < cutoff])
+    orders = history.orders
+    placed = orders[~orders["is_cancelled"].to_numpy()]
     by_all = orders.groupby("customer_id", observed=True)
-    out = pd.DataFrame(
-        {
-            "first_order_date": by_all["order_date"].min(),
-            "last_any": by_all["order_date"].max(),
-            "orders_total": by_all["order_id"].count(),
-        }
+    out = by_customer(
+        pd.DataFrame(
+            {
+                "first_order_date": by_all["order_date"].min(),
+                "last_any": by_all["order_date"].max(),
+                "orders_total": by_all.size(),
+            }
+        )
     ).sort_index()
     by_placed = placed.groupby("customer_id", observed=True)
-    out["last_order_date"] = by_placed["order_date"].max()
+    out["last_order_date"] = by_customer(by_placed["order_date"].max())
     out["last_order_date"] = out["last_order_date"].fillna(out["last_any"])
-    out["frequency"] = by_placed["order_id"].count().reindex(out.index).fillna(0).astype("int64")
-    out["monetary"] = by_placed["net_sales"].sum().reindex(out.index).fillna(0.0).round(2)
-    lines_placed = before[~before["is_cancelled"]]
-    breadth = lines_placed.groupby("customer_id", observed=True)["product_line_id"].nunique()
+    out["frequency"] = by_customer(by_placed.size()).reindex(out.index).fillna(0).astype("int64")
+    out["monetary"] = by_customer(by_placed["net_sales"].sum()).reindex(out.index).fillna(0.0).round(2)
+    breadth = by_customer(history.first_uses.groupby("customer_id", observed=True).size())
     out["product_lines"] = breadth.reindex(out.index).fillna(0).astype("int64")
     out["recency_days"] = (cutoff - out["last_order_date"]).dt.days.astype("int64")
     out["tenure_days"] = (cutoff - out["first_order_date"]).dt.days.astype("int64")
@@ -446,6 +580,4 @@ def behaviour_features(lines: pd.DataFrame, as_of: date) -> pd.DataFrame:
         np.divide(out["monetary"].to_numpy(), freq, out=np.zeros(len(out)), where=freq > 0), 2
     )
     out["cancellation_rate"] = 1.0 - out["frequency"] / out["orders_total"]
-    out.index = out.index.astype("string")
-    out.index.name = "customer_id"
     return out[list(BEHAVIOUR_COLUMNS)]

@@ -24,11 +24,14 @@ from salesbi.segmentation.clusters import (
     fit_clusters,
 )
 from salesbi.segmentation.history import (
+    OrderHistory,
+    as_history,
     behaviour_features,
+    by_customer,
     customer_behaviour,
     customer_lines,
     default_as_of,
-    lines_from_fact,
+    sorted_by_date,
 )
 from salesbi.segmentation.model import SegmentationModel
 from salesbi.segmentation.rfm import RfmEdges, fit_rfm_edges, rfm_scores, segment_names
@@ -62,13 +65,20 @@ def rep_names(employees: pd.DataFrame) -> pd.Series:
     return pd.Series(names.to_numpy(), index=employees["employee_id"].astype("string"), dtype="string")
 
 
-def customer_reps(lines: pd.DataFrame, customers: pd.DataFrame, index: pd.Index) -> pd.Series:
-    """Return each customer's rep: assigned ``sales_rep_id``, else the employee on their latest order."""
+def customer_reps(
+    history: pd.DataFrame | OrderHistory, customers: pd.DataFrame, index: pd.Index
+) -> pd.Series:
+    """Return each customer's rep: assigned ``sales_rep_id``, else the employee on their latest order.
+
+    ``history``: an :class:`OrderHistory` or history-shaped lines; the latest order is the last by
+    date and order id that credits an employee.
+    """
     assigned = customers.set_index(customers["customer_id"].astype("string"))["sales_rep_id"].astype("string")
     assigned = assigned[~assigned.index.duplicated()].reindex(index)
-    credited = lines.dropna(subset=["employee_id"]).sort_values(["order_date", "order_id"], kind="stable")
-    last = credited.groupby("customer_id", observed=True)["employee_id"].last().reindex(index)
-    return assigned.fillna(last.astype("string"))
+    rows = history.orders if isinstance(history, OrderHistory) else history
+    credited = sorted_by_date(rows[rows["employee_id"].notna().to_numpy()], first=())
+    last = by_customer(credited.groupby("customer_id", observed=True)["employee_id"].last().astype("string"))
+    return assigned.fillna(last.reindex(index))
 
 
 def score_features(
@@ -131,13 +141,13 @@ def segments_frame(
     features: pd.DataFrame,
     edges: RfmEdges,
     clusters: Any,
-    lines: pd.DataFrame,
+    history: pd.DataFrame | OrderHistory,
     customers: pd.DataFrame,
     employees: pd.DataFrame,
     as_of: date,
 ) -> pd.DataFrame:
     """Return the ``rpt.customer_segments`` rows of ``features`` scored with ``edges`` and ``clusters``."""
-    rep_id = customer_reps(lines, customers, features.index)
+    rep_id = customer_reps(history, customers, features.index)
     rep_name = rep_id.map(rep_names(employees)).astype("string")
     scored = score_features(features, edges, clusters, rep_name)
     info = customers.set_index(customers["customer_id"].astype("string"))
@@ -150,7 +160,7 @@ def segments_frame(
 
 
 def segment_customers(
-    fact: pd.DataFrame,
+    fact: pd.DataFrame | OrderHistory,
     customers: pd.DataFrame,
     employees: pd.DataFrame,
     *,
@@ -160,23 +170,26 @@ def segment_customers(
 ) -> SegmentationResult:
     """Return RFM segments, clusters and actions for every customer with an order before ``as_of``.
 
-    ``as_of`` defaults to the day after the last order. Raises SalesBIError when there are no orders.
+    ``fact``: ``rpt.fact_order_lines`` (its lines) or the :class:`OrderHistory` of the order-grain
+    inputs (``salesbi.order_grain``): the same segments. ``as_of`` defaults to the day after the
+    last order. Raises SalesBIError when there are no orders.
     """
-    lines = lines_from_fact(fact)
-    as_of = as_of or default_as_of(lines)
-    features = behaviour_features(lines, as_of)
+    history = as_history(fact)
+    as_of = as_of or default_as_of(history.orders)
+    features = behaviour_features(history, as_of)
     if features.empty:
         raise SalesBIError(f"no orders before the as-of date {as_of}", hint="choose a later as_of")
     edges = fit_rfm_edges(
         features["recency_days"].to_numpy(), features["frequency"].to_numpy(), features["monetary"].to_numpy()
     )
     clusters = fit_clusters(features, random_state=random_state)
-    frame = segments_frame(features, edges, clusters, lines, customers, employees, as_of)
+    frame = segments_frame(features, edges, clusters, history, customers, employees, as_of)
     summary = summarise_segments(frame)
 
-    before = lines[lines["order_date"] < pd.Timestamp(as_of)]
-    start = pd.Timestamp(before["order_date"].min()).date()
-    end = pd.Timestamp(before["order_date"].max()).date()
+    before = history.orders["order_date"]
+    before = before[(before < pd.Timestamp(as_of)).to_numpy()]
+    start = pd.Timestamp(before.min()).date()
+    end = pd.Timestamp(before.max()).date()
     model = SegmentationModel(
         as_of=as_of,
         edges=edges,

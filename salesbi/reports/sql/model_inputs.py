@@ -6,8 +6,8 @@ the product-line breadth, the first date each customer bought each product line 
 non-cancelled line (``salesbi.segmentation.history.behaviour_features``,
 ``salesbi.prediction.features.prepare``); no feature counts lines. So in warehouse mode the
 database sends one row per order and one per (customer, product line) instead of one per
-order line, and :func:`salesbi.segmentation.history.lines_from_orders` rebuilds the history
-shape the models read from them:
+order line, and the models read them as they come
+(:func:`salesbi.segmentation.history.order_history`: an ``OrderHistory``, no line rebuilt):
 
 - :func:`order_history_select`: per order ``customer_id, order_id, order_date, employee_id``
   (constant on an order's lines), ``is_cancelled`` (any line cancelled, as
@@ -52,7 +52,7 @@ from salesbi.reports.sql.expr import binary_text, double, flag, is_true, rint
 from salesbi.reports.sql.fact_publish import iter_frames
 from salesbi.reports.sql.selects import core_table, fact_order_lines_select
 from salesbi.schema import Column, Table
-from salesbi.segmentation.history import lines_from_orders
+from salesbi.segmentation.history import OrderHistory, order_history
 from salesbi.types import conform
 
 #: the columns of the per-order rows (types of the fact's columns of the same name)
@@ -224,14 +224,14 @@ def _read(conn: sa.Connection, select: Select[Any], spec: Table) -> pd.DataFrame
     return frame.reset_index(drop=True)
 
 
-def read_order_history(conn: sa.Connection, metadata: sa.MetaData) -> pd.DataFrame:
+def read_order_history(conn: sa.Connection, metadata: sa.MetaData) -> OrderHistory:
     """Return the order history the segmentation and prediction read, aggregated by the database.
 
-    History-shaped rows (``salesbi.segmentation.history.LINE_COLUMNS``): one per order and one
-    zero-sales row per (customer, product line) first use; every behaviour and prediction
-    feature computed from them equals the one computed from the fact's lines (sums up to float
-    summation order). Both statements run on ``conn`` (one snapshot when it is in a transaction).
+    An :class:`~salesbi.segmentation.history.OrderHistory` (``order_history``): one row per order
+    and one per (customer, product line) first use; every behaviour and prediction feature
+    computed from it equals the one computed from the fact's lines (sums up to float summation
+    order). Both statements run on ``conn`` (one snapshot when it is in a transaction).
     """
     orders = _read(conn, order_history_select(metadata), ORDERS_SPEC)
     first_uses = _read(conn, first_uses_select(metadata), FIRST_USES_SPEC)
-    return lines_from_orders(orders, first_uses)
+    return order_history(orders, first_uses)
