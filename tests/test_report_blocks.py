@@ -106,6 +106,30 @@ def _old_build_context(
     )
 
 
+def _old_group_sums(codes: np.ndarray, n_keys: int, values: np.ndarray) -> np.ndarray:
+    """Return per key code the sum of ``values`` over the lines of that code (-1: left out).
+
+    pandas' groupby sum over the values in line order (compensated summation): the same sums,
+    to the last bit, as grouping a frame that holds only those lines, without building it.
+    """
+    groups = pd.Categorical.from_codes(codes, categories=pd.RangeIndex(n_keys), validate=False)
+    sums = pd.Series(values, copy=False).groupby(groups, observed=False, sort=True).sum()
+    return sums.to_numpy()
+
+
+def _old_distinct_per_key(codes: np.ndarray, n_keys: int, other: np.ndarray) -> np.ndarray:
+    """Return per key code the count of distinct values of ``other`` on its lines (-1 in either: left out)."""
+    keep = (codes >= 0) & (other >= 0)
+    pairs = other[keep].astype(np.int64)
+    pairs *= n_keys
+    pairs += codes[keep]
+    del keep
+    pairs.sort()
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    return np.bincount(pairs[first] % n_keys, minlength=n_keys)
+
+
 def _old_sold_codes(ctx: Any, key: str) -> tuple[np.ndarray, pd.Index]:
     codes, keys = pd.factorize(ctx.fact[key], sort=True, use_na_sentinel=True)
     codes[~ctx.sold] = -1
@@ -119,7 +143,7 @@ def _old_product_lines(ctx: Any, key: str) -> pd.DataFrame:
     present = np.bincount(codes[codes >= 0], minlength=n) > 0
 
     def sums(values: np.ndarray) -> np.ndarray:
-        return summaries.group_sums(codes, n, values)[present]
+        return _old_group_sums(codes, n, values)[present]
 
     dates = fact["order_date"]
     in_last = ((dates >= pd.Timestamp(ctx.last_12m_start)) & (dates < pd.Timestamp(ctx.as_of))).to_numpy()
@@ -131,8 +155,8 @@ def _old_product_lines(ctx: Any, key: str) -> pd.DataFrame:
     cost_unknown = sums(np.isnan(cost).astype("int64"))
     out = pd.DataFrame(
         {
-            "orders": summaries.distinct_per_key(codes, n, ctx.order_of_line)[present],
-            "customers": summaries.distinct_per_key(codes, n, ctx.customer_of_order[ctx.order_of_line])[
+            "orders": _old_distinct_per_key(codes, n, ctx.order_of_line)[present],
+            "customers": _old_distinct_per_key(codes, n, ctx.customer_of_order[ctx.order_of_line])[
                 present
             ],
             "units": sums(fact["quantity"].to_numpy(dtype="float64", na_value=0.0)),
@@ -155,7 +179,7 @@ def _old_products_per_line(ctx: Any) -> pd.Series:
     codes, keys = _old_sold_codes(ctx, "product_line_id")
     product = pd.factorize(ctx.fact["product_id"], use_na_sentinel=True)[0]
     present = np.bincount(codes[codes >= 0], minlength=len(keys)) > 0
-    counts = summaries.distinct_per_key(codes, len(keys), product)
+    counts = _old_distinct_per_key(codes, len(keys), product)
     return pd.Series(counts[present], index=keys[present], name="product_id")
 
 
