@@ -156,9 +156,7 @@ def _old_product_lines(ctx: Any, key: str) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "orders": _old_distinct_per_key(codes, n, ctx.order_of_line)[present],
-            "customers": _old_distinct_per_key(codes, n, ctx.customer_of_order[ctx.order_of_line])[
-                present
-            ],
+            "customers": _old_distinct_per_key(codes, n, ctx.customer_of_order[ctx.order_of_line])[present],
             "units": sums(fact["quantity"].to_numpy(dtype="float64", na_value=0.0)),
             "net_sales": sums(sales),
             "cost": sums(np.nan_to_num(cost, nan=0.0)),
