@@ -6,8 +6,8 @@ aggregates and calendar bounds read from it. The blocked build must give every r
 identical (``assert_frame_equal``, exact) at block sizes from one line to more than the fact, on
 the generator, on constructed shapes (edge cases, one order, orders without lines, unknown costs,
 every order cancelled, an empty fact) and on the real samples; the blocks cut only between
-orders; the spill file written block by block is byte for byte the whole frame's; and after the
-report step of a run no frame of the whole fact is alive.
+orders; the spill file written block by block (a row group a block) holds the whole frame's
+schema, rows and values; and after the report step of a run no frame of the whole fact is alive.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from salesbi import fact_spill, pipeline
@@ -379,22 +380,33 @@ def test_block_bounds_by_hand() -> None:
 # --- the spill file, written block by block ----------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("row_group", "lines"), [(4_096, 1_000), (4_096, 4_096), (4_096, 300), (5_000, 7_000), (1 << 20, 1_000)]
-)
-def test_the_file_written_in_blocks_is_the_whole_frames_byte_for_byte(
-    generated_core: dict[str, pd.DataFrame], tmp_path: Path, row_group: int, lines: int
+def _row_groups(path: Path) -> list[int]:
+    meta = pq.read_metadata(path)
+    return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+
+@pytest.mark.parametrize("lines", [300, 1_000, 7_000, 10**9])
+def test_the_file_written_in_blocks_has_one_row_group_a_block_and_the_whole_frames_contents(
+    generated_core: dict[str, pd.DataFrame], tmp_path: Path, lines: int
 ) -> None:
     parts = list(fact_blocks(generated_core, lines))
     whole = pd.concat(parts, ignore_index=True)
-    expected = write_parquet(whole, FACT_ORDER_LINES, tmp_path / "whole.parquet", row_group=row_group)
-    sink = FactSpill(FACT_ORDER_LINES, tmp_path / "spill", row_group=row_group)
+    expected = write_parquet(whole, FACT_ORDER_LINES, tmp_path / "whole.parquet")
+    sink = FactSpill(FACT_ORDER_LINES, tmp_path / "spill")
     for part in parts:
         sink.append(part)
     spilled = sink.finish()
     assert isinstance(spilled, fact_spill.SpilledTable) and spilled.rows == len(whole)
-    assert spilled.path.read_bytes() == expected.read_bytes()
+    # one row group a block (whole orders), nothing buffered across blocks
+    assert _row_groups(spilled.path) == [len(p) for p in parts]
+    # the whole frame's file but for the row groups: schema (pandas metadata too), rows, values
+    ours, theirs = pq.read_table(spilled.path), pq.read_table(expected)
+    assert ours.schema.equals(theirs.schema, check_metadata=True) and ours.equals(theirs)
     pd.testing.assert_frame_equal(spilled.read(), whole, check_exact=True)
+    if len(parts) == 1:  # one block: the whole frame's file, byte for byte
+        assert spilled.path.read_bytes() == expected.read_bytes()
+    else:
+        assert len(parts) > 2
 
 
 def test_an_empty_fact_spills_the_empty_frames_file(tmp_path: Path) -> None:
@@ -423,18 +435,19 @@ def test_a_fact_under_keep_below_stays_a_frame_and_over_it_is_written(
     pd.testing.assert_frame_equal(frame, whole, check_exact=True)
     assert not (tmp_path / "kept").exists()
 
-    over = FactSpill(FACT_ORDER_LINES, tmp_path / "over", keep_below=5_000, row_group=4_096)
+    over = FactSpill(FACT_ORDER_LINES, tmp_path / "over", keep_below=5_000)
     build.build_reports(generated_core, fact_sink=over, block_lines=3_000)
     spilled = over.finish()
     assert isinstance(spilled, fact_spill.SpilledTable)
-    expected = write_parquet(whole, FACT_ORDER_LINES, tmp_path / "w.parquet", row_group=4_096)
-    assert spilled.path.read_bytes() == expected.read_bytes()
+    sizes = _row_groups(spilled.path)  # the blocks held under keep_below are written one by one
+    assert sum(sizes) == len(whole) and len(sizes) == len(list(fact_blocks(generated_core, 3_000)))
+    pd.testing.assert_frame_equal(spilled.read(), whole, check_exact=True)
 
 
 def test_a_failed_build_leaves_no_partial_file(
     generated_core: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sink = FactSpill(FACT_ORDER_LINES, tmp_path / "spill", row_group=1_000)
+    sink = FactSpill(FACT_ORDER_LINES, tmp_path / "spill")
 
     def failing(ctx: Any) -> Any:
         raise RuntimeError("a builder failed")
