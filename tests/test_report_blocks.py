@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -506,3 +507,96 @@ def test_no_frame_of_the_whole_fact_is_alive_after_the_report_step(
     assert len(blocks) >= 10 and seen["alive_blocks"] == 0
     assert seen["fact_frames"] == []  # no fact frame alive: not whole, not a block
     assert seen["spilled"].rows == 20_000 and "spill" in summary.timings
+
+
+# --- what the build holds per line: a census ---------------------------------------------------
+
+
+def _core_buffers(core: dict[str, pd.DataFrame]) -> list[np.ndarray | pa.Array]:
+    """Return the numpy arrays and Arrow chunks holding ``core``'s columns."""
+    out: list[np.ndarray | pa.Array] = []
+    for frame in core.values():
+        for block in frame._mgr.blocks:  # the frame's own storage (a column taken may be a copy)
+            values = block.values
+            if isinstance(values, np.ndarray):
+                out.append(values)
+                continue
+            for part in vars(values).values():  # an extension array's parts: numpy data, mask, Arrow
+                if isinstance(part, np.ndarray):
+                    out.append(part)
+                elif isinstance(part, pa.ChunkedArray):
+                    out.extend(part.chunks)
+    return out
+
+
+def _shares(a: np.ndarray | pa.Array | pa.ChunkedArray, core: list[np.ndarray | pa.Array]) -> bool:
+    """Return whether ``a`` is (a view of) one of ``core``'s buffers."""
+    if isinstance(a, np.ndarray):
+        return any(isinstance(c, np.ndarray) and np.may_share_memory(a, c) for c in core)
+    chunks = a.chunks if isinstance(a, pa.ChunkedArray) else [a]
+    addresses = {b.address for c in core if isinstance(c, pa.Array) for b in c.buffers() if b is not None}
+    return all(b is None or b.address in addresses for chunk in chunks for b in chunk.buffers())
+
+
+def _per_line_census(core: dict[str, pd.DataFrame], n: int) -> list[str]:
+    """Return every live object of at least ``n`` rows (a frame, a column, an array) not core's."""
+    gc.collect()
+    core_frames_ids = {id(f) for f in core.values()}
+    buffers = _core_buffers(core)
+    found: list[str] = []
+    seen: set[int] = set()
+    for obj in gc.get_objects():
+        candidates = [obj, *gc.get_referents(obj)]
+        for c in candidates:
+            if id(c) in seen:
+                continue
+            seen.add(id(c))
+            if isinstance(c, pd.RangeIndex):  # no memory per row
+                continue
+            if isinstance(c, pd.DataFrame | pd.Series | pd.Index):
+                big = len(c) >= n and id(c) not in core_frames_ids
+            elif isinstance(c, np.ndarray):
+                big = c.size >= n and not _shares(c, buffers)
+            elif isinstance(c, pa.Array | pa.ChunkedArray):
+                big = len(c) >= n and not _shares(c, buffers)
+            else:
+                continue
+            if big:
+                found.append(f"{type(c).__name__} {getattr(c, 'dtype', getattr(c, 'type', ''))} of {len(c)}")
+    return found
+
+
+def test_no_per_line_array_is_alive_when_the_report_builders_run(
+    generated_core: dict[str, pd.DataFrame],
+) -> None:
+    """Census of what the build holds as long as the fact, blocks of 2,000 lines out of 20,000.
+
+    While the blocks are built: the two sort arrays of ``fact_line_rows`` (the census sees
+    arrays); once they are: nothing per line but core's frames (and one block while it is built),
+    when the context is made and when the last builder runs.
+    """
+    core = generated_core
+    n = build_fact_order_lines(core).shape[0]
+    assert n == len(core["order_items"]) == 20_000
+    seen: dict[str, list[str]] = {}
+
+    class Sink:
+        def append(self, block: pd.DataFrame) -> None:
+            assert len(block) < n
+            if "blocks" not in seen:
+                seen["blocks"] = _per_line_census(core, n)
+
+    def last_builder(ctx: Any) -> dict[str, pd.DataFrame]:
+        seen["end"] = _per_line_census(core, n)
+        return build.full_monthly_tables(ctx)
+
+    tables = build.build_reports(
+        core,
+        fact_sink=Sink(),
+        block_lines=2_000,
+        monthly_tables=last_builder,
+        on_context=lambda ctx: seen.setdefault("context", _per_line_census(core, n)),
+    )
+    assert sorted(seen["blocks"]) == [f"ndarray {np.dtype(np.intp)} of {n}"] * 2  # fact_line_rows
+    assert seen["context"] == [] and seen["end"] == []
+    assert len(tables["product_summary"]) == len(core["products"])
