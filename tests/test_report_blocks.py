@@ -597,6 +597,6 @@ def test_no_per_line_array_is_alive_when_the_report_builders_run(
         monthly_tables=last_builder,
         on_context=lambda ctx: seen.setdefault("context", _per_line_census(core, n)),
     )
-    assert sorted(seen["blocks"]) == [f"ndarray {np.dtype(np.intp)} of {n}"] * 2  # fact_line_rows
+    assert sorted(seen["blocks"]) == [f"ndarray int32 of {n}"] * 2  # fact_line_rows, int32
     assert seen["context"] == [] and seen["end"] == []
     assert len(tables["product_summary"]) == len(core["products"])
