@@ -100,7 +100,8 @@ def _take(values: pd.Series, rows: np.ndarray) -> pd.Series:
 
 
 #: lines per block of :func:`fact_blocks` (whole orders: a block ends at the first order boundary
-#: at or after this many lines); a quarter of a Parquet row group (``salesbi.publish.PARQUET_ROW_GROUP``)
+#: at or after this many lines); each block is one row group of the spill file
+#: (``salesbi.fact_spill.FactSpill``)
 FACT_BLOCK_LINES = 262_144
 
 
