@@ -65,6 +65,10 @@ class KeyCodes:
         return rank.astype(np.int64), pd.Index(keys, name=name)
 
 
+#: the cents a double holds exactly (2**53): beyond, an amount is not a whole number of cents
+_EXACT_CENTS = float(2**53)
+
+
 def whole_cents(values: np.ndarray, column: str) -> np.ndarray:
     """Return ``values`` (float64 amounts of whole cents, no NaN) as int64 cents.
 
@@ -72,7 +76,8 @@ def whole_cents(values: np.ndarray, column: str) -> np.ndarray:
     column to 2 decimals, so this is a broken invariant, not a data error).
     """
     cents = np.rint(values * 100.0)
-    if not np.array_equal(cents / 100.0, values):
+    exact = np.array_equal(cents / 100.0, values) and bool(np.all(np.abs(cents) < _EXACT_CENTS))
+    if not exact:  # NaN and infinities fail too
         raise ValueError(f"fact_order_lines.{column} holds amounts that are not whole cents")
     return cents.astype(np.int64)
 
