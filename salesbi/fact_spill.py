@@ -2,16 +2,17 @@
 
 ``rpt.fact_order_lines`` is the one report table as long as the order lines (21 columns,
 ≈ 210 MB per million lines as a pandas frame). Once the report step has built it, the run
-writes it once as the very Parquet file publish would write (:func:`salesbi.publish.write_parquet`,
-row groups of :data:`~salesbi.publish.PARQUET_ROW_GROUP` rows) into the run's staging folder
-``<out>/.fact-spill/<run id>/`` and drops the frame (:func:`spill`). After that:
+writes it once as the Parquet file publish publishes into the run's staging folder
+``<out>/.fact-spill/<run id>/``: block by block as the report step builds it, one row group a
+block (:class:`FactSpill`), or from a frame (:func:`spill`, the file
+:func:`salesbi.publish.write_parquet` writes). After that:
 
 - the model steps' and the insights' inputs are aggregated from the columns they use, read
   batch by batch (:meth:`SpilledTable.batches`, :mod:`salesbi.order_grain`): no per-line frame
   of the whole fact is read back;
-- publish hard-links the file into the staged Parquet folder (no second write: the bytes are
-  those of the frame's write) and fills the ``rpt`` table from it in batches of
-  :data:`BATCH_ROWS` lines (:meth:`SpilledTable.batches`) through the dialect's bulk path;
+- publish hard-links the file into the staged Parquet folder (no second write) and fills the
+  ``rpt`` table from it in batches of :data:`BATCH_ROWS` lines (:meth:`SpilledTable.batches`)
+  through the dialect's bulk path;
 - the staging folder is removed when the run ends, succeeded or failed (:func:`remove_spills`),
   and any left by a killed run is removed by the next run in the same output folder.
 """
@@ -121,30 +122,28 @@ def spill(frame: pd.DataFrame, spec: Table, folder: Path) -> SpilledTable:
 class FactSpill:
     """Writes a table to its spill file block by block as the blocks are built (the write side).
 
-    Each :meth:`append` takes the table's next rows (a conformed frame); :meth:`finish` returns
-    the :class:`SpilledTable`. The file is byte for byte the one :func:`spill` (so
-    :func:`salesbi.publish.write_parquet`) writes for the blocks joined into one frame: rows are
-    converted to Arrow a block at a time and written in row groups of exactly ``row_group`` rows,
-    whatever the blocks' lengths (the rows past the last full row group wait for the next block).
-    What it holds at once: less than one row group plus one block, as Arrow.
+    Each :meth:`append` takes the table's next rows (a conformed frame) and writes them at once
+    as one Parquet row group (the report step's blocks of whole orders: about
+    :data:`~salesbi.reports.fact.FACT_BLOCK_LINES` lines a row group); :meth:`finish` returns the
+    :class:`SpilledTable`. What it holds at once: one block, as Arrow. The file has the schema
+    (pandas metadata included), the rows and the values of the file
+    :func:`salesbi.publish.write_parquet` writes for the blocks joined into one frame, and is byte
+    for byte that file when there is one block; only the row groups differ (the blocks', not
+    :data:`~salesbi.publish.PARQUET_ROW_GROUP` rows: a buffer of a million rows as Arrow, +180 MB
+    at a million lines, is not held). Power BI, DuckDB and pyarrow read any row group size.
 
     ``keep_below``: the blocks are held as frames while the table has fewer rows than this, and
     :meth:`finish` returns them joined as one frame when it never reached it (nothing written).
     """
 
-    def __init__(self, spec: Table, folder: Path, keep_below: int = 0, row_group: int | None = None) -> None:
-        from salesbi.publish import PARQUET_ROW_GROUP
-
+    def __init__(self, spec: Table, folder: Path, keep_below: int = 0) -> None:
         self.spec = spec
         self.folder = Path(folder)
         self.path = self.folder / f"{spec.name}.parquet"
         self.tmp = self.path.with_name(self.path.name + ".tmp")
         self.keep_below = keep_below
-        self.row_group = row_group or PARQUET_ROW_GROUP
         self.rows = 0
         self._held: list[pd.DataFrame] = []  # frames, while under keep_below
-        self._pending: list[pa.Table] = []  # Arrow rows not yet written (under a row group)
-        self._pending_rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._spilling = keep_below <= 0
         self._empty: pd.DataFrame | None = None  # an empty block: the file of a table without rows
@@ -155,7 +154,7 @@ class FactSpill:
         return self._spilling
 
     def append(self, block: pd.DataFrame) -> None:
-        """Take the table's next rows ``block``: hold them, or write every full row group."""
+        """Take the table's next rows ``block``: hold them, or write them as one row group."""
         self.rows += len(block)
         if not self._spilling:
             self._held.append(block)
@@ -164,51 +163,22 @@ class FactSpill:
             self._spilling = True
             held, self._held = self._held, []
             for frame in held:
-                self._push(frame)
+                self._write(frame)
             return
-        self._push(block)
+        self._write(block)
 
-    def _push(self, block: pd.DataFrame) -> None:
+    def _write(self, block: pd.DataFrame) -> None:
+        """Write ``block`` as one row group (an empty block is remembered, not written)."""
         from salesbi.types import to_arrow
 
         if not len(block):
             self._empty = block
             return
-        self._pending.append(to_arrow(block, self.spec))
-        self._pending_rows += len(block)
-        while self._pending_rows >= self.row_group:
-            self._write(self.row_group)
-
-    def _write(self, rows: int) -> None:
-        """Write the first ``rows`` pending rows as one row group (contiguous, as a frame's slice)."""
-        group = self._take(rows)
+        group = to_arrow(block, self.spec)
         if self._writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.tmp, group.schema, compression="zstd")
-        self._writer.write_table(group, row_group_size=self.row_group)
-
-    def _take(self, rows: int) -> pa.Table:
-        """Return the first ``rows`` pending rows as one contiguous table and keep the rest pending.
-
-        Column by column: each column's pending chunks are released once copied, so what is
-        held at once is the pending rows plus one column's copy, not two copies of a row group.
-        Contiguous matters: written as the blocks' chunks, the file's bytes would differ.
-        """
-        pending = pa.concat_tables(self._pending)
-        self._pending = []
-        schema = pending.schema
-        group: list[pa.Array] = []
-        rest: list[pa.ChunkedArray] = []
-        while pending.num_columns:
-            column = pending.column(0)
-            pending = pending.remove_column(0)
-            group.append(column.slice(0, rows).combine_chunks())
-            rest.append(column.slice(rows))
-            del column
-        left = pa.Table.from_arrays(rest, schema=schema)
-        self._pending = [left] if left.num_rows else []
-        self._pending_rows = left.num_rows
-        return pa.Table.from_arrays(group, schema=schema)
+        self._writer.write_table(group, row_group_size=len(block))
 
     def finish(self) -> SpilledTable | pd.DataFrame:
         """Return the written table (the file closed and in place), or the frame when kept."""
@@ -219,17 +189,12 @@ class FactSpill:
                     conform, self.spec
                 )
             return held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
-        if self._writer is None:  # one row group at most: the file write_parquet writes for it
+        if self._writer is None:  # no rows: an empty table's file
             from salesbi.publish import write_parquet
 
             self.folder.mkdir(parents=True, exist_ok=True)
-            if self._pending:
-                pq.write_table(self._take(self._pending_rows), self.tmp, compression="zstd")
-            else:  # no rows: an empty table's file
-                write_parquet(_empty(self.spec) if self._empty is None else self._empty, self.spec, self.tmp)
+            write_parquet(_empty(self.spec) if self._empty is None else self._empty, self.spec, self.tmp)
         else:
-            if self._pending_rows:
-                self._write(self._pending_rows)
             self._writer.close()
             self._writer = None
         self.tmp.replace(self.path)
@@ -241,7 +206,7 @@ class FactSpill:
             self._writer.close()
             self._writer = None
         self.tmp.unlink(missing_ok=True)
-        self._held, self._pending = [], []
+        self._held = []
 
 
 def _empty(spec: Table) -> pd.DataFrame:

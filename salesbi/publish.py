@@ -229,8 +229,9 @@ def stage_parquet(
     """Write the new Parquet set beside ``folder`` (``<folder>.new``) and return that staging folder.
 
     Each table with a frame in this run is written once, straight into the staging folder; each
-    spilled table's file (:mod:`salesbi.fact_spill`, already the file this function would write)
-    is put there as it is (a hard link where the filesystem allows, else a copy);
+    spilled table's file (:mod:`salesbi.fact_spill`: the schema, rows and values this function
+    would write, in row groups of the report step's blocks) is put there as it is (a hard link
+    where the filesystem allows, else a copy);
     every other entry of the current folder is carried over (a hard link where the filesystem
     allows: published files are only ever replaced, never rewritten in place), so tables without
     a frame keep their previous file. Nothing a reader sees changes yet.

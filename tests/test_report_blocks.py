@@ -6,8 +6,8 @@ aggregates and calendar bounds read from it. The blocked build must give every r
 identical (``assert_frame_equal``, exact) at block sizes from one line to more than the fact, on
 the generator, on constructed shapes (edge cases, one order, orders without lines, unknown costs,
 every order cancelled, an empty fact) and on the real samples; the blocks cut only between
-orders; the spill file written block by block is byte for byte the whole frame's; and after the
-report step of a run no frame of the whole fact is alive.
+orders; the spill file written block by block (a row group a block) holds the whole frame's
+schema, rows and values; and after the report step of a run no frame of the whole fact is alive.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from salesbi import fact_spill, pipeline
@@ -106,6 +108,30 @@ def _old_build_context(
     )
 
 
+def _old_group_sums(codes: np.ndarray, n_keys: int, values: np.ndarray) -> np.ndarray:
+    """Return per key code the sum of ``values`` over the lines of that code (-1: left out).
+
+    pandas' groupby sum over the values in line order (compensated summation): the same sums,
+    to the last bit, as grouping a frame that holds only those lines, without building it.
+    """
+    groups = pd.Categorical.from_codes(codes, categories=pd.RangeIndex(n_keys), validate=False)
+    sums = pd.Series(values, copy=False).groupby(groups, observed=False, sort=True).sum()
+    return sums.to_numpy()
+
+
+def _old_distinct_per_key(codes: np.ndarray, n_keys: int, other: np.ndarray) -> np.ndarray:
+    """Return per key code the count of distinct values of ``other`` on its lines (-1 in either: left out)."""
+    keep = (codes >= 0) & (other >= 0)
+    pairs = other[keep].astype(np.int64)
+    pairs *= n_keys
+    pairs += codes[keep]
+    del keep
+    pairs.sort()
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    return np.bincount(pairs[first] % n_keys, minlength=n_keys)
+
+
 def _old_sold_codes(ctx: Any, key: str) -> tuple[np.ndarray, pd.Index]:
     codes, keys = pd.factorize(ctx.fact[key], sort=True, use_na_sentinel=True)
     codes[~ctx.sold] = -1
@@ -119,7 +145,7 @@ def _old_product_lines(ctx: Any, key: str) -> pd.DataFrame:
     present = np.bincount(codes[codes >= 0], minlength=n) > 0
 
     def sums(values: np.ndarray) -> np.ndarray:
-        return summaries.group_sums(codes, n, values)[present]
+        return _old_group_sums(codes, n, values)[present]
 
     dates = fact["order_date"]
     in_last = ((dates >= pd.Timestamp(ctx.last_12m_start)) & (dates < pd.Timestamp(ctx.as_of))).to_numpy()
@@ -131,10 +157,8 @@ def _old_product_lines(ctx: Any, key: str) -> pd.DataFrame:
     cost_unknown = sums(np.isnan(cost).astype("int64"))
     out = pd.DataFrame(
         {
-            "orders": summaries.distinct_per_key(codes, n, ctx.order_of_line)[present],
-            "customers": summaries.distinct_per_key(codes, n, ctx.customer_of_order[ctx.order_of_line])[
-                present
-            ],
+            "orders": _old_distinct_per_key(codes, n, ctx.order_of_line)[present],
+            "customers": _old_distinct_per_key(codes, n, ctx.customer_of_order[ctx.order_of_line])[present],
             "units": sums(fact["quantity"].to_numpy(dtype="float64", na_value=0.0)),
             "net_sales": sums(sales),
             "cost": sums(np.nan_to_num(cost, nan=0.0)),
@@ -155,7 +179,7 @@ def _old_products_per_line(ctx: Any) -> pd.Series:
     codes, keys = _old_sold_codes(ctx, "product_line_id")
     product = pd.factorize(ctx.fact["product_id"], use_na_sentinel=True)[0]
     present = np.bincount(codes[codes >= 0], minlength=len(keys)) > 0
-    counts = summaries.distinct_per_key(codes, len(keys), product)
+    counts = _old_distinct_per_key(codes, len(keys), product)
     return pd.Series(counts[present], index=keys[present], name="product_id")
 
 
@@ -357,22 +381,33 @@ def test_block_bounds_by_hand() -> None:
 # --- the spill file, written block by block ----------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("row_group", "lines"), [(4_096, 1_000), (4_096, 4_096), (4_096, 300), (5_000, 7_000), (1 << 20, 1_000)]
-)
-def test_the_file_written_in_blocks_is_the_whole_frames_byte_for_byte(
-    generated_core: dict[str, pd.DataFrame], tmp_path: Path, row_group: int, lines: int
+def _row_groups(path: Path) -> list[int]:
+    meta = pq.read_metadata(path)
+    return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+
+@pytest.mark.parametrize("lines", [300, 1_000, 7_000, 10**9])
+def test_the_file_written_in_blocks_has_one_row_group_a_block_and_the_whole_frames_contents(
+    generated_core: dict[str, pd.DataFrame], tmp_path: Path, lines: int
 ) -> None:
     parts = list(fact_blocks(generated_core, lines))
     whole = pd.concat(parts, ignore_index=True)
-    expected = write_parquet(whole, FACT_ORDER_LINES, tmp_path / "whole.parquet", row_group=row_group)
-    sink = FactSpill(FACT_ORDER_LINES, tmp_path / "spill", row_group=row_group)
+    expected = write_parquet(whole, FACT_ORDER_LINES, tmp_path / "whole.parquet")
+    sink = FactSpill(FACT_ORDER_LINES, tmp_path / "spill")
     for part in parts:
         sink.append(part)
     spilled = sink.finish()
     assert isinstance(spilled, fact_spill.SpilledTable) and spilled.rows == len(whole)
-    assert spilled.path.read_bytes() == expected.read_bytes()
+    # one row group a block (whole orders), nothing buffered across blocks
+    assert _row_groups(spilled.path) == [len(p) for p in parts]
+    # the whole frame's file but for the row groups: schema (pandas metadata too), rows, values
+    ours, theirs = pq.read_table(spilled.path), pq.read_table(expected)
+    assert ours.schema.equals(theirs.schema, check_metadata=True) and ours.equals(theirs)
     pd.testing.assert_frame_equal(spilled.read(), whole, check_exact=True)
+    if len(parts) == 1:  # one block: the whole frame's file, byte for byte
+        assert spilled.path.read_bytes() == expected.read_bytes()
+    else:
+        assert len(parts) > 2
 
 
 def test_an_empty_fact_spills_the_empty_frames_file(tmp_path: Path) -> None:
@@ -401,18 +436,19 @@ def test_a_fact_under_keep_below_stays_a_frame_and_over_it_is_written(
     pd.testing.assert_frame_equal(frame, whole, check_exact=True)
     assert not (tmp_path / "kept").exists()
 
-    over = FactSpill(FACT_ORDER_LINES, tmp_path / "over", keep_below=5_000, row_group=4_096)
+    over = FactSpill(FACT_ORDER_LINES, tmp_path / "over", keep_below=5_000)
     build.build_reports(generated_core, fact_sink=over, block_lines=3_000)
     spilled = over.finish()
     assert isinstance(spilled, fact_spill.SpilledTable)
-    expected = write_parquet(whole, FACT_ORDER_LINES, tmp_path / "w.parquet", row_group=4_096)
-    assert spilled.path.read_bytes() == expected.read_bytes()
+    sizes = _row_groups(spilled.path)  # the blocks held under keep_below are written one by one
+    assert sum(sizes) == len(whole) and len(sizes) == len(list(fact_blocks(generated_core, 3_000)))
+    pd.testing.assert_frame_equal(spilled.read(), whole, check_exact=True)
 
 
 def test_a_failed_build_leaves_no_partial_file(
     generated_core: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sink = FactSpill(FACT_ORDER_LINES, tmp_path / "spill", row_group=1_000)
+    sink = FactSpill(FACT_ORDER_LINES, tmp_path / "spill")
 
     def failing(ctx: Any) -> Any:
         raise RuntimeError("a builder failed")
@@ -471,3 +507,96 @@ def test_no_frame_of_the_whole_fact_is_alive_after_the_report_step(
     assert len(blocks) >= 10 and seen["alive_blocks"] == 0
     assert seen["fact_frames"] == []  # no fact frame alive: not whole, not a block
     assert seen["spilled"].rows == 20_000 and "spill" in summary.timings
+
+
+# --- what the build holds per line: a census ---------------------------------------------------
+
+
+def _core_buffers(core: dict[str, pd.DataFrame]) -> list[np.ndarray | pa.Array]:
+    """Return the numpy arrays and Arrow chunks holding ``core``'s columns."""
+    out: list[np.ndarray | pa.Array] = []
+    for frame in core.values():
+        for block in frame._mgr.blocks:  # the frame's own storage (a column taken may be a copy)
+            values = block.values
+            if isinstance(values, np.ndarray):
+                out.append(values)
+                continue
+            for part in vars(values).values():  # an extension array's parts: numpy data, mask, Arrow
+                if isinstance(part, np.ndarray):
+                    out.append(part)
+                elif isinstance(part, pa.ChunkedArray):
+                    out.extend(part.chunks)
+    return out
+
+
+def _shares(a: np.ndarray | pa.Array | pa.ChunkedArray, core: list[np.ndarray | pa.Array]) -> bool:
+    """Return whether ``a`` is (a view of) one of ``core``'s buffers."""
+    if isinstance(a, np.ndarray):
+        return any(isinstance(c, np.ndarray) and np.may_share_memory(a, c) for c in core)
+    chunks = a.chunks if isinstance(a, pa.ChunkedArray) else [a]
+    addresses = {b.address for c in core if isinstance(c, pa.Array) for b in c.buffers() if b is not None}
+    return all(b is None or b.address in addresses for chunk in chunks for b in chunk.buffers())
+
+
+def _per_line_census(core: dict[str, pd.DataFrame], n: int) -> list[str]:
+    """Return every live object of at least ``n`` rows (a frame, a column, an array) not core's."""
+    gc.collect()
+    core_frames_ids = {id(f) for f in core.values()}
+    buffers = _core_buffers(core)
+    found: list[str] = []
+    seen: set[int] = set()
+    for obj in gc.get_objects():
+        candidates = [obj, *gc.get_referents(obj)]
+        for c in candidates:
+            if id(c) in seen:
+                continue
+            seen.add(id(c))
+            if isinstance(c, pd.RangeIndex):  # no memory per row
+                continue
+            if isinstance(c, pd.DataFrame | pd.Series | pd.Index):
+                big = len(c) >= n and id(c) not in core_frames_ids
+            elif isinstance(c, np.ndarray):
+                big = c.size >= n and not _shares(c, buffers)
+            elif isinstance(c, pa.Array | pa.ChunkedArray):
+                big = len(c) >= n and not _shares(c, buffers)
+            else:
+                continue
+            if big:
+                found.append(f"{type(c).__name__} {getattr(c, 'dtype', getattr(c, 'type', ''))} of {len(c)}")
+    return found
+
+
+def test_no_per_line_array_is_alive_when_the_report_builders_run(
+    generated_core: dict[str, pd.DataFrame],
+) -> None:
+    """Census of what the build holds as long as the fact, blocks of 2,000 lines out of 20,000.
+
+    While the blocks are built: the two sort arrays of ``fact_line_rows`` (the census sees
+    arrays); once they are: nothing per line but core's frames (and one block while it is built),
+    when the context is made and when the last builder runs.
+    """
+    core = generated_core
+    n = build_fact_order_lines(core).shape[0]
+    assert n == len(core["order_items"]) == 20_000
+    seen: dict[str, list[str]] = {}
+
+    class Sink:
+        def append(self, block: pd.DataFrame) -> None:
+            assert len(block) < n
+            if "blocks" not in seen:
+                seen["blocks"] = _per_line_census(core, n)
+
+    def last_builder(ctx: Any) -> dict[str, pd.DataFrame]:
+        seen["end"] = _per_line_census(core, n)
+        return build.full_monthly_tables(ctx)
+
+    tables = build.build_reports(
+        core,
+        fact_sink=Sink(),
+        block_lines=2_000,
+        monthly_tables=last_builder,
+        on_context=lambda ctx: seen.setdefault("context", _per_line_census(core, n)),
+    )
+    assert sorted(seen["blocks"]) == [f"ndarray int32 of {n}"] * 2  # fact_line_rows, int32
+    assert seen["context"] == [] and seen["end"] == []
+    assert len(tables["product_summary"]) == len(core["products"])

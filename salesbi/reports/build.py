@@ -70,8 +70,9 @@ def build_reports(
 
     The fact is built in blocks of whole orders of about ``block_lines`` lines
     (:data:`~salesbi.reports.fact.FACT_BLOCK_LINES` when None;
-    :func:`salesbi.reports.fact.fact_blocks`); the builders read what they need per line from
-    each block (:class:`~salesbi.reports.context.FactLines`). With a ``fact_sink`` each block
+    :func:`salesbi.reports.fact.fact_blocks`); each block adds its sold lines to per-key partial sums
+    and its orders to the per-order frame (:class:`~salesbi.reports.context.FactLines`), and is
+    dropped: nothing per line is kept. With a ``fact_sink`` each block
     goes to it and ``fact_order_lines`` is not in the result (the fact is never whole in
     memory: the run's sink writes it to its Parquet file); without, the blocks are joined into
     the ``fact_order_lines`` frame (the same frame whatever ``block_lines``). ``on_context`` is

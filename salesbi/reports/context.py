@@ -14,90 +14,42 @@ import pyarrow.compute as pc
 from salesbi.errors import SalesBIError
 from salesbi.reports.measures import add_months
 from salesbi.reports.params import ReportParams
-
-
-class Codes:
-    """Integer codes of one text column of the fact, assigned block by block (one per distinct value).
-
-    A Python string per distinct value only (products, product lines), none per line.
-    """
-
-    def __init__(self, rows: int) -> None:
-        self.codes = np.full(rows, -1, dtype=np.int32)
-        self._code: dict[str, int] = {}
-        self._values: list[str] = []
-        self._dtype: object = "string"
-
-    def add(self, start: int, values: pd.Series) -> None:
-        """Code ``values`` (a block's column) into lines ``start:start + len(values)`` (null: -1)."""
-        self._dtype = values.dtype
-        local, uniques = pd.factorize(values, use_na_sentinel=True)
-        known = np.empty(len(uniques) + 1, dtype=np.int32)
-        known[-1] = -1  # local -1 (null) → -1
-        for i, value in enumerate(uniques.tolist()):
-            code = self._code.get(value)
-            if code is None:
-                code = self._code[value] = len(self._values)
-                self._values.append(value)
-            known[i] = code
-        self.codes[start : start + len(values)] = known[local]
-
-    def sorted(self, name: str) -> tuple[np.ndarray, pd.Index]:
-        """Return (per line the code of its value in sorted order, -1 for null; the sorted values).
-
-        As ``pd.factorize(column, sort=True)`` of the whole column gives them.
-        """
-        values = pd.array(self._values, dtype=self._dtype)  # type: ignore[call-overload]
-        rank, keys = pd.factorize(values, sort=True)
-        remap = np.append(rank.astype(np.int32), np.int32(-1))  # -1 (null) stays -1
-        return remap[self.codes], pd.Index(keys, name=name)
+from salesbi.reports.partials import ProductPartials
 
 
 @dataclass(frozen=True)
 class FactLines:
-    """What the report builders read per line of the fact, kept compactly instead of the fact frame.
+    """What the report builders read of the fact's lines: nothing per line.
 
-    ``rows`` lines in the fact's order. Per line: ``sold`` (not cancelled), ``order_of_line`` (the
-    order's row in :attr:`ReportContext.orders`), ``product`` and ``product_line`` (codes of
-    product_id and product_line_id in sorted order, -1 for null; the values in ``product_ids``
-    and ``product_line_ids``), and as float64 ``quantity``, ``net_sales``, ``discount_amount``
-    (null: 0) and ``cost`` (null: NaN). ``date_bounds``: the first and last order and shipped
-    date over the lines (None when there is none). About 45 bytes a line, against ~210 for the
-    fact frame.
+    ``rows``: the fact's length; ``date_bounds``: the first and last order and shipped date over
+    the lines (None when there is none); ``partials``: the per-key sums of the sold lines that
+    the product and product line builders read (:class:`~salesbi.reports.partials.ProductPartials`,
+    growing with products, (key, customer) pairs and days, not with lines). What the other
+    builders read is per order (:attr:`ReportContext.orders`).
     """
 
     rows: int
-    sold: np.ndarray
-    order_of_line: np.ndarray
-    product: np.ndarray
-    product_ids: pd.Index
-    product_line: np.ndarray
-    product_line_ids: pd.Index
-    quantity: np.ndarray
-    net_sales: np.ndarray
-    discount_amount: np.ndarray
-    cost: np.ndarray
     date_bounds: dict[str, tuple[pd.Timestamp, pd.Timestamp] | None]
+    partials: ProductPartials
 
 
 class LinesCollector:
-    """Collects :class:`FactLines` and the per-order frame from the fact's blocks of whole orders."""
+    """Collects :class:`FactLines` and the per-order frame from the fact's blocks of whole orders.
+
+    Each block is read once and can be dropped as soon as :meth:`add` returns: nothing per line
+    is kept.
+    """
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
         self.done = 0
         self.orders: list[pd.DataFrame] = []
-        self.sold = np.zeros(rows, dtype=bool)
-        # int32 while it can hold the order count (4 bytes a line, held while the builders run)
-        self.order_of_line = np.zeros(rows, dtype=np.int32 if rows < 2**31 else np.int64)
-        self.product, self.product_line = Codes(rows), Codes(rows)
-        self.numbers = {c: np.zeros(rows, dtype="float64") for c in _NUMBERS}
+        self.partials = ProductPartials()
         self.bounds: dict[str, tuple[pd.Timestamp, pd.Timestamp] | None] = dict.fromkeys(_DATES)
-        self.n_orders = 0
 
     def add(self, block: pd.DataFrame) -> None:
         """Take from ``block`` (the fact's next lines, whole orders) what the builders read."""
-        start, stop = self.done, self.done + len(block)
+        stop = self.done + len(block)
         if stop > self.rows:
             raise ValueError(f"more lines than announced ({self.rows})")
         if not len(block):
@@ -105,16 +57,11 @@ class LinesCollector:
         if self.orders and self.orders[-1]["order_id"].iloc[-1] == block["order_id"].iloc[0]:
             raise ValueError("an order is split across two blocks")
         starts_order = order_starts(block["order_id"])
-        self.orders.append(order_frame(block, starts_order))
-        self.sold[start:stop] = ~block["is_cancelled"].to_numpy(dtype=bool, na_value=False)
-        of_line: np.ndarray = self.order_of_line[start:stop]
-        np.cumsum(starts_order, dtype=of_line.dtype, out=of_line)
-        np.add(of_line, self.n_orders - 1, out=of_line)
-        self.n_orders += int(starts_order.sum())
-        self.product.add(start, block["product_id"])
-        self.product_line.add(start, block["product_line_id"])
-        for col, na in _NUMBERS.items():
-            self.numbers[col][start:stop] = block[col].to_numpy(dtype="float64", na_value=na)
+        orders = order_frame(block, starts_order)
+        self.orders.append(orders)
+        order_no = np.cumsum(starts_order, dtype=np.int64)
+        order_no -= 1
+        self.partials.add(block, order_no, orders)
         for col in _DATES:
             s = block[col].dropna()
             if len(s):
@@ -126,22 +73,7 @@ class LinesCollector:
         """Return the fact's :class:`FactLines` and its per-order frame (:func:`order_frame`)."""
         if self.done != self.rows:
             raise ValueError(f"{self.done} lines collected, {self.rows} announced")
-        product, product_ids = self.product.sorted("product_id")
-        product_line, product_line_ids = self.product_line.sorted("product_line_id")
-        lines = FactLines(
-            rows=self.rows,
-            sold=self.sold,
-            order_of_line=self.order_of_line,
-            product=product,
-            product_ids=product_ids,
-            product_line=product_line,
-            product_line_ids=product_line_ids,
-            quantity=self.numbers["quantity"],
-            net_sales=self.numbers["net_sales"],
-            discount_amount=self.numbers["discount_amount"],
-            cost=self.numbers["cost"],
-            date_bounds=self.bounds,
-        )
+        lines = FactLines(rows=self.rows, date_bounds=self.bounds, partials=self.partials)
         if len(self.orders) == 1:
             orders = self.orders[0]
         elif self.orders:
@@ -152,8 +84,6 @@ class LinesCollector:
         return lines, orders
 
 
-#: the fact's numbers the builders read per line, as float64, with the value standing for null
-_NUMBERS: dict[str, float] = {"quantity": 0.0, "net_sales": 0.0, "discount_amount": 0.0, "cost": np.nan}
 #: the fact's dates whose first and last value bound the calendar
 _DATES = ("order_date", "shipped_date")
 
@@ -177,17 +107,13 @@ class ReportContext:
     office_id, geography_key, order_date, is_cancelled, units, net_sales, net_profit (null when
     any line's cost is unknown), in_last_12m, in_prior_12m.
 
-    The fact's lines are not held: ``lines`` (:class:`FactLines`) keeps per line only what the
-    builders read, as integer codes, numbers and flags. The lines that count as sold are those
-    where ``sold`` is True (not cancelled): no copy of them is made (memory: at 10M lines a copy
-    of the sold lines was 1.1 GB). Per line, ``order_of_line`` is the row of ``orders`` holding
-    it; per order, ``customer_of_order`` is one integer code per customer_id (-1: no customer),
-    for distinct counts without hashing text.
+    The fact's lines are not held, nor anything per line: ``lines`` (:class:`FactLines`) keeps
+    their count, date bounds and the per-key partial sums of the sold lines (not cancelled) that
+    the product builders read (``summaries._product_lines``).
     """
 
     core: dict[str, pd.DataFrame]
     lines: FactLines
-    customer_of_order: np.ndarray
     orders: pd.DataFrame
     params: ReportParams
     as_of: date
@@ -196,16 +122,6 @@ class ReportContext:
     covers_prior_12m: bool
     first_order_date: date | None
     last_order_date: date | None
-
-    @property
-    def sold(self) -> np.ndarray:
-        """Return per line whether it counts as sold (not cancelled): ``lines.sold``."""
-        return self.lines.sold
-
-    @property
-    def order_of_line(self) -> np.ndarray:
-        """Return per line the row of ``orders`` holding it: ``lines.order_of_line``."""
-        return self.lines.order_of_line
 
 
 def default_as_of(lines: FactLines) -> date:
@@ -295,12 +211,9 @@ def context_of(
     ).to_numpy()
     first = pd.Timestamp(dates.min()).date() if len(orders) else None
     last = pd.Timestamp(dates.max()).date() if len(orders) else None
-    # no customer: -1, not counted (like the text column's null)
-    customer_of_order = pd.factorize(orders["customer_id"], use_na_sentinel=True)[0].astype(np.int64)
     return ReportContext(
         core=core,
         lines=lines,
-        customer_of_order=customer_of_order,
         orders=orders,
         params=params,
         as_of=as_of,

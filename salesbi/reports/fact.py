@@ -100,7 +100,8 @@ def _take(values: pd.Series, rows: np.ndarray) -> pd.Series:
 
 
 #: lines per block of :func:`fact_blocks` (whole orders: a block ends at the first order boundary
-#: at or after this many lines); a quarter of a Parquet row group (``salesbi.publish.PARQUET_ROW_GROUP``)
+#: at or after this many lines); each block is one row group of the spill file
+#: (``salesbi.fact_spill.FactSpill``)
 FACT_BLOCK_LINES = 262_144
 
 
@@ -160,14 +161,23 @@ class FactBlocks:
 
     def __init__(self, core: dict[str, pd.DataFrame], block_lines: int = FACT_BLOCK_LINES) -> None:
         self.core = core
-        self.item_row, self.order_row = fact_line_rows(core)
-        self.bounds = order_block_bounds(self.order_row, block_lines)
-        self.rows = len(self.item_row)
+        item_row, order_row = fact_line_rows(core)
+        self.bounds = order_block_bounds(order_row, block_lines)
+        self.rows = len(item_row)
+        # held while the blocks are built: int32 while the rows fit (8 bytes a line, not 16)
+        self.item_row, self.order_row = (
+            _narrow(a, len(t)) for a, t in ((item_row, core["order_items"]), (order_row, core["orders"]))
+        )
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         for start, stop in self.bounds:
             block = _assemble(self.core, self.item_row[start:stop], self.order_row[start:stop])
             yield conform(block, FACT_ORDER_LINES)
+
+
+def _narrow(rows: np.ndarray, length: int) -> np.ndarray:
+    """Return the row positions ``rows`` (of a table of ``length`` rows) as int32 when they fit."""
+    return rows.astype(np.int32) if length < 2**31 else rows
 
 
 def fact_blocks(core: dict[str, pd.DataFrame], block_lines: int = FACT_BLOCK_LINES) -> FactBlocks:

@@ -185,96 +185,30 @@ def _abc(f: pd.DataFrame, ctx: ReportContext, key: str) -> pd.DataFrame:
     return f
 
 
-def sold_codes(ctx: ReportContext, key: str) -> tuple[np.ndarray, pd.Index]:
-    """Return (per fact line the code of its ``key``, the keys in sorted order) over the sold lines.
-
-    ``key``: product_id or product_line_id. The code is the key's position in the sorted keys,
-    -1 for a cancelled line or a null key (the lines pandas' ``groupby(key, dropna=True)`` of the
-    sold lines would leave out).
-    """
-    lines = ctx.lines
-    if key == "product_id":
-        codes, keys = lines.product, lines.product_ids
-    elif key == "product_line_id":
-        codes, keys = lines.product_line, lines.product_line_ids
-    else:
-        raise KeyError(f"the report lines have no codes of {key}")
-    codes = np.where(ctx.sold, codes, np.int32(-1))
-    return codes, keys
-
-
-def group_sums(codes: np.ndarray, n_keys: int, values: np.ndarray) -> np.ndarray:
-    """Return per key code the sum of ``values`` over the lines of that code (-1: left out).
-
-    pandas' groupby sum over the values in line order (compensated summation): the same sums,
-    to the last bit, as grouping a frame that holds only those lines, without building it.
-    """
-    groups = pd.Categorical.from_codes(codes, categories=pd.RangeIndex(n_keys), validate=False)
-    sums = pd.Series(values, copy=False).groupby(groups, observed=False, sort=True).sum()
-    return sums.to_numpy()
-
-
-def distinct_per_key(codes: np.ndarray, n_keys: int, other: np.ndarray) -> np.ndarray:
-    """Return per key code the count of distinct values of ``other`` on its lines (-1 in either: left out)."""
-    keep = (codes >= 0) & (other >= 0)
-    pairs = other[keep].astype(np.int64)
-    pairs *= n_keys
-    pairs += codes[keep]
-    del keep
-    pairs.sort()
-    first = np.ones(len(pairs), dtype=bool)
-    first[1:] = pairs[1:] != pairs[:-1]
-    return np.bincount(pairs[first] % n_keys, minlength=n_keys)
-
-
 def _product_lines(ctx: ReportContext, key: str) -> pd.DataFrame:
-    """Return per-``key`` line aggregates of the non-cancelled fact lines.
+    """Return per-``key`` aggregates of the non-cancelled fact lines (product_id or product_line_id).
 
-    Memory: no frame of the sold lines is built; each measure is one array over the fact's lines,
-    summed per key and dropped before the next (at 10M lines the per-line frame was 1.1 GB).
+    One row per key with sold lines (index: the keys, sorted): orders, customers (distinct),
+    units, net_sales, cost (null when any line's cost is unknown), discount_amount,
+    sales_last_12m, sales_prior_12m (the line's order date in the context's windows),
+    gross_profit. Combined from the partial sums the fact's blocks added
+    (:class:`~salesbi.reports.partials.ProductPartials`): no per-line array.
     """
-    lines = ctx.lines
-    codes, keys = sold_codes(ctx, key)
-    n = len(keys)
-    present = np.bincount(codes[codes >= 0], minlength=n) > 0
-
-    def sums(values: np.ndarray) -> np.ndarray:
-        return group_sums(codes, n, values)[present]
-
-    # a line's date is its order's: the order's 12-month windows, per line
-    in_last = ctx.orders["in_last_12m"].to_numpy(dtype=bool)[ctx.order_of_line]
-    in_prior = ctx.orders["in_prior_12m"].to_numpy(dtype=bool)[ctx.order_of_line]
-    sales = lines.net_sales
-    cost = lines.cost
-    cost_unknown = sums(np.isnan(cost).astype("int64"))
-    out = pd.DataFrame(
-        {
-            # integer codes: distinct counts without hashing text
-            "orders": distinct_per_key(codes, n, ctx.order_of_line)[present],
-            "customers": distinct_per_key(codes, n, ctx.customer_of_order[ctx.order_of_line])[present],
-            "units": sums(lines.quantity),
-            "net_sales": sums(sales),
-            "cost": sums(np.nan_to_num(cost, nan=0.0)),
-            "discount_amount": sums(lines.discount_amount),
-            "sales_last_12m": sums(np.where(in_last, sales, 0.0)),
-            "sales_prior_12m": sums(np.where(in_prior, sales, 0.0)),
-        },
-        index=keys[present],
+    partials = ctx.lines.partials
+    if key == "product_id":
+        by_key = partials.product
+    elif key == "product_line_id":
+        by_key = partials.product_line
+    else:
+        raise KeyError(f"the report lines have no partials of {key}")
+    return by_key.table(
+        pd.Timestamp(ctx.last_12m_start), pd.Timestamp(ctx.prior_12m_start), pd.Timestamp(ctx.as_of)
     )
-    out["cost"] = out["cost"].where(cost_unknown == 0)
-    out["gross_profit"] = out["net_sales"] - out["cost"]
-    for col in ("net_sales", "cost", "gross_profit", "discount_amount", "sales_last_12m", "sales_prior_12m"):
-        out[col] = out[col].round(2)
-    return out
 
 
 def products_per_line(ctx: ReportContext) -> pd.Series:
     """Return per product_line_id the number of distinct products on its sold lines (lines with sales)."""
-    codes, keys = sold_codes(ctx, "product_line_id")
-    product = ctx.lines.product
-    present = np.bincount(codes[codes >= 0], minlength=len(keys)) > 0
-    counts = distinct_per_key(codes, len(keys), product)
-    return pd.Series(counts[present], index=keys[present], name="product_id")
+    return ctx.lines.partials.products_per_line()
 
 
 def build_product_summary(ctx: ReportContext) -> pd.DataFrame:
