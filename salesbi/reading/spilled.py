@@ -55,9 +55,12 @@ class SpillPolicy:
     rows: int
 
 
-def _frame(batch: pa.RecordBatch | pa.Table, start: int) -> pd.DataFrame:
-    """Return ``batch`` as a frame of the spilled frame's dtypes, indexed by global row position."""
+def _frame(batch: pa.RecordBatch | pa.Table, start: int, dtypes: pd.Series) -> pd.DataFrame:
+    """Return ``batch`` as a frame of ``dtypes`` (the spilled frame's), indexed by global row position."""
     frame = batch.to_pandas(types_mapper=_TEXT.get)
+    for name in frame.columns:
+        if frame[name].dtype != dtypes[name]:  # e.g. a categorical's categories as pandas text again
+            frame[name] = frame[name].astype(dtypes[name])
     frame.index = pd.RangeIndex(start, start + len(frame))
     return frame
 
@@ -104,21 +107,21 @@ class SpilledFrame:
         start = 0
         for batch in self._batches(columns):
             if rows is None:
-                yield _frame(batch, start)
+                yield _frame(batch, start, self.dtypes)
                 start += batch.num_rows
                 continue
             pending.append(batch)
             held += batch.num_rows
             while held >= rows:
                 table = pa.Table.from_batches(pending)
-                yield _frame(table.slice(0, rows), start)
+                yield _frame(table.slice(0, rows), start, self.dtypes)
                 start += rows
                 rest = table.slice(rows)
                 pending = rest.to_batches() if rest.num_rows else []
                 held -= rows
                 del table, rest
         if held:
-            yield _frame(pa.Table.from_batches(pending), start)
+            yield _frame(pa.Table.from_batches(pending), start, self.dtypes)
 
     def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Return ``columns`` (all when None) of every row as one frame (index 0..n-1)."""
@@ -127,7 +130,7 @@ class SpilledFrame:
             return pd.DataFrame({c: pd.Series([], dtype=self.dtypes[c]) for c in names})
         with pa.OSFile(str(self.path), "rb") as source:
             table = pa.ipc.open_file(source).read_all().select(names)
-        return _frame(table.combine_chunks(), 0)
+        return _frame(table.combine_chunks(), 0, self.dtypes)
 
     def column(self, name: str) -> pd.Series:
         """Return one column of every row (index 0..n-1)."""
@@ -153,7 +156,7 @@ class SpilledFrame:
                 batch = reader.get_batch(int(b)).select(names)
                 parts.append(pa.Table.from_batches([batch]).take(pa.array(local)))
         table = pa.concat_tables(parts).combine_chunks()
-        frame = _frame(table, 0)
+        frame = _frame(table, 0, self.dtypes)
         back = np.empty(len(order), dtype=np.int64)
         back[order] = np.arange(len(order))
         return frame.iloc[back].reset_index(drop=True)
