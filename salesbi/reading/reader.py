@@ -39,6 +39,10 @@ from salesbi.reading.profile import (
 from salesbi.reading.spilled import SpilledFrame, SpillPolicy, SpillWriter
 from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Column, Table
 
+#: derivations computed from each row alone: a table deriving only these may be read in blocks
+ROW_LOCAL_DERIVATIONS = frozenset(
+    {"copy", "constant", "template", "concat", "if_present", "when", "abs", "replace"}
+)
 #: tables the reader may write to disk block by block (``PipelineParams.ingest_spill_rows``)
 SPILLED_TABLES = frozenset({"order_items"})
 BROKEN = "_broken"  # rows-frame only: the CSV record could not be split into cells
@@ -490,16 +494,17 @@ class _SourceReader:
     def streamable(self, name: str, spec: TableSpec) -> bool:
         """Return True when ``name`` may be read and typed in blocks of records.
 
-        That is: read from files of its own (no constant rows, no other table's file), with no
-        derivation and no ``distinct`` (they look at the whole table), and no file shared with
-        another table (its raw text would be read again).
+        That is: read from files of its own (no constant rows, no other table's file), with
+        only derivations computed from each row alone (:data:`ROW_LOCAL_DERIVATIONS`; a row
+        number or a lookup looks at other rows or files) and no ``distinct`` (it looks at the
+        whole table), and no file shared with another table (its raw text would be read again).
         """
         return (
             (self.block_bytes is None or self.block_bytes > 0)
             and spec.table_absent is None
             and spec.rows is None
             and spec.from_table is None
-            and not spec.derive
+            and all(d.kind in ROW_LOCAL_DERIVATIONS for d in spec.derive.values())
             and not spec.distinct
             and self.profile.file_pattern(name) is not None
             and not (name == "products" and "product_lines" in self.profile.absent_tables())
@@ -537,7 +542,8 @@ class _SourceReader:
             label,
         )
         try:
-            self.check_required(name, table, spec, self.renamed(name, spec, header_rows), header_rows)
+            header = self.with_derived(name, spec, self.renamed(name, spec, header_rows), header_rows)
+            self.check_required(name, table, spec, header, header_rows)
         except StructuralError:
             # the whole-file path reads the records first (their faults are reported before a column's)
             self.raw(path, options, stream)
@@ -620,6 +626,18 @@ class _SourceReader:
             skipped=stream.skipped,
         )
 
+    def with_derived(self, name: str, spec: TableSpec, work: pd.DataFrame, rows: _Rows) -> pd.DataFrame:
+        """Return ``work`` with the profile's row-local derived columns added (in the profile's order).
+
+        They make no notes (only lookups do, and those are not row-local).
+        """
+        if not spec.derive:
+            return work
+        fetch = self.lookup(name, self.profile.csv_options(name))
+        for target in spec.derive:
+            work[target] = self._derive(name, target, spec, work, rows, fetch, [])
+        return work
+
     def _spill_writer(self, name: str, dates: set[str]) -> SpillWriter | None:
         """Return the writer spilling table ``name`` block by block, or None: it is kept as a frame.
 
@@ -657,7 +675,7 @@ class _SourceReader:
             frame[SOURCE_LINE] = pd.Series(block.lines, index=frame.index, dtype="Int64")
             frame[BROKEN] = np.zeros(len(frame), dtype=bool)
             rows = _Rows(frame, (path,), str(path), stream.header, label)
-            work = self.renamed(name, spec, rows)
+            work = self.with_derived(name, spec, self.renamed(name, spec, rows), rows)
             del frame, rows
             for col in table.columns:
                 notes = column_notes[col.name] if number == 0 else []
