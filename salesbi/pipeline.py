@@ -259,8 +259,14 @@ def core_as_loaded(
 
 
 def spilled_core(rows: SpilledRows, spec: Table) -> pd.DataFrame:
-    """Return a core table's accepted rows read back from the read's spill file, as core holds them."""
-    return conform(rows.to_frame().reset_index(drop=True), spec)
+    """Return a core table's accepted rows read back from the read's spill file, as core holds them.
+
+    Only the table's columns are read (not the lineage columns), a batch at a time, and the
+    memory the batches took is given back before the next step.
+    """
+    frame = conform(rows.read(list(spec.column_names)), spec)
+    release_freed_memory()
+    return frame
 
 
 def read_core(

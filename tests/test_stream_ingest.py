@@ -56,6 +56,9 @@ def _as_frames(outcome: ValidationOutcome) -> ValidationOutcome:
     for name, rows in outcome.accepted.items():
         if isinstance(rows, SpilledRows):
             outcome.accepted[name] = rows.to_frame()
+            # what the core stage reads back: the same rows, batch by batch, without the rejected
+            pd.testing.assert_frame_equal(rows.read(), outcome.accepted[name].reset_index(drop=True))
+            assert len(rows) == len(outcome.accepted[name])
     return outcome
 
 

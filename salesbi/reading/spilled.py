@@ -124,13 +124,15 @@ class SpilledFrame:
             yield _frame(pa.Table.from_batches(pending), start, self.dtypes)
 
     def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Return ``columns`` (all when None) of every row as one frame (index 0..n-1)."""
+        """Return ``columns`` (all when None) of every row as one frame (index 0..n-1).
+
+        Each batch is cut to ``columns`` as it is read (the other columns are never held whole),
+        and the batches are converted to pandas once (text stays Arrow, in the batches' chunks).
+        """
         names = list(self.columns if columns is None else columns)
         if not self.rows:
             return pd.DataFrame({c: pd.Series([], dtype=self.dtypes[c]) for c in names})
-        with pa.OSFile(str(self.path), "rb") as source:
-            table = pa.ipc.open_file(source).read_all().select(names)
-        return _frame(table.combine_chunks(), 0, self.dtypes)
+        return _frame(pa.Table.from_batches(list(self._batches(names))), 0, self.dtypes)
 
     def column(self, name: str) -> pd.Series:
         """Return one column of every row (index 0..n-1)."""
@@ -269,6 +271,27 @@ class SpilledRows:
                 keep[drop] = False
                 block = block[keep]
             yield block
+
+    def read(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Return ``columns`` (all when None) of the accepted rows as one frame (index 0..k-1).
+
+        Each batch is cut to ``columns`` and its rejected rows as it is read; the batches are
+        converted to pandas once (text stays Arrow, in the batches' chunks).
+        """
+        spill = self.spill
+        names = list(spill.columns if columns is None else columns)
+        if not len(self):
+            return pd.DataFrame({c: pd.Series([], dtype=spill.dtypes[c]) for c in names})
+        parts: list[pa.RecordBatch] = []
+        for number, batch in enumerate(spill._batches(names)):
+            start = int(spill.batch_starts[number])
+            drop = self.rejected_in(start, start + batch.num_rows)
+            if len(drop):
+                keep = np.ones(batch.num_rows, dtype=bool)
+                keep[drop] = False
+                batch = batch.filter(pa.array(keep))
+            parts.append(batch)
+        return _frame(pa.Table.from_batches(parts), 0, spill.dtypes)
 
     def to_frame(self) -> pd.DataFrame:
         """Return the accepted rows as one frame, index their positions (``frame[keep]``)."""
