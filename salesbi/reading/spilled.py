@@ -29,6 +29,9 @@ import pyarrow as pa
 #: the folder under the run's output folder holding each run's spilled source tables
 INGEST_SPILL_FOLDER = ".ingest-spill"
 
+#: the spill file's compression (LZ4: fast; the columns read are decompressed, the others skipped)
+SPILL_COMPRESSION = "lz4"
+
 #: Arrow text → pandas' pyarrow-backed string dtype (the reader's text columns)
 _TEXT = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
 
@@ -87,9 +90,17 @@ class SpilledFrame:
         """Return the column names, in the frame's order."""
         return pd.Index(self.dtypes.index)
 
+    def _open(self, source: pa.NativeFile, columns: Sequence[str] | None) -> pa.ipc.RecordBatchFileReader:
+        """Return the file's reader, reading only ``columns`` (all when None) of each batch."""
+        if columns is None:
+            return pa.ipc.open_file(source)
+        names = list(self.dtypes.index)
+        fields = sorted(names.index(c) for c in columns)
+        return pa.ipc.open_file(source, options=pa.ipc.IpcReadOptions(included_fields=fields))
+
     def _batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         with pa.OSFile(str(self.path), "rb") as source:
-            reader = pa.ipc.open_file(source)
+            reader = self._open(source, columns)
             for i in range(reader.num_record_batches):
                 batch = reader.get_batch(i)
                 yield batch if columns is None else batch.select(list(columns))
@@ -152,7 +163,7 @@ class SpilledFrame:
         which = np.searchsorted(self.batch_starts, ordered, side="right") - 1
         parts: list[pa.Table] = []
         with pa.OSFile(str(self.path), "rb") as source:
-            reader = pa.ipc.open_file(source)
+            reader = self._open(source, names)
             for b in np.unique(which):
                 local = ordered[which == b] - self.batch_starts[b]
                 batch = reader.get_batch(int(b)).select(names)
@@ -213,7 +224,10 @@ class SpillWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._schema = pa.Schema.from_pandas(block, preserve_index=False)
             self._sink = pa.OSFile(str(self.path), "wb")
-            self._writer = pa.ipc.new_file(self._sink, self._schema)
+            # compressed: each column's buffers are decompressed on their own when read, so a batch
+            # read for some columns holds only theirs (uncompressed, they are slices of the batch)
+            options = pa.ipc.IpcWriteOptions(compression=SPILL_COMPRESSION)
+            self._writer = pa.ipc.new_file(self._sink, self._schema, options=options)
         batch = pa.RecordBatch.from_pandas(block, schema=self._schema, preserve_index=False)
         self._writer.write_batch(batch)
         self._batch_rows.append(len(block))
