@@ -289,23 +289,30 @@ class SpilledRows:
     def read(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Return ``columns`` (all when None) of the accepted rows as one frame (index 0..k-1).
 
-        Each batch is cut to ``columns`` and its rejected rows as it is read; the batches are
-        converted to pandas once (text stays Arrow, in the batches' chunks).
+        Read a column at a time (only its buffers are decompressed), each batch cut to its
+        accepted rows: what is held besides the result is one column as Arrow and its conversion.
         """
         spill = self.spill
         names = list(spill.columns if columns is None else columns)
         if not len(self):
             return pd.DataFrame({c: pd.Series([], dtype=spill.dtypes[c]) for c in names})
-        parts: list[pa.RecordBatch] = []
-        for number, batch in enumerate(spill._batches(names)):
-            start = int(spill.batch_starts[number])
-            drop = self.rejected_in(start, start + batch.num_rows)
+        masks: dict[int, pa.Array] = {}
+        for number in range(len(spill.batch_starts) - 1):
+            start, stop = int(spill.batch_starts[number]), int(spill.batch_starts[number + 1])
+            drop = self.rejected_in(start, stop)
             if len(drop):
-                keep = np.ones(batch.num_rows, dtype=bool)
+                keep = np.ones(stop - start, dtype=bool)
                 keep[drop] = False
-                batch = batch.filter(pa.array(keep))
-            parts.append(batch)
-        return _frame(pa.Table.from_batches(parts), 0, spill.dtypes)
+                masks[number] = pa.array(keep)
+        out: dict[str, pd.Series] = {}
+        for name in names:
+            parts = [
+                batch.filter(masks[number]) if number in masks else batch
+                for number, batch in enumerate(spill._batches([name]))
+            ]
+            out[name] = _frame(pa.Table.from_batches(parts), 0, spill.dtypes)[name]
+            del parts
+        return pd.DataFrame(out, copy=False)
 
     def to_frame(self) -> pd.DataFrame:
         """Return the accepted rows as one frame, index their positions (``frame[keep]``)."""
