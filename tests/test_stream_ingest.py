@@ -310,3 +310,24 @@ def test_reports_from_spilled_lines_equal_the_whole_frame(faulty_source: Path, t
         prints.append(_rpt_fingerprint(url))
         assert not (tmp_path / f"out{spill_rows}" / INGEST_SPILL_FOLDER).exists()
     assert prints[0] and prints[0] == prints[1]
+
+
+def test_a_read_failing_midway_deletes_its_partial_file(
+    faulty_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from salesbi.reading import spilled
+
+    real_append = spilled.SpillWriter.append
+    calls: list[int] = []
+
+    def failing(self: spilled.SpillWriter, block: pd.DataFrame) -> None:
+        calls.append(len(block))
+        if len(calls) == 3:
+            assert self.path.exists()  # two blocks written
+            raise RuntimeError("the read was interrupted")
+        real_append(self, block)
+
+    monkeypatch.setattr(spilled.SpillWriter, "append", failing)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        read_source(faulty_source, "canonical", spill=SpillPolicy(tmp_path / "spill", 0), block_bytes=3_000)
+    assert len(calls) == 3 and not list((tmp_path / "spill").glob("*"))
