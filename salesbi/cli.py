@@ -152,6 +152,14 @@ BlockRowsOpt = Annotated[
         "ingest's memory; the result is the same for any value",
     ),
 ]
+SpillRowsOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="order_items with at least this many lines is written to the run's staging folder block by "
+        "block as it is read and never held whole in memory (0: always); the result is the same",
+    ),
+]
 
 
 @app.command()
@@ -163,6 +171,7 @@ def ingest(
     warn_rejected_share: WarnShareOpt = None,
     max_rejected_share: MaxShareOpt = None,
     block_rows: BlockRowsOpt = 500_000,
+    spill_rows: SpillRowsOpt = 500_000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read, validate and load a source into the warehouse (staging → core)."""
@@ -177,6 +186,7 @@ def ingest(
             "warn_rejected_share": warn_rejected_share,
             "max_rejected_share": max_rejected_share,
             "ingest_block_rows": block_rows,
+            "ingest_spill_rows": spill_rows,
         },
     )
 
@@ -275,6 +285,7 @@ def run(
         typer.Option(help="auto, snapshot, new_only or full: which rows of the drop to validate and load"),
     ] = "auto",
     block_rows: BlockRowsOpt = 500_000,
+    spill_rows: SpillRowsOpt = 500_000,
     refit: Annotated[
         str, typer.Option(help="auto, always or never: refit the models, or score with the stored ones")
     ] = "auto",
@@ -314,6 +325,7 @@ def run(
             "max_rejected_share": max_rejected_share,
             "ingest_mode": ingest_mode,
             "ingest_block_rows": block_rows,
+            "ingest_spill_rows": spill_rows,
             "refit": refit,
             "model_max_age_days": model_max_age_days,
             "model_drift_threshold": model_drift_threshold,

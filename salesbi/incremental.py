@@ -28,7 +28,7 @@ core, as by a full load (upserts never delete).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal
@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from salesbi import contract
 from salesbi.reading.reader import SourceData, SourceTable
+from salesbi.reading.spilled import SpilledFrame, SpilledRows
 from salesbi.runlog import TableCounts
 from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Column, Table
 from salesbi.types import conform
@@ -125,12 +126,21 @@ def row_hashes(frame: pd.DataFrame, spec: Table) -> np.ndarray:
     return out
 
 
-def row_hashes_in_blocks(frame: pd.DataFrame, spec: Table, block_rows: int | None = None) -> np.ndarray:
+def row_hashes_in_blocks(
+    frame: pd.DataFrame | SpilledFrame, spec: Table, block_rows: int | None = None
+) -> np.ndarray:
     """Return :func:`row_hashes` of ``frame``, computed ``block_rows`` rows at a time (same values).
 
     The conformed copy and the per-column hash inputs (a Python string per text value) exist for
     one block at a time, so the memory this takes is bounded by the block, not by the table.
+    A :class:`~salesbi.reading.spilled.SpilledFrame` is read from its file block by block.
     """
+    if isinstance(frame, SpilledFrame):  # read from its file a block at a time
+        out = np.empty(len(frame), dtype=np.uint64)
+        for block in frame.blocks(block_rows, columns=list(spec.column_names)):
+            start = int(block.index[0])
+            out[start : start + len(block)] = row_hashes(block, spec)
+        return out
     if not block_rows or len(frame) <= block_rows:
         return row_hashes(frame, spec)
     out = np.empty(len(frame), dtype=np.uint64)
@@ -281,7 +291,7 @@ def _in(values: pd.Series, wanted: pd.Series | pd.Index) -> np.ndarray:
 
 def _faulty_rows(table: SourceTable) -> np.ndarray:
     """Return a mask of the rows the reader reported a cell or line fault on."""
-    frame = table.frame
+    frame = whole(table)
     faults = table.faults
     if faults is None or not len(faults) or SOURCE_LINE not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
@@ -347,6 +357,9 @@ def select_changes(
     tables: dict[str, SourceTable] = {}
     changes: dict[str, TableChanges] = {}
     if applied != "full":
+        # a drop compared with core row by row: the spilled tables are read back whole (the
+        # streamed path covers full loads; docs/scaling.md "Seventh session")
+        data = whole_frames(data)
         _check_whole_drop(data, applied, previous_counts)
     if applied == "new_only" and mark is not None:
         dates = _order_dates(data.tables["orders"].frame)
@@ -390,12 +403,18 @@ def select_changes(
         table = data.tables[spec.name]
         keep = keep_masks[spec.name]
         unchanged = int((~keep).sum())
-        # every row kept (a full load): the same rows without a copy (copy-on-write); else the kept rows
-        frame = (table.frame.copy(deep=False) if keep.all() else table.frame[keep]).reset_index(drop=True)
+        # every row kept (a full load): the same rows without a copy (copy-on-write), a spilled
+        # table as it is; else the kept rows
+        kept: pd.DataFrame | SpilledFrame
+        if isinstance(table.frame, SpilledFrame):
+            assert keep.all()  # spilled tables are read whole before a comparison with core
+            kept = table.frame
+        else:
+            kept = (table.frame.copy(deep=False) if keep.all() else table.frame[keep]).reset_index(drop=True)
         tables[spec.name] = replace(
             table,
-            frame=frame,
-            read=len(frame),
+            frame=kept,
+            read=len(kept),
             lines=None if table.lines is None else table.lines - unchanged,
         )
         stored = stored_by_table[spec.name]
@@ -404,7 +423,7 @@ def select_changes(
         del keys
         changes[spec.name] = TableChanges(
             name=spec.name,
-            rows=len(frame),
+            rows=len(kept),
             hashes=all_hashes[spec.name][keep],
             unchanged=unchanged,
             stored=len(stored),
@@ -432,12 +451,29 @@ def select_changes(
     return result
 
 
+def whole(table: SourceTable) -> pd.DataFrame:
+    """Return the table's frame (a drop compared with core holds no spilled table: :func:`whole_frames`)."""
+    assert isinstance(table.frame, pd.DataFrame)
+    return table.frame
+
+
+def whole_frames(data: SourceData) -> SourceData:
+    """Return ``data`` with every spilled table read back as one frame (the whole-frame path's)."""
+    if not any(isinstance(t.frame, SpilledFrame) for t in data.tables.values()):
+        return data
+    tables = {
+        name: replace(t, frame=t.frame.to_frame()) if isinstance(t.frame, SpilledFrame) else t
+        for name, t in data.tables.items()
+    }
+    return replace(data, tables=tables)
+
+
 def _whole_orders(data: SourceData, keep: dict[str, np.ndarray]) -> None:
     """Validate an order and all its lines together when the header or any line is to be validated."""
-    orders = data.tables["orders"].frame["order_id"].astype("string").reset_index(drop=True)
-    items = data.tables["order_items"].frame["order_id"].astype("string").reset_index(drop=True)
     if keep["orders"].all() and keep["order_items"].all():
         return  # everything is validated already (a full load)
+    orders = whole(data.tables["orders"])["order_id"].astype("string").reset_index(drop=True)
+    items = whole(data.tables["order_items"])["order_id"].astype("string").reset_index(drop=True)
     touched = pd.concat([orders[keep["orders"]], items[keep["order_items"]]]).dropna().drop_duplicates()
     keep["orders"] = keep["orders"] | _in(orders, touched)
     keep["order_items"] = keep["order_items"] | _in(items, touched)
@@ -483,7 +519,8 @@ def store_hashes(
     table = metadata.tables[ROW_HASHES]
     written = 0
     for name, t in changes.tables.items():
-        if changes.mode == "full" and block_rows and len(accepted[name]) > block_rows:
+        spilled = isinstance(accepted[name], SpilledRows)
+        if changes.mode == "full" and (spilled or (block_rows and len(accepted[name]) > block_rows)):
             written += _replace_in_blocks(conn, table, t, accepted[name], run_id, block_rows)
             continue
         frame = table_hashes(t, accepted[name])  # one table's keys at a time
@@ -524,9 +561,9 @@ def _replace_in_blocks(
     conn: sa.Connection,
     table: sa.Table,
     changes: TableChanges,
-    accepted: pd.DataFrame,
+    accepted: pd.DataFrame | SpilledRows,
     run_id: str,
-    block_rows: int,
+    block_rows: int | None,
 ) -> int:
     """Replace one table's stored hashes by its accepted rows' (a full load), ``block_rows`` rows at a time.
 
@@ -536,8 +573,14 @@ def _replace_in_blocks(
     """
     written = 0
     replaced = False
-    for start in range(0, len(accepted), block_rows):
-        frame = table_hashes(changes, accepted.iloc[start : start + block_rows])
+    spec = contract.table(changes.name)
+    if isinstance(accepted, SpilledRows):  # read from the spill file a block at a time
+        blocks: Iterator[pd.DataFrame] = accepted.blocks(block_rows, columns=list(spec.key))
+    else:
+        assert block_rows
+        blocks = (accepted.iloc[start : start + block_rows] for start in range(0, len(accepted), block_rows))
+    for block in blocks:
+        frame = table_hashes(changes, block)
         if frame["row_key"].isna().any():
             frame = frame[frame["row_key"].notna()]
         if not len(frame):

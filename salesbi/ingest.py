@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from salesbi import contract
 from salesbi.reading.reader import SourceData, read_source
+from salesbi.reading.spilled import SpilledFrame, SpilledRows, SpillPolicy
 from salesbi.rejects import KEEP_RUNS, ensure_raw_line_column, prune_rejects, with_raw_lines
 from salesbi.runlog import TableCounts, widen_run_status
 from salesbi.schema import RUN_ID, STATUS, Table
@@ -102,10 +103,14 @@ def prepare_warehouse(engine: Engine) -> sa.MetaData:
     return md
 
 
-def read_step(source: Path, profile: str | Path) -> SourceData:
-    """Return the source's seven tables read through ``profile`` (raises StructuralError/ProfileError)."""
+def read_step(source: Path, profile: str | Path, spill: SpillPolicy | None = None) -> SourceData:
+    """Return the source's seven tables read through ``profile`` (raises StructuralError/ProfileError).
+
+    ``spill``: long tables are written to disk block by block as they are read (see
+    :mod:`salesbi.reading.spilled`).
+    """
     import_in_background()  # overlaps GX's import with the read; validation needs it next
-    data = read_source(Path(source), profile)
+    data = read_source(Path(source), profile, spill=spill)
     for note in data.notes:
         log.info("note: %s", note)
     for name, t in data.tables.items():
@@ -191,7 +196,8 @@ def load_step(
     """Replace staging, upsert accepted rows into core and store rejects — all in one transaction.
 
     Staging is written ``block_rows`` rows at a time (the storable copy of a block with rejects
-    and its run id/status columns exist for one block at a time); the upsert into core is one
+    and its run id/status columns exist for one block at a time; a spilled table is read from its
+    file a block at a time, :mod:`salesbi.reading.spilled`); the upsert into core is one
     statement per table over all of staging, inside the same transaction.
 
     Each rejected row keeps its whole raw source line; only the rejects of the newest
@@ -209,12 +215,22 @@ def load_step(
             staging = metadata.tables[f"staging.{name}"]
             core = metadata.tables[f"core.{name}"]
             delete_all(conn, staging)
-            rows = len(staged.frame)
-            rejected = ~staged.frame.index.isin(accepted.index)
-            step = block_rows if block_rows and rows > block_rows else max(rows, 1)
-            for start in range(0, rows, step):
-                part = slice(start, start + step) if step < rows else None
-                bulk_insert(conn, staging, _staging_frame(staged.frame, rejected, run_id, spec, part))
+            if isinstance(staged.frame, SpilledFrame):  # staged from its file a block at a time
+                assert isinstance(accepted, SpilledRows)
+                for block in staged.frame.blocks(block_rows):
+                    start = int(block.index[0])
+                    rejected = np.zeros(len(block), dtype=bool)
+                    rejected[accepted.rejected_in(start, start + len(block))] = True
+                    bulk_insert(conn, staging, _staging_frame(block, rejected, run_id, spec))
+                    del block
+            else:
+                assert isinstance(accepted, pd.DataFrame)
+                rows = len(staged.frame)
+                rejected = ~staged.frame.index.isin(accepted.index)
+                step = block_rows if block_rows and rows > block_rows else max(rows, 1)
+                for start in range(0, rows, step):
+                    part = slice(start, start + step) if step < rows else None
+                    bulk_insert(conn, staging, _staging_frame(staged.frame, rejected, run_id, spec, part))
             # first load into an empty table: build its secondary indexes (and, on PostgreSQL and SQL
             # Server, check its foreign keys) once, after the rows: one sort / one set-wise check beats
             # a B-tree insert and a trigger per row (order_items on PostgreSQL: 3x faster)

@@ -166,6 +166,15 @@ class RunOptions(BaseModel):
             "bounds the ingest's memory for long tables (order_items); the result does not depend on it"
         ),
     )
+    ingest_spill_rows: int = Field(
+        default=500_000,
+        ge=0,
+        description=(
+            "order_items with at least this many lines is written to an Arrow file in the run's staging "
+            "folder block by block as it is read, and validated, hashed and staged from there (never whole "
+            "in memory; 0: always; under it the table stays a frame). The outputs do not depend on it"
+        ),
+    )
     fact_spill_lines: int = Field(
         default=0,
         ge=0,

@@ -38,8 +38,10 @@ from salesbi.errors import SalesBIError, StepSkipped
 from salesbi.incremental_models import score_or_fit
 from salesbi.memory import freeze_long_lived_objects, map_large_allocations, release_freed_memory
 from salesbi.params import ALL_STEPS, PipelineParams
+from salesbi.reading.spilled import SpilledRows
 from salesbi.runlock import run_lock
 from salesbi.runlog import RunSummary, TableCounts, mark_crashed, new_run_id, record_end, record_start, utcnow
+from salesbi.schema import Table
 from salesbi.stage_results import (
     CoreFrames,
     Frames,
@@ -111,8 +113,12 @@ def read_stage(ctx: RunContext, done: Results) -> SourceRead:
                 else "point the source parameter at the folder the CSV drop lands in"
             ),
         )
+    from salesbi.reading.spilled import SpillPolicy, ingest_spill_folder, remove_ingest_spills
+
+    remove_ingest_spills(ctx.params.out_dir)  # what a killed run left (runs into one folder hold its lock)
+    spill = SpillPolicy(ingest_spill_folder(ctx.params.out_dir, ctx.run_id), ctx.params.ingest_spill_rows)
     with ctx.summary.timed("read"):
-        data = read_step(source, ctx.params.profile)
+        data = read_step(source, ctx.params.profile, spill)
         ctx.summary.notes.extend(data.notes)
     return SourceRead(data)
 
@@ -227,22 +233,40 @@ def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
         completeness=completeness,
         validation_summary=summary_md,
         core=core_as_loaded(outcome.accepted, result.counts),
+        core_spilled={n: a for n, a in outcome.accepted.items() if isinstance(a, SpilledRows)},
         changed_orders=changed_orders,
     )
 
 
 def core_as_loaded(
-    accepted: Mapping[str, pd.DataFrame], counts: Mapping[str, TableCounts]
+    accepted: Mapping[str, pd.DataFrame | SpilledRows], counts: Mapping[str, TableCounts]
 ) -> dict[str, pd.DataFrame] | None:
     """Return the core tables as this run's accepted rows, when core holds exactly those rows; else None.
 
     After the upsert every accepted row is in core with its values; when each core
     table's row count equals its accepted rows, core holds nothing else, so the
     frames equal core read back (tested on SQLite and PostgreSQL) without the round trip.
+    A table whose accepted rows are in the read's spill file (:class:`SpilledRows`) is left out:
+    the core stage reads it back from there when it needs it (:func:`core_stage`).
     """
     if any(counts[s.name].warehouse_rows != len(accepted[s.name]) for s in contract.TABLES):
         return None
-    return {s.name: conform(accepted[s.name].reset_index(drop=True), s) for s in contract.TABLES}
+    return {
+        s.name: conform(frame.reset_index(drop=True), s)
+        for s in contract.TABLES
+        if isinstance(frame := accepted[s.name], pd.DataFrame)
+    }
+
+
+def spilled_core(rows: SpilledRows, spec: Table) -> pd.DataFrame:
+    """Return a core table's accepted rows read back from the read's spill file, as core holds them.
+
+    Only the table's columns are read (not the lineage columns), a batch at a time, and the
+    memory the batches took is given back before the next step.
+    """
+    frame = conform(rows.read(list(spec.column_names)), spec)
+    release_freed_memory()
+    return frame
 
 
 def read_core(
@@ -287,7 +311,15 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
     with ctx.summary.timed("read_core"):
         if ingested is not None and ingested.core is not None:
             has_orders = "orders" not in ingested.core or len(ingested.core["orders"]) > 0
-            core = CoreFrames({k: v for k, v in ingested.core.items() if k not in skip}, "this run")
+            tables = {k: v for k, v in ingested.core.items() if k not in skip}
+            # the accepted rows the ingest left in its spill file, read back now that the ingest's
+            # peak is over (never in warehouse mode: the order lines stay in the database)
+            for name, rows in ingested.core_spilled.items():
+                if name not in skip:
+                    tables[name] = spilled_core(rows, contract.table(name))
+            core = CoreFrames(
+                {name: tables[name] for name in contract.TABLES_BY_NAME if name in tables}, "this run"
+            )
         else:
             wh = done.need(Warehouse, "core")
             core = CoreFrames(read_core(wh.engine, wh.metadata, skip), "warehouse")
@@ -1009,8 +1041,10 @@ def execute(
         return _execute(execution, stages, call, call_models)
     finally:  # the fact spilled by this run's report step (salesbi.fact_spill), whatever happened
         from salesbi.fact_spill import remove_spills
+        from salesbi.reading.spilled import remove_ingest_spills
 
         remove_spills(ctx.params.out_dir, ctx.run_id)
+        remove_ingest_spills(ctx.params.out_dir, ctx.run_id)  # the source tables the read spilled
 
 
 def _execute(
@@ -1098,7 +1132,7 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
         done = done.replace(MODEL_INPUTS, left)
     ingested = done.by_stage.get("ingest")
     if isinstance(ingested, Ingested) and ingested.core is not None and "core" in done.by_stage:
-        done = done.replace("ingest", dataclass_replace(ingested, core=None))
+        done = done.replace("ingest", dataclass_replace(ingested, core=None, core_spilled={}))
     return done
 
 

@@ -91,6 +91,9 @@ class Ingested(StageResult):
     #: ``validation.md`` as written (the Prefect artifact shows it)
     validation_summary: str
     core: Mapping[str, pd.DataFrame] | None = None
+    #: with ``core``: the core tables whose accepted rows stayed in the read's spill file
+    #: (:class:`salesbi.reading.spilled.SpilledRows`), read back by the core stage when it needs them
+    core_spilled: Mapping[str, Any] = field(default_factory=dict)
     #: the orders validated in this run and their state before the load (the monthly report tables
     #: splice the affected months: ``salesbi.incremental_reports``); None when reports are not built
     changed_orders: ChangedOrders | None = None

@@ -36,8 +36,15 @@ from salesbi.reading.profile import (
     load_profile,
     unsafe_path_reason,
 )
+from salesbi.reading.spilled import SpilledFrame, SpillPolicy, SpillWriter
 from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Column, Table
 
+#: derivations computed from each row alone: a table deriving only these may be read in blocks
+ROW_LOCAL_DERIVATIONS = frozenset(
+    {"copy", "constant", "template", "concat", "if_present", "when", "abs", "replace"}
+)
+#: tables the reader may write to disk block by block (``PipelineParams.ingest_spill_rows``)
+SPILLED_TABLES = frozenset({"order_items"})
 BROKEN = "_broken"  # rows-frame only: the CSV record could not be split into cells
 FAULT_COLUMNS = ("file", "line", "column", "rule", "value")
 
@@ -47,7 +54,7 @@ class SourceTable:
     """One canonical table as read from the source: typed frame, files, counts, cell faults and notes."""
 
     table: Table
-    frame: pd.DataFrame
+    frame: pd.DataFrame | SpilledFrame  # a SpilledFrame: written to disk as read (salesbi.reading.spilled)
     files: tuple[Path, ...]
     read: int
     faults: pd.DataFrame
@@ -99,10 +106,13 @@ class _Rows:
 class _SourceReader:
     """Reads one source through one profile; caches raw file reads; collects structural errors."""
 
-    def __init__(self, source: Path, profile: Profile, block_bytes: int | None = None) -> None:
+    def __init__(
+        self, source: Path, profile: Profile, block_bytes: int | None = None, spill: SpillPolicy | None = None
+    ) -> None:
         self.source = source
         self.profile = profile
         self.block_bytes = block_bytes  # None: csvfile.READ_BLOCK_BYTES; 0: files read whole
+        self.spill = spill  # long tables written to disk block by block (salesbi.reading.spilled)
         self.raw_cache: dict[Path, RawFile] = {}
         self.errors: list[StructuralError] = []
         self.notes: list[str] = list(profile.notes)
@@ -484,16 +494,17 @@ class _SourceReader:
     def streamable(self, name: str, spec: TableSpec) -> bool:
         """Return True when ``name`` may be read and typed in blocks of records.
 
-        That is: read from files of its own (no constant rows, no other table's file), with no
-        derivation and no ``distinct`` (they look at the whole table), and no file shared with
-        another table (its raw text would be read again).
+        That is: read from files of its own (no constant rows, no other table's file), with
+        only derivations computed from each row alone (:data:`ROW_LOCAL_DERIVATIONS`; a row
+        number or a lookup looks at other rows or files) and no ``distinct`` (it looks at the
+        whole table), and no file shared with another table (its raw text would be read again).
         """
         return (
             (self.block_bytes is None or self.block_bytes > 0)
             and spec.table_absent is None
             and spec.rows is None
             and spec.from_table is None
-            and not spec.derive
+            and all(d.kind in ROW_LOCAL_DERIVATIONS for d in spec.derive.values())
             and not spec.distinct
             and self.profile.file_pattern(name) is not None
             and not (name == "products" and "product_lines" in self.profile.absent_tables())
@@ -531,7 +542,8 @@ class _SourceReader:
             label,
         )
         try:
-            self.check_required(name, table, spec, self.renamed(name, spec, header_rows), header_rows)
+            header = self.with_derived(name, spec, self.renamed(name, spec, header_rows), header_rows)
+            self.check_required(name, table, spec, header, header_rows)
         except StructuralError:
             # the whole-file path reads the records first (their faults are reported before a column's)
             self.raw(path, options, stream)
@@ -543,35 +555,47 @@ class _SourceReader:
         fault_parts: list[pd.DataFrame] = []
         line_parts: list[np.ndarray] = []
         files = _SameFile(label)
-        for number, block in enumerate(stream):
-            frame = block.frame
-            frame[SOURCE_FILE] = pd.Series(label, index=frame.index, dtype="string")
-            frame[SOURCE_LINE] = pd.Series(block.lines, index=frame.index, dtype="Int64")
-            frame[BROKEN] = np.zeros(len(frame), dtype=bool)
-            rows = _Rows(frame, (path,), str(path), stream.header, label)
-            work = self.renamed(name, spec, rows)
-            del frame, rows
-            for col in table.columns:
-                notes = column_notes[col.name] if number == 0 else []
-                raw, work = self.raw_column(name, col, spec, work, header_rows, notes)
-                if col.name in dates:
-                    date_text[col.name].append(_as_codes(raw))
-                    continue
-                typed = type_column(raw, col, options, spec.dates.get(col.name))
-                notes.extend(f"{name}.{t}" for t in typed.notes)  # none for these kinds
-                series, parts = self.finish_column(col, spec, options, raw, typed, files, block.lines)
-                fault_parts.extend(parts)
-                pieces[col.name].append(series.reset_index(drop=True))
-            line_parts.append(block.lines)
-            del work, block
-        if not stream.complete:
-            pieces.clear()
-            date_text.clear()
-            self.raw(path, options, stream)  # the whole-file path reads it from here
-            return None
-        if not sum(len(p) for p in line_parts):
+        names = pd.Series([label], dtype="string").astype("category").dtype
+        writer = self._spill_writer(name, dates)
+        try:
+            built = self._typed_blocks(
+                name,
+                table,
+                spec,
+                stream,
+                header_rows,
+                options,
+                files,
+                label,
+                names,
+                writer,
+                column_notes,
+                pieces,
+                dates,
+                date_text,
+                fault_parts,
+                line_parts,
+            )
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if not built:
+            if writer is not None:
+                writer.abort()
             return None
         self.notes.extend(stream.notes)
+        if writer is not None:
+            return SourceTable(
+                table=table,
+                frame=writer.finish(),
+                files=(path,),
+                read=writer.rows,
+                faults=_sorted_faults(fault_parts),
+                notes=[n for c in table.columns for n in column_notes[c.name]],
+                lines=stream.data_lines,
+                skipped=stream.skipped,
+            )
         lines = np.concatenate(line_parts)
         line_parts.clear()
         out: dict[str, pd.Series] = {}
@@ -587,7 +611,6 @@ class _SourceReader:
                 out[col.name] = _joined(pieces.pop(col.name))
         frame = pd.DataFrame(out, copy=False)  # the joined columns as they are (no 2-D copy)
         del out
-        names = pd.Series([label], dtype="string").astype("category").dtype
         frame[SOURCE_FILE] = pd.Series(
             pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), dtype=names)
         )
@@ -602,6 +625,86 @@ class _SourceReader:
             lines=stream.data_lines,
             skipped=stream.skipped,
         )
+
+    def with_derived(self, name: str, spec: TableSpec, work: pd.DataFrame, rows: _Rows) -> pd.DataFrame:
+        """Return ``work`` with the profile's row-local derived columns added (in the profile's order).
+
+        They make no notes (only lookups do, and those are not row-local).
+        """
+        if not spec.derive:
+            return work
+        fetch = self.lookup(name, self.profile.csv_options(name))
+        for target in spec.derive:
+            work[target] = self._derive(name, target, spec, work, rows, fetch, [])
+        return work
+
+    def _spill_writer(self, name: str, dates: set[str]) -> SpillWriter | None:
+        """Return the writer spilling table ``name`` block by block, or None: it is kept as a frame.
+
+        Only the tables of :data:`SPILLED_TABLES` without date columns (a date column is typed once
+        over the whole column, after the last block) are spilled, and only with a spill policy.
+        """
+        if self.spill is None or name not in SPILLED_TABLES or dates:
+            return None
+        return SpillWriter(self.spill.folder / f"{name}.arrow", keep_below=self.spill.rows)
+
+    def _typed_blocks(
+        self,
+        name: str,
+        table: Table,
+        spec: TableSpec,
+        stream: CsvStream,
+        header_rows: _Rows,
+        options: CsvOptions,
+        files: _SameFile,
+        label: str,
+        names: pd.CategoricalDtype,
+        writer: SpillWriter | None,
+        column_notes: dict[str, list[str]],
+        pieces: dict[str, list[pd.Series]],
+        dates: set[str],
+        date_text: dict[str, list[pd.Categorical]],
+        fault_parts: list[pd.DataFrame],
+        line_parts: list[np.ndarray],
+    ) -> bool:
+        """Read and type the stream's blocks into ``pieces`` (or ``writer``); return False: read it whole."""
+        path = header_rows.files[0]
+        for number, block in enumerate(stream):
+            frame = block.frame
+            frame[SOURCE_FILE] = pd.Series(label, index=frame.index, dtype="string")
+            frame[SOURCE_LINE] = pd.Series(block.lines, index=frame.index, dtype="Int64")
+            frame[BROKEN] = np.zeros(len(frame), dtype=bool)
+            rows = _Rows(frame, (path,), str(path), stream.header, label)
+            work = self.with_derived(name, spec, self.renamed(name, spec, rows), rows)
+            del frame, rows
+            for col in table.columns:
+                notes = column_notes[col.name] if number == 0 else []
+                raw, work = self.raw_column(name, col, spec, work, header_rows, notes)
+                if col.name in dates:
+                    date_text[col.name].append(_as_codes(raw))
+                    continue
+                typed = type_column(raw, col, options, spec.dates.get(col.name))
+                notes.extend(f"{name}.{t}" for t in typed.notes)  # none for these kinds
+                series, parts = self.finish_column(col, spec, options, raw, typed, files, block.lines)
+                fault_parts.extend(parts)
+                pieces[col.name].append(series.reset_index(drop=True))
+            if writer is not None:  # the block's typed rows go to the spill file (no date column)
+                typed_block = pd.DataFrame({c.name: pieces[c.name].pop() for c in table.columns}, copy=False)
+                typed_block[SOURCE_FILE] = pd.Series(
+                    pd.Categorical.from_codes(np.zeros(len(typed_block), dtype=np.int8), dtype=names)
+                )
+                typed_block[SOURCE_LINE] = pd.Series(block.lines, dtype="Int64")
+                writer.append(typed_block)
+                del typed_block
+            line_parts.append(block.lines if writer is None else block.lines[:0])
+            del work, block
+        if not stream.complete:
+            pieces.clear()
+            date_text.clear()
+            self.raw(path, options, stream)  # the whole-file path reads it from here
+            return False
+        rows_seen = writer.rows if writer is not None else sum(len(p) for p in line_parts)
+        return bool(rows_seen)
 
     def _derive(
         self,
@@ -766,12 +869,20 @@ def combine_structural(errors: list[StructuralError]) -> StructuralError:
     )
 
 
-def read_source(source: Path, profile: str | Path | Profile, block_bytes: int | None = None) -> SourceData:
+def read_source(
+    source: Path,
+    profile: str | Path | Profile,
+    block_bytes: int | None = None,
+    spill: SpillPolicy | None = None,
+) -> SourceData:
     """Return the seven canonical tables read from ``source`` through ``profile``.
 
     Tables that allow it are read and typed ``block_bytes`` of their file at a time (default
     ``csvfile.READ_BLOCK_BYTES``; 0: every file read and typed whole, the reference the blocks
-    are tested against); the tables do not depend on it.
+    are tested against); the tables do not depend on it. ``spill``: the tables of
+    :data:`SPILLED_TABLES` read in blocks are written to ``spill.folder`` block by block once
+    they reach ``spill.rows`` rows, and their frame is a
+    :class:`~salesbi.reading.spilled.SpilledFrame` (the same rows, on disk).
 
     Raises ProfileError for an unknown or malformed profile and StructuralError
     (one error listing every problem) for missing files/columns, empty files or
@@ -785,7 +896,7 @@ def read_source(source: Path, profile: str | Path | Profile, block_bytes: int | 
             file=source,
             hint="pass the folder that holds the CSV files (--source DIR)",
         )
-    reader = _SourceReader(source, prof, block_bytes)
+    reader = _SourceReader(source, prof, block_bytes, spill)
     tables: dict[str, SourceTable] = {}
     for table in contract.TABLES:
         try:
@@ -812,4 +923,9 @@ def read_source(source: Path, profile: str | Path | Profile, block_bytes: int | 
 
 def core_frames(data: SourceData) -> dict[str, pd.DataFrame]:
     """Return canonical table name → frame with exactly the contract's columns (no ``_source_*``)."""
-    return {name: st.frame[st.table.column_names].copy() for name, st in data.tables.items()}
+    return {name: _whole(st.frame)[st.table.column_names].copy() for name, st in data.tables.items()}
+
+
+def _whole(frame: pd.DataFrame | SpilledFrame) -> pd.DataFrame:
+    """Return ``frame``, a spilled one read back whole."""
+    return frame.to_frame() if isinstance(frame, SpilledFrame) else frame

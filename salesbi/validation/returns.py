@@ -16,6 +16,8 @@ from salesbi.validation.issues import empty_issues, issues_at
 
 RULE = "quantity_not_positive"
 RETURN_STATUSES = frozenset({"cancelled"})
+#: the order_items columns the rule reads
+RETURN_COLUMNS = ("order_id", "quantity")
 
 
 def return_line_issues(order_items: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:

@@ -39,7 +39,7 @@ def check_schema(tables: Mapping[str, Any]) -> None:
                     column=c.name,
                     hint="map the column in the profile (rename/derive) or add it to the file",
                 )
-            actual = str(frame[c.name].dtype)
+            actual = str(frame.dtypes[c.name])  # a spilled table's too (salesbi.reading.spilled)
             if actual != expected:
                 raise ValidationFailed(
                     f"{spec.name}: schema mismatch (rule schema): column {c.name!r} is {actual}, "

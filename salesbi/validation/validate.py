@@ -18,10 +18,10 @@ Order of work:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ from salesbi import contract
 from salesbi.errors import ValidationFailed
 from salesbi.reading.csvfile import BROKEN_RULES
 from salesbi.reading.reader import empty_faults
+from salesbi.reading.spilled import SpilledFrame, SpilledRows
 from salesbi.runlog import TableCounts
 from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Table
 from salesbi.validation.blocks import (
@@ -48,12 +49,15 @@ from salesbi.validation.issues import (
 )
 from salesbi.validation.limits import key_collisions
 from salesbi.validation.references import check_references
-from salesbi.validation.returns import return_line_issues
+from salesbi.validation.returns import RETURN_COLUMNS, return_line_issues
 from salesbi.validation.rules import EARLIEST_DATE, LATEST_DATE, READER_RULES, derived_columns
 from salesbi.validation.suites import suite_dict
 from salesbi.validation.table_checks import check_counts, check_schema
 
 LINE_COLUMN = "<line>"  # groups line faults (no column) in _fault_issues
+
+#: a table's accepted rows: a frame, or a spilled table without its rejected rows
+Accepted: TypeAlias = pd.DataFrame | SpilledRows
 
 __all__ = ["StagedTable", "StagedTableData", "TableCounts", "ValidationOutcome", "validate_staged"]
 
@@ -62,7 +66,7 @@ class StagedTable(Protocol):
     """What validation needs from a staged table (``salesbi.reading.reader.SourceTable`` fits)."""
 
     table: Table
-    frame: pd.DataFrame
+    frame: pd.DataFrame | SpilledFrame
     faults: pd.DataFrame
     files: tuple[Any, ...]
 
@@ -81,7 +85,7 @@ class StagedTableData:
 class ValidationOutcome:
     """Result of validation: accepted rows per table, quarantined rows, warnings, counts, GX results."""
 
-    accepted: dict[str, pd.DataFrame]
+    accepted: dict[str, Accepted]  # a spilled table's: SpilledRows
     rejected_rows: pd.DataFrame
     warnings: pd.DataFrame
     counts: dict[str, TableCounts]
@@ -89,6 +93,18 @@ class ValidationOutcome:
     run_id: str = ""
     today: date | None = None
     suite_docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # the suites as run
+
+
+def checked_columns(spec: Table) -> list[str]:
+    """Return the columns of ``spec`` the whole-table checks compare: key, references, the returns rule's.
+
+    A spilled table (:class:`~salesbi.reading.spilled.SpilledFrame`) is held by these columns only
+    while validation runs; every other check reads it block by block.
+    """
+    wanted = {*spec.key, *(col for col, _, _ in spec.foreign_keys)}
+    if spec.name == "order_items":
+        wanted |= set(RETURN_COLUMNS)
+    return [c for c in spec.column_names if c in wanted]
 
 
 def _gx_frame(spec: Table, frame: pd.DataFrame) -> pd.DataFrame:
@@ -146,16 +162,21 @@ def _gx_issues(
 def _suite_issues(
     runner: Any,
     spec: Table,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | SpilledFrame,
     doc: dict[str, Any],
     parameters: Mapping[str, Any],
     block_rows: int | None,
+    keys: pd.DataFrame | None = None,
+    on_block: Callable[[int, pd.DataFrame], None] | None = None,
 ) -> tuple[Any, list[pd.DataFrame], np.ndarray | None]:
     """Return GX's result for ``frame``, its row issues and the duplicated-key positions, block by block.
 
     Each block of at most ``block_rows`` rows is validated alone (its GX copy and temporaries
     freed before the next); positions are shifted to the whole frame's, and keys repeated in two
-    blocks are added to the duplicates (see :mod:`salesbi.validation.blocks`).
+    blocks are added to the duplicates (see :mod:`salesbi.validation.blocks`). A
+    :class:`~salesbi.reading.spilled.SpilledFrame` is read from its file a block at a time; its
+    key columns ``keys`` (the whole table's) find the keys repeated across blocks, and
+    ``on_block(start, block)`` sees each block as it is read.
     """
     if spec.name not in BLOCKED_TABLES:
         block_rows = None
@@ -164,9 +185,11 @@ def _suite_issues(
     parts: list[pd.DataFrame] = []
     dup_parts: list[np.ndarray] = []
     dup_index: int | None = None
-    for start, stop in bounds:
-        block = frame if len(bounds) == 1 else frame.iloc[start:stop]
+    for start, block in _blocks(frame, bounds):
+        if on_block is not None:
+            on_block(start, block)
         gx_frame = _gx_frame(spec, block)
+        del block
         result, findings = runner.run(spec.name, gx_frame, doc, parameters)
         found, duplicates = _gx_issues(spec, gx_frame, findings)  # same positions, plus derived columns
         del gx_frame
@@ -183,31 +206,69 @@ def _suite_issues(
     if dup_index is None:
         return merged, parts, None
     assert block_rows is not None  # more than one block
-    across = cross_block_duplicates(frame, spec.key, block_rows)
+    key_frame = keys if keys is not None else frame
+    assert isinstance(key_frame, pd.DataFrame)
+    across = cross_block_duplicates(key_frame, spec.key, block_rows)
     duplicates = np.union1d(np.concatenate(dup_parts), across).astype("int64")
-    add_duplicates(merged, dup_index, duplicates, frame[list(spec.key)].iloc[duplicates])
+    add_duplicates(merged, dup_index, duplicates, key_frame[list(spec.key)].iloc[duplicates])
     return merged, parts, duplicates
 
 
-def _fault_issues(spec: Table, frame: pd.DataFrame, faults: pd.DataFrame | None) -> pd.DataFrame:
-    """Return issues for the reader's cell faults, located by source file and line."""
+def _blocks(
+    frame: pd.DataFrame | SpilledFrame, bounds: list[tuple[int, int]]
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Yield ``(start, block)`` of ``frame`` over ``bounds`` (a spilled frame read from its file)."""
+    if isinstance(frame, SpilledFrame):
+        rows = bounds[0][1] - bounds[0][0]
+        if not len(frame):
+            yield 0, frame.frame()
+            return
+        for block in frame.blocks(max(rows, 1)):
+            yield int(block.index[0]), block.reset_index(drop=True)
+        return
+    for start, stop in bounds:
+        yield start, frame if len(bounds) == 1 else frame.iloc[start:stop]
+
+
+def _fault_lines(faults: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Return the faults with their line as ``Int64`` (None when there are none)."""
     if faults is None or not len(faults):
-        return empty_issues()
+        return None
     f = faults.reset_index(drop=True).copy()
     f["line"] = f["line"].astype("Int64")
+    return f
+
+
+def _fault_rows(frame: pd.DataFrame, f: pd.DataFrame, start: int = 0) -> pd.DataFrame:
+    """Return (file, line, pos) of the rows of ``frame`` on a line some fault names (``pos`` + ``start``)."""
     # only the rows on a line some fault names are matched (not a Python object per row of the table)
     lines = frame[SOURCE_LINE].astype("Int64")
     near = lines.isin(f["line"].dropna().unique()).to_numpy(dtype=bool)
     if f["line"].isna().any():
         near |= lines.isna().to_numpy(dtype=bool)
     candidates = np.flatnonzero(near).astype("int64")
-    rows = pd.DataFrame(
+    return pd.DataFrame(
         {
             "file": frame[SOURCE_FILE].iloc[candidates].to_numpy(),
             "line": lines.iloc[candidates].to_numpy(),
-            "pos": candidates,
+            "pos": candidates + start,
         }
     )
+
+
+def _fault_issues(
+    spec: Table, frame: pd.DataFrame, faults: pd.DataFrame | None, rows: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Return issues for the reader's cell faults, located by source file and line.
+
+    ``rows``: the (file, line, pos) of the rows on a faulty line, found block by block
+    (:func:`_fault_rows`) when ``frame`` is not at hand.
+    """
+    f = _fault_lines(faults)
+    if f is None:
+        return empty_issues()
+    if rows is None:
+        rows = _fault_rows(frame, f)
     m = f.merge(rows, on=["file", "line"], how="left")
     unmatched = m[m["pos"].isna()]
     if len(unmatched):
@@ -250,12 +311,17 @@ def _only_line_faults(issues: pd.DataFrame) -> pd.DataFrame:
     return issues[~on_broken | broken].reset_index(drop=True)
 
 
-def _duplicate_issues(spec: Table, frame: pd.DataFrame, positions: np.ndarray | None) -> pd.DataFrame:
+def _duplicate_issues(
+    spec: Table, frame: pd.DataFrame | SpilledFrame, positions: np.ndarray | None
+) -> pd.DataFrame:
     """Return issues for repeated keys: every conflicting copy, and the extra exact copies."""
     if positions is None or not len(positions):
         return empty_issues()
     key = list(spec.key)
-    sub = frame[spec.column_names].iloc[positions].copy()
+    if isinstance(frame, SpilledFrame):  # only the repeated rows are read back
+        sub = frame.take(positions, list(spec.column_names))
+    else:
+        sub = frame[spec.column_names].iloc[positions].copy()
     sub["_pos"] = positions
     distinct = sub.drop_duplicates(subset=spec.column_names)
     versions = distinct.groupby(key, dropna=False, sort=False).size()
@@ -265,7 +331,7 @@ def _duplicate_issues(spec: Table, frame: pd.DataFrame, positions: np.ndarray | 
     label = ", ".join(key)
     parts = [
         issues_at(
-            frame,
+            sub,
             sub["_pos"].to_numpy()[conflicting],
             rule="duplicate_key",
             column=key[0] if len(key) == 1 else None,
@@ -277,7 +343,7 @@ def _duplicate_issues(spec: Table, frame: pd.DataFrame, positions: np.ndarray | 
     extra = ~conflicting & sub.duplicated(subset=spec.column_names, keep="first").to_numpy()
     parts.append(
         issues_at(
-            frame,
+            sub,
             sub["_pos"].to_numpy()[extra],
             rule="duplicate_identical",
             column=key[0] if len(key) == 1 else None,
@@ -332,19 +398,37 @@ def validate_staged(
     issues: dict[str, pd.DataFrame] = {}
     suite_results: dict[str, Any] = {}
     suite_docs: dict[str, dict[str, Any]] = {}
+    frames: dict[str, pd.DataFrame] = {}  # the tables, a spilled one by its checked columns only
     for spec in contract.TABLES:
         staged = tables[spec.name]
         frame = staged.frame
         doc = suite_docs[spec.name] = suite_dict(spec.name, config)
-        result, parts, duplicates = _suite_issues(runner, spec, frame, doc, parameters, block_rows)
+        faults = getattr(staged, "faults", None)
+        if isinstance(frame, SpilledFrame):
+            # the whole-table checks read the columns they compare, never the whole table
+            keys = frames[spec.name] = frame.frame(checked_columns(spec))
+            f = _fault_lines(faults)
+            fault_rows: list[pd.DataFrame] = []
+
+            def near_faults(start: int, block: pd.DataFrame, f: Any = f, out: Any = fault_rows) -> None:
+                if f is not None:
+                    out.append(_fault_rows(block, f, start))
+
+            result, parts, duplicates = _suite_issues(
+                runner, spec, frame, doc, parameters, block_rows or max(len(frame), 1), keys, near_faults
+            )
+            rows = pd.concat(fault_rows, ignore_index=True) if fault_rows else None
+            parts.append(_fault_issues(spec, rows if rows is not None else keys, faults, rows))
+        else:
+            frames[spec.name] = frame
+            result, parts, duplicates = _suite_issues(runner, spec, frame, doc, parameters, block_rows)
+            parts.append(_fault_issues(spec, frame, faults))
         suite_results[spec.name] = result
-        parts.append(_fault_issues(spec, frame, getattr(staged, "faults", None)))
         parts.append(_duplicate_issues(spec, frame, duplicates))
-        parts.append(key_collisions(spec, frame))
+        parts.append(key_collisions(spec, frames[spec.name]))
         found = pd.concat([p for p in parts if len(p)] or [empty_issues()], ignore_index=True)
         issues[spec.name] = _only_line_faults(found)
 
-    frames = {name: tables[name].frame for name in contract.TABLES_BY_NAME}
     returns = return_line_issues(frames["order_items"], frames["orders"])
     if len(returns):
         issues["order_items"] = pd.concat([issues["order_items"], returns], ignore_index=True)
@@ -352,13 +436,15 @@ def validate_staged(
     accounting = {
         name: (getattr(t, "lines", None), int(getattr(t, "skipped", 0) or 0)) for name, t in tables.items()
     }
-    outcome = _assemble(frames, issues, config, run_id, suite_results, today, accounting)
+    staged_frames = {name: tables[name].frame for name in contract.TABLES_BY_NAME}
+    del frames  # the spilled tables' checked columns
+    outcome = _assemble(staged_frames, issues, config, run_id, suite_results, today, accounting)
     outcome.suite_docs = suite_docs
     return outcome
 
 
 def _assemble(
-    frames: Mapping[str, pd.DataFrame],
+    frames: Mapping[str, pd.DataFrame | SpilledFrame],
     issues: Mapping[str, pd.DataFrame],
     config: ValidationConfig,
     run_id: str,
@@ -366,7 +452,7 @@ def _assemble(
     today: date,
     accounting: Mapping[str, tuple[int | None, int]],
 ) -> ValidationOutcome:
-    accepted: dict[str, pd.DataFrame] = {}
+    accepted: dict[str, Accepted] = {}
     counts: dict[str, TableCounts] = {}
     rejected_parts: list[pd.DataFrame] = []
     warning_parts: list[pd.DataFrame] = []
@@ -375,13 +461,19 @@ def _assemble(
         found = issues[spec.name]
         severity = found["rule"].map(config.severity_of).astype("string")
         is_reject = (severity == "reject").to_numpy(dtype=bool)
-        rejected_pos = np.unique(found["pos"].to_numpy(dtype="int64")[is_reject])
+        positions = found["pos"].to_numpy(dtype="int64")
+        rejected_pos = np.unique(positions[is_reject])
         keep = np.ones(len(frame), dtype=bool)
         keep[rejected_pos] = False
-        # nothing rejected: a shallow copy (copy-on-write: no row is copied until one side changes)
-        accepted[spec.name] = frame.copy(deep=False) if keep.all() else frame[keep]
+        if isinstance(frame, SpilledFrame):
+            # the spill and the rejected positions; the issues' rows are read back by position
+            accepted[spec.name] = SpilledRows(frame, rejected_pos)
+            found, frame = _located(found, frame, spec)
+        else:
+            # nothing rejected: a shallow copy (copy-on-write: no row is copied until one side changes)
+            accepted[spec.name] = frame.copy(deep=False) if keep.all() else frame[keep]
         counts[spec.name] = TableCounts(
-            read=len(frame),
+            read=len(keep),
             loaded=int(keep.sum()),
             rejected=len(rejected_pos),
             lines=accounting.get(spec.name, (None, 0))[0],
@@ -394,7 +486,7 @@ def _assemble(
                     rej, frame, table=spec.name, key=spec.key, run_id=run_id, severity=severity[is_reject]
                 )
             )
-        warn_mask = ~is_reject & keep[found["pos"].to_numpy(dtype="int64")]
+        warn_mask = ~is_reject & keep[positions]
         if warn_mask.any():
             warning_parts.append(
                 to_rejected_rows(
@@ -423,6 +515,20 @@ def _assemble(
         run_id=run_id,
         today=today,
     )
+
+
+def _located(found: pd.DataFrame, spill: SpilledFrame, spec: Table) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return ``found`` with ``pos`` renumbered into the rows they name, and those rows of ``spill``.
+
+    Only the lineage and key columns :func:`to_rejected_rows` reads are read back, for the rows an
+    issue names (few): what ``frame.iloc[pos]`` gives on the whole-frame path.
+    """
+    positions = found["pos"].to_numpy(dtype="int64")
+    named = np.unique(positions)
+    rows = spill.take(named, [SOURCE_FILE, SOURCE_LINE, *spec.key])
+    local = found.copy()
+    local["pos"] = np.searchsorted(named, positions).astype("int64")
+    return local, rows
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
