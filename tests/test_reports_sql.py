@@ -119,11 +119,11 @@ def _compare(url: str, params: ReportParams) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
 @pytest.mark.slow
 def test_push_down_equals_pandas_on_the_generated_company(
-    sample_company: Path, pg_warehouse: str, tmp_path: Path
+    sample_company: Path, warehouse: str, tmp_path: Path
 ) -> None:
+    pg_warehouse = warehouse  # SQLite and PostgreSQL
     _ingest(sample_company, "canonical", pg_warehouse, tmp_path / "out")
     expected = _compare(pg_warehouse, ReportParams(churn_months=3, fiscal_year_start_month=4))
     assert len(expected["fact_order_lines"]) == 20_000 or len(expected["fact_order_lines"]) > 15_000
@@ -152,14 +152,11 @@ def test_push_down_equals_pandas_on_the_generated_company(
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_push_down_equals_pandas_on_classicmodels(
-    classicmodels_dir: Path, pg_warehouse: str, tmp_path: Path
-) -> None:
-    _ingest(classicmodels_dir, "classicmodels", pg_warehouse, tmp_path / "out")
-    expected = _compare(pg_warehouse, ReportParams())
+def test_push_down_equals_pandas_on_classicmodels(classicmodels_dir: Path, warehouse: str, tmp_path: Path) -> None:
+    _ingest(classicmodels_dir, "classicmodels", warehouse, tmp_path / "out")
+    expected = _compare(warehouse, ReportParams())
     assert len(expected["fact_order_lines"]) == 2996
     monthly = expected["sales_monthly"]
     # cross-check: the monthly table's sales add up to the fact's net sales
@@ -392,8 +389,8 @@ def _edge_core() -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
-def test_push_down_equals_pandas_on_the_edge_cases(pg_warehouse: str) -> None:
+def test_push_down_equals_pandas_on_the_edge_cases(warehouse: str) -> None:
+    pg_warehouse = warehouse  # SQLite and PostgreSQL
     engine = create_engine(pg_warehouse)
     try:
         metadata = prepare_warehouse(engine)
@@ -498,8 +495,8 @@ def _ties_core() -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
-def test_push_down_equals_pandas_on_ties_and_gaps(pg_warehouse: str) -> None:
+def test_push_down_equals_pandas_on_ties_and_gaps(warehouse: str) -> None:
+    pg_warehouse = warehouse  # SQLite and PostgreSQL
     engine = create_engine(pg_warehouse)
     try:
         metadata = prepare_warehouse(engine)
