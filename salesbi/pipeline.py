@@ -266,6 +266,11 @@ def core_has_orders(wh: Warehouse) -> bool:
         return conn.execute(sa.select(sa.literal(1)).select_from(orders).limit(1)).first() is not None
 
 
+def no_orders_in_core() -> SalesBIError:
+    """Return the error of a step that needs core's orders on a warehouse whose core has none."""
+    return SalesBIError("the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)")
+
+
 def needs_no_core(params: PipelineParams) -> bool:
     """Return whether no selected step reads core as frames: reports built inside the warehouse
     (``reports_in="warehouse"``) and no model step (the models read the run's core frames)."""
@@ -293,9 +298,7 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
             core = CoreFrames(read_core(wh.engine, wh.metadata, skip), "warehouse")
             has_orders = len(core.tables["orders"]) > 0 if "orders" in core.tables else core_has_orders(wh)
     if not has_orders:
-        raise SalesBIError(
-            "the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)"
-        )
+        raise no_orders_in_core()
     return core
 
 
@@ -314,6 +317,8 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             from salesbi.reports.sql.build import build_reports_in_warehouse
 
             wh = done.need(Warehouse, "reports")
+            if done.find(CoreFrames) is None and not core_has_orders(wh):  # as the core stage says
+                raise no_orders_in_core()
             # the fact stays in the database: publish fills rpt.fact_order_lines with INSERT … SELECT
             built = build_reports_in_warehouse(wh.engine, wh.metadata, params, with_fact=False)
             ctx.summary.outputs["reports_built_in"] = built.summary(fact_in_database=True)

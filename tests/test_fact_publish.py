@@ -3,7 +3,7 @@
 The ``INSERT … SELECT`` fills the table with the pandas fact's rows (columns, types, values),
 its Parquet file is streamed from it in batches and reads back equal to the pandas path's file,
 and the model steps' narrow projections equal the pandas fact's columns. On SQLite and
-PostgreSQL with the generator, on PostgreSQL with classicmodels; for SQL Server the statements
+PostgreSQL with the generator and classicmodels; for SQL Server the statements
 compile with their literals inline and parse as T-SQL (sqlglot).
 """
 
@@ -96,13 +96,12 @@ def test_the_fact_built_in_the_warehouse_equals_pandas_on_the_generator(
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
 @pytest.mark.realdata
 def test_the_fact_built_in_the_warehouse_equals_pandas_on_classicmodels(
-    classicmodels_dir: Path, pg_warehouse: str, tmp_path: Path
+    classicmodels_dir: Path, warehouse: str, tmp_path: Path
 ) -> None:
-    _ingest(classicmodels_dir, "classicmodels", pg_warehouse, tmp_path / "out")
-    expected = _check_fact_in_database(pg_warehouse, tmp_path, batch_rows=500)
+    _ingest(classicmodels_dir, "classicmodels", warehouse, tmp_path / "out")
+    expected = _check_fact_in_database(warehouse, tmp_path, batch_rows=500)
     assert len(expected) == 2996
     # cross-check with the source: the lines' revenue adds up to classicmodels' quantity × price
     items = pd.read_csv(classicmodels_dir / "orderdetails.csv", sep=";")
@@ -217,12 +216,12 @@ MODEL_FILES = frozenset(
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
 @pytest.mark.slow
 def test_a_warehouse_run_publishes_what_the_pandas_run_publishes(
-    sample_company: Path, pg_warehouse: str, tmp_path: Path
+    sample_company: Path, warehouse: str, tmp_path: Path
 ) -> None:
     """``salesbi run`` steps, pandas vs push-down: every Parquet file and rpt table the same."""
+    pg_warehouse = warehouse  # SQLite and PostgreSQL
     _ingest(sample_company, "canonical", pg_warehouse, tmp_path / "ingest")
     steps = ("reports", "segments", "predictions", "forecast")
     outs = {}

@@ -39,7 +39,9 @@ from salesbi.reports.sql.build import (
     check_dialect,
     read_report_table,
 )
-from salesbi.reports.sql.expr import round_half_even
+from salesbi.reports.sql import sqlite as sqlite_support
+from salesbi.reports.sql import summaries
+from salesbi.reports.sql.expr import ceiling_of, days_between, floor_of, rint, round_half_even
 from salesbi.reports.sql.render import dialect_named, render
 from salesbi.reports.sql.render import main as render_main
 from salesbi.reports.sql.selects import fact_order_lines_select, order_sums_select
@@ -154,7 +156,9 @@ def test_push_down_equals_pandas_on_the_generated_company(
 @pytest.mark.integration
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_push_down_equals_pandas_on_classicmodels(classicmodels_dir: Path, warehouse: str, tmp_path: Path) -> None:
+def test_push_down_equals_pandas_on_classicmodels(
+    classicmodels_dir: Path, warehouse: str, tmp_path: Path
+) -> None:
     _ingest(classicmodels_dir, "classicmodels", warehouse, tmp_path / "out")
     expected = _compare(warehouse, ReportParams())
     assert len(expected["fact_order_lines"]) == 2996
@@ -243,26 +247,77 @@ def test_the_split_names_every_report_table_once() -> None:
     )
 
 
-def test_sqlite_is_refused_with_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigurationError, match="PostgreSQL or SQL Server"):
-        check_dialect("sqlite")
-    check_dialect("postgresql")
-    check_dialect("mssql")
-    with pytest.raises(ValidationError, match="SQLite is not supported"):
-        PipelineParams(warehouse_url="sqlite:///x.db", reports_in="warehouse")
+def test_sqlite_is_accepted_and_an_sqlite_without_window_functions_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for dialect in ("postgresql", "mssql", "sqlite"):
+        check_dialect(dialect)
+    with pytest.raises(ConfigurationError, match="PostgreSQL, SQL Server or SQLite"):
+        check_dialect("oracle")
+    assert PipelineParams(warehouse_url="sqlite:///x.db", reports_in="warehouse").reports_in == "warehouse"
     assert PipelineParams(warehouse_url="sqlite:///x.db").reports_in == "python"
     monkeypatch.delenv("SALESBI_WAREHOUSE_URL", raising=False)
-    with pytest.raises(ValidationError, match="SQLite is not supported"):
-        PipelineParams(reports_in="warehouse")  # the default warehouse is SQLite
-    monkeypatch.setenv("SALESBI_WAREHOUSE_URL", "postgresql+psycopg://u:p@db/wh")
-    assert PipelineParams(reports_in="warehouse").reports_in == "warehouse"
-    monkeypatch.delenv("SALESBI_WAREHOUSE_URL")
+    assert PipelineParams(reports_in="warehouse").reports_in == "warehouse"  # the default warehouse
+    assert (
+        sqlite_support.version_problem("3.40.1") is None and sqlite_support.version_problem("3.25.0") is None
+    )
+    assert "older than 3.25.0" in (sqlite_support.version_problem("3.24.9") or "")
+    # a Python linking an SQLite without window functions: refused before anything is touched
+    monkeypatch.setattr(sqlite_support.sqlite3, "sqlite_version", "3.22.0")
+    with pytest.raises(ValidationError, match=r"SQLite 3\.22\.0 is older than 3\.25\.0"):
+        PipelineParams(warehouse_url="sqlite:///x.db", reports_in="warehouse")
+    assert PipelineParams(warehouse_url="postgresql+psycopg://u:p@db/wh", reports_in="warehouse")
     url = f"sqlite:///{tmp_path / 'w.db'}"
     result = CliRunner().invoke(cli.app, ["report", "--warehouse", url, "--reports-in", "warehouse"])
     assert result.exit_code == 2
-    assert "SQLite is not supported" in " ".join(result.output.split())
-    assert not (tmp_path / "w.db").exists()  # refused before anything is touched
+    assert "older than 3.25.0" in " ".join(result.output.split())
+    assert not (tmp_path / "w.db").exists()
     assert CliRunner().invoke(cli.app, ["report", "--reports-in", "duckdb"]).exit_code == 2
+
+
+def test_sqlite_rounds_as_numpy_and_floors_without_python_callbacks(tmp_path: Path) -> None:
+    values = [
+        0.125,
+        0.375,
+        2.675,
+        -0.125,
+        -0.375,
+        1.005,
+        100.005,
+        12345.6789,
+        -2.5e-3,
+        0.0,
+        0.015,
+        -7.5,
+        2.5,
+        -3.5,
+    ]
+    expected = [float(pd.Series([v]).round(2).iloc[0]) for v in values]
+    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        with engine.connect() as conn:
+            for v, want in zip(values, expected, strict=True):
+                assert conn.execute(sa.select(round_half_even(sa.literal(v), 2))).scalar_one() == want, v
+                assert conn.execute(sa.select(rint(sa.literal(v)))).scalar_one() == float(np.rint(v)), v
+                assert conn.execute(sa.select(floor_of(sa.literal(v)))).scalar_one() == math.floor(v), v
+                assert conn.execute(sa.select(ceiling_of(sa.literal(v)))).scalar_one() == math.ceil(v), v
+            # NULL stays NULL (SQLAlchemy's driver-level floor(), math.floor, fails on it)
+            nothing = sa.cast(sa.null(), sa.Float())
+            for fn in (rint, floor_of, ceiling_of):
+                assert conn.execute(sa.select(fn(nothing))).scalar_one() is None
+            # dates: ISO text constants, day differences by julianday
+            day = summaries.date_literal(date(2024, 3, 1))
+            assert conn.execute(sa.select(day)).scalar_one() == date(2024, 3, 1)
+            assert (
+                conn.execute(
+                    sa.select(days_between(summaries.date_literal(date(2024, 2, 1)), day))
+                ).scalar_one()
+                == 29
+            )
+    finally:
+        engine.dispose()
+    sql = str(sa.select(rint(sa.literal(1.5))).compile(dialect=dialect_named("sqlite")))
+    assert "floor" not in sql.lower() and "round(" in sql
 
 
 @pytest.mark.integration
