@@ -268,7 +268,9 @@ def core_has_orders(wh: Warehouse) -> bool:
 
 def no_orders_in_core() -> SalesBIError:
     """Return the error of a step that needs core's orders on a warehouse whose core has none."""
-    return SalesBIError("the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)")
+    return SalesBIError(
+        "the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)"
+    )
 
 
 def needs_no_core(params: PipelineParams) -> bool:

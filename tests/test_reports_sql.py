@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 import sqlglot
@@ -30,7 +31,10 @@ from salesbi.ingest import prepare_warehouse
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
 from salesbi.reports.build import ReportParams, build_reports
+from salesbi.reports.fact import FACT_ORDER_LINES
 from salesbi.reports.monthly import bin_index
+from salesbi.reports.sql import sqlite as sqlite_support
+from salesbi.reports.sql import summaries
 from salesbi.reports.sql.build import (
     IN_PYTHON,
     IN_WAREHOUSE,
@@ -39,9 +43,8 @@ from salesbi.reports.sql.build import (
     check_dialect,
     read_report_table,
 )
-from salesbi.reports.sql import sqlite as sqlite_support
-from salesbi.reports.sql import summaries
 from salesbi.reports.sql.expr import ceiling_of, days_between, floor_of, rint, round_half_even
+from salesbi.reports.sql.fact_publish import export_parquet, fact_table, insert_fact
 from salesbi.reports.sql.render import dialect_named, render
 from salesbi.reports.sql.render import main as render_main
 from salesbi.reports.sql.selects import fact_order_lines_select, order_sums_select
@@ -407,10 +410,12 @@ def _edge_core() -> dict[str, pd.DataFrame]:
         ),
         "orders": pd.DataFrame(
             {
-                "order_id": ["A1", "A2", "A3", "A4", "A5", "A6", "a0"],
-                "customer_id": ["C1", "C2", "C3", "C1", "C4", "C5", "c0"],
+                # non-ASCII ids: code-point order ('a0' < 'É1' < 'Ａ' U+FF21 < '😀' U+1F600) is
+                # UTF-8 byte order (SQLite's BINARY collation), not UTF-16 order (😀 before Ａ)
+                "order_id": ["A1", "A2", "A3", "A4", "A5", "A6", "a0", "É1", "\uff21", "\U0001f600"],
+                "customer_id": ["C1", "C2", "C3", "C1", "C4", "C5", "c0", "C1", "C2", "C4"],
                 # A3: no employee and a customer without a rep; A5: four months after A4
-                "employee_id": [n, "E1", n, n, "E3", n, n],
+                "employee_id": [n, "E1", n, n, "E3", n, n, "E2", n, "E3"],
                 "order_date": [
                     "2023-01-15",
                     "2023-01-20",
@@ -419,24 +424,48 @@ def _edge_core() -> dict[str, pd.DataFrame]:
                     "2023-06-30",
                     "2023-07-01",
                     "2023-03-03",
+                    "2023-05-05",
+                    "2023-05-06",
+                    "2023-05-07",
                 ],
-                "required_date": [n] * 7,
-                "shipped_date": [n, "2023-01-22", n, n, "2023-07-02", n, n],
-                "status": ["shipped", "cancelled", "cancelled", "shipped", "shipped", "cancelled", "shipped"],
-                "ship_city": [n] * 7,
-                "ship_country": [n] * 7,
+                "required_date": [n] * 10,
+                "shipped_date": [n, "2023-01-22", n, n, "2023-07-02", n, n, n, n, n],
+                "status": [
+                    *("shipped", "cancelled", "cancelled", "shipped", "shipped", "cancelled", "shipped"),
+                    *("shipped",) * 3,
+                ],
+                "ship_city": [n] * 10,
+                "ship_country": [n] * 10,
             }
         ),
         "order_items": pd.DataFrame(
             {
-                "order_id": ["A1", "A1", "A2", "A3", "A3", "A4", "A5", "A6", "A6", "a0"],
-                "line_number": [1, 2, 1, 1, 2, 1, 1, 1, 2, 1],
-                "product_id": ["P1", "P3", "P1", "P1", "P1", "P2", "P3", "P1", "P1", "P1"],
+                "order_id": [
+                    *("A1", "A1", "A2", "A3", "A3", "A4", "A5", "A6", "A6", "a0"),
+                    *("É1", "\uff21", "\uff21", "\U0001f600"),
+                ],
+                "line_number": [1, 2, 1, 1, 2, 1, 1, 1, 2, 1, 1, 2, 10, 1],
+                "product_id": [
+                    "P1",
+                    "P3",
+                    "P1",
+                    "P1",
+                    "P1",
+                    "P2",
+                    "P3",
+                    "P1",
+                    "P1",
+                    "P1",
+                    "P1",
+                    "P1",
+                    "P3",
+                    "P1",
+                ],
                 # A3 starts with a return (negative quantity on a cancelled order): not a cancelled order
-                "quantity": [3, 1, 2, -1, 4, 7, 1, 2, -2, 1],
+                "quantity": [3, 1, 2, -1, 4, 7, 1, 2, -2, 1, 1, 2, 3, 4],
                 # 0.01 × 0.5 = 0.005 and 0.03 × 0.5 = 0.015: ties that NUMERIC ROUND would round up
-                "unit_price": [33.35, 0.01, 3.35, 3.35, 3.35, 2.0, 0.03, 1.0, 1.0, 0.07],
-                "discount": [0.05, 0.5, 0.0, n, 0.125, 0.1, 0.5, 0.0, 0.0, 0.5],
+                "unit_price": [33.35, 0.01, 3.35, 3.35, 3.35, 2.0, 0.03, 1.0, 1.0, 0.07, 1.0, 2.0, 3.0, 4.0],
+                "discount": [0.05, 0.5, 0.0, n, 0.125, 0.1, 0.5, 0.0, 0.0, 0.5, n, n, n, n],
             }
         ),
     }
@@ -444,7 +473,7 @@ def _edge_core() -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.integration
-def test_push_down_equals_pandas_on_the_edge_cases(warehouse: str) -> None:
+def test_push_down_equals_pandas_on_the_edge_cases(warehouse: str, tmp_path: Path) -> None:
     pg_warehouse = warehouse  # SQLite and PostgreSQL
     engine = create_engine(pg_warehouse)
     try:
@@ -464,6 +493,34 @@ def test_push_down_equals_pandas_on_the_edge_cases(warehouse: str) -> None:
     geography = expected["dim_geography"].set_index("geography_key")
     assert geography.loc["Switzerland|Bern", "state"] == "C"  # the tie goes to the lower code point
     assert expected["fact_order_lines"]["order_id"].tolist()[0] == "A1"  # 'A…' before 'a0'
+    # the fact's rows in pandas' (code-point) order: in the table the database fills and in the
+    # Parquet file written from it (ORDER BY order_id, line_number: BINARY / "C" / BIN2 collation)
+    fact_lines = expected["fact_order_lines"]
+    keys = list(zip(fact_lines["order_id"], fact_lines["line_number"], strict=True))
+    assert keys == sorted(keys)  # Python compares str by code point
+    assert [k for k in keys if k[0] > "a0"] == [("É1", 1), ("\uff21", 2), ("\uff21", 10), ("\U0001f600", 1)]
+    engine = create_engine(pg_warehouse)
+    path = tmp_path / "fact.parquet"
+    try:
+        with engine.begin() as conn:
+            table = fact_table(warehouse_metadata())
+            table.create(conn, checkfirst=True)
+            conn.execute(table.delete())
+            insert_fact(conn, warehouse_metadata())
+            export_parquet(conn, table, FACT_ORDER_LINES, path, batch_rows=3)
+    finally:
+        engine.dispose()
+    exported = pq.read_table(path)
+    assert (
+        list(
+            zip(
+                exported.column("order_id").to_pylist(),
+                exported.column("line_number").to_pylist(),
+                strict=True,
+            )
+        )
+        == keys
+    )
 
 
 def test_the_cli_says_where_the_report_tables_were_built(monkeypatch: pytest.MonkeyPatch) -> None:

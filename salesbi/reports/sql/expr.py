@@ -40,7 +40,8 @@ def _rint_sqlite(element: rint, compiler: SQLCompiler, **kw: Any) -> str:
     # Python's math.floor, called row by row (and failing on NULL)
     y = compiler.process(element.clauses, **kw)
     r = f"round({y})"
-    return f"(CASE WHEN abs({r} - ({y})) = 0.5 AND CAST({r} AS INTEGER) % 2 <> 0 THEN 2 * ({y}) - {r} ELSE {r} END)"
+    tie_to_odd = f"abs({r} - ({y})) = 0.5 AND CAST({r} AS INTEGER) % 2 <> 0"
+    return f"(CASE WHEN {tie_to_odd} THEN 2 * ({y}) - {r} ELSE {r} END)"
 
 
 @compiles(rint)

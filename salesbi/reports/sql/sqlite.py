@@ -18,6 +18,7 @@ SQLite runs the same statements as PostgreSQL (:mod:`salesbi.reports.sql.selects
 from __future__ import annotations
 
 import sqlite3
+
 import sqlalchemy as sa
 
 from salesbi.errors import ConfigurationError
