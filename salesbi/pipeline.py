@@ -469,8 +469,11 @@ def model_fact(ctx: RunContext, done: Results, step: str) -> pd.DataFrame:
     from salesbi.reports.sql.model_inputs import ORDER_GRAIN_STEPS, read_forecast_days, read_order_history
 
     if fact_in_warehouse(ctx.params) and "fact_order_lines" not in done.frames():
+        from salesbi.reports.sql import sqlite
+
         wh = done.need(Warehouse, step)
         with wh.engine.connect() as conn:
+            sqlite.bounded(conn)  # SQLite: the GROUP BY's sort spills to files, caches capped
             if step in ORDER_GRAIN_STEPS:
                 return read_order_history(conn, wh.metadata)
             return read_forecast_days(conn, wh.metadata)
@@ -627,9 +630,11 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
                 )
             tables["fact_order_lines"] = shared.insights
         elif "fact_order_lines" not in tables and wh is not None:  # what the insights read, aggregated
+            from salesbi.reports.sql import sqlite
             from salesbi.reports.sql.model_inputs import read_insight_facts
 
             with wh.engine.connect() as conn:
+                sqlite.bounded(conn)
                 tables["fact_order_lines"] = read_insight_facts(conn, wh.metadata)
         ingested = done.find(Ingested)
         completeness = completeness_frame(  # the first section of the insights
