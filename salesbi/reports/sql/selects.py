@@ -37,7 +37,6 @@ from salesbi.reports.tables import (
 )
 from salesbi.schema import Table
 
-
 #: SQLite: a subquery with an ``OFFSET`` is not flattened into the query around it but run as a
 #: co-routine, so each of its columns is computed once per row; flattened, every reference to a
 #: rounded amount (revenue in gross profit, net sales, net profit) repeats its whole expression
