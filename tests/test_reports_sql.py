@@ -711,3 +711,35 @@ def test_no_order_lines_is_the_same_clear_error_as_pandas() -> None:
     assert bounds.as_of(ReportParams()) == date(2023, 3, 2)
     assert bounds.calendar(date(2023, 3, 2)) == (date(2023, 1, 5), date(2023, 3, 9))
     assert bounds.calendar(date(2024, 1, 1)) == (date(2023, 1, 5), date(2023, 12, 31))
+
+
+def test_sqlite_statements_spill_their_sorts_to_files_with_capped_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    seen: list[dict[str, int]] = []
+    try:
+        with engine.connect() as conn:
+            sqlite_support.bounded(conn)
+            got = sqlite_support.settings(conn)
+        assert got["temp_store"] == 1  # FILE
+        caches = {k: v for k, v in got.items() if k.endswith(".cache_size")}
+        assert {"main.cache_size", "core.cache_size", "rpt.cache_size"} <= set(caches)
+        assert set(caches.values()) == {-sqlite_support.CACHE_KIB}
+        # the build sets them on its connection before its first statement (an empty core: it
+        # then stops at "no order lines", after the settings were taken)
+        prepare_warehouse(engine)
+        bounded = sqlite_support.bounded
+
+        def spy(conn: sa.Connection, *args: object, **kwargs: object) -> None:
+            bounded(conn, *args, **kwargs)  # type: ignore[arg-type]
+            seen.append(sqlite_support.settings(conn))
+
+        monkeypatch.setattr(sqlite_support, "bounded", spy)
+        with pytest.raises(SalesBIError, match="no order lines"):
+            build_reports_in_warehouse(engine, warehouse_metadata())
+    finally:
+        engine.dispose()
+    assert len(seen) == 1 and seen[0]["temp_store"] == 1 and seen[0]["core.cache_size"] == -32768
+    # and a DBA can print SQLite's statements too
+    assert "julianday(" in render("sqlite", as_of=date(2024, 5, 31))["customer_summary"]
