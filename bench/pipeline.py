@@ -110,7 +110,7 @@ def measured(cmd: list[str], cwd: Path | None = None, stdin: str | None = None) 
     }
 
 
-def salesbi_run(source: Path, work: Path) -> dict[str, Any]:
+def salesbi_run(source: Path, work: Path, reports_in: str = "python") -> dict[str, Any]:
     """Return the measurements of one ``salesbi run`` (every step) on a fresh warehouse."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -124,6 +124,8 @@ def salesbi_run(source: Path, work: Path) -> dict[str, Any]:
         f"sqlite:///{work}/warehouse.db",
         "-o",
         str(work / "out"),
+        "--reports-in",
+        reports_in,
     ]
     result = measured(cmd, cwd=work)
     if result["exit_code"] not in (0, 3):
@@ -369,7 +371,7 @@ def _census() -> dict[str, Any]:
     }
 
 
-def _memory_child(source: str, work: str, queue: Any) -> None:
+def _memory_child(source: str, work: str, queue: Any, reports_in: str = "python") -> None:
     import contextlib
     from collections.abc import Iterator
 
@@ -392,12 +394,13 @@ def _memory_child(source: str, work: str, queue: Any) -> None:
 
     out = Path(work)
     args = ["run", "-s", source, "-w", f"sqlite:///{out}/warehouse.db", "-o", str(out / "out")]
+    args += ["--reports-in", reports_in]
     with contextlib.suppress(SystemExit):
         app(args, standalone_mode=False)
     queue.put(sampler.rows)
 
 
-def memory_profile(source: Path, work: Path) -> dict[str, dict[str, Any]]:
+def memory_profile(source: Path, work: Path, reports_in: str = "python") -> dict[str, dict[str, Any]]:
     """Return step → RSS at start, peak during, at end, and the census at its end (a sampled run)."""
     import multiprocessing as mp
 
@@ -405,7 +408,7 @@ def memory_profile(source: Path, work: Path) -> dict[str, dict[str, Any]]:
     work.mkdir(parents=True)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_memory_child, args=(str(source), str(work), queue))
+    proc = ctx.Process(target=_memory_child, args=(str(source), str(work), queue, reports_in))
     proc.start()
     while True:
         try:
@@ -465,7 +468,7 @@ def generated(base: Path, lines: int) -> Path:
     return source
 
 
-def bench_size(lines: int, base: Path, repeat: int) -> dict[str, Any]:
+def bench_size(lines: int, base: Path, repeat: int, reports_in: str = "python") -> dict[str, Any]:
     """Return the medians over ``repeat`` alternated runs for ``lines`` generated order lines."""
     source = generated(base, lines)
     load = os.getloadavg()[0]
@@ -475,7 +478,7 @@ def bench_size(lines: int, base: Path, repeat: int) -> dict[str, Any]:
         for _ in range(repeat):
             floors.append(sqlite_floor(source, work))
             ducks.append(duckdb_reference(source))
-            runs.append(salesbi_run(source, work / "run"))
+            runs.append(salesbi_run(source, work / "run", reports_in))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     steps = sorted(
@@ -547,6 +550,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--memory-only", action="store_true", help="only the sampled run (no timed runs, no floors)"
     )
+    ap.add_argument(
+        "--reports-in",
+        choices=("python", "warehouse"),
+        default="python",
+        help="salesbi run --reports-in: pandas (default) or push-down into the SQLite warehouse",
+    )
     args = ap.parse_args(argv)
     args.lines = args.lines or SIZES[args.sizes]
     if shutil.which("sqlite3") is None:
@@ -557,14 +566,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for lines in args.lines:
             if not args.memory_only:
-                results.append(bench_size(lines, base, max(1, args.repeat)))
+                results.append(bench_size(lines, base, max(1, args.repeat), args.reports_in))
                 print(json.dumps(results[-1]), file=sys.stderr, flush=True)
             if args.memory or args.memory_only:
                 source = generated(base, lines)
                 load = os.getloadavg()[0]
                 work = Path(tempfile.mkdtemp(prefix="salesbi-bench-memory-"))
                 try:
-                    rows = memory_profile(source, work / "run")
+                    rows = memory_profile(source, work / "run", args.reports_in)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
                 print(json.dumps({"order_lines": lines, "memory": rows}), file=sys.stderr, flush=True)

@@ -194,7 +194,8 @@ def ingest(
 ReportsInOpt = Annotated[
     str,
     typer.Option(
-        help="where the report tables are built: python, or warehouse (SQL inside PostgreSQL/SQL Server)"
+        help="where the report tables are built: python (pandas), or warehouse (SQL inside the warehouse: "
+        "SQLite, PostgreSQL or SQL Server; for histories larger than memory)"
     ),
 ]
 

@@ -101,7 +101,7 @@ class RunOptions(BaseModel):
         default="python",
         description=(
             "where the report tables are built: python (pandas, any warehouse) or warehouse "
-            "(as SQL inside a PostgreSQL or SQL Server warehouse; see docs/scaling.md)"
+            "(as SQL inside the warehouse: SQLite, PostgreSQL or SQL Server; see docs/scaling.md)"
         ),
     )
     task_runner: Literal["threads", "dask"] = Field(
@@ -244,15 +244,21 @@ class PipelineParams(RunOptions):
     )
 
     @model_validator(mode="after")
-    def _reports_in_needs_a_server(self) -> PipelineParams:
+    def _reports_in_can_run_here(self) -> PipelineParams:
         from salesbi.warehouse.engine import resolve_url
 
-        # the URL as the run will resolve it: given, else $SALESBI_WAREHOUSE_URL, else SQLite
+        # the URL as the run will resolve it: given, else $SALESBI_WAREHOUSE_URL, else SQLite;
+        # on SQLite the linked library must have window functions (refused before anything runs)
         if self.reports_in == "warehouse" and resolve_url(self.warehouse_url).strip().lower().startswith(
             "sqlite"
         ):
-            raise ValueError(
-                "reports_in='warehouse' builds the report tables as SQL inside a PostgreSQL or SQL Server "
-                "warehouse; SQLite is not supported: use reports_in='python' (the default)"
-            )
+            from salesbi.reports.sql.sqlite import MIN_VERSION, library_problem
+
+            problem = library_problem()
+            if problem:
+                need = ".".join(map(str, MIN_VERSION))
+                raise ValueError(
+                    f"reports_in='warehouse' cannot run on this SQLite: {problem}; it needs SQLite {need} "
+                    "or later: use reports_in='python' (the default) or a PostgreSQL / SQL Server warehouse"
+                )
         return self

@@ -290,6 +290,13 @@ def core_has_orders(wh: Warehouse) -> bool:
         return conn.execute(sa.select(sa.literal(1)).select_from(orders).limit(1)).first() is not None
 
 
+def no_orders_in_core() -> SalesBIError:
+    """Return the error of a step that needs core's orders on a warehouse whose core has none."""
+    return SalesBIError(
+        "the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)"
+    )
+
+
 def needs_no_core(params: PipelineParams) -> bool:
     """Return whether no selected step reads core as frames: reports built inside the warehouse
     (``reports_in="warehouse"``) and no model step (the models read the run's core frames)."""
@@ -325,9 +332,7 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
             core = CoreFrames(read_core(wh.engine, wh.metadata, skip), "warehouse")
             has_orders = len(core.tables["orders"]) > 0 if "orders" in core.tables else core_has_orders(wh)
     if not has_orders:
-        raise SalesBIError(
-            "the warehouse has no orders in core", hint="run the ingest step first (salesbi ingest ...)"
-        )
+        raise no_orders_in_core()
     return core
 
 
@@ -346,6 +351,8 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
             from salesbi.reports.sql.build import build_reports_in_warehouse
 
             wh = done.need(Warehouse, "reports")
+            if done.find(CoreFrames) is None and not core_has_orders(wh):  # as the core stage says
+                raise no_orders_in_core()
             # the fact stays in the database: publish fills rpt.fact_order_lines with INSERT … SELECT
             built = build_reports_in_warehouse(wh.engine, wh.metadata, params, with_fact=False)
             ctx.summary.outputs["reports_built_in"] = built.summary(fact_in_database=True)
@@ -494,8 +501,11 @@ def model_fact(ctx: RunContext, done: Results, step: str) -> Any:
     from salesbi.reports.sql.model_inputs import ORDER_GRAIN_STEPS, read_forecast_days, read_order_history
 
     if fact_in_warehouse(ctx.params) and "fact_order_lines" not in done.frames():
+        from salesbi.reports.sql import sqlite
+
         wh = done.need(Warehouse, step)
         with wh.engine.connect() as conn:
+            sqlite.bounded(conn)  # SQLite: the GROUP BY's sort spills to files, caches capped
             if step in ORDER_GRAIN_STEPS:
                 return read_order_history(conn, wh.metadata)
             return read_forecast_days(conn, wh.metadata)
@@ -651,9 +661,11 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
                 )
             tables["fact_order_lines"] = shared.insights
         elif "fact_order_lines" not in tables and wh is not None:  # what the insights read, aggregated
+            from salesbi.reports.sql import sqlite
             from salesbi.reports.sql.model_inputs import read_insight_facts
 
             with wh.engine.connect() as conn:
+                sqlite.bounded(conn)
                 tables["fact_order_lines"] = read_insight_facts(conn, wh.metadata)
         ingested = done.find(Ingested)
         completeness = completeness_frame(  # the first section of the insights

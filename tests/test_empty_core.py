@@ -1,4 +1,5 @@
-"""A models-only run on a warehouse whose core has no orders fails with one clear message (exit 2)."""
+"""A reports-only or models-only run on a warehouse whose core has no orders fails with one clear
+message (exit 2), in both modes (pandas, push-down) and on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ def _run_models(url: str, source: Path, step: str, reports_in: str) -> str:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("step", ["segments", "predictions", "forecast"])
-def test_models_on_an_empty_core_say_run_the_ingest_first(tmp_path: Path, step: str) -> None:
+@pytest.mark.parametrize("step", ["reports", "segments", "predictions", "forecast"])
+def test_a_run_on_an_empty_core_says_run_the_ingest_first(tmp_path: Path, step: str) -> None:
     url = f"sqlite:///{tmp_path / 'var' / 'w.db'}"
     source = _emptied_warehouse(url, tmp_path)
     text = _run_models(url, source, step, "python")
@@ -49,11 +50,11 @@ def test_models_on_an_empty_core_say_run_the_ingest_first(tmp_path: Path, step: 
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
-@pytest.mark.parametrize("step", ["segments", "predictions", "forecast"])
-def test_models_in_warehouse_mode_on_an_empty_core_say_run_the_ingest_first(
-    pg_warehouse: str, tmp_path: Path, step: str
+@pytest.mark.parametrize("step", ["reports", "segments", "predictions", "forecast"])
+def test_a_warehouse_mode_run_on_an_empty_core_says_run_the_ingest_first(
+    warehouse: str, tmp_path: Path, step: str
 ) -> None:
-    source = _emptied_warehouse(pg_warehouse, tmp_path)
-    text = _run_models(pg_warehouse, source, step, "warehouse")
+    source = _emptied_warehouse(warehouse, tmp_path)
+    text = _run_models(warehouse, source, step, "warehouse")
     assert "the warehouse has no orders in core" in text and "run the ingest step first" in text
+    assert "no order lines to report on" not in text

@@ -28,7 +28,6 @@ from salesbi.params import PipelineParams
 from salesbi.pipeline import INSIGHT_FACT_COLUMNS, run_pipeline
 from salesbi.publish import write_parquet
 from salesbi.reports.fact import FACT_ORDER_LINES
-from salesbi.reports.sql.fact_publish import MODEL_COLUMNS
 from salesbi.segmentation.history import LINE_COLUMNS
 from salesbi.warehouse.engine import create_engine
 from tests.conftest import drop_pg_schemas
@@ -198,6 +197,10 @@ def test_a_failed_run_removes_its_spilled_fact_and_keeps_the_last_good_outputs(
     assert (out / "powerbi" / "data" / "fact_order_lines.parquet").read_bytes() == good_bytes
 
 
+#: the fact's columns the forecast read from the lines before it read days (a projection to read back)
+FORECAST_COLUMNS = ("order_id", "order_date", "net_sales", "customer_id", "product_line_id", "office_id")
+
+
 def test_the_spilled_file_reads_back_as_the_frame(sample_company: Path, tmp_path: Path) -> None:
     """Every column, each model step's and the insights' columns, and the batches equal the frame."""
     from salesbi.reading.reader import core_frames, read_source
@@ -211,7 +214,7 @@ def test_the_spilled_file_reads_back_as_the_frame(sample_company: Path, tmp_path
         == write_parquet(fact, FACT_ORDER_LINES, tmp_path / "p.parquet").read_bytes()
     )
     pd.testing.assert_frame_equal(spilled.read(), fact, check_exact=True)
-    for columns in (*MODEL_COLUMNS.values(), INSIGHT_FACT_COLUMNS):
+    for columns in (LINE_COLUMNS, FORECAST_COLUMNS, INSIGHT_FACT_COLUMNS):
         part = spilled.read(columns)
         assert set(part.columns) == {*columns, *FACT_ORDER_LINES.key}
         pd.testing.assert_frame_equal(part, fact[list(part.columns)], check_exact=True)

@@ -319,3 +319,23 @@ def test_a_new_only_drop_splices_too(spliced: dict[str, Any]) -> None:
         spliced_table = _table(root / "new_only", name)
         full = pd.read_parquet(params.parquet_dir / f"{name}.parquet")
         pd.testing.assert_frame_equal(spliced_table, full, check_exact=True)
+
+
+@pytest.mark.slow
+def test_a_run_after_a_push_down_run_rebuilds_the_monthly_tables_in_full(spliced: dict[str, Any]) -> None:
+    # day 1 with the report tables built inside the SQLite warehouse: its run records no monthly
+    # build to splice into, so day 2 (pandas, incremental ingest) builds them in full, equal to the
+    # full rebuild; day 3 in the warehouse again equals it too (to the push-down's 1e-9)
+    root = spliced["root"]
+    day1 = _reports_run(root / "day1", root / "after_push", reports_in="warehouse")
+    assert "report_tables" not in day1["outputs"] and "reports_built_in" in day1["outputs"]
+    doc = _reports_run(root / "day2", root / "after_push")
+    assert "did not build the report tables" in _rebuilt_reason(doc)
+    for name in REPORT_TABLES:
+        pd.testing.assert_frame_equal(_table(root / "after_push", name), _table(root / "full", name))
+    again = _reports_run(root / "day2", root / "after_push", reports_in="warehouse")
+    assert again["status"] in ("succeeded", "succeeded_with_warnings")
+    for name in REPORT_TABLES:
+        pd.testing.assert_frame_equal(
+            _table(root / "after_push", name), _table(root / "full", name), check_exact=False, rtol=1e-9
+        )

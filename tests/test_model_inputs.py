@@ -6,9 +6,8 @@ product line) first use) instead of the fact's lines. Every behaviour and predic
 the segments and the predictions equal the per-line path's: integers, dates and labels
 exactly, money up to float summation order (the database adds an order's lines in its own
 order: relative tolerance 1e-12 on the features, 1e-9 on the model outputs, which LightGBM
-computes from those features). On SQLite and PostgreSQL with the generator, on PostgreSQL with
-classicmodels; for SQL Server the statements compile with their literals inline and parse as
-T-SQL (sqlglot).
+computes from those features). On SQLite and PostgreSQL with the generator and classicmodels;
+for SQL Server the statements compile with their literals inline and parse as T-SQL (sqlglot).
 """
 
 from __future__ import annotations
@@ -123,13 +122,12 @@ def test_model_inputs_aggregated_by_the_database_equal_the_lines_on_the_generato
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
 @pytest.mark.realdata
 def test_model_inputs_aggregated_by_the_database_equal_the_lines_on_classicmodels(
-    classicmodels_dir: Path, pg_warehouse: str, tmp_path: Path
+    classicmodels_dir: Path, warehouse: str, tmp_path: Path
 ) -> None:
-    _ingest(classicmodels_dir, "classicmodels", pg_warehouse, tmp_path / "out")
-    segments, _ = _check(pg_warehouse)
+    _ingest(classicmodels_dir, "classicmodels", warehouse, tmp_path / "out")
+    segments, _ = _check(warehouse)
     assert len(segments) == 98
 
 
@@ -275,13 +273,14 @@ def test_the_aggregate_statements_run_on_sqlite_without_core_rows(tmp_path: Path
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
 @pytest.mark.slow
 def test_a_warehouse_run_scores_with_its_stored_models_from_the_aggregates(
-    sample_company: Path, pg_warehouse: str, tmp_path: Path
+    sample_company: Path, warehouse: str, tmp_path: Path
 ) -> None:
     """A second warehouse run reuses the stored models on the aggregated inputs: same tables as the fit."""
     import json
+
+    pg_warehouse = warehouse  # SQLite and PostgreSQL
 
     from salesbi.params import PipelineParams
     from salesbi.pipeline import run_pipeline

@@ -95,13 +95,12 @@ def test_the_inputs_from_the_lines_equal_the_warehouse_s_on_the_generator(
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
 @pytest.mark.realdata
 def test_the_inputs_from_the_lines_equal_the_warehouse_s_on_classicmodels(
-    classicmodels_dir: Path, pg_warehouse: str, tmp_path: Path
+    classicmodels_dir: Path, warehouse: str, tmp_path: Path
 ) -> None:
-    _ingest(classicmodels_dir, "classicmodels", pg_warehouse, tmp_path / "out")
-    _check_equal_to_warehouse(pg_warehouse, tmp_path)
+    _ingest(classicmodels_dir, "classicmodels", warehouse, tmp_path / "out")
+    _check_equal_to_warehouse(warehouse, tmp_path)
 
 
 def _fact(rows: list[tuple[str, int, str, str, str, str | None, str | None, str, float]]) -> pd.DataFrame:

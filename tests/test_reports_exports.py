@@ -163,18 +163,25 @@ def test_headline_figures_from_the_customer_summary_equal_the_facts(sample_compa
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("reports_in", ["python", pytest.param("warehouse", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    ("reports_in", "backend"),
+    [
+        ("python", "sqlite"),
+        ("warehouse", "sqlite"),
+        pytest.param("warehouse", "postgresql", marks=pytest.mark.postgres),
+    ],
+)
 def test_headline_dates_are_the_facts_when_first_and_last_orders_are_cancelled(
-    tmp_path: Path, reports_in: str, request: pytest.FixtureRequest
+    tmp_path: Path, reports_in: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    """A run that spilled the fact (SQLite) or left it in the warehouse (PostgreSQL): the headline
+    """A run that spilled the fact or left it in the warehouse (SQLite, PostgreSQL): the headline
     is the fact's, its dates those of all orders (the first and last are cancelled)."""
     from salesbi.generate import generate_company
     from salesbi.params import PipelineParams
     from salesbi.pipeline import run_pipeline
     from salesbi.run_report import headline_kpis, render_run_markdown
 
-    if reports_in == "warehouse":
+    if backend == "postgresql":
         url = request.getfixturevalue("pg_warehouse")
     else:
         url = f"sqlite:///{tmp_path / 'wh.db'}"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 import sqlglot
@@ -30,7 +31,10 @@ from salesbi.ingest import prepare_warehouse
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
 from salesbi.reports.build import ReportParams, build_reports
+from salesbi.reports.fact import FACT_ORDER_LINES
 from salesbi.reports.monthly import bin_index
+from salesbi.reports.sql import sqlite as sqlite_support
+from salesbi.reports.sql import summaries
 from salesbi.reports.sql.build import (
     IN_PYTHON,
     IN_WAREHOUSE,
@@ -39,7 +43,8 @@ from salesbi.reports.sql.build import (
     check_dialect,
     read_report_table,
 )
-from salesbi.reports.sql.expr import round_half_even
+from salesbi.reports.sql.expr import ceiling_of, days_between, floor_of, rint, round_half_even
+from salesbi.reports.sql.fact_publish import export_parquet, fact_table, insert_fact
 from salesbi.reports.sql.render import dialect_named, render
 from salesbi.reports.sql.render import main as render_main
 from salesbi.reports.sql.selects import fact_order_lines_select, order_sums_select
@@ -119,11 +124,11 @@ def _compare(url: str, params: ReportParams) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
 @pytest.mark.slow
 def test_push_down_equals_pandas_on_the_generated_company(
-    sample_company: Path, pg_warehouse: str, tmp_path: Path
+    sample_company: Path, warehouse: str, tmp_path: Path
 ) -> None:
+    pg_warehouse = warehouse  # SQLite and PostgreSQL
     _ingest(sample_company, "canonical", pg_warehouse, tmp_path / "out")
     expected = _compare(pg_warehouse, ReportParams(churn_months=3, fiscal_year_start_month=4))
     assert len(expected["fact_order_lines"]) == 20_000 or len(expected["fact_order_lines"]) > 15_000
@@ -152,14 +157,13 @@ def test_push_down_equals_pandas_on_the_generated_company(
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_push_down_equals_pandas_on_classicmodels(
-    classicmodels_dir: Path, pg_warehouse: str, tmp_path: Path
+    classicmodels_dir: Path, warehouse: str, tmp_path: Path
 ) -> None:
-    _ingest(classicmodels_dir, "classicmodels", pg_warehouse, tmp_path / "out")
-    expected = _compare(pg_warehouse, ReportParams())
+    _ingest(classicmodels_dir, "classicmodels", warehouse, tmp_path / "out")
+    expected = _compare(warehouse, ReportParams())
     assert len(expected["fact_order_lines"]) == 2996
     monthly = expected["sales_monthly"]
     # cross-check: the monthly table's sales add up to the fact's net sales
@@ -246,26 +250,77 @@ def test_the_split_names_every_report_table_once() -> None:
     )
 
 
-def test_sqlite_is_refused_with_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigurationError, match="PostgreSQL or SQL Server"):
-        check_dialect("sqlite")
-    check_dialect("postgresql")
-    check_dialect("mssql")
-    with pytest.raises(ValidationError, match="SQLite is not supported"):
-        PipelineParams(warehouse_url="sqlite:///x.db", reports_in="warehouse")
+def test_sqlite_is_accepted_and_an_sqlite_without_window_functions_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for dialect in ("postgresql", "mssql", "sqlite"):
+        check_dialect(dialect)
+    with pytest.raises(ConfigurationError, match="PostgreSQL, SQL Server or SQLite"):
+        check_dialect("oracle")
+    assert PipelineParams(warehouse_url="sqlite:///x.db", reports_in="warehouse").reports_in == "warehouse"
     assert PipelineParams(warehouse_url="sqlite:///x.db").reports_in == "python"
     monkeypatch.delenv("SALESBI_WAREHOUSE_URL", raising=False)
-    with pytest.raises(ValidationError, match="SQLite is not supported"):
-        PipelineParams(reports_in="warehouse")  # the default warehouse is SQLite
-    monkeypatch.setenv("SALESBI_WAREHOUSE_URL", "postgresql+psycopg://u:p@db/wh")
-    assert PipelineParams(reports_in="warehouse").reports_in == "warehouse"
-    monkeypatch.delenv("SALESBI_WAREHOUSE_URL")
+    assert PipelineParams(reports_in="warehouse").reports_in == "warehouse"  # the default warehouse
+    assert (
+        sqlite_support.version_problem("3.40.1") is None and sqlite_support.version_problem("3.25.0") is None
+    )
+    assert "older than 3.25.0" in (sqlite_support.version_problem("3.24.9") or "")
+    # a Python linking an SQLite without window functions: refused before anything is touched
+    monkeypatch.setattr(sqlite_support.sqlite3, "sqlite_version", "3.22.0")
+    with pytest.raises(ValidationError, match=r"SQLite 3\.22\.0 is older than 3\.25\.0"):
+        PipelineParams(warehouse_url="sqlite:///x.db", reports_in="warehouse")
+    assert PipelineParams(warehouse_url="postgresql+psycopg://u:p@db/wh", reports_in="warehouse")
     url = f"sqlite:///{tmp_path / 'w.db'}"
     result = CliRunner().invoke(cli.app, ["report", "--warehouse", url, "--reports-in", "warehouse"])
     assert result.exit_code == 2
-    assert "SQLite is not supported" in " ".join(result.output.split())
-    assert not (tmp_path / "w.db").exists()  # refused before anything is touched
+    assert "older than 3.25.0" in " ".join(result.output.split())
+    assert not (tmp_path / "w.db").exists()
     assert CliRunner().invoke(cli.app, ["report", "--reports-in", "duckdb"]).exit_code == 2
+
+
+def test_sqlite_rounds_as_numpy_and_floors_without_python_callbacks(tmp_path: Path) -> None:
+    values = [
+        0.125,
+        0.375,
+        2.675,
+        -0.125,
+        -0.375,
+        1.005,
+        100.005,
+        12345.6789,
+        -2.5e-3,
+        0.0,
+        0.015,
+        -7.5,
+        2.5,
+        -3.5,
+    ]
+    expected = [float(pd.Series([v]).round(2).iloc[0]) for v in values]
+    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        with engine.connect() as conn:
+            for v, want in zip(values, expected, strict=True):
+                assert conn.execute(sa.select(round_half_even(sa.literal(v), 2))).scalar_one() == want, v
+                assert conn.execute(sa.select(rint(sa.literal(v)))).scalar_one() == float(np.rint(v)), v
+                assert conn.execute(sa.select(floor_of(sa.literal(v)))).scalar_one() == math.floor(v), v
+                assert conn.execute(sa.select(ceiling_of(sa.literal(v)))).scalar_one() == math.ceil(v), v
+            # NULL stays NULL (SQLAlchemy's driver-level floor(), math.floor, fails on it)
+            nothing = sa.cast(sa.null(), sa.Float())
+            for fn in (rint, floor_of, ceiling_of):
+                assert conn.execute(sa.select(fn(nothing))).scalar_one() is None
+            # dates: ISO text constants, day differences by julianday
+            day = summaries.date_literal(date(2024, 3, 1))
+            assert conn.execute(sa.select(day)).scalar_one() == date(2024, 3, 1)
+            assert (
+                conn.execute(
+                    sa.select(days_between(summaries.date_literal(date(2024, 2, 1)), day))
+                ).scalar_one()
+                == 29
+            )
+    finally:
+        engine.dispose()
+    sql = str(sa.select(rint(sa.literal(1.5))).compile(dialect=dialect_named("sqlite")))
+    assert "floor" not in sql.lower() and "round(" in sql
 
 
 @pytest.mark.integration
@@ -355,10 +410,12 @@ def _edge_core() -> dict[str, pd.DataFrame]:
         ),
         "orders": pd.DataFrame(
             {
-                "order_id": ["A1", "A2", "A3", "A4", "A5", "A6", "a0"],
-                "customer_id": ["C1", "C2", "C3", "C1", "C4", "C5", "c0"],
+                # non-ASCII ids: code-point order ('a0' < 'É1' < 'Ａ' U+FF21 < '😀' U+1F600) is
+                # UTF-8 byte order (SQLite's BINARY collation), not UTF-16 order (😀 before Ａ)
+                "order_id": ["A1", "A2", "A3", "A4", "A5", "A6", "a0", "É1", "\uff21", "\U0001f600"],
+                "customer_id": ["C1", "C2", "C3", "C1", "C4", "C5", "c0", "C1", "C2", "C4"],
                 # A3: no employee and a customer without a rep; A5: four months after A4
-                "employee_id": [n, "E1", n, n, "E3", n, n],
+                "employee_id": [n, "E1", n, n, "E3", n, n, "E2", n, "E3"],
                 "order_date": [
                     "2023-01-15",
                     "2023-01-20",
@@ -367,24 +424,48 @@ def _edge_core() -> dict[str, pd.DataFrame]:
                     "2023-06-30",
                     "2023-07-01",
                     "2023-03-03",
+                    "2023-05-05",
+                    "2023-05-06",
+                    "2023-05-07",
                 ],
-                "required_date": [n] * 7,
-                "shipped_date": [n, "2023-01-22", n, n, "2023-07-02", n, n],
-                "status": ["shipped", "cancelled", "cancelled", "shipped", "shipped", "cancelled", "shipped"],
-                "ship_city": [n] * 7,
-                "ship_country": [n] * 7,
+                "required_date": [n] * 10,
+                "shipped_date": [n, "2023-01-22", n, n, "2023-07-02", n, n, n, n, n],
+                "status": [
+                    *("shipped", "cancelled", "cancelled", "shipped", "shipped", "cancelled", "shipped"),
+                    *("shipped",) * 3,
+                ],
+                "ship_city": [n] * 10,
+                "ship_country": [n] * 10,
             }
         ),
         "order_items": pd.DataFrame(
             {
-                "order_id": ["A1", "A1", "A2", "A3", "A3", "A4", "A5", "A6", "A6", "a0"],
-                "line_number": [1, 2, 1, 1, 2, 1, 1, 1, 2, 1],
-                "product_id": ["P1", "P3", "P1", "P1", "P1", "P2", "P3", "P1", "P1", "P1"],
+                "order_id": [
+                    *("A1", "A1", "A2", "A3", "A3", "A4", "A5", "A6", "A6", "a0"),
+                    *("É1", "\uff21", "\uff21", "\U0001f600"),
+                ],
+                "line_number": [1, 2, 1, 1, 2, 1, 1, 1, 2, 1, 1, 2, 10, 1],
+                "product_id": [
+                    "P1",
+                    "P3",
+                    "P1",
+                    "P1",
+                    "P1",
+                    "P2",
+                    "P3",
+                    "P1",
+                    "P1",
+                    "P1",
+                    "P1",
+                    "P1",
+                    "P3",
+                    "P1",
+                ],
                 # A3 starts with a return (negative quantity on a cancelled order): not a cancelled order
-                "quantity": [3, 1, 2, -1, 4, 7, 1, 2, -2, 1],
+                "quantity": [3, 1, 2, -1, 4, 7, 1, 2, -2, 1, 1, 2, 3, 4],
                 # 0.01 × 0.5 = 0.005 and 0.03 × 0.5 = 0.015: ties that NUMERIC ROUND would round up
-                "unit_price": [33.35, 0.01, 3.35, 3.35, 3.35, 2.0, 0.03, 1.0, 1.0, 0.07],
-                "discount": [0.05, 0.5, 0.0, n, 0.125, 0.1, 0.5, 0.0, 0.0, 0.5],
+                "unit_price": [33.35, 0.01, 3.35, 3.35, 3.35, 2.0, 0.03, 1.0, 1.0, 0.07, 1.0, 2.0, 3.0, 4.0],
+                "discount": [0.05, 0.5, 0.0, n, 0.125, 0.1, 0.5, 0.0, 0.0, 0.5, n, n, n, n],
             }
         ),
     }
@@ -392,8 +473,8 @@ def _edge_core() -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
-def test_push_down_equals_pandas_on_the_edge_cases(pg_warehouse: str) -> None:
+def test_push_down_equals_pandas_on_the_edge_cases(warehouse: str, tmp_path: Path) -> None:
+    pg_warehouse = warehouse  # SQLite and PostgreSQL
     engine = create_engine(pg_warehouse)
     try:
         metadata = prepare_warehouse(engine)
@@ -412,6 +493,34 @@ def test_push_down_equals_pandas_on_the_edge_cases(pg_warehouse: str) -> None:
     geography = expected["dim_geography"].set_index("geography_key")
     assert geography.loc["Switzerland|Bern", "state"] == "C"  # the tie goes to the lower code point
     assert expected["fact_order_lines"]["order_id"].tolist()[0] == "A1"  # 'A…' before 'a0'
+    # the fact's rows in pandas' (code-point) order: in the table the database fills and in the
+    # Parquet file written from it (ORDER BY order_id, line_number: BINARY / "C" / BIN2 collation)
+    fact_lines = expected["fact_order_lines"]
+    keys = list(zip(fact_lines["order_id"], fact_lines["line_number"], strict=True))
+    assert keys == sorted(keys)  # Python compares str by code point
+    assert [k for k in keys if k[0] > "a0"] == [("É1", 1), ("\uff21", 2), ("\uff21", 10), ("\U0001f600", 1)]
+    engine = create_engine(pg_warehouse)
+    path = tmp_path / "fact.parquet"
+    try:
+        with engine.begin() as conn:
+            table = fact_table(warehouse_metadata())
+            table.create(conn, checkfirst=True)
+            conn.execute(table.delete())
+            insert_fact(conn, warehouse_metadata())
+            export_parquet(conn, table, FACT_ORDER_LINES, path, batch_rows=3)
+    finally:
+        engine.dispose()
+    exported = pq.read_table(path)
+    assert (
+        list(
+            zip(
+                exported.column("order_id").to_pylist(),
+                exported.column("line_number").to_pylist(),
+                strict=True,
+            )
+        )
+        == keys
+    )
 
 
 def test_the_cli_says_where_the_report_tables_were_built(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -498,8 +607,8 @@ def _ties_core() -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.integration
-@pytest.mark.postgres
-def test_push_down_equals_pandas_on_ties_and_gaps(pg_warehouse: str) -> None:
+def test_push_down_equals_pandas_on_ties_and_gaps(warehouse: str) -> None:
+    pg_warehouse = warehouse  # SQLite and PostgreSQL
     engine = create_engine(pg_warehouse)
     try:
         metadata = prepare_warehouse(engine)
@@ -602,3 +711,35 @@ def test_no_order_lines_is_the_same_clear_error_as_pandas() -> None:
     assert bounds.as_of(ReportParams()) == date(2023, 3, 2)
     assert bounds.calendar(date(2023, 3, 2)) == (date(2023, 1, 5), date(2023, 3, 9))
     assert bounds.calendar(date(2024, 1, 1)) == (date(2023, 1, 5), date(2023, 12, 31))
+
+
+def test_sqlite_statements_spill_their_sorts_to_files_with_capped_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    seen: list[dict[str, int]] = []
+    try:
+        with engine.connect() as conn:
+            sqlite_support.bounded(conn)
+            got = sqlite_support.settings(conn)
+        assert got["temp_store"] == 1  # FILE
+        caches = {k: v for k, v in got.items() if k.endswith(".cache_size")}
+        assert {"main.cache_size", "core.cache_size", "rpt.cache_size"} <= set(caches)
+        assert set(caches.values()) == {-sqlite_support.CACHE_KIB}
+        # the build sets them on its connection before its first statement (an empty core: it
+        # then stops at "no order lines", after the settings were taken)
+        prepare_warehouse(engine)
+        bounded = sqlite_support.bounded
+
+        def spy(conn: sa.Connection, *args: object, **kwargs: object) -> None:
+            bounded(conn, *args, **kwargs)  # type: ignore[arg-type]
+            seen.append(sqlite_support.settings(conn))
+
+        monkeypatch.setattr(sqlite_support, "bounded", spy)
+        with pytest.raises(SalesBIError, match="no order lines"):
+            build_reports_in_warehouse(engine, warehouse_metadata())
+    finally:
+        engine.dispose()
+    assert len(seen) == 1 and seen[0]["temp_store"] == 1 and seen[0]["core.cache_size"] == -32768
+    # and a DBA can print SQLite's statements too
+    assert "julianday(" in render("sqlite", as_of=date(2024, 5, 31))["customer_summary"]

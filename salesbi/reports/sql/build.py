@@ -6,7 +6,7 @@ statements of :mod:`salesbi.reports.sql.selects` (fact, dimensions, the monthly 
 bins); only their results travel, never the order lines unless the caller asks for the fact
 (``with_fact``). ``dim_date`` is a calendar of whole years between bounds the database computes
 (its size does not depend on the fact). The result is the same dict of frames as
-:func:`salesbi.reports.build.build_reports` (tested identical on PostgreSQL). Frames rather
+:func:`salesbi.reports.build.build_reports` (tested identical on PostgreSQL and SQLite). Frames rather
 than tables materialised in ``rpt``: publishing swaps every ``rpt`` table and the Parquet
 files in one transaction.
 """
@@ -32,6 +32,7 @@ from salesbi.errors import ConfigurationError, SalesBIError
 from salesbi.reports import dims
 from salesbi.reports.measures import growth, month_start_of_index, safe_ratio
 from salesbi.reports.params import ReportParams
+from salesbi.reports.sql import sqlite
 from salesbi.reports.sql import summaries as sql_summaries
 from salesbi.reports.sql.selects import (
     LEDGER_AGGREGATES,
@@ -44,8 +45,8 @@ from salesbi.reports.tables import CUSTOMER_GROWTH, ORDER_VALUE_DISTRIBUTION, SA
 from salesbi.schema import Table
 from salesbi.types import arrow_schema, conform
 
-#: dialects whose SQL is rendered (tested on PostgreSQL, compile-tested for SQL Server)
-DIALECTS: tuple[str, ...] = ("postgresql", "mssql")
+#: dialects whose SQL is rendered (tested on PostgreSQL and SQLite, compile-tested for SQL Server)
+DIALECTS: tuple[str, ...] = ("postgresql", "mssql", "sqlite")
 #: the analytic tables whose whole ``SELECT`` is rendered in :mod:`salesbi.reports.sql.summaries`
 SUMMARY_SELECTS: dict[str, Callable[[sa.MetaData, ReportParams, Windows, Sources], Select[Any]]] = {
     "customer_summary": sql_summaries.customer_summary_select,
@@ -88,11 +89,12 @@ class WarehouseReports:
 
 
 def check_dialect(dialect: str) -> None:
-    """Raise ConfigurationError unless the report tables can be built inside a ``dialect`` warehouse."""
+    """Raise ConfigurationError unless the report tables can be built inside a ``dialect`` warehouse
+    (PostgreSQL, SQL Server, or SQLite whose library is recent enough: :mod:`salesbi.reports.sql.sqlite`)."""
     if dialect not in DIALECTS:
         raise ConfigurationError(
-            f"reports_in='warehouse' needs a PostgreSQL or SQL Server warehouse, not {dialect}",
-            hint="use reports_in='python' (the default) with SQLite, or point --warehouse at a server",
+            f"reports_in='warehouse' needs a PostgreSQL, SQL Server or SQLite warehouse, not {dialect}",
+            hint="use reports_in='python' (the default), or point --warehouse at one of those",
         )
 
 
@@ -322,7 +324,8 @@ def build_reports_in_warehouse(
     (columns, dtypes, row order; floats to rounding). ``with_fact``: also read
     ``fact_order_lines`` back (the one table as large as the order lines; publishing needs it),
     else it is left out of the frames. Raises ConfigurationError on a dialect other than
-    PostgreSQL or SQL Server, SalesBIError when core has no order lines.
+    PostgreSQL, SQL Server or SQLite (or on an SQLite too old), SalesBIError when core has no
+    order lines.
     """
     check_dialect(engine.dialect.name)
     params = params or ReportParams()
@@ -330,6 +333,9 @@ def build_reports_in_warehouse(
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # every statement reads the same snapshot of core
             conn.execution_options(isolation_level="REPEATABLE READ")
+        if conn.dialect.name == "sqlite":  # before the first statement (temp_store): sorts spill to files
+            sqlite.check_connection(conn)
+            sqlite.bounded(conn)
         bounds = read_bounds(conn, metadata)
         as_of = bounds.as_of(params)
         windows = Windows.of(as_of, bounds.first_order)

@@ -33,12 +33,62 @@ def _rint_postgresql(element: rint, compiler: SQLCompiler, **kw: Any) -> str:
     return f"round(CAST({compiler.process(element.clauses, **kw)} AS DOUBLE PRECISION))"
 
 
+@compiles(rint, "sqlite")
+def _rint_sqlite(element: rint, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's round(y) (a double) rounds half away from zero: on an exact tie to an odd value the
+    # even neighbour is 2y − round(y). Not FLOOR: SQLAlchemy's SQLite driver replaces floor() by
+    # Python's math.floor, called row by row (and failing on NULL)
+    y = compiler.process(element.clauses, **kw)
+    r = f"round({y})"
+    tie_to_odd = f"abs({r} - ({y})) = 0.5 AND CAST({r} AS INTEGER) % 2 <> 0"
+    return f"(CASE WHEN {tie_to_odd} THEN 2 * ({y}) - {r} ELSE {r} END)"
+
+
 @compiles(rint)
 def _rint_generic(element: rint, compiler: SQLCompiler, **kw: Any) -> str:
     # FLOOR(y + 0.5), one less on an exact tie whose upper neighbour is odd
     y = compiler.process(element.clauses, **kw)
     up = f"FLOOR(({y}) + 0.5)"
     return f"({up} - CASE WHEN {up} - ({y}) = 0.5 AND {up} - 2 * FLOOR({up} / 2) = 1 THEN 1 ELSE 0 END)"
+
+
+class floor_of(expression.FunctionElement[float]):
+    """``FLOOR(x)``: the largest integer not above ``x`` (null stays null)."""
+
+    type = DOUBLE
+    name = "floor_of"
+    inherit_cache = True
+
+
+@compiles(floor_of)
+def _floor_generic(element: floor_of, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"FLOOR({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(floor_of, "sqlite")
+def _floor_sqlite(element: floor_of, compiler: SQLCompiler, **kw: Any) -> str:
+    # CAST truncates toward zero: one less for a negative non-integer (an integer result)
+    x = compiler.process(element.clauses, **kw)
+    return f"(CAST({x} AS INTEGER) - (({x}) < CAST({x} AS INTEGER)))"
+
+
+class ceiling_of(expression.FunctionElement[float]):
+    """``CEILING(x)``: the smallest integer not below ``x`` (null stays null)."""
+
+    type = DOUBLE
+    name = "ceiling_of"
+    inherit_cache = True
+
+
+@compiles(ceiling_of)
+def _ceiling_generic(element: ceiling_of, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"ceiling({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(ceiling_of, "sqlite")
+def _ceiling_sqlite(element: ceiling_of, compiler: SQLCompiler, **kw: Any) -> str:
+    x = compiler.process(element.clauses, **kw)
+    return f"(CAST({x} AS INTEGER) + (({x}) > CAST({x} AS INTEGER)))"
 
 
 class binary_text(expression.FunctionElement[str]):
@@ -128,5 +178,29 @@ def _days_mssql(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(days_between)
 def _days_generic(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite: dates are ISO text ('YYYY-MM-DD'); julianday of two days differs by whole days
     start, end = (compiler.process(c, **kw) for c in element.clauses)
     return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
+
+
+class date_constant(expression.FunctionElement[Any]):
+    """``date_constant('yyyy-mm-dd')``: a date constant comparable with the warehouse's date columns.
+
+    ``CAST('yyyy-mm-dd' AS DATE)`` on PostgreSQL and SQL Server; on SQLite the ISO text itself,
+    as SQLAlchemy's ``Date`` stores it there (SQLite's ``CAST(… AS DATE)`` is a numeric cast:
+    ``'2023-05-31'`` would become 2023).
+    """
+
+    type = sa.Date()
+    name = "date_constant"
+    inherit_cache = True
+
+
+@compiles(date_constant)
+def _date_generic(element: date_constant, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DATE)"
+
+
+@compiles(date_constant, "sqlite")
+def _date_sqlite(element: date_constant, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)})"

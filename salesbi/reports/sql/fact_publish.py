@@ -9,17 +9,16 @@ never travels whole:
   publish transaction (:class:`salesbi.publish.InDatabase`);
 - :func:`export_parquet` writes its Parquet file from that table in bounded batches (PostgreSQL:
   ``COPY … TO STDOUT`` parsed by Arrow's streaming CSV reader; other dialects: the driver's
-  cursor, ``fetchmany``), each batch typed exactly as the pandas path types the whole frame;
-- :func:`read_fact_columns` reads a few of the fact's columns per line, computed by the
-  database (the model steps and the insights read aggregates instead:
-  :mod:`salesbi.reports.sql.model_inputs`).
+  cursor, ``fetchmany``), each batch typed exactly as the pandas path types the whole frame.
+
+The model steps and the insights read aggregates the database computes instead of the fact's
+lines (:mod:`salesbi.reports.sql.model_inputs`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +30,16 @@ import sqlalchemy as sa
 from sqlalchemy.sql import Select
 
 from salesbi.reports.fact import FACT_ORDER_LINES
+from salesbi.reports.sql import sqlite
 from salesbi.reports.sql.expr import binary_text
 from salesbi.reports.sql.selects import fact_order_lines_select
 from salesbi.schema import Table
-from salesbi.segmentation.history import LINE_COLUMNS
 from salesbi.types import arrow_schema, conform, to_arrow
 
 #: rows per batch written to Parquet by the cursor route (PostgreSQL's COPY route cuts by bytes)
 BATCH_ROWS = 100_000
 #: bytes of COPY's CSV per Arrow batch (about 100k fact lines)
 COPY_BLOCK_BYTES = 16 << 20
-#: the fact's columns each model step reads from the lines (``salesbi.segmentation.history.lines_from_fact``,
-#: ``salesbi.forecasting.series`` and ``forecast_sales``); the key is always read too. In warehouse
-#: mode the steps read the aggregates of :mod:`salesbi.reports.sql.model_inputs` instead
-MODEL_COLUMNS: dict[str, tuple[str, ...]] = {
-    "segments": LINE_COLUMNS,
-    "predictions": LINE_COLUMNS,
-    "forecast": ("order_id", "order_date", "net_sales", "customer_id", "product_line_id", "office_id"),
-}
 
 
 def fact_table(metadata: sa.MetaData) -> sa.Table:
@@ -63,7 +54,12 @@ def fact_insert(metadata: sa.MetaData, target: sa.Table | None = None) -> sa.Ins
 
 
 def insert_fact(conn: sa.Connection, metadata: sa.MetaData, target: sa.Table | None = None) -> int:
-    """Fill ``rpt.fact_order_lines`` (or ``target``, emptied by the caller) from core; return its rows."""
+    """Fill ``rpt.fact_order_lines`` (or ``target``, emptied by the caller) from core; return its rows.
+
+    On SQLite the connection's page caches are capped first (:func:`salesbi.reports.sql.sqlite.bounded`:
+    the rows written spill to the file rather than staying in the cache until the commit).
+    """
+    sqlite.bounded(conn, temp_store=False)  # in the publish transaction: temp_store cannot change
     rows = conn.execute(fact_insert(metadata, target)).rowcount
     if rows is None or rows < 0:  # a driver that does not count: ask
         table = fact_table(metadata) if target is None else target
@@ -176,38 +172,3 @@ def export_parquet(
             writer.write_table(batch)
             rows += batch.num_rows
     return rows
-
-
-def projection(columns: Sequence[str]) -> Table:
-    """Return the definition of the fact restricted to its key and ``columns`` (in the fact's order)."""
-    wanted = set(columns) | set(FACT_ORDER_LINES.key)
-    unknown = wanted - set(FACT_ORDER_LINES.column_names)
-    if unknown:
-        raise KeyError(f"fact_order_lines has no columns {sorted(unknown)}")
-    return dataclasses.replace(
-        FACT_ORDER_LINES,
-        columns=tuple(c for c in FACT_ORDER_LINES.columns if c.name in wanted),
-        indexes=(),
-    )
-
-
-def fact_columns_select(metadata: sa.MetaData, columns: Sequence[str]) -> Select[Any]:
-    """Return the ``SELECT`` of the fact's key and ``columns`` from core, ordered by the key (code point)."""
-    spec = projection(columns)
-    fact = fact_order_lines_select(metadata, whole=False).subquery("fact")
-    return sa.select(*(fact.c[c] for c in spec.column_names)).order_by(*_key_order(fact, spec))
-
-
-def read_fact_columns(conn: sa.Connection, metadata: sa.MetaData, columns: Sequence[str]) -> pd.DataFrame:
-    """Return the fact's key and ``columns``, computed by the database from core, sorted by key.
-
-    The frame equals ``build_fact_order_lines(core)[[*key, *columns]]`` (same dtypes, rows and
-    order); the database computes only the joins and expressions those columns need.
-    """
-    spec = projection(columns)
-    select = fact_columns_select(metadata, columns)
-    parts = list(iter_frames(conn, select, spec, batch_rows=1_000_000))
-    if not parts:
-        return conform(pd.DataFrame(columns=spec.column_names), spec)
-    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    return frame.reset_index(drop=True)

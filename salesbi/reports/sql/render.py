@@ -72,7 +72,7 @@ def render(dialect: str, churn_months: int = 2, as_of: date | None = None) -> di
 def main(argv: list[str] | None = None) -> None:
     """Print the statements for the dialect named on the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dialect", choices=("postgresql", "mssql"))
+    parser.add_argument("dialect", choices=("postgresql", "mssql", "sqlite"))
     parser.add_argument("--churn-months", type=int, default=2)
     parser.add_argument("--as-of", type=date.fromisoformat, default=None, help="report date (default today)")
     args = parser.parse_args(argv)

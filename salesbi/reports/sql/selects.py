@@ -37,6 +37,12 @@ from salesbi.reports.tables import (
 )
 from salesbi.schema import Table
 
+#: SQLite: a subquery with an ``OFFSET`` is not flattened into the query around it but run as a
+#: co-routine, so each of its columns is computed once per row; flattened, every reference to a
+#: rounded amount (revenue in gross profit, net sales, net profit) repeats its whole expression
+#: (3.6x the CPU of the fact's statement on SQLite, measured at 200k lines)
+NOT_FLATTENED = "LIMIT -1 OFFSET 0"
+
 
 def core_table(metadata: sa.MetaData, name: str) -> sa.Table:
     """Return the ``core.<name>`` table of the warehouse ``metadata``."""
@@ -60,8 +66,9 @@ def fact_order_lines_select(metadata: sa.MetaData, *, whole: bool = True) -> Sel
     """Return the ``SELECT`` of ``rpt.fact_order_lines`` (see ``salesbi.reports.fact``).
 
     ``whole``: every column is read (PostgreSQL then computes the joined lines once, as a
-    materialised CTE); false when a query reads a few columns of it, so that the planner
-    drops the joins and expressions it does not need.
+    materialised CTE, SQLite each stage's columns once per row: :data:`NOT_FLATTENED`); false
+    when a query reads a few columns of it, so that the planner drops the joins and expressions
+    it does not need.
     """
     items = core_table(metadata, "order_items")
     orders = core_table(metadata, "orders")
@@ -104,16 +111,25 @@ def fact_order_lines_select(metadata: sa.MetaData, *, whole: bool = True) -> Sel
     if whole:  # PostgreSQL would inline the casts again into every expression that uses them
         joined = joined.prefix_with("MATERIALIZED", dialect="postgresql")
     gross = joined.c.qty * joined.c.unit_price
-    lines = sa.select(
-        *(c for c in joined.c if c.name not in ("qty", "unit_cost")),
-        round_half_even(gross * (double(1.0) - joined.c.discount), 2).label("revenue"),
-        round_half_even(gross * joined.c.discount, 2).label("discount_amount"),
-        round_half_even(joined.c.qty * joined.c.unit_cost, 2).label("cost"),
-    ).subquery("lines")
+    # every column read: on SQLite each stage is computed once per row (NOT_FLATTENED); a few
+    # columns read: flattened, so that SQLite computes only the expressions those columns need
+    fence = (NOT_FLATTENED,) if whole else ()
+    lines = (
+        sa.select(
+            *(c for c in joined.c if c.name not in ("qty", "unit_cost")),
+            round_half_even(gross * (double(1.0) - joined.c.discount), 2).label("revenue"),
+            round_half_even(gross * joined.c.discount, 2).label("discount_amount"),
+            round_half_even(joined.c.qty * joined.c.unit_cost, 2).label("cost"),
+        )
+        .suffix_with(*fence, dialect="sqlite")
+        .subquery("lines")
+    )
     # stage 2: profit from the rounded revenue and cost
-    profit = sa.select(
-        lines, round_half_even(lines.c.revenue - lines.c.cost, 2).label("gross_profit")
-    ).subquery("priced")
+    profit = (
+        sa.select(lines, round_half_even(lines.c.revenue - lines.c.cost, 2).label("gross_profit"))
+        .suffix_with(*fence, dialect="sqlite")
+        .subquery("priced")
+    )
     cancelled = is_true(profit.c.is_cancelled)
     net_sales = sa.case((cancelled, double(0.0)), else_=profit.c.revenue)
     net_profit = sa.case(

@@ -28,10 +28,13 @@ from salesbi.reports.params import ReportParams
 from salesbi.reports.sql.expr import (
     DOUBLE,
     binary_text,
+    ceiling_of,
     concat,
+    date_constant,
     days_between,
     double,
     flag,
+    floor_of,
     full_name,
     is_true,
     round_half_even,
@@ -86,8 +89,8 @@ class Windows:
 
 
 def date_literal(day: date) -> ColumnElement[Any]:
-    """Return ``day`` as a typed SQL date constant (``CAST('yyyy-mm-dd' AS DATE)``)."""
-    return sa.cast(sa.literal(day.isoformat(), sa.Unicode()), sa.Date())
+    """Return ``day`` as a typed SQL date constant (``CAST('yyyy-mm-dd' AS DATE)``; ISO text on SQLite)."""
+    return date_constant(sa.literal(day.isoformat(), sa.Unicode()))
 
 
 def fact_bounds_select(metadata: sa.MetaData) -> Select[Any]:
@@ -807,8 +810,8 @@ def employee_performance_select(
     ).subquery("ranked_reps")
     r = ranked.c
     share, _, _ = shares(r.net_sales, r.rank_overall)
-    gold = sa.func.ceiling(double(params.reward_gold_share) * double(r.with_sales))
-    silver = sa.func.ceiling(double(params.reward_silver_share) * double(r.with_sales))
+    gold = ceiling_of(double(params.reward_gold_share) * double(r.with_sales))
+    silver = ceiling_of(double(params.reward_silver_share) * double(r.with_sales))
     reward = sa.case(
         (sa.not_(r.net_sales > double(0.0)), "None"),
         (double(r.rank_overall) <= gold, "Gold"),
@@ -856,7 +859,7 @@ def order_value_stats_select(
         (sa.func.row_number().over(order_by=kept.c.net_sales) - 1).label("i"),
         sa.func.count().over().label("n"),
     ).subquery("ranked_values")
-    h = sa.func.floor(double(ranked.c.n - 1) * double(TOP_QUANTILE))
+    h = floor_of(double(ranked.c.n - 1) * double(TOP_QUANTILE))
     return sa.select(
         sa.func.count().label("n"),
         sa.func.min(ranked.c.v).label("low"),
@@ -892,7 +895,7 @@ def order_value_bins_select(
     """Return per bin (0-based, ``monthly.bin_index``) of the kept orders: bin, orders, net_sales."""
     orders = report_orders(sources or Sources.of(metadata), windows)
     kept = _kept(orders, "kept")
-    raw = sa.func.floor((double(kept.c.net_sales) - double(start)) / double(step))
+    raw = floor_of((double(kept.c.net_sales) - double(start)) / double(step))
     idx = sa.case(
         (raw < double(0.0), 0), (raw > double(float(last)), last), else_=sa.cast(raw, sa.BigInteger)
     )
