@@ -28,7 +28,7 @@ from salesbi.params import PipelineParams
 from salesbi.pipeline import INSIGHT_FACT_COLUMNS, run_pipeline
 from salesbi.publish import write_parquet
 from salesbi.reports.fact import FACT_ORDER_LINES
-from salesbi.segmentation.history import LINE_COLUMNS
+from salesbi.segmentation.history import HISTORY_ORDER_COLUMNS, LINE_COLUMNS
 from salesbi.warehouse.engine import create_engine
 from tests.conftest import drop_pg_schemas
 from tests.test_pipeline import RUN_SPECIFIC
@@ -84,7 +84,8 @@ def _watch_models(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None
             lines = seen.get("lines", -1)
             seen[_step] = {
                 "frame_alive": any(ref() is not None for ref in seen.get("blocks", [])),
-                "columns": list(args[0].columns),
+                # segments and predictions get an OrderHistory (its orders' columns), the forecast a frame
+                "columns": list((args[0] if isinstance(args[0], pd.DataFrame) else args[0].orders).columns),
                 # the census: every frame alive as long as the fact (a per-line frame of it)
                 "line_frames": [
                     list(o.columns)
@@ -125,7 +126,7 @@ def _spill_equals_frame(
     for step in ("segments", "predictions", "forecast"):
         assert seen["blocks"] and seen[step]["frame_alive"] is False, step  # no block of it alive
         # the inputs at order grain (salesbi.order_grain), no per-line frame of the fact alive
-        wanted = list(DAY_COLUMNS if step == "forecast" else LINE_COLUMNS)
+        wanted = list(DAY_COLUMNS if step == "forecast" else HISTORY_ORDER_COLUMNS)
         assert seen[step]["columns"] == wanted, step
         assert seen[step]["line_frames"] == [], step
     assert _rpt_fingerprint(spilled_url) == expected_rpt
