@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from salesbi.schema import Table
+from salesbi.spill_buffer import HeldUntilSpilled
 from salesbi.types import conform
 
 #: the folder under the run's output folder that holds each run's spilled tables
@@ -119,7 +120,7 @@ def spill(frame: pd.DataFrame, spec: Table, folder: Path) -> SpilledTable:
     return SpilledTable(spec=spec, path=path.resolve(), rows=len(frame))
 
 
-class FactSpill:
+class FactSpill(HeldUntilSpilled):
     """Writes a table to its spill file block by block as the blocks are built (the write side).
 
     Each :meth:`append` takes the table's next rows (a conformed frame) and writes them at once
@@ -141,31 +142,10 @@ class FactSpill:
         self.folder = Path(folder)
         self.path = self.folder / f"{spec.name}.parquet"
         self.tmp = self.path.with_name(self.path.name + ".tmp")
-        self.keep_below = keep_below
-        self.rows = 0
-        self._held: list[pd.DataFrame] = []  # frames, while under keep_below
+        super().__init__(keep_below)
         self._writer: pq.ParquetWriter | None = None
-        self._spilling = keep_below <= 0
+        self._spilling = keep_below <= 0  # an empty table spilled too: its file has no rows
         self._empty: pd.DataFrame | None = None  # an empty block: the file of a table without rows
-
-    @property
-    def spilling(self) -> bool:
-        """Return whether the rows go to the file (the table reached ``keep_below`` rows)."""
-        return self._spilling
-
-    def append(self, block: pd.DataFrame) -> None:
-        """Take the table's next rows ``block``: hold them, or write them as one row group."""
-        self.rows += len(block)
-        if not self._spilling:
-            self._held.append(block)
-            if self.rows < self.keep_below:
-                return
-            self._spilling = True
-            held, self._held = self._held, []
-            for frame in held:
-                self._write(frame)
-            return
-        self._write(block)
 
     def _write(self, block: pd.DataFrame) -> None:
         """Write ``block`` as one row group (an empty block is remembered, not written)."""
@@ -183,7 +163,7 @@ class FactSpill:
     def finish(self) -> SpilledTable | pd.DataFrame:
         """Return the written table (the file closed and in place), or the frame when kept."""
         if not self._spilling:
-            held, self._held = self._held, []
+            held = self.take_held()
             if not held:
                 return pd.DataFrame({c: pd.Series(dtype=object) for c in self.spec.column_names}).pipe(
                     conform, self.spec
@@ -206,7 +186,7 @@ class FactSpill:
             self._writer.close()
             self._writer = None
         self.tmp.unlink(missing_ok=True)
-        self._held = []
+        self.take_held()
 
 
 def _empty(spec: Table) -> pd.DataFrame:

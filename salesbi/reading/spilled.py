@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from salesbi.spill_buffer import HeldUntilSpilled
+
 #: the folder under the run's output folder holding each run's spilled source tables
 INGEST_SPILL_FOLDER = ".ingest-spill"
 
@@ -179,7 +181,7 @@ class SpilledFrame:
         return self.frame()
 
 
-class SpillWriter:
+class SpillWriter(HeldUntilSpilled):
     """Writes a table's typed blocks to its spill file as they are read (the write side).
 
     ``keep_below``: blocks are held as frames while the table has fewer rows than this;
@@ -187,35 +189,19 @@ class SpillWriter:
     """
 
     def __init__(self, path: Path, keep_below: int = 0) -> None:
+        super().__init__(keep_below)
         self.path = Path(path)
-        self.keep_below = keep_below
-        self.rows = 0
-        self._held: list[pd.DataFrame] = []
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
         self._schema: pa.Schema | None = None
         self._sink: pa.OSFile | None = None
         self._batch_rows: list[int] = []
         self._dtypes: pd.Series | None = None
 
-    @property
-    def spilling(self) -> bool:
-        """Return whether the rows go to the file."""
-        return self._writer is not None
-
     def append(self, block: pd.DataFrame) -> None:
         """Take the table's next typed rows: hold them, or write them as one record batch."""
         if self._dtypes is None:
             self._dtypes = block.dtypes
-        self.rows += len(block)
-        if self._writer is None:
-            self._held.append(block)
-            if self.rows < self.keep_below or self.rows == 0:
-                return
-            held, self._held = self._held, []
-            for frame in held:
-                self._write(frame)
-            return
-        self._write(block)
+        super().append(block)
 
     def _write(self, block: pd.DataFrame) -> None:
         if not len(block):
@@ -235,7 +221,7 @@ class SpillWriter:
     def finish(self) -> pd.DataFrame | SpilledFrame:
         """Return the held blocks as one frame (index 0..n-1), or the :class:`SpilledFrame` written."""
         if self._writer is None:
-            held, self._held = self._held, []
+            held = self.take_held()
             if len(held) == 1:
                 return held[0].reset_index(drop=True)
             return pd.concat(held, ignore_index=True)
@@ -253,7 +239,7 @@ class SpillWriter:
         if self._sink is not None:
             self._sink.close()
         self.path.unlink(missing_ok=True)
-        self._held = []
+        self.take_held()
 
 
 class SpilledRows:
