@@ -23,6 +23,13 @@ validated; an order and its lines are one document: when the header or any line 
 header and all its lines are validated (the returns rule reads both); the shrink and zero-row
 rules run on the whole drop, before anything is left out. Rows missing from a drop are kept in
 core, as by a full load (upserts never delete).
+
+Memory (issue 18): the comparison runs ``block_rows`` rows at a time, a spilled table
+(:class:`~salesbi.reading.spilled.SpilledFrame`) read from its file block by block; the stored
+hashes are held as a sorted 64-bit hash of each key and the row's hash (:class:`StoredHashes`,
+16 bytes a stored row); per row of the drop a content hash, a key hash and a few flags. The
+selected rows of a spilled table are a new spill, or one frame when fewer than the spill
+threshold (:func:`salesbi.reading.selection.select_spilled`): no frame as long as the table.
 """
 
 from __future__ import annotations
