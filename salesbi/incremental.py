@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from salesbi import contract
+from salesbi.memory import release_freed_memory
 from salesbi.reading.reader import SourceData, SourceTable
 from salesbi.reading.selection import select_spilled, table_blocks, take_rows
 from salesbi.reading.spilled import SpilledFrame, SpilledRows
@@ -558,6 +559,8 @@ def select_changes(
             rewrite=rewrite,
         )
         del scan, keep
+    if any(isinstance(t.frame, SpilledFrame) for t in data.tables.values()):
+        release_freed_memory()  # the blocks' keys and conformed copies: given back before validate
     filtered = replace(
         data,
         tables=tables,
