@@ -263,3 +263,16 @@ def test_duplicated_keys_are_exact_whatever_the_key_hashes(tmp_path: Path) -> No
     assert isinstance(spill, SpilledFrame)
     assert (_duplicated_keys(spill, spec, constant) == expected).all()
     assert (_duplicated_keys(spill, spec, key_hashes(row_keys(items, spec))) == expected).all()
+
+
+def test_the_changed_orders_of_a_spilled_selection_are_read_from_its_file(tmp_path: Path) -> None:
+    """``capture_changed_orders`` takes a spilled table's order ids batch by batch: the frame's."""
+    from salesbi.incremental_reports import _ids, _order_ids
+
+    generate_company(tmp_path / "company", order_lines=80, seed=3)
+    frame = read_source(tmp_path / "company", "canonical").tables["order_items"].frame
+    read = read_source(tmp_path / "company", "canonical", spill=SpillPolicy(tmp_path / "spill", 0))
+    spill = read.tables["order_items"].frame
+    assert isinstance(frame, pd.DataFrame) and isinstance(spill, SpilledFrame)
+    expected = _ids(frame["order_id"])
+    assert len(expected) > 10 and _order_ids(spill) == expected == _order_ids(frame)
