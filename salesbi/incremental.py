@@ -23,6 +23,13 @@ validated; an order and its lines are one document: when the header or any line 
 header and all its lines are validated (the returns rule reads both); the shrink and zero-row
 rules run on the whole drop, before anything is left out. Rows missing from a drop are kept in
 core, as by a full load (upserts never delete).
+
+Memory (issue 18): the comparison runs ``block_rows`` rows at a time, a spilled table
+(:class:`~salesbi.reading.spilled.SpilledFrame`) read from its file block by block; the stored
+hashes are held as a sorted 64-bit hash of each key and the row's hash (:class:`StoredHashes`,
+16 bytes a stored row); per row of the drop a content hash, a key hash and a few flags. The
+selected rows of a spilled table are a new spill, or one frame when fewer than the spill
+threshold (:func:`salesbi.reading.selection.select_spilled`): no frame as long as the table.
 """
 
 from __future__ import annotations
@@ -40,7 +47,9 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from salesbi import contract
+from salesbi.memory import release_freed_memory
 from salesbi.reading.reader import SourceData, SourceTable
+from salesbi.reading.selection import select_spilled, table_blocks, take_rows
 from salesbi.reading.spilled import SpilledFrame, SpilledRows
 from salesbi.runlog import TableCounts
 from salesbi.schema import SOURCE_FILE, SOURCE_LINE, Column, Table
@@ -227,45 +236,97 @@ def watermark(conn: sa.Connection, metadata: sa.MetaData) -> date | None:
 
 @dataclass(frozen=True)
 class StoredHashes:
-    """The stored content hashes of one table: row keys and their uint64 hashes, same order."""
+    """The stored content hashes of one table, compact: a 64-bit hash of each stored row key
+    (:func:`key_hashes`), sorted, and the row's content hash in the same order.
 
-    keys: pd.Index
-    hashes: np.ndarray
+    16 bytes per stored row (16 MB per million rows of core), not a Python string per key
+    (issue 18 memory). Two stored keys whose key hashes collide are marked ``clash``: a row with
+    that key hash is never taken as unchanged (it is validated and loaded, as a changed row is).
+    """
+
+    key_hashes: np.ndarray  # uint64, ascending
+    hashes: np.ndarray  # uint64 content hash of the row stored under each key
+    clash: np.ndarray | None = None  # bool per entry: its key hash is shared by another stored key
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.key_hashes)
+
+    @classmethod
+    def build(cls, key_hashes: np.ndarray, hashes: np.ndarray) -> StoredHashes:
+        """Return the look-up over ``key_hashes`` and ``hashes`` (any order, same length)."""
+        order = np.argsort(key_hashes, kind="stable")
+        keys, values = key_hashes[order], hashes[order]
+        clash: np.ndarray | None = None
+        if len(keys) > 1 and (equal := keys[1:] == keys[:-1]).any():
+            clash = np.zeros(len(keys), dtype=bool)
+            clash[1:] |= equal
+            clash[:-1] |= equal
+        return cls(keys, values, clash)
 
     def compare(self, keys: pd.Series, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return two masks over the rows: key stored at all, and key stored with the same hash."""
-        pos = self.keys.get_indexer(keys.fillna(KEY_SEPARATOR).to_numpy(dtype=object))
-        found = pos >= 0
+        """Return two masks over the rows: key stored at all, and key stored with the same hash.
+
+        ``keys``: the rows' :func:`row_keys` (null: never stored). A row counts as stored when
+        its key hash is (a collision with another key only makes a row look changed or stored;
+        a key that is stored is always found).
+        """
+        wanted = key_hashes(keys)
+        found = np.zeros(len(keys), dtype=bool)
         same = np.zeros(len(keys), dtype=bool)
-        same[found] = self.hashes[pos[found]] == hashes[found]
+        if not len(self) or not len(keys):
+            return found, same
+        pos = np.minimum(np.searchsorted(self.key_hashes, wanted), len(self) - 1)
+        found = (self.key_hashes[pos] == wanted) & keys.notna().to_numpy(dtype=bool)
+        same = found & (self.hashes[pos] == hashes)
+        if self.clash is not None:
+            same &= ~self.clash[pos]
         return found, same
+
+
+def key_hashes(keys: pd.Series) -> np.ndarray:
+    """Return a uint64 hash of each row key's text (:func:`row_keys`; null keys hash as U+001F)."""
+    text = keys.to_numpy(dtype=object, na_value=KEY_SEPARATOR)
+    return np.asarray(pd.util.hash_array(text, categorize=False), dtype=np.uint64)
+
+
+#: stored (row_key, row_hash) pairs fetched from the database at a time
+_FETCH_ROWS = 100_000
 
 
 def stored_hashes(
     conn: sa.Connection, metadata: sa.MetaData, name: str, keys: pd.Series | None = None
 ) -> StoredHashes:
-    """Return the stored content hashes of table ``name`` (only those of ``keys`` when given)."""
+    """Return the stored content hashes of table ``name`` (only those of ``keys`` when given).
+
+    Fetched ``_FETCH_ROWS`` rows at a time, each batch's keys hashed at once: what is held
+    besides the result is one batch of driver rows.
+    """
     table = metadata.tables[ROW_HASHES]
     query = sa.select(table.c.row_key, table.c.row_hash).where(table.c.table_name == name)
+    key_parts: list[np.ndarray] = []
+    hash_parts: list[np.ndarray] = []
+
+    def add(rows: list[Any]) -> None:
+        if rows:
+            key_parts.append(key_hashes(pd.Series([r[0] for r in rows], dtype=object)))
+            hash_parts.append(np.array([r[1] for r in rows], dtype=np.int64).view(np.uint64))
+
     if keys is None:
-        rows = _fetch_raw(conn, query)
+        for rows in _fetch_raw(conn, query):
+            add(rows)
     else:
         wanted = sorted(set(keys.dropna()))
-        rows = []
         for start in range(0, len(wanted), _DELETE_CHUNK):
             chunk = wanted[start : start + _DELETE_CHUNK]
-            rows.extend(conn.execute(query.where(table.c.row_key.in_(chunk))).fetchall())
-    return StoredHashes(
-        keys=pd.Index([r[0] for r in rows], dtype=object),
-        hashes=np.array([r[1] for r in rows], dtype=np.int64).view(np.uint64),
-    )
+            add(list(conn.execute(query.where(table.c.row_key.in_(chunk))).fetchall()))
+    if not key_parts:
+        return StoredHashes(np.array([], dtype=np.uint64), np.array([], dtype=np.uint64))
+    return StoredHashes.build(np.concatenate(key_parts), np.concatenate(hash_parts))
 
 
-def _fetch_raw(conn: sa.Connection, query: sa.Select[Any]) -> list[Any]:
-    """Return the rows of ``query`` through the driver's own cursor (no SQLAlchemy Row per row).
+def _fetch_raw(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[list[Any]]:
+    """Yield the rows of ``query`` in lists of ``_FETCH_ROWS`` through the driver's own cursor
+    (no SQLAlchemy Row per row).
 
     The query's only parameters are the code's own table names, rendered as literals.
     """
@@ -273,7 +334,8 @@ def _fetch_raw(conn: sa.Connection, query: sa.Select[Any]) -> list[Any]:
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql)
-        return list(cursor.fetchall())
+        while rows := cursor.fetchmany(_FETCH_ROWS):
+            yield list(rows)
     finally:
         cursor.close()
 
@@ -289,21 +351,33 @@ def _in(values: pd.Series, wanted: pd.Series | pd.Index) -> np.ndarray:
     return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _faulty_rows(table: SourceTable) -> np.ndarray:
-    """Return a mask of the rows the reader reported a cell or line fault on."""
-    frame = whole(table)
-    faults = table.faults
-    if faults is None or not len(faults) or SOURCE_LINE not in frame.columns:
-        return np.zeros(len(frame), dtype=bool)
+def _faulty(block: pd.DataFrame, faults: pd.MultiIndex | None) -> np.ndarray:
+    """Return a mask of the rows of ``block`` the reader reported a cell or line fault on."""
+    if faults is None or SOURCE_LINE not in block.columns:
+        return np.zeros(len(block), dtype=bool)
     rows = pd.MultiIndex.from_arrays(
-        [frame[SOURCE_FILE].astype("string"), frame[SOURCE_LINE].astype("Int64")]
+        [block[SOURCE_FILE].astype("string"), block[SOURCE_LINE].astype("Int64")]
     )
-    bad = pd.MultiIndex.from_arrays([faults["file"].astype("string"), faults["line"].astype("Int64")])
-    return np.asarray(rows.isin(bad), dtype=bool)
+    return np.asarray(rows.isin(faults), dtype=bool)
 
 
-def _order_dates(frame: pd.DataFrame) -> pd.Series:
-    return pd.to_datetime(frame["order_date"], errors="coerce")
+def _fault_index(table: SourceTable) -> pd.MultiIndex | None:
+    """Return the (file, line) of the reader's faults in ``table`` (None when there are none)."""
+    faults = table.faults
+    if faults is None or not len(faults):
+        return None
+    return pd.MultiIndex.from_arrays([faults["file"].astype("string"), faults["line"].astype("Int64")])
+
+
+def _column(frame: pd.DataFrame | SpilledFrame, name: str) -> pd.Series:
+    """Return one column of a table, whole (a spilled table's read from its file)."""
+    if isinstance(frame, SpilledFrame):
+        return frame.column(name)
+    return frame[name].reset_index(drop=True)
+
+
+def _order_dates(frame: pd.DataFrame | SpilledFrame) -> pd.Series:
+    return pd.to_datetime(_column(frame, "order_date"), errors="coerce")
 
 
 def decide_mode(requested: str, data: SourceData, mark: date | None) -> str:
@@ -333,6 +407,86 @@ def _check_whole_drop(data: SourceData, mode: str, previous_counts: Mapping[str,
     check_counts(data.tables, config, previous_counts if mode == "snapshot" else None)
 
 
+@dataclass
+class _Scan:
+    """One table of a drop compared with core: per row its content hash, kept (to validate), stored."""
+
+    hashes: np.ndarray  # uint64 per row
+    keep: np.ndarray  # bool per row: validate and load it
+    found: np.ndarray  # bool per row: its key has a stored hash
+    stored: int  # stored hashes looked at
+
+
+def _scan(
+    conn: sa.Connection,
+    metadata: sa.MetaData,
+    table: SourceTable,
+    spec: Table,
+    applied: str,
+    block_rows: int | None,
+) -> _Scan:
+    """Return one table of the drop compared with its stored hashes, ``block_rows`` rows at a time.
+
+    What is held for the whole table: a content hash, a key hash and three flags per row (19
+    bytes a row) and the stored hashes (:class:`StoredHashes`); row keys and conformed values
+    exist for one block. A spilled table is read from its file block by block.
+    """
+    frame = table.frame
+    rows = len(frame)
+    if applied == "full":  # nothing compared: no row keys until they are written
+        hashes = row_hashes_in_blocks(frame, spec, block_rows)
+        return _Scan(hashes, np.ones(rows, dtype=bool), np.zeros(rows, dtype=bool), 0)
+    # beyond the watermark: look up only the drop's keys, a block at a time (a same-day re-drop may
+    # repeat some); else every stored hash of the table, once
+    per_block = applied == "new_only" and spec.name in NEW_ONLY_TABLES
+    stored = None if per_block else stored_hashes(conn, metadata, spec.name)
+    looked_at = 0 if stored is None else len(stored)
+    hashes = np.empty(rows, dtype=np.uint64)
+    keyed = np.empty(rows, dtype=np.uint64)
+    found = np.zeros(rows, dtype=bool)
+    same = np.zeros(rows, dtype=bool)
+    faults = _fault_index(table)
+    for start, block in table_blocks(frame, block_rows):
+        stop = start + len(block)
+        keys = row_keys(block, spec)
+        hashes[start:stop] = row_hashes(block, spec)
+        keyed[start:stop] = key_hashes(keys)
+        here = stored if stored is not None else stored_hashes(conn, metadata, spec.name, keys)
+        if stored is None:
+            looked_at += len(here)
+        if len(here) and len(block):
+            found[start:stop], unchanged = here.compare(keys, hashes[start:stop])
+            same[start:stop] = unchanged & ~_faulty(block, faults)
+        del block, keys
+    if same.any():  # a key more than once in the drop: always validated
+        same &= ~_duplicated_keys(frame, spec, keyed)
+    return _Scan(hashes, ~same, found, looked_at)
+
+
+def _duplicated_keys(frame: pd.DataFrame | SpilledFrame, spec: Table, keyed: np.ndarray) -> np.ndarray:
+    """Return a mask of the rows whose key is in the table more than once (``keys.duplicated(keep=False)``).
+
+    Rows sharing a key hash (``keyed``) are the candidates; only their key columns are read back
+    to compare the keys' text (exact, whatever the hashes).
+    """
+    out = np.zeros(len(keyed), dtype=bool)
+    if len(keyed) < 2:
+        return out
+    order = np.argsort(keyed, kind="stable")
+    ordered = keyed[order]
+    equal = ordered[1:] == ordered[:-1]
+    if not equal.any():
+        return out
+    shared = np.zeros(len(keyed), dtype=bool)
+    shared[1:] |= equal
+    shared[:-1] |= equal
+    candidates = np.sort(order[shared])
+    del order, ordered, equal, shared
+    keys = row_keys(take_rows(frame, candidates, list(spec.key)), spec)
+    out[candidates[keys.duplicated(keep=False).to_numpy(dtype=bool)]] = True
+    return out
+
+
 def select_changes(
     conn: sa.Connection,
     metadata: sa.MetaData,
@@ -341,10 +495,14 @@ def select_changes(
     mode: str = "auto",
     previous_counts: Mapping[str, int] | None = None,
     block_rows: int | None = None,
+    spill_rows: int = 0,
 ) -> ChangeSet:
     """Return the ChangeSet of a drop: the rows to validate and load, the unchanged ones counted.
 
-    ``block_rows``: content hashes are computed that many rows at a time (bounded memory).
+    ``block_rows``: rows keyed, hashed and compared at a time (bounded memory); a spilled table
+    is read from its file that many rows at a time. ``spill_rows`` (``ingest_spill_rows``): a
+    spilled table's selected rows stay in a new spill file when at least that many, else they
+    are one frame (:func:`salesbi.reading.selection.select_spilled`).
 
     ``previous_counts`` are the last good run's rows read per table (the shrink rule); in the
     ``snapshot`` and ``new_only`` modes the table-level count rules run here on the whole drop
@@ -357,9 +515,6 @@ def select_changes(
     tables: dict[str, SourceTable] = {}
     changes: dict[str, TableChanges] = {}
     if applied != "full":
-        # a drop compared with core row by row: the spilled tables are read back whole (the
-        # streamed path covers full loads; docs/scaling.md "Seventh session")
-        data = whole_frames(data)
         _check_whole_drop(data, applied, previous_counts)
     if applied == "new_only" and mark is not None:
         dates = _order_dates(data.tables["orders"].frame)
@@ -369,46 +524,21 @@ def select_changes(
                 f"new-only drop: {early} orders are dated before the watermark {mark}; "
                 "they were compared with core by content hash like the rest of the drop"
             )
-    keep_masks: dict[str, np.ndarray] = {}
-    all_keys: dict[str, pd.Series | None] = {}
-    all_hashes: dict[str, np.ndarray] = {}
-    stored_by_table: dict[str, StoredHashes] = {}
-    found_masks: dict[str, np.ndarray] = {}
+    scans = {
+        spec.name: _scan(conn, metadata, data.tables[spec.name], spec, applied, block_rows)
+        for spec in contract.TABLES
+    }
+    _whole_orders(data, scans, block_rows)
     for spec in contract.TABLES:
         table = data.tables[spec.name]
-        frame = table.frame
-        # a full load compares nothing with stored hashes: no row keys needed until they are written
-        keys = row_keys(frame, spec) if applied != "full" else None
-        hashes = row_hashes_in_blocks(frame, spec, block_rows)
-        all_keys[spec.name], all_hashes[spec.name] = keys, hashes
-        keep = np.ones(len(frame), dtype=bool)
-        stored = StoredHashes(pd.Index([], dtype=object), np.array([], dtype=np.uint64))
-        if applied == "new_only" and spec.name in NEW_ONLY_TABLES:
-            # beyond the watermark: look up only this drop's keys (a same-day re-drop may repeat some)
-            stored = stored_hashes(conn, metadata, spec.name, keys)
-        elif applied != "full":
-            stored = stored_hashes(conn, metadata, spec.name)
-        stored_by_table[spec.name] = stored
-        found = np.zeros(len(frame), dtype=bool)
-        if keys is not None and len(stored) and len(frame):
-            found, same = stored.compare(keys, hashes)
-            same &= keys.notna().to_numpy(dtype=bool)
-            same &= ~keys.duplicated(keep=False).to_numpy(dtype=bool)
-            same &= ~_faulty_rows(table)
-            keep = ~same
-        keep_masks[spec.name] = keep
-        found_masks[spec.name] = found
-    _whole_orders(data, keep_masks)
-    for spec in contract.TABLES:
-        table = data.tables[spec.name]
-        keep = keep_masks[spec.name]
+        scan = scans.pop(spec.name)
+        keep = scan.keep
         unchanged = int((~keep).sum())
         # every row kept (a full load): the same rows without a copy (copy-on-write), a spilled
-        # table as it is; else the kept rows
+        # table as it is; else the kept rows (a spilled table's: a frame or a new spill)
         kept: pd.DataFrame | SpilledFrame
         if isinstance(table.frame, SpilledFrame):
-            assert keep.all()  # spilled tables are read whole before a comparison with core
-            kept = table.frame
+            kept = select_spilled(table.frame, keep, keep_below=spill_rows)
         else:
             kept = (table.frame.copy(deep=False) if keep.all() else table.frame[keep]).reset_index(drop=True)
         tables[spec.name] = replace(
@@ -417,18 +547,20 @@ def select_changes(
             read=len(kept),
             lines=None if table.lines is None else table.lines - unchanged,
         )
-        stored = stored_by_table[spec.name]
-        keys = all_keys.pop(spec.name)
-        rewrite = frozenset() if keys is None else frozenset(keys[keep & found_masks[spec.name]].dropna())
-        del keys
+        rewrite: frozenset[str] = frozenset()
+        if (again := np.flatnonzero(keep & scan.found)).size:  # kept rows whose key has a stored hash
+            rewrite = frozenset(row_keys(take_rows(table.frame, again, list(spec.key)), spec).dropna())
         changes[spec.name] = TableChanges(
             name=spec.name,
             rows=len(kept),
-            hashes=all_hashes[spec.name][keep],
+            hashes=scan.hashes[keep],
             unchanged=unchanged,
-            stored=len(stored),
+            stored=scan.stored,
             rewrite=rewrite,
         )
+        del scan, keep
+    if any(isinstance(t.frame, SpilledFrame) for t in data.tables.values()):
+        release_freed_memory()  # the blocks' keys and conformed copies: given back before validate
     filtered = replace(
         data,
         tables=tables,
@@ -451,32 +583,31 @@ def select_changes(
     return result
 
 
-def whole(table: SourceTable) -> pd.DataFrame:
-    """Return the table's frame (a drop compared with core holds no spilled table: :func:`whole_frames`)."""
-    assert isinstance(table.frame, pd.DataFrame)
-    return table.frame
+def _whole_orders(data: SourceData, scans: Mapping[str, _Scan], block_rows: int | None) -> None:
+    """Validate an order and all its lines together when the header or any line is to be validated.
 
-
-def whole_frames(data: SourceData) -> SourceData:
-    """Return ``data`` with every spilled table read back as one frame (the whole-frame path's)."""
-    if not any(isinstance(t.frame, SpilledFrame) for t in data.tables.values()):
-        return data
-    tables = {
-        name: replace(t, frame=t.frame.to_frame()) if isinstance(t.frame, SpilledFrame) else t
-        for name, t in data.tables.items()
-    }
-    return replace(data, tables=tables)
-
-
-def _whole_orders(data: SourceData, keep: dict[str, np.ndarray]) -> None:
-    """Validate an order and all its lines together when the header or any line is to be validated."""
-    if keep["orders"].all() and keep["order_items"].all():
+    The order ids are read a block at a time (a spilled table's from its file); what is held is
+    the touched orders' ids.
+    """
+    heads, lines = scans["orders"], scans["order_items"]
+    if heads.keep.all() and lines.keep.all():
         return  # everything is validated already (a full load)
-    orders = whole(data.tables["orders"])["order_id"].astype("string").reset_index(drop=True)
-    items = whole(data.tables["order_items"])["order_id"].astype("string").reset_index(drop=True)
-    touched = pd.concat([orders[keep["orders"]], items[keep["order_items"]]]).dropna().drop_duplicates()
-    keep["orders"] = keep["orders"] | _in(orders, touched)
-    keep["order_items"] = keep["order_items"] | _in(items, touched)
+    frames = {"orders": data.tables["orders"].frame, "order_items": data.tables["order_items"].frame}
+    parts: list[pd.Series] = []
+    for name, scan in (("orders", heads), ("order_items", lines)):
+        for start, block in table_blocks(frames[name], block_rows, ["order_id"]):
+            mask = scan.keep[start : start + len(block)]
+            if mask.any():
+                ids = block["order_id"].astype("string").reset_index(drop=True)
+                parts.append(ids[mask].dropna().drop_duplicates())
+    if not parts:
+        return
+    touched = pd.concat(parts, ignore_index=True).drop_duplicates()
+    del parts
+    for name, scan in (("orders", heads), ("order_items", lines)):
+        for start, block in table_blocks(frames[name], block_rows, ["order_id"]):
+            ids = block["order_id"].astype("string").reset_index(drop=True)
+            scan.keep[start : start + len(block)] |= _in(ids, touched)
 
 
 def accepted_hashes(changes: ChangeSet, accepted: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -520,8 +651,9 @@ def store_hashes(
     written = 0
     for name, t in changes.tables.items():
         spilled = isinstance(accepted[name], SpilledRows)
-        if changes.mode == "full" and (spilled or (block_rows and len(accepted[name]) > block_rows)):
-            written += _replace_in_blocks(conn, table, t, accepted[name], run_id, block_rows)
+        if spilled or (changes.mode == "full" and block_rows and len(accepted[name]) > block_rows):
+            full = changes.mode == "full"
+            written += _replace_in_blocks(conn, table, t, accepted[name], run_id, block_rows, full=full)
             continue
         frame = table_hashes(t, accepted[name])  # one table's keys at a time
         if frame["row_key"].isna().any():
@@ -564,12 +696,17 @@ def _replace_in_blocks(
     accepted: pd.DataFrame | SpilledRows,
     run_id: str,
     block_rows: int | None,
+    *,
+    full: bool = True,
 ) -> int:
-    """Replace one table's stored hashes by its accepted rows' (a full load), ``block_rows`` rows at a time.
+    """Write one table's accepted rows' hashes ``block_rows`` rows at a time; returns the rows written.
 
-    The row keys of one block exist at a time (issue 18 memory); the rows written and their order
-    are those of the whole-table path of :func:`store_hashes` (keys with a missing part left out,
-    nothing deleted when no row has a key). Returns the rows written.
+    ``full`` (a full load): they replace the table's stored hashes. Otherwise (the new and changed
+    rows of a snapshot or new-only drop, spilled): each block's keys that had a stored hash
+    (``changes.rewrite``) are deleted before the block is written, as :func:`store_hashes` does
+    for a frame. The row keys of one block exist at a time (issue 18 memory); the rows written
+    are those of the whole-table path (keys with a missing part left out, nothing deleted when
+    no row has a key).
     """
     written = 0
     replaced = False
@@ -585,9 +722,16 @@ def _replace_in_blocks(
             frame = frame[frame["row_key"].notna()]
         if not len(frame):
             continue
-        if not replaced:
+        if full and not replaced:
             conn.execute(table.delete().where(table.c.table_name == changes.name))
             replaced = True
+        elif not full and changes.rewrite:
+            again = frame["row_key"][frame["row_key"].isin(changes.rewrite)].tolist()
+            for start in range(0, len(again), _DELETE_CHUNK):
+                chunk = sorted(again[start : start + _DELETE_CHUNK])
+                conn.execute(
+                    table.delete().where(table.c.table_name == changes.name, table.c.row_key.in_(chunk))
+                )
         frame["table_name"] = pd.Categorical.from_codes(
             np.zeros(len(frame), dtype=np.int8), categories=[changes.name]
         )
@@ -654,9 +798,16 @@ def select_drop_changes(
     mode: str = "auto",
     previous_counts: Mapping[str, int] | None = None,
     block_rows: int | None = None,
+    spill_rows: int = 0,
 ) -> ChangeSet:
     """Return :func:`select_changes` of ``data`` on a connection of its own (read only)."""
     with engine.connect() as conn:
         return select_changes(
-            conn, metadata, data, mode=mode, previous_counts=previous_counts, block_rows=block_rows
+            conn,
+            metadata,
+            data,
+            mode=mode,
+            previous_counts=previous_counts,
+            block_rows=block_rows,
+            spill_rows=spill_rows,
         )

@@ -98,6 +98,18 @@ def _ids(values: pd.Series) -> set[str]:
     return set(values.dropna().astype("string").astype(str))
 
 
+def _order_ids(frame: Any) -> set[str]:
+    """Return the distinct order ids of a table (a spilled table's read from its file a batch at a time)."""
+    from salesbi.reading.spilled import SpilledFrame
+
+    if not isinstance(frame, SpilledFrame):
+        return _ids(frame["order_id"])
+    out: set[str] = set()
+    for block in frame.blocks(None, ["order_id"]):
+        out |= _ids(block["order_id"])
+    return out
+
+
 def capture_changed_orders(engine: sa.Engine, metadata: sa.MetaData, changes: Any) -> ChangedOrders:
     """Return the orders that ``changes`` (a ``ChangeSet``) validates and loads, and their old state.
 
@@ -111,8 +123,8 @@ def capture_changed_orders(engine: sa.Engine, metadata: sa.MetaData, changes: An
         return unsplicable(
             f"{len(products.rewrite)} product(s) changed: costs of old months may have changed"
         )
-    ids = _ids(changes.data.tables["orders"].frame["order_id"])
-    ids |= _ids(changes.data.tables["order_items"].frame["order_id"])
+    ids = _order_ids(changes.data.tables["orders"].frame)
+    ids |= _order_ids(changes.data.tables["order_items"].frame)
     if len(ids) > MAX_CHANGED_ORDERS:
         return unsplicable(f"{len(ids):,} orders changed (more than {MAX_CHANGED_ORDERS:,})")
     return ChangedOrders(order_ids=frozenset(ids), previous=previous_orders(engine, metadata, sorted(ids)))

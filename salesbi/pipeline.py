@@ -184,6 +184,7 @@ def ingest_stage(ctx: RunContext, done: Results) -> Ingested:
             mode=ctx.params.ingest_mode,
             previous_counts=last_good_counts(wh.engine),
             block_rows=ctx.params.ingest_block_rows,
+            spill_rows=ctx.params.ingest_spill_rows,
         )
         ctx.summary.outputs["ingest_changes"] = changes.summary()
         ctx.summary.notes.extend(changes.notes)
