@@ -10,6 +10,7 @@ a failed publish leaves ``rpt`` as it was. SQL Server: the statements compile an
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from pathlib import Path
@@ -229,3 +230,23 @@ def test_the_build_statements_compile_per_dialect_and_parse_as_tsql(dialect: str
         assert fill.startswith("WITH ")  # SQL Server takes the fact's WITH before the INSERT
         for sql in (create, fill, copy, drop):
             assert sqlglot.parse_one(sql, read="tsql") is not None
+
+
+def test_the_step_benchmark_times_every_group_and_leaves_no_build_table(tmp_path: Path) -> None:
+    """bench/pushdown_steps.py on a small warehouse: each group timed, the build table dropped."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_pushdown_steps", Path(__file__).resolve().parents[1] / "bench" / "pushdown_steps.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    url = f"sqlite:///{tmp_path / 'wh.db'}"
+    _edge_warehouse(url)
+    results: dict[str, list[tuple[float, float]]] = {}
+    bench.one_pass(url, results)
+    assert list(results) == ["fact_build", "reports", "model_inputs", "insights", "publish_fact"]
+    assert all(len(runs) == 1 and runs[0][0] >= 0 and runs[0][1] > 0 for runs in results.values())
+    table = bench.table(results)
+    assert table.splitlines()[0] == "| step | CPU s | wall s |" and "| **total** |" in table
+    assert _builds(url) == []
+    assert len(_published_fact(url)) == 0  # the publish's insert was rolled back: rpt is as it was
