@@ -20,6 +20,7 @@ the last stage and is itself atomic.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -156,6 +157,10 @@ def connect_stage(ctx: RunContext, done: Results) -> Warehouse:
             for gone in mark_crashed(engine):
                 log.warning("run %s was left running by a process that is gone: marked crashed", gone)
             record_start(engine, ctx.summary)
+            from salesbi.reports.sql.fact_build import drop_stale_builds
+
+            for left in drop_stale_builds(engine, metadata):  # what killed push-down runs left
+                log.warning("dropped staging.%s, left by a run that did not finish", left)
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             raise connect_failure(engine.url, exc) from exc
@@ -350,16 +355,24 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
         )
         if ctx.params.reports_in == "warehouse":  # push-down (docs/scaling.md)
             from salesbi.reports.sql.build import build_reports_in_warehouse
+            from salesbi.reports.sql.fact_build import create_fact_build
 
             wh = done.need(Warehouse, "reports")
             if done.find(CoreFrames) is None and not core_has_orders(wh):  # as the core stage says
                 raise no_orders_in_core()
-            # the fact stays in the database: publish fills rpt.fact_order_lines with INSERT … SELECT
-            built = build_reports_in_warehouse(wh.engine, wh.metadata, params, with_fact=False)
+            # the fact's lines computed once, into the run's build table (salesbi.reports.sql.fact_build):
+            # the summaries, the model inputs, the insights and the publish (INSERT … SELECT into
+            # rpt.fact_order_lines, its Parquet file) read it; dropped when the run ends
+            started = time.perf_counter()
+            fact = create_fact_build(wh.engine, wh.metadata, ctx.run_id)
+            ctx.summary.timings["fact_build"] = time.perf_counter() - started  # part of "reports"
+            built = build_reports_in_warehouse(
+                wh.engine, wh.metadata, params, with_fact=False, fact=fact.table
+            )
             ctx.summary.outputs["reports_built_in"] = built.summary(fact_in_database=True)
             if built.bounds is not None:
                 record_order_dates(ctx.summary.kpis, built.bounds.first_order, built.bounds.last_order)
-            return Frames(built.frames)
+            return Frames(built.frames, fact_build=fact.table)
         from salesbi.incremental_reports import SUMMARY_KEY, SpliceDecision
 
         decision = SpliceDecision()
@@ -492,6 +505,13 @@ def fact_in_warehouse(params: PipelineParams) -> bool:
     return params.reports_in == "warehouse"
 
 
+def fact_build(done: Results) -> sa.Table | None:
+    """Return the run's build table of the fact's lines in the warehouse (push-down), if the report
+    step made one (:mod:`salesbi.reports.sql.fact_build`)."""
+    reports = done.by_stage.get("reports")
+    return reports.fact_build if isinstance(reports, Frames) else None
+
+
 def model_fact(ctx: RunContext, done: Results, step: str) -> Any:
     """Return the input model ``step`` reads, at order grain: for segments and predictions the orders
     and the (customer, product line) first uses (``salesbi.segmentation.history.OrderHistory``),
@@ -507,9 +527,9 @@ def model_fact(ctx: RunContext, done: Results, step: str) -> Any:
         wh = done.need(Warehouse, step)
         with wh.engine.connect() as conn:
             sqlite.bounded(conn)  # SQLite: the GROUP BY's sort spills to files, caches capped
-            if step in ORDER_GRAIN_STEPS:
-                return read_order_history(conn, wh.metadata)
-            return read_forecast_days(conn, wh.metadata)
+            if step in ORDER_GRAIN_STEPS:  # from the build table when the report step made it
+                return read_order_history(conn, wh.metadata, fact_build(done))
+            return read_forecast_days(conn, wh.metadata, fact_build(done))
     shared = done.find(ModelInputs)
     if shared is None or getattr(shared, STEP_INPUTS[step]) is None:
         shared = shared_model_inputs(ctx, done.replace(MODEL_INPUTS, None), [step]).need(ModelInputs, step)
@@ -667,7 +687,7 @@ def insights_stage(ctx: RunContext, done: Results) -> Frames | None:
 
             with wh.engine.connect() as conn:
                 sqlite.bounded(conn)
-                tables["fact_order_lines"] = read_insight_facts(conn, wh.metadata)
+                tables["fact_order_lines"] = read_insight_facts(conn, wh.metadata, fact_build(done))
         ingested = done.find(Ingested)
         completeness = completeness_frame(  # the first section of the insights
             ingested.completeness if ingested else None, wh.engine if wh else None
@@ -757,8 +777,8 @@ def publish_stage(ctx: RunContext, done: Results) -> Published:
 
 def fact_publish_in_database(ctx: RunContext, done: Results, frames: Mapping[str, pd.DataFrame]) -> list[Any]:
     """Return the :class:`salesbi.publish.InDatabase` of ``rpt.fact_order_lines`` when the reports
-    were built in the warehouse without it (filled by ``INSERT … SELECT``, its Parquet file
-    streamed from it), else nothing."""
+    were built in the warehouse without it (filled by ``INSERT … SELECT`` from the run's build
+    table of the fact's lines, its Parquet file streamed from it), else nothing."""
     if not fact_in_warehouse(ctx.params) or "fact_order_lines" in frames or "reports" not in done.by_stage:
         return []
     from salesbi.publish import InDatabase
@@ -766,10 +786,11 @@ def fact_publish_in_database(ctx: RunContext, done: Results, frames: Mapping[str
     from salesbi.reports.sql.fact_publish import export_parquet, insert_fact
 
     wh = done.need(Warehouse, "publish")
+    lines = fact_build(done)  # copied from the run's build table (else computed from core)
     return [
         InDatabase(
             spec=FACT_ORDER_LINES,
-            fill=lambda conn, table: insert_fact(conn, wh.metadata, table),
+            fill=lambda conn, table: insert_fact(conn, wh.metadata, table, lines),
             export=lambda conn, table, path: export_parquet(conn, table, FACT_ORDER_LINES, path),
         )
     ]
@@ -1058,6 +1079,24 @@ def execute(
 
         remove_spills(ctx.params.out_dir, ctx.run_id)
         remove_ingest_spills(ctx.params.out_dir, ctx.run_id)  # the source tables the read spilled
+        drop_fact_build(execution.results)  # the push-down's build table in the warehouse
+
+
+def drop_fact_build(done: Results) -> None:
+    """Drop the run's build table of the fact's lines from the warehouse, if the report step made one.
+
+    A failure to drop is logged, not raised (the run's own error, if any, is the one to report):
+    the next run drops what is left (:func:`salesbi.reports.sql.fact_build.drop_stale_builds`).
+    """
+    table, wh = fact_build(done), done.find(Warehouse)
+    if table is None or wh is None:
+        return
+    from salesbi.reports.sql.fact_build import drop_tables
+
+    try:
+        drop_tables(wh.engine, [table.name])
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("staging.%s could not be dropped (%s): the next run drops it", table.name, exc)
 
 
 def _execute(

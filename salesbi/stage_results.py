@@ -113,10 +113,14 @@ class Frames(StageResult):
 
     ``spilled``: rpt tables of the stage written to Parquet instead of held as frames (the
     report step's ``fact_order_lines``: :mod:`salesbi.fact_spill`), rpt name → file.
+    ``fact_build``: push-down (``reports_in="warehouse"``): the run's build table of the fact's
+    lines in the warehouse (:mod:`salesbi.reports.sql.fact_build`), which the model steps, the
+    insights and the publish read instead of computing the lines from core again.
     """
 
     frames: Mapping[str, pd.DataFrame]
     spilled: Mapping[str, SpilledTable] = field(default_factory=dict)
+    fact_build: sa.Table | None = None
 
 
 @dataclass(frozen=True)

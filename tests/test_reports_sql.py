@@ -44,6 +44,7 @@ from salesbi.reports.sql.build import (
     read_report_table,
 )
 from salesbi.reports.sql.expr import ceiling_of, days_between, floor_of, rint, round_half_even
+from salesbi.reports.sql.fact_build import create_fact_build, drop_fact_build
 from salesbi.reports.sql.fact_publish import export_parquet, fact_table, insert_fact
 from salesbi.reports.sql.render import dialect_named, render
 from salesbi.reports.sql.render import main as render_main
@@ -116,6 +117,14 @@ def _compare(url: str, params: ReportParams) -> dict[str, pd.DataFrame]:
         no_fact = build_reports_in_warehouse(engine, metadata, params, with_fact=False).frames
         assert "fact_order_lines" not in no_fact
         _assert_same({k: v for k, v in expected.items() if k != "fact_order_lines"}, no_fact)
+        # from the run's build table of the fact's lines (salesbi.reports.sql.fact_build): the same
+        build = create_fact_build(engine, metadata, "test-compare")
+        try:
+            assert build.rows == len(expected["fact_order_lines"])
+            from_build = build_reports_in_warehouse(engine, metadata, params, fact=build.table)
+            _assert_same(expected, from_build.frames)
+        finally:
+            drop_fact_build(engine, "test-compare")
     finally:
         engine.dispose()
     assert result.in_warehouse == IN_WAREHOUSE_ORDER

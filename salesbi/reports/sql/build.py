@@ -286,9 +286,12 @@ def _day(value: Any) -> date | None:
     return None if value is None else pd.Timestamp(value).date()
 
 
-def read_bounds(conn: sa.Connection, metadata: sa.MetaData) -> FactBounds:
-    """Return the :class:`FactBounds` of the warehouse's fact, computed by the database."""
-    row = conn.execute(sql_summaries.fact_bounds_select(metadata)).one()
+def read_bounds(conn: sa.Connection, metadata: sa.MetaData, lines: sa.FromClause | None = None) -> FactBounds:
+    """Return the :class:`FactBounds` of the warehouse's fact, computed by the database.
+
+    ``lines``: of the run's build table of the fact's lines (else from core).
+    """
+    row = conn.execute(sql_summaries.fact_bounds_select(metadata, lines)).one()
     return FactBounds(*(_day(v) for v in row))
 
 
@@ -317,13 +320,16 @@ def build_reports_in_warehouse(
     params: ReportParams | None = None,
     *,
     with_fact: bool = True,
+    fact: sa.Table | None = None,
 ) -> WarehouseReports:
     """Return every report table except ``insights``, computed inside the warehouse.
 
     The frames equal :func:`salesbi.reports.build.build_reports` on the warehouse's ``core``
     (columns, dtypes, row order; floats to rounding). ``with_fact``: also read
     ``fact_order_lines`` back (the one table as large as the order lines; publishing needs it),
-    else it is left out of the frames. Raises ConfigurationError on a dialect other than
+    else it is left out of the frames. ``fact``: the run's build table of the fact's lines
+    (:mod:`salesbi.reports.sql.fact_build`), which every statement reads instead of computing
+    the lines from core again. Raises ConfigurationError on a dialect other than
     PostgreSQL, SQL Server or SQLite (or on an SQLite too old), SalesBIError when core has no
     order lines.
     """
@@ -336,17 +342,17 @@ def build_reports_in_warehouse(
         if conn.dialect.name == "sqlite":  # before the first statement (temp_store): sorts spill to files
             sqlite.check_connection(conn)
             sqlite.bounded(conn)
-        bounds = read_bounds(conn, metadata)
+        bounds = read_bounds(conn, metadata, fact)
         as_of = bounds.as_of(params)
         windows = Windows.of(as_of, bounds.first_order)
         for name, build in TABLE_SELECTS.items():
             if name != "fact_order_lines":
                 pushed[name] = read_report_table(conn, build(metadata), _table(name))
-        # the fact's lines and orders computed once, as temporary tables the other statements read
-        sources = sql_summaries.materialised_sources(conn, metadata)
+        # the fact's lines (the build table, else a temporary table) and its orders computed once
+        sources = sql_summaries.materialised_sources(conn, metadata, fact)
         if with_fact:
-            fact = sa.select(sources.lines)
-            pushed["fact_order_lines"] = read_report_table(conn, fact, _table("fact_order_lines"))
+            fact_select = sa.select(sources.lines)
+            pushed["fact_order_lines"] = read_report_table(conn, fact_select, _table("fact_order_lines"))
         for name, summary in SUMMARY_SELECTS.items():
             pushed[name] = read_summary(conn, summary(metadata, params, windows, sources), _table(name))
         pushed["order_value_distribution"] = read_value_distribution(conn, metadata, windows, sources)

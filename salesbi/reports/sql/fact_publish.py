@@ -3,10 +3,12 @@
 The line-grain table is the one report table as large as the order lines. In warehouse mode it
 never travels whole:
 
-- :func:`fact_insert` fills ``rpt.fact_order_lines`` with one ``INSERT … SELECT`` from ``core``
-  (the statement of :func:`salesbi.reports.sql.selects.fact_order_lines_select`, so the same
-  columns, types and values as :func:`salesbi.reports.fact.build_fact_order_lines`), inside the
-  publish transaction (:class:`salesbi.publish.InDatabase`);
+- :func:`fact_insert` fills ``rpt.fact_order_lines`` with one ``INSERT … SELECT`` inside the
+  publish transaction (:class:`salesbi.publish.InDatabase`): a copy of the run's build table of
+  the fact's lines (:mod:`salesbi.reports.sql.fact_build`, computed once per run by the statement
+  of :func:`salesbi.reports.sql.selects.fact_order_lines_select`, so the same columns, types and
+  values as :func:`salesbi.reports.fact.build_fact_order_lines`), or that statement over ``core``
+  when the run has no build table;
 - :func:`export_parquet` writes its Parquet file from that table in bounded batches (PostgreSQL:
   ``COPY … TO STDOUT`` parsed by Arrow's streaming CSV reader; other dialects: the driver's
   cursor, ``fetchmany``), each batch typed exactly as the pandas path types the whole frame.
@@ -47,20 +49,35 @@ def fact_table(metadata: sa.MetaData) -> sa.Table:
     return metadata.tables[FACT_ORDER_LINES.qualified_name]
 
 
-def fact_insert(metadata: sa.MetaData, target: sa.Table | None = None) -> sa.Insert:
-    """Return ``INSERT INTO rpt.fact_order_lines (…) SELECT …`` over ``core`` (or into ``target``)."""
+def fact_insert(
+    metadata: sa.MetaData, target: sa.Table | None = None, lines: sa.FromClause | None = None
+) -> sa.Insert:
+    """Return ``INSERT INTO rpt.fact_order_lines (…) SELECT …`` over ``core`` (or into ``target``).
+
+    ``lines``: copy the run's build table of the fact's lines (:mod:`salesbi.reports.sql.fact_build`)
+    instead of computing them from core.
+    """
     target = fact_table(metadata) if target is None else target
-    return sa.insert(target).from_select(FACT_ORDER_LINES.column_names, fact_order_lines_select(metadata))
+    names = FACT_ORDER_LINES.column_names
+    select = fact_order_lines_select(metadata) if lines is None else sa.select(*(lines.c[c] for c in names))
+    return sa.insert(target).from_select(names, select)
 
 
-def insert_fact(conn: sa.Connection, metadata: sa.MetaData, target: sa.Table | None = None) -> int:
+def insert_fact(
+    conn: sa.Connection,
+    metadata: sa.MetaData,
+    target: sa.Table | None = None,
+    lines: sa.FromClause | None = None,
+) -> int:
     """Fill ``rpt.fact_order_lines`` (or ``target``, emptied by the caller) from core; return its rows.
+
+    ``lines``: from the run's build table of the fact's lines, a copy (no join computed again).
 
     On SQLite the connection's page caches are capped first (:func:`salesbi.reports.sql.sqlite.bounded`:
     the rows written spill to the file rather than staying in the cache until the commit).
     """
     sqlite.bounded(conn, temp_store=False)  # in the publish transaction: temp_store cannot change
-    rows = conn.execute(fact_insert(metadata, target)).rowcount
+    rows = conn.execute(fact_insert(metadata, target, lines)).rowcount
     if rows is None or rows < 0:  # a driver that does not count: ask
         table = fact_table(metadata) if target is None else target
         rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()

@@ -104,13 +104,16 @@ def cents_sum(value: ColumnElement[Any]) -> ColumnElement[float]:
     return double(sa.func.sum(cents)) / double(100.0)
 
 
-def _fact(metadata: sa.MetaData) -> sa.Subquery:
+def _fact(metadata: sa.MetaData, lines: sa.FromClause | None = None) -> sa.FromClause:
+    """Return the fact's lines: the run's build table ``lines``, else the fact's statement over core."""
+    if lines is not None:
+        return lines
     return fact_order_lines_select(metadata, whole=False).subquery("fact")
 
 
-def order_history_select(metadata: sa.MetaData) -> Select[Any]:
+def order_history_select(metadata: sa.MetaData, lines: sa.FromClause | None = None) -> Select[Any]:
     """Return the ``SELECT`` of one row per order (:data:`ORDER_COLUMNS`), by order_id (code point)."""
-    fact = _fact(metadata)
+    fact = _fact(metadata, lines)
     any_cancelled = sa.func.max(sa.case((is_true(fact.c.is_cancelled), 1), else_=0))
     keys = (fact.c.customer_id, fact.c.order_id, fact.c.order_date, fact.c.employee_id)
     return (
@@ -124,12 +127,12 @@ def order_history_select(metadata: sa.MetaData) -> Select[Any]:
     )
 
 
-def first_uses_select(metadata: sa.MetaData) -> Select[Any]:
+def first_uses_select(metadata: sa.MetaData, lines: sa.FromClause | None = None) -> Select[Any]:
     """Return the ``SELECT`` of each customer's first non-cancelled day per product line.
 
     Columns :data:`FIRST_USE_COLUMNS`, ordered by customer and product line (code point).
     """
-    fact = _fact(metadata)
+    fact = _fact(metadata, lines)
     return (
         sa.select(
             fact.c.customer_id, fact.c.product_line_id, sa.func.min(fact.c.order_date).label("order_date")
@@ -140,7 +143,7 @@ def first_uses_select(metadata: sa.MetaData) -> Select[Any]:
     )
 
 
-def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
+def forecast_days_select(metadata: sa.MetaData, lines: sa.FromClause | None = None) -> Select[Any]:
     """Return the ``SELECT`` of the forecast's input per day (``DAY_COLUMNS`` of forecasting.series).
 
     One row per order date, customer country ('Unknown' when the customer or its country is
@@ -148,10 +151,10 @@ def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
     of orders whose first line is on the row. Ordered by date, then the keys (code point, nulls
     last on every dialect).
     """
-    fact = _fact(metadata)
+    fact = _fact(metadata, lines)
     customers = core_table(metadata, "customers")
     first_line = sa.func.row_number().over(partition_by=fact.c.order_id, order_by=fact.c.line_number)
-    lines = (
+    per_line = (
         sa.select(
             fact.c.order_date,
             sa.func.coalesce(customers.c.country, sa.literal("Unknown", sa.Unicode())).label("country"),
@@ -163,15 +166,15 @@ def forecast_days_select(metadata: sa.MetaData) -> Select[Any]:
         .select_from(fact.outerjoin(customers, customers.c.customer_id == fact.c.customer_id))
         .subquery("lines")
     )
-    keys = (lines.c.order_date, lines.c.country, lines.c.product_line_id, lines.c.office_id)
+    keys = (per_line.c.order_date, per_line.c.country, per_line.c.product_line_id, per_line.c.office_id)
     return (
         sa.select(
             *keys,
-            cents_sum(lines.c.net_sales).label("net_sales"),
-            sa.func.sum(lines.c.first_line).label("orders"),
+            cents_sum(per_line.c.net_sales).label("net_sales"),
+            sa.func.sum(per_line.c.first_line).label("orders"),
         )
         .group_by(*keys)
-        .order_by(lines.c.order_date, *(o for k in keys[1:] for o in nulls_last(k)))
+        .order_by(per_line.c.order_date, *(o for k in keys[1:] for o in nulls_last(k)))
     )
 
 
@@ -181,9 +184,14 @@ def nulls_last(value: ColumnElement[Any]) -> tuple[ColumnElement[Any], ...]:
     return sa.case((value.is_(None), 1), else_=0), binary_text(value)
 
 
-def read_forecast_days(conn: sa.Connection, metadata: sa.MetaData) -> pd.DataFrame:
-    """Return the forecast's input aggregated per day by the database (:func:`forecast_days_select`)."""
-    return _read(conn, forecast_days_select(metadata), DAYS_SPEC)
+def read_forecast_days(
+    conn: sa.Connection, metadata: sa.MetaData, lines: sa.FromClause | None = None
+) -> pd.DataFrame:
+    """Return the forecast's input aggregated per day by the database (:func:`forecast_days_select`).
+
+    ``lines``: the run's build table of the fact's lines (else the lines are computed from core).
+    """
+    return _read(conn, forecast_days_select(metadata, lines), DAYS_SPEC)
 
 
 #: the columns of the insights' aggregate (the fact's columns the insights read)
@@ -191,9 +199,9 @@ INSIGHT_COLUMNS: tuple[str, ...] = ("status", "is_cancelled", "order_date", "net
 INSIGHTS_SPEC = _spec("insight_facts", INSIGHT_COLUMNS, ("status", "is_cancelled"))
 
 
-def insight_facts_select(metadata: sa.MetaData) -> Select[Any]:
+def insight_facts_select(metadata: sa.MetaData, lines: sa.FromClause | None = None) -> Select[Any]:
     """Return the ``SELECT`` of the fact per status and cancelled flag: last order date, net sales (sum)."""
-    fact = _fact(metadata)
+    fact = _fact(metadata, lines)
     keys = (fact.c.status, fact.c.is_cancelled)
     return (
         sa.select(
@@ -206,14 +214,16 @@ def insight_facts_select(metadata: sa.MetaData) -> Select[Any]:
     )
 
 
-def read_insight_facts(conn: sa.Connection, metadata: sa.MetaData) -> pd.DataFrame:
+def read_insight_facts(
+    conn: sa.Connection, metadata: sa.MetaData, lines: sa.FromClause | None = None
+) -> pd.DataFrame:
     """Return the fact as the insights read it, aggregated by the database (:func:`insight_facts_select`).
 
     A few rows with the fact's ``status``, ``is_cancelled``, ``order_date`` (the group's last) and
     ``net_sales`` (the group's sum): ``salesbi.reports.insights`` finds the same returns and
     as-of date in them as in the fact's lines (sums up to float summation order).
     """
-    return _read(conn, insight_facts_select(metadata), INSIGHTS_SPEC)
+    return _read(conn, insight_facts_select(metadata, lines), INSIGHTS_SPEC)
 
 
 def _read(conn: sa.Connection, select: Select[Any], spec: Table) -> pd.DataFrame:
@@ -224,14 +234,17 @@ def _read(conn: sa.Connection, select: Select[Any], spec: Table) -> pd.DataFrame
     return frame.reset_index(drop=True)
 
 
-def read_order_history(conn: sa.Connection, metadata: sa.MetaData) -> OrderHistory:
+def read_order_history(
+    conn: sa.Connection, metadata: sa.MetaData, lines: sa.FromClause | None = None
+) -> OrderHistory:
     """Return the order history the segmentation and prediction read, aggregated by the database.
 
     An :class:`~salesbi.segmentation.history.OrderHistory` (``order_history``): one row per order
     and one per (customer, product line) first use; every behaviour and prediction feature
     computed from it equals the one computed from the fact's lines (sums up to float summation
     order). Both statements run on ``conn`` (one snapshot when it is in a transaction).
+    ``lines``: the run's build table of the fact's lines (else the lines are computed from core).
     """
-    orders = _read(conn, order_history_select(metadata), ORDERS_SPEC)
-    first_uses = _read(conn, first_uses_select(metadata), FIRST_USES_SPEC)
+    orders = _read(conn, order_history_select(metadata, lines), ORDERS_SPEC)
+    first_uses = _read(conn, first_uses_select(metadata, lines), FIRST_USES_SPEC)
     return order_history(orders, first_uses)

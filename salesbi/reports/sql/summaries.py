@@ -93,12 +93,20 @@ def date_literal(day: date) -> ColumnElement[Any]:
     return date_constant(sa.literal(day.isoformat(), sa.Unicode()))
 
 
-def fact_bounds_select(metadata: sa.MetaData) -> Select[Any]:
+def fact_bounds_select(metadata: sa.MetaData, lines: sa.FromClause | None = None) -> Select[Any]:
     """Return one row: the first and last order date and shipped date over the fact's lines.
 
     Columns first_order, last_order, first_shipped, last_shipped (null without lines): the
     default as-of date and the calendar's bounds (``salesbi.reports.build._calendar_bounds``).
+    ``lines``: read them from the fact's lines (the run's build table), not from core.
     """
+    if lines is not None:
+        return sa.select(
+            sa.func.min(lines.c.order_date).label("first_order"),
+            sa.func.max(lines.c.order_date).label("last_order"),
+            sa.func.min(lines.c.shipped_date).label("first_shipped"),
+            sa.func.max(lines.c.shipped_date).label("last_shipped"),
+        )
     items = core_table(metadata, "order_items")
     orders = core_table(metadata, "orders")
     return sa.select(
@@ -252,9 +260,16 @@ def materialise(conn: sa.Connection, select: Select[Any], name: str) -> sa.Table
     return table
 
 
-def materialised_sources(conn: sa.Connection, metadata: sa.MetaData) -> Sources:
-    """Return :class:`Sources` as two temporary tables on ``conn``: the fact's lines, then its orders."""
-    lines = materialise(conn, fact_order_lines_select(metadata), "report_fact")
+def materialised_sources(
+    conn: sa.Connection, metadata: sa.MetaData, lines: sa.Table | None = None
+) -> Sources:
+    """Return :class:`Sources` as temporary tables on ``conn``: the fact's lines, then its orders.
+
+    ``lines``: the run's build table of the fact's lines (:mod:`salesbi.reports.sql.fact_build`),
+    read as it is; without it the lines are computed into a temporary table first.
+    """
+    if lines is None:
+        lines = materialise(conn, fact_order_lines_select(metadata), "report_fact")
     orders = materialise(conn, order_sums_select(lines), "report_order_sums")
     return Sources(lines, orders)
 
