@@ -377,7 +377,7 @@ def validate_staged(
     ``previous_counts``: rows read per table by the last good run (shrink rule).
     ``known_keys``: per parent table, a frame of key columns already in core, so references resolve
     against rows loaded by earlier runs. ``today`` fixes "in the future" (default: the current date).
-    ``block_rows``: ``order_items`` longer than this is checked by GX in blocks of that many rows, with
+    ``block_rows``: ``orders`` and ``order_items`` longer than this are checked by GX in blocks of that many rows, with
     the blocks' findings and results merged (:mod:`salesbi.validation.blocks`); the outcome is
     the same as one pass, GX's transient memory is bounded by the block.
     """
