@@ -44,7 +44,9 @@ def _old_isin(values: pd.Series, keys: pd.Series) -> np.ndarray:
     return np.array([v is not pd.NA and v is not None and str(v) in wanted for v in values], dtype=bool)
 
 
-def _old_cross_block_duplicates(frame: pd.DataFrame, key: Any, block_rows: int) -> np.ndarray:
+def _old_cross_block_duplicates(
+    frame: pd.DataFrame, key: Any, block_rows: int, dictionaries: Any = None
+) -> np.ndarray:
     """Every row whose key (nulls equal, all-null keys never) is also in another block."""
     if len(frame) <= block_rows:
         return np.array([], dtype="int64")
@@ -64,6 +66,7 @@ def _old_check_references(
     issues: Mapping[str, pd.DataFrame],
     config: ValidationConfig,
     known_keys: Mapping[str, pd.DataFrame],
+    dictionaries: Any = None,
 ) -> dict[str, pd.DataFrame]:
     """The foreign keys and cascade with every reference looked up in Python sets, core's keys too."""
     out = dict(issues)
@@ -104,7 +107,7 @@ def _old_check_references(
     return out
 
 
-def _old_folds_alike(values: pd.Series) -> bool:
+def _old_folds_alike(values: pd.Series, coded: Any = None) -> bool:
     distinct = pd.Series(values.dropna().unique(), dtype="string")
     return bool(limits.fold_key(distinct).nunique() < len(distinct))
 
