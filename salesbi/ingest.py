@@ -143,7 +143,8 @@ def validate_step(
     """Return the validation outcome: accepted rows, quarantined rows, warnings and counts.
 
     Tables the profile declares absent or ``allow_empty`` may have no rows (rule zero_rows).
-    ``order_items`` longer than ``block_rows`` is checked by GX in blocks (same outcome, bounded memory).
+    ``orders`` and ``order_items`` longer than ``block_rows`` are checked by GX in blocks (same outcome,
+    bounded memory).
     """
     allowed = frozenset(getattr(data, "allow_empty", frozenset()))
     if allowed:

@@ -181,6 +181,56 @@ def test_validation_in_blocks_equals_one_pass_long(long_source: Path) -> None:
         _assert_same_outcome(_validate(data, block_rows), reference)
 
 
+def _with_order_faults(folder: Path) -> Path:
+    """Rewrite ``orders.csv`` of ``folder`` with faults at its start and end; return the folder.
+
+    An order repeated with another status far apart (both rejected, and their lines cascade), an
+    exact copy at the end (the first kept), a date the reader cannot type, an unknown status, a
+    shipment before the order and an order id differing from another only in case.
+    """
+    path = folder / "orders.csv"
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    header, lines = rows[0], rows[1:]
+    col = {name: i for i, name in enumerate(header)}
+
+    def changed(row: list[str], **values: str) -> list[str]:
+        out = list(row)
+        for name, value in values.items():
+            out[col[name]] = value
+        return out
+
+    head = [
+        changed(lines[2], shipped_date="not a date"),  # a reader fault on a date column
+        changed(lines[3], status="lost"),  # not an allowed status (a warning or reject by config)
+    ]
+    tail = [
+        changed(lines[1], status="on_hold" if lines[1][col["status"]] != "on_hold" else "placed"),  # conflict
+        list(lines[0]),  # an exact copy of the first order
+        changed(lines[4], shipped_date="1999-01-01"),  # shipped before it was ordered (a new id below)
+        changed(lines[5], order_id=lines[5][col["order_id"]].lower()),  # collides with its other case
+    ]
+    tail[2][col["order_id"]] = "SO99999990"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows([*lines[:2], *head, *lines[4:], *tail])
+    return folder
+
+
+@pytest.mark.parametrize("block_rows", [7, 40, 1_000])  # many blocks of orders; two; one
+def test_orders_in_blocks_equal_one_pass(tmp_path: Path, block_rows: int) -> None:
+    """``orders`` is validated by GX in blocks too: faults on both sides of the boundaries, same outcome."""
+    generate_company(tmp_path, order_lines=400, seed=3)
+    data = read_step(_with_order_faults(tmp_path), "canonical")
+    reference = _validate(data, None)
+    rules = set(reference.rejected_rows["rule"]) | set(reference.warnings["rule"])
+    assert {"duplicate_key", "duplicate_identical", "key_collision", "parent_rejected"} <= rules, rules
+    assert reference.counts["orders"].rejected >= 5
+    assert len(data.tables["orders"].frame) > 80
+    _assert_same_outcome(_validate(data, block_rows), reference)
+
+
 # ---------------------------------------------------------------------------------------- the load
 
 

@@ -259,6 +259,91 @@ def test_no_frame_as_long_as_order_items_lives_during_the_ingest(
     assert "between stages" in seen and seen["between stages"] == []
 
 
+def _buffers(frame: pd.DataFrame) -> dict[int, int]:
+    """Return the memory a frame's columns hold: buffer address → bytes (Arrow buffers, NumPy bases).
+
+    Frames sharing their columns (a shallow copy, a copy-on-write view) share these addresses: two
+    frames are two copies of the data only when their buffers differ.
+    """
+    out: dict[int, int] = {}
+    for i in range(frame.shape[1]):
+        array = frame.iloc[:, i].array
+        arrow = getattr(array, "_pa_array", None)
+        if arrow is not None:
+            for chunk in arrow.chunks:
+                out.update({b.address: b.size for b in chunk.buffers() if b is not None})
+            continue
+        for part in (array, *(getattr(array, a, None) for a in ("_ndarray", "_data", "_mask", "codes"))):
+            if isinstance(part, np.ndarray):
+                while isinstance(part.base, np.ndarray):
+                    part = part.base
+                out[part.__array_interface__["data"][0]] = part.nbytes
+    return out
+
+
+def test_validation_holds_one_copy_of_orders(faulty_source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The census inside validation: every live frame as long as ``orders`` is the staged frame's data.
+
+    Taken at each GX block (GX's typed copy of the block alive), after the whole-table checks and
+    at the end (``validate.checkpoints``); ``orders`` is longer than the validation block here, as
+    it is at 10M lines (2M orders, blocks of 500,000). The staged frame's own buffers are the one
+    copy; a frame as long as it with other buffers (GX's copy of the whole table, a ``frame[keep]``)
+    is a second one.
+    """
+    from salesbi.validation import validate
+
+    data = read_source(faulty_source, "canonical")
+    orders = data.tables["orders"].frame
+    assert isinstance(orders, pd.DataFrame) and len(orders) > 300
+    own = _buffers(orders)
+    copies: dict[str, int] = {}
+
+    def census(label: str) -> None:
+        gc.collect()
+        other = 0
+        for o in gc.get_objects():
+            if isinstance(o, pd.DataFrame) and len(o) == len(orders) and o is not orders:
+                other += sum(size for address, size in _buffers(o).items() if address not in own)
+        copies[label] = max(copies.get(label, 0), other)
+
+    monkeypatch.setattr(validate, "checkpoints", [census])
+    outcome = validate_step(data, run_id="r1", block_rows=100)
+    assert outcome.counts["orders"].read == len(orders)
+    assert {"gx orders", "gx order_items", "checks", "validated"} <= set(copies)
+    assert copies == dict.fromkeys(copies, 0), copies
+
+
+def test_the_order_ids_are_encoded_once(
+    faulty_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order lines' order ids are made Arrow text and dictionary-encoded once per validation run.
+
+    The cross-block duplicate codes, the key-collision folding and the references to ``orders``
+    read one shared dictionary (:class:`salesbi.validation.keycodes.KeyDictionaries`); before, each
+    of the three encoded or hashed every line's order id itself. Counted: the calls that turn a
+    column as long as the order lines into Arrow text.
+    """
+    from salesbi.validation import keycodes, limits
+
+    data = _spilled(faulty_source, tmp_path / "spill", 0)
+    lines = len(data.tables["order_items"].frame)
+    seen: list[str] = []
+    real = keycodes.arrow_text
+
+    def counting(values: pd.Series) -> Any:
+        if len(values) == lines:
+            seen.append(str(values.name))
+        return real(values)
+
+    monkeypatch.setattr(keycodes, "arrow_text", counting)
+    monkeypatch.setattr(limits, "arrow_text", counting)
+    reference = validate_step(read_source(faulty_source, "canonical"), run_id="r1", block_rows=333)
+    seen.clear()
+    outcome = validate_step(data, run_id="r1", block_rows=333)
+    assert seen.count("order_id") == 1, seen
+    _assert_same_outcome(_as_frames(outcome), reference)
+
+
 # ------------------------------------------------------------------------------------ real data
 
 

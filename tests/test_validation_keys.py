@@ -31,7 +31,7 @@ from salesbi.types import conform
 from salesbi.validation import blocks, limits, references, returns, validate
 from salesbi.validation.config import ValidationConfig
 from salesbi.validation.issues import empty_issues, issues_at
-from salesbi.validation.keycodes import in_set, key_codes, repeated
+from salesbi.validation.keycodes import KeyDictionaries, encode, in_set, key_codes, repeated
 from salesbi.validation.validate import ValidationOutcome
 from tests.test_ingest_blocks import _assert_same_outcome, _with_faults
 from tests.test_reading_exports import PROFILE, SALES, SUPPLIERS
@@ -44,7 +44,9 @@ def _old_isin(values: pd.Series, keys: pd.Series) -> np.ndarray:
     return np.array([v is not pd.NA and v is not None and str(v) in wanted for v in values], dtype=bool)
 
 
-def _old_cross_block_duplicates(frame: pd.DataFrame, key: Any, block_rows: int) -> np.ndarray:
+def _old_cross_block_duplicates(
+    frame: pd.DataFrame, key: Any, block_rows: int, dictionaries: Any = None
+) -> np.ndarray:
     """Every row whose key (nulls equal, all-null keys never) is also in another block."""
     if len(frame) <= block_rows:
         return np.array([], dtype="int64")
@@ -64,6 +66,7 @@ def _old_check_references(
     issues: Mapping[str, pd.DataFrame],
     config: ValidationConfig,
     known_keys: Mapping[str, pd.DataFrame],
+    dictionaries: Any = None,
 ) -> dict[str, pd.DataFrame]:
     """The foreign keys and cascade with every reference looked up in Python sets, core's keys too."""
     out = dict(issues)
@@ -104,7 +107,7 @@ def _old_check_references(
     return out
 
 
-def _old_folds_alike(values: pd.Series) -> bool:
+def _old_folds_alike(values: pd.Series, coded: Any = None) -> bool:
     distinct = pd.Series(values.dropna().unique(), dtype="string")
     return bool(limits.fold_key(distinct).nunique() < len(distinct))
 
@@ -192,6 +195,32 @@ def test_key_codes_are_equal_exactly_when_the_keys_are() -> None:
     for i in range(len(frame)):
         for j in range(len(frame)):
             assert (codes[i] == codes[j]) == (text[i] == text[j]), (i, j)
+
+
+def test_a_shared_dictionary_gives_the_same_codes_and_look_ups() -> None:
+    """A column's shared dictionary: the codes key_codes folds from the text, the look-ups in_set does.
+
+    Over several Arrow chunks (each chunk's dictionary extends the previous one) with nulls, case
+    and space variants; encoded once per (table, column) however often it is asked for.
+    """
+    import pyarrow as pa
+
+    frame = _edge_keys()
+    halves = (frame["a"].iloc[:5], frame["a"].iloc[5:])
+    chunked = pa.chunked_array([pa.array(h.tolist(), pa.large_string(), from_pandas=True) for h in halves])
+    frame["a"] = pd.Series(pd.arrays.ArrowExtensionArray(chunked)).astype(pd.StringDtype("pyarrow"))
+    shared = KeyDictionaries(frozenset({("t", "a")}))
+    dictionaries = shared.table("t", frame)
+    assert key_codes(frame, ["a", "b"], dictionaries) is not None
+    plain, with_shared = key_codes(frame, ["a", "b"]), key_codes(frame, ["a", "b"], dictionaries)
+    assert plain is not None and with_shared is not None
+    assert plain[0].tolist() == with_shared[0].tolist() and plain[1].tolist() == with_shared[1].tolist()
+    assert dictionaries("b") is None and shared.encodings == 1  # b is not shared; a encoded once
+    coded = encode(frame["a"])
+    assert coded.values.to_pylist() == ["SO1", "so1", "SO1 ", "SO2", "Zürich", "Zu\u0308rich", ""]
+    for keys in (["SO1", "Zürich", None], [], ["nothing"], ["", "so1"]):
+        parent = pd.Series(keys, dtype="string")
+        assert coded.isin(parent).tolist() == in_set(frame["a"], parent).tolist(), keys
 
 
 def test_key_codes_of_integer_float_and_all_missing_columns() -> None:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from salesbi.schema import Table
 from salesbi.types import decimal_limit, text_limit
 from salesbi.validation.issues import empty_issues, issues_at
-from salesbi.validation.keycodes import arrow_text
+from salesbi.validation.keycodes import KeyDictionary, TableDictionaries, arrow_text
 
 RULE_KEY_COLLISION = "key_collision"
 
@@ -28,15 +28,16 @@ RULE_KEY_COLLISION = "key_collision"
 _ASCII_SPACES = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 
 
-def _folds_alike(values: pd.Series) -> bool:
+def _folds_alike(values: pd.Series, coded: KeyDictionary | None = None) -> bool:
     """Return True when two distinct values of ``values`` fold to the same key.
 
     Only the distinct values are folded. When they are all ASCII (ids usually are), folding is
     done by Arrow on the Arrow text: Unicode normalisation changes no ASCII text, case folding is
     lower-casing, and the spaces stripped are those :func:`fold_key` strips; otherwise by
-    :func:`fold_key` (a Python string per distinct value).
+    :func:`fold_key` (a Python string per distinct value). ``coded``: the column's shared
+    dictionary, whose values are the distinct values (not hashed again).
     """
-    distinct = pc.unique(arrow_text(values)).drop_null()
+    distinct = coded.values if coded is not None else pc.unique(arrow_text(values)).drop_null()
     if not len(distinct):
         return False
     if pc.all(pc.string_is_ascii(distinct)).as_py():
@@ -59,15 +60,21 @@ def fold_key(values: pd.Series) -> pd.Series:
     return values.astype("string").str.normalize("NFC").str.casefold().str.strip()
 
 
-def key_collisions(spec: Table, frame: pd.DataFrame) -> pd.DataFrame:
-    """Return ``key_collision`` issues: rows whose key equals another row's only after folding."""
+def key_collisions(
+    spec: Table, frame: pd.DataFrame, dictionaries: TableDictionaries | None = None
+) -> pd.DataFrame:
+    """Return ``key_collision`` issues: rows whose key equals another row's only after folding.
+
+    ``dictionaries``: the run's shared dictionaries of the table's columns (their distinct values).
+    """
     text_keys = [k for k in spec.key if spec.column(k).spec.family == "text"]
     if not text_keys or not len(frame):
         return empty_issues()
     # cheap first: folding the distinct values of each text key column; no two distinct values that
     # fold alike → no collision is possible (the usual case, a million order lines included). Only
     # then is every row's key made text (for order lines: line_number too, a string per row)
-    if not any(_folds_alike(frame[k].astype("string")) for k in text_keys):
+    shared = dictionaries or (lambda column: None)
+    if not any(_folds_alike(frame[k].astype("string"), shared(k)) for k in text_keys):
         return empty_issues()
     raw = frame[list(spec.key)].astype("string").reset_index(drop=True)
     folded = raw.copy()

@@ -30,7 +30,7 @@ import pandas as pd
 from salesbi import contract
 from salesbi.validation.config import ValidationConfig
 from salesbi.validation.issues import issues_at
-from salesbi.validation.keycodes import in_set
+from salesbi.validation.keycodes import KeyDictionaries, KeyDictionary, in_set
 
 
 def _rejected_mask(n: int, issues: pd.DataFrame, config: ValidationConfig) -> np.ndarray:
@@ -70,13 +70,28 @@ def _known(known_keys: Mapping[str, pd.DataFrame], parent: str, pcol: str) -> pd
     return frame[pcol].astype("string").dropna()
 
 
+def _lookup(values: pd.Series, coded: KeyDictionary | None, keys: pd.Series) -> np.ndarray:
+    """Return which ``values`` are among ``keys``: per distinct value when ``values`` is coded."""
+    if coded is None:
+        return _isin(values, keys)
+    if not len(keys):
+        return np.zeros(len(values), dtype=bool)
+    return coded.isin(keys)
+
+
 def check_references(
     frames: Mapping[str, pd.DataFrame],
     issues: Mapping[str, pd.DataFrame],
     config: ValidationConfig,
     known_keys: Mapping[str, pd.DataFrame],
+    dictionaries: KeyDictionaries | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Return ``issues`` extended with ``foreign_key`` and ``parent_rejected`` issues for every table."""
+    """Return ``issues`` extended with ``foreign_key`` and ``parent_rejected`` issues for every table.
+
+    ``dictionaries``: the run's shared key dictionaries; a reference column encoded there (the
+    order lines' order ids) is looked up per distinct value, the parent's keys by their distinct
+    values when the parent's key column is encoded.
+    """
     out = {name: df for name, df in issues.items()}
     rejected: dict[str, np.ndarray] = {}
     for spec in contract.TABLES:
@@ -92,9 +107,15 @@ def check_references(
             values = frame[col]
             present = values.notna().to_numpy()
             parent_keys = frames[parent][pcol]
+            coded = dictionaries.get(name, col, values) if dictionaries is not None else None
+            parent_coded = dictionaries.get(parent, pcol, parent_keys) if dictionaries is not None else None
             # a bitmap over the references (a byte per row once in NumPy), no text per row
-            in_batch = _isin(values, parent_keys)
-            ok = in_batch & ~_isin(values, _dead_keys(parent_keys, rejected[parent]))
+            if coded is not None and parent_coded is not None:
+                in_batch = coded.isin(parent_coded.values)  # the parent's distinct keys
+            else:
+                in_batch = _lookup(values, coded, parent_keys)
+            dead = _dead_keys(parent_keys, rejected[parent])
+            ok = in_batch & ~_lookup(values, coded, dead) if len(dead) else in_batch
             # core's keys are looked up only for the references this source does not hold (few)
             outside = np.flatnonzero(present & ~in_batch)
             known = np.zeros(len(frame), dtype=bool)

@@ -47,6 +47,7 @@ from salesbi.validation.issues import (
     issues_at,
     to_rejected_rows,
 )
+from salesbi.validation.keycodes import KeyDictionaries
 from salesbi.validation.limits import key_collisions
 from salesbi.validation.references import check_references
 from salesbi.validation.returns import RETURN_COLUMNS, return_line_issues
@@ -60,6 +61,27 @@ LINE_COLUMN = "<line>"  # groups line faults (no column) in _fault_issues
 Accepted: TypeAlias = pd.DataFrame | SpilledRows
 
 __all__ = ["StagedTable", "StagedTableData", "TableCounts", "ValidationOutcome", "validate_staged"]
+
+#: hooks called with a label at points of the validation while its temporaries are alive (``gx
+#: <table>`` inside each GX block, ``checks`` after the whole-table checks, ``validated`` at the
+#: end): the tests take a census of the live frames there (``tests/test_stream_ingest.py``)
+checkpoints: list[Callable[[str], None]] = []
+
+
+def _checkpoint(label: str) -> None:
+    for hook in checkpoints:
+        hook(label)
+
+
+def shared_key_columns() -> frozenset[tuple[str, str]]:
+    """Return the (table, column) pairs whose dictionary a validation run builds once and shares.
+
+    Every table's text key columns: the cross-block duplicate codes, the key-collision folding and
+    the references to the table (or from it: the order lines' order ids) all compare them.
+    """
+    return frozenset(
+        (spec.name, k) for spec in contract.TABLES for k in spec.key if spec.column(k).spec.family == "text"
+    )
 
 
 class StagedTable(Protocol):
@@ -168,6 +190,7 @@ def _suite_issues(
     block_rows: int | None,
     keys: pd.DataFrame | None = None,
     on_block: Callable[[int, pd.DataFrame], None] | None = None,
+    dictionaries: KeyDictionaries | None = None,
 ) -> tuple[Any, list[pd.DataFrame], np.ndarray | None]:
     """Return GX's result for ``frame``, its row issues and the duplicated-key positions, block by block.
 
@@ -176,7 +199,8 @@ def _suite_issues(
     blocks are added to the duplicates (see :mod:`salesbi.validation.blocks`). A
     :class:`~salesbi.reading.spilled.SpilledFrame` is read from its file a block at a time; its
     key columns ``keys`` (the whole table's) find the keys repeated across blocks, and
-    ``on_block(start, block)`` sees each block as it is read.
+    ``on_block(start, block)`` sees each block as it is read. ``dictionaries``: the run's shared
+    key dictionaries (the cross-block codes read them).
     """
     if spec.name not in BLOCKED_TABLES:
         block_rows = None
@@ -191,6 +215,7 @@ def _suite_issues(
         gx_frame = _gx_frame(spec, block)
         del block
         result, findings = runner.run(spec.name, gx_frame, doc, parameters)
+        _checkpoint(f"gx {spec.name}")
         found, duplicates = _gx_issues(spec, gx_frame, findings)  # same positions, plus derived columns
         del gx_frame
         for part in found:
@@ -208,7 +233,8 @@ def _suite_issues(
     assert block_rows is not None  # more than one block
     key_frame = keys if keys is not None else frame
     assert isinstance(key_frame, pd.DataFrame)
-    across = cross_block_duplicates(key_frame, spec.key, block_rows)
+    shared = dictionaries.table(spec.name, key_frame) if dictionaries is not None else None
+    across = cross_block_duplicates(key_frame, spec.key, block_rows, shared)
     duplicates = np.union1d(np.concatenate(dup_parts), across).astype("int64")
     add_duplicates(merged, dup_index, duplicates, key_frame[list(spec.key)].iloc[duplicates])
     return merged, parts, duplicates
@@ -377,8 +403,8 @@ def validate_staged(
     ``previous_counts``: rows read per table by the last good run (shrink rule).
     ``known_keys``: per parent table, a frame of key columns already in core, so references resolve
     against rows loaded by earlier runs. ``today`` fixes "in the future" (default: the current date).
-    ``block_rows``: ``order_items`` longer than this is checked by GX in blocks of that many rows, with
-    the blocks' findings and results merged (:mod:`salesbi.validation.blocks`); the outcome is
+    ``block_rows``: ``orders`` and ``order_items`` longer than this are checked by GX in blocks of that
+    many rows, with the blocks' findings and results merged (:mod:`salesbi.validation.blocks`); the outcome is
     the same as one pass, GX's transient memory is bounded by the block.
     """
     config = config or load_config()
@@ -396,6 +422,8 @@ def validate_staged(
         "latest_date": pd.Timestamp(LATEST_DATE),
     }
     issues: dict[str, pd.DataFrame] = {}
+    # the key columns' dictionaries, each built once and read by every check that compares them
+    dictionaries = KeyDictionaries(shared_key_columns())
     suite_results: dict[str, Any] = {}
     suite_docs: dict[str, dict[str, Any]] = {}
     frames: dict[str, pd.DataFrame] = {}  # the tables, a spilled one by its checked columns only
@@ -415,24 +443,38 @@ def validate_staged(
                     out.append(_fault_rows(block, f, start))
 
             result, parts, duplicates = _suite_issues(
-                runner, spec, frame, doc, parameters, block_rows or max(len(frame), 1), keys, near_faults
+                runner,
+                spec,
+                frame,
+                doc,
+                parameters,
+                block_rows or max(len(frame), 1),
+                keys,
+                near_faults,
+                dictionaries,
             )
             rows = pd.concat(fault_rows, ignore_index=True) if fault_rows else None
             parts.append(_fault_issues(spec, rows if rows is not None else keys, faults, rows))
         else:
             frames[spec.name] = frame
-            result, parts, duplicates = _suite_issues(runner, spec, frame, doc, parameters, block_rows)
+            result, parts, duplicates = _suite_issues(
+                runner, spec, frame, doc, parameters, block_rows, dictionaries=dictionaries
+            )
             parts.append(_fault_issues(spec, frame, faults))
         suite_results[spec.name] = result
         parts.append(_duplicate_issues(spec, frame, duplicates))
-        parts.append(key_collisions(spec, frames[spec.name]))
+        parts.append(
+            key_collisions(spec, frames[spec.name], dictionaries.table(spec.name, frames[spec.name]))
+        )
         found = pd.concat([p for p in parts if len(p)] or [empty_issues()], ignore_index=True)
         issues[spec.name] = _only_line_faults(found)
 
     returns = return_line_issues(frames["order_items"], frames["orders"])
     if len(returns):
         issues["order_items"] = pd.concat([issues["order_items"], returns], ignore_index=True)
-    issues = check_references(frames, issues, config, known_keys or {})
+    issues = check_references(frames, issues, config, known_keys or {}, dictionaries)
+    _checkpoint("checks")
+    del dictionaries
     accounting = {
         name: (getattr(t, "lines", None), int(getattr(t, "skipped", 0) or 0)) for name, t in tables.items()
     }
@@ -440,6 +482,7 @@ def validate_staged(
     del frames  # the spilled tables' checked columns
     outcome = _assemble(staged_frames, issues, config, run_id, suite_results, today, accounting)
     outcome.suite_docs = suite_docs
+    _checkpoint("validated")
     return outcome
 
 
