@@ -51,7 +51,9 @@ class OrderLineBlocks:
 def warehouse_lines(engine: Engine, metadata: sa.MetaData) -> OrderLineBlocks:
     """Return core's ``order_items`` of the warehouse as :class:`OrderLineBlocks` (an ordered read)."""
     table = metadata.tables["core.order_items"]
-    return OrderLineBlocks(lambda rows: ordered_batches(engine, table, rows), f"warehouse ({engine.dialect.name})")
+    return OrderLineBlocks(
+        lambda rows: ordered_batches(engine, table, rows), f"warehouse ({engine.dialect.name})"
+    )
 
 
 def frame_lines(items: pd.DataFrame) -> OrderLineBlocks:
@@ -149,7 +151,9 @@ def whole_order_blocks(batches: Iterable[pd.DataFrame], block_lines: int) -> Ite
             ids = order_ids(batch)
             first = np.ones(len(batch), dtype=bool)
             if len(batch) > 1:
-                first[1:] = pc.not_equal(ids.slice(1), ids.slice(0, len(batch) - 1)).to_numpy(zero_copy_only=False)
+                first[1:] = pc.not_equal(ids.slice(1), ids.slice(0, len(batch) - 1)).to_numpy(
+                    zero_copy_only=False
+                )
             if last_id is not None:
                 first[0] = ids[0].as_py() != last_id
             target = (start // block_lines + 1) * block_lines

@@ -81,7 +81,9 @@ def mssql_ordered_select(table: sa.Table) -> str:
     return ordered_select(table, mssql.dialect())
 
 
-def ordered_batches(engine: Engine, table: sa.Table, rows: int = ORDERED_BATCH_ROWS) -> Iterator[pd.DataFrame]:
+def ordered_batches(
+    engine: Engine, table: sa.Table, rows: int = ORDERED_BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
     """Yield every row of ``table`` in primary-key order as frames of about ``rows`` rows.
 
     At least one frame (empty when the table is), with the table's columns. The connection is
