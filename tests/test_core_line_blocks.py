@@ -12,25 +12,46 @@ frame as long as ``order_items`` is alive in the report step.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from salesbi import fact_spill
 from salesbi.errors import SalesBIError
+from salesbi.params import PipelineParams
+from salesbi.pipeline import run_pipeline
 from salesbi.reading.reader import core_frames, read_source
 from salesbi.reports import build
+from salesbi.reports import context as context_module
 from salesbi.reports.fact import FactBlocks, StreamedFactBlocks, fact_blocks, order_block_bounds
 from salesbi.reports.line_blocks import OrderLineBlocks, frame_lines, whole_order_blocks
 from salesbi.reports.params import ReportParams
+from salesbi.warehouse.engine import create_engine
+from tests.conftest import need
+from tests.test_fact_spill import _parquet_fingerprint, _rpt_fingerprint
+from tests.test_ingest_blocks import _with_faults
 from tests.test_report_blocks import _cases
 
 #: read batches of one line, a few, and more than the table; blocks of one line, a few, many
 READS = (1, 5, 10**6)
 BLOCKS = (1, 7, 1_000, 10**9)
 LARGE = ((997, 1_003), (4_096, 333), (10**9, 10**6))
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A company of 2,000 generated order lines plus planted faults (tests/test_stream_ingest.py's)."""
+    from salesbi.generate import generate_company
+
+    folder = tmp_path_factory.mktemp("faulty")
+    generate_company(folder, order_lines=2_000, seed=4)
+    return _with_faults(folder)
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +138,149 @@ def test_fact_blocks_takes_the_lines_when_given(generated_core: dict[str, pd.Dat
     total = sum(len(b) for b in streamed)
     assert streamed.rows == total == len(generated_core["order_items"])
     assert np.all(total > 0)
+
+
+# --- whole runs: salesbi run and salesbi report alone -------------------------------------------
+
+NEVER = 10**12  # ingest_spill_rows above any table: core's order lines as one frame, as before
+MODEL_STEPS = ("ingest", "reports", "segments", "predictions", "forecast")
+
+
+def _run(source: Path, url: str, out: Path, spill_rows: int, steps: tuple[str, ...], profile: str) -> None:
+    summary = run_pipeline(
+        PipelineParams(
+            source=source,
+            profile=profile,
+            warehouse_url=url,
+            out_dir=out,
+            steps=steps,  # type: ignore[arg-type]
+            ingest_spill_rows=spill_rows,
+        )
+    )
+    assert summary.status in ("succeeded", "succeeded_with_warnings"), summary.failed_step
+
+
+def _outputs(url: str, out: Path) -> tuple[dict[str, str], dict[str, str], bytes]:
+    fact = (out / "powerbi" / "data" / "fact_order_lines.parquet").read_bytes()
+    return _rpt_fingerprint(url), _parquet_fingerprint(out), fact
+
+
+def _streams(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the report builds that got core's lines as OrderLineBlocks (and their batches)."""
+    seen = {"streamed": 0, "batches": 0}
+    real = OrderLineBlocks.batches
+
+    def batches(self: OrderLineBlocks, rows: int = 1) -> Iterator[pd.DataFrame]:
+        seen["streamed"] += 1
+        for batch in real(self, rows):
+            seen["batches"] += 1
+            yield batch
+
+    monkeypatch.setattr(OrderLineBlocks, "batches", batches)
+    return seen
+
+
+def _run_equals_frame_run(
+    source: Path,
+    profile: str,
+    url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    steps: tuple[str, ...],
+) -> None:
+    monkeypatch.setattr(build, "FACT_BLOCK_LINES", 301)  # many blocks (and read batches) cut inside orders
+    ref_url = f"sqlite:///{tmp_path / 'ref' / 'wh.db'}"
+    _run(source, ref_url, tmp_path / "ref", NEVER, steps, profile)
+    expected = _outputs(ref_url, tmp_path / "ref")
+    seen = _streams(monkeypatch)
+    _run(source, url, tmp_path / "out", 0, steps, profile)
+    assert seen["streamed"] >= 1 and seen["batches"] > 2
+    rpt, parquet, fact = _outputs(url, tmp_path / "out")
+    assert rpt == expected[0]
+    assert parquet == expected[1]
+    assert fact == expected[2]  # the fact's file byte for byte (the same blocks: the same row groups)
+
+
+@pytest.mark.slow
+def test_a_run_with_core_lines_in_blocks_equals_the_frame_run(
+    faulty: Path, warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generator with planted faults, every step (models read the spilled fact), SQLite and PostgreSQL."""
+    _run_equals_frame_run(faulty, "canonical", warehouse, tmp_path, monkeypatch, MODEL_STEPS)
+
+
+def _report_alone_equals_frame_report(
+    source: Path, profile: str, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build, "FACT_BLOCK_LINES", 97)
+    _run(source, url, tmp_path / "ingest", NEVER, ("ingest",), profile)
+    _run(source, url, tmp_path / "ref", NEVER, ("reports",), profile)  # read_core: whole frames
+    expected = _outputs(url, tmp_path / "ref")
+    seen = _streams(monkeypatch)
+    _run(source, url, tmp_path / "out", 0, ("reports",), profile)  # order_items left in core, streamed
+    assert seen["streamed"] == 1 and seen["batches"] > 2
+    assert _outputs(url, tmp_path / "out") == expected
+
+
+def test_salesbi_report_alone_streams_core_lines_and_equals_the_frame_report(
+    faulty: Path, warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _report_alone_equals_frame_report(faulty, "canonical", warehouse, tmp_path, monkeypatch)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", ["classicmodels", "northwind"])
+def test_real_samples_report_alone_streams_core_lines_and_equals_the_frame_report(
+    name: str, datasets_dir: Path, warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = datasets_dir / name
+    need(source.is_dir(), f"{source} not found")
+    _report_alone_equals_frame_report(source, name, warehouse, tmp_path, monkeypatch)
+
+
+@pytest.mark.realdata
+def test_classicmodels_run_with_core_lines_in_blocks_equals_the_frame_run(
+    classicmodels_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'var' / 'wh.db'}"
+    _run_equals_frame_run(
+        classicmodels_dir, "classicmodels", url, tmp_path, monkeypatch, ("ingest", "reports")
+    )
+
+
+def test_no_frame_as_long_as_order_items_is_alive_in_the_report_step(
+    faulty: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The census: while the report step builds the fact's blocks and its tables, no live frame has
+    order_items' length (before, core's order lines were read back whole from the ingest's spill)."""
+    monkeypatch.setattr(build, "FACT_BLOCK_LINES", 301)
+    loaded = 1_997  # faulty: 2,006 lines read, 9 rejected
+    seen: dict[str, list[list[str]]] = {}
+
+    def census(label: str) -> None:
+        gc.collect()
+        found = [
+            list(o.columns) for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == loaded
+        ]
+        seen.setdefault(label, []).extend(found)
+
+    real_append = fact_spill.FactSpill.append
+
+    def append(self: fact_spill.FactSpill, block: pd.DataFrame) -> None:
+        census("blocks")
+        real_append(self, block)
+
+    monkeypatch.setattr(fact_spill.FactSpill, "append", append)
+    real_context = context_module.context_of
+
+    def context_of(*args: Any, **kw: Any) -> Any:
+        census("tables")
+        return real_context(*args, **kw)
+
+    monkeypatch.setattr(build, "context_of", context_of)
+    url = f"sqlite:///{tmp_path / 'wh.db'}"
+    _run(faulty, url, tmp_path / "out", 0, ("ingest", "reports"), "canonical")
+    with create_engine(url).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM core.order_items")).scalar_one() == loaded
+    assert "blocks" in seen and "tables" in seen
+    assert seen == {"blocks": [], "tables": []}

@@ -195,12 +195,13 @@ class StreamedFactBlocks:
         core: dict[str, pd.DataFrame],
         lines: OrderLineBlocks,
         block_lines: int = FACT_BLOCK_LINES,
-        read_rows: int = ORDERED_BATCH_ROWS,
+        read_rows: int | None = None,
     ) -> None:
         self.core = core
         self.lines = lines
         self.block_lines = block_lines
-        self.read_rows = read_rows
+        # lines read at a time: no more than a block (at most ORDERED_BATCH_ROWS)
+        self.read_rows = read_rows or max(1, min(block_lines, ORDERED_BATCH_ROWS))
         self.rows: int | None = None
 
     def _known(self, lookup: OrderLookup) -> Iterator[pd.DataFrame]:
