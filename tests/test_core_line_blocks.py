@@ -194,7 +194,7 @@ def _run_equals_frame_run(
     expected = _outputs(ref_url, tmp_path / "ref")
     seen = _streams(monkeypatch)
     _run(source, url, tmp_path / "out", 0, steps, profile)
-    assert seen["streamed"] >= 1 and seen["batches"] > 2
+    assert seen["streamed"] >= 1 and seen["batches"] >= 2
     rpt, parquet, fact = _outputs(url, tmp_path / "out")
     assert rpt == expected[0]
     assert parquet == expected[1]
@@ -218,7 +218,7 @@ def _report_alone_equals_frame_report(
     expected = _outputs(url, tmp_path / "ref")
     seen = _streams(monkeypatch)
     _run(source, url, tmp_path / "out", 0, ("reports",), profile)  # order_items left in core, streamed
-    assert seen["streamed"] == 1 and seen["batches"] > 2
+    assert seen["streamed"] == 1 and seen["batches"] >= 2
     assert _outputs(url, tmp_path / "out") == expected
 
 

@@ -48,7 +48,7 @@ def _ordered_key(table: sa.Table, dialect: str) -> list[Any]:
     for column in table.primary_key.columns:
         text = isinstance(column.type, sa.String)
         if text and dialect == "postgresql":
-            terms.append(column.collate('"C"'))
+            terms.append(column.collate("C"))
         elif text and dialect == "mssql":
             terms.append(column.collate("Latin1_General_BIN2"))
         else:
@@ -155,7 +155,7 @@ def _postgres_batches(conn: sa.Connection, table: sa.Table, rows: int) -> Iterat
         # ~40 bytes a line of order_items: blocks of about ``rows`` lines
         reader = pacsv.open_csv(
             source,
-            read_options=pacsv.ReadOptions(column_names=schema.names, block_size=max(1 << 16, rows * 40)),
+            read_options=pacsv.ReadOptions(column_names=schema.names, block_size=max(1 << 12, rows * 40)),
             convert_options=pacsv.ConvertOptions(
                 column_types=schema,
                 null_values=[""],
