@@ -114,8 +114,8 @@ class KeyOrderCheck:
 def _unordered(what: str) -> SalesBIError:
     return SalesBIError(
         f"core.order_items was read with {what}",
-        hint="the warehouse must return order_id in byte order (a binary collation); "
-        "report with --reports-in warehouse, or raise --spill-rows over the table's length",
+        hint="the warehouse must sort order_id by its bytes (a binary collation): build the reports "
+        "with --reports-in warehouse, or (salesbi run) raise --spill-rows above the table's length",
     )
 
 
