@@ -315,3 +315,55 @@ def test_a_model_step_alone_builds_its_input_from_core_lines_in_blocks(
         if "model_version" in frame.columns:  # '<UTC time>-<content hash>': the hash names the model
             frame["model_version"] = frame["model_version"].str.split("-").str[-1]
     pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+# --- the ordered read per dialect ---------------------------------------------------------------
+
+
+def test_the_ordered_read_compiles_for_each_dialect() -> None:
+    """Text keys in byte (code point) order on every dialect; SQL Server's DECIMALs read as FLOAT."""
+    from salesbi.warehouse.ddl import warehouse_metadata
+    from salesbi.warehouse.ordered_read import mssql_ordered_select, postgres_ordered_copy_sql
+
+    table = warehouse_metadata().tables["core.order_items"]
+    t_sql = mssql_ordered_select(table)
+    assert t_sql.endswith(
+        "ORDER BY core.order_items.order_id COLLATE Latin1_General_BIN2, core.order_items.line_number"
+    )
+    assert "CAST(core.order_items.unit_price AS FLOAT(53)) AS unit_price" in t_sql
+    copy = postgres_ordered_copy_sql(table)
+    assert copy.startswith("COPY (SELECT core.order_items.order_id")
+    assert 'ORDER BY core.order_items.order_id COLLATE "C", core.order_items.line_number) TO STDOUT' in copy
+
+
+def test_the_ordered_read_gives_core_in_key_order_in_batches(
+    faulty: Path, warehouse: str, tmp_path: Path
+) -> None:
+    """SQLite and PostgreSQL: the batches put together are core's order_items sorted by key, as
+    read_core reads it (values and dtypes), ids that sort differently by bytes and by language included."""
+    from salesbi import contract
+    from salesbi.pipeline import read_core
+    from salesbi.reports.line_blocks import warehouse_lines
+    from salesbi.warehouse.ddl import warehouse_metadata
+
+    _run(faulty, warehouse, tmp_path / "out", NEVER, ("ingest",), "canonical")
+    engine = create_engine(warehouse)
+    try:
+        metadata = warehouse_metadata()
+        items = metadata.tables["core.order_items"]
+        with engine.begin() as conn:  # ids a language collation orders otherwise: 'a' < 'B' < 'É' there
+            orders = metadata.tables["core.orders"]
+            first = conn.execute(sa.select(items).limit(1)).mappings().one()
+            order = conn.execute(sa.select(orders).limit(1)).mappings().one()
+            for i, order_id in enumerate(["a-1", "B-1", "\u00c9-1", "_z", "Z_"]):
+                conn.execute(orders.insert().values({**order, "order_id": order_id}))
+                conn.execute(items.insert().values({**first, "order_id": order_id, "line_number": i + 1}))
+        whole = read_core(engine, metadata)["order_items"]
+        lines = warehouse_lines(engine, metadata)
+        for rows in (1, 250, 10**6):
+            got = pd.concat(list(lines.batches(rows)), ignore_index=True)
+            want = frame_lines(whole).batches(10**9)
+            pd.testing.assert_frame_equal(got, next(iter(want)), check_exact=True)
+            assert len(got) == len(whole) and list(got.columns) == list(contract.ORDER_ITEMS.column_names)
+    finally:
+        engine.dispose()
