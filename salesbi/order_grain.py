@@ -34,6 +34,7 @@ import pandas as pd
 
 from salesbi.fact_spill import BATCH_ROWS, SpilledTable
 from salesbi.reports.fact import FACT_ORDER_LINES, fact_blocks
+from salesbi.reports.line_blocks import OrderLineBlocks
 from salesbi.reports.sql.model_inputs import (
     DAYS_SPEC,
     FIRST_USES_SPEC,
@@ -247,23 +248,31 @@ class InsightFacts:
 
 @dataclass(frozen=True)
 class CoreLines:
-    """The fact's lines still to be built from core's frames (the report step did not run)."""
+    """The fact's lines still to be built from core's frames (the report step did not run).
+
+    ``lines``: core's order lines read in key order when ``core`` has no ``order_items`` frame.
+    """
 
     core: Mapping[str, pd.DataFrame]
+    lines: OrderLineBlocks | None = None
 
 
 def fact_batches_from_core(
-    core: Mapping[str, pd.DataFrame], columns: Collection[str] | None = None, rows: int = BATCH_ROWS
+    core: Mapping[str, pd.DataFrame],
+    columns: Collection[str] | None = None,
+    rows: int = BATCH_ROWS,
+    lines: OrderLineBlocks | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield ``build_fact_order_lines(core)`` in order, built a batch of whole orders at a time.
 
     Orders are taken by order_id (the fact's order) in groups of about ``rows`` lines (an order
     is never cut; one order with more lines makes a larger batch); each batch is the fact of
     those orders and their lines, so the batches put together equal the whole fact (its
-    ``columns`` only, every column when None) and the whole fact never exists.
+    ``columns`` only, every column when None) and the whole fact never exists. ``lines``: core's
+    order lines read in key order, when ``core`` has no ``order_items`` frame.
     """
     wanted = [c for c in FACT_ORDER_LINES.column_names if columns is None or c in set(columns)]
-    for block in fact_blocks(dict(core), max(1, rows)):  # the report step's blocks (reports.fact)
+    for block in fact_blocks(dict(core), max(1, rows), lines):  # the report step's blocks (reports.fact)
         if len(block):
             yield block[wanted]
 
@@ -281,7 +290,7 @@ def line_batches(
         yield from source.batches(rows, columns=sorted(columns))
         return
     if isinstance(source, CoreLines):
-        yield from fact_batches_from_core(source.core, columns, rows)
+        yield from fact_batches_from_core(source.core, columns, rows, source.lines)
         return
     wanted = [c for c in source.columns if c in set(columns)]
     for start in range(0, len(source), rows):

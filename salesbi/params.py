@@ -172,7 +172,9 @@ class RunOptions(BaseModel):
         description=(
             "order_items with at least this many lines is written to an Arrow file in the run's staging "
             "folder block by block as it is read, and validated, hashed and staged from there (never whole "
-            "in memory; 0: always; under it the table stays a frame). The outputs do not depend on it"
+            "in memory; 0: always; under it the table stays a frame); the pandas report build then reads "
+            "core's order lines in key order a batch at a time (so does salesbi report alone when core's "
+            "order_items is this long). The outputs do not depend on it"
         ),
     )
     fact_spill_lines: int = Field(

@@ -289,6 +289,22 @@ def read_core(
     return core
 
 
+def long_lines_in_core(engine: Engine, metadata: sa.MetaData, long_rows: int) -> bool:
+    """Return whether core's ``order_items`` has at least ``long_rows`` lines (read in key order
+    as :class:`~salesbi.reports.line_blocks.OrderLineBlocks` then, never whole).
+
+    The rows are counted by the database; ``long_rows`` 0 means always.
+    """
+    if long_rows <= 0:
+        return True
+    items = metadata.tables["core.order_items"]
+    with engine.connect() as conn:
+        # at least long_rows rows: a LIMIT over the primary key, not a count of the whole table
+        inner = sa.select(sa.literal(1)).select_from(items).limit(long_rows).subquery()
+        found = conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one()
+    return int(found) >= long_rows
+
+
 def core_has_orders(wh: Warehouse) -> bool:
     """Return whether ``core.orders`` of the warehouse has a row (one row read, not the table)."""
     orders = wh.metadata.tables["core.orders"]
@@ -321,21 +337,37 @@ def core_stage(ctx: RunContext, done: Results) -> CoreFrames | None:
     # steps read them there (model_fact), so core's orders and order_items are not held (whether
     # core has orders is asked of the database: the same message as when they are read)
     skip = ORDER_LINES if fact_in_warehouse(ctx.params) else frozenset()
+    from salesbi.reports.line_blocks import warehouse_lines
+
     with ctx.summary.timed("read_core"):
+        lines = None
         if ingested is not None and ingested.core is not None:
             has_orders = "orders" not in ingested.core or len(ingested.core["orders"]) > 0
             tables = {k: v for k, v in ingested.core.items() if k not in skip}
             # the accepted rows the ingest left in its spill file, read back now that the ingest's
-            # peak is over (never in warehouse mode: the order lines stay in the database)
+            # peak is over (never in warehouse mode: the order lines stay in the database); the
+            # order lines are not: core holds exactly them, and the reports read them from core in
+            # key order a batch at a time (OrderLineBlocks: the same blocks, never a whole frame)
             for name, rows in ingested.core_spilled.items():
-                if name not in skip:
+                if name in skip:
+                    continue
+                if name == "order_items":
+                    wh = done.need(Warehouse, "core")
+                    lines = warehouse_lines(wh.engine, wh.metadata)
+                else:
                     tables[name] = spilled_core(rows, contract.table(name))
             core = CoreFrames(
-                {name: tables[name] for name in contract.TABLES_BY_NAME if name in tables}, "this run"
+                {name: tables[name] for name in contract.TABLES_BY_NAME if name in tables}, "this run", lines
             )
         else:
             wh = done.need(Warehouse, "core")
-            core = CoreFrames(read_core(wh.engine, wh.metadata, skip), "warehouse")
+            # a long order_items stays in the database: read in key order by the report build
+            if "order_items" not in skip and long_lines_in_core(
+                wh.engine, wh.metadata, ctx.params.ingest_spill_rows
+            ):
+                lines = warehouse_lines(wh.engine, wh.metadata)
+                skip = skip | {"order_items"}
+            core = CoreFrames(read_core(wh.engine, wh.metadata, skip), "warehouse", lines)
             has_orders = len(core.tables["orders"]) > 0 if "orders" in core.tables else core_has_orders(wh)
     if not has_orders:
         raise no_orders_in_core()
@@ -376,7 +408,8 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
         from salesbi.incremental_reports import SUMMARY_KEY, SpliceDecision
 
         decision = SpliceDecision()
-        core = dict(done.need(CoreFrames, "reports").tables)
+        core_frames = done.need(CoreFrames, "reports")
+        core = dict(core_frames.tables)
         sink = fact_sink(ctx)
         try:
             frames = build_reports(
@@ -387,6 +420,7 @@ def reports_stage(ctx: RunContext, done: Results) -> Frames:
                 on_context=lambda built: record_order_dates(
                     ctx.summary.kpis, built.first_order_date, built.last_order_date
                 ),
+                order_lines=core_frames.lines,
             )
         except BaseException:
             sink.abort()  # the partly written file; the run's spill folder goes when execute ends
@@ -461,7 +495,8 @@ def fact_lines(done: Results) -> pd.DataFrame | SpilledTable | CoreLines:
         return spilled
     from salesbi.order_grain import CoreLines
 
-    return CoreLines(done.need(CoreFrames, "models").tables)
+    core = done.need(CoreFrames, "models")
+    return CoreLines(core.tables, core.lines)
 
 
 #: the key under which :func:`shared_model_inputs` adds the model steps' inputs to the results
@@ -1172,11 +1207,11 @@ def release(done: Results, remaining: Sequence[Stage]) -> Results:
     inputs_held = MODEL_INPUTS in done.by_stage and not any(stage.name == "reports" for stage in remaining)
     if (
         isinstance(core, CoreFrames)
-        and ORDER_LINES & set(core.tables)
+        and (ORDER_LINES & set(core.tables) or core.lines is not None)
         and ("fact_order_lines" in done.frames() or "fact_order_lines" in done.spilled() or inputs_held)
     ):
         kept = {name: frame for name, frame in core.tables.items() if name not in ORDER_LINES}
-        done = done.replace("core", dataclass_replace(core, tables=kept))
+        done = done.replace("core", dataclass_replace(core, tables=kept, lines=None))
     shared = done.by_stage.get(MODEL_INPUTS)
     if isinstance(shared, ModelInputs) and not any(stage.model for stage in remaining):
         keep = any(stage.name == "insights" for stage in remaining)

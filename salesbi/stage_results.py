@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from salesbi.fact_spill import SpilledTable
     from salesbi.incremental_reports import ChangedOrders
     from salesbi.reading.reader import SourceData
+    from salesbi.reports.line_blocks import OrderLineBlocks
     from salesbi.segmentation.history import OrderHistory
 
 Progress = Callable[[str, int, int], None]
@@ -101,10 +102,16 @@ class Ingested(StageResult):
 
 @dataclass(frozen=True)
 class CoreFrames(StageResult):
-    """The ``core`` stage's result: the seven core tables as typed frames, and where they came from."""
+    """The ``core`` stage's result: the seven core tables as typed frames, and where they came from.
+
+    ``lines``: core's ``order_items`` read in key order a batch at a time
+    (:class:`~salesbi.reports.line_blocks.OrderLineBlocks`) when it is long: then ``tables`` has
+    no ``order_items`` frame (the table is never whole in memory).
+    """
 
     tables: Mapping[str, pd.DataFrame]
     origin: Literal["this run", "warehouse"]
+    lines: OrderLineBlocks | None = None
 
 
 @dataclass(frozen=True)

@@ -258,8 +258,8 @@ def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
     calls: list[int] = []
     real = order_grain.fact_batches_from_core
 
-    def counting(core: Any, columns: Any, rows: int) -> Any:
-        for batch in real(core, columns, 3_000):  # batches smaller than the company
+    def counting(core: Any, columns: Any, rows: int, lines: Any = None) -> Any:
+        for batch in real(core, columns, 3_000, lines):  # batches smaller than the company
             calls.append(len(batch))
             yield batch
 

@@ -11,6 +11,7 @@ import pandas as pd
 from salesbi.reports import dims, monthly, summaries
 from salesbi.reports.context import FactLines, LinesCollector, ReportContext, context_of
 from salesbi.reports.fact import FACT_BLOCK_LINES, fact_blocks
+from salesbi.reports.line_blocks import OrderLineBlocks
 from salesbi.reports.params import ReportParams
 
 __all__ = ["FactSink", "ReportParams", "build_reports"]
@@ -60,6 +61,7 @@ def build_reports(
     fact_sink: FactSink | None = None,
     block_lines: int | None = None,
     on_context: Callable[[ReportContext], None] | None = None,
+    order_lines: OrderLineBlocks | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Return every report table except ``insights``, keyed by its ``rpt`` name.
 
@@ -77,10 +79,12 @@ def build_reports(
     memory: the run's sink writes it to its Parquet file); without, the blocks are joined into
     the ``fact_order_lines`` frame (the same frame whatever ``block_lines``). ``on_context`` is
     called with the build's :class:`~salesbi.reports.context.ReportContext` (the run records the
-    fact's order dates from it).
+    fact's order dates from it). ``order_lines``: core's order lines read in key order
+    (:class:`~salesbi.reports.line_blocks.OrderLineBlocks`) when ``core`` has no ``order_items``
+    frame (a long table is never read whole): the same blocks, the same tables.
     """
     params = params or ReportParams()
-    blocks = fact_blocks(core, FACT_BLOCK_LINES if block_lines is None else block_lines)
+    blocks = fact_blocks(core, FACT_BLOCK_LINES if block_lines is None else block_lines, order_lines)
     collector = LinesCollector(blocks.rows)
     kept: list[pd.DataFrame] = []
     for block in blocks:

@@ -37,10 +37,10 @@ class LinesCollector:
     """Collects :class:`FactLines` and the per-order frame from the fact's blocks of whole orders.
 
     Each block is read once and can be dropped as soon as :meth:`add` returns: nothing per line
-    is kept.
+    is kept. ``rows``: the fact's length when known before the blocks (checked), else None.
     """
 
-    def __init__(self, rows: int) -> None:
+    def __init__(self, rows: int | None) -> None:
         self.rows = rows
         self.done = 0
         self.orders: list[pd.DataFrame] = []
@@ -50,7 +50,7 @@ class LinesCollector:
     def add(self, block: pd.DataFrame) -> None:
         """Take from ``block`` (the fact's next lines, whole orders) what the builders read."""
         stop = self.done + len(block)
-        if stop > self.rows:
+        if self.rows is not None and stop > self.rows:
             raise ValueError(f"more lines than announced ({self.rows})")
         if not len(block):
             return
@@ -71,9 +71,9 @@ class LinesCollector:
 
     def finish(self) -> tuple[FactLines, pd.DataFrame]:
         """Return the fact's :class:`FactLines` and its per-order frame (:func:`order_frame`)."""
-        if self.done != self.rows:
+        if self.rows is not None and self.done != self.rows:
             raise ValueError(f"{self.done} lines collected, {self.rows} announced")
-        lines = FactLines(rows=self.rows, date_bounds=self.bounds, partials=self.partials)
+        lines = FactLines(rows=self.done, date_bounds=self.bounds, partials=self.partials)
         if len(self.orders) == 1:
             orders = self.orders[0]
         elif self.orders:

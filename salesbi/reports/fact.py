@@ -22,9 +22,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from salesbi.contract import ORDER_ITEMS
 from salesbi.errors import SalesBIError
+from salesbi.reports.line_blocks import OrderLineBlocks, order_ids, whole_order_blocks
 from salesbi.schema import Column, Table
 from salesbi.types import conform
+from salesbi.warehouse.ordered_read import ORDERED_BATCH_ROWS
 
 FACT_ORDER_LINES = Table(
     name="fact_order_lines",
@@ -163,16 +166,114 @@ class FactBlocks:
         self.core = core
         item_row, order_row = fact_line_rows(core)
         self.bounds = order_block_bounds(order_row, block_lines)
-        self.rows = len(item_row)
+        self.rows: int | None = len(item_row)
         # held while the blocks are built: int32 while the rows fit (8 bytes a line, not 16)
         self.item_row, self.order_row = (
             _narrow(a, len(t)) for a, t in ((item_row, core["order_items"]), (order_row, core["orders"]))
         )
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
+        items = self.core["order_items"]
         for start, stop in self.bounds:
-            block = _assemble(self.core, self.item_row[start:stop], self.order_row[start:stop])
+            block = _assemble(self.core, items, self.item_row[start:stop], self.order_row[start:stop])
             yield conform(block, FACT_ORDER_LINES)
+
+
+class StreamedFactBlocks:
+    """``rpt.fact_order_lines`` in blocks of whole orders built from core's lines read in key order.
+
+    ``lines`` (:class:`~salesbi.reports.line_blocks.OrderLineBlocks`) replaces
+    ``core["order_items"]``: each batch of lines is looked up in ``core["orders"]`` (lines of
+    unknown orders are left out, as :func:`fact_line_rows` does) and cut into the blocks the
+    whole frame gives (:func:`~salesbi.reports.line_blocks.whole_order_blocks`); no per-line
+    array of the whole fact exists. ``rows`` is None until every block is built (then the
+    fact's length).
+    """
+
+    def __init__(
+        self,
+        core: dict[str, pd.DataFrame],
+        lines: OrderLineBlocks,
+        block_lines: int = FACT_BLOCK_LINES,
+        read_rows: int | None = None,
+    ) -> None:
+        self.core = core
+        self.lines = lines
+        self.block_lines = block_lines
+        # lines read at a time: no more than a block (at most ORDERED_BATCH_ROWS)
+        self.read_rows = read_rows or max(1, min(block_lines, ORDERED_BATCH_ROWS))
+        self.rows: int | None = None
+
+    def _known(self, lookup: OrderLookup) -> Iterator[pd.DataFrame]:
+        for batch in self.lines.batches(self.read_rows):
+            rows = lookup.positions(order_ids(batch))
+            known = rows >= 0
+            kept = batch if known.all() else batch[known]
+            yield kept.assign(**{_ORDER_ROW: rows[known]})
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        lookup = OrderLookup(self.core["orders"])
+        done = 0
+        for block in whole_order_blocks(self._known(lookup), self.block_lines):
+            if _ORDER_ROW in block:
+                order_row = block[_ORDER_ROW].to_numpy(dtype=np.intp)
+                items = block.drop(columns=[_ORDER_ROW])
+            else:  # no line at all
+                order_row, items = np.empty(0, dtype=np.intp), conform(block, ORDER_ITEMS)
+            fact = _assemble(self.core, items, np.arange(len(items), dtype=np.intp), order_row)
+            del block, items
+            done += len(fact)
+            yield conform(fact, FACT_ORDER_LINES)
+        self.rows = done
+
+
+#: the column :class:`StreamedFactBlocks` adds to a batch of lines: the line's row of ``orders``
+_ORDER_ROW = "__order_row"
+
+
+class OrderLookup:
+    """The row of ``orders`` of each order id, for ids that come sorted (a batch of lines in key order).
+
+    ``orders``' ids are sorted once (8 bytes an order for the permutation, plus the sorted ids);
+    a batch's ids are looked up among the sorted ids between its first and last (bisected), so
+    the hash table built per batch grows with the batch's orders, not with all orders.
+    """
+
+    def __init__(self, orders: pd.DataFrame) -> None:
+        ids = _text(orders["order_id"])
+        valid = len(ids) - ids.null_count
+        if pc.count_distinct(ids, mode="only_valid").as_py() != valid:
+            raise SalesBIError(
+                "orders.order_id has duplicate values: the fact table needs one row per order_id",
+                hint="load orders through salesbi ingest, which keeps one row per key",
+            )
+        order = pc.array_sort_indices(ids, null_placement="at_end").to_numpy()[:valid]
+        self._row = order.astype(np.intp)
+        self._sorted = ids.take(pa.array(order))
+
+    def _bisect(self, value: str, right: bool) -> int:
+        """Return where ``value`` goes in the sorted ids (after equal ones when ``right``)."""
+        lo, hi = 0, len(self._sorted)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            v = self._sorted[mid].as_py()
+            if v < value or (right and v == value):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def positions(self, ids: pa.Array) -> np.ndarray:
+        """Return per id (sorted by their bytes, no null) its row of ``orders`` (-1 where absent)."""
+        if not len(ids) or not len(self._sorted):
+            return np.full(len(ids), -1, dtype=np.intp)
+        lo = self._bisect(ids[0].as_py(), right=False)
+        hi = self._bisect(ids[len(ids) - 1].as_py(), right=True)
+        if hi <= lo:
+            return np.full(len(ids), -1, dtype=np.intp)
+        pos = pc.index_in(ids, value_set=self._sorted.slice(lo, hi - lo))
+        at = np.asarray(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), dtype=np.intp)
+        return np.where(at >= 0, self._row[np.maximum(at, 0) + lo], -1)
 
 
 def _narrow(rows: np.ndarray, length: int) -> np.ndarray:
@@ -180,8 +281,18 @@ def _narrow(rows: np.ndarray, length: int) -> np.ndarray:
     return rows.astype(np.int32) if length < 2**31 else rows
 
 
-def fact_blocks(core: dict[str, pd.DataFrame], block_lines: int = FACT_BLOCK_LINES) -> FactBlocks:
-    """Return the fact of ``core`` as :class:`FactBlocks` of about ``block_lines`` lines (whole orders)."""
+def fact_blocks(
+    core: dict[str, pd.DataFrame],
+    block_lines: int = FACT_BLOCK_LINES,
+    lines: OrderLineBlocks | None = None,
+) -> FactBlocks | StreamedFactBlocks:
+    """Return the fact of ``core`` as blocks of about ``block_lines`` lines (whole orders).
+
+    :class:`FactBlocks` from ``core["order_items"]``, or with ``lines`` (core's lines read in
+    key order, ``order_items`` not in ``core``) :class:`StreamedFactBlocks`: the same blocks.
+    """
+    if lines is not None:
+        return StreamedFactBlocks(core, lines, block_lines)
     return FactBlocks(core, block_lines)
 
 
@@ -194,17 +305,19 @@ def build_fact_order_lines(core: dict[str, pd.DataFrame]) -> pd.DataFrame:
     blocks instead (:func:`fact_blocks`).
     """
     item_row, order_row = fact_line_rows(core)
-    return _assemble(core, item_row, order_row)
+    return _assemble(core, core["order_items"], item_row, order_row)
 
 
-def _assemble(core: dict[str, pd.DataFrame], item_row: np.ndarray, order_row: np.ndarray) -> pd.DataFrame:
-    """Return the fact's lines at ``item_row`` of ``order_items`` (their orders at ``order_row``).
+def _assemble(
+    core: dict[str, pd.DataFrame], items: pd.DataFrame, item_row: np.ndarray, order_row: np.ndarray
+) -> pd.DataFrame:
+    """Return the fact's lines at ``item_row`` of ``items`` (core's order lines or a block of them;
+    their orders at ``order_row`` of ``core["orders"]``).
 
     Memory: each column is built once and the frame is assembled from them without a
     copy (no column inserted one by one, no reordering copy, no per-line customer
     country and city: the geography key is made per customer and taken per line).
     """
-    items = core["order_items"]
     orders, customers = core["orders"], core["customers"]
     products, employees = core["products"], core["employees"]
     f: dict[str, pd.Series | np.ndarray] = {c: _take(items[c], item_row) for c in ("order_id", "line_number")}
