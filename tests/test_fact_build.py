@@ -22,7 +22,6 @@ import sqlalchemy as sa
 import sqlglot
 
 from salesbi import publish as publish_module
-from salesbi.ingest import prepare_warehouse
 from salesbi.params import PipelineParams
 from salesbi.pipeline import run_pipeline
 from salesbi.reports.fact import FACT_ORDER_LINES
@@ -42,21 +41,10 @@ from salesbi.reports.sql.render import dialect_named
 from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import create_engine
-from salesbi.warehouse.load import bulk_insert, read_table
-from tests.test_reports_sql import _edge_core
+from salesbi.warehouse.load import read_table
+from tests.test_reports_sql import _edge_core, _edge_warehouse
 
 STEPS = ("reports", "segments", "forecast")  # the insights come with the reports
-
-
-def _edge_warehouse(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        metadata = prepare_warehouse(engine)
-        with engine.begin() as conn:
-            for name, frame in _edge_core().items():
-                bulk_insert(conn, metadata.tables[f"core.{name}"], frame)
-    finally:
-        engine.dispose()
 
 
 def _run(url: str, out: Path, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:

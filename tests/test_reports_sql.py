@@ -481,10 +481,9 @@ def _edge_core() -> dict[str, pd.DataFrame]:
     return {spec.name: conform(frames[spec.name], spec) for spec in contract.TABLES}
 
 
-@pytest.mark.integration
-def test_push_down_equals_pandas_on_the_edge_cases(warehouse: str, tmp_path: Path) -> None:
-    pg_warehouse = warehouse  # SQLite and PostgreSQL
-    engine = create_engine(pg_warehouse)
+def _edge_warehouse(url: str) -> None:
+    """Fill a fresh warehouse's core with :func:`_edge_core`."""
+    engine = create_engine(url)
     try:
         metadata = prepare_warehouse(engine)
         with engine.begin() as conn:
@@ -492,6 +491,12 @@ def test_push_down_equals_pandas_on_the_edge_cases(warehouse: str, tmp_path: Pat
                 bulk_insert(conn, metadata.tables[f"core.{name}"], frame)
     finally:
         engine.dispose()
+
+
+@pytest.mark.integration
+def test_push_down_equals_pandas_on_the_edge_cases(warehouse: str, tmp_path: Path) -> None:
+    pg_warehouse = warehouse  # SQLite and PostgreSQL
+    _edge_warehouse(pg_warehouse)
     expected = _compare(pg_warehouse, ReportParams(churn_months=1, as_of=date(2023, 7, 15)))
     fact = expected["fact_order_lines"].set_index(["order_id", "line_number"])
     assert fact.loc[("A1", 2), "revenue"] == 0.0  # 0.005 rounds to even, as numpy does

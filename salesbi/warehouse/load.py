@@ -356,6 +356,25 @@ def postgres_copy_out_sql(table: sa.Table) -> str:
     return f"COPY {preparer.format_table(table)} ({cols}) TO STDOUT WITH (FORMAT csv)"
 
 
+def postgres_csv_convert(column_types: pa.Schema | dict[str, pa.DataType]) -> Any:
+    """Return Arrow's ``ConvertOptions`` that read PostgreSQL's ``COPY … (FORMAT csv)`` as the values.
+
+    Only an unquoted empty field is NULL (not pandas' "NA", "null" …: classicmodels has territory
+    "NA"); a quoted empty field is an empty string; booleans are ``t``/``f``; each column is typed
+    by ``column_types``.
+    """
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(
+        column_types=column_types,
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+
+
 def read_arrow_postgres(conn: sa.Connection, table: sa.Table) -> pa.Table:
     """Return the whole of ``table`` as an Arrow table typed by :func:`arrow_schema_of`.
 
@@ -378,14 +397,7 @@ def read_arrow_postgres(conn: sa.Connection, table: sa.Table) -> pa.Table:
     return pacsv.read_csv(
         buffer,
         read_options=pacsv.ReadOptions(column_names=schema.names),
-        convert_options=pacsv.ConvertOptions(
-            column_types=schema,
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,  # "" is an empty string, not NULL
-            true_values=["t"],
-            false_values=["f"],
-        ),
+        convert_options=postgres_csv_convert(schema),
     )
 
 

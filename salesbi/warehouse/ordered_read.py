@@ -35,6 +35,7 @@ from salesbi.warehouse.load import (
     arrow_schema_of,
     arrow_type_of,
     odbc_connection_string,
+    postgres_csv_convert,
     read_route,
 )
 
@@ -157,14 +158,7 @@ def _postgres_batches(conn: sa.Connection, table: sa.Table, rows: int) -> Iterat
         reader = pacsv.open_csv(
             source,
             read_options=pacsv.ReadOptions(column_names=schema.names, block_size=max(1 << 12, rows * 40)),
-            convert_options=pacsv.ConvertOptions(
-                column_types=schema,
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,  # "" is an empty string, not NULL
-                true_values=["t"],
-                false_values=["f"],
-            ),
+            convert_options=postgres_csv_convert(schema),
         )
         for batch in reader:
             yield _arrow_frame(pa.Table.from_batches([batch]))

@@ -44,6 +44,7 @@ from salesbi.reports.sql.summaries import SORT_BY, Sources, Windows
 from salesbi.reports.tables import CUSTOMER_GROWTH, ORDER_VALUE_DISTRIBUTION, SALES_MONTHLY, TABLES
 from salesbi.schema import Table
 from salesbi.types import arrow_schema, conform
+from salesbi.warehouse.load import postgres_csv_convert
 
 #: dialects whose SQL is rendered (tested on PostgreSQL and SQLite, compile-tested for SQL Server)
 DIALECTS: tuple[str, ...] = ("postgresql", "mssql", "sqlite")
@@ -134,14 +135,7 @@ def read_select_copy(
     with dbapi.cursor() as cursor, cursor.copy(copy_sql) as copy:  # type: ignore[union-attr]
         for block in copy:
             buffer.write(block)
-    convert = pacsv.ConvertOptions(
-        column_types={f.name: f.type for f in arrow_schema(table)},
-        true_values=["t"],
-        false_values=["f"],
-        null_values=[""],  # not the default "NA", "null" …: classicmodels has territory "NA"
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
+    convert = postgres_csv_convert({f.name: f.type for f in arrow_schema(table)})
     view = buffer.getbuffer()  # the CSV bytes without a copy
     parsed = pacsv.read_csv(
         pa.BufferReader(pa.py_buffer(view)),

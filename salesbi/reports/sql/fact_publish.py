@@ -37,6 +37,7 @@ from salesbi.reports.sql.expr import binary_text
 from salesbi.reports.sql.selects import fact_order_lines_select
 from salesbi.schema import Table
 from salesbi.types import arrow_schema, conform, to_arrow
+from salesbi.warehouse.load import postgres_csv_convert
 
 #: rows per batch written to Parquet by the cursor route (PostgreSQL's COPY route cuts by bytes)
 BATCH_ROWS = 100_000
@@ -120,14 +121,7 @@ _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype(), pa.
 
 def _copy_frames(conn: sa.Connection, select: Select[Any], spec: Table) -> Iterator[pd.DataFrame]:
     """Yield the rows of ``select`` in batches through PostgreSQL's ``COPY … TO STDOUT`` (CSV → Arrow)."""
-    convert = pacsv.ConvertOptions(  # as salesbi.reports.sql.build.read_select_copy
-        column_types={f.name: f.type for f in arrow_schema(spec)},
-        true_values=["t"],
-        false_values=["f"],
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
+    convert = postgres_csv_convert({f.name: f.type for f in arrow_schema(spec)})
     dbapi = conn.connection.dbapi_connection
     copy_sql = f"COPY ({_compiled(conn, select)}) TO STDOUT (FORMAT csv, HEADER true)"
     with dbapi.cursor() as cursor, cursor.copy(copy_sql) as copy:  # type: ignore[union-attr]
