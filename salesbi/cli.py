@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from salesbi.errors import SalesBIError
+from salesbi.params import DEFAULT_INGEST_SPILL_ROWS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 powerbi_app = typer.Typer(no_args_is_help=True, help="Build the Power BI project.")
@@ -171,7 +172,7 @@ def ingest(
     warn_rejected_share: WarnShareOpt = None,
     max_rejected_share: MaxShareOpt = None,
     block_rows: BlockRowsOpt = 500_000,
-    spill_rows: SpillRowsOpt = 500_000,
+    spill_rows: SpillRowsOpt = DEFAULT_INGEST_SPILL_ROWS,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read, validate and load a source into the warehouse (staging → core)."""
@@ -286,7 +287,7 @@ def run(
         typer.Option(help="auto, snapshot, new_only or full: which rows of the drop to validate and load"),
     ] = "auto",
     block_rows: BlockRowsOpt = 500_000,
-    spill_rows: SpillRowsOpt = 500_000,
+    spill_rows: SpillRowsOpt = DEFAULT_INGEST_SPILL_ROWS,
     refit: Annotated[
         str, typer.Option(help="auto, always or never: refit the models, or score with the stored ones")
     ] = "auto",
