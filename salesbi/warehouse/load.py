@@ -356,6 +356,28 @@ def postgres_copy_out_sql(table: sa.Table) -> str:
     return f"COPY {preparer.format_table(table)} ({cols}) TO STDOUT WITH (FORMAT csv)"
 
 
+class CopyStream(io.RawIOBase):
+    """A readable file over the blocks of a psycopg ``COPY … TO STDOUT`` (for Arrow's CSV reader)."""
+
+    def __init__(self, blocks: Iterator[Any]) -> None:
+        self._blocks = blocks
+        self._rest = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not len(self._rest):
+            block = next(self._blocks, None)
+            if block is None:
+                return 0
+            self._rest = memoryview(block)
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+
 def postgres_csv_convert(column_types: pa.Schema | dict[str, pa.DataType]) -> Any:
     """Return Arrow's ``ConvertOptions`` that read PostgreSQL's ``COPY … (FORMAT csv)`` as the values.
 

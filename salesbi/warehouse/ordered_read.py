@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from salesbi.warehouse.load import (
     ODBC_BATCH_ROWS,
+    CopyStream,
     _arrow_frame,
     arrow_schema_of,
     arrow_type_of,
@@ -122,35 +123,13 @@ def _sqlite_batches(conn: sa.Connection, table: sa.Table, rows: int) -> Iterator
         cursor.close()
 
 
-class _CopyReader(io.RawIOBase):
-    """A readable file over the blocks of a psycopg ``COPY … TO STDOUT`` (for Arrow's CSV reader)."""
-
-    def __init__(self, blocks: Iterator[Any]) -> None:
-        self._blocks = blocks
-        self._left = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._left:
-            block = next(self._blocks, None)
-            if block is None:
-                return 0
-            self._left = memoryview(bytes(block))
-        n = min(len(buffer), len(self._left))
-        buffer[:n] = self._left[:n]
-        self._left = self._left[n:]
-        return n
-
-
 def _postgres_batches(conn: sa.Connection, table: sa.Table, rows: int) -> Iterator[pd.DataFrame]:
     import pyarrow.csv as pacsv
 
     schema = arrow_schema_of(table)
     dbapi = conn.connection.driver_connection
     with dbapi.cursor() as cur, cur.copy(postgres_ordered_copy_sql(table)) as copy:  # type: ignore[union-attr]
-        source = io.BufferedReader(_CopyReader(iter(copy)), buffer_size=1 << 20)
+        source = io.BufferedReader(CopyStream(iter(copy)), buffer_size=1 << 20)
         first = source.peek(1)
         if not first:
             return

@@ -37,7 +37,7 @@ from salesbi.reports.sql.expr import binary_text
 from salesbi.reports.sql.selects import fact_order_lines_select
 from salesbi.schema import Table
 from salesbi.types import arrow_schema, conform, to_arrow
-from salesbi.warehouse.load import postgres_csv_convert
+from salesbi.warehouse.load import CopyStream, postgres_csv_convert
 
 #: rows per batch written to Parquet by the cursor route (PostgreSQL's COPY route cuts by bytes)
 BATCH_ROWS = 100_000
@@ -94,28 +94,6 @@ def _compiled(conn: sa.Connection, select: Select[Any]) -> str:
     return str(select.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
 
 
-class _CopyStream(io.RawIOBase):
-    """A readable stream over the blocks of a psycopg ``COPY … TO STDOUT``."""
-
-    def __init__(self, blocks: Iterator[Any]) -> None:
-        self._blocks = blocks
-        self._rest = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not len(self._rest):
-            block = next(self._blocks, None)
-            if block is None:
-                return 0
-            self._rest = memoryview(block)
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
-
-
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype(), pa.bool_(): pd.BooleanDtype()}
 
 
@@ -126,7 +104,7 @@ def _copy_frames(conn: sa.Connection, select: Select[Any], spec: Table) -> Itera
     copy_sql = f"COPY ({_compiled(conn, select)}) TO STDOUT (FORMAT csv, HEADER true)"
     with dbapi.cursor() as cursor, cursor.copy(copy_sql) as copy:  # type: ignore[union-attr]
         reader = pacsv.open_csv(
-            io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20),
+            io.BufferedReader(CopyStream(iter(copy)), buffer_size=1 << 20),
             read_options=pacsv.ReadOptions(block_size=COPY_BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=convert,
