@@ -12,7 +12,6 @@ rows are a new spill or a frame as the threshold says. A census checks that no f
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from salesbi.incremental import StoredHashes, _duplicated_keys, key_hashes, row_
 from salesbi.reading.reader import read_source
 from salesbi.reading.selection import select_spilled
 from salesbi.reading.spilled import SpilledFrame, SpillPolicy, SpillWriter
+from tests.census import frames_of_length
 from tests.test_incremental import _ingest
 from tests.test_ingest_blocks import _state, _with_faults
 
@@ -161,9 +161,7 @@ def test_no_frame_as_long_as_order_items_lives_while_a_spilled_snapshot_is_compa
     seen: dict[str, list[list[str]]] = {}
 
     def census(label: str) -> None:
-        gc.collect()
-        long = [list(o.columns) for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == lines]
-        seen.setdefault(label, []).extend(long)
+        seen.setdefault(label, []).extend(frames_of_length(lines))
 
     real_hashes = incremental.row_hashes
 

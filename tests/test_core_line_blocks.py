@@ -12,7 +12,6 @@ frame as long as ``order_items`` is alive in the report step.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from salesbi.reports.fact import FactBlocks, StreamedFactBlocks, fact_blocks, or
 from salesbi.reports.line_blocks import OrderLineBlocks, frame_lines, whole_order_blocks
 from salesbi.reports.params import ReportParams
 from salesbi.warehouse.engine import create_engine
+from tests.census import frames_of_length
 from tests.conftest import need
 from tests.test_fact_spill import _parquet_fingerprint, _rpt_fingerprint
 from tests.test_ingest_blocks import _with_faults
@@ -258,11 +258,7 @@ def test_no_frame_as_long_as_order_items_is_alive_in_the_report_step(
     seen: dict[str, list[list[str]]] = {}
 
     def census(label: str) -> None:
-        gc.collect()
-        found = [
-            list(o.columns) for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == loaded
-        ]
-        seen.setdefault(label, []).extend(found)
+        seen.setdefault(label, []).extend(frames_of_length(loaded))
 
     real_append = fact_spill.FactSpill.append
 

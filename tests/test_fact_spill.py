@@ -10,7 +10,6 @@ run, succeeded or failed.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import weakref
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from salesbi.publish import write_parquet
 from salesbi.reports.fact import FACT_ORDER_LINES
 from salesbi.segmentation.history import HISTORY_ORDER_COLUMNS, LINE_COLUMNS
 from salesbi.warehouse.engine import create_engine
+from tests.census import frames_of_length
 from tests.conftest import drop_pg_schemas
 from tests.test_pipeline import RUN_SPECIFIC
 
@@ -47,6 +47,7 @@ def _params(source: Path, profile: str, url: str, out: Path, spill_lines: int) -
         out_dir=out,
         steps=STEPS,  # type: ignore[arg-type]
         fact_spill_lines=spill_lines,
+        model_workers=1,  # the census runs inside the model steps (tests/census.py)
     )
 
 
@@ -80,18 +81,13 @@ def _watch_models(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None
     for step, (fit, tables) in list(pipeline.MODEL_FITS.items()):
 
         def watched(*args: Any, _fit: Callable[..., Any] = fit, _step: str = step) -> Any:
-            gc.collect()
             lines = seen.get("lines", -1)
             seen[_step] = {
                 "frame_alive": any(ref() is not None for ref in seen.get("blocks", [])),
                 # segments and predictions get an OrderHistory (its orders' columns), the forecast a frame
                 "columns": list((args[0] if isinstance(args[0], pd.DataFrame) else args[0].orders).columns),
                 # the census: every frame alive as long as the fact (a per-line frame of it)
-                "line_frames": [
-                    list(o.columns)
-                    for o in gc.get_objects()
-                    if isinstance(o, pd.DataFrame) and len(o) == lines
-                ],
+                "line_frames": frames_of_length(lines),
             }
             return _fit(*args)
 

@@ -6,7 +6,6 @@ the old code copied (``frame[keep]``), and the load gives the same core.
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from salesbi.ingest import read_step, validate_step
 from salesbi.memory import frame_bytes
+from tests.census import live_objects
 from tests.conftest import need
 
 
@@ -66,8 +66,7 @@ def test_great_expectations_keeps_no_validated_frame(sample_company: Path) -> No
     validate_step(data, run_id="gx")
     from great_expectations.execution_engine.pandas_batch_data import PandasBatchData
 
-    gc.collect()
-    kept = [o for o in gc.get_objects() if isinstance(o, PandasBatchData)]
+    kept = [o for o in live_objects() if isinstance(o, PandasBatchData)]
     rows = [len(o.dataframe) for o in kept]
     assert rows == [], f"GX still holds frames of {rows} rows"
 

@@ -41,6 +41,7 @@ from salesbi.reports.sql.model_inputs import (
 )
 from salesbi.segmentation.history import FIRST_USE_COLUMNS, HISTORY_ORDER_COLUMNS
 from salesbi.types import conform
+from tests.census import frames_of_length
 from tests.test_reports_sql import _ingest
 from tests.warehouse_inputs import read_warehouse_inputs
 
@@ -221,7 +222,6 @@ def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
     """``--steps segments`` alone (no report step): the fact is built from core a batch of orders at a
     time, no frame as long as the fact is alive when the model fits, and the segments equal those of
     a run whose report step spilled the fact (the same inputs)."""
-    import gc
     from collections.abc import Callable
 
     from salesbi import order_grain, pipeline
@@ -239,6 +239,7 @@ def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
             steps=steps,  # type: ignore[arg-type]
             fact_spill_lines=0,
             refit="always",
+            model_workers=1,  # the census runs inside a model step (tests/census.py)
         )
 
     run_pipeline(params("full", ("ingest", "reports", "segments")))
@@ -247,10 +248,7 @@ def test_a_model_step_run_alone_builds_its_input_from_core_in_batches(
     fit, tables = pipeline.MODEL_FITS["segments"]
 
     def watched(*args: Any, _fit: Callable[..., Any] = fit) -> Any:
-        gc.collect()
-        seen["line_frames"] = [
-            list(o.columns) for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == lines
-        ]
+        seen["line_frames"] = frames_of_length(lines)
         seen["columns"] = list(args[0].orders.columns), list(args[0].first_uses.columns)
         return _fit(*args)
 

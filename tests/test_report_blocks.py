@@ -38,6 +38,7 @@ from salesbi.reports.fact import FACT_ORDER_LINES, build_fact_order_lines, fact_
 from salesbi.reports.measures import add_months
 from salesbi.reports.params import ReportParams
 from salesbi.types import conform
+from tests.census import live_objects
 from tests.reports_helpers import make_core
 from tests.test_memory_fact import _edge_cases
 
@@ -483,11 +484,11 @@ def test_no_frame_of_the_whole_fact_is_alive_after_the_report_step(
 
     def census(ctx: Any, frames: dict[str, pd.DataFrame], sink: FactSpill) -> Any:
         result = real_spill_fact(ctx, frames, sink)
-        gc.collect()
+        alive = live_objects()
         seen["alive_blocks"] = sum(ref() is not None for ref in blocks)
         seen["fact_frames"] = [
             len(f)
-            for f in gc.get_objects()
+            for f in alive
             if isinstance(f, pd.DataFrame) and {"net_sales", "geography_key", "line_number"} <= set(f.columns)
         ]
         seen["spilled"] = result.spilled["fact_order_lines"]
@@ -540,12 +541,12 @@ def _shares(a: np.ndarray | pa.Array | pa.ChunkedArray, core: list[np.ndarray | 
 
 def _per_line_census(core: dict[str, pd.DataFrame], n: int) -> list[str]:
     """Return every live object of at least ``n`` rows (a frame, a column, an array) not core's."""
-    gc.collect()
+    alive = live_objects()
     core_frames_ids = {id(f) for f in core.values()}
     buffers = _core_buffers(core)
     found: list[str] = []
     seen: set[int] = set()
-    for obj in gc.get_objects():
+    for obj in alive:
         candidates = [obj, *gc.get_referents(obj)]
         for c in candidates:
             if id(c) in seen:

@@ -13,7 +13,6 @@ folder is gone after the run, succeeded or failed. A census checks that no frame
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from salesbi.ingest import validate_step
 from salesbi.reading.reader import SourceData, read_source
 from salesbi.reading.spilled import INGEST_SPILL_FOLDER, SpilledFrame, SpilledRows, SpillPolicy
 from salesbi.validation.validate import ValidationOutcome
+from tests.census import frames_of_length, live_objects
 from tests.conftest import need
 from tests.test_incremental import _ingest
 from tests.test_ingest_blocks import _assert_same_outcome, _state, _url, _with_faults
@@ -217,12 +217,7 @@ def test_no_frame_as_long_as_order_items_lives_during_the_ingest(
     seen: dict[str, list[list[str]]] = {}
 
     def census(label: str) -> None:
-        gc.collect()
-        seen[label] = [
-            list(o.columns)
-            for o in gc.get_objects()
-            if isinstance(o, pd.DataFrame) and len(o) in (lines, lines - 9)
-        ]
+        seen[label] = frames_of_length((lines, lines - 9))
 
     import salesbi.ingest as ingest_module
 
@@ -299,9 +294,8 @@ def test_validation_holds_one_copy_of_orders(faulty_source: Path, monkeypatch: p
     copies: dict[str, int] = {}
 
     def census(label: str) -> None:
-        gc.collect()
         other = 0
-        for o in gc.get_objects():
+        for o in live_objects():
             if isinstance(o, pd.DataFrame) and len(o) == len(orders) and o is not orders:
                 other += sum(size for address, size in _buffers(o).items() if address not in own)
         copies[label] = max(copies.get(label, 0), other)
