@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # pytest-xdist workers for `make test/unit/integration`: one per core (`auto`); PYTEST_WORKERS=0 runs
 # serially. loadscope keeps each test module on one worker (its module fixtures are built once).
 PYTEST_WORKERS ?= auto
-XDIST := -n $(PYTEST_WORKERS) --dist loadscope
+XDIST := -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: install run test lint unit integration bench clean pg-start
 

@@ -182,6 +182,58 @@ def _freeze_what_is_alive() -> None:
     _frozen["modules"] = len(sys.modules)
 
 
+#: seconds each of the slowest test modules took in a whole CI rehearsal (junit times, 2026-12-01,
+#: `make test PYTEST_ARGS=--junitxml=…`): under pytest-xdist the slowest modules start first
+#: (:func:`pytest_collection_modifyitems`). Stale figures only change the order, never the tests.
+MODULE_SECONDS = {
+    "test_fact_publish": 283,
+    "test_real_exports": 280,
+    "test_stream_ingest": 233,
+    "test_ingest_blocks": 226,
+    "test_core_line_blocks": 206,
+    "test_pipeline": 183,
+    "test_changes_spilled": 176,
+    "test_fact_spill": 160,
+    "test_incremental": 132,
+    "test_rejects": 130,
+    "test_prefect_e2e": 104,
+    "test_incremental_outputs": 104,
+    "test_publish": 94,
+    "test_ingest": 92,
+    "test_model_inputs": 86,
+    "test_validation_keys": 83,
+    "test_report_blocks": 79,
+    "test_reports_sql": 69,
+    "test_empty_core": 66,
+    "test_powerbi_numbers": 56,
+    "test_core_reuse": 54,
+    "test_validation_corpus": 46,
+    "test_order_grain": 43,
+    "test_flows_dask": 37,
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a pytest-xdist worker, put the test modules in the order they should start: slowest first.
+
+    ``--dist loadscope`` hands each worker one module at a time, in collection order (the Makefile
+    turns off xdist's own reordering, by number of tests): starting the longest modules first keeps
+    one of them from being the last thing the whole run waits for. Modules without a figure follow
+    in their collection order; the tests of a module keep theirs. A serial run keeps collection order.
+    """
+    if not hasattr(config, "workerinput"):
+        return
+    first_seen: dict[str, int] = {}
+    for item in items:
+        first_seen.setdefault(item.nodeid.split("::")[0], len(first_seen))
+
+    def start(item: pytest.Item) -> tuple[int, int]:
+        path = item.nodeid.split("::")[0]
+        return -MODULE_SECONDS.get(Path(path).stem, 0), first_seen[path]
+
+    items.sort(key=start)  # stable: a module's tests keep their order
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Freeze the objects of everything imported by collection (see :func:`pytest_runtest_logfinish`)."""
     _freeze_what_is_alive()
