@@ -36,12 +36,11 @@ from salesbi.reports.sql.fact_build import (
     drop_stale_builds,
     fill_statement,
 )
-from salesbi.reports.sql.fact_publish import fact_insert, fact_table
+from salesbi.reports.sql.fact_publish import fact_insert
 from salesbi.reports.sql.render import dialect_named
-from salesbi.types import conform
 from salesbi.warehouse.ddl import warehouse_metadata
 from salesbi.warehouse.engine import create_engine
-from salesbi.warehouse.load import read_table
+from tests.test_fact_publish import _published_fact
 from tests.test_reports_sql import _edge_core, _edge_warehouse
 
 STEPS = ("reports", "segments", "forecast")  # the insights come with the reports
@@ -51,16 +50,6 @@ def _run(url: str, out: Path, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
     run_pipeline(PipelineParams(warehouse_url=url, out_dir=out, steps=steps, reports_in="warehouse"))
     doc: dict[str, Any] = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
     return doc
-
-
-def _published_fact(url: str) -> pd.DataFrame:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            frame = conform(read_table(conn, fact_table(warehouse_metadata())), FACT_ORDER_LINES)
-    finally:
-        engine.dispose()
-    return frame.sort_values(list(FACT_ORDER_LINES.key), kind="stable").reset_index(drop=True)
 
 
 def _builds(url: str) -> list[str]:
